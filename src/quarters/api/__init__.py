@@ -1,0 +1,52 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import Engine
+
+from quarters import __version__
+from quarters.api.errors import add_exception_handlers
+from quarters.api.routes import features, meta
+from quarters.db import make_engine
+from quarters.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+    """Build the app; the lifespan owns the engine unless one is handed in."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        owned = engine is None
+        app.state.engine = engine or make_engine(settings)
+        try:
+            yield
+        finally:
+            if owned:
+                app.state.engine.dispose()
+
+    app = FastAPI(
+        title="quarters",
+        version=__version__,
+        description="Quartiere, Stadtviertel und Maßnahmen der Smart Cities Halle (Saale) und Gera",
+        lifespan=lifespan,
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    if engine is not None:
+        app.state.engine = engine
+    add_exception_handlers(app)
+    app.include_router(meta.router)
+    app.include_router(features.router)
+    vendor = settings.web_dir / "node_modules"
+    if vendor.is_dir():
+        app.mount("/vendor", StaticFiles(directory=vendor), name="vendor")
+    if settings.web_dir.is_dir():
+        app.mount("/", StaticFiles(directory=settings.web_dir, html=True), name="web")
+    return app

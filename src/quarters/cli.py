@@ -1,0 +1,209 @@
+"""The `quarters` command: thin wrappers that parse, call a function and print."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from quarters.errors import QuartersError
+from quarters.settings import Settings, get_settings
+
+app = typer.Typer(help="quarters – Quartiersplanung für Halle (Saale) und Gera", no_args_is_help=True)
+db_app = typer.Typer(help="The database (embedded PostGIS unless QUARTERS_DATABASE_URL is set)")
+data_app = typer.Typer(help="External data: fetch, check, load")
+import_app = typer.Typer(help="Import files into the database")
+app.add_typer(db_app, name="db")
+app.add_typer(data_app, name="data")
+app.add_typer(import_app, name="import")
+console = Console(stderr=True)
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=console, disable=not console.is_terminal)
+
+
+def _engine(settings: Settings, *, migrate: bool = True):  # noqa: ANN202
+    from quarters.db import make_engine
+    from quarters.migrate import upgrade
+
+    engine = make_engine(settings)
+    if migrate:
+        upgrade(engine)
+    return engine
+
+
+# -- db -------------------------------------------------------------------------------------
+@db_app.command("start")
+def db_start() -> None:
+    """Start the embedded cluster (creating it on first use) and apply migrations."""
+    settings = get_settings()
+    if not settings.embedded:
+        console.print("QUARTERS_DATABASE_URL is set: using that server, nothing to start.")
+    engine = _engine(settings)
+    engine.dispose()
+    console.print(f"[green]database ready[/] (port {settings.db_port})" if settings.embedded
+                  else "[green]database ready[/]")
+
+
+@db_app.command("stop")
+def db_stop() -> None:
+    """Stop the embedded cluster."""
+    from quarters.db import cluster_for
+
+    cluster_for(get_settings()).stop()
+    console.print("embedded database stopped")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Say whether the database runs and which schema revision it has."""
+    from quarters.db import cluster_for
+
+    settings = get_settings()
+    if settings.embedded:
+        cluster = cluster_for(settings)
+        running = cluster.running()
+        console.print(f"embedded cluster in {cluster.pgdata}: "
+                      + ("[green]running[/]" if running else "[yellow]stopped[/]")
+                      + f" on 127.0.0.1:{settings.db_port}")
+        if not running:
+            raise typer.Exit(3)
+    from quarters.migrate import current
+
+    engine = _engine(settings, migrate=False)
+    console.print(f"schema revision: {current(engine) or 'none (run quarters db start)'}")
+    engine.dispose()
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending migrations."""
+    _engine(get_settings()).dispose()
+    console.print("[green]schema up to date[/]")
+
+
+# -- data -----------------------------------------------------------------------------------
+@data_app.command("load")
+def data_load() -> None:
+    """Load the sources, all Gemeinden and Kreise (BKG VG5000), Halle's Stadtviertel, the pilot quarters."""
+    from quarters.catalogue import load_catalogue
+    from quarters.loading import load_all
+
+    settings = get_settings()
+    engine = _engine(settings)
+    with _progress() as progress:
+        tasks: dict[str, int] = {}
+
+        def step(label: str, done: int, total: int) -> None:
+            if label not in tasks:
+                tasks[label] = progress.add_task(label, total=total)
+            progress.update(tasks[label], completed=done)
+
+        report = load_all(engine, settings, load_catalogue(settings.catalogue), step)
+    engine.dispose()
+    table = Table(title="quarters data load")
+    for col in ("file", "table", "read", "new", "updated", "repaired"):
+        table.add_column(col)
+    for s in report.imports:
+        table.add_row(Path(s.path).name, s.table, str(s.read), str(s.inserted), str(s.updated),
+                      str(len(s.repaired)))
+    console.print(table)
+    for s in report.imports:
+        for r in s.repaired:
+            console.print(f"  repaired (make_valid, structure): {r}")
+    for note in report.notes:
+        console.print(note)
+
+
+@data_app.command("fetch")
+def data_fetch(only: Annotated[list[str] | None, typer.Option(help="dataset key")] = None) -> None:
+    """Download the catalogued datasets that have an official address; say where to get the rest."""
+    from quarters.catalogue import load_catalogue
+    from quarters.fetch import fetch
+
+    settings = get_settings()
+    results = fetch(load_catalogue(settings.catalogue), settings.data_dir, only=only)
+    for r in results:
+        console.print(f"{r.key}: {r.status}" + (f" – {r.message}" if r.message else ""))
+
+
+@data_app.command("status")
+def data_status() -> None:
+    """Check which catalogued files are present in QUARTERS_DATA_DIR and match their checksums."""
+    from quarters.catalogue import check_local, format_status_table, load_catalogue
+
+    settings = get_settings()
+    console.print(f"data directory: {settings.data_dir}")
+    console.print(format_status_table(check_local(load_catalogue(settings.catalogue),
+                                                  settings.data_dir)))
+
+
+# -- import ---------------------------------------------------------------------------------
+@import_app.command("boundaries")
+def import_boundaries(
+    path: Path,
+    level: Annotated[str, typer.Option(help="gemeinde, kreis, or a district level such as stadtviertel")],
+    city: Annotated[str | None, typer.Option(help="AGS of the city (district levels)")] = None,
+    code_field: Annotated[str | None, typer.Option(help="field with the key")] = None,
+    name_field: Annotated[str | None, typer.Option(help="field with the name")] = None,
+    parent_field: Annotated[str | None, typer.Option(help="field with the parent's name")] = None,
+    layer: Annotated[str | None, typer.Option(help="layer of a GeoPackage")] = None,
+    repair: Annotated[bool, typer.Option(help="repair invalid polygons (reported)")] = False,
+    replace: Annotated[bool, typer.Option(help="delete districts of this city/level not in the file")] = False,
+    source_name: Annotated[str | None, typer.Option(help="name of the data source")] = None,
+    licence: Annotated[str, typer.Option(help="licence of the data")] = "nicht angegeben",
+    attribution: Annotated[str | None, typer.Option(help="attribution text for maps")] = None,
+) -> None:
+    """Import boundaries from GeoJSON, GeoPackage or (zipped) Shapefile in one transaction."""
+    from quarters.importing import import_boundaries as run
+
+    settings = get_settings()
+    engine = _engine(settings)
+    from quarters.ingest import BoundarySpec
+
+    spec = BoundarySpec(level=level, city=city, code_field=code_field, name_field=name_field,
+                        parent_field=parent_field, layer=layer, repair=repair, replace=replace)
+    with _progress() as progress:
+        task = progress.add_task(path.name, total=None)
+        summary = run(engine, path, spec, source_name=source_name, licence=licence,
+                      attribution=attribution,
+                      progress=lambda d, t: progress.update(task, completed=d, total=t))
+    engine.dispose()
+    console.print(f"[green]{path.name}[/]: {summary.read} read, {summary.inserted} new, "
+                  f"{summary.updated} updated, {summary.deleted} removed → {summary.table} "
+                  f"(from {summary.source_crs})")
+    for r in summary.repaired:
+        console.print(f"  repaired: {r}")
+
+
+# -- serve ----------------------------------------------------------------------------------
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option()] = None,
+    port: Annotated[int | None, typer.Option()] = None,
+) -> None:
+    """Serve the map and the API (starts the embedded database on demand)."""
+    import uvicorn
+
+    from quarters.api import create_app
+
+    settings = get_settings()
+    _engine(settings).dispose()
+    host, port = host or settings.host, port or settings.port
+    console.print(f"quarters: http://{host}:{port}/  (API: http://{host}:{port}/api)")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+def main() -> None:
+    """Entry point of the console script: project errors become one clear line and exit 2."""
+    try:
+        app()
+    except QuartersError as exc:
+        console.print(f"[red]error:[/] {exc.detail}")
+        raise SystemExit(2) from None

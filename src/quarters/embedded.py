@@ -1,0 +1,195 @@
+"""The embedded PostgreSQL + PostGIS cluster that quarters runs for itself.
+
+PostgreSQL refuses to run as root, so when quarters runs as root the cluster runs as the
+unprivileged ``postgres`` account (created by Debian's package), which owns the data directory.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import secrets
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+from quarters.errors import DatabaseUnavailable, SetupError
+
+DEBIAN_PACKAGES = "postgresql-15-postgis-3"
+DB_NAME = "quarters"
+DB_USER = "quarters"
+SERVER_SETTINGS = {
+    "listen_addresses": "'127.0.0.1'",
+    "max_parallel_workers_per_gather": "0",  # parallel workers slow small spatial queries
+    "shared_buffers": "256MB",
+    "max_connections": "100",
+    "fsync": "on",
+}
+
+
+def find_bindir() -> Path:
+    """Return the bin directory of the newest PostgreSQL that has PostGIS installed."""
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), reverse=True)
+    for pg_ctl in candidates:
+        version = pg_ctl.parent.parent.name
+        if Path(f"/usr/share/postgresql/{version}/extension/postgis.control").exists():
+            return pg_ctl.parent
+    raise SetupError(
+        "PostgreSQL with PostGIS is not installed. Install the Debian packages: "
+        f"apt-get install {DEBIAN_PACKAGES} (make run does this when run as root)."
+    )
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A PostgreSQL cluster living in ``home`` and listening on 127.0.0.1:``port``."""
+
+    home: Path
+    port: int
+
+    @property
+    def pgdata(self) -> Path:
+        """Data directory of the cluster."""
+        return self.home / "pgdata"
+
+    @property
+    def rundir(self) -> Path:
+        """Directory for the Unix socket and lock file."""
+        return self.home / "run"
+
+    @property
+    def logfile(self) -> Path:
+        """Server log."""
+        return self.home / "postgres.log"
+
+    @property
+    def password_file(self) -> Path:
+        """File holding the generated password of the ``quarters`` role (mode 0600)."""
+        return self.home / "db.password"
+
+    def url(self) -> str:
+        """SQLAlchemy URL of the cluster's quarters database."""
+        password = self.password_file.read_text().strip()
+        return f"postgresql+psycopg://{DB_USER}:{password}@127.0.0.1:{self.port}/{DB_NAME}"
+
+    def conninfo(self, dbname: str = DB_NAME) -> str:
+        """libpq connection string (for psycopg)."""
+        password = self.password_file.read_text().strip()
+        return f"host=127.0.0.1 port={self.port} user={DB_USER} password={password} dbname={dbname}"
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def initialised(self) -> bool:
+        """True when initdb has run."""
+        return (self.pgdata / "PG_VERSION").exists()
+
+    def running(self) -> bool:
+        """True when the server answers pg_ctl status."""
+        if not self.initialised():
+            return False
+        result = self._pg("pg_ctl", "-D", str(self.pgdata), "status", check=False)
+        return result.returncode == 0
+
+    def init(self) -> None:
+        """Create the data directory with initdb (scram auth, generated password)."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.home, 0o755)
+        if not self.password_file.exists():
+            self.password_file.write_text(secrets.token_urlsafe(24) + "\n")
+            os.chmod(self.password_file, 0o600)
+        for d in (self.pgdata, self.rundir):
+            d.mkdir(exist_ok=True)
+            os.chmod(d, 0o700)
+            _chown_to_server_user(d)
+        pwfile = self.rundir / "initdb.pw"
+        pwfile.write_text(self.password_file.read_text())
+        _chown_to_server_user(pwfile)
+        try:
+            self._pg(
+                "initdb", "-D", str(self.pgdata), "-U", DB_USER, "--pwfile", str(pwfile),
+                "--auth-local=scram-sha-256", "--auth-host=scram-sha-256",
+                "--encoding=UTF8", "--locale=C.UTF-8",
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
+        conf = "\n".join(f"{k} = {v}" for k, v in SERVER_SETTINGS.items())
+        with open(self.pgdata / "postgresql.conf", "a") as fh:
+            fh.write(f"\n# quarters\n{conf}\n")
+
+    def start(self, timeout: int = 60) -> None:
+        """Start the server (initialising it first when needed) and create the database."""
+        if not self.initialised():
+            self.init()
+        if not self.running():
+            self.logfile.touch()
+            _chown_to_server_user(self.logfile)
+            options = f"-p {self.port} -k {self.rundir}"
+            result = self._pg(
+                "pg_ctl", "-D", str(self.pgdata), "-l", str(self.logfile), "-o", options,
+                "-w", "-t", str(timeout), "start", check=False,
+            )
+            if result.returncode != 0:
+                tail = self.logfile.read_text()[-1500:]
+                raise DatabaseUnavailable(
+                    f"the embedded PostgreSQL did not start on port {self.port}: "
+                    f"{result.stderr.strip()} {tail}"
+                )
+        self._ensure_database()
+
+    def stop(self) -> None:
+        """Stop the server (fast shutdown)."""
+        if self.running():
+            self._pg("pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "stop")
+
+    def destroy(self) -> None:
+        """Stop the server and delete its files."""
+        self.stop()
+        shutil.rmtree(self.home, ignore_errors=True)
+
+    # -- helpers -------------------------------------------------------------------------
+    def _ensure_database(self) -> None:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with psycopg.connect(self.conninfo("postgres"), autocommit=True) as conn:
+                    exists = conn.execute(
+                        "SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,)
+                    ).fetchone()
+                    if not exists:
+                        conn.execute(f"CREATE DATABASE {DB_NAME}")
+                break
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+        with psycopg.connect(self.conninfo(), autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+
+    def _pg(self, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        cmd = [str(find_bindir() / tool), *args]
+        if os.geteuid() == 0:
+            cmd = ["runuser", "-u", _server_user(), "--", *cmd]
+        result = subprocess.run(cmd, capture_output=True, text=True, cwd="/")
+        if check and result.returncode != 0:
+            raise SetupError(f"{tool} failed: {result.stderr.strip() or result.stdout.strip()}")
+        return result
+
+
+def _server_user() -> str:
+    """The account that runs the server when quarters itself runs as root."""
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError as exc:
+        raise SetupError(
+            f"running as root needs the 'postgres' account; install {DEBIAN_PACKAGES}"
+        ) from exc
+    return "postgres"
+
+
+def _chown_to_server_user(path: Path) -> None:
+    if os.geteuid() == 0:
+        entry = pwd.getpwnam(_server_user())
+        os.chown(path, entry.pw_uid, entry.pw_gid)

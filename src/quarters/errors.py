@@ -1,0 +1,77 @@
+"""Project exceptions and the one table that maps them to HTTP status codes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class QuartersError(Exception):
+    """Base class of all errors quarters reports to its users."""
+
+    title = "Fehler"
+
+    def __init__(self, detail: str, *, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors or []
+
+
+class SetupError(QuartersError):
+    """The machine lacks something quarters needs (a package, an account)."""
+
+    title = "Einrichtung unvollständig"
+
+
+class DatabaseUnavailable(QuartersError):
+    """The database cannot be reached."""
+
+    title = "Datenbank nicht erreichbar"
+
+
+class NotFound(QuartersError):
+    """The requested resource does not exist."""
+
+    title = "Nicht gefunden"
+
+
+class InvalidParameter(QuartersError):
+    """A query parameter is malformed (OGC API: 400)."""
+
+    title = "Ungültiger Parameter"
+
+
+class InvalidInput(QuartersError):
+    """Well-formed input that breaks a rule (invalid geometry, missing field, ...)."""
+
+    title = "Ungültige Eingabe"
+
+
+class ImportRefused(InvalidInput):
+    """A file import was refused; nothing was stored."""
+
+    title = "Import abgelehnt"
+
+
+STATUS_CODES: dict[type[QuartersError], int] = {
+    NotFound: 404,
+    InvalidParameter: 400,
+    ImportRefused: 422,
+    InvalidInput: 422,
+    DatabaseUnavailable: 503,
+    SetupError: 500,
+}
+
+
+def status_for(exc: QuartersError) -> int:
+    """Return the HTTP status for an exception (most specific class wins)."""
+    for cls in type(exc).__mro__:
+        if cls in STATUS_CODES:
+            return STATUS_CODES[cls]
+    return 500
+
+
+def problem(status: int, title: str, detail: str, **extra: Any) -> dict[str, Any]:
+    """Build an RFC 9457 problem body."""
+    body = {"type": "about:blank", "status": status, "title": title, "detail": detail}
+    body.update({k: v for k, v in extra.items() if v})
+    return body

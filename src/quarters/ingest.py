@@ -1,0 +1,272 @@
+"""Files → validated, reprojected GeoDataFrames → PostGIS, one transaction per import."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+import pyogrio
+import shapely
+from sqlalchemy import Connection, text
+
+from quarters.errors import ImportRefused
+from quarters.geometry import problem_of, repair, to_multi
+from quarters.settings import STORAGE_SRID
+
+Progress = Callable[[int, int], None]
+ALLOWED_SUFFIXES = (".geojson", ".json", ".gpkg", ".shp", ".zip")
+MAX_ERRORS_SHOWN = 20
+
+LEVEL_TABLES = {"gemeinde": "municipalities", "kreis": "counties"}
+DEFAULT_FIELDS = {"gemeinde": ("AGS", "GEN"), "kreis": ("AGS", "GEN")}
+
+
+@dataclass
+class BoundarySpec:
+    """What a boundary file holds and where it goes."""
+
+    level: str
+    code_field: str | None = None
+    name_field: str | None = None
+    city: str | None = None  # AGS of the city, for district levels
+    layer: str | None = None
+    parent_field: str | None = None
+    repair: bool = False
+    replace: bool = False  # delete rows of this city/level that the file does not contain
+    approximate: bool = False
+
+    @property
+    def table(self) -> str:
+        """Target table of this level."""
+        return LEVEL_TABLES.get(self.level, "districts")
+
+    def fields(self) -> tuple[str, str]:
+        """(code field, name field), with the defaults of BKG data for Gemeinden/Kreise."""
+        code, name = DEFAULT_FIELDS.get(self.level, (None, None))
+        code, name = self.code_field or code, self.name_field or name
+        if not code or not name:
+            raise ImportRefused(f"level '{self.level}' needs --code-field and --name-field")
+        return code, name
+
+
+@dataclass
+class ImportSummary:
+    """What an import did."""
+
+    path: str
+    table: str
+    read: int = 0
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    repaired: list[str] = field(default_factory=list)
+    source_crs: str = ""
+
+
+def file_checksum(path: Path) -> str:
+    """sha256 of a file (of all sidecar files for a shapefile)."""
+    digest = hashlib.sha256()
+    files = [path]
+    if path.suffix.lower() == ".shp":
+        files = sorted(p for p in path.parent.glob(path.stem + ".*"))
+    for f in files:
+        digest.update(f.read_bytes())
+    return digest.hexdigest()
+
+
+def read_file(path: Path, layer: str | None = None) -> gpd.GeoDataFrame:
+    """Read GeoJSON, GeoPackage or (zipped) Shapefile; refuse anything else."""
+    if not path.exists():
+        raise ImportRefused(f"{path}: file not found")
+    if path.suffix.lower() not in ALLOWED_SUFFIXES:
+        raise ImportRefused(
+            f"{path.name}: unsupported file type '{path.suffix}' (use GeoJSON, GeoPackage, "
+            "Shapefile or a zip with a Shapefile)"
+        )
+    source = f"/vsizip/{path}" if path.suffix.lower() == ".zip" else str(path)
+    try:
+        if layer is None and path.suffix.lower() in (".gpkg", ".zip"):
+            layers = pyogrio.list_layers(source)
+            if len(layers) == 0:
+                raise ImportRefused(f"{path.name}: no layer found (a zip must hold a .shp)")
+            if len(layers) > 1:
+                names = ", ".join(str(n) for n in layers[:, 0])
+                raise ImportRefused(f"{path.name}: several layers ({names}); choose one with --layer")
+        return pyogrio.read_dataframe(source, layer=layer)
+    except ImportRefused:
+        raise
+    except Exception as exc:  # pyogrio/GDAL errors: report without internals
+        message = str(exc).split("\n")[0].replace(str(path.parent) + "/", "")
+        raise ImportRefused(f"{path.name}: cannot be read ({message})") from exc
+
+
+def check_frame(gdf: gpd.GeoDataFrame, name: str, spec: BoundarySpec) -> list[dict[str, Any]]:
+    """Check CRS, fields, keys and geometries; return the problems found (empty when fine)."""
+    code_field, name_field = spec.fields()
+    if gdf.crs is None:
+        return [{"file": name, "problem": "no coordinate reference system (add a .prj / crs)"}]
+    missing = [f for f in (code_field, name_field, spec.parent_field) if f and f not in gdf.columns]
+    if missing:
+        have = ", ".join(c for c in gdf.columns if c != "geometry")
+        return [{"file": name, "problem": f"missing field(s) {', '.join(missing)}; has: {have}"}]
+    if len(gdf) == 0:
+        return [{"file": name, "problem": "no features"}]
+    errors: list[dict[str, Any]] = []
+    codes = gdf[code_field].astype("string")
+    for idx in gdf.index[codes.isna() | (codes.str.strip() == "")]:
+        errors.append(_feature_error(name, idx, None, f"empty {code_field}"))
+    for code in codes[codes.duplicated(keep=False)].dropna().unique():
+        errors.append({"file": name, "code": code, "problem": f"duplicate {code_field} '{code}'"})
+    for idx, geom in gdf.geometry.items():
+        problem = problem_of(geom)
+        if problem and not (spec.repair and problem.startswith("invalid")):
+            errors.append(_feature_error(name, idx, codes.get(idx), problem))
+    return errors
+
+
+def _feature_error(name: str, idx: Any, code: Any, problem: str) -> dict[str, Any]:
+    return {"file": name, "feature": int(idx), "code": None if pd.isna(code) else str(code),
+            "problem": problem}
+
+
+def prepare(gdf: gpd.GeoDataFrame, spec: BoundarySpec, summary: ImportSummary) -> gpd.GeoDataFrame:
+    """Reproject to the storage CRS, repair when asked, promote to MultiPolygon."""
+    code_field, name_field = spec.fields()
+    summary.source_crs = gdf.crs.to_string()
+    out = gdf.to_crs(STORAGE_SRID)
+    geoms = []
+    for idx, geom in out.geometry.items():
+        if not shapely.is_valid(geom):
+            if not spec.repair:
+                raise ImportRefused(
+                    f"feature {idx} ({out.at[idx, code_field]}) became invalid after "
+                    f"reprojection: {shapely.is_valid_reason(geom)}"
+                )
+            summary.repaired.append(f"{out.at[idx, code_field]} {out.at[idx, name_field]}: "
+                                    f"{shapely.is_valid_reason(geom)}")
+            geom = repair(geom)
+        geoms.append(to_multi(geom))
+    return out.set_geometry(gpd.GeoSeries(geoms, index=out.index, crs=STORAGE_SRID))
+
+
+def refuse(errors: list[dict[str, Any]], name: str) -> ImportRefused:
+    """Build the refusal that names file, feature and problem."""
+    shown = errors[:MAX_ERRORS_SHOWN]
+    lines = [
+        f"{e.get('file', name)}"
+        + (f", feature {e['feature']}" if "feature" in e else "")
+        + (f" ({e['code']})" if e.get("code") else "")
+        + f": {e['problem']}"
+        for e in shown
+    ]
+    more = f" … and {len(errors) - len(shown)} more" if len(errors) > len(shown) else ""
+    return ImportRefused(
+        f"{name}: import refused, nothing stored. " + "; ".join(lines) + more, errors=errors
+    )
+
+
+def load_boundaries(path: Path, spec: BoundarySpec) -> tuple[gpd.GeoDataFrame, ImportSummary]:
+    """Read and check a boundary file; raise ImportRefused naming every problem."""
+    summary = ImportSummary(path=str(path), table=spec.table)
+    gdf = read_file(path, spec.layer)
+    errors = check_frame(gdf, path.name, spec)
+    if errors:
+        raise refuse(errors, path.name)
+    summary.read = len(gdf)
+    return prepare(gdf, spec, summary), summary
+
+
+def write_boundaries(
+    conn: Connection,
+    gdf: gpd.GeoDataFrame,
+    spec: BoundarySpec,
+    source_id: int,
+    summary: ImportSummary,
+    progress: Progress | None = None,
+) -> ImportSummary:
+    """Upsert the prepared rows through a COPY-filled staging table (same transaction)."""
+    code_field, name_field = spec.fields()
+    conn.execute(text("DROP TABLE IF EXISTS _stage"))
+    conn.execute(text(
+        "CREATE TEMP TABLE _stage (code text, name text, parent text, attrs jsonb, wkb bytea)"
+        " ON COMMIT DROP"
+    ))
+    skip = {code_field, name_field, "geometry"}
+    attrs = gdf.drop(columns=[c for c in gdf.columns if c in skip])
+    raw = conn.connection.driver_connection
+    total = len(gdf)
+    with raw.cursor() as cur, cur.copy("COPY _stage FROM STDIN") as copy:
+        for n, (idx, geom) in enumerate(gdf.geometry.items(), start=1):
+            row_attrs = {k: _plain(v) for k, v in attrs.loc[idx].items()}
+            parent = gdf.at[idx, spec.parent_field] if spec.parent_field else None
+            copy.write_row((
+                str(gdf.at[idx, code_field]).strip(),
+                str(gdf.at[idx, name_field]).strip(),
+                None if parent is None or pd.isna(parent) else str(parent),
+                json.dumps(row_attrs, ensure_ascii=False),
+                shapely.to_wkb(geom),
+            ))
+            if progress and (n % 500 == 0 or n == total):
+                progress(n, total)
+    sql = UPSERTS[spec.table]
+    params = {"source": source_id, "city": spec.city, "level": spec.level,
+              "approximate": spec.approximate, "srid": STORAGE_SRID}
+    rows = conn.execute(text(sql), params).all()
+    summary.inserted = sum(1 for r in rows if r.inserted)
+    summary.updated = len(rows) - summary.inserted
+    if spec.replace and spec.table == "districts":
+        summary.deleted = conn.execute(text(
+            "DELETE FROM districts WHERE city_ags = :city AND level = :level"
+            " AND code NOT IN (SELECT code FROM _stage)"
+        ), params).rowcount
+    conn.execute(text("DROP TABLE _stage"))
+    return summary
+
+
+def _plain(value: Any) -> Any:
+    """JSON-friendly scalar."""
+    if value is None or (not isinstance(value, (list, dict)) and pd.isna(value)):
+        return None
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+_GEOM = "ST_Multi(ST_GeomFromWKB(s.wkb, :srid))"
+UPSERTS = {
+    "municipalities": f"""
+        INSERT INTO municipalities (ags, ars, name, bez, attributes, source_id, geom)
+        SELECT s.code, s.attrs->>'ARS', s.name, s.attrs->>'BEZ', s.attrs, :source, {_GEOM}
+        FROM _stage s
+        ON CONFLICT (ags) DO UPDATE SET ars = EXCLUDED.ars, name = EXCLUDED.name,
+            bez = EXCLUDED.bez, attributes = EXCLUDED.attributes,
+            source_id = EXCLUDED.source_id, geom = EXCLUDED.geom
+        RETURNING (xmax = 0) AS inserted""",
+    "counties": f"""
+        INSERT INTO counties (ags, ars, name, bez, attributes, source_id, geom)
+        SELECT s.code, s.attrs->>'ARS', s.name, s.attrs->>'BEZ', s.attrs, :source, {_GEOM}
+        FROM _stage s
+        ON CONFLICT (ags) DO UPDATE SET ars = EXCLUDED.ars, name = EXCLUDED.name,
+            bez = EXCLUDED.bez, attributes = EXCLUDED.attributes,
+            source_id = EXCLUDED.source_id, geom = EXCLUDED.geom
+        RETURNING (xmax = 0) AS inserted""",
+    "districts": f"""
+        INSERT INTO districts (city_ags, level, code, name, parent_name, approximate,
+                               attributes, source_id, geom)
+        SELECT :city, :level, s.code, s.name, s.parent, :approximate, s.attrs, :source, {_GEOM}
+        FROM _stage s
+        ON CONFLICT (city_ags, level, code) DO UPDATE SET name = EXCLUDED.name,
+            parent_name = COALESCE(EXCLUDED.parent_name, districts.parent_name),
+            approximate = EXCLUDED.approximate,
+            attributes = districts.attributes || EXCLUDED.attributes,
+            source_id = EXCLUDED.source_id, geom = EXCLUDED.geom
+        RETURNING (xmax = 0) AS inserted""",
+}

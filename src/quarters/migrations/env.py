@@ -1,0 +1,45 @@
+"""Alembic environment: runs against the connection or URL handed over by quarters.migrate."""
+
+from alembic import context
+from geoalchemy2 import alembic_helpers
+from sqlalchemy import create_engine
+
+from quarters.models import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def include_object(obj, name, type_, reflected, compare_to):
+    """Leave PostGIS' own tables alone."""
+    if type_ == "table" and name in {"spatial_ref_sys"}:
+        return False
+    return alembic_helpers.include_object(obj, name, type_, reflected, compare_to)
+
+
+def run_migrations_online() -> None:
+    """Run migrations on a live connection."""
+    connection = config.attributes.get("connection")
+    if connection is None:
+        engine = create_engine(config.get_main_option("sqlalchemy.url"), plugins=["geoalchemy2"])
+        with engine.begin() as conn:
+            _run(conn)
+        engine.dispose()
+    else:
+        _run(connection)
+
+
+def _run(connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        include_object=include_object,
+        process_revision_directives=alembic_helpers.writer,
+        render_item=alembic_helpers.render_item,
+        transaction_per_migration=False,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+run_migrations_online()

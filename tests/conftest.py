@@ -1,0 +1,127 @@
+"""Test fixtures: a throwaway PostGIS cluster started by the tests, loaded once per session.
+
+Each test that writes gets a connection inside a transaction that is rolled back afterwards.
+Browser and client tests read through a live uvicorn server over the same committed data.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+from sqlalchemy import Connection, Engine
+
+from quarters.api import create_app
+from quarters.api.deps import get_conn
+from quarters.catalogue import load_catalogue
+from quarters.db import make_engine
+from quarters.embedded import Cluster
+from quarters.loading import load_all
+from quarters.migrate import upgrade
+from quarters.settings import PROJECT_ROOT, Settings
+
+DATA_DIR = Path(os.environ.get("QUARTERS_DATA_DIR", PROJECT_ROOT.parent / "shared" / "data"))
+ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    """A PostgreSQL + PostGIS cluster of the test session's own, removed afterwards."""
+    home = Path(tempfile.mkdtemp(prefix="quarters-test-"))
+    os.chmod(home, 0o755)
+    cluster = Cluster(home=home, port=free_port())
+    cluster.start()
+    yield cluster
+    cluster.stop()
+    shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def settings(cluster: Cluster) -> Settings:
+    """Settings pointing at the test cluster and the shared data directory."""
+    return Settings(database_url=cluster.url(), data_dir=DATA_DIR, home=cluster.home)
+
+
+@pytest.fixture(scope="session")
+def engine(settings: Settings) -> Iterator[Engine]:
+    """Engine over the migrated test database with all data loaded (committed once)."""
+    engine = make_engine(settings)
+    upgrade(engine)
+    load_all(engine, settings, load_catalogue(settings.catalogue))
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def conn(engine: Engine) -> Iterator[Connection]:
+    """A connection whose transaction is rolled back after the test."""
+    with engine.connect() as connection:
+        transaction = connection.begin()
+        yield connection
+        transaction.rollback()
+
+
+@pytest.fixture
+def client(settings: Settings, engine: Engine, conn: Connection) -> Iterator[TestClient]:
+    """API client whose requests run inside the test's rolled-back transaction."""
+    app = create_app(settings, engine=engine)
+    app.dependency_overrides[get_conn] = lambda: conn
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="session")
+def live_server(settings: Settings, engine: Engine) -> Iterator[str]:
+    """The real app served by uvicorn on 127.0.0.1 (read-only use: data is committed)."""
+    port = free_port()
+    app = create_app(settings, engine=engine)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("test server did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's headless Chromium driven by Playwright (never a downloaded browser)."""
+    from playwright.sync_api import sync_playwright
+
+    executable = shutil.which("chromium") or "/usr/bin/chromium"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=executable,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def artifacts() -> Path:
+    """Directory for screenshots and other test artifacts."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS

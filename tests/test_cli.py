@@ -1,0 +1,55 @@
+"""The `quarters` command as a newcomer uses it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from shapely.geometry import mapping
+
+from geofiles import BOW_TIE, write_geojson_raw
+from quarters.settings import get_settings
+
+
+@pytest.fixture
+def cli_env(settings, monkeypatch):
+    monkeypatch.setenv("QUARTERS_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("QUARTERS_DATA_DIR", str(settings.data_dir))
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", "from quarters.cli import main; main()", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_help_lists_the_commands():
+    result = run("--help")
+    assert result.returncode == 0
+    for command in ("db", "data", "import", "serve"):
+        assert command in result.stdout
+
+
+def test_broken_import_exits_2_with_a_clear_message(cli_env, tmp_path):
+    path = write_geojson_raw(tmp_path / "schlecht.geojson", [
+        {"type": "Feature", "properties": {"code": "X", "name": "X"}, "geometry": mapping(BOW_TIE)}])
+    result = run("import", "boundaries", str(path), "--level", "testviertel", "--city", "16052000",
+                 "--code-field", "code", "--name-field", "name")
+    assert result.returncode == 2
+    assert "schlecht.geojson, feature 0 (X): invalid geometry: Self-intersection" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_data_status_reports_checksums(cli_env):
+    result = run("data", "status")
+    assert result.returncode == 0, result.stderr
+    assert "bkg-vg5000-2021" in result.stderr
+
+
+def test_db_status_with_external_url(cli_env):
+    result = run("db", "status")
+    assert result.returncode == 0, result.stderr
+    assert "schema revision: 0001" in result.stderr

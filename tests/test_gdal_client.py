@@ -1,0 +1,38 @@
+"""A real OGC API Features client (GDAL's OAPIF driver, shipped in pyogrio) reads every collection."""
+
+from __future__ import annotations
+
+import pyogrio
+import pytest
+
+from quarters.collections import COLLECTIONS
+
+EXPECTED_MINIMUM = {"municipalities": 10_997, "counties": 401, "districts": 43,
+                    "quarters": 2, "sites": 2}
+
+
+def test_gdal_lists_every_collection(live_server):
+    layers = {row[0] for row in pyogrio.list_layers(f"OAPIF:{live_server}/api")}
+    assert layers == set(COLLECTIONS)
+
+
+@pytest.mark.parametrize("collection", ["districts", "quarters", "sites", "counties"])
+def test_gdal_reads_collection(live_server, collection):
+    gdf = pyogrio.read_dataframe(f"OAPIF:{live_server}/api", layer=collection)
+    assert len(gdf) >= EXPECTED_MINIMUM[collection]
+    assert gdf.crs.to_epsg() == 4326
+    assert gdf.geometry.is_valid.all()
+    assert "name" in gdf.columns
+
+
+def test_gdal_pages_through_all_municipalities(live_server):
+    gdf = pyogrio.read_dataframe(f"OAPIF:{live_server}/api", layer="municipalities",
+                                 columns=["ags", "name"])
+    assert len(gdf) == 10_997
+    assert gdf["ags"].is_unique
+
+
+def test_gdal_bbox_filter_is_sent_to_the_server(live_server):
+    gdf = pyogrio.read_dataframe(f"OAPIF:{live_server}/api", layer="municipalities",
+                                 bbox=(12.0, 50.85, 12.1, 50.9))
+    assert "Gera" in set(gdf["name"]) and len(gdf) < 30

@@ -1,0 +1,170 @@
+"""Boundary import: the loaded BKG data, reprojection, refusals, idempotency, replacement."""
+
+from __future__ import annotations
+
+import pytest
+from shapely.geometry import mapping
+from sqlalchemy import text
+
+from geofiles import BOW_TIE, GERA_A, GERA_B, frame, write_geojson_raw, zip_shapefile
+from quarters.errors import ImportRefused
+from quarters.importing import import_into
+from quarters.ingest import BoundarySpec
+
+GERA = "16052000"
+
+
+def count(conn, table: str, where: str = "TRUE") -> int:
+    return conn.execute(text(f"SELECT count(*) FROM {table} WHERE {where}")).scalar_one()
+
+
+def test_all_municipalities_and_counties_are_loaded(conn):
+    assert count(conn, "municipalities") == 10_997
+    assert count(conn, "counties") == 401
+
+
+def test_project_cities_are_halle_and_gera(conn):
+    rows = conn.execute(text("SELECT ags, name FROM municipalities WHERE project_city ORDER BY ags"))
+    assert [tuple(r) for r in rows] == [("15002000", "Halle (Saale)"), ("16052000", "Gera")]
+
+
+def test_halle_is_reprojected_to_the_right_place(conn):
+    metres = conn.execute(text(
+        "SELECT ST_Distance(ST_Centroid(geom), ST_Transform(ST_SetSRID("
+        "ST_MakePoint(11.97, 51.48), 4326), 25832)) FROM municipalities WHERE ags = '15002000'"
+    )).scalar_one()
+    assert metres < 500
+    area_km2 = conn.execute(text(
+        "SELECT ST_Area(geom) / 1e6 FROM municipalities WHERE ags = '15002000'")).scalar_one()
+    assert area_km2 == pytest.approx(135.03, rel=0.03)
+
+
+@pytest.mark.parametrize("table", ["municipalities", "counties", "districts", "quarters", "sites"])
+def test_every_geometry_is_valid_stored_in_25832_and_has_a_source(conn, table):
+    assert count(conn, table) > 0
+    assert count(conn, table, "NOT ST_IsValid(geom) OR ST_SRID(geom) <> 25832") == 0
+    assert count(conn, table, "source_id IS NULL") == 0
+    assert count(conn, table, "source_id NOT IN (SELECT id FROM sources)") == 0
+
+
+def test_the_three_invalid_bkg_rings_were_repaired_without_losing_area(conn):
+    rows = conn.execute(text(
+        "SELECT ags, ST_Area(geom) FROM municipalities WHERE ags IN "
+        "('09677452', '16071004', '16076039') ORDER BY ags")).all()
+    assert [r[0] for r in rows] == ["09677452", "16071004", "16076039"]
+    assert all(r[1] > 1e7 for r in rows)
+
+
+def test_zipped_shapefile_in_another_crs_is_reprojected(conn, tmp_path):
+    gdf = frame([{"code": "A", "name": "Süd A", "geometry": GERA_A},
+                 {"code": "B", "name": "Süd B", "geometry": GERA_B}]).to_crs(3857)
+    archive = zip_shapefile(gdf, tmp_path, "testviertel")
+    spec = BoundarySpec(level="testviertel", city=GERA, code_field="code", name_field="name")
+    summary = import_into(conn, archive, spec)
+    assert (summary.read, summary.inserted, summary.updated) == (2, 2, 0)
+    assert "3857" in summary.source_crs
+    lon, lat = conn.execute(text(
+        "SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_Transform(ST_Centroid(geom), 4326) c "
+        "FROM districts WHERE level = 'testviertel' AND code = 'A') x")).one()
+    assert lon == pytest.approx(12.065, abs=1e-4) and lat == pytest.approx(50.865, abs=1e-4)
+    assert count(conn, "districts", "level = 'testviertel' AND NOT ST_Within("
+                 "geom, (SELECT ST_Buffer(geom, 100) FROM municipalities WHERE ags = '16052000'))") == 0
+
+
+def test_reimport_updates_instead_of_duplicating(conn, tmp_path):
+    path = tmp_path / "viertel.gpkg"
+    frame([{"code": "A", "name": "A", "geometry": GERA_A}]).to_file(path)
+    spec = BoundarySpec(level="testviertel", city=GERA, code_field="code", name_field="name")
+    first = import_into(conn, path, spec)
+    frame([{"code": "A", "name": "A neu", "geometry": GERA_A}]).to_file(path)
+    second = import_into(conn, path, spec)
+    assert (first.inserted, second.inserted, second.updated) == (1, 0, 1)
+    assert count(conn, "districts", "level = 'testviertel'") == 1
+    assert conn.execute(text("SELECT name FROM districts WHERE level = 'testviertel'")).scalar() == "A neu"
+
+
+def test_broken_feature_refuses_the_whole_file_and_names_it(conn, tmp_path):
+    before = count(conn, "districts")
+    features = [
+        {"type": "Feature", "properties": {"code": c, "name": c}, "geometry": mapping(g)}
+        for c, g in (("A", GERA_A), ("X", BOW_TIE), ("B", GERA_B))
+    ]
+    path = write_geojson_raw(tmp_path / "kaputt.geojson", features)
+    spec = BoundarySpec(level="testviertel", city=GERA, code_field="code", name_field="name")
+    with pytest.raises(ImportRefused) as err:
+        import_into(conn, path, spec)
+    message = err.value.detail
+    assert "kaputt.geojson" in message and "feature 1" in message and "(X)" in message
+    assert "Self-intersection" in message and "nothing stored" in message
+    assert count(conn, "districts") == before
+
+
+def test_file_without_crs_is_refused(conn, tmp_path):
+    shp = tmp_path / "nocrs.shp"
+    frame([{"code": "A", "name": "A", "geometry": GERA_A}], crs=None).to_file(shp)
+    (tmp_path / "nocrs.prj").unlink(missing_ok=True)
+    spec = BoundarySpec(level="testviertel", city=GERA, code_field="code", name_field="name")
+    with pytest.raises(ImportRefused, match="nocrs.shp.*no coordinate reference system"):
+        import_into(conn, shp, spec)
+
+
+def test_missing_field_is_refused_naming_the_field(conn, tmp_path):
+    path = tmp_path / "felder.geojson"
+    frame([{"kennung": "A", "name": "A", "geometry": GERA_A}]).to_file(path)
+    spec = BoundarySpec(level="testviertel", city=GERA, code_field="code", name_field="name")
+    with pytest.raises(ImportRefused, match="missing field.*code.*has: kennung"):
+        import_into(conn, path, spec)
+
+
+@pytest.mark.parametrize("content,suffix,expected", [
+    ("not json at all", ".geojson", "cannot be read"),
+    ("a,b\n1,2\n", ".txt", "unsupported file type"),
+    ("PK\x03\x04broken", ".zip", "cannot be read|no layer"),
+])
+def test_unreadable_files_are_refused(conn, tmp_path, content, suffix, expected):
+    path = tmp_path / f"datei{suffix}"
+    path.write_text(content)
+    spec = BoundarySpec(level="testviertel", city=GERA, code_field="code", name_field="name")
+    with pytest.raises(ImportRefused, match=expected):
+        import_into(conn, path, spec)
+
+
+def test_duplicate_keys_are_refused(conn, tmp_path):
+    path = tmp_path / "doppelt.geojson"
+    frame([{"code": "A", "name": "A", "geometry": GERA_A},
+           {"code": "A", "name": "B", "geometry": GERA_B}]).to_file(path)
+    spec = BoundarySpec(level="testviertel", city=GERA, code_field="code", name_field="name")
+    with pytest.raises(ImportRefused, match="duplicate code 'A'"):
+        import_into(conn, path, spec)
+
+
+def test_unknown_city_is_refused(conn, tmp_path):
+    path = tmp_path / "v.geojson"
+    frame([{"code": "A", "name": "A", "geometry": GERA_A}]).to_file(path)
+    spec = BoundarySpec(level="testviertel", city="99999999", code_field="code", name_field="name")
+    with pytest.raises(ImportRefused, match="city 99999999 is not loaded"):
+        import_into(conn, path, spec)
+
+
+def test_official_stadtviertel_layer_replaces_the_approximation(conn, tmp_path):
+    """An import of the city's layer (here: shrunken cells standing in) replaces it, no code change."""
+    import geopandas as gpd
+
+    official = gpd.read_postgis(text(
+        "SELECT code AS viertel_nr, name AS viertel, ST_Buffer(geom, -5) AS geom FROM districts "
+        "WHERE city_ags = '15002000' AND level = 'stadtviertel'"), conn, geom_col="geom")
+    path = tmp_path / "stadtviertel_amtlich.gpkg"
+    official.to_file(path)
+    spec = BoundarySpec(level="stadtviertel", city="15002000", code_field="viertel_nr",
+                        name_field="viertel", replace=True)
+    summary = import_into(conn, path, spec, source_name="Stadt Halle (Saale), Stadtviertel",
+                          licence="dl-de/by-2-0", attribution="© Stadt Halle (Saale)")
+    assert (summary.inserted, summary.updated, summary.deleted) == (0, 43, 0)
+    where = "city_ags = '15002000' AND level = 'stadtviertel'"
+    assert count(conn, "districts", where) == 43
+    assert count(conn, "districts", where + " AND approximate") == 0
+    assert count(conn, "districts", where + " AND population IS NULL") == 0  # figures kept
+    attribution = conn.execute(text(
+        f"SELECT DISTINCT s.attribution FROM districts d JOIN sources s ON s.id = d.source_id "
+        f"WHERE {where}")).scalar_one()
+    assert attribution == "© Stadt Halle (Saale)"
