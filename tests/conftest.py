@@ -9,14 +9,15 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
-import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection, Engine
 
@@ -88,20 +89,38 @@ def client(settings: Settings, engine: Engine, conn: Connection) -> Iterator[Tes
 
 @pytest.fixture(scope="session")
 def live_server(settings: Settings, engine: Engine) -> Iterator[str]:
-    """The real app served by uvicorn on 127.0.0.1 (read-only use: data is committed)."""
+    """The real app in its own uvicorn process on 127.0.0.1 (read-only use: data is committed).
+
+    A separate process, because GDAL holds the GIL while it fetches and would block an
+    in-process server thread.
+    """
     port = free_port()
-    app = create_app(settings, engine=engine)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline:
+    env = {**os.environ, "QUARTERS_DATABASE_URL": settings.database_url,
+           "QUARTERS_DATA_DIR": str(settings.data_dir)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "quarters.api:create_app",
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        env=env, cwd=PROJECT_ROOT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/api/health", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
             raise RuntimeError("test server did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+        time.sleep(0.1)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 @pytest.fixture(scope="session")

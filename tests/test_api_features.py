@@ -102,6 +102,7 @@ def test_quarters_and_sites(client):
     "bbox=1,2,3", "bbox=1,2,3,4,5,6", "bbox=a,b,c,d", "bbox=0,60,1,50", "bbox=0,0,1,160",
     "bbox=nan,0,1,1", "limit=0", "limit=-1", "offset=-5", "limit=abc", "colour=red",
     "project_city=maybe", "bbox-crs=EPSG:3857", "crs=EPSG:25832",
+    "crs=http://www.opengis.net/def/crs/EPSG/0/3857",
 ])
 def test_bad_parameters_answer_400_with_a_problem(client, query):
     response = client.get(f"/api/collections/municipalities/items?{query}")
@@ -158,3 +159,14 @@ def test_config_has_tiles_and_both_cities(client):
 def test_queryables_are_json_schema(client):
     body = client.get("/api/collections/districts/queryables").json()
     assert body["type"] == "object" and "city_ags" in body["properties"]
+
+
+def test_storage_crs_can_be_requested(client):
+    crs = "http://www.opengis.net/def/crs/EPSG/0/25832"
+    response = client.get(f"/api/collections/municipalities/items/15002000?crs={crs}")
+    assert response.headers["content-crs"] == f"<{crs}>"
+    x, y = shape(response.json()["geometry"]).centroid.coords[0]
+    assert 700_000 < x < 710_000 and 5_700_000 < y < 5_710_000  # UTM 32N metres
+    bbox = f"{x - 10},{y - 10},{x + 10},{y + 10}"
+    body = client.get(f"/api/collections/municipalities/items?bbox={bbox}&bbox-crs={crs}").json()
+    assert [f["id"] for f in body["features"]] == ["15002000"]

@@ -205,5 +205,5 @@ def main() -> None:
     try:
         app()
     except QuartersError as exc:
-        console.print(f"[red]error:[/] {exc.detail}")
+        console.print(f"[red]error:[/] {exc.detail}", soft_wrap=True, markup=True)
         raise SystemExit(2) from None

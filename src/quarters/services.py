@@ -22,11 +22,16 @@ class ItemQuery:
     offset: int = 0
     bbox: tuple[float, float, float, float] | None = None
     filters: tuple[tuple[str, Any], ...] = ()
+    srid: int = 4326  # output CRS: 4326 (CRS84 axis order) or the storage CRS
+    bbox_srid: int = 4326
 
 
-def _feature_sql(col: Collection) -> str:
+def _feature_sql(col: Collection, srid: int = 4326) -> str:
     props = ", ".join(f"'{name}', {expr}" for name, expr in col.properties.items())
-    geom = f"ST_AsGeoJSON(ST_ForcePolygonCCW(ST_Transform(t.geom, 4326)), {GEOJSON_DIGITS})"
+    if srid == STORAGE_SRID:
+        geom = "ST_AsGeoJSON(ST_ForcePolygonCCW(t.geom), 2)"
+    else:
+        geom = f"ST_AsGeoJSON(ST_ForcePolygonCCW(ST_Transform(t.geom, 4326)), {GEOJSON_DIGITS})"
     return (
         f"json_build_object('type', 'Feature', 'id', t.{col.id_column}, "
         f"'geometry', {geom}::json, 'properties', json_build_object({props}))"
@@ -36,11 +41,13 @@ def _feature_sql(col: Collection) -> str:
 def _where(col: Collection, query: ItemQuery) -> tuple[str, dict[str, Any]]:
     clauses, params = ["TRUE"], {}
     if query.bbox:
-        clauses.append(
-            f"t.geom && ST_Transform(ST_MakeEnvelope(:minx, :miny, :maxx, :maxy, 4326), "
-            f"{STORAGE_SRID}) AND ST_Intersects(t.geom, ST_Transform(ST_MakeEnvelope("
-            f":minx, :miny, :maxx, :maxy, 4326), {STORAGE_SRID}))"
-        )
+        # ST_Envelope of the diagonal degrades to a line or point for zero-area boxes
+        srid = query.bbox_srid
+        box = (f"ST_Envelope(ST_MakeLine(ST_Point(:minx, :miny, {srid}), "
+               f"ST_Point(:maxx, :maxy, {srid})))")
+        if srid != STORAGE_SRID:
+            box = f"ST_Transform({box}, {STORAGE_SRID})"
+        clauses.append(f"t.geom && {box} AND ST_Intersects(t.geom, {box})")
         params.update(zip(("minx", "miny", "maxx", "maxy"), query.bbox, strict=True))
     for n, (name, value) in enumerate(query.filters):
         clauses.append(f"{col.queryables[name].column} = :q{n}")
@@ -54,7 +61,7 @@ def items_page(conn: Connection, col: Collection, query: ItemQuery) -> tuple[str
     params.update(limit=query.limit, offset=query.offset)
     sql = f"""
         SELECT COALESCE(json_agg(p.f ORDER BY p.k), '[]')::text, count(*) FROM (
-            SELECT t.{col.id_column} AS k, {_feature_sql(col)} AS f
+            SELECT t.{col.id_column} AS k, {_feature_sql(col, query.srid)} AS f
             FROM {col.from_clause()} WHERE {where}
             ORDER BY t.{col.id_column} LIMIT :limit OFFSET :offset) p"""
     features, returned = conn.execute(text(sql), params).one()
@@ -64,14 +71,14 @@ def items_page(conn: Connection, col: Collection, query: ItemQuery) -> tuple[str
     return features, returned, matched
 
 
-def item(conn: Connection, col: Collection, item_id: str) -> str:
+def item(conn: Connection, col: Collection, item_id: str, srid: int = 4326) -> str:
     """Return one feature as GeoJSON text or raise NotFound."""
     value: Any = item_id
     if col.id_kind == "integer":
         if not item_id.isdigit() or len(item_id) > 18:
             raise NotFound(f"{col.id}: no feature with id '{item_id}'")
         value = int(item_id)
-    sql = f"SELECT {_feature_sql(col)}::text FROM {col.from_clause()} WHERE t.{col.id_column} = :id"
+    sql = f"SELECT {_feature_sql(col, srid)}::text FROM {col.from_clause()} WHERE t.{col.id_column} = :id"
     row = conn.execute(text(sql), {"id": value}).first()
     if row is None:
         raise NotFound(f"{col.id}: no feature with id '{item_id}'")
@@ -117,8 +124,8 @@ def project_cities(conn: Connection) -> list[dict[str, Any]]:
              "bbox": [round(r[k], 6) for k in ("x0", "y0", "x1", "y1")]} for r in rows]
 
 
-def parse_bbox(raw: str) -> tuple[float, float, float, float]:
-    """Parse and check ``minx,miny,maxx,maxy`` in CRS84."""
+def parse_bbox(raw: str, srid: int = 4326) -> tuple[float, float, float, float]:
+    """Parse and check ``minx,miny,maxx,maxy`` (CRS84 unless the storage CRS is named)."""
     parts = raw.split(",")
     if len(parts) == 6:
         raise InvalidParameter("bbox: 3D boxes (6 numbers) are not supported; give 4 numbers")
@@ -131,7 +138,7 @@ def parse_bbox(raw: str) -> tuple[float, float, float, float]:
     values = (minx, miny, maxx, maxy)
     if any(v != v or v in (float("inf"), float("-inf")) for v in values):
         raise InvalidParameter("bbox: numbers must be finite")
-    if not (-180 <= minx <= 180 and -180 <= maxx <= 180 and -90 <= miny <= 90 and -90 <= maxy <= 90):
+    if srid == 4326 and not (-180 <= minx <= 180 and -180 <= maxx <= 180 and -90 <= miny <= 90 and -90 <= maxy <= 90):
         raise InvalidParameter("bbox: longitude must be within -180..180 and latitude -90..90")
     if miny > maxy:
         raise InvalidParameter("bbox: miny is greater than maxy")

@@ -13,14 +13,18 @@ from quarters.api.responses import GeoJSONResponse
 from quarters.collections import COLLECTIONS, Collection
 from quarters.errors import InvalidParameter, NotFound
 from quarters.services import ItemQuery
+from quarters.settings import STORAGE_SRID
 
 router = APIRouter(prefix="/api", tags=["OGC API Features"])
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+STORAGE_CRS = f"http://www.opengis.net/def/crs/EPSG/0/{STORAGE_SRID}"
+CRS_SRIDS = {CRS84: 4326, STORAGE_CRS: STORAGE_SRID}
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
 ]
 PAGING_PARAMS = {"limit", "offset", "bbox", "bbox-crs", "crs", "f"}
 JSON = "application/json"
@@ -71,8 +75,8 @@ def _collection_doc(base: str, col: Collection, bbox: list[float] | None) -> dic
         "title": col.title,
         "description": col.description,
         "itemType": "feature",
-        "crs": [CRS84],
-        "storageCrs": "http://www.opengis.net/def/crs/EPSG/0/25832",
+        "crs": list(CRS_SRIDS),
+        "storageCrs": STORAGE_CRS,
         "links": [
             {"href": f"{base}/api/collections/{col.id}", "rel": "self", "type": JSON},
             {"href": f"{base}/api/collections/{col.id}/items", "rel": "items", "type": GEOJSON},
@@ -128,19 +132,29 @@ def _item_query(col: Collection, request: Request, settings) -> ItemQuery:  # no
     if unknown:
         allowed = ", ".join(sorted(PAGING_PARAMS | set(col.queryables)))
         raise InvalidParameter(f"unknown query parameter(s) {', '.join(unknown)}; allowed: {allowed}")
-    for crs_param in ("bbox-crs", "crs"):
-        if crs_param in params and params[crs_param] != CRS84:
-            raise InvalidParameter(f"{crs_param}: only {CRS84} is supported")
+    srid, bbox_srid = _srid(params, "crs"), _srid(params, "bbox-crs")
     limit = _int_param(params.get("limit"), "limit", settings.default_limit)
     offset = _int_param(params.get("offset"), "offset", 0)
     if limit < 1 or offset < 0:
         raise InvalidParameter("limit must be at least 1 and offset not negative")
-    bbox = services.parse_bbox(params["bbox"]) if "bbox" in params else None
+    bbox = services.parse_bbox(params["bbox"], bbox_srid) if "bbox" in params else None
     filters = tuple(
         (name, _typed(col.queryables[name].kind, name, params[name]))
         for name in sorted(col.queryables) if name in params
     )
-    return ItemQuery(min(limit, settings.max_limit), offset, bbox, filters)
+    return ItemQuery(min(limit, settings.max_limit), offset, bbox, filters, srid, bbox_srid)
+
+
+def _srid(params, name: str) -> int:  # noqa: ANN001
+    raw = params.get(name, CRS84).strip("<>")
+    if raw not in CRS_SRIDS:
+        raise InvalidParameter(f"{name}: '{raw}' is not supported; use one of {', '.join(CRS_SRIDS)}")
+    return CRS_SRIDS[raw]
+
+
+def _crs_header(srid: int) -> dict[str, str]:
+    uri = next(u for u, s in CRS_SRIDS.items() if s == srid)
+    return {"Content-Crs": f"<{uri}>"}
 
 
 def _int_param(raw: str | None, name: str, default: int) -> int:
@@ -173,7 +187,7 @@ def items(collection_id: str, request: Request, conn: ConnDep,
     head = orjson.dumps({"type": "FeatureCollection", "numberMatched": matched,
                          "numberReturned": returned, "links": links})
     body = head[:-1] + b',"features":' + features.encode() + b"}"
-    return GeoJSONResponse(body)
+    return GeoJSONResponse(body, headers=_crs_header(query.srid))
 
 
 def _page_links(request: Request, query: ItemQuery, returned: int, matched: int) -> list[dict]:
@@ -205,5 +219,10 @@ def feature(collection_id: str, item_id: str, request: Request, conn: ConnDep) -
          "type": GEOJSON},
         {"href": f"{base}/api/collections/{col.id}", "rel": "collection", "type": JSON},
     ]
-    body = services.item(conn, col, item_id)
-    return GeoJSONResponse(body[:-1] + ',"links":' + orjson.dumps(links).decode() + "}")
+    unknown = sorted(set(request.query_params) - {"crs", "f"})
+    if unknown:
+        raise InvalidParameter(f"unknown query parameter(s) {', '.join(unknown)}; allowed: crs, f")
+    srid = _srid(request.query_params, "crs")
+    body = services.item(conn, col, item_id, srid)
+    return GeoJSONResponse(body[:-1] + ',"links":' + orjson.dumps(links).decode() + "}",
+                           headers=_crs_header(srid))

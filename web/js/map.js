@@ -1,0 +1,416 @@
+// Map setup, one named style function per layer, legend swatches and popups.
+// Everything that comes from data reaches the DOM through textContent (never innerHTML).
+
+const L = globalThis.L;
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+const NUMBER_DE = new Intl.NumberFormat("de-DE", { maximumFractionDigits: 1 });
+const INTEGER_DE = new Intl.NumberFormat("de-DE", { maximumFractionDigits: 0 });
+export const APPROXIMATE_TEXT = "Näherung, nicht amtlich";
+
+// Panes keep the drawing order fixed when layers are switched off and on again.
+const PANES = [
+  ["municipalities", 410],
+  ["districts", 420],
+  ["quarters", 430],
+  ["sites", 440],
+];
+
+// Colour-blind safe colours (Okabe–Ito); line pattern and labels carry the meaning as well.
+const QUARTER_COLOURS = ["#b34700", "#0060a0", "#8a3f8a", "#006e50"];
+const quarterColourBySlug = new Map();
+const quarterNameBySlug = new Map();
+
+/** Reduce a slug from data to characters that are safe in a CSS class name. */
+export function cssToken(value) {
+  return String(value ?? "")
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, "-")
+    .replace(/^-+|-+$/g, "");
+}
+
+/** Escape text for the few Leaflet APIs that only take HTML strings (attribution control). */
+export function escapeHtml(value) {
+  return String(value ?? "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+function isApproximate(feature) {
+  return Boolean(feature && feature.properties && feature.properties.approximate);
+}
+
+// ---------------------------------------------------------------- styles
+
+/** Style of the city boundaries: dark solid line, no fill. */
+export function municipalityStyle(feature) {
+  const ags = cssToken(feature?.properties?.ags);
+  return {
+    pane: "municipalities",
+    className: `municipality municipality--${ags}`,
+    color: "#1f1f1f",
+    weight: 3,
+    opacity: 0.9,
+    fill: false,
+  };
+}
+
+/** Style of the Halle Stadtviertel: thin grey outline, dashed when approximate. */
+export function districtStyle(feature) {
+  const approximate = isApproximate(feature);
+  return {
+    pane: "districts",
+    className: `district${approximate ? " district--approximate" : ""}`,
+    color: "#4d4d4d",
+    weight: 1.5,
+    opacity: 0.9,
+    dashArray: approximate ? "5 4" : null,
+    fillColor: "#8c8c8c",
+    fillOpacity: 0.06,
+  };
+}
+
+/** Remember the pilot quarters: a stable colour per slug and the names sites refer to. */
+export function registerQuarters(features) {
+  const slugs = features.map((f) => cssToken(f?.properties?.slug)).sort();
+  quarterColourBySlug.clear();
+  slugs.forEach((slug, i) => quarterColourBySlug.set(slug, QUARTER_COLOURS[i % QUARTER_COLOURS.length]));
+  quarterNameBySlug.clear();
+  for (const f of features) quarterNameBySlug.set(f?.properties?.slug, f?.properties?.name);
+}
+
+/** Style of a pilot quarter: strong outline and light fill; long dashes when approximate. */
+export function quarterStyle(feature) {
+  const slug = cssToken(feature?.properties?.slug);
+  const approximate = isApproximate(feature);
+  const colour = quarterColourBySlug.get(slug) || QUARTER_COLOURS[0];
+  return {
+    pane: "quarters",
+    className: `quarter quarter--${slug}${approximate ? " quarter--approximate" : ""}`,
+    color: colour,
+    weight: 3,
+    opacity: 1,
+    dashArray: approximate ? "10 5" : null,
+    fillColor: colour,
+    fillOpacity: 0.18,
+  };
+}
+
+/** Style of a site (RAW-Gelände, Star Park): dark outline, denser fill; dotted when approximate. */
+export function siteStyle(feature) {
+  const slug = cssToken(feature?.properties?.slug);
+  const approximate = isApproximate(feature);
+  return {
+    pane: "sites",
+    className: `site site--${slug}${approximate ? " site--approximate" : ""}`,
+    color: "#2b2b2b",
+    weight: 2,
+    opacity: 1,
+    dashArray: approximate ? "2 4" : null,
+    lineCap: approximate ? "round" : "butt",
+    fillColor: "#f0c020",
+    fillOpacity: 0.55,
+    radius: 7,
+  };
+}
+
+// ---------------------------------------------------------------- formatting
+
+function formatHectares(value) {
+  return Number.isFinite(value) ? `${NUMBER_DE.format(value)} ha` : null;
+}
+
+function formatDate(value) {
+  const match = /^(\d{4})-(\d{2})-(\d{2})/.exec(String(value ?? ""));
+  return match ? `${match[3]}.${match[2]}.${match[1]}` : null;
+}
+
+// ---------------------------------------------------------------- popups
+
+function element(tag, className, text) {
+  const el = document.createElement(tag);
+  if (className) el.className = className;
+  if (text !== undefined && text !== null) el.textContent = String(text);
+  return el;
+}
+
+/**
+ * Build popup content from DOM nodes: title, optional description, a definition list of
+ * rows, an optional note and an optional folded-away "Herkunft" (how the outline was made).
+ */
+function popupContent({ title, description, rows = [], note, origin = [] }) {
+  const root = element("div", "popup");
+  root.appendChild(element("h3", "popup__title", title || "(ohne Namen)"));
+  if (description) root.appendChild(element("p", "popup__description", description));
+  const list = element("dl", "popup__facts");
+  for (const [label, value] of rows) {
+    if (value === null || value === undefined || value === "") continue;
+    list.appendChild(element("dt", null, label));
+    list.appendChild(element("dd", null, value));
+  }
+  if (list.childElementCount) root.appendChild(list);
+  if (note) root.appendChild(element("p", "popup__note", note));
+  const originTexts = origin.filter(([, text]) => text);
+  if (originTexts.length) {
+    const details = element("details", "popup__origin");
+    details.appendChild(element("summary", null, "Herkunft der Angaben"));
+    for (const [label, text] of originTexts) {
+      const p = element("p");
+      p.appendChild(element("span", "popup__origin-label", `${label}: `));
+      p.appendChild(document.createTextNode(String(text)));
+      details.appendChild(p);
+    }
+    root.appendChild(details);
+  }
+  return root;
+}
+
+function approximateNote(props) {
+  return props.approximate ? `Umriss: ${APPROXIMATE_TEXT}` : null;
+}
+
+/** Popup for a municipality (city boundary); Leaflet passes the clicked layer. */
+export function municipalityPopup(layer) {
+  const p = layer.feature.properties || {};
+  return popupContent({
+    title: p.name,
+    rows: [
+      ["Art", p.bez],
+      ["Gemeindeschlüssel", p.ags],
+      ["Fläche", formatHectares(p.area_ha)],
+    ],
+  });
+}
+
+/** Popup for a Stadtviertel. */
+export function districtPopup(layer) {
+  const p = layer.feature.properties || {};
+  const date = formatDate(p.population_date);
+  const population = Number.isInteger(p.population)
+    ? `${INTEGER_DE.format(p.population)}${date ? ` (Stand ${date})` : ""}`
+    : null;
+  return popupContent({
+    title: p.name,
+    rows: [
+      ["Stadtbezirk", p.stadtbezirk],
+      ["Viertel-Nr.", p.code],
+      ["Fläche (amtlich)", formatHectares(p.area_ha)],
+      ["Einwohner", population],
+    ],
+    note: approximateNote(p),
+  });
+}
+
+/** Popup for a pilot quarter. */
+export function quarterPopup(layer) {
+  const p = layer.feature.properties || {};
+  return popupContent({
+    title: p.name,
+    description: p.description,
+    rows: [
+      ["Thema", p.theme],
+      ["Fläche (berechnet)", formatHectares(p.area_ha)],
+      ["Fläche (Angabe)", formatHectares(p.stated_area_ha)],
+    ],
+    note: approximateNote(p),
+    origin: [
+      ["Umriss", p.method],
+      ["Flächenangabe", p.area_source],
+    ],
+  });
+}
+
+/** Popup for a site, naming the pilot quarter it belongs to. */
+export function sitePopup(layer) {
+  const p = layer.feature.properties || {};
+  return popupContent({
+    title: p.name,
+    description: p.description,
+    rows: [
+      ["Quartier", quarterNameBySlug.get(p.quarter_slug) || p.quarter_slug],
+      ["Fläche (berechnet)", formatHectares(p.area_ha)],
+      ["Fläche (Angabe)", formatHectares(p.stated_area_ha)],
+    ],
+    note: approximateNote(p),
+    origin: [
+      ["Umriss", p.method],
+      ["Flächenangabe", p.area_source],
+    ],
+  });
+}
+
+// ---------------------------------------------------------------- feature binding
+
+const POPUP_OPTIONS = { maxWidth: 340, maxHeight: 340, autoPanPadding: [24, 24] };
+
+function labelElement(text) {
+  return element("span", null, text);
+}
+
+function bindPermanentLabel(feature, layer) {
+  const name = feature?.properties?.name;
+  if (name) {
+    layer.bindTooltip(labelElement(name), {
+      permanent: true,
+      direction: "center",
+      className: "map-label",
+    });
+  }
+}
+
+function bindHoverLabel(feature, layer) {
+  const name = feature?.properties?.name;
+  if (name) layer.bindTooltip(labelElement(name), { sticky: true, className: "map-hover" });
+}
+
+/** 'add' handler: the outline is a Tab stop named after its feature (Enter opens the popup). */
+function makeTabStop(event) {
+  const el = event.target.getElement?.();
+  if (!el) return;
+  el.setAttribute("tabindex", "0");
+  const name = event.target.feature?.properties?.name;
+  if (name) el.setAttribute("aria-label", name);
+}
+
+/** 'add' handler: Chromium makes SVG shapes with tooltip focus listeners Tab stops; not these. */
+function keepOutOfTabOrder(event) {
+  event.target.getElement?.()?.setAttribute("tabindex", "-1");
+}
+
+/** onEachFeature of the city boundaries. */
+export function onEachMunicipality(feature, layer) {
+  layer.bindPopup(municipalityPopup, POPUP_OPTIONS);
+  layer.on("add", keepOutOfTabOrder);
+}
+
+/** onEachFeature of the Stadtviertel: many of them, so a hover name and no Tab stop. */
+export function onEachDistrict(feature, layer) {
+  layer.bindPopup(districtPopup, POPUP_OPTIONS);
+  bindHoverLabel(feature, layer);
+  layer.on("add", keepOutOfTabOrder);
+}
+
+/** onEachFeature of the pilot quarters: a permanent name label and a Tab stop. */
+export function onEachQuarter(feature, layer) {
+  layer.bindPopup(quarterPopup, POPUP_OPTIONS);
+  bindPermanentLabel(feature, layer);
+  layer.on("add", makeTabStop);
+}
+
+/** onEachFeature of the sites: a hover name and a Tab stop. */
+export function onEachSite(feature, layer) {
+  layer.bindPopup(sitePopup, POPUP_OPTIONS);
+  bindHoverLabel(feature, layer);
+  layer.on("add", makeTabStop);
+}
+
+// ---------------------------------------------------------------- layers
+
+function pointAsCircle(feature, latlng) {
+  return L.circleMarker(latlng);
+}
+
+/** A GeoJSON layer drawn with a named style function and a named onEachFeature function. */
+export function createGeoJsonLayer(collection, style, onEachFeature) {
+  return L.geoJSON(collection, { style, onEachFeature, pointToLayer: pointAsCircle });
+}
+
+/** Leaflet labels the popup close button in English only. */
+function onPopupOpen(event) {
+  const close = event.popup.getElement()?.querySelector(".leaflet-popup-close-button");
+  if (close) {
+    close.setAttribute("aria-label", "Popup schließen");
+    close.title = "Schließen";
+  }
+}
+
+/** Create the map with its panes inside `container`. */
+export function createMap(container) {
+  const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+  const map = L.map(container, {
+    zoomControl: false,
+    zoomAnimation: !reducedMotion,
+    fadeAnimation: !reducedMotion,
+    markerZoomAnimation: !reducedMotion,
+  });
+  L.control.zoom({ zoomInTitle: "Vergrößern", zoomOutTitle: "Verkleinern" }).addTo(map);
+  L.control.scale({ imperial: false }).addTo(map);
+  for (const [name, zIndex] of PANES) {
+    map.createPane(name).style.zIndex = String(zIndex);
+  }
+  map.on("popupopen", onPopupOpen);
+  return map;
+}
+
+/** Add the background tile layer; `onError` runs once, on the first tile that fails. */
+export function addTileLayer(map, url, attribution, onError) {
+  const layer = L.tileLayer(url, {
+    attribution: escapeHtml(attribution),
+    maxZoom: 19,
+    // Tile servers such as OSM ask for a Referer; send the origin only.
+    referrerPolicy: "strict-origin-when-cross-origin",
+  });
+  layer.once("tileerror", onError);
+  layer.addTo(map);
+  return layer;
+}
+
+/** Add every attribution text from /api/sources to the attribution control (as plain text). */
+export function addSourceAttributions(map, sources) {
+  const seen = new Set();
+  for (const source of sources) {
+    const text = source && (source.attribution || source.publisher || source.name);
+    if (!text || seen.has(text)) continue;
+    seen.add(text);
+    map.attributionControl.addAttribution(escapeHtml(text));
+  }
+}
+
+/** Fit the map to a [minx, miny, maxx, maxy] bbox in EPSG:4326. */
+export function fitBbox(map, bbox, options = {}) {
+  const [minx, miny, maxx, maxy] = bbox;
+  map.fitBounds(
+    [
+      [miny, minx],
+      [maxy, maxx],
+    ],
+    { padding: [16, 16], ...options },
+  );
+}
+
+// ---------------------------------------------------------------- legend
+
+/** A small SVG sample drawn with the same options the style function gives the map. */
+export function legendSwatch(style, kind = "area") {
+  const svg = document.createElementNS(SVG_NS, "svg");
+  svg.setAttribute("class", "swatch");
+  svg.setAttribute("width", "28");
+  svg.setAttribute("height", "18");
+  svg.setAttribute("viewBox", "0 0 28 18");
+  svg.setAttribute("aria-hidden", "true");
+  svg.setAttribute("focusable", "false");
+  const shape = document.createElementNS(SVG_NS, kind === "line" ? "line" : "rect");
+  if (kind === "line") {
+    shape.setAttribute("x1", "2");
+    shape.setAttribute("y1", "9");
+    shape.setAttribute("x2", "26");
+    shape.setAttribute("y2", "9");
+  } else {
+    shape.setAttribute("x", "2");
+    shape.setAttribute("y", "2");
+    shape.setAttribute("width", "24");
+    shape.setAttribute("height", "14");
+  }
+  shape.setAttribute("stroke", style.color);
+  shape.setAttribute("stroke-width", String(Math.min(style.weight, 3)));
+  shape.setAttribute("stroke-opacity", String(style.opacity ?? 1));
+  if (style.dashArray) shape.setAttribute("stroke-dasharray", style.dashArray);
+  if (style.lineCap) shape.setAttribute("stroke-linecap", style.lineCap);
+  if (style.fill === false || kind === "line") {
+    shape.setAttribute("fill", "none");
+  } else {
+    shape.setAttribute("fill", style.fillColor || style.color);
+    // A touch stronger than on the map so the sample stays recognisable at 28 px.
+    shape.setAttribute("fill-opacity", String(Math.min(1, (style.fillOpacity ?? 0.2) * 1.6)));
+  }
+  svg.appendChild(shape);
+  return svg;
+}
