@@ -74,15 +74,36 @@ def conn(engine: Engine) -> Iterator[Connection]:
     """A connection whose transaction is rolled back after the test."""
     with engine.connect() as connection:
         transaction = connection.begin()
+        connection.info["outer_transaction"] = True
         yield connection
         transaction.rollback()
+        connection.info.pop("outer_transaction", None)
 
 
 @pytest.fixture
-def client(settings: Settings, engine: Engine, conn: Connection) -> Iterator[TestClient]:
-    """API client whose requests run inside the test's rolled-back transaction."""
+def app(settings: Settings, engine: Engine, conn: Connection):
+    """The app, each request in a savepoint of the test's transaction (kept on success,
+    rolled back on error, like a commit or rollback in production)."""
     app = create_app(settings, engine=engine)
-    app.dependency_overrides[get_conn] = lambda: conn
+
+    def request_conn() -> Iterator[Connection]:
+        savepoint = conn.begin_nested()
+        try:
+            yield conn
+        except BaseException:
+            if savepoint.is_active:
+                savepoint.rollback()
+            raise
+        if savepoint.is_active:
+            savepoint.commit()
+
+    app.dependency_overrides[get_conn] = request_conn
+    return app
+
+
+@pytest.fixture
+def client(app) -> Iterator[TestClient]:
+    """API client whose requests run inside the test's rolled-back transaction."""
     with TestClient(app) as test_client:
         yield test_client
 

@@ -12,6 +12,11 @@ class Queryable:
     column: str
     kind: str = "string"  # string | boolean | integer
     description: str = ""
+    sql: str = ""  # condition with {p} for the bind name; default "column = :p"
+
+    def condition(self, bind: str) -> str:
+        """SQL condition for this filter with the value bound as ``:bind``."""
+        return self.sql.format(p=bind) if self.sql else f"{self.column} = :{bind}"
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,54 @@ class Collection:
 
 
 _AREA_HA = "round((ST_Area(t.geom) / 10000)::numeric, 1)"
+
+_MEASURE_PROPERTIES = {
+    "id": "t.id", "title": "t.title", "summary": "t.summary", "city_ags": "t.city_ags",
+    "action_field": "t.action_field", "status": "t.status", "start_date": "t.start_date",
+    "end_date": "t.end_date", "budget_planned": "t.budget_planned",
+    "responsible_unit": "t.responsible_unit", "parent_id": "t.parent_id",
+    "location_precision": "t.location_precision",
+    "quarters": "ARRAY(SELECT q.slug FROM quarters q WHERE q.id = ANY(t.quarter_ids))",
+    "updated_at": "t.updated_at",
+}
+_MEASURE_QUERYABLES = {
+    "city_ags": Queryable("t.city_ags", description="AGS der Stadt"),
+    "action_field": Queryable("t.action_field", description="Handlungsfeld"),
+    "status": Queryable("t.status", description="Status"),
+    "quarter": Queryable("t.quarter_ids", description="Pilotquartier (slug)",
+                         sql="t.quarter_ids && ARRAY(SELECT id FROM quarters WHERE slug = :{p})"),
+    "district": Queryable("t.district_ids", "integer", "Stadtviertel (id)",
+                          sql=":{p} = ANY(t.district_ids)"),
+    "edition": Queryable("edition", description="Strategie-Fortschreibung",
+                         sql="EXISTS (SELECT 1 FROM measure_editions e WHERE "
+                             "e.measure_id = t.id AND e.edition_key = :{p})"),
+    "q": Queryable("t.search", description="Volltextsuche",
+                   sql="(t.search @@ websearch_to_tsquery('german', :{p}) OR "
+                       "t.title ILIKE '%' || replace(replace(:{p}, '%', ''), '_', '') || '%')"),
+    "parent_id": Queryable("t.parent_id", "integer", "übergeordnete Maßnahme"),
+}
+
+MEASURES_PUBLIC = Collection(
+    id="measures",
+    title="Maßnahmen (veröffentlicht)",
+    description="Veröffentlichte Smart-City-Maßnahmen in Halle (Saale) und Gera",
+    table="measures_public",
+    id_column="id",
+    id_kind="integer",
+    properties=_MEASURE_PROPERTIES,
+    queryables=_MEASURE_QUERYABLES,
+)
+# What staff see: drafts included, deleted excluded. Not an OGC collection.
+MEASURES_STAFF = Collection(
+    id="measures",
+    title="Maßnahmen (alle Entwürfe)",
+    description="",
+    table="measures_current",
+    id_column="id",
+    id_kind="integer",
+    properties={**_MEASURE_PROPERTIES, "published": "t.published"},
+    queryables={**_MEASURE_QUERYABLES, "published": Queryable("t.published", "boolean")},
+)
 
 COLLECTIONS: dict[str, Collection] = {
     c.id: c
@@ -124,5 +177,6 @@ COLLECTIONS: dict[str, Collection] = {
             queryables={"quarter_slug": Queryable("q.slug"), "slug": Queryable("t.slug")},
             joins="JOIN quarters q ON q.id = t.quarter_id",
         ),
+        MEASURES_PUBLIC,
     )
 }

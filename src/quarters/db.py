@@ -43,3 +43,10 @@ def make_engine(settings: Settings, *, start: bool = True) -> Engine:
         dbapi_conn.commit()
 
     return engine
+
+
+def commit(conn) -> None:  # noqa: ANN001
+    """Commit the request's work, unless an enclosing transaction owns it (the test harness,
+    which runs each request in a savepoint of a transaction it rolls back)."""
+    if not conn.info.get("outer_transaction"):
+        conn.commit()

@@ -10,10 +10,13 @@ class QuartersError(Exception):
 
     title = "Fehler"
 
-    def __init__(self, detail: str, *, errors: list[dict[str, Any]] | None = None) -> None:
+    def __init__(self, detail: str, *, errors: list[dict[str, Any]] | None = None,
+                 extra: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
         self.errors = errors or []
+        self.extra = extra or {}
+        self.headers = headers or {}
 
 
 class SetupError(QuartersError):
@@ -52,8 +55,64 @@ class ImportRefused(InvalidInput):
     title = "Import abgelehnt"
 
 
+class BadRequest(QuartersError):
+    """Malformed request body (not JSON, non-finite numbers, too deep)."""
+
+    title = "Ungültige Anfrage"
+
+
+class Unauthorized(QuartersError):
+    """Sign-in needed."""
+
+    title = "Anmeldung erforderlich"
+
+
+class Forbidden(QuartersError):
+    """Signed in, but not allowed."""
+
+    title = "Keine Berechtigung"
+
+
+class PreconditionRequired(QuartersError):
+    """A write without If-Match."""
+
+    title = "If-Match fehlt"
+
+
+class PreconditionFailed(QuartersError):
+    """A write against a version that is no longer current."""
+
+    title = "Zwischenzeitlich geändert"
+
+
+class PayloadTooLarge(QuartersError):
+    """The body exceeds the size limit."""
+
+    title = "Anfrage zu groß"
+
+
+class UnsupportedMediaType(QuartersError):
+    """The body is not JSON (or the expected file type)."""
+
+    title = "Falscher Inhaltstyp"
+
+
+class TooManyRequests(QuartersError):
+    """Rate limit reached."""
+
+    title = "Zu viele Anfragen"
+
+
 STATUS_CODES: dict[type[QuartersError], int] = {
     NotFound: 404,
+    BadRequest: 400,
+    Unauthorized: 401,
+    Forbidden: 403,
+    PreconditionFailed: 412,
+    PayloadTooLarge: 413,
+    UnsupportedMediaType: 415,
+    PreconditionRequired: 428,
+    TooManyRequests: 429,
     InvalidParameter: 400,
     ImportRefused: 422,
     InvalidInput: 422,

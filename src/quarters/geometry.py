@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shapely
+import shapely.geometry
 from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 
@@ -40,3 +41,95 @@ def polygonal_part(geom: BaseGeometry) -> BaseGeometry:
 def to_multi(geom: BaseGeometry) -> MultiPolygon:
     """Promote a Polygon to a MultiPolygon."""
     return MultiPolygon([geom]) if geom.geom_type == "Polygon" else geom
+
+
+# -- GeoJSON input (RFC 7946, EPSG:4326) ------------------------------------------------------
+INPUT_TYPES = ("Point", "LineString", "Polygon", "MultiPoint", "MultiLineString", "MultiPolygon")
+DEPTH = {"Point": 0, "LineString": 1, "MultiPoint": 1, "Polygon": 2, "MultiLineString": 2,
+         "MultiPolygon": 3}
+MAX_VERTICES = 10_000
+
+
+class GeometryProblem(ValueError):
+    """A GeoJSON geometry that cannot be stored; carries a JSON pointer."""
+
+    def __init__(self, pointer: str, problem: str) -> None:
+        super().__init__(f"{pointer}: {problem}")
+        self.pointer = pointer
+        self.problem = problem
+
+
+def parse_geojson(obj: object, pointer: str = "/geometry") -> BaseGeometry:
+    """Check a GeoJSON geometry strictly and return it as a shapely geometry (lon/lat).
+
+    Refuses (never repairs): missing or unknown type, a ``crs`` member, positions that are
+    not 2 finite numbers within lon −180..180 / lat −90..90, empty geometries, unclosed or
+    short rings, more than MAX_VERTICES vertices, and invalid (e.g. self-intersecting) shapes.
+    """
+    if not isinstance(obj, dict):
+        raise GeometryProblem(pointer, "geometry missing (a GeoJSON geometry object is required)")
+    if "crs" in obj:
+        raise GeometryProblem(pointer + "/crs", "crs member not supported; send lon/lat (CRS84)")
+    kind = obj.get("type")
+    if kind not in INPUT_TYPES:
+        raise GeometryProblem(pointer + "/type",
+                              f"geometry type {kind!r} not allowed; use one of {', '.join(INPUT_TYPES)}")
+    coords = obj.get("coordinates")
+    counter = [0]
+    _check_level(coords, DEPTH[kind], f"{pointer}/coordinates", counter, kind)
+    if counter[0] == 0:
+        raise GeometryProblem(pointer + "/coordinates", "geometry empty")
+    geom = shapely.geometry.shape(obj)
+    if geom.is_empty:
+        raise GeometryProblem(pointer + "/coordinates", "geometry empty")
+    if not shapely.is_valid(geom):
+        raise GeometryProblem(pointer, f"invalid geometry: {_reason_lonlat(geom)}")
+    return geom
+
+
+def _check_level(node: object, depth: int, pointer: str, counter: list[int], kind: str) -> None:
+    if depth == 0:
+        _check_position(node, pointer)
+        counter[0] += 1
+        if counter[0] > MAX_VERTICES:
+            raise GeometryProblem(pointer, f"too many vertices (max {MAX_VERTICES})")
+        return
+    if not isinstance(node, list):
+        raise GeometryProblem(pointer, "expected an array of coordinates")
+    for i, child in enumerate(node):
+        _check_level(child, depth - 1, f"{pointer}/{i}", counter, kind)
+    if depth == 1 and kind in ("LineString", "MultiLineString") and 0 < len(node) < 2:
+        raise GeometryProblem(pointer, "a line needs at least 2 positions")
+    if depth == 1 and kind in ("Polygon", "MultiPolygon"):
+        if len(node) < 4:
+            raise GeometryProblem(pointer, "a polygon ring needs at least 4 positions")
+        if node[0] != node[-1]:
+            raise GeometryProblem(pointer, "polygon ring not closed (first and last position differ)")
+
+
+def _check_position(node: object, pointer: str) -> None:
+    if node == []:
+        raise GeometryProblem(pointer, "geometry empty")
+    if not isinstance(node, list):
+        raise GeometryProblem(pointer, "a position must be an array [lon, lat]")
+    if len(node) != 2:
+        raise GeometryProblem(pointer, f"positions must have 2 numbers [lon, lat], got {len(node)}")
+    for value in node:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise GeometryProblem(pointer, "coordinates must be numbers")
+        if value != value or value in (float("inf"), float("-inf")):
+            raise GeometryProblem(pointer, "non-finite number")
+    lon, lat = node
+    if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+        raise GeometryProblem(pointer, "coordinate out of range (lon −180..180, lat −90..90)")
+
+
+def _reason_lonlat(geom: BaseGeometry) -> str:
+    """GEOS' reason, with the location rounded for people."""
+    reason = shapely.is_valid_reason(geom)
+    if "[" in reason:
+        text, loc = reason.split("[", 1)
+        parts = loc.rstrip("]").split()
+        if len(parts) >= 2:
+            return f"{text} at lon {float(parts[0]):.6f}, lat {float(parts[1]):.6f}"
+    return reason

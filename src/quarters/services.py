@@ -50,7 +50,7 @@ def _where(col: Collection, query: ItemQuery) -> tuple[str, dict[str, Any]]:
         clauses.append(f"t.geom && {box} AND ST_Intersects(t.geom, {box})")
         params.update(zip(("minx", "miny", "maxx", "maxy"), query.bbox, strict=True))
     for n, (name, value) in enumerate(query.filters):
-        clauses.append(f"{col.queryables[name].column} = :q{n}")
+        clauses.append(col.queryables[name].condition(f"q{n}"))
         params[f"q{n}"] = value
     return " AND ".join(clauses), params
 

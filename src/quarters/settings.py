@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     statement_timeout_ms: int = 15000
     max_limit: int = 10000
     default_limit: int = 100
+    max_body_bytes: int = 5 * 1024 * 1024
+    max_upload_bytes: int = 50 * 1024 * 1024
+    secure_cookies: bool = False  # set true behind HTTPS
     tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
     tile_attribution: str = "© OpenStreetMap-Mitwirkende"
 

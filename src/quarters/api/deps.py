@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
 
-from quarters.errors import DatabaseUnavailable
+from quarters.auth import Session, User, csrf_matches, session_for
+from quarters.errors import (
+    BadRequest,
+    DatabaseUnavailable,
+    Forbidden,
+    PayloadTooLarge,
+    PreconditionFailed,
+    PreconditionRequired,
+    QuartersError,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 from quarters.settings import Settings
 
 
@@ -30,3 +42,119 @@ def get_conn(request: Request) -> Iterator[Connection]:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ConnDep = Annotated[Connection, Depends(get_conn)]
+
+
+# -- who is asking --------------------------------------------------------------------------
+SESSION_COOKIE = "quarters_session"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+def get_session(request: Request, conn: ConnDep) -> Session | None:
+    """The caller's session from a bearer token or the session cookie (CSRF-checked)."""
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        session = session_for(conn, header[7:].strip())
+        if session is None:
+            raise Unauthorized("the bearer token is unknown or expired")
+        return session
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    session = session_for(conn, token)
+    if session and request.method not in SAFE_METHODS:
+        if not csrf_matches(session, request.headers.get(CSRF_HEADER)):
+            raise Forbidden(f"missing or wrong {CSRF_HEADER} header (CSRF protection)")
+    return session
+
+
+SessionDep = Annotated[Session | None, Depends(get_session)]
+
+
+def get_user(session: SessionDep) -> User | None:
+    """The signed-in user, or None for the public."""
+    return session.user if session else None
+
+
+UserDep = Annotated[User | None, Depends(get_user)]
+
+
+def require(*roles: str):  # noqa: ANN201
+    """Dependency factory: the user must have one of the roles (admin always may)."""
+
+    def check(user: UserDep) -> User:
+        if user is None:
+            raise Unauthorized("sign in first")
+        if not user.can(*roles):
+            raise Forbidden(f"your role '{user.role}' may not do this "
+                            f"(needs {' or '.join(roles) or 'admin'})")
+        return user
+
+    return check
+
+
+PlannerDep = Annotated[User, Depends(require("planner"))]
+AdminDep = Annotated[User, Depends(require())]
+StaffDep = Annotated[User, Depends(require("planner", "moderator"))]
+
+
+def if_match(request: Request) -> int:
+    """The version named by a strong If-Match ETag ("m<id>-v<version>")."""
+    raw = request.headers.get("if-match")
+    if not raw:
+        raise PreconditionRequired("send If-Match with the measure's ETag (from GET)")
+    raw = raw.strip()
+    if raw.startswith("W/") or raw == "*":
+        raise PreconditionFailed("If-Match needs the strong ETag of the measure, not W/… or *")
+    try:
+        _, version = raw.strip('"').split("-v", 1)
+        return int(version)
+    except ValueError:
+        raise PreconditionFailed(f"If-Match {raw!r} is not an ETag of a measure") from None
+
+
+VersionDep = Annotated[int, Depends(if_match)]
+
+
+async def json_body(request: Request) -> Any:
+    """The request body as JSON: size-limited, strict (no NaN/Infinity), not too deep."""
+    settings: Settings = request.app.state.settings
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind not in ("application/json", "application/geo+json", "application/merge-patch+json"):
+        raise UnsupportedMediaType(f"send JSON (Content-Type application/json), not '{kind}'")
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > settings.max_body_bytes:
+        raise PayloadTooLarge(f"body larger than {settings.max_body_bytes} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > settings.max_body_bytes:
+            raise PayloadTooLarge(f"body larger than {settings.max_body_bytes} bytes")
+        chunks.append(chunk)
+    return parse_json(b"".join(chunks))
+
+
+def _refuse_constant(name: str) -> None:
+    raise BadRequest(f"non-finite number {name} is not allowed in JSON")
+
+
+def parse_json(raw: bytes) -> Any:
+    """Parse JSON strictly; errors become 400 with a short reason."""
+    depth = max_depth = 0
+    for byte in raw:
+        if byte in (91, 123):  # [ {
+            depth += 1
+            max_depth = max(max_depth, depth)
+            if max_depth > 64:
+                raise BadRequest("JSON nested too deeply (max 64 levels)")
+        elif byte in (93, 125):
+            depth -= 1
+    try:
+        return json.loads(raw, parse_constant=_refuse_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        if isinstance(exc, QuartersError):
+            raise
+        raise BadRequest(f"body is not valid JSON: {str(exc).split(':')[0]}") from None
+
+
+BodyDep = Annotated[Any, Depends(json_body)]

@@ -23,8 +23,9 @@ def add_exception_handlers(app: FastAPI) -> None:
         status = status_for(exc)
         if status >= 500:
             log.error("%s: %s", type(exc).__name__, exc.detail)
-        headers = {"Retry-After": "5"} if status == 503 else None
-        body = problem(status, exc.title, exc.detail, errors=exc.errors)
+        headers = {"Retry-After": "5"} if status == 503 else {}
+        headers.update(exc.headers)
+        body = problem(status, exc.title, exc.detail, errors=exc.errors, **exc.extra)
         return ProblemResponse(body, status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)

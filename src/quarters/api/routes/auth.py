@@ -1,0 +1,54 @@
+"""Sign-in and sign-out: a cookie session (with CSRF token) or a bearer token."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from quarters import auth
+from quarters.db import commit
+from quarters.api.deps import SESSION_COOKIE, BodyDep, ConnDep, SessionDep, SettingsDep
+from quarters.errors import BadRequest, Unauthorized
+
+router = APIRouter(prefix="/api/auth", tags=["auth"])
+
+
+def _user_doc(user: auth.User) -> dict:
+    return {"id": user.id, "username": user.username, "display_name": user.display_name,
+            "role": user.role}
+
+
+@router.post("/login", summary="Sign in")
+def login(body: BodyDep, response: Response, conn: ConnDep, settings: SettingsDep) -> dict:
+    """Check username and password; set the session cookie and return the CSRF token."""
+    if not isinstance(body, dict) or set(body) - {"username", "password"}:
+        raise BadRequest("send {\"username\": …, \"password\": …}")
+    username, password = body.get("username"), body.get("password")
+    if not isinstance(username, str) or not isinstance(password, str):
+        raise BadRequest("username and password must be strings")
+    user = auth.authenticate(conn, username[:80], password[:200])
+    if user is None:
+        raise Unauthorized("Benutzername oder Passwort falsch")
+    session = auth.open_session(conn, user)
+    commit(conn)
+    response.set_cookie(SESSION_COOKIE, session.token, httponly=True, samesite="strict",
+                        secure=settings.secure_cookies, max_age=int(auth.SESSION_LIFETIME.total_seconds()),
+                        path="/")
+    return {"user": _user_doc(user), "csrf_token": session.csrf_token, "token": session.token}
+
+
+@router.post("/logout", summary="Sign out")
+def logout(session: SessionDep, response: Response, conn: ConnDep) -> dict:
+    """End the session."""
+    if session:
+        auth.close_session(conn, session.token)
+        commit(conn)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return {"signed_out": True}
+
+
+@router.get("/me", summary="Who am I")
+def me(session: SessionDep, request: Request) -> dict:
+    """The signed-in user and the CSRF token of the session (or the public)."""
+    if session is None:
+        return {"user": None}
+    return {"user": _user_doc(session.user), "csrf_token": session.csrf_token}

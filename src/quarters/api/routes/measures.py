@@ -1,0 +1,189 @@
+"""Measures (Maßnahmen): public reads through the published-only view, staff writes with ETags."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from quarters import measures
+from quarters.db import commit
+from quarters.api.deps import (
+    AdminDep,
+    BodyDep,
+    ConnDep,
+    PlannerDep,
+    SettingsDep,
+    StaffDep,
+    UserDep,
+    VersionDep,
+)
+from quarters.api.responses import GeoJSONResponse
+from quarters.api.routes.features import _item_query, _page_links
+from quarters.collections import MEASURES_PUBLIC, MEASURES_STAFF
+from quarters.errors import InvalidInput
+from quarters.geometry import GeometryProblem, parse_geojson
+from quarters.measures import Actor, etag
+from quarters.schemas import MeasureFeature, MeasurePatch, MeasureProperties
+from quarters import services
+
+router = APIRouter(prefix="/api/measures", tags=["measures"])
+
+
+def _relation(user, include_deleted: bool = False) -> str:  # noqa: ANN001
+    if user is None:
+        return measures.PUBLIC
+    if include_deleted and user.role == "admin":
+        return measures.ALL
+    return measures.STAFF
+
+
+def _invalid(exc: ValidationError, prefix: str = "") -> InvalidInput:
+    errors = []
+    for e in exc.errors():
+        loc = "/".join(str(p) for p in e["loc"])
+        message = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            message = "unknown field"
+        errors.append({"pointer": f"{prefix}/{loc}".replace("//", "/"), "problem": message})
+    detail = "; ".join(f"{e['pointer']}: {e['problem']}" for e in errors)
+    return InvalidInput(detail, errors=errors)
+
+
+def _geometry(obj: Any):  # noqa: ANN202
+    try:
+        return parse_geojson(obj)
+    except GeometryProblem as exc:
+        raise InvalidInput(f"{exc.pointer}: {exc.problem}",
+                           errors=[{"pointer": exc.pointer, "problem": exc.problem}]) from None
+
+
+def _respond(record: dict, status: int = 200) -> JSONResponse:
+    return JSONResponse(measures.feature(record), status_code=status,
+                        media_type="application/geo+json",
+                        headers={"ETag": etag(record["id"], record["version"])})
+
+
+@router.get("", summary="List measures (public: published only)", response_class=GeoJSONResponse)
+def list_measures(request: Request, conn: ConnDep, user: UserDep,
+                  settings: SettingsDep) -> GeoJSONResponse:
+    """Measures as GeoJSON, filtered by action_field, status, city_ags, quarter, district,
+    edition, bbox, q (text) and, for staff, published."""
+    col = MEASURES_STAFF if user is not None else MEASURES_PUBLIC
+    query = _item_query(col, request, settings)
+    features, returned, matched = services.items_page(conn, col, query)
+    links = _page_links(request, query, returned, matched)
+    import orjson
+
+    head = orjson.dumps({"type": "FeatureCollection", "numberMatched": matched,
+                         "numberReturned": returned, "links": links})
+    return GeoJSONResponse(head[:-1] + b',"features":' + features.encode() + b"}")
+
+
+@router.get("/{measure_id}", summary="One measure with its ETag")
+def get_measure(measure_id: int, conn: ConnDep, user: UserDep,
+                include_deleted: bool = False) -> JSONResponse:
+    """The full record; drafts only for staff, deleted ones only for admins."""
+    return _respond(measures.get(conn, measure_id, _relation(user, include_deleted)))
+
+
+@router.post("", summary="Create a measure (draft)", status_code=201)
+def create_measure(body: BodyDep, conn: ConnDep, user: PlannerDep) -> JSONResponse:
+    """Create a measure from a GeoJSON Feature; it starts as a draft."""
+    try:
+        feature = MeasureFeature.model_validate(body)
+    except ValidationError as exc:
+        raise _invalid(exc) from None
+    geom = _geometry(feature.geometry)
+    record = measures.create(conn, feature.properties, geom, Actor.of(user))
+    commit(conn)
+    response = _respond(record, 201)
+    response.headers["Location"] = f"/api/measures/{record['id']}"
+    return response
+
+
+@router.put("/{measure_id}", summary="Replace a measure (If-Match)")
+def replace_measure(measure_id: int, body: BodyDep, conn: ConnDep, user: PlannerDep,
+                    version: VersionDep) -> JSONResponse:
+    """Full update: record and geometry."""
+    try:
+        feature = MeasureFeature.model_validate(body)
+    except ValidationError as exc:
+        raise _invalid(exc) from None
+    geom = _geometry(feature.geometry)
+    record = measures.update(conn, measure_id, version, feature.properties, geom, Actor.of(user))
+    commit(conn)
+    return _respond(record)
+
+
+@router.patch("/{measure_id}", summary="Change part of a measure (If-Match)")
+def patch_measure(measure_id: int, body: BodyDep, conn: ConnDep, user: PlannerDep,
+                  version: VersionDep) -> JSONResponse:
+    """Partial update: any properties and/or the geometry; the result is checked as a whole."""
+    try:
+        patch = MeasurePatch.model_validate(body)
+    except ValidationError as exc:
+        raise _invalid(exc) from None
+    current = measures.get(conn, measure_id, measures.STAFF)
+    merged = {k: current.get(k) for k in MeasureProperties.model_fields} | patch.properties
+    try:
+        props = MeasureProperties.model_validate(merged)
+    except ValidationError as exc:
+        raise _invalid(exc, "/properties") from None
+    geom = _geometry(patch.geometry if patch.geometry is not None else current["geometry"])
+    record = measures.update(conn, measure_id, version, props, geom, Actor.of(user))
+    commit(conn)
+    return _respond(record)
+
+
+@router.delete("/{measure_id}", summary="Delete a measure (soft, If-Match)", status_code=204)
+def delete_measure(measure_id: int, conn: ConnDep, user: PlannerDep,
+                   version: VersionDep) -> Response:
+    """Soft delete; an admin can restore it."""
+    measures.delete(conn, measure_id, version, Actor.of(user))
+    commit(conn)
+    return Response(status_code=204)
+
+
+@router.post("/{measure_id}/restore", summary="Restore a deleted measure (admin, If-Match)")
+def restore_measure(measure_id: int, conn: ConnDep, user: AdminDep,
+                    version: VersionDep) -> JSONResponse:
+    """Undo a soft delete."""
+    record = measures.restore_deleted(conn, measure_id, version, Actor.of(user))
+    commit(conn)
+    return _respond(record)
+
+
+@router.post("/{measure_id}/publish", summary="Publish (If-Match)")
+def publish(measure_id: int, conn: ConnDep, user: PlannerDep, version: VersionDep) -> JSONResponse:
+    """Make a draft public."""
+    record = measures.set_published(conn, measure_id, version, True, Actor.of(user))
+    commit(conn)
+    return _respond(record)
+
+
+@router.post("/{measure_id}/unpublish", summary="Unpublish (If-Match)")
+def unpublish(measure_id: int, conn: ConnDep, user: PlannerDep,
+              version: VersionDep) -> JSONResponse:
+    """Take a measure back to draft."""
+    record = measures.set_published(conn, measure_id, version, False, Actor.of(user))
+    commit(conn)
+    return _respond(record)
+
+
+@router.get("/{measure_id}/history", summary="Change history (staff)")
+def get_history(measure_id: int, conn: ConnDep, user: StaffDep) -> dict:
+    """Who changed what when, oldest first."""
+    return {"measure_id": measure_id, "history": measures.history(conn, measure_id)}
+
+
+@router.post("/{measure_id}/history/{to_version}/restore",
+             summary="Restore an earlier version (admin, If-Match)")
+def revert(measure_id: int, to_version: int, conn: ConnDep, user: AdminDep,
+           version: VersionDep) -> JSONResponse:
+    """Write the record of an earlier version as the new current version."""
+    record = measures.revert(conn, measure_id, version, to_version, Actor.of(user))
+    commit(conn)
+    return _respond(record)

@@ -1,0 +1,138 @@
+"""Wire shapes of measures: what planners may send. Unknown fields are refused."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, Strict, StringConstraints, field_validator
+from pydantic import model_validator
+
+from quarters.settings import GERA_AGS, HALLE_AGS
+
+ACTION_FIELDS: dict[str, tuple[str, ...]] = {
+    HALLE_AGS: ("Bildung", "Wirtschaft", "Mobilität", "Verwaltung"),
+    GERA_AGS: ("Wirtschaft", "Bildung und Kultur", "Energie und Umwelt",
+               "Städtebau, Stadtentwicklung und Verkehr", "Bürgerbeteiligung und Verwaltung"),
+}
+STATUSES = ("idee", "geplant", "in_umsetzung", "abgeschlossen", "eingestellt")
+PRECISIONS = ("exact", "approximate", "city", "unknown")
+MAX_MONEY = 1e11
+
+Status = Literal["idee", "geplant", "in_umsetzung", "abgeschlossen", "eingestellt"]
+Precision = Literal["exact", "approximate", "city", "unknown"]
+
+
+def _text(max_length: int, min_length: int = 0) -> Any:
+    return Annotated[str, Strict(), StringConstraints(strip_whitespace=True, min_length=min_length,
+                                                      max_length=max_length)]
+
+
+Money = Annotated[float, Strict(), Field(ge=0, le=MAX_MONEY, allow_inf_nan=False)]
+Url = Annotated[str, Strict(), StringConstraints(max_length=2000, pattern=r"^https?://\S+$")]
+
+
+class Strict_(BaseModel):
+    """Base: unknown fields refused, no NUL characters in any text."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key, value in data.items():
+                if isinstance(value, str) and "\x00" in value:
+                    raise ValueError(f"{key}: invalid character (NUL)")
+        return data
+
+
+def _check_year(value: date | None) -> date | None:
+    if value is not None and not 1900 <= value.year <= 2100:
+        raise ValueError("year must be between 1900 and 2100")
+    return value
+
+
+class Milestone(Strict_):
+    """A dated step of a measure."""
+
+    date: date
+    title: _text(200, 1)
+    status: Literal["offen", "erreicht", "verschoben"] = "offen"
+
+    _year = field_validator("date")(lambda cls, v: _check_year(v))
+
+
+class Link(Strict_):
+    """A link to more information."""
+
+    title: _text(200, 1)
+    url: Url
+
+
+class MeasureProperties(Strict_):
+    """The record of a measure (Maßnahme) as planners edit it."""
+
+    title: _text(200, 1)
+    summary: _text(500) | None = None
+    description: _text(20_000) | None = None
+    plain_summary: _text(2_000) | None = None
+    city_ags: Literal["15002000", "16052000"]
+    action_field: _text(100, 1)
+    status: Status = "idee"
+    start_date: date | None = None
+    end_date: date | None = None
+    milestones: list[Milestone] = Field(default_factory=list, max_length=100)
+    budget_planned: Money | None = None
+    budget_spent: Money | None = None
+    funding_line: _text(300) | None = None
+    responsible_unit: _text(300) | None = None
+    partners: list[_text(200, 1)] = Field(default_factory=list, max_length=50)
+    parent_id: Annotated[int, Strict(), Field(ge=1, le=2_147_483_647)] | None = None
+    links: list[Link] = Field(default_factory=list, max_length=20)
+    source: _text(1_000) | None = None
+    licence: _text(300) | None = None
+    location_precision: Precision = "exact"
+    location_note: _text(1_000) | None = None
+    editions: list[Annotated[str, Strict(), StringConstraints(pattern=r"^[a-z0-9-]{1,40}$")]] = \
+        Field(default_factory=list, max_length=20)
+
+    _years = field_validator("start_date", "end_date")(lambda cls, v: _check_year(v))
+
+    @model_validator(mode="after")
+    def _rules(self) -> MeasureProperties:
+        fields = ACTION_FIELDS[self.city_ags]
+        if self.action_field not in fields:
+            raise ValueError(f"action_field '{self.action_field}' is not one of this city's "
+                             f"fields: {', '.join(fields)}")
+        if self.start_date and self.end_date and self.end_date < self.start_date:
+            raise ValueError("end_date is before start_date")
+        return self
+
+
+class MeasureFeature(Strict_):
+    """A measure as a GeoJSON Feature (geometry checked separately, strictly)."""
+
+    type: Literal["Feature"]
+    geometry: dict[str, Any] | None
+    properties: MeasureProperties
+    id: Any = None  # ignored on write; the server assigns ids
+
+
+PATCHABLE = set(MeasureProperties.model_fields)
+
+
+class MeasurePatch(Strict_):
+    """A partial update: any subset of properties, and/or a new geometry."""
+
+    type: Literal["Feature"] | None = None
+    geometry: dict[str, Any] | None = None
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("properties")
+    @classmethod
+    def _known(cls, value: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(value) - PATCHABLE)
+        if unknown:
+            raise ValueError(f"unknown field(s): {', '.join(unknown)}")
+        return value

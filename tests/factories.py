@@ -1,0 +1,52 @@
+"""Plain factory functions for test records (no framework)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from quarters import auth
+
+PASSWORD = "richtig-geheim-123"
+
+# A small valid polygon in Halle's eastern pilot quarter and a point in Neustadt.
+HALLE_POLYGON = {"type": "Polygon", "coordinates": [[
+    [11.995, 51.478], [12.000, 51.478], [12.000, 51.481], [11.995, 51.481], [11.995, 51.478]]]}
+NEUSTADT_POINT = {"type": "Point", "coordinates": [11.9206, 51.4804]}
+GERA_POINT = {"type": "Point", "coordinates": [12.0836, 50.8763]}
+
+
+def make_user(conn, role: str, username: str | None = None) -> auth.User:
+    """Create an account with the test password."""
+    return auth.add_user(conn, username or f"test-{role}", PASSWORD, role)
+
+
+def login(client: TestClient, conn, role: str, username: str | None = None) -> dict[str, str]:
+    """Sign in through the API; return headers for cookie + CSRF requests."""
+    user = make_user(conn, role, username)
+    response = client.post("/api/auth/login", json={"username": user.username,
+                                                     "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    return {"X-CSRF-Token": response.json()["csrf_token"]}
+
+
+def bearer(client: TestClient, conn, role: str, username: str | None = None) -> dict[str, str]:
+    """Sign in and return an Authorization header (no cookie kept on the client)."""
+    user = make_user(conn, role, username)
+    response = client.post("/api/auth/login", json={"username": user.username,
+                                                     "password": PASSWORD})
+    client.cookies.clear()
+    return {"Authorization": f"Bearer {response.json()['token']}"}
+
+
+def measure_feature(geometry: dict | None = None, **props: Any) -> dict[str, Any]:
+    """A valid measure Feature for Halle with overridable properties."""
+    properties = {"title": "Sensoren am Hauptbahnhof", "city_ags": "15002000",
+                  "action_field": "Mobilität", "status": "geplant",
+                  "summary": "Zählt Radverkehr", "start_date": "2025-01-01",
+                  "end_date": "2026-12-31", "budget_planned": 120000.0}
+    properties.update(props)
+    return {"type": "Feature", "geometry": copy.deepcopy(geometry or HALLE_POLYGON),
+            "properties": properties}
