@@ -18,9 +18,19 @@ NEUSTADT_POINT = {"type": "Point", "coordinates": [11.9206, 51.4804]}
 GERA_POINT = {"type": "Point", "coordinates": [12.0836, 50.8763]}
 
 
+_HASH = auth._hasher.hash(PASSWORD)  # hashed once: argon2 is slow on purpose
+
+
 def make_user(conn, role: str, username: str | None = None) -> auth.User:
-    """Create an account with the test password."""
-    return auth.add_user(conn, username or f"test-{role}", PASSWORD, role)
+    """Create an account with the test password (pre-hashed)."""
+    from sqlalchemy import text
+
+    name = username or f"test-{role}"
+    row = conn.execute(text(
+        "INSERT INTO users (username, display_name, role, password_hash) VALUES (:u, :d, :r, :h) "
+        "ON CONFLICT (username) DO UPDATE SET role = EXCLUDED.role "
+        "RETURNING id, username, display_name, role"), {"u": name, "d": name, "r": role, "h": _HASH}).one()
+    return auth.User(*row)
 
 
 def login(client: TestClient, conn, role: str, username: str | None = None) -> dict[str, str]:
@@ -33,12 +43,9 @@ def login(client: TestClient, conn, role: str, username: str | None = None) -> d
 
 
 def bearer(client: TestClient, conn, role: str, username: str | None = None) -> dict[str, str]:
-    """Sign in and return an Authorization header (no cookie kept on the client)."""
-    user = make_user(conn, role, username)
-    response = client.post("/api/auth/login", json={"username": user.username,
-                                                     "password": PASSWORD})
-    client.cookies.clear()
-    return {"Authorization": f"Bearer {response.json()['token']}"}
+    """An Authorization header for a fresh session of a new account (no password round)."""
+    session = auth.open_session(conn, make_user(conn, role, username))
+    return {"Authorization": f"Bearer {session.token}"}
 
 
 def measure_feature(geometry: dict | None = None, **props: Any) -> dict[str, Any]:

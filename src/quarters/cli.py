@@ -20,6 +20,10 @@ import_app = typer.Typer(help="Import files into the database")
 app.add_typer(db_app, name="db")
 app.add_typer(data_app, name="data")
 app.add_typer(import_app, name="import")
+users_app = typer.Typer(help="Accounts of planners, moderators and admins")
+export_app = typer.Typer(help="Export data")
+app.add_typer(users_app, name="users")
+app.add_typer(export_app, name="export")
 console = Console(stderr=True)
 
 
@@ -180,6 +184,72 @@ def import_boundaries(
                   f"(from {summary.source_crs})")
     for r in summary.repaired:
         console.print(f"  repaired: {r}")
+
+
+@import_app.command("measures")
+def import_measures(
+    path: Path,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="check only; report every problem")] = False,
+    actor: Annotated[str, typer.Option(help="name recorded in the history")] = "cli-import",
+) -> None:
+    """Import measures (GeoJSON, GeoPackage, CSV with WKT or lon/lat) as drafts, all or nothing."""
+    from quarters.measure_io import import_measures as run
+    from quarters.measures import Actor
+
+    engine = _engine(get_settings())
+    try:
+        with engine.begin() as conn:
+            report = run(conn, path, Actor(None, actor), dry_run=dry_run)
+    except QuartersError as exc:
+        for p in exc.errors[:200]:
+            console.print(f"  row {p.get('row')}: {p.get('field', '')} {p.get('problem')}",
+                          soft_wrap=True, markup=False)
+        raise
+    finally:
+        engine.dispose()
+    for p in report.problems:
+        console.print(f"  row {p['row']}: {p['field']} {p['problem']}", soft_wrap=True, markup=False)
+    verdict = "would import" if dry_run else "imported"
+    console.print(f"{path.name}: {report.rows} rows, {len(report.problems)} problems; "
+                  f"{verdict} {report.rows - len({p['row'] for p in report.problems})} as drafts")
+    if report.problems:
+        raise typer.Exit(1)
+
+
+@export_app.command("measures")
+def export_measures(
+    out: Path,
+    all_: Annotated[bool, typer.Option("--all", help="include drafts (staff export)")] = False,
+) -> None:
+    """Export measures (published only unless --all) as .geojson, .gpkg or .csv by file suffix."""
+    from quarters.measure_io import export
+
+    fmt = out.suffix.lower().lstrip(".")
+    engine = _engine(get_settings())
+    with engine.connect() as conn:
+        out.write_bytes(export(conn, "measures_current" if all_ else "measures_public", fmt))
+    engine.dispose()
+    console.print(f"wrote {out}")
+
+
+@users_app.command("add")
+def users_add(
+    username: str,
+    role: Annotated[str, typer.Option(help="admin, planner or moderator")],
+    display_name: Annotated[str | None, typer.Option(help="name shown in the history")] = None,
+    password: Annotated[str | None, typer.Option(
+        envvar="QUARTERS_NEW_PASSWORD", help="taken from QUARTERS_NEW_PASSWORD or asked")] = None,
+) -> None:
+    """Create an account (argon2 hash) or reset its password and role."""
+    from quarters.auth import add_user
+
+    if password is None:
+        password = typer.prompt("Passwort", hide_input=True, confirmation_prompt=True)
+    engine = _engine(get_settings())
+    with engine.begin() as conn:
+        user = add_user(conn, username, password, role, display_name)
+    engine.dispose()
+    console.print(f"account '{user.username}' ({user.role}) ready")
 
 
 # -- serve ----------------------------------------------------------------------------------

@@ -201,4 +201,18 @@ def load_all(engine: Engine, settings: Settings, catalogue: Any,
             progress("Stadtviertel (Näherung)", 1, 1)
         count = load_pilot_quarters(conn, settings.geo_dir)
         report.notes.append(f"{count} pilot quarters and sites loaded")
+        from quarters.seed import load_seed
+
+        seeded = load_seed(conn, settings.geo_dir)
+        report.notes.append("editions and measures: " + ", ".join(
+            f"{k} {v}" for k, v in seeded.items()))
+        report.notes += load_indicators(conn, settings)
     return report
+
+
+def load_indicators(conn: Connection, settings: Settings) -> list[str]:
+    """Indicator values: Destatis, Halle's Stadtviertel, computed ones; returns report lines."""
+    from quarters.indicators import load_all_indicators
+
+    report = load_all_indicators(conn, settings.data_dir)
+    return report.notes + [f"warning: {w}" for w in report.warnings]

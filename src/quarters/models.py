@@ -147,3 +147,56 @@ class Site(Base):
     sources: Mapped[list] = mapped_column(JSONB, server_default="[]")
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
     geom = mapped_column(multipolygon(), nullable=False)
+
+
+from sqlalchemy import Double  # noqa: E402  (appended with the indicator tables)
+
+
+class Indicator(Base):
+    """Definition of an indicator: unit, kind and how it aggregates into a quarter profile."""
+
+    __tablename__ = "indicators"
+    __table_args__ = (
+        CheckConstraint("kind IN ('count', 'rate', 'share', 'amount', 'class')",
+                        name="indicators_kind"),
+        CheckConstraint("aggregation IN ('sum', 'ratio', 'mean', 'none')",
+                        name="indicators_aggregation"),
+        CheckConstraint(
+            "aggregation <> 'ratio' OR (numerator IS NOT NULL AND denominator IS NOT NULL)",
+            name="indicators_ratio_parts"),
+    )
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    name_de: Mapped[str] = mapped_column(Text)
+    name_en: Mapped[str | None] = mapped_column(Text)
+    unit: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(20))
+    aggregation: Mapped[str] = mapped_column(String(20))
+    numerator: Mapped[str | None] = mapped_column(ForeignKey("indicators.key"))
+    denominator: Mapped[str | None] = mapped_column(ForeignKey("indicators.key"))
+    scale: Mapped[float] = mapped_column(Float, server_default="1")  # ratio = scale * num / den
+    description: Mapped[str | None] = mapped_column(Text)
+    source_id: Mapped[int | None] = mapped_column(ForeignKey("sources.id"))
+
+
+class IndicatorValue(Base):
+    """One indicator value of one spatial unit at one reference date (NULL = explicitly missing)."""
+
+    __tablename__ = "indicator_values"
+    __table_args__ = (
+        UniqueConstraint("indicator", "level", "unit_code", "ref_date",
+                         name="indicator_values_key"),
+        CheckConstraint("value IS NOT NULL OR missing_reason IS NOT NULL",
+                        name="indicator_values_missing_has_reason"),
+        CheckConstraint("value IS NULL OR value <> 'NaN'::float8",
+                        name="indicator_values_not_nan"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    indicator: Mapped[str] = mapped_column(ForeignKey("indicators.key", ondelete="CASCADE"))
+    level: Mapped[str] = mapped_column(String(40))
+    unit_code: Mapped[str] = mapped_column(String(40))
+    ref_date: Mapped[str] = mapped_column(String(10))
+    value: Mapped[float | None] = mapped_column(Double)
+    missing_reason: Mapped[str | None] = mapped_column(Text)
+    derivation: Mapped[str | None] = mapped_column(Text)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
+    loaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -90,7 +90,7 @@ class MeasureProperties(Strict_):
     partners: list[_text(200, 1)] = Field(default_factory=list, max_length=50)
     parent_id: Annotated[int, Strict(), Field(ge=1, le=2_147_483_647)] | None = None
     links: list[Link] = Field(default_factory=list, max_length=20)
-    source: _text(1_000) | None = None
+    source: _text(4_000) | None = None
     licence: _text(300) | None = None
     location_precision: Precision = "exact"
     location_note: _text(1_000) | None = None

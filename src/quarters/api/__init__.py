@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from quarters import __version__
 from quarters.api.errors import add_exception_handlers
-from quarters.api.routes import auth, features, measures, meta
+from quarters.api.routes import auth, editions, features, measure_files, measures, meta
 from quarters.db import make_engine
 from quarters.settings import Settings, get_settings
 
@@ -45,7 +45,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(meta.router)
     app.include_router(features.router)
     app.include_router(auth.router)
+    app.include_router(measure_files.router)
     app.include_router(measures.router)
+    app.include_router(editions.router)
     vendor = settings.web_dir / "node_modules"
     if vendor.is_dir():
         app.mount("/vendor", StaticFiles(directory=vendor), name="vendor")

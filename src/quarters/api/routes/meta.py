@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 
 from quarters import services
 from quarters.api.deps import ConnDep, SettingsDep
+from quarters.schemas import ACTION_FIELDS, PRECISIONS, STATUSES
 
 router = APIRouter(prefix="/api", tags=["service"])
 
@@ -30,4 +31,7 @@ def config(conn: ConnDep, settings: SettingsDep) -> dict:
         "tile_url": settings.tile_url,
         "tile_attribution": settings.tile_attribution,
         "cities": services.project_cities(conn),
+        "action_fields": ACTION_FIELDS,
+        "statuses": list(STATUSES),
+        "location_precisions": list(PRECISIONS),
     }

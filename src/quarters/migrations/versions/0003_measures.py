@@ -128,6 +128,11 @@ def upgrade() -> None:
     -- Quarters and districts a measure lies in are derived from its geometry, never sent.
     CREATE FUNCTION measures_derive_areas() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
+        IF NEW.location_precision = 'unknown' THEN  -- a stand-in geometry places nothing
+            NEW.quarter_ids := '{{}}';
+            NEW.district_ids := '{{}}';
+            RETURN NEW;
+        END IF;
         NEW.quarter_ids := ARRAY(SELECT q.id FROM quarters q
                                  WHERE ST_Intersects(q.geom, NEW.geom) ORDER BY q.id);
         NEW.district_ids := ARRAY(SELECT d.id FROM districts d

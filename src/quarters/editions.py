@@ -1,0 +1,96 @@
+"""Strategy editions (Gera updates its strategy every year): members, map as of, differences."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from quarters.errors import InvalidParameter, NotFound
+
+COMPARED = ("title", "summary", "description", "action_field", "status", "start_date",
+            "end_date", "milestones", "budget_planned", "budget_spent", "funding_line",
+            "responsible_unit", "partners", "parent_id", "location_precision", "published")
+
+
+def load_editions(conn: Connection, path: Path) -> int:
+    """Upsert the editions the project knows (data/geo/editions.json)."""
+    editions = json.loads(path.read_text())["editions"]
+    for e in editions:
+        conn.execute(text("""
+            INSERT INTO editions (key, city_ags, title, year, adopted_on, frozen, note)
+            VALUES (:key, :city_ags, :title, :year, CAST(:adopted_on AS date), :frozen, :note)
+            ON CONFLICT (key) DO UPDATE SET title = EXCLUDED.title, year = EXCLUDED.year,
+                adopted_on = EXCLUDED.adopted_on, note = EXCLUDED.note
+        """), {**{k: e.get(k) for k in ("key", "city_ags", "title", "year", "adopted_on", "note")},
+               "frozen": bool(e.get("frozen"))})
+    return len(editions)
+
+
+def list_editions(conn: Connection, public: bool) -> list[dict[str, Any]]:
+    """Editions with the number of measures each holds (public: published ones only)."""
+    only = "AND (me.snapshot->>'published')::boolean" if public else ""
+    rows = conn.execute(text(f"""
+        SELECT e.key, e.city_ags, e.title, e.year, e.adopted_on, e.frozen, e.note,
+               count(me.measure_id) AS measures
+        FROM editions e LEFT JOIN measure_editions me ON me.edition_key = e.key {only}
+        GROUP BY e.key ORDER BY e.city_ags, e.year
+    """)).mappings()
+    return [{**r, "adopted_on": r["adopted_on"].isoformat() if r["adopted_on"] else None}
+            for r in rows]
+
+
+def _require(conn: Connection, key: str) -> None:
+    if not conn.execute(text("SELECT 1 FROM editions WHERE key = :k"), {"k": key}).first():
+        raise NotFound(f"no edition '{key}'")
+
+
+def edition_map(conn: Connection, key: str, public: bool) -> str:
+    """The measures of an edition as they were recorded in it (GeoJSON text)."""
+    _require(conn, key)
+    only = "AND (me.snapshot->>'published')::boolean" if public else ""
+    return conn.execute(text(f"""
+        SELECT json_build_object('type', 'FeatureCollection', 'edition', CAST(:k AS text),
+            'features', COALESCE(json_agg(json_build_object(
+                'type', 'Feature', 'id', me.measure_id,
+                'geometry', ST_AsGeoJSON(ST_ForcePolygonCCW(ST_Transform(me.geom, 4326)), 7)::json,
+                'properties', me.snapshot || jsonb_build_object('id', me.measure_id))
+            ORDER BY me.measure_id), '[]'))::text
+        FROM measure_editions me WHERE me.edition_key = :k {only}
+    """), {"k": key}).scalar_one()
+
+
+def diff(conn: Connection, old: str, new: str, public: bool) -> dict[str, Any]:
+    """Measures added, removed and changed between two editions (field by field)."""
+    if old == new:
+        raise InvalidParameter("choose two different editions")
+    _require(conn, old)
+    _require(conn, new)
+    only = "AND (snapshot->>'published')::boolean" if public else ""
+    rows = {}
+    for key in (old, new):
+        rows[key] = {r.measure_id: (r.snapshot, r.geom) for r in conn.execute(text(
+            f"SELECT measure_id, snapshot, ST_AsEWKB(geom) AS geom FROM measure_editions "
+            f"WHERE edition_key = :k {only}"), {"k": key})}
+    a, b = rows[old], rows[new]
+
+    def brief(measure_id: int, snap: dict) -> dict[str, Any]:
+        return {"id": measure_id, "title": snap.get("title"), "status": snap.get("status")}
+
+    changed = []
+    for measure_id in sorted(set(a) & set(b)):
+        (sa, ga), (sb, gb) = a[measure_id], b[measure_id]
+        fields = {f: {"before": sa.get(f), "after": sb.get(f)}
+                  for f in COMPARED if sa.get(f) != sb.get(f)}
+        if bytes(ga) != bytes(gb):
+            fields["geometry"] = {"before": "…", "after": "…"}
+        if fields:
+            changed.append({**brief(measure_id, sb), "changes": fields})
+    return {
+        "from": old, "to": new,
+        "added": [brief(i, b[i][0]) for i in sorted(set(b) - set(a))],
+        "removed": [brief(i, a[i][0]) for i in sorted(set(a) - set(b))],
+        "changed": changed,
+    }

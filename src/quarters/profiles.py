@@ -1,0 +1,295 @@
+"""Quarter profiles: a pilot quarter's indicator values derived from the districts it covers.
+
+Rules per indicator (from its ``aggregation`` in the ``indicators`` table):
+
+* ``sum`` (counts, areas): areal interpolation with tobler's ``area_interpolate`` as an
+  extensive variable with ``allocate_total=False`` — each district passes on the share of its
+  value that equals the share of its area inside the quarter (``allocate_total=True`` would hand
+  a district's whole value to the part the quarter covers; see NOTES.md).
+* ``mean``: tobler intensive variable (area-weighted mean over the quarter area).
+* ``ratio`` (density, shares, rates): recomputed from the profile's own numerator and
+  denominator (``scale · numerator / denominator``), never averaged.
+* ``none`` (classes, compactness …): not derived from districts; missing with the reason.
+* Geometry-based indicators (``area_geom_km2``, ``compactness``) and measure counts are
+  computed directly from the quarter's geometry.
+
+A district value that is missing makes the interpolated value missing (tobler would silently
+replace NaN by 0). The coverage (share of the quarter's area that lies in districts of the
+source level) is reported; where it is below 100 %, sums are underestimates and say so.
+Every value carries a ``derivation`` text.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from sqlalchemy import Connection, text
+
+from quarters.errors import NotFound
+from quarters.indicators import (
+    IndicatorDef,
+    IndicatorReport,
+    _district_level,
+    _rows,
+    computed_source,
+    definitions,
+    measures_view_exists,
+    slug,
+    values_table,
+    write_values,
+)
+from quarters.settings import STORAGE_SRID
+
+DIRECT = ("area_geom_km2", "compactness", "quarter_area_share")
+COVERAGE_WARNING = 0.995
+
+
+def _quarter(conn: Connection, quarter_slug: str) -> dict[str, Any]:
+    row = conn.execute(text(
+        "SELECT id, slug, name, city_ags, ST_AsBinary(geom) AS wkb, ST_Area(geom) AS area, "
+        "ST_Perimeter(geom) AS perimeter FROM quarters WHERE slug = :s"),
+        {"s": quarter_slug}).mappings().first()
+    if row is None:
+        known = ", ".join(conn.execute(text("SELECT slug FROM quarters ORDER BY slug")).scalars())
+        raise NotFound(f"quarter: no pilot quarter '{quarter_slug}'; available: {known}")
+    return {**row, "geom": shapely.from_wkb(bytes(row["wkb"]))}
+
+
+def source_level_for(conn: Connection, city_ags: str) -> str | None:
+    """The district level of a city that profiles are built from (stadtviertel preferred)."""
+    levels = list(conn.execute(text(
+        "SELECT level FROM districts WHERE city_ags = :c GROUP BY level "
+        "ORDER BY (level = 'stadtviertel') DESC, count(*) DESC"), {"c": city_ags}).scalars())
+    return levels[0] if levels else None
+
+
+def _districts(conn: Connection, level: str, city_ags: str) -> gpd.GeoDataFrame:
+    rows = conn.execute(text(
+        "SELECT code, name, ST_AsBinary(geom) AS wkb FROM districts "
+        "WHERE level = :l AND city_ags = :c ORDER BY code"), {"l": level, "c": city_ags}).all()
+    return gpd.GeoDataFrame(
+        {"code": [r.code for r in rows], "name": [r.name for r in rows]},
+        geometry=[shapely.from_wkb(bytes(r.wkb)) for r in rows], crs=STORAGE_SRID)
+
+
+def _needed(defs: dict[str, IndicatorDef], keys: list[str]) -> list[str]:
+    """Keys plus the numerators/denominators of ratio indicators (recursively)."""
+    out: list[str] = []
+
+    def add(k: str) -> None:
+        if k in out or k not in defs:
+            return
+        d = defs[k]
+        if d.aggregation == "ratio":
+            add(d.numerator)
+            add(d.denominator)
+        out.append(k)
+
+    for k in keys:
+        add(k)
+    return out
+
+
+def _fmt_pct(x: float) -> str:
+    return f"{100 * x:.0f} %" if x >= 0.01 else "<1 %"
+
+
+def quarter_profile(conn: Connection, quarter_slug: str,
+                    indicators: list[str] | None = None) -> dict[str, Any]:
+    """Indicator values of a pilot quarter, each with value, derivation and missing reason.
+
+    ``indicators`` defaults to every indicator that has values at the source district level
+    plus the geometry-based ones.
+    """
+    q = _quarter(conn, quarter_slug)
+    defs = definitions(conn)
+    level = source_level_for(conn, q["city_ags"])
+    q_area_km2 = q["area"] / 1e6
+    if indicators is None:
+        have = set(conn.execute(text(
+            "SELECT DISTINCT indicator FROM indicator_values WHERE level = :l"),
+            {"l": level or ""}).scalars())
+        indicators = [k for k in defs if k in have or k in DIRECT]
+    unknown = [k for k in indicators if k not in defs]
+    if unknown:
+        raise NotFound(f"indicators: unknown indicator(s) {', '.join(unknown)}")
+    keys = _needed(defs, indicators)
+
+    district_rows: list[dict[str, Any]] = []
+    coverage = 0.0
+    src_values = pd.DataFrame()
+    reasons: dict[str, dict[str, str]] = {}
+    meta = pd.DataFrame()
+    gdf = gpd.GeoDataFrame()
+    if level:
+        gdf = _districts(conn, level, q["city_ags"])
+        inter = gdf.geometry.intersection(q["geom"]).area.to_numpy()
+        hit = inter > 0
+        gdf = gdf[hit].copy()
+        gdf["inter"] = inter[hit]
+        gdf["share_of_district"] = gdf["inter"] / gdf.geometry.area
+        coverage = float(gdf["inter"].sum() / q["area"]) if q["area"] > 0 else 0.0
+        district_rows = [{"code": r.code, "name": r.name,
+                          "share_of_district": round(float(r.share_of_district), 6),
+                          "share_of_quarter": round(float(r.inter / q["area"]), 6)}
+                         for r in gdf.itertuples()]
+        lvl = _district_level(level)
+        interp_keys = [k for k in keys if defs[k].aggregation in ("sum", "mean")
+                       and k not in DIRECT and not k.startswith("measures")]
+        if interp_keys:
+            src_values, reasons, meta = values_table(conn, lvl, interp_keys)
+
+    values: dict[str, dict[str, Any]] = {}
+    cov_note = ("" if coverage >= COVERAGE_WARNING else
+                f"; only {_fmt_pct(coverage)} of the quarter lies in {level} districts, so the "
+                "value covers that part only")
+    parts_text = ", ".join(f"{r['code']} {r['name']} ({_fmt_pct(r['share_of_district'])})"
+                           for r in district_rows)
+    counts = _measure_count(conn, q["id"]) if any(k.startswith("measures") for k in keys) \
+        else None
+
+    for k in keys:
+        d = defs[k]
+        entry: dict[str, Any] = {"indicator": k, "value": None, "missing_reason": None,
+                                 "derivation": None, "ref_date": None}
+        if k == "area_geom_km2":
+            entry.update(value=q_area_km2, derivation="direct: ST_Area of the quarter geometry "
+                         "(EPSG:25832) / 1e6")
+        elif k == "compactness":
+            entry.update(value=4 * math.pi * q["area"] / q["perimeter"] ** 2,
+                         derivation="direct: Polsby-Popper 4·π·area / perimeter² of the quarter")
+        elif k == "quarter_area_share":
+            entry.update(value=100.0, derivation="by definition: the quarter lies entirely "
+                         "inside a pilot quarter (itself)")
+        elif k.startswith("measures") and d.aggregation == "sum":
+            if counts is None:
+                entry["missing_reason"] = "no measures yet (view measures_public missing)"
+            else:
+                field_key = k.split("__", 1)[1] if "__" in k else None
+                n = sum(c for f, c in counts.items() if field_key is None or slug(f) == field_key)
+                entry.update(value=float(n), derivation="direct: published, not cancelled "
+                             "measures located exactly or approximately whose ST_PointOnSurface "
+                             "lies in the quarter")
+        elif d.aggregation in ("sum", "mean"):
+            if not level:
+                entry["missing_reason"] = (f"no district level with values for city "
+                                           f"{q['city_ags']}")
+            elif not district_rows:
+                entry["missing_reason"] = f"the quarter covers no {level} district"
+            else:
+                col = src_values[k].reindex(gdf["code"]).to_numpy(dtype=float)
+                bad = [c for c, v in zip(gdf["code"], col, strict=True) if np.isnan(v)]
+                if bad:
+                    why = "; ".join(f"{c}: {reasons[k].get(c, 'missing')}" for c in bad)
+                    entry["missing_reason"] = (f"value missing for covered {level} district(s) "
+                                               f"{why}")
+                else:
+                    entry.update(value=_interpolate(gdf, col, q["geom"], d.aggregation),
+                                 derivation=(f"tobler area_interpolate ("
+                                             f"{'extensive' if d.aggregation == 'sum' else 'intensive'}"
+                                             f", allocate_total=False) over {len(gdf)} {level} "
+                                             f"district(s): {parts_text}{cov_note}"))
+                    if k in meta.index:
+                        entry["ref_date"] = meta.at[k, "last"]
+        elif d.aggregation == "ratio":
+            num, den = values.get(d.numerator), values.get(d.denominator)
+            if num is None or den is None or num["value"] is None or den["value"] is None:
+                missing = [x for x, e in ((d.numerator, num), (d.denominator, den))
+                           if e is None or e["value"] is None]
+                entry["missing_reason"] = f"ratio parts missing in the profile: {', '.join(missing)}"
+            elif den["value"] == 0:
+                entry["missing_reason"] = f"{d.denominator} is 0: ratio undefined"
+            else:
+                entry.update(value=d.scale * num["value"] / den["value"],
+                             derivation=(f"recomputed: {_scale_text(d.scale)}{d.numerator} / "
+                                         f"{d.denominator} of this profile"),
+                             ref_date=num.get("ref_date") or den.get("ref_date"))
+        else:
+            entry["missing_reason"] = (f"'{k}' has aggregation 'none' ({d.kind}): it cannot be "
+                                       "derived from districts")
+        values[k] = entry
+
+    out_values = []
+    for k in keys:
+        d = defs[k]
+        e = values[k]
+        out_values.append({**e, "name_de": d.name_de, "name_en": d.name_en, "unit": d.unit,
+                           "kind": d.kind, "aggregation": d.aggregation,
+                           "requested": k in indicators})
+    return {
+        "quarter": {"slug": q["slug"], "name": q["name"], "city_ags": q["city_ags"],
+                    "area_km2": q_area_km2},
+        "source_level": level,
+        "coverage": coverage,
+        "districts": district_rows,
+        "values": out_values,
+    }
+
+
+def _scale_text(scale: float) -> str:
+    return "" if scale == 1 else f"{scale:g} · "
+
+
+def _interpolate(gdf: gpd.GeoDataFrame, col: np.ndarray, geom: shapely.Geometry,
+                 aggregation: str) -> float:
+    """tobler areal interpolation of one complete variable onto one target polygon."""
+    from tobler.area_weighted import area_interpolate
+
+    source = gpd.GeoDataFrame({"v": col.copy()}, geometry=gdf.geometry.to_numpy(),
+                              crs=STORAGE_SRID)
+    target = gpd.GeoDataFrame(geometry=[geom], crs=STORAGE_SRID)
+    kw = {"extensive_variables": ["v"]} if aggregation == "sum" else {"intensive_variables": ["v"]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = area_interpolate(source, target, allocate_total=False, **kw)
+    return float(result["v"].iloc[0])
+
+
+def _measure_count(conn: Connection, quarter_id: int) -> dict[str, int] | None:
+    """Public, not cancelled, precisely located measures in a quarter per action field."""
+    if not measures_view_exists(conn):
+        return None
+    rows = conn.execute(text("""
+        SELECT m.action_field, count(*) FROM measures_public m JOIN quarters q
+          ON ST_Intersects(q.geom, ST_PointOnSurface(m.geom))
+        WHERE q.id = :id AND m.status IS DISTINCT FROM 'eingestellt'
+          AND m.location_precision IN ('exact', 'approximate')
+        GROUP BY 1
+    """), {"id": quarter_id}).all()
+    return {r[0]: int(r[1]) for r in rows}
+
+
+def profile_series(profile: dict[str, Any]) -> pd.Series:
+    """indicator → value (NaN = missing) of a profile, for the similarity core."""
+    return pd.Series({v["indicator"]: (np.nan if v["value"] is None else v["value"])
+                      for v in profile["values"]}, dtype=float)
+
+
+def store_profiles(conn: Connection, today: str) -> IndicatorReport:
+    """Store every quarter's profile as level ``quarter`` (replacing earlier profiles)."""
+    report = IndicatorReport()
+    comp = computed_source(conn)
+    conn.execute(text("DELETE FROM indicator_values WHERE level = 'quarter' AND source_id = :s"),
+                 {"s": comp})
+    parts = []
+    slugs = list(conn.execute(text("SELECT slug FROM quarters ORDER BY slug")).scalars())
+    for s in slugs:
+        prof = quarter_profile(conn, s)
+        for v in prof["values"]:
+            parts.append(_rows(v["indicator"], "quarter", [s], [v["value"]],
+                               v["ref_date"] or today, comp, [v["missing_reason"]],
+                               v["derivation"] or "quarter profile"))
+    if parts:
+        frame = pd.concat(parts, ignore_index=True)
+        # geometry values of quarters were written by refresh_computed with today's date
+        frame = frame.drop_duplicates(["indicator", "unit_code", "ref_date"])
+        ins, upd = write_values(conn, frame)
+        report.add(frame, ins, upd)
+        report.notes.append(f"quarter profiles stored for {len(slugs)} pilot quarter(s)")
+    return report

@@ -1,0 +1,686 @@
+"""Transferability analysis as a service: values from the database → similarity core → results.
+
+The computational core (:mod:`quarters.analysis`) is pure; this module fetches the values
+table of a level, resolves a reference, calls :func:`~quarters.analysis.similarity`,
+:func:`~quarters.analysis.sensitivity`, :func:`~quarters.analysis.typology.typology` and
+:func:`~quarters.analysis.classify.classify`, and returns plain dicts / DataFrames.
+
+References (``reference=``) are written ``kind:key``:
+
+* ``quarter:<slug>`` – a pilot quarter; its profile (see :mod:`quarters.profiles`),
+* ``gemeinde:<AGS>``, ``kreis:<AGS>`` – a municipality or Kreis (bare 8 or 5 digits work too),
+* ``<district level>:<code>`` such as ``stadtviertel:09``,
+* ``measure:<id>`` – the unit of the chosen level that contains the measure's location.
+
+When the reference is a unit of the ranked level it is a candidate itself (rank 1, score
+100). Otherwise its values are an external profile: it does not influence the standardisation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from sqlalchemy import Connection, text
+
+from quarters.analysis.similarity import SensitivityResult, SimilarityResult, explain
+from quarters.analysis.similarity import sensitivity as run_sensitivity
+from quarters.analysis.similarity import similarity as run_similarity
+from quarters.errors import InvalidInput, InvalidParameter, NotFound
+from quarters.indicators import (
+    DEFAULT_DISTRICT_INDICATORS,
+    DEFAULT_INDICATORS,
+    IndicatorDef,
+    Level,
+    definitions,
+    get_level,
+    measures_view_exists,
+    units,
+    values_table,
+)
+from quarters.settings import GERA_AGS, HALLE_AGS, PROJECT_CITIES, STORAGE_SRID
+
+Progress = Callable[[str, int, int], None]
+METHODS = ("zscore", "robust")
+METRICS = ("euclidean", "mahalanobis")
+MISSING = ("drop_indicator", "skip_pairwise")
+CLUSTER_METHODS = ("kmeans", "agglomerative")
+MAX_TOP = 500
+MAX_INDICATORS = 30
+
+
+# ----------------------------------------------------------------------------------------------
+# parameters
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class TransferParams:
+    """What to rank: reference, level, indicators with weights, options of the core."""
+
+    reference: str
+    level: str = "gemeinde"
+    indicators: list[str] | None = None
+    weights: dict[str, float] | None = None
+    method: str = "zscore"
+    metric: str = "euclidean"
+    missing: str = "drop_indicator"
+    top: int = 10
+    sensitivity: bool = True
+    runs: int = 200
+    spread: float = 0.25
+    seed: int = 0
+    types: bool = True
+    k: int | None = None
+    cluster_method: str = "kmeans"
+
+    def check(self) -> None:
+        """Raise InvalidParameter naming the first bad field."""
+        for name, value, allowed in (("method", self.method, METHODS),
+                                     ("metric", self.metric, METRICS),
+                                     ("missing", self.missing, MISSING),
+                                     ("cluster_method", self.cluster_method, CLUSTER_METHODS)):
+            if value not in allowed:
+                raise InvalidParameter(f"{name}: '{value}' is not one of {', '.join(allowed)}")
+        if self.missing == "skip_pairwise" and self.metric == "mahalanobis":
+            raise InvalidParameter("missing: 'skip_pairwise' only works with metric 'euclidean'")
+        if not 1 <= self.top <= MAX_TOP:
+            raise InvalidParameter(f"top: must be between 1 and {MAX_TOP}, got {self.top}")
+        if not 1 <= self.runs <= 5000:
+            raise InvalidParameter(f"runs: must be between 1 and 5000, got {self.runs}")
+        if not 0 <= self.spread < 1:
+            raise InvalidParameter(f"spread: must be in [0, 1), got {self.spread}")
+        if self.k is not None and not 2 <= self.k <= 20:
+            raise InvalidParameter(f"k: must be between 2 and 20, got {self.k}")
+        if not self.reference or not self.reference.strip():
+            raise InvalidParameter("reference: required (e.g. quarter:bildungsquartier-neustadt, "
+                                   "gemeinde:15002000, stadtviertel:09, measure:12)")
+        if self.weights:
+            for key, w in self.weights.items():
+                if not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
+                    raise InvalidParameter(f"weights: weight of '{key}' must be a finite number "
+                                           f">= 0, got {w!r}")
+            if all(w == 0 for w in self.weights.values()):
+                raise InvalidParameter("weights: at least one weight must be positive")
+
+
+def parse_weights(items: list[str] | None, field_name: str = "weight") -> dict[str, float]:
+    """``["density=2", "population=1"]`` → dict; InvalidParameter naming the bad item."""
+    out: dict[str, float] = {}
+    for item in items or []:
+        for part in item.split(","):
+            if not part.strip():
+                continue
+            key, sep, raw = part.partition("=")
+            if not sep or not key.strip():
+                raise InvalidParameter(f"{field_name}: '{part}' is not of the form indicator=number")
+            try:
+                value = float(raw)
+            except ValueError:
+                raise InvalidParameter(f"{field_name}: weight '{raw}' of '{key.strip()}' is not a "
+                                       "number") from None
+            if not math.isfinite(value) or value < 0:
+                raise InvalidParameter(f"{field_name}: weight of '{key.strip()}' must be a finite "
+                                       f"number >= 0, got {raw}")
+            out[key.strip()] = value
+    return out
+
+
+def default_indicators(level: Level) -> list[str]:
+    """Indicators used when none are chosen."""
+    return DEFAULT_INDICATORS.get(level.name, DEFAULT_DISTRICT_INDICATORS)
+
+
+def resolve_indicators(conn: Connection, level: Level, indicators: list[str] | None,
+                       weights: dict[str, float] | None) -> tuple[list[IndicatorDef],
+                                                                   dict[str, float]]:
+    """Check the indicator keys and weights against the definitions and the level's data."""
+    defs = definitions(conn)
+    keys = list(dict.fromkeys(indicators or (list(weights) if weights else
+                                             default_indicators(level))))
+    if len(keys) > MAX_INDICATORS:
+        raise InvalidParameter(f"indicators: at most {MAX_INDICATORS}, got {len(keys)}")
+    unknown = [k for k in keys if k not in defs]
+    if unknown:
+        raise InvalidParameter(f"indicators: unknown indicator(s) {', '.join(unknown)}; "
+                               f"see /api/analysis/indicators")
+    weights = dict(weights or {})
+    extra = [k for k in weights if k not in keys]
+    if extra:
+        raise InvalidParameter(f"weights: indicator(s) {', '.join(extra)} not among the chosen "
+                               f"indicators {', '.join(keys)}")
+    have = set(conn.execute(text(
+        "SELECT DISTINCT indicator FROM indicator_values WHERE level = :l AND value IS NOT NULL "
+        "AND indicator = ANY(:k)"), {"l": level.name, "k": keys}).scalars())
+    empty = [k for k in keys if k not in have]
+    if empty:
+        raise InvalidInput(f"indicators: no values at level '{level.name}' for "
+                           f"{', '.join(empty)}")
+    return [defs[k] for k in keys], {k: float(weights.get(k, 1.0)) for k in keys}
+
+
+# ----------------------------------------------------------------------------------------------
+# reference
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class Reference:
+    """A resolved reference: a candidate unit (``unit_id``) or an external ``profile``."""
+
+    spec: str
+    kind: str
+    level: str
+    code: str
+    name: str
+    unit_id: str | None = None
+    profile: pd.Series | None = None
+    derivations: dict[str, str] = field(default_factory=dict)
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready description."""
+        return {"spec": self.spec, "kind": self.kind, "level": self.level, "code": self.code,
+                "name": self.name, "is_candidate": self.unit_id is not None, "note": self.note,
+                "values": None if self.profile is None else _clean(self.profile.to_dict()),
+                "derivations": self.derivations or None}
+
+
+def _split_reference(conn: Connection, spec: str) -> tuple[str, str]:
+    spec = spec.strip()
+    if ":" in spec:
+        kind, _, key = spec.partition(":")
+        return kind.strip().lower(), key.strip()
+    if re.fullmatch(r"\d{8}", spec):
+        return "gemeinde", spec
+    if re.fullmatch(r"\d{5}", spec):
+        return "kreis", spec
+    if conn.execute(text("SELECT 1 FROM quarters WHERE slug = :s"), {"s": spec}).first():
+        return "quarter", spec
+    raise InvalidParameter(f"reference: '{spec}' is not understood; write kind:key, e.g. "
+                           "quarter:bildungsquartier-neustadt, gemeinde:15002000, kreis:15002, "
+                           "stadtviertel:09 or measure:12")
+
+
+def _unit_name(conn: Connection, level: Level, code: str) -> str | None:
+    fw, params = level.from_where()
+    return conn.execute(text(f"SELECT t.name FROM {fw} AND t.{level.code_column} = :code"),
+                        {**params, "code": code}).scalar()
+
+
+def resolve_reference(conn: Connection, spec: str, level: Level,
+                      indicators: list[str]) -> Reference:
+    """Turn ``kind:key`` into a candidate unit id or an external profile over ``indicators``."""
+    kind, key = _split_reference(conn, spec)
+    if kind == "measure":
+        return _measure_reference(conn, spec, key, level, indicators)
+    if kind in ("district", "viertel"):
+        kind = "stadtviertel"
+    ref_level = get_level(conn, kind, "reference")
+    name = _unit_name(conn, ref_level, key)
+    if name is None:
+        raise NotFound(f"reference: no {ref_level.label_en} unit '{key}' at level "
+                       f"'{ref_level.name}'")
+    if ref_level.name == level.name:
+        return Reference(spec, kind, level.name, key, name, unit_id=key)
+    if ref_level.name == "quarter":
+        from quarters.profiles import profile_series, quarter_profile
+
+        prof = quarter_profile(conn, key, indicators)
+        derivs = {v["indicator"]: v["derivation"] or f"missing: {v['missing_reason']}"
+                  for v in prof["values"] if v["indicator"] in indicators}
+        return Reference(spec, kind, "quarter", key, name,
+                         profile=profile_series(prof).reindex(indicators),
+                         derivations=derivs,
+                         note=f"profile of the quarter derived from its "
+                              f"{prof['source_level'] or 'districts'} (coverage "
+                              f"{100 * prof['coverage']:.0f} %)")
+    vals, reasons, _ = values_table(conn, ref_level, indicators)
+    row = vals.loc[key]
+    derivs = {k: f"missing: {reasons[k][key]}" for k in indicators if key in reasons[k]}
+    return Reference(spec, kind, ref_level.name, key, name, profile=row,
+                     derivations=derivs,
+                     note=f"values of the {ref_level.name} unit compared with {level.name} "
+                          "units (external reference; it does not influence the scaling)")
+
+
+def _measure_reference(conn: Connection, spec: str, key: str, level: Level,
+                       indicators: list[str]) -> Reference:
+    if not key.isdigit():
+        raise InvalidParameter(f"reference: measure id '{key}' is not a number")
+    if not measures_view_exists(conn):
+        raise NotFound("reference: no measures yet (measures are not set up)")
+    row = conn.execute(text("SELECT id, title FROM measures_public WHERE id = :id"),
+                       {"id": int(key)}).first()
+    if row is None:
+        raise NotFound(f"reference: no published measure {key}")
+    fw, params = level.from_where()
+    unit = conn.execute(text(
+        f"SELECT t.{level.code_column}, t.name FROM {fw} AND ST_Intersects(t.geom, "
+        f"(SELECT ST_PointOnSurface(geom) FROM measures_public WHERE id = :id)) LIMIT 1"),
+        {**params, "id": int(key)}).first()
+    if unit is None:
+        raise InvalidInput(f"reference: measure {key} lies in no {level.label_en} unit of level "
+                           f"'{level.name}'")
+    return Reference(spec, "measure", level.name, unit[0], unit[1], unit_id=unit[0],
+                     note=f"unit containing measure {key} „{row.title}“")
+
+
+# ----------------------------------------------------------------------------------------------
+# typology (cached: k-means over 11,000 units takes a few seconds)
+# ----------------------------------------------------------------------------------------------
+_TYPOLOGY_CACHE: OrderedDict[str, Any] = OrderedDict()
+_CACHE_SIZE = 16
+
+
+def _frame_hash(values: pd.DataFrame) -> str:
+    digest = hashlib.sha1(pd.util.hash_pandas_object(values, index=True).to_numpy().tobytes())
+    digest.update(",".join(map(str, values.columns)).encode())
+    return digest.hexdigest()
+
+
+def cached_typology(values: pd.DataFrame, weights: dict[str, float], k: int | None,
+                    method: str, scaling: str, seed: int = 0):  # noqa: ANN201
+    """:func:`quarters.analysis.typology.typology` with an in-process cache keyed by the data."""
+    from quarters.analysis.typology import typology
+
+    key = "|".join([_frame_hash(values), repr(sorted(weights.items())), str(k), method,
+                    scaling, str(seed)])
+    if key in _TYPOLOGY_CACHE:
+        _TYPOLOGY_CACHE.move_to_end(key)
+        return _TYPOLOGY_CACHE[key]
+    phrases = _phrases(list(values.columns))
+    k_range = range(3, 9) if len(values) > 9 else range(2, max(3, len(values) - 1))
+    result = typology(values, weights, k=k, method=method, seed=seed, scaling=scaling,
+                      phrases=phrases, k_range=k_range)
+    _TYPOLOGY_CACHE[key] = result
+    while len(_TYPOLOGY_CACHE) > _CACHE_SIZE:
+        _TYPOLOGY_CACHE.popitem(last=False)
+    return result
+
+
+_PHRASES = {
+    "population": ("viele Einwohner", "wenige Einwohner", "large population", "small population"),
+    "density": ("dicht", "dünn besiedelt", "dense", "sparse"),
+    "area_km2": ("große Fläche", "kleine Fläche", "large area", "small area"),
+    "area_geom_km2": ("große Fläche", "kleine Fläche", "large area", "small area"),
+    "female_share": ("hoher Frauenanteil", "niedriger Frauenanteil", "more women", "fewer women"),
+    "urbanisation": ("ländlich", "städtisch", "rural", "urban"),
+}
+
+
+def _phrases(keys: list[str]) -> dict[str, tuple[str, str, str, str]]:
+    defs_name = {k: k for k in keys}
+    return {k: _PHRASES[k] for k in defs_name if k in _PHRASES}
+
+
+# ----------------------------------------------------------------------------------------------
+# the analysis
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class TransferResult:
+    """Everything a ranking produced; :func:`to_json` and the report read from it."""
+
+    params: TransferParams
+    level: Level
+    reference: Reference
+    indicators: list[IndicatorDef]
+    weights: dict[str, float]
+    result: SimilarityResult
+    ranking: pd.DataFrame  # all ranked candidates: name, rank, score, …, value_*, type
+    excluded: pd.DataFrame  # code → name, missing, reasons
+    sensitivity: SensitivityResult | None
+    typology: Any | None
+    reference_type: int | None
+    warnings: list[str]
+    sources: list[dict[str, Any]]
+    ref_dates: dict[str, list[str]]
+    timings: dict[str, float]
+    n_units: int
+
+    @property
+    def top(self) -> pd.DataFrame:
+        """The first ``params.top`` rows (plus the reference if it is a candidate)."""
+        return self.ranking.head(self.params.top + (1 if self.reference.unit_id else 0))
+
+
+def run_transfer(conn: Connection, params: TransferParams,
+                 progress: Progress | None = None) -> TransferResult:
+    """Rank the candidates of ``params.level`` by similarity to ``params.reference``."""
+    params.check()
+    step = progress or (lambda _label, _done, _total: None)
+    total = 3 + int(params.sensitivity) + int(params.types)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    level = get_level(conn, params.level)
+    defs, weights = resolve_indicators(conn, level, params.indicators, params.weights)
+    keys = [d.key for d in defs]
+    step("Referenz auflösen", 0, total)
+    reference = resolve_reference(conn, params.reference, level, keys)
+    step("Werte laden", 1, total)
+    values, reasons, meta = values_table(conn, level, keys)
+    names = units(conn, level)["name"]
+    timings["fetch_s"] = time.perf_counter() - t0
+    ref_arg: Any = reference.unit_id if reference.unit_id is not None else reference.profile
+    t1 = time.perf_counter()
+    try:
+        sim = run_similarity(values, ref_arg, weights, method=params.method,
+                             metric=params.metric, missing=params.missing)
+    except ValueError as exc:
+        raise InvalidInput(f"ranking: {exc}") from exc
+    timings["ranking_s"] = time.perf_counter() - t1
+    step("Rangfolge", 2, total)
+    warnings = list(sim.warnings)
+    ranking = sim.ranking.copy()
+    ranking.insert(0, "name", names.reindex(ranking.index).to_numpy())
+    for k in sim.indicators:
+        ranking[f"value_{k}"] = sim.values[k].reindex(ranking.index).to_numpy()
+    ranking["is_reference"] = ranking.index == reference.unit_id
+    done = 3
+
+    sens = None
+    if params.sensitivity:
+        t2 = time.perf_counter()
+        try:
+            sens = run_sensitivity(values, ref_arg, weights, n=params.runs, spread=params.spread,
+                                   top=params.top, seed=params.seed, method=params.method,
+                                   metric=params.metric, missing=params.missing)
+        except ValueError as exc:
+            warnings.append(f"sensitivity check skipped: {exc}")
+        timings["sensitivity_s"] = time.perf_counter() - t2
+        if sens is not None:
+            for col in ("share_in_top", "rank_min", "rank_median", "rank_max"):
+                ranking[col] = sens.table[col].reindex(ranking.index).to_numpy()
+        step("Sensitivität", done, total)
+        done += 1
+
+    typ, ref_type = None, None
+    if params.types:
+        t3 = time.perf_counter()
+        used = {k: w for k, w in weights.items() if k in sim.indicators}
+        try:
+            typ = cached_typology(values[list(used)], used, params.k, params.cluster_method,
+                                  params.method, params.seed)
+        except ValueError as exc:
+            warnings.append(f"typology skipped: {exc}")
+        if typ is not None:
+            labels = typ.labels.reindex(ranking.index)
+            ranking["cluster"] = labels.to_numpy()
+            prof = typ.profiles
+            ranking["type_de"] = [prof.at[int(c), "label_de"] if pd.notna(c) else None
+                                  for c in labels]
+            ranking["type_en"] = [prof.at[int(c), "label_en"] if pd.notna(c) else None
+                                  for c in labels]
+            ref_type = _reference_type(typ, reference, warnings)
+            ranking["same_type"] = (labels == ref_type).fillna(False).astype(bool).to_numpy() \
+                if ref_type is not None else False
+        timings["typology_s"] = time.perf_counter() - t3
+        step("Typologie", done, total)
+    excluded = pd.DataFrame(
+        [{"code": c, "name": names.get(c), "missing": m,
+          "reasons": {k: reasons.get(k, {}).get(c, "missing") for k in m}}
+         for c, m in sim.excluded.items()],
+        columns=["code", "name", "missing", "reasons"])
+    used_sources = sorted({s for ids in meta.get("sources", pd.Series(dtype=object))
+                           for s in ids})
+    sources = _sources(conn, used_sources, level)
+    ref_dates = {k: [meta.at[k, "first"], meta.at[k, "last"]] for k in keys if k in meta.index}
+    timings["total_s"] = time.perf_counter() - t0
+    step("fertig", total, total)
+    return TransferResult(params, level, reference, defs, weights, sim, ranking, excluded, sens,
+                          typ, ref_type, warnings, sources, ref_dates, timings, len(values))
+
+
+def _reference_type(typ: Any, reference: Reference, warnings: list[str]) -> int | None:
+    from quarters.analysis.typology import assign
+
+    try:
+        if reference.unit_id is not None:
+            value = typ.labels.get(reference.unit_id)
+            if value is None or pd.isna(value):
+                raise ValueError("the reference unit was not clustered (missing values)")
+            return int(value)
+        return assign(typ, reference.profile.reindex(typ.indicators))
+    except ValueError as exc:
+        warnings.append(f"type of the reference unknown: {exc}")
+        return None
+
+
+def _sources(conn: Connection, ids: list[int], level: Level) -> list[dict[str, Any]]:
+    """Sources of the values used plus the geometry source of the level."""
+    geom_ids = conn.execute(text(f"SELECT DISTINCT source_id FROM {level.table}")).scalars()
+    all_ids = sorted(set(ids) | set(geom_ids))
+    rows = conn.execute(text(
+        "SELECT id, key, name, publisher, licence, licence_url, attribution, url FROM sources "
+        "WHERE id = ANY(:ids) ORDER BY id"), {"ids": all_ids}).mappings()
+    return [dict(r) for r in rows]
+
+
+# ----------------------------------------------------------------------------------------------
+# JSON
+# ----------------------------------------------------------------------------------------------
+def _clean(obj: Any) -> Any:
+    """JSON-safe: NaN/inf → None, numpy scalars → Python."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if obj is pd.NA or obj is pd.NaT:
+        return None
+    return obj
+
+
+def explanation(res: TransferResult, code: str, top: int = 3) -> dict[str, Any]:
+    """explain() of the core plus one sentence in German and English."""
+    ex = explain(res.result, code, top=min(top, len(res.result.indicators)))
+    if res.reference.unit_id == code:
+        ex["text_de"] = "Die Referenz selbst."
+        ex["text_en"] = "The reference itself."
+        return ex
+    near = [i for i in ex["most_similar"] if i["direction"] in ("equal",) or i["abs_diff"] < 0.5]
+    far = [i for i in ex["least_similar"] if i["abs_diff"] >= 0.5]
+    de = "; ".join(i["text_de"] for i in far) or "keine großen Unterschiede"
+    en = "; ".join(i["text_en"] for i in far) or "no large differences"
+    sim_de = ", ".join(i["indicator"] for i in near) or "–"
+    ex["text_de"] = f"Ähnlich bei: {sim_de}. Unterschiede: {de}."
+    ex["text_en"] = f"Similar in: {sim_de}. Differences: {en}."
+    return ex
+
+
+def row_dict(res: TransferResult, code: str, with_explanation: bool = True) -> dict[str, Any]:
+    """One ranking row as JSON."""
+    r = res.ranking.loc[code]
+    inds = res.result.indicators
+    dist2 = float(r["distance"]) ** 2
+    out = {
+        "rank": int(r["rank"]), "code": code, "name": r["name"], "score": float(r["score"]),
+        "distance": float(r["distance"]), "is_reference": bool(r["is_reference"]),
+        "values": {k: r[f"value_{k}"] for k in inds},
+        "contributions": {k: r[f"contrib_{k}"] for k in inds},
+        "shares": {k: (r[f"contrib_{k}"] / dist2 if dist2 > 0 else 0.0) for k in inds},
+        "differences": {k: r[f"diff_{k}"] for k in inds},
+    }
+    if "cluster" in r.index:
+        out["type"] = None if pd.isna(r["cluster"]) else {
+            "cluster": int(r["cluster"]), "label_de": r["type_de"], "label_en": r["type_en"]}
+        out["same_type"] = bool(r["same_type"])
+    if "share_in_top" in r.index and pd.notna(r["share_in_top"]):
+        out["sensitivity"] = {"share_in_top": r["share_in_top"], "rank_min": r["rank_min"],
+                              "rank_median": r["rank_median"], "rank_max": r["rank_max"]}
+    if with_explanation:
+        ex = explanation(res, code)
+        out["explanation"] = {k: ex[k] for k in ("most_similar", "least_similar", "text_de",
+                                                 "text_en")}
+    return _clean(out)
+
+
+def to_json(res: TransferResult, *, scores: bool = False, scheme: str = "quantiles",
+            k: int = 5, max_excluded: int = 50) -> dict[str, Any]:
+    """The API's response body for a ranking."""
+    p = res.params
+    body: dict[str, Any] = {
+        "reference": res.reference.as_dict(),
+        "level": {"name": res.level.name, "label_de": res.level.label_de,
+                  "label_en": res.level.label_en, "units": res.n_units},
+        "indicators": [{"key": d.key, "name_de": d.name_de, "unit": d.unit,
+                        "weight": res.result.weights.get(d.key, 0.0),
+                        "used": d.key in res.result.indicators,
+                        "ref_dates": res.ref_dates.get(d.key)} for d in res.indicators],
+        "method": p.method, "metric": p.metric, "missing": p.missing,
+        "n_candidates": len(res.ranking), "n_excluded": len(res.excluded),
+        "excluded": res.excluded.head(max_excluded).to_dict(orient="records"),
+        "warnings": res.warnings,
+        "rows": [row_dict(res, c) for c in res.top.index],
+        "sources": [{k: s[k] for k in ("key", "name", "licence", "licence_url", "attribution")}
+                    for s in res.sources],
+        "timings": {k: round(v, 4) for k, v in res.timings.items()},
+    }
+    if res.sensitivity is not None:
+        body["sensitivity"] = {"stability": res.sensitivity.stability, "runs": res.sensitivity.n,
+                               "spread": res.sensitivity.spread, "top": res.sensitivity.top}
+    if res.typology is not None:
+        t = res.typology
+        body["typology"] = {
+            "k": t.k, "silhouette": t.silhouette, "method": t.method,
+            "reference_type": res.reference_type,
+            "types": [{"cluster": int(c), "size": int(row["size"]), "label_de": row["label_de"],
+                       "label_en": row["label_en"]} for c, row in t.profiles.iterrows()]}
+    if scores:
+        body["scores"] = score_classes(res, scheme, k)
+    return _clean(body)
+
+
+def score_classes(res: TransferResult, scheme: str = "quantiles", k: int = 5) -> dict[str, Any]:
+    """Scores of all candidates with choropleth classes (for a map of the similarity score)."""
+    from quarters.analysis.classify import classify
+
+    cls = classify(res.ranking["score"], scheme, k)
+    return {"classification": {key: cls[key] for key in ("scheme", "k", "bins", "lower",
+                                                            "counts", "labels", "n_missing")},
+            "units": [{"code": c, "score": round(float(s), 3), "class": int(cl)}
+                      for c, s, cl in zip(res.ranking.index, res.ranking["score"],
+                                          cls["classes"], strict=True)]}
+
+
+# ----------------------------------------------------------------------------------------------
+# typology and cross-city
+# ----------------------------------------------------------------------------------------------
+def typology_for(conn: Connection, level_name: str, indicators: list[str] | None,
+                 weights: dict[str, float] | None, k: int | None, method: str = "kmeans",
+                 scaling: str = "zscore") -> dict[str, Any]:
+    """Typology of a level's units as JSON."""
+    if method not in CLUSTER_METHODS:
+        raise InvalidParameter(f"method: '{method}' is not one of {', '.join(CLUSTER_METHODS)}")
+    if scaling not in METHODS:
+        raise InvalidParameter(f"scaling: '{scaling}' is not one of {', '.join(METHODS)}")
+    if k is not None and not 2 <= k <= 20:
+        raise InvalidParameter(f"k: must be between 2 and 20, got {k}")
+    level = get_level(conn, level_name)
+    defs, w = resolve_indicators(conn, level, indicators, weights)
+    keys = [d.key for d in defs]
+    values, _, _ = values_table(conn, level, keys)
+    try:
+        t = cached_typology(values, w, k, method, scaling)
+    except ValueError as exc:
+        raise InvalidInput(f"typology: {exc}") from exc
+    names = units(conn, level)["name"]
+    return _clean({
+        "level": level.name, "indicators": keys, "weights": w, "k": t.k,
+        "silhouette": t.silhouette, "silhouette_by_k": t.silhouette_by_k, "method": t.method,
+        "scaling": t.scaling,
+        "types": [{"cluster": int(c), "size": int(row["size"]), "label_de": row["label_de"],
+                   "label_en": row["label_en"],
+                   "centre": t.centres.loc[c].to_dict(), "centre_z": t.centres_z.loc[c].to_dict()}
+                  for c, row in t.profiles.iterrows()],
+        "units": [{"code": c, "name": names.get(c),
+                   "cluster": None if pd.isna(v) else int(v)} for c, v in t.labels.items()],
+        "n_excluded": len(t.excluded), "warnings": t.warnings,
+    })
+
+
+def cross_city(conn: Connection, level_name: str = "gemeinde", indicators: list[str] | None = None,
+               weights: dict[str, float] | None = None, top: int = 10,
+               method: str = "zscore") -> dict[str, Any]:
+    """Which units resemble Halle (Saale), which resemble Gera, and how alike are the two?"""
+    if level_name not in ("gemeinde", "kreis"):
+        raise InvalidParameter(f"level: cross-city works on 'gemeinde' or 'kreis', got "
+                               f"'{level_name}'")
+    codes = {HALLE_AGS: HALLE_AGS, GERA_AGS: GERA_AGS} if level_name == "gemeinde" else \
+        {HALLE_AGS: HALLE_AGS[:5], GERA_AGS: GERA_AGS[:5]}
+    out: dict[str, Any] = {"level": level_name, "cities": []}
+    results = {}
+    for ags, code in codes.items():
+        params = TransferParams(reference=f"{level_name}:{code}", level=level_name,
+                                indicators=indicators, weights=weights, top=top, method=method,
+                                sensitivity=False, types=False)
+        res = run_transfer(conn, params)
+        results[ags] = res
+        out["cities"].append({"ags": ags, "name": PROJECT_CITIES[ags], "code": code,
+                              "rows": [row_dict(res, c, with_explanation=False)
+                                       for c in res.top.index],
+                              "warnings": res.warnings})
+    (a, ra), (b, rb) = results.items()
+    pair = {}
+    for x, res_x, y in ((a, ra, b), (b, rb, a)):
+        other = codes[y]
+        if other in res_x.ranking.index:
+            r = res_x.ranking.loc[other]
+            pair[f"{PROJECT_CITIES[y]} in the ranking of {PROJECT_CITIES[x]}"] = {
+                "rank": int(r["rank"]), "score": float(r["score"]),
+                "distance": float(r["distance"]),
+                "explanation": explanation(res_x, other)["text_de"]}
+    out["pair"] = pair
+    out["indicators"] = [d.key for d in ra.indicators]
+    out["n_candidates"] = len(ra.ranking)
+    return _clean(out)
+
+
+# ----------------------------------------------------------------------------------------------
+# geometry for maps and files
+# ----------------------------------------------------------------------------------------------
+def geometries(conn: Connection, level: Level, *, simplify_m: float = 0.0,
+               srid: int = 4326, codes: list[str] | None = None) -> gpd.GeoDataFrame:
+    """Unit geometries (code, name) of a level, optionally simplified (metres) and reprojected."""
+    fw, params = level.from_where()
+    g = "t.geom"
+    if simplify_m > 0:
+        g = f"ST_SimplifyPreserveTopology(t.geom, {float(simplify_m)})"
+    if srid != STORAGE_SRID:
+        g = f"ST_Transform({g}, {int(srid)})"
+    where = ""
+    if codes is not None:
+        where = f" AND t.{level.code_column} = ANY(:codes)"
+        params = {**params, "codes": list(codes)}
+    rows = conn.execute(text(
+        f"SELECT t.{level.code_column} AS code, t.name, ST_AsBinary({g}) AS wkb FROM {fw}{where} "
+        f"ORDER BY 1"), params).all()
+    return gpd.GeoDataFrame({"code": [r.code for r in rows], "name": [r.name for r in rows]},
+                            geometry=[shapely.from_wkb(bytes(r.wkb)) for r in rows],
+                            crs=srid).set_index("code")
+
+
+def reference_geometry(conn: Connection, reference: Reference, srid: int = 4326
+                       ) -> shapely.Geometry | None:
+    """Geometry of the reference (unit, quarter or measure location) for highlighting."""
+    kind, key = reference.kind, reference.code
+    g = f"ST_Transform(geom, {int(srid)})" if srid != STORAGE_SRID else "geom"
+    if kind == "measure":
+        mid = reference.spec.partition(":")[2].strip()
+        wkb = conn.execute(text(f"SELECT ST_AsBinary({g}) FROM measures_public WHERE id = :i"),
+                           {"i": int(mid)}).scalar()
+    else:
+        level = get_level(conn, reference.level)
+        fw, params = level.from_where()
+        wkb = conn.execute(text(f"SELECT ST_AsBinary({g.replace('geom', 't.geom')}) FROM {fw} "
+                                f"AND t.{level.code_column} = :c"), {**params, "c": key}).scalar()
+    return shapely.from_wkb(bytes(wkb)) if wkb is not None else None
