@@ -33,6 +33,7 @@ class Collection:
     queryables: dict[str, Queryable] = field(default_factory=dict)
     joins: str = ""
     attribution_keys: tuple[str, ...] = ()
+    geometry: str = "t.geom"  # SQL of the geometry to publish (e.g. a representative point)
 
     def from_clause(self) -> str:
         """FROM clause with the table aliased as t."""
@@ -87,6 +88,21 @@ MEASURES_STAFF = Collection(
     id_kind="integer",
     properties={**_MEASURE_PROPERTIES, "published": "t.published"},
     queryables={**_MEASURE_QUERYABLES, "published": Queryable("t.published", "boolean")},
+)
+
+# Light form for maps with many measures: one representative point, few properties.
+MEASURES_POINTS = Collection(
+    id="measures",
+    title="Maßnahmen als Punkte",
+    description="",
+    table="measures_public",
+    id_column="id",
+    id_kind="integer",
+    properties={"id": "t.id", "title": "t.title", "status": "t.status",
+                "action_field": "t.action_field", "city_ags": "t.city_ags",
+                "location_precision": "t.location_precision"},
+    queryables=_MEASURE_QUERYABLES,
+    geometry="ST_PointOnSurface(t.geom)",
 )
 
 COLLECTIONS: dict[str, Collection] = {

@@ -28,10 +28,11 @@ class ItemQuery:
 
 def _feature_sql(col: Collection, srid: int = 4326) -> str:
     props = ", ".join(f"'{name}', {expr}" for name, expr in col.properties.items())
+    g = col.geometry
     if srid == STORAGE_SRID:
-        geom = "ST_AsGeoJSON(ST_ForcePolygonCCW(t.geom), 2)"
+        geom = f"ST_AsGeoJSON(ST_ForcePolygonCCW({g}), 2)"
     else:
-        geom = f"ST_AsGeoJSON(ST_ForcePolygonCCW(ST_Transform(t.geom, 4326)), {GEOJSON_DIGITS})"
+        geom = f"ST_AsGeoJSON(ST_ForcePolygonCCW(ST_Transform({g}, 4326)), {GEOJSON_DIGITS})"
     return (
         f"json_build_object('type', 'Feature', 'id', t.{col.id_column}, "
         f"'geometry', {geom}::json, 'properties', json_build_object({props}))"

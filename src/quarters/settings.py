@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = 5 * 1024 * 1024
     max_upload_bytes: int = 50 * 1024 * 1024
     secure_cookies: bool = False  # set true behind HTTPS
+    secret_key: str = Field("", description="salt for client hashes; random per process if empty")
+    idea_limit: int = Field(5, description="ideas one client may submit per window")
+    idea_window_s: int = 3600
+    near_max_radius_m: int = 10_000
     tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
     tile_attribution: str = "© OpenStreetMap-Mitwirkende"
 

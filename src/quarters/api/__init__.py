@@ -10,7 +10,18 @@ from sqlalchemy import Engine
 
 from quarters import __version__
 from quarters.api.errors import add_exception_handlers
-from quarters.api.routes import auth, editions, features, measure_files, measures, meta
+from quarters.api.routes import (
+    auth,
+    editions,
+    features,
+    ideas,
+    measure_files,
+    measures,
+    meta,
+    public,
+)
+from quarters.api.routes import analysis
+from quarters.api.security import SecurityHeaders
 from quarters.db import make_engine
 from quarters.settings import Settings, get_settings
 
@@ -48,6 +59,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(measure_files.router)
     app.include_router(measures.router)
     app.include_router(editions.router)
+    app.include_router(ideas.router)
+    app.include_router(public.router)
+    app.include_router(analysis.router)
+    app.add_middleware(SecurityHeaders, tile_url=settings.tile_url)
     vendor = settings.web_dir / "node_modules"
     if vendor.is_dir():
         app.mount("/vendor", StaticFiles(directory=vendor), name="vendor")

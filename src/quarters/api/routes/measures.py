@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
@@ -22,7 +23,7 @@ from quarters.api.deps import (
 )
 from quarters.api.responses import GeoJSONResponse
 from quarters.api.routes.features import _item_query, _page_links
-from quarters.collections import MEASURES_PUBLIC, MEASURES_STAFF
+from quarters.collections import MEASURES_POINTS, MEASURES_PUBLIC, MEASURES_STAFF
 from quarters.errors import InvalidInput
 from quarters.geometry import GeometryProblem, parse_geojson
 from quarters.measures import Actor, etag
@@ -75,8 +76,18 @@ def list_measures(request: Request, conn: ConnDep, user: UserDep,
     query = _item_query(col, request, settings)
     features, returned, matched = services.items_page(conn, col, query)
     links = _page_links(request, query, returned, matched)
-    import orjson
+    head = orjson.dumps({"type": "FeatureCollection", "numberMatched": matched,
+                         "numberReturned": returned, "links": links})
+    return GeoJSONResponse(head[:-1] + b',"features":' + features.encode() + b"}")
 
+
+@router.get("/points", summary="Published measures as points (for maps with many measures)",
+            response_class=GeoJSONResponse)
+def measure_points(request: Request, conn: ConnDep, settings: SettingsDep) -> GeoJSONResponse:
+    """Same filters and the same set as the public list, one representative point each."""
+    query = _item_query(MEASURES_POINTS, request, settings)
+    features, returned, matched = services.items_page(conn, MEASURES_POINTS, query)
+    links = _page_links(request, query, returned, matched)
     head = orjson.dumps({"type": "FeatureCollection", "numberMatched": matched,
                          "numberReturned": returned, "links": links})
     return GeoJSONResponse(head[:-1] + b',"features":' + features.encode() + b"}")

@@ -1,0 +1,72 @@
+"""Ideas (Projektaufruf): anyone submits, moderators decide, the public sees the outcome."""
+
+from __future__ import annotations
+
+import secrets
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from quarters import ideas
+from quarters.api.deps import BodyDep, ConnDep, SettingsDep, StaffDep, UserDep
+from quarters.db import commit
+from quarters.errors import BadRequest
+from quarters.messages import language, t
+
+router = APIRouter(prefix="/api/ideas", tags=["ideas"])
+_PROCESS_SECRET = secrets.token_hex(16)
+
+
+def _client(request: Request, secret: str) -> str:
+    address = request.client.host if request.client else "unknown"
+    return ideas.client_hash(secret or _PROCESS_SECRET, address)
+
+
+@router.post("", summary="Submit an idea (no account; moderated before it is public)",
+             status_code=202)
+def submit(body: BodyDep, request: Request, conn: ConnDep, settings: SettingsDep) -> JSONResponse:
+    """Store an idea for moderation. Rate-limited per client; a spam trap discards bots."""
+    lang = language(request.headers.get("accept-language"))
+    idea_id = ideas.submit(conn, body, _client(request, settings.secret_key), lang=lang,
+                           limit=settings.idea_limit, window_s=settings.idea_window_s)
+    if idea_id is not None:
+        commit(conn)
+    return JSONResponse({"received": True, "message": t("idea.received", lang)},
+                        status_code=202)
+
+
+@router.get("", summary="Ideas (public: moderated ones; moderators: all)")
+def list_ideas(conn: ConnDep, user: UserDep, state: str | None = None,
+               city_ags: str | None = None) -> dict:
+    """Ideas newest first."""
+    staff = user is not None and user.can("moderator")
+    return {"ideas": ideas.listing(conn, staff, state, city_ags)}
+
+
+@router.get("/{idea_id}", summary="One idea and what became of it")
+def get_idea(idea_id: int, conn: ConnDep, user: UserDep) -> dict:
+    """An idea with its state, the public reason or the linked measure."""
+    staff = user is not None and user.can("moderator")
+    return ideas.get(conn, idea_id, staff)
+
+
+@router.post("/{idea_id}/moderate", summary="Accept, reject or link an idea (moderator)")
+def moderate(idea_id: int, body: BodyDep, request: Request, conn: ConnDep,
+             user: StaffDep) -> dict:
+    """decision: accept | reject (reason required, shown publicly) | link (measure_id)."""
+    if not user.can("moderator"):
+        from quarters.errors import Forbidden
+
+        raise Forbidden("only moderators and admins decide on ideas")
+    if not isinstance(body, dict) or set(body) - {"decision", "reason", "measure_id"}:
+        raise BadRequest("send {\"decision\": accept|reject|link, \"reason\": …, \"measure_id\": …}")
+    measure_id = body.get("measure_id")
+    if measure_id is not None and (not isinstance(measure_id, int) or isinstance(measure_id, bool)):
+        raise BadRequest("measure_id must be an integer")
+    reason = body.get("reason")
+    if reason is not None and not isinstance(reason, str):
+        raise BadRequest("reason must be text")
+    idea = ideas.moderate(conn, idea_id, str(body.get("decision")), reason, measure_id, user,
+                          language(request.headers.get("accept-language")))
+    commit(conn)
+    return idea

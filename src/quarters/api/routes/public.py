@@ -1,0 +1,63 @@
+"""Citizens' paths: near me, Atom feeds of a place, stable page addresses."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse, Response
+
+from quarters import feeds, places
+from quarters.api.deps import ConnDep, SettingsDep
+from quarters.errors import InvalidParameter, NotFound
+from quarters.messages import language
+
+router = APIRouter(tags=["public"])
+
+
+@router.get("/api/near", summary="Published measures near a point or a district")
+def near(conn: ConnDep, settings: SettingsDep,
+         lon: float | None = Query(None, ge=-180, le=180),
+         lat: float | None = Query(None, ge=-90, le=90),
+         district: int | None = Query(None, ge=1, le=2_147_483_647),
+         radius: float = Query(1000, gt=0)) -> dict:
+    """Measures within ``radius`` metres, nearest first, with the district and its quarters."""
+    if radius > settings.near_max_radius_m:
+        raise InvalidParameter(f"radius: at most {settings.near_max_radius_m} m")
+    if district is not None:
+        lon, lat, _ = places.centre_of_district(conn, district)
+    elif lon is None or lat is None:
+        raise InvalidParameter("give lon and lat, or district")
+    return places.near(conn, lon, lat, radius)
+
+
+@router.get("/api/feeds/changes.atom", summary="Atom feed of published changes at a place")
+def changes_feed(request: Request, conn: ConnDep,
+                 district: int | None = Query(None, ge=1, le=2_147_483_647),
+                 quarter: str | None = Query(None, max_length=80),
+                 lon: float | None = None, lat: float | None = None,
+                 radius: float | None = None) -> Response:
+    """New measures, status changes and milestones for a district, a quarter or a circle."""
+    condition, params, place = feeds.place_filter(conn, district=district, quarter=quarter,
+                                                  lon=lon, lat=lat, radius_m=radius)
+    base = str(request.base_url).rstrip("/")
+    body = feeds.atom(conn, base, str(request.url), place, feeds.events(conn, condition, params),
+                      language(request.headers.get("accept-language")))
+    return Response(body, media_type="application/atom+xml; charset=utf-8")
+
+
+def _page(settings, name: str) -> FileResponse:  # noqa: ANN001
+    path = settings.web_dir / name
+    if not path.exists():
+        raise NotFound(f"page {name} is missing")
+    return FileResponse(path, media_type="text/html; charset=utf-8")
+
+
+@router.get("/massnahmen/{measure_id}", include_in_schema=False)
+def measure_page(measure_id: int, settings: SettingsDep) -> FileResponse:
+    """Stable address of a measure's page."""
+    return _page(settings, "measure.html")
+
+
+@router.get("/ideen/{idea_id}", include_in_schema=False)
+def idea_page(idea_id: int, settings: SettingsDep) -> FileResponse:
+    """Stable address of an idea's page."""
+    return _page(settings, "idea.html")
