@@ -26,7 +26,7 @@ def test_conformance_declares_core_and_geojson(client):
 def test_collections_list_all_with_extents(client):
     body = client.get("/api/collections").json()
     ids = {c["id"] for c in body["collections"]}
-    assert ids == {"municipalities", "counties", "districts", "quarters", "sites"}
+    assert ids == {"municipalities", "counties", "districts", "quarters", "sites", "measures"}
     municipalities = next(c for c in body["collections"] if c["id"] == "municipalities")
     minx, miny, maxx, maxy = municipalities["extent"]["spatial"]["bbox"][0]
     assert 5 < minx < 6.5 and 54.5 < maxy < 55.5  # Germany

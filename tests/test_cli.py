@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from alembic.script import ScriptDirectory
+
+from quarters.migrate import alembic_config
+
+HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
+
 import subprocess
 import sys
 
@@ -52,4 +58,30 @@ def test_data_status_reports_checksums(cli_env):
 def test_db_status_with_external_url(cli_env):
     result = run("db", "status")
     assert result.returncode == 0, result.stderr
-    assert "schema revision: 0001" in result.stderr
+    assert f"schema revision: {HEAD}" in result.stderr
+
+
+def test_users_add_creates_an_account_that_can_sign_in(cli_env, monkeypatch, engine):
+    from quarters import auth
+
+    monkeypatch.setenv("QUARTERS_NEW_PASSWORD", "ein-langes-passwort")
+    result = run("users", "add", "cli-planerin", "--role", "planner", "--display-name", "Planerin")
+    assert result.returncode == 0, result.stderr
+    with engine.begin() as conn:
+        user = auth.authenticate(conn, "cli-planerin", "ein-langes-passwort")
+        assert user is not None and user.role == "planner"
+        assert auth.authenticate(conn, "cli-planerin", "falsch") is None
+        stored = conn.exec_driver_sql(
+            "SELECT password_hash FROM users WHERE username = 'cli-planerin'").scalar_one()
+        assert stored.startswith("$argon2id$")
+    bad = run("users", "add", "x", "--role", "king")
+    assert bad.returncode == 2 and "role must be one of" in bad.stderr
+
+
+def test_export_measures_writes_a_geopackage(cli_env, tmp_path):
+    import pyogrio
+
+    out = tmp_path / "massnahmen.gpkg"
+    result = run("export", "measures", str(out))
+    assert result.returncode == 0, result.stderr
+    assert len(pyogrio.read_dataframe(out)) >= 30

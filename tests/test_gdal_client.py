@@ -8,7 +8,7 @@ import pytest
 from quarters.collections import COLLECTIONS
 
 EXPECTED_MINIMUM = {"municipalities": 10_997, "counties": 401, "districts": 43,
-                    "quarters": 2, "sites": 2}
+                    "quarters": 2, "sites": 2, "measures": 30}
 
 
 def test_gdal_lists_every_collection(live_server):
@@ -16,13 +16,13 @@ def test_gdal_lists_every_collection(live_server):
     assert layers == set(COLLECTIONS)
 
 
-@pytest.mark.parametrize("collection", ["districts", "quarters", "sites", "counties"])
+@pytest.mark.parametrize("collection", ["districts", "quarters", "sites", "counties", "measures"])
 def test_gdal_reads_collection(live_server, collection):
     gdf = pyogrio.read_dataframe(f"OAPIF:{live_server}/api", layer=collection)
     assert len(gdf) >= EXPECTED_MINIMUM[collection]
     assert gdf.crs.to_epsg() == 25832  # GDAL asks for the advertised storage CRS (Part 2)
     assert gdf.geometry.is_valid.all()
-    assert "name" in gdf.columns
+    assert ("title" if collection == "measures" else "name") in gdf.columns
 
 
 def test_gdal_pages_through_all_municipalities(live_server):

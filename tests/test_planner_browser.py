@@ -1,0 +1,431 @@
+"""Browser tests of the planning page (web/planner.html) against the real quarters app.
+
+A planner signs in, draws a polygon with Leaflet-Geoman near Halle (Saale) Hauptbahnhof, fills
+the form, saves a draft, publishes it and the public can read it; two planners change the same
+measure and the second one gets the conflict dialogue (HTTP 412) and re-applies the change.
+
+Fixtures from tests/conftest.py: ``live_server``, ``browser``, ``engine``, ``artifacts``.
+Every off-origin request (tiles) is blocked, and the page is served with a strict
+Content-Security-Policy (no 'unsafe-inline', no 'unsafe-eval') so a violation fails the test.
+"""
+
+import json
+import re
+import urllib.parse
+import urllib.request
+import uuid
+
+import pytest
+
+from quarters import auth
+
+pytestmark = pytest.mark.browser
+
+sync_api = pytest.importorskip("playwright.sync_api")
+expect = sync_api.expect
+
+TIMEOUT_MS = 30_000
+PASSWORD = "richtig-geheim-123"
+HALLE_AGS = "15002000"
+# Halle (Saale) Hauptbahnhof, lon/lat.
+HBF = (11.9870, 51.4776)
+# What a production CSP for this page could be: scripts and styles from the origin only;
+# Geoman's toolbar icons are data: SVGs.
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; "
+       "img-src 'self' data: https://tile.openstreetmap.org; "
+       "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+       "frame-ancestors 'none'")
+
+
+# ------------------------------------------------------------------ helpers
+
+def unique_planner(engine, prefix):
+    """A planner account of its own (the live server's database is shared by the session)."""
+    username = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    with engine.begin() as conn:
+        auth.add_user(conn, username, PASSWORD, "planner")
+    return username
+
+
+def api_json(base_url, method, path, body=None, token=None, etag=None):
+    """A JSON request to the live server; returns (status, headers, body)."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(urllib.parse.urljoin(base_url, path), data=data, method=method)
+    request.add_header("Accept", "application/json")
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    if etag:
+        request.add_header("If-Match", etag)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.headers, json.load(response)
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers, json.load(err)
+
+
+def bearer_token(base_url, username):
+    status, _, body = api_json(base_url, "POST", "/api/auth/login",
+                               {"username": username, "password": PASSWORD})
+    assert status == 200, body
+    return body["token"]
+
+
+def box(lon, lat, dlon=0.0016, dlat=0.0010):
+    """Corners of a small rectangle around lon/lat (counter-clockwise)."""
+    return [(lon - dlon, lat - dlat), (lon + dlon, lat - dlat), (lon + dlon, lat + dlat),
+            (lon - dlon, lat + dlat)]
+
+
+@pytest.fixture
+def open_planner(browser, live_server):
+    """Factory: a new browser context on planner.html (blocked tiles, strict CSP)."""
+    origin = urllib.parse.urlsplit(live_server)
+    contexts = []
+    problems = []
+
+    def block_other_origins(route):
+        url = urllib.parse.urlsplit(route.request.url)
+        if (url.scheme, url.netloc) == (origin.scheme, origin.netloc):
+            route.continue_()
+        else:
+            route.abort()
+
+    def with_csp(route):
+        response = route.fetch()
+        headers = {**response.headers, "content-security-policy": CSP}
+        route.fulfill(response=response, headers=headers)
+
+    def on_console(message):
+        if "Content Security Policy" in message.text or "Refused to" in message.text:
+            problems.append(f"CSP: {message.text}")
+
+    def on_dialog(dialog):
+        # The page uses <dialog> elements; a JS dialog could only come from injected markup.
+        problems.append(f"dialog: {dialog.message}")
+        dialog.dismiss()
+
+    def open_page():
+        context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="de-DE")
+        contexts.append(context)
+        context.route("**/*", block_other_origins)
+        context.route("**/tile.openstreetmap.org/**", lambda route: route.abort())
+        context.route(re.compile(r".*/planner\.html(\?.*)?$"), with_csp)
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.on("pageerror", lambda err: problems.append(f"page error: {err}"))
+        page.on("console", on_console)
+        page.on("dialog", on_dialog)
+        page.goto(live_server + "/planner.html")
+        expect(page.locator("body")).to_have_attribute("data-planner-ready", "true",
+                                                       timeout=TIMEOUT_MS)
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()
+    assert problems == []
+
+
+def sign_in(page, username):
+    expect(page.locator("#login-section")).to_be_visible()
+    page.get_by_label("Benutzername").fill(username)
+    page.get_by_label("Passwort").fill(PASSWORD)
+    page.get_by_role("button", name="Anmelden").click()
+    expect(page.locator("#user-name")).to_have_text(username)
+    expect(page.locator("#status")).to_contain_text(f"Angemeldet als {username}")
+    expect(page.locator("#login-section")).to_be_hidden()
+
+
+def screen_point(page, lon, lat):
+    """Viewport pixel of a lon/lat on the planner's Leaflet map."""
+    return page.evaluate(
+        """([lon, lat]) => {
+            const map = window.quartersPlanner.map;
+            const p = map.latLngToContainerPoint([lat, lon]);
+            const r = map.getContainer().getBoundingClientRect();
+            return [r.left + p.x, r.top + p.y];
+        }""",
+        [lon, lat],
+    )
+
+
+def show_on_map(page, lon, lat, zoom=16):
+    page.evaluate("([lat, lon, zoom]) => window.quartersPlanner.map.setView([lat, lon], zoom, "
+                  "{animate: false})", [lat, lon, zoom])
+
+
+def open_measure(page, measure_id, title):
+    option = page.locator(f'#measure-select option[value="{measure_id}"]')
+    expect(option).to_have_count(1)
+    page.locator("#measure-select").select_option(str(measure_id))
+    expect(page.locator("#measure-form")).to_have_attribute("data-measure-id", str(measure_id))
+    expect(page.locator("#f-title")).to_have_value(title)
+    expect(page.locator("#history-list li")).not_to_have_count(0)
+
+
+# ------------------------------------------------------------------ tests
+
+def test_planner_draws_saves_and_publishes_a_measure(open_planner, engine, browser, live_server,
+                                                     artifacts):
+    username = unique_planner(engine, "planerin")
+    page = open_planner()
+    expect(page).to_have_title("Planung – quarters")
+    # Before signing in: no drawing tools, the login form, the legend and the attribution.
+    expect(page.locator(".leaflet-pm-toolbar")).to_have_count(0)
+    expect(page.locator("#legend-status")).to_contain_text("In Umsetzung")
+    expect(page.locator(".leaflet-control-attribution")).to_contain_text("GeoBasis-DE / BKG")
+    expect(page.locator("#map path.municipality--15002000")).to_have_count(1)
+    assert page.locator("#map path.quarter").count() > 0
+
+    page.screenshot(path="/tmp/planner-login.png")  # TEMP
+    sign_in(page, username)
+    page.screenshot(path="/tmp/planner-empty.png")  # TEMP
+    draw_polygon = page.get_by_role("button", name="Neue Maßnahme: Fläche zeichnen")
+    expect(draw_polygon).to_be_visible()
+
+    # Draw a rectangle around the Hauptbahnhof: four clicks, then the first point again.
+    show_on_map(page, *HBF)
+    draw_polygon.click()
+    corners = box(*HBF)
+    for lon, lat in [*corners, corners[0]]:
+        page.mouse.click(*screen_point(page, lon, lat))
+    form = page.locator("#measure-form")
+    expect(form).to_be_visible()
+    expect(page.locator("#form-heading")).to_have_text("Neue Maßnahme")
+    expect(page.locator("#f-geometry")).to_have_text("Fläche mit 4 Eckpunkten")
+    expect(page.locator("#f-city_ags")).to_have_value(HALLE_AGS)
+
+    # Client-side check: a title is required, the message sits next to the field.
+    page.get_by_role("button", name="Entwurf speichern").click()
+    expect(page.locator("#f-title-error")).to_have_text("Bitte einen Titel angeben.")
+    expect(page.locator("#f-title")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#form-errors")).to_be_visible()
+    page.screenshot(path="/tmp/planner-required.png")  # TEMP
+
+    title = f"Mobilitätsstation Hauptbahnhof {uuid.uuid4().hex[:6]}"
+    page.get_by_label("Titel").fill(title)
+
+    # Server-side check (422 mapped by pointer): the drawing lies in Halle, not in Gera.
+    page.locator("#f-city_ags").select_option("16052000")
+    page.locator("#f-action_field").select_option("Wirtschaft")
+    page.get_by_role("button", name="Entwurf speichern").click()
+    expect(page.locator("#f-geometry-error")).to_contain_text("außerhalb des Planungsgebiets")
+    expect(page.locator("#status")).to_contain_text("Nicht gespeichert")
+    page.screenshot(path="/tmp/planner-422.png")  # TEMP
+
+    page.locator("#f-city_ags").select_option(HALLE_AGS)
+    page.locator("#f-action_field").select_option("Mobilität")
+    page.locator("#f-status").select_option("geplant")
+    page.get_by_label("Kurzbeschreibung").fill("Leihräder und Lastenräder direkt am Bahnhof.")
+    page.get_by_label("Beginn").fill("2025-04-01")
+    page.get_by_label("Ende", exact=True).fill("2026-03-31")
+    page.get_by_role("button", name="Meilenstein hinzufügen").click()
+    page.locator("#milestone-rows li").last.get_by_label("Datum").fill("2025-09-01")
+    page.locator("#milestone-rows li").last.get_by_label("Bezeichnung").fill("Station in Betrieb")
+    page.get_by_label("Geplantes Budget (Euro)").fill("125000")
+    page.get_by_label("Partner").fill("HAVAG\nStadtwerke Halle")
+    page.get_by_role("button", name="Link hinzufügen").click()
+    page.locator("#link-rows li").last.get_by_label("Bezeichnung").fill("Projektseite")
+    page.locator("#link-rows li").last.get_by_label("Adresse").fill("https://example.org/station")
+
+    page.get_by_role("button", name="Entwurf speichern").click()
+    expect(page.locator("#status")).to_contain_text("Entwurf gespeichert")
+    expect(page.locator("#form-errors")).to_be_hidden()
+    expect(page.locator("#f-geometry-error")).to_be_hidden()
+    measure_id = form.get_attribute("data-measure-id")
+    assert measure_id and measure_id.isdigit()
+    expect(page.locator("#form-badge")).to_have_text("Entwurf")
+    # On the map: the draft is drawn dashed, in the status colour.
+    path = page.locator(f'#map path[data-measure-id="{measure_id}"]')
+    expect(path).to_have_count(1)
+    expect(path).to_have_class(re.compile(r"\bmeasure--draft\b"))
+    assert path.get_attribute("stroke-dasharray")
+
+    # Not public yet.
+    status, _, _ = api_json(live_server, "GET", f"/api/measures/{measure_id}")
+    assert status == 404
+
+    page.get_by_role("button", name="Veröffentlichen").click()
+    expect(page.locator("#status")).to_contain_text("Veröffentlicht")
+    expect(page.locator("#form-badge")).to_have_text("Veröffentlicht")
+    expect(page.get_by_role("button", name="Zurückziehen")).to_be_visible()
+    expect(path).to_have_class(re.compile(r"\bmeasure--published\b"))
+
+    # The history lists the creation and the publication.
+    history = page.locator("#history-list")
+    expect(history.locator('li[data-action="create"]')).to_have_count(1)
+    expect(history.locator('li[data-action="publish"]')).to_have_count(1)
+    expect(history).to_contain_text("Angelegt")
+    expect(history).to_contain_text("Veröffentlicht")
+    expect(history).to_contain_text(username)
+
+    # The public sees it: a fresh context without the session cookie.
+    anonymous = browser.new_context()
+    try:
+        response = anonymous.request.get(f"{live_server}/api/measures/{measure_id}")
+        assert response.status == 200
+        feature = response.json()
+    finally:
+        anonymous.close()
+    props = feature["properties"]
+    # The public view serves published measures only; it says so with published_at (and
+    # `published` once the public record carries it).
+    assert props.get("published", True) is True
+    assert props["published_at"]
+    assert props["title"] == title
+    assert props["action_field"] == "Mobilität"
+    assert props["status"] == "geplant"
+    assert props["city_ags"] == HALLE_AGS
+    assert props["partners"] == ["HAVAG", "Stadtwerke Halle"]
+    assert props["milestones"] == [{"date": "2025-09-01", "title": "Station in Betrieb",
+                                    "status": "offen"}]
+    assert props["links"] == [{"title": "Projektseite", "url": "https://example.org/station"}]
+    assert props["budget_planned"] == 125000
+    ring = feature["geometry"]["coordinates"][0]
+    assert feature["geometry"]["type"] == "Polygon" and len(ring) == 5
+    for lon, lat in ring:
+        assert abs(lon - HBF[0]) < 0.003 and abs(lat - HBF[1]) < 0.002
+
+    page.locator("#work-area").evaluate("(el) => el.scrollTo(0, 0)")
+    page.screenshot(path=str(artifacts / "planner.png"))
+
+
+def test_conflicting_edits_show_the_colleague_version_and_reapply(open_planner, engine,
+                                                                   live_server, artifacts):
+    first = unique_planner(engine, "planerin-a")
+    second = unique_planner(engine, "planer-b")
+    token = bearer_token(live_server, first)
+    title = f"Quartiersgarage Riebeckplatz {uuid.uuid4().hex[:6]}"
+    lon, lat = HBF[0] + 0.004, HBF[1] - 0.002
+    status, headers, created = api_json(live_server, "POST", "/api/measures", {
+        "type": "Feature",
+        "geometry": {"type": "Polygon", "coordinates": [[*box(lon, lat), box(lon, lat)[0]]]},
+        "properties": {"title": title, "city_ags": HALLE_AGS, "action_field": "Mobilität",
+                       "status": "idee", "summary": "Erste Fassung."},
+    }, token=token)
+    assert status == 201, created
+    measure_id = created["properties"]["id"]
+
+    page_a = open_planner()
+    sign_in(page_a, first)
+    open_measure(page_a, measure_id, title)
+    page_b = open_planner()
+    sign_in(page_b, second)
+    open_measure(page_b, measure_id, title)
+
+    # A changes the title and saves.
+    new_title = f"{title} (erweitert)"
+    page_a.get_by_label("Titel").fill(new_title)
+    page_a.get_by_role("button", name="Entwurf speichern").click()
+    expect(page_a.locator("#status")).to_contain_text("Entwurf gespeichert")
+
+    # B, on the old version, changes the summary and saves: conflict.
+    page_b.get_by_label("Kurzbeschreibung").fill("Zweite Fassung von B.")
+    page_b.get_by_role("button", name="Entwurf speichern").click()
+    panel = page_b.locator("#conflict-panel")
+    expect(panel).to_be_visible()
+    expect(page_b.locator("#conflict-message")).to_contain_text(
+        f"Diese Maßnahme wurde inzwischen von „{first}“ geändert")
+    title_row = page_b.locator('#conflict-rows tr[data-field="title"]')
+    expect(title_row.locator(".conflict-theirs")).to_have_text(new_title)
+    expect(title_row.locator(".conflict-mine")).to_have_text(title)
+    summary_row = page_b.locator('#conflict-rows tr[data-field="summary"]')
+    expect(summary_row.locator(".conflict-mine")).to_have_text("Zweite Fassung von B.")
+    expect(summary_row.locator(".conflict-theirs")).to_have_text("Erste Fassung.")
+    expect(page_b.locator("#status")).to_contain_text("Bearbeitungskonflikt")
+    expect(page_b.get_by_role("button", name="Entwurf speichern")).to_be_disabled()
+    panel.scroll_into_view_if_needed()
+    page_b.screenshot(path=str(artifacts / "planner-conflict.png"))
+
+    page_b.get_by_role("button", name="Meine Änderungen erneut anwenden").click()
+    expect(page_b.locator("#status")).to_contain_text("angewendet und gespeichert")
+    expect(panel).to_be_hidden()
+    expect(page_b.locator("#f-title")).to_have_value(new_title)
+    expect(page_b.locator("#f-summary")).to_have_value("Zweite Fassung von B.")
+    expect(page_b.locator("#history-list li")).to_have_count(3)
+
+    status, _, current = api_json(live_server, "GET", f"/api/measures/{measure_id}", token=token)
+    assert status == 200
+    assert current["properties"]["title"] == new_title
+    assert current["properties"]["summary"] == "Zweite Fassung von B."
+    assert current["properties"]["version"] == 3
+
+    # A is now behind: a change gives the conflict, "verwerfen und neu laden" shows B's text.
+    page_a.locator("#f-status").select_option("geplant")
+    page_a.get_by_role("button", name="Entwurf speichern").click()
+    expect(page_a.locator("#conflict-message")).to_contain_text(f"„{second}“")
+    page_a.get_by_role("button", name="Ihre Änderungen verwerfen und neu laden").click()
+    expect(page_a.locator("#conflict-panel")).to_be_hidden()
+    expect(page_a.locator("#f-summary")).to_have_value("Zweite Fassung von B.")
+    expect(page_a.locator("#f-status")).to_have_value("idee")
+    expect(page_a.locator("#form-dirty")).to_be_hidden()
+
+
+def test_reshape_with_geoman_and_delete(open_planner, engine, live_server):
+    username = unique_planner(engine, "planerin-c")
+    token = bearer_token(live_server, username)
+    title = f"Grünfläche Hallmarkt {uuid.uuid4().hex[:6]}"
+    lon, lat = HBF[0] - 0.004, HBF[1] + 0.002
+    corners = box(lon, lat)
+    status, _, created = api_json(live_server, "POST", "/api/measures", {
+        "type": "Feature",
+        "geometry": {"type": "Polygon", "coordinates": [[*corners, corners[0]]]},
+        "properties": {"title": title, "city_ags": HALLE_AGS, "action_field": "Bildung"},
+    }, token=token)
+    assert status == 201, created
+    measure_id = created["properties"]["id"]
+
+    page = open_planner()
+    sign_in(page, username)
+    open_measure(page, measure_id, title)
+    show_on_map(page, lon, lat, zoom=17)
+
+    # Reshape: Geoman's edit mode, drag the north-east corner 40 px to the right.
+    page.get_by_role("button", name="Ausgewählte Maßnahme umformen").click()
+    x, y = screen_point(page, *corners[2])
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 20, y - 5, steps=4)
+    page.mouse.move(x + 40, y - 10, steps=4)
+    page.mouse.up()
+    expect(page.locator("#f-geometry")).to_contain_text("geändert, noch nicht gespeichert")
+    expect(page.locator("#form-dirty")).to_be_visible()
+    page.screenshot(path="/tmp/planner-edit.png")  # TEMP
+    page.get_by_role("button", name="Ausgewählte Maßnahme umformen").click()
+    page.get_by_role("button", name="Entwurf speichern").click()
+    expect(page.locator("#status")).to_contain_text("Entwurf gespeichert")
+    status, _, saved = api_json(live_server, "GET", f"/api/measures/{measure_id}", token=token)
+    assert saved["properties"]["version"] == 2
+    east = max(p[0] for p in saved["geometry"]["coordinates"][0])
+    assert east > corners[2][0] + 0.0002, "the dragged corner did not move east"
+    history = page.locator("#history-list")
+    expect(history.locator('li[data-action="update"]')).to_contain_text("Geometrie")
+
+    # Delete: the confirmation dialog first (cancel keeps it), then for real.
+    page.get_by_role("button", name="Löschen", exact=True).click()
+    dialog = page.locator("#confirm-dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text(title)
+    page.screenshot(path="/tmp/planner-dialog.png")  # TEMP
+    dialog.get_by_role("button", name="Abbrechen").click()
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#status")).to_contain_text("Nicht gelöscht")
+    page.get_by_role("button", name="Löschen", exact=True).click()
+    dialog.get_by_role("button", name="Endgültig löschen").click()
+    expect(page.locator("#status")).to_contain_text("Gelöscht")
+    expect(page.locator(f'#measure-select option[value="{measure_id}"]')).to_have_count(0)
+    expect(page.locator(f'#map path[data-measure-id="{measure_id}"]')).to_have_count(0)
+    expect(page.locator("#measure-form")).to_be_hidden()
+    status, _, _ = api_json(live_server, "GET", f"/api/measures/{measure_id}", token=token)
+    assert status == 404
+
+    # Keyboard alternative to drawing: a new point in the middle of the map; "Verwerfen".
+    page.get_by_role("button", name="Neue Maßnahme als Punkt in der Kartenmitte").click()
+    expect(page.locator("#form-heading")).to_have_text("Neue Maßnahme")
+    expect(page.locator("#f-geometry")).to_have_text("Punkt")
+    expect(page.locator("#f-title")).to_be_focused()
+    page.get_by_role("button", name="Verwerfen").click()
+    expect(page.locator("#measure-form")).to_be_hidden()
+    expect(page.locator("#status")).to_contain_text("verworfen")
