@@ -267,7 +267,8 @@ def serve(
     _engine(settings).dispose()
     host, port = host or settings.host, port or settings.port
     console.print(f"quarters: http://{host}:{port}/  (API: http://{host}:{port}/api)")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info",
+                access_log=settings.access_log)
 
 
 def main() -> None:
@@ -277,3 +278,9 @@ def main() -> None:
     except QuartersError as exc:
         console.print(f"[red]error:[/] {exc.detail}", soft_wrap=True, markup=True)
         raise SystemExit(2) from None
+
+
+from quarters.cli_analysis import analyze_app, import_indicators  # noqa: E402
+
+app.add_typer(analyze_app, name="analyze")
+import_app.command("indicators")(import_indicators)

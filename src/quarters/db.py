@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, create_engine, event
+import time
+
+from sqlalchemy import Engine, create_engine, event, exc
 
 from quarters.embedded import Cluster
 from quarters.settings import Settings
+
+
+IDLE_PING_S = 5.0
 
 
 def cluster_for(settings: Settings) -> Cluster:
@@ -30,10 +35,27 @@ def make_engine(settings: Settings, *, start: bool = True) -> Engine:
         plugins=["geoalchemy2"],
         pool_size=settings.pool_max,
         max_overflow=0,
-        pool_pre_ping=True,
         pool_timeout=10,
     )
     timeout = settings.statement_timeout_ms
+
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_conn, record) -> None:  # noqa: ANN001
+        record.info["returned_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_conn, record, _proxy) -> None:  # noqa: ANN001
+        # A round trip per request costs throughput; ping only connections that sat idle,
+        # so a restarted database hands out fresh connections instead of dead ones.
+        returned = record.info.get("returned_at")
+        if returned is None or time.monotonic() - returned < IDLE_PING_S:
+            return
+        try:
+            with dbapi_conn.cursor() as cur:
+                cur.execute("SELECT 1")
+            dbapi_conn.rollback()
+        except Exception as error:
+            raise exc.DisconnectionError() from error
 
     @event.listens_for(engine, "connect")
     def _session_settings(dbapi_conn, _record) -> None:  # noqa: ANN001

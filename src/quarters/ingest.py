@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import orjson
 import pandas as pd
 import pyogrio
 import shapely
@@ -123,8 +124,12 @@ def check_frame(gdf: gpd.GeoDataFrame, name: str, spec: BoundarySpec) -> list[di
         errors.append(_feature_error(name, idx, None, f"empty {code_field}"))
     for code in codes[codes.duplicated(keep=False)].dropna().unique():
         errors.append({"file": name, "code": code, "problem": f"duplicate {code_field} '{code}'"})
-    for idx, geom in gdf.geometry.items():
-        problem = problem_of(geom)
+    geoms = gdf.geometry.values
+    suspicious = ~(shapely.is_valid(geoms) & (shapely.get_type_id(geoms) >= 3)
+                   & (shapely.get_type_id(geoms) != 4) & (shapely.get_type_id(geoms) <= 6)
+                   & ~shapely.is_empty(geoms))
+    for idx in gdf.index[suspicious]:
+        problem = problem_of(gdf.geometry[idx])
         if problem and not (spec.repair and problem.startswith("invalid")):
             errors.append(_feature_error(name, idx, codes.get(idx), problem))
     return errors
@@ -141,8 +146,9 @@ def prepare(gdf: gpd.GeoDataFrame, spec: BoundarySpec, summary: ImportSummary) -
     summary.source_crs = gdf.crs.to_string()
     out = gdf.to_crs(STORAGE_SRID)
     geoms = []
-    for idx, geom in out.geometry.items():
-        if not shapely.is_valid(geom):
+    valid = shapely.is_valid(out.geometry.values)
+    for (idx, geom), ok in zip(out.geometry.items(), valid, strict=True):
+        if not ok:
             if not spec.repair:
                 raise ImportRefused(
                     f"feature {idx} ({out.at[idx, code_field]}) became invalid after "
@@ -199,19 +205,18 @@ def write_boundaries(
     ))
     skip = {code_field, name_field, "geometry"}
     attrs = gdf.drop(columns=[c for c in gdf.columns if c in skip])
+    attr_json = [orjson.dumps(row, option=orjson.OPT_SERIALIZE_NUMPY, default=_json_default)
+                 .decode() for row in attrs.to_dict("records")]
+    codes = gdf[code_field].astype(str).str.strip().tolist()
+    names = gdf[name_field].astype(str).str.strip().tolist()
+    parents = ([None if pd.isna(v) else str(v) for v in gdf[spec.parent_field]]
+               if spec.parent_field else [None] * len(gdf))
+    wkbs = shapely.to_wkb(gdf.geometry.values)
     raw = conn.connection.driver_connection
     total = len(gdf)
     with raw.cursor() as cur, cur.copy("COPY _stage FROM STDIN") as copy:
-        for n, (idx, geom) in enumerate(gdf.geometry.items(), start=1):
-            row_attrs = {k: _plain(v) for k, v in attrs.loc[idx].items()}
-            parent = gdf.at[idx, spec.parent_field] if spec.parent_field else None
-            copy.write_row((
-                str(gdf.at[idx, code_field]).strip(),
-                str(gdf.at[idx, name_field]).strip(),
-                None if parent is None or pd.isna(parent) else str(parent),
-                json.dumps(row_attrs, ensure_ascii=False),
-                shapely.to_wkb(geom),
-            ))
+        for n, row in enumerate(zip(codes, names, parents, attr_json, wkbs, strict=True), start=1):
+            copy.write_row(row)
             if progress and (n % 500 == 0 or n == total):
                 progress(n, total)
     sql = UPSERTS[spec.table]
@@ -227,6 +232,15 @@ def write_boundaries(
         ), params).rowcount
     conn.execute(text("DROP TABLE _stage"))
     return summary
+
+
+def _json_default(value: Any) -> Any:
+    """orjson fallback: missing values become null, other objects their text."""
+    if value is None or pd.isna(value):
+        return None
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
 
 
 def _plain(value: Any) -> Any:

@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     idea_limit: int = Field(5, description="ideas one client may submit per window")
     idea_window_s: int = 3600
     near_max_radius_m: int = 10_000
+    access_log: bool = Field(False, description="log every request (costs throughput)")
     tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
     tile_attribution: str = "© OpenStreetMap-Mitwirkende"
 

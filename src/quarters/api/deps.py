@@ -31,9 +31,15 @@ def get_settings(request: Request) -> Settings:
 
 
 def get_conn(request: Request) -> Iterator[Connection]:
-    """A connection from the app's pool, returned after the request."""
+    """A connection from the app's pool, returned after the request.
+
+    Reads run in autocommit (one round trip per statement, no BEGIN/ROLLBACK); writes run in
+    a transaction that the route commits.
+    """
     try:
         conn = request.app.state.engine.connect()
+        if request.method in ("GET", "HEAD"):
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
     except OperationalError as exc:
         raise DatabaseUnavailable("the database cannot be reached; try again shortly") from exc
     with conn:
