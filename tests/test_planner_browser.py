@@ -179,9 +179,7 @@ def test_planner_draws_saves_and_publishes_a_measure(open_planner, engine, brows
     expect(page.locator("#map path.municipality--15002000")).to_have_count(1)
     assert page.locator("#map path.quarter").count() > 0
 
-    page.screenshot(path="/tmp/planner-login.png")  # TEMP
     sign_in(page, username)
-    page.screenshot(path="/tmp/planner-empty.png")  # TEMP
     draw_polygon = page.get_by_role("button", name="Neue Maßnahme: Fläche zeichnen")
     expect(draw_polygon).to_be_visible()
 
@@ -202,7 +200,6 @@ def test_planner_draws_saves_and_publishes_a_measure(open_planner, engine, brows
     expect(page.locator("#f-title-error")).to_have_text("Bitte einen Titel angeben.")
     expect(page.locator("#f-title")).to_have_attribute("aria-invalid", "true")
     expect(page.locator("#form-errors")).to_be_visible()
-    page.screenshot(path="/tmp/planner-required.png")  # TEMP
 
     title = f"Mobilitätsstation Hauptbahnhof {uuid.uuid4().hex[:6]}"
     page.get_by_label("Titel").fill(title)
@@ -213,7 +210,6 @@ def test_planner_draws_saves_and_publishes_a_measure(open_planner, engine, brows
     page.get_by_role("button", name="Entwurf speichern").click()
     expect(page.locator("#f-geometry-error")).to_contain_text("außerhalb des Planungsgebiets")
     expect(page.locator("#status")).to_contain_text("Nicht gespeichert")
-    page.screenshot(path="/tmp/planner-422.png")  # TEMP
 
     page.locator("#f-city_ags").select_option(HALLE_AGS)
     page.locator("#f-action_field").select_option("Mobilität")
@@ -392,7 +388,6 @@ def test_reshape_with_geoman_and_delete(open_planner, engine, live_server):
     page.mouse.up()
     expect(page.locator("#f-geometry")).to_contain_text("geändert, noch nicht gespeichert")
     expect(page.locator("#form-dirty")).to_be_visible()
-    page.screenshot(path="/tmp/planner-edit.png")  # TEMP
     page.get_by_role("button", name="Ausgewählte Maßnahme umformen").click()
     page.get_by_role("button", name="Entwurf speichern").click()
     expect(page.locator("#status")).to_contain_text("Entwurf gespeichert")
@@ -408,7 +403,6 @@ def test_reshape_with_geoman_and_delete(open_planner, engine, live_server):
     dialog = page.locator("#confirm-dialog")
     expect(dialog).to_be_visible()
     expect(dialog).to_contain_text(title)
-    page.screenshot(path="/tmp/planner-dialog.png")  # TEMP
     dialog.get_by_role("button", name="Abbrechen").click()
     expect(dialog).to_be_hidden()
     expect(page.locator("#status")).to_contain_text("Nicht gelöscht")

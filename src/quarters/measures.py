@@ -49,8 +49,9 @@ def etag(measure_id: int, version: int) -> str:
 # -- reading ----------------------------------------------------------------------------------
 def _select(relation: str) -> str:
     cols = ", ".join(f"m.{c}" for c in RECORD_FIELDS)
-    extra = "m.published_at, m.updated_at, m.version" if relation == PUBLIC else (
-        "m.published, m.published_at, m.deleted_at, m.created_at, m.updated_at, m.version")
+    extra = "true AS published, m.published_at, m.updated_at, m.version" if relation == PUBLIC \
+        else ("m.published, m.published_at, m.deleted_at, m.created_at, m.updated_at, m.version, "
+              "(SELECT u.display_name FROM users u WHERE u.id = m.updated_by) AS updated_by")
     return f"""
         SELECT m.id, {cols}, {extra},
             ST_AsGeoJSON(ST_ForcePolygonCCW(ST_Transform(m.geom, 4326)), 7)::json AS geometry,

@@ -1,0 +1,681 @@
+// The measure form: German labels, reading and writing the record, client-side checks and the
+// server's 422 errors placed next to the matching field. Data reaches the DOM via textContent.
+
+// ---------------------------------------------------------------- labels
+
+export const STATUS_LABELS = {
+  idee: "Idee",
+  geplant: "Geplant",
+  in_umsetzung: "In Umsetzung",
+  abgeschlossen: "Abgeschlossen",
+  eingestellt: "Eingestellt",
+};
+
+export const PRECISION_LABELS = {
+  exact: "genau verortet",
+  approximate: "ungefähr verortet",
+  city: "nur Stadt (ohne genauen Ort)",
+  unknown: "unbekannt",
+};
+
+export const MILESTONE_STATUS_LABELS = {
+  offen: "offen",
+  erreicht: "erreicht",
+  verschoben: "verschoben",
+};
+
+export const FIELD_LABELS = {
+  title: "Titel",
+  summary: "Kurzbeschreibung",
+  description: "Beschreibung",
+  plain_summary: "Einfache Sprache",
+  city_ags: "Stadt",
+  action_field: "Handlungsfeld",
+  status: "Status",
+  start_date: "Beginn",
+  end_date: "Ende",
+  milestones: "Meilensteine",
+  budget_planned: "Geplantes Budget",
+  budget_spent: "Ausgegeben",
+  funding_line: "Förderlinie",
+  responsible_unit: "Verantwortliche Stelle",
+  partners: "Partner",
+  parent_id: "Übergeordnete Maßnahme",
+  links: "Links",
+  source: "Quelle",
+  licence: "Lizenz",
+  location_precision: "Genauigkeit der Verortung",
+  location_note: "Hinweis zur Verortung",
+  editions: "Strategie-Fortschreibungen",
+  geometry: "Geometrie",
+  published: "Veröffentlicht",
+  deleted: "Gelöscht",
+};
+
+/** The fields of the record a planner sends (MeasureProperties on the server). */
+export const RECORD_FIELDS = [
+  "title", "summary", "description", "plain_summary", "city_ags", "action_field", "status",
+  "start_date", "end_date", "milestones", "budget_planned", "budget_spent", "funding_line",
+  "responsible_unit", "partners", "parent_id", "links", "source", "licence",
+  "location_precision", "location_note", "editions",
+];
+
+const TEXT_FIELDS = [
+  "title", "summary", "description", "plain_summary", "funding_line", "responsible_unit",
+  "source", "licence", "location_note",
+];
+const SELECT_FIELDS = ["city_ags", "action_field", "status", "location_precision"];
+const DATE_FIELDS = ["start_date", "end_date"];
+const MONEY_FIELDS = ["budget_planned", "budget_spent"];
+const EDITION_PATTERN = /^[a-z0-9-]{1,40}$/;
+const URL_PATTERN = /^https?:\/\/\S+$/;
+
+const EURO = new Intl.NumberFormat("de-DE", { style: "currency", currency: "EUR" });
+const INTEGER_DE = new Intl.NumberFormat("de-DE");
+
+// ---------------------------------------------------------------- small DOM helpers
+
+function $(id) {
+  return document.getElementById(id);
+}
+
+function element(tag, className, text) {
+  const el = document.createElement(tag);
+  if (className) el.className = className;
+  if (text !== undefined && text !== null) el.textContent = String(text);
+  return el;
+}
+
+function option(value, text, selected = false) {
+  const el = document.createElement("option");
+  el.value = value;
+  el.textContent = text;
+  el.selected = selected;
+  return el;
+}
+
+// ---------------------------------------------------------------- formatting
+
+/** "2025-03-01" → "01.03.2025" (anything else unchanged). */
+export function formatDate(value) {
+  const match = /^(\d{4})-(\d{2})-(\d{2})/.exec(String(value ?? ""));
+  return match ? `${match[3]}.${match[2]}.${match[1]}` : String(value ?? "");
+}
+
+/** An ISO timestamp in German local time. */
+export function formatDateTime(value) {
+  const date = new Date(value);
+  if (Number.isNaN(date.getTime())) return String(value ?? "");
+  return date.toLocaleString("de-DE", { dateStyle: "medium", timeStyle: "short" });
+}
+
+function countPositions(coords) {
+  if (!Array.isArray(coords)) return 0;
+  if (typeof coords[0] === "number") return 1;
+  return coords.reduce((sum, child) => sum + countPositions(child), 0);
+}
+
+/** "Fläche mit 4 Eckpunkten" etc. for a GeoJSON geometry. */
+export function describeGeometry(geometry) {
+  if (!geometry || !geometry.type) return "keine Geometrie";
+  const n = countPositions(geometry.coordinates);
+  switch (geometry.type) {
+    case "Point":
+      return "Punkt";
+    case "MultiPoint":
+      return `${INTEGER_DE.format(n)} Punkte`;
+    case "LineString":
+      return `Linie mit ${INTEGER_DE.format(n)} Punkten`;
+    case "MultiLineString":
+      return `${geometry.coordinates.length} Linien mit zusammen ${INTEGER_DE.format(n)} Punkten`;
+    case "Polygon": {
+      // Closed rings repeat their first position.
+      const corners = geometry.coordinates.reduce((s, ring) => s + Math.max(ring.length - 1, 0), 0);
+      return `Fläche mit ${INTEGER_DE.format(corners)} Eckpunkten`;
+    }
+    case "MultiPolygon":
+      return `${geometry.coordinates.length} Teilflächen`;
+    default:
+      return geometry.type;
+  }
+}
+
+function shorten(text, max = 160) {
+  const value = String(text);
+  return value.length > max ? `${value.slice(0, max - 1)}…` : value;
+}
+
+/**
+ * A value of a record field as German text (conflict table and history).
+ * `context` may carry `cityName(ags)` and `measureTitle(id)`.
+ */
+export function formatValue(field, value, context = {}) {
+  if (value === null || value === undefined || value === "") return "–";
+  if (Array.isArray(value) && value.length === 0) return "–";
+  switch (field) {
+    case "status":
+      return STATUS_LABELS[value] || String(value);
+    case "location_precision":
+      return PRECISION_LABELS[value] || String(value);
+    case "city_ags":
+      return (context.cityName && context.cityName(value)) || String(value);
+    case "start_date":
+    case "end_date":
+      return formatDate(value);
+    case "budget_planned":
+    case "budget_spent":
+      return Number.isFinite(Number(value)) ? EURO.format(Number(value)) : String(value);
+    case "milestones":
+      return value
+        .map((m) => `${formatDate(m?.date)} ${m?.title ?? ""} (${MILESTONE_STATUS_LABELS[m?.status] || m?.status || "offen"})`)
+        .join("; ");
+    case "links":
+      return value.map((l) => `${l?.title ?? ""} (${l?.url ?? ""})`).join("; ");
+    case "partners":
+    case "editions":
+      return value.join(", ");
+    case "parent_id": {
+      const title = context.measureTitle && context.measureTitle(value);
+      return title ? `Nr. ${value}: ${title}` : `Nr. ${value}`;
+    }
+    case "geometry":
+      return describeGeometry(value);
+    case "published":
+    case "deleted":
+      return value ? "ja" : "nein";
+    default:
+      return shorten(typeof value === "object" ? JSON.stringify(value) : value);
+  }
+}
+
+// ---------------------------------------------------------------- record normalisation
+
+function text(value) {
+  if (value === null || value === undefined) return null;
+  const trimmed = String(value).trim();
+  return trimmed === "" ? null : trimmed;
+}
+
+/** The record fields of a server feature's properties, normalised for comparison. */
+export function normaliseRecord(props) {
+  const p = props || {};
+  const record = {};
+  for (const field of TEXT_FIELDS) record[field] = text(p[field]);
+  for (const field of SELECT_FIELDS) record[field] = p[field] ?? null;
+  for (const field of DATE_FIELDS) record[field] = p[field] ? String(p[field]).slice(0, 10) : null;
+  for (const field of MONEY_FIELDS) record[field] = Number.isFinite(p[field]) ? p[field] : null;
+  record.milestones = (Array.isArray(p.milestones) ? p.milestones : []).map((m) => ({
+    date: m?.date ? String(m.date).slice(0, 10) : null,
+    title: text(m?.title),
+    status: m?.status || "offen",
+  }));
+  record.partners = (Array.isArray(p.partners) ? p.partners : []).map(text).filter(Boolean);
+  record.parent_id = Number.isInteger(p.parent_id) ? p.parent_id : null;
+  record.links = (Array.isArray(p.links) ? p.links : []).map((l) => ({
+    title: text(l?.title),
+    url: text(l?.url),
+  }));
+  record.editions = (Array.isArray(p.editions) ? p.editions : []).map(String).sort();
+  return record;
+}
+
+/** Names of the record fields that differ between two normalised records. */
+export function changedFields(base, mine) {
+  return RECORD_FIELDS.filter((f) => JSON.stringify(base?.[f] ?? null) !== JSON.stringify(mine?.[f] ?? null));
+}
+
+// ---------------------------------------------------------------- the form
+
+const state = {
+  config: null,
+  rowCounter: 0,
+  onChange: () => {},
+};
+
+function actionFieldsFor(ags) {
+  const fields = state.config?.action_fields?.[ags];
+  return Array.isArray(fields) ? fields : [];
+}
+
+/** Options of the Handlungsfeld select for a city; keeps a value the city does not know. */
+function fillActionFields(ags, value) {
+  const select = $("f-action_field");
+  const fields = actionFieldsFor(ags);
+  const options = [option("", "– bitte wählen –", !value)];
+  for (const field of fields) options.push(option(field, field, field === value));
+  if (value && !fields.includes(value)) {
+    options.push(option(value, `${value} (nicht in dieser Stadt)`, true));
+  }
+  select.replaceChildren(...options);
+}
+
+function onCityChange() {
+  const current = $("f-action_field").value;
+  const ags = $("f-city_ags").value;
+  fillActionFields(ags, actionFieldsFor(ags).includes(current) ? current : "");
+  state.onCityChange?.(ags);
+}
+
+function renumberRows(listId, noun) {
+  const rows = $(listId).querySelectorAll(":scope > li");
+  rows.forEach((row, i) => {
+    row.dataset.index = String(i);
+    for (const suffix of row.querySelectorAll(".row-number")) suffix.textContent = ` (${noun} ${i + 1})`;
+    const remove = row.querySelector("button[data-remove]");
+    if (remove) remove.setAttribute("aria-label", `${noun} ${i + 1} entfernen`);
+  });
+}
+
+function rowField(row, sub, labelText, control) {
+  const id = `row-${state.rowCounter}-${sub}`;
+  control.id = id;
+  control.dataset.sub = sub;
+  const wrap = element("div", `field field--${sub}`);
+  const label = element("label", null, labelText);
+  label.htmlFor = id;
+  label.appendChild(element("span", "visually-hidden row-number"));
+  wrap.append(label, control);
+  row.appendChild(wrap);
+  return control;
+}
+
+function newRow(listId, noun) {
+  state.rowCounter += 1;
+  const li = element("li", "repeat-row");
+  const fields = element("div", "repeat-row__fields");
+  li.appendChild(fields);
+  return { li, fields, noun, listId };
+}
+
+function finishRow({ li, fields, noun, listId }) {
+  const remove = element("button", "button button--small button--ghost", "Entfernen");
+  remove.type = "button";
+  remove.dataset.remove = "";
+  fields.appendChild(remove);
+  const error = element("p", "field__error");
+  error.hidden = true;
+  error.id = `row-${state.rowCounter}-error`;
+  li.appendChild(error);
+  for (const control of fields.querySelectorAll("input, select")) {
+    control.setAttribute("aria-describedby", error.id);
+  }
+  $(listId).appendChild(li);
+  renumberRows(listId, noun);
+  return li;
+}
+
+/** Add a milestone row (optionally filled). */
+export function addMilestoneRow(milestone = {}) {
+  const row = newRow("milestone-rows", "Meilenstein");
+  const date = element("input");
+  date.type = "date";
+  date.min = "1900-01-01";
+  date.max = "2100-12-31";
+  date.value = milestone.date || "";
+  rowField(row.fields, "date", "Datum", date);
+  const title = element("input");
+  title.type = "text";
+  title.maxLength = 200;
+  title.value = milestone.title || "";
+  rowField(row.fields, "title", "Bezeichnung", title);
+  const status = element("select");
+  for (const [value, label] of Object.entries(MILESTONE_STATUS_LABELS)) {
+    status.appendChild(option(value, label, value === (milestone.status || "offen")));
+  }
+  rowField(row.fields, "status", "Stand", status);
+  return finishRow(row);
+}
+
+/** Add a link row (optionally filled). */
+export function addLinkRow(link = {}) {
+  const row = newRow("link-rows", "Link");
+  const title = element("input");
+  title.type = "text";
+  title.maxLength = 200;
+  title.value = link.title || "";
+  rowField(row.fields, "title", "Bezeichnung", title);
+  const url = element("input");
+  url.type = "url";
+  url.maxLength = 2000;
+  url.placeholder = "https://…";
+  url.spellcheck = false;
+  url.value = link.url || "";
+  rowField(row.fields, "url", "Adresse", url);
+  return finishRow(row);
+}
+
+function onRowRemove(event) {
+  const button = event.target.closest("button[data-remove]");
+  if (!button) return;
+  const list = button.closest("ol");
+  const row = button.closest("li");
+  const noun = list.id === "milestone-rows" ? "Meilenstein" : "Link";
+  const rows = [...list.children];
+  const next = rows[rows.indexOf(row) + 1] || rows[rows.indexOf(row) - 1];
+  row.remove();
+  renumberRows(list.id, noun);
+  // Keep the keyboard focus in the list (or on the add button when the list is empty).
+  const focusTarget = next ? next.querySelector("input, select") : list.parentElement.querySelector("button.button--small");
+  focusTarget?.focus();
+  state.onChange();
+}
+
+/**
+ * Prepare the form once: options from /api/config, add/remove rows, change notifications.
+ * `onChange()` runs after every edit; `onCityChange(ags)` after the city changed.
+ */
+export function setupForm(config, { onChange, onCityChange: cityChanged }) {
+  state.config = config;
+  state.onChange = onChange || (() => {});
+  state.onCityChange = cityChanged;
+  const cities = Array.isArray(config?.cities) ? config.cities : [];
+  $("f-city_ags").replaceChildren(...cities.map((c) => option(c.ags, c.name)));
+  const statuses = Array.isArray(config?.statuses) && config.statuses.length ? config.statuses : Object.keys(STATUS_LABELS);
+  $("f-status").replaceChildren(...statuses.map((s) => option(s, STATUS_LABELS[s] || s)));
+  const precisions = Array.isArray(config?.location_precisions) && config.location_precisions.length
+    ? config.location_precisions
+    : Object.keys(PRECISION_LABELS);
+  $("f-location_precision").replaceChildren(...precisions.map((p) => option(p, PRECISION_LABELS[p] || p)));
+  $("f-city_ags").addEventListener("change", onCityChange);
+  $("add-milestone").addEventListener("click", () => {
+    addMilestoneRow().querySelector("input")?.focus();
+    state.onChange();
+  });
+  $("add-link").addEventListener("click", () => {
+    addLinkRow().querySelector("input")?.focus();
+    state.onChange();
+  });
+  $("milestone-rows").addEventListener("click", onRowRemove);
+  $("link-rows").addEventListener("click", onRowRemove);
+  const form = $("measure-form");
+  form.addEventListener("input", () => state.onChange());
+  form.addEventListener("change", () => state.onChange());
+}
+
+/** Options of the parent select: measures of `ags` except `selfId` and its descendants. */
+export function fillParentOptions(measures, ags, selfId, value) {
+  const excluded = new Set(selfId ? [selfId] : []);
+  // Descendants of the measure itself would create a cycle.
+  let grew = true;
+  while (grew) {
+    grew = false;
+    for (const m of measures) {
+      const p = m.properties || {};
+      if (!excluded.has(p.id) && excluded.has(p.parent_id)) {
+        excluded.add(p.id);
+        grew = true;
+      }
+    }
+  }
+  const candidates = measures
+    .map((m) => m.properties || {})
+    .filter((p) => p.city_ags === ags && !excluded.has(p.id))
+    .sort((a, b) => String(a.title).localeCompare(String(b.title), "de"));
+  const options = [option("", "– keine –", value === null || value === undefined)];
+  for (const p of candidates) options.push(option(String(p.id), `${p.title} (Nr. ${p.id})`, p.id === value));
+  if (value && !candidates.some((p) => p.id === value)) {
+    options.push(option(String(value), `Nr. ${value}`, true));
+  }
+  $("f-parent_id").replaceChildren(...options);
+}
+
+/** Write a normalised record into the form. */
+export function fillForm(record) {
+  for (const field of TEXT_FIELDS) $(`f-${field}`).value = record[field] ?? "";
+  const cities = [...$("f-city_ags").options].map((o) => o.value);
+  $("f-city_ags").value = cities.includes(record.city_ags) ? record.city_ags : cities[0] || "";
+  fillActionFields($("f-city_ags").value, record.action_field);
+  $("f-status").value = record.status || "idee";
+  $("f-location_precision").value = record.location_precision || "exact";
+  for (const field of DATE_FIELDS) $(`f-${field}`).value = record[field] || "";
+  for (const field of MONEY_FIELDS) $(`f-${field}`).value = record[field] ?? "";
+  $("f-partners").value = (record.partners || []).join("\n");
+  $("f-editions").value = (record.editions || []).join(", ");
+  $("milestone-rows").replaceChildren();
+  for (const m of record.milestones || []) addMilestoneRow(m);
+  $("link-rows").replaceChildren();
+  for (const l of record.links || []) addLinkRow(l);
+  $("f-parent_id").value = record.parent_id ? String(record.parent_id) : "";
+}
+
+/** Split partners: one per line, or (on a single line) by comma. */
+export function splitPartners(value) {
+  const raw = String(value ?? "");
+  const parts = /\n/.test(raw) ? raw.split(/\r?\n/) : raw.split(",");
+  return parts.map((p) => p.trim()).filter(Boolean);
+}
+
+function moneyValue(id) {
+  const input = $(id);
+  if (input.validity.badInput) return Number.NaN;
+  if (input.value.trim() === "") return null;
+  return Number(input.value);
+}
+
+/** Read the form into a normalised record (rows that are completely empty are dropped). */
+export function readForm() {
+  const record = {};
+  for (const field of TEXT_FIELDS) record[field] = text($(`f-${field}`).value);
+  for (const field of SELECT_FIELDS) record[field] = $(`f-${field}`).value || null;
+  for (const field of DATE_FIELDS) record[field] = $(`f-${field}`).value || null;
+  for (const field of MONEY_FIELDS) record[field] = moneyValue(`f-${field}`);
+  record.milestones = [...$("milestone-rows").children]
+    .map((row) => ({
+      date: row.querySelector('[data-sub="date"]').value || null,
+      title: text(row.querySelector('[data-sub="title"]').value),
+      status: row.querySelector('[data-sub="status"]').value || "offen",
+    }))
+    .filter((m) => m.date || m.title);
+  record.partners = splitPartners($("f-partners").value);
+  record.parent_id = $("f-parent_id").value ? Number($("f-parent_id").value) : null;
+  record.links = [...$("link-rows").children]
+    .map((row) => ({
+      title: text(row.querySelector('[data-sub="title"]').value),
+      url: text(row.querySelector('[data-sub="url"]').value),
+    }))
+    .filter((l) => l.title || l.url);
+  record.editions = $("f-editions").value.split(",").map((e) => e.trim()).filter(Boolean).sort();
+  return record;
+}
+
+/** The record as the server takes it: every field, null for empty optional ones. */
+export function toProperties(record, fields = RECORD_FIELDS) {
+  const props = {};
+  for (const field of fields) {
+    const value = record[field];
+    props[field] = value === undefined ? null : value;
+  }
+  return props;
+}
+
+// ---------------------------------------------------------------- checks
+
+/**
+ * Client-side basics. Returns errors [{field, message, row?, sub?}] (empty when fine).
+ * The server checks everything again.
+ */
+export function validateRecord(record, { geometry } = {}) {
+  const errors = [];
+  if (!record.title) errors.push({ field: "title", message: "Bitte einen Titel angeben." });
+  if (!record.city_ags) errors.push({ field: "city_ags", message: "Bitte eine Stadt wählen." });
+  if (!record.action_field) errors.push({ field: "action_field", message: "Bitte ein Handlungsfeld wählen." });
+  if (record.start_date && record.end_date && record.end_date < record.start_date) {
+    errors.push({ field: "end_date", message: "Das Ende darf nicht vor dem Beginn liegen." });
+  }
+  for (const field of MONEY_FIELDS) {
+    const value = record[field];
+    if (Number.isNaN(value)) errors.push({ field, message: "Bitte eine Zahl angeben (z. B. 12500,50)." });
+    else if (value !== null && value < 0) errors.push({ field, message: "Der Betrag darf nicht negativ sein." });
+  }
+  record.milestones.forEach((m, i) => {
+    if (!m.date) errors.push({ field: "milestones", row: i, sub: "date", message: "Bitte ein Datum angeben." });
+    if (!m.title) errors.push({ field: "milestones", row: i, sub: "title", message: "Bitte eine Bezeichnung angeben." });
+  });
+  record.links.forEach((l, i) => {
+    if (!l.title) errors.push({ field: "links", row: i, sub: "title", message: "Bitte eine Bezeichnung angeben." });
+    if (!l.url || !URL_PATTERN.test(l.url)) {
+      errors.push({ field: "links", row: i, sub: "url", message: "Bitte eine Adresse mit http:// oder https:// angeben." });
+    }
+  });
+  const badEdition = record.editions.find((e) => !EDITION_PATTERN.test(e));
+  if (badEdition) {
+    errors.push({
+      field: "editions",
+      message: `„${badEdition}“: nur Kleinbuchstaben, Ziffern und Bindestrich (höchstens 40 Zeichen).`,
+    });
+  }
+  if (geometry === null) {
+    errors.push({ field: "geometry", message: "Bitte die Maßnahme auf der Karte zeichnen." });
+  }
+  return errors;
+}
+
+// The server's problems (English) in German; the server text stays as a fallback.
+const PROBLEMS = [
+  [/^field required$/i, () => "Pflichtangabe – bitte ausfüllen."],
+  [/at least 1 (character|item)/i, () => "Darf nicht leer sein."],
+  [/at most (\d+) characters?/i, (m) => `Höchstens ${INTEGER_DE.format(Number(m[1]))} Zeichen erlaubt.`],
+  [/at most (\d+) items?/i, (m) => `Höchstens ${INTEGER_DE.format(Number(m[1]))} Einträge erlaubt.`],
+  [/^unknown field/i, () => "Unbekanntes Feld – der Server nimmt es nicht an."],
+  [/extra inputs are not permitted/i, () => "Unbekanntes Feld – der Server nimmt es nicht an."],
+  [/outside planning area|outside the planning area/i, () =>
+    "Die Geometrie liegt außerhalb des Planungsgebiets der gewählten Stadt (Stadtgebiet und 3 km Umkreis)."],
+  [/end_date is before start_date/i, () => "Das Ende darf nicht vor dem Beginn liegen."],
+  [/is not one of this city's fields/i, () => "Dieses Handlungsfeld gibt es in der gewählten Stadt nicht."],
+  [/greater than or equal to 0/i, () => "Darf nicht negativ sein."],
+  [/less than or equal to/i, () => "Der Wert ist zu groß."],
+  [/year must be between 1900 and 2100/i, () => "Das Jahr muss zwischen 1900 und 2100 liegen."],
+  [/valid date/i, () => "Bitte ein gültiges Datum angeben."],
+  [/valid (number|integer)/i, () => "Bitte eine Zahl angeben."],
+  [/should match pattern '\^https\?/i, () => "Bitte eine Adresse mit http:// oder https:// angeben."],
+  [/should match pattern '\^\[a-z0-9-\]/i, () => "Nur Kleinbuchstaben, Ziffern und Bindestrich (höchstens 40 Zeichen)."],
+  [/^input should be/i, () => "Ungültiger Wert."],
+  [/unknown edition/i, () => "Diese Strategie-Fortschreibung gibt es nicht."],
+  [/^other city$/i, () => "Gehört zu einer anderen Stadt."],
+  [/unknown measure/i, () => "Diese Maßnahme gibt es nicht (mehr)."],
+  [/^cycle$/i, () => "Das ergäbe einen Kreis: die Maßnahme wäre sich selbst übergeordnet."],
+  [/unknown city/i, () => "Diese Stadt ist nicht geladen."],
+  [/invalid character \(NUL\)/i, () => "Enthält ein ungültiges Zeichen."],
+  [/geometry missing/i, () => "Bitte die Maßnahme auf der Karte zeichnen."],
+  [/geometry empty/i, () => "Die Geometrie ist leer."],
+  [/self-intersection|invalid geometry|ring self|too few points/i, () =>
+    "Die Geometrie ist ungültig (z. B. überschneidet sich der Umriss selbst)."],
+  [/a polygon ring needs at least 4 positions/i, () => "Eine Fläche braucht mindestens drei Eckpunkte."],
+  [/a line needs at least 2 positions/i, () => "Eine Linie braucht mindestens zwei Punkte."],
+  [/too many vertices/i, () => "Die Geometrie hat zu viele Punkte."],
+  [/coordinate out of range/i, () => "Koordinaten außerhalb des gültigen Bereichs."],
+  [/geometry type .* not allowed/i, () => "Dieser Geometrietyp ist nicht erlaubt."],
+];
+
+/** A server problem text in German (unknown ones: "Vom Server abgelehnt: …"). */
+export function translateProblem(problem) {
+  const raw = String(problem ?? "").trim();
+  for (const [pattern, make] of PROBLEMS) {
+    const match = pattern.exec(raw);
+    if (match) return make(match);
+  }
+  return raw ? `Vom Server abgelehnt: ${raw}` : "Vom Server abgelehnt.";
+}
+
+/** problem+json `errors` → [{field, message, row?, sub?}] for showErrors(). */
+export function serverErrors(problem) {
+  const list = Array.isArray(problem?.errors) ? problem.errors : [];
+  const errors = [];
+  for (const item of list) {
+    const pointer = String(item?.pointer ?? "");
+    const message = translateProblem(item?.problem);
+    const parts = pointer.split("/").filter(Boolean);
+    if (parts[0] === "geometry") {
+      errors.push({ field: "geometry", message });
+    } else if (parts[0] === "properties" && parts.length >= 2 && RECORD_FIELDS.includes(parts[1])) {
+      const field = parts[1];
+      const index = parts.length >= 3 && /^\d+$/.test(parts[2]) ? Number(parts[2]) : null;
+      if ((field === "milestones" || field === "links") && index !== null) {
+        errors.push({ field, row: index, sub: parts[3] || null, message });
+      } else if ((field === "partners" || field === "editions") && index !== null) {
+        errors.push({ field, message: `Eintrag ${index + 1}: ${message}` });
+      } else {
+        errors.push({ field, message });
+      }
+    } else if (parts[0] === "properties") {
+      // Rules over several fields come without a field in the pointer: find it in the text.
+      const raw = String(item?.problem ?? "");
+      const named = RECORD_FIELDS.find((f) => raw.startsWith(`${f}:`) || raw.startsWith(`${f} `) || raw.startsWith(`${f}'`));
+      const field = /end_date/.test(raw) ? "end_date" : /action_field/.test(raw) ? "action_field" : named || null;
+      errors.push({ field, message });
+    } else {
+      errors.push({ field: null, message });
+    }
+  }
+  if (!errors.length && problem?.detail) errors.push({ field: null, message: translateProblem(problem.detail) });
+  return errors;
+}
+
+// ---------------------------------------------------------------- showing errors
+
+function errorTarget(error) {
+  if (error.field && error.row !== null && error.row !== undefined) {
+    const list = $(error.field === "milestones" ? "milestone-rows" : "link-rows");
+    const row = list?.children[error.row];
+    if (row) {
+      const control = (error.sub && row.querySelector(`[data-sub="${error.sub}"]`)) || row.querySelector("input, select");
+      return { box: row.querySelector(".field__error"), control, label: `${FIELD_LABELS[error.field]} ${error.row + 1}` };
+    }
+  }
+  if (error.field) {
+    const box = $(`f-${error.field}-error`);
+    const control = $(`f-${error.field}`) || document.querySelector(`[data-field="${error.field}"] input, [data-field="${error.field}"] select`);
+    if (box) return { box, control, label: FIELD_LABELS[error.field] || error.field };
+  }
+  return { box: null, control: null, label: null };
+}
+
+/** Remove every inline error and the summary. */
+export function clearErrors() {
+  for (const box of document.querySelectorAll("#measure-form .field__error")) {
+    box.hidden = true;
+    box.textContent = "";
+  }
+  for (const control of document.querySelectorAll('#measure-form [aria-invalid="true"]')) {
+    control.removeAttribute("aria-invalid");
+  }
+  for (const field of document.querySelectorAll("#measure-form .field--invalid")) {
+    field.classList.remove("field--invalid");
+  }
+  $("form-errors").hidden = true;
+  $("form-errors-list").replaceChildren();
+}
+
+/**
+ * Show errors next to their fields and as a linked summary above the form; the summary takes
+ * the focus so keyboard and screen reader users hear what to fix.
+ */
+export function showErrors(errors) {
+  clearErrors();
+  const items = [];
+  for (const error of errors) {
+    const { box, control, label } = errorTarget(error);
+    if (box) {
+      box.textContent = box.hidden || !box.textContent ? error.message : `${box.textContent} ${error.message}`;
+      box.hidden = false;
+      box.closest(".field, .repeat-row")?.classList.add("field--invalid");
+    }
+    if (control) control.setAttribute("aria-invalid", "true");
+    const li = document.createElement("li");
+    if (control && control.id) {
+      const link = element("a", null, label ? `${label}: ${error.message}` : error.message);
+      link.href = `#${control.id}`;
+      link.addEventListener("click", (event) => {
+        event.preventDefault();
+        control.focus();
+      });
+      li.appendChild(link);
+    } else {
+      li.textContent = label ? `${label}: ${error.message}` : error.message;
+    }
+    items.push(li);
+  }
+  $("form-errors-list").replaceChildren(...items);
+  $("form-errors").hidden = items.length === 0;
+  if (items.length) $("form-errors").focus();
+}

@@ -1,0 +1,1097 @@
+// Planning page: sign-in, the measures on the map, the form, saving with ETags, publishing,
+// deleting, history and the conflict dialogue when a colleague changed the measure meanwhile.
+
+import { getConfig, getItems, getSources } from "./api.js";
+import * as api from "./planner-api.js";
+import {
+  FIELD_LABELS,
+  RECORD_FIELDS,
+  STATUS_LABELS,
+  changedFields,
+  clearErrors,
+  describeGeometry,
+  fillForm,
+  fillParentOptions,
+  formatDateTime,
+  formatValue,
+  normaliseRecord,
+  readForm,
+  serverErrors,
+  setupForm,
+  showErrors,
+  toProperties,
+  validateRecord,
+} from "./planner-form.js";
+import {
+  addAttributions,
+  addBackground,
+  addContext,
+  clearPending,
+  createPointAtCentre,
+  fitCity,
+  getMap,
+  initMap,
+  renderLegend,
+  renderMeasures,
+  selectOnMap,
+  setEditing,
+} from "./planner-map.js";
+
+const HALLE_AGS = "15002000";
+const EDIT_ROLES = new Set(["planner", "admin"]);
+const ROLE_LABELS = { planner: "Planung", admin: "Administration", moderator: "Moderation" };
+const KEY_FIELDS = ["title", "summary", "status", "action_field", "start_date", "end_date"];
+const ACTION_LABELS = {
+  create: "Angelegt",
+  update: "Geändert",
+  publish: "Veröffentlicht",
+  unpublish: "Zurückgezogen",
+  delete: "Gelöscht",
+  restore: "Wiederhergestellt",
+};
+
+const app = {
+  config: null,
+  cities: new Map(), // ags -> {ags, name, bbox}
+  quarterNames: new Map(), // slug -> name
+  user: null,
+  canEdit: false,
+  features: [], // list of measures (GeoJSON features)
+  current: null, // the measure in the form (see loadIntoForm / startNew)
+  dirty: false,
+  busy: false,
+  conflict: null,
+};
+
+function $(id) {
+  return document.getElementById(id);
+}
+
+function element(tag, className, text) {
+  const el = document.createElement(tag);
+  if (className) el.className = className;
+  if (text !== undefined && text !== null) el.textContent = String(text);
+  return el;
+}
+
+// ---------------------------------------------------------------- status line
+
+/** The one status line (role="status"): kind info | success | error. */
+function setStatus(text, kind = "info") {
+  const status = $("status");
+  status.textContent = text;
+  status.classList.toggle("status--error", kind === "error");
+  status.classList.toggle("status--success", kind === "success");
+  status.dataset.kind = kind;
+}
+
+function describeFailure(err) {
+  if (!err || err.status === undefined) return "unbekannter Fehler";
+  if (err.status === 0) return "keine Verbindung zum Server";
+  if (err.status === 401) return "nicht (mehr) angemeldet";
+  if (err.status === 403) return "keine Berechtigung";
+  if (err.status === 404) return "nicht gefunden – vielleicht inzwischen gelöscht";
+  if (err.status >= 500) return `Serverfehler (HTTP ${err.status})`;
+  return `HTTP ${err.status}`;
+}
+
+function cityName(ags) {
+  return app.cities.get(ags)?.name || ags;
+}
+
+function measureTitle(id) {
+  return app.features.find((f) => f.properties?.id === id)?.properties?.title || null;
+}
+
+const FORMAT_CONTEXT = { cityName, measureTitle };
+
+// ---------------------------------------------------------------- busy / dirty / buttons
+
+function setBusy(busy) {
+  app.busy = busy;
+  $("measure-form").setAttribute("aria-busy", busy ? "true" : "false");
+  document.body.dataset.plannerBusy = busy ? "true" : "false";
+  updateButtons();
+}
+
+function updateButtons() {
+  const current = app.current;
+  const locked = app.busy || !app.canEdit || app.conflict !== null;
+  const isNew = current && current.id === null;
+  const published = Boolean(current?.published);
+  $("save-button").disabled = locked || !current;
+  $("save-button").textContent = published ? "Änderungen speichern" : "Entwurf speichern";
+  $("publish-button").disabled = locked || !current;
+  $("publish-button").textContent = published ? "Zurückziehen" : "Veröffentlichen";
+  $("delete-button").disabled = locked || !current;
+  $("delete-button").textContent = isNew ? "Verwerfen" : "Löschen";
+  $("new-point-button").disabled = !app.canEdit || app.busy;
+  $("conflict-reapply").disabled = app.busy;
+  $("conflict-reload").disabled = app.busy;
+}
+
+function computeDirty() {
+  const current = app.current;
+  if (!current) return false;
+  if (current.id === null || current.geometryChanged) return true;
+  return changedFields(current.baseline, readForm()).length > 0;
+}
+
+function refreshDirty() {
+  app.dirty = computeDirty();
+  // A new measure says "Neu – noch nicht gespeichert" already.
+  $("form-dirty").hidden = !app.dirty || app.current?.id === null;
+  document.body.dataset.dirty = app.dirty ? "true" : "false";
+}
+
+// ---------------------------------------------------------------- confirmation dialog
+
+/** A modal question (native <dialog>): resolves to true when confirmed. */
+function confirmAction({ title, text, confirmLabel, danger = true }) {
+  const dialog = $("confirm-dialog");
+  $("confirm-title").textContent = title;
+  $("confirm-text").textContent = text;
+  $("confirm-ok").textContent = confirmLabel;
+  $("confirm-ok").classList.toggle("button--danger", danger);
+  $("confirm-ok").classList.toggle("button--primary", !danger);
+  const opener = document.activeElement;
+  return new Promise((resolve) => {
+    dialog.addEventListener(
+      "close",
+      () => {
+        resolve(dialog.returnValue === "ok");
+        if (opener && document.contains(opener)) opener.focus();
+      },
+      { once: true },
+    );
+    dialog.returnValue = "cancel";
+    dialog.showModal();
+    $("confirm-cancel").focus();
+  });
+}
+
+async function confirmDiscard() {
+  if (!app.dirty) return true;
+  return confirmAction({
+    title: "Ungespeicherte Änderungen verwerfen?",
+    text: "Die Änderungen an der aktuellen Maßnahme sind noch nicht gespeichert und gehen verloren.",
+    confirmLabel: "Änderungen verwerfen",
+  });
+}
+
+// ---------------------------------------------------------------- measures list
+
+function measureOptionText(p) {
+  const state = p.published ? "veröffentlicht" : "Entwurf";
+  return `${p.title || "(ohne Titel)"} – ${STATUS_LABELS[p.status] || p.status}, ${state} (Nr. ${p.id})`;
+}
+
+function fillMeasureSelect() {
+  const select = $("measure-select");
+  const options = [new Option("– keine ausgewählt –", "")];
+  const groups = new Map();
+  for (const f of app.features) {
+    const p = f.properties || {};
+    if (!groups.has(p.city_ags)) groups.set(p.city_ags, []);
+    groups.get(p.city_ags).push(p);
+  }
+  for (const [ags, list] of groups) {
+    const group = document.createElement("optgroup");
+    group.label = `${cityName(ags)} (${list.length})`;
+    list.sort((a, b) => String(a.title).localeCompare(String(b.title), "de"));
+    for (const p of list) group.appendChild(new Option(measureOptionText(p), String(p.id)));
+    options.push(group);
+  }
+  select.replaceChildren(...options);
+  select.value = app.current?.id ? String(app.current.id) : "";
+}
+
+async function loadMeasures() {
+  try {
+    app.features = await api.listMeasures();
+  } catch (err) {
+    console.error("measures:", err);
+    setStatus(`Die Maßnahmen konnten nicht geladen werden (${describeFailure(err)}).`, "error");
+    return false;
+  }
+  renderMeasures(app.features);
+  renderLegend({
+    statuses: app.config?.statuses,
+    actionFields: app.config?.action_fields,
+    cities: [...app.cities.values()],
+    features: app.features,
+  });
+  fillMeasureSelect();
+  if (app.current?.id) selectOnMap(app.current.id);
+  document.body.dataset.measures = String(app.features.length);
+  return true;
+}
+
+/** Put a saved feature into the list and onto the map without reloading everything. */
+function upsertFeature(feature) {
+  const index = app.features.findIndex((f) => f.properties?.id === feature.properties.id);
+  if (index >= 0) app.features[index] = feature;
+  else app.features.push(feature);
+  renderMeasures(app.features);
+  renderLegend({
+    statuses: app.config?.statuses,
+    actionFields: app.config?.action_fields,
+    cities: [...app.cities.values()],
+    features: app.features,
+  });
+  fillMeasureSelect();
+}
+
+function removeFeature(id) {
+  app.features = app.features.filter((f) => f.properties?.id !== id);
+  renderMeasures(app.features);
+  fillMeasureSelect();
+}
+
+// ---------------------------------------------------------------- the form
+
+function showForm(visible) {
+  $("measure-form").hidden = !visible;
+  $("empty-state").hidden = visible;
+}
+
+function renderHeader() {
+  const current = app.current;
+  const props = current.feature?.properties || {};
+  $("form-heading").textContent = current.id === null ? "Neue Maßnahme" : `Maßnahme Nr. ${current.id}`;
+  const badge = $("form-badge");
+  badge.className = "badge";
+  if (current.id === null) {
+    badge.textContent = "Neu – noch nicht gespeichert";
+    badge.classList.add("badge--new");
+  } else if (current.published) {
+    badge.textContent = "Veröffentlicht";
+    badge.classList.add("badge--published");
+  } else {
+    badge.textContent = "Entwurf";
+    badge.classList.add("badge--draft");
+  }
+  $("form-version").textContent = current.id === null
+    ? ""
+    : `Version ${props.version}${props.updated_at ? ` · zuletzt geändert ${formatDateTime(props.updated_at)}` : ""}`;
+  const places = [];
+  const quarters = Array.isArray(props.quarters) ? props.quarters : [];
+  if (quarters.length) places.push(`Pilotquartier: ${quarters.map((s) => app.quarterNames.get(s) || s).join(", ")}`);
+  const districts = Array.isArray(props.districts) ? props.districts : [];
+  if (districts.length) places.push(`Stadtviertel: ${districts.map((d) => d?.name).filter(Boolean).join(", ")}`);
+  $("form-places").textContent = places.join(" · ");
+  $("form-places").hidden = places.length === 0;
+  $("measure-form").dataset.measureId = current.id === null ? "new" : String(current.id);
+  document.body.dataset.selectedId = current.id === null ? "new" : String(current.id);
+}
+
+function renderGeometryInfo() {
+  const current = app.current;
+  let text = describeGeometry(current.geometry);
+  if (current.id !== null && current.geometryChanged) text += " – geändert, noch nicht gespeichert";
+  $("f-geometry").textContent = text;
+}
+
+/** Load a measure from the server into the form (the ETag is kept for the next change). */
+function loadIntoForm(feature, etag) {
+  const props = feature.properties || {};
+  app.current = {
+    id: props.id,
+    etag,
+    feature,
+    baseline: normaliseRecord(props),
+    geometry: feature.geometry,
+    geometryChanged: false,
+    published: Boolean(props.published),
+  };
+  clearErrors();
+  fillParentOptions(app.features, props.city_ags, props.id, props.parent_id ?? null);
+  fillForm(app.current.baseline);
+  renderHeader();
+  renderGeometryInfo();
+  showForm(true);
+  refreshDirty();
+  updateButtons();
+  $("measure-select").value = String(props.id);
+  selectOnMap(props.id);
+}
+
+function cityForGeometry(geometry) {
+  const positions = [];
+  const walk = (node) => {
+    if (Array.isArray(node) && typeof node[0] === "number") positions.push(node);
+    else if (Array.isArray(node)) node.forEach(walk);
+  };
+  walk(geometry?.coordinates);
+  if (!positions.length) return null;
+  const lon = positions.reduce((s, p) => s + p[0], 0) / positions.length;
+  const lat = positions.reduce((s, p) => s + p[1], 0) / positions.length;
+  let best = null;
+  let bestDistance = Infinity;
+  for (const city of app.cities.values()) {
+    const [minx, miny, maxx, maxy] = city.bbox;
+    if (lon >= minx && lon <= maxx && lat >= miny && lat <= maxy) return city.ags;
+    const d = Math.hypot(lon - (minx + maxx) / 2, lat - (miny + maxy) / 2);
+    if (d < bestDistance) {
+      bestDistance = d;
+      best = city.ags;
+    }
+  }
+  return best;
+}
+
+/** A new measure from a drawn geometry (the form keeps what was typed for a redrawn shape). */
+function startNew(geometry) {
+  if (app.current && app.current.id === null) {
+    app.current.geometry = geometry;
+    renderGeometryInfo();
+    refreshDirty();
+    setStatus("Die Zeichnung der neuen Maßnahme wurde ersetzt.");
+    return;
+  }
+  const ags = cityForGeometry(geometry) || HALLE_AGS;
+  const record = normaliseRecord({ city_ags: ags, status: "idee", location_precision: "exact" });
+  app.current = {
+    id: null,
+    etag: null,
+    feature: null,
+    baseline: record,
+    geometry,
+    geometryChanged: true,
+    published: false,
+  };
+  hideConflict();
+  clearErrors();
+  fillParentOptions(app.features, ags, null, null);
+  fillForm(record);
+  renderHeader();
+  renderGeometryInfo();
+  showForm(true);
+  refreshDirty();
+  updateButtons();
+  renderHistory(null);
+  $("measure-select").value = "";
+  selectOnMap(null);
+  setStatus(`Neue Maßnahme (${describeGeometry(geometry)}) in ${cityName(ags)}: bitte Titel, Handlungsfeld und Status ausfüllen und „Entwurf speichern“ wählen.`);
+  $("f-title").focus();
+}
+
+/** Undo an unsaved reshape on the map (the layers are redrawn from the saved features). */
+function resetEditedGeometry() {
+  if (app.current && app.current.id !== null && app.current.geometryChanged) {
+    app.current.geometryChanged = false;
+    renderMeasures(app.features);
+  }
+}
+
+function closeForm() {
+  resetEditedGeometry();
+  app.current = null;
+  clearPending();
+  clearErrors();
+  hideConflict();
+  showForm(false);
+  renderHistory(null);
+  refreshDirty();
+  updateButtons();
+  $("measure-select").value = "";
+  delete document.body.dataset.selectedId;
+  selectOnMap(null);
+}
+
+/** Select a measure (map click or list): GET with ETag, then into the form. */
+async function selectMeasure(id, { zoom = false } = {}) {
+  if (app.current?.id === id && !app.conflict) {
+    selectOnMap(id, { zoom });
+    return;
+  }
+  if (!(await confirmDiscard())) {
+    $("measure-select").value = app.current?.id ? String(app.current.id) : "";
+    return;
+  }
+  clearPending();
+  resetEditedGeometry();
+  hideConflict();
+  setBusy(true);
+  setStatus("Maßnahme wird geladen …");
+  try {
+    const { feature, etag } = await api.getMeasure(id);
+    loadIntoForm(feature, etag);
+    selectOnMap(id, { zoom });
+    setStatus(`„${feature.properties.title}“ geladen.`);
+    loadHistory(id);
+  } catch (err) {
+    console.error("measure:", err);
+    setStatus(`Die Maßnahme konnte nicht geladen werden (${describeFailure(err)}).`, "error");
+    if (err.status === 404) await loadMeasures();
+  } finally {
+    setBusy(false);
+  }
+}
+
+// ---------------------------------------------------------------- saving
+
+function pick(record, fields) {
+  return toProperties(record, fields);
+}
+
+/** Errors the server answered with, shown in German; returns true when handled. */
+async function handleWriteError(err, action) {
+  if (err.status === 412 && app.current?.id) {
+    await showConflict(err, action);
+    return true;
+  }
+  if (err.status === 422) {
+    showErrors(serverErrors(err.problem));
+    setStatus("Nicht gespeichert: der Server hat Angaben zurückgewiesen – bitte die markierten Felder prüfen.", "error");
+    return true;
+  }
+  if (err.status === 401) {
+    setStatus("Ihre Anmeldung ist abgelaufen. Bitte melden Sie sich erneut an – Ihre Eingaben bleiben erhalten.", "error");
+    showLogin(true);
+    return true;
+  }
+  if (err.status === 404) {
+    setStatus("Diese Maßnahme gibt es nicht mehr – vermutlich wurde sie inzwischen gelöscht.", "error");
+    return true;
+  }
+  setStatus(`Nicht gespeichert (${describeFailure(err)}${err.message && err.status ? `: ${err.message}` : ""}).`, "error");
+  return true;
+}
+
+/** Save the form: POST for a new measure, PATCH (only the changed fields) with If-Match. */
+async function save() {
+  const current = app.current;
+  if (!current || app.busy) return false;
+  const record = readForm();
+  const errors = validateRecord(record, { geometry: current.geometry || null });
+  if (errors.length) {
+    showErrors(errors);
+    setStatus("Nicht gespeichert: bitte die markierten Angaben prüfen.", "error");
+    return false;
+  }
+  clearErrors();
+  setBusy(true);
+  setStatus("Wird gespeichert …");
+  try {
+    if (current.id === null) {
+      const { feature, etag } = await api.createMeasure({
+        type: "Feature",
+        geometry: current.geometry,
+        properties: toProperties(record),
+      });
+      clearPending();
+      upsertFeature(feature);
+      loadIntoForm(feature, etag);
+      setStatus(`Entwurf gespeichert: „${feature.properties.title}“ (Nr. ${feature.properties.id}).`, "success");
+      loadHistory(feature.properties.id);
+      return true;
+    }
+    const fields = changedFields(current.baseline, record);
+    if (!fields.length && !current.geometryChanged) {
+      setStatus("Keine Änderungen zu speichern.");
+      return true;
+    }
+    const patch = { properties: pick(record, fields) };
+    if (current.geometryChanged) patch.geometry = current.geometry;
+    const { feature, etag } = await api.patchMeasure(current.id, current.etag, patch);
+    upsertFeature(feature);
+    loadIntoForm(feature, etag);
+    setStatus(
+      `${feature.properties.published ? "Änderungen gespeichert" : "Entwurf gespeichert"}: „${feature.properties.title}“ (Version ${feature.properties.version}).`,
+      "success",
+    );
+    loadHistory(feature.properties.id);
+    return true;
+  } catch (err) {
+    console.error("save:", err);
+    await handleWriteError(err, { kind: "save", record, fields: changedFields(current.baseline, record) });
+    return false;
+  } finally {
+    setBusy(false);
+  }
+}
+
+async function togglePublished() {
+  const current = app.current;
+  if (!current || app.busy) return;
+  const publish = !current.published;
+  if (app.dirty) {
+    // Save first so what goes public is what the form shows.
+    if (!(await save())) return;
+  }
+  const target = app.current;
+  setBusy(true);
+  setStatus(publish ? "Wird veröffentlicht …" : "Wird zurückgezogen …");
+  try {
+    const { feature, etag } = await api.setPublished(target.id, target.etag, publish);
+    upsertFeature(feature);
+    loadIntoForm(feature, etag);
+    setStatus(
+      publish
+        ? `Veröffentlicht: „${feature.properties.title}“ ist jetzt auf der öffentlichen Karte zu sehen.`
+        : `Zurückgezogen: „${feature.properties.title}“ ist wieder ein Entwurf und nicht mehr öffentlich.`,
+      "success",
+    );
+    loadHistory(feature.properties.id);
+  } catch (err) {
+    console.error("publish:", err);
+    await handleWriteError(err, { kind: publish ? "publish" : "unpublish" });
+  } finally {
+    setBusy(false);
+  }
+}
+
+async function removeCurrent({ fromMap = false } = {}) {
+  const current = app.current;
+  if (!current || app.busy) {
+    if (fromMap) renderMeasures(app.features);
+    return;
+  }
+  if (current.id === null) {
+    closeForm();
+    setStatus("Die neue Zeichnung wurde verworfen.");
+    return;
+  }
+  const title = current.baseline.title || `Nr. ${current.id}`;
+  const ok = await confirmAction({
+    title: "Maßnahme löschen?",
+    text: `„${title}“ wird aus der Planung${current.published ? " und von der öffentlichen Karte" : ""} entfernt. Eine Administratorin oder ein Administrator kann sie wiederherstellen.`,
+    confirmLabel: "Endgültig löschen",
+  });
+  if (!ok) {
+    if (fromMap) renderMeasures(app.features);
+    setStatus("Nicht gelöscht.");
+    return;
+  }
+  setBusy(true);
+  setStatus("Wird gelöscht …");
+  try {
+    await api.deleteMeasure(current.id, current.etag);
+    removeFeature(current.id);
+    app.dirty = false;
+    closeForm();
+    setStatus(`Gelöscht: „${title}“.`, "success");
+  } catch (err) {
+    console.error("delete:", err);
+    if (fromMap) renderMeasures(app.features);
+    await handleWriteError(err, { kind: "delete" });
+  } finally {
+    setBusy(false);
+  }
+}
+
+// ---------------------------------------------------------------- conflict (412)
+
+function hideConflict() {
+  app.conflict = null;
+  $("conflict-panel").hidden = true;
+  $("conflict-rows").replaceChildren();
+  document.body.dataset.conflict = "false";
+  updateButtons();
+}
+
+async function lastActor(id) {
+  try {
+    const history = await api.getHistory(id);
+    const last = history[history.length - 1];
+    return last?.actor || null;
+  } catch {
+    return null;
+  }
+}
+
+function conflictRow(field, mineValue, theirsValue, tag) {
+  const tr = document.createElement("tr");
+  tr.dataset.field = field;
+  if (tag) tr.classList.add(`conflict-row--${tag.kind}`);
+  const th = element("th", null, FIELD_LABELS[field] || field);
+  th.scope = "row";
+  if (tag) th.appendChild(element("span", `conflict-tag conflict-tag--${tag.kind}`, tag.text));
+  tr.append(th, element("td", "conflict-mine", mineValue), element("td", "conflict-theirs", theirsValue));
+  return tr;
+}
+
+/** 412: show the colleague's current version next to ours and offer both ways out. */
+async function showConflict(err, action) {
+  const current = app.current;
+  const theirsFeature = err.problem?.current;
+  const theirsProps = theirsFeature?.properties || {};
+  const version = theirsProps.version;
+  const etag = err.etag || (Number.isInteger(version) ? `"m${current.id}-v${version}"` : null);
+  const actor = await lastActor(current.id);
+  const who = actor ? `„${actor}“` : "einer Kollegin oder einem Kollegen";
+
+  const mine = action.kind === "save" ? action.record : readForm();
+  const theirs = normaliseRecord(theirsProps);
+  const myFields = action.kind === "save" ? action.fields : [];
+  const theirFields = changedFields(current.baseline, theirs);
+  const fields = [...new Set([...KEY_FIELDS, ...myFields, ...theirFields])].filter((f) => RECORD_FIELDS.includes(f));
+
+  const rows = fields.map((field) => {
+    const mineChanged = myFields.includes(field);
+    const theirsChanged = theirFields.includes(field);
+    let tag = null;
+    if (mineChanged && theirsChanged) tag = { kind: "both", text: "von beiden geändert" };
+    else if (mineChanged) tag = { kind: "mine", text: "von Ihnen geändert" };
+    else if (theirsChanged) tag = { kind: "theirs", text: "inzwischen geändert" };
+    return conflictRow(field, formatValue(field, mine[field], FORMAT_CONTEXT), formatValue(field, theirs[field], FORMAT_CONTEXT), tag);
+  });
+  const theirGeometryChanged = JSON.stringify(theirsFeature?.geometry) !== JSON.stringify(current.feature?.geometry);
+  if (current.geometryChanged || theirGeometryChanged) {
+    const tag = current.geometryChanged && theirGeometryChanged
+      ? { kind: "both", text: "von beiden geändert" }
+      : current.geometryChanged
+        ? { kind: "mine", text: "von Ihnen geändert" }
+        : { kind: "theirs", text: "inzwischen geändert" };
+    rows.push(conflictRow("geometry", formatValue("geometry", current.geometry), formatValue("geometry", theirsFeature?.geometry), tag));
+  }
+  if (Boolean(theirsProps.published) !== current.published) {
+    rows.push(conflictRow("published", formatValue("published", current.published), formatValue("published", theirsProps.published), { kind: "theirs", text: "inzwischen geändert" }));
+  }
+  $("conflict-rows").replaceChildren(...rows);
+  $("conflict-current-heading").textContent = actor ? `Aktuelle Fassung (von ${actor})` : "Aktuelle Fassung";
+
+  $("conflict-message").textContent =
+    `Diese Maßnahme wurde inzwischen von ${who} geändert (jetzt Version ${version ?? "?"}). ` +
+    "Ihre Änderungen sind noch nicht gespeichert.";
+  const both = myFields.filter((f) => theirFields.includes(f)).map((f) => FIELD_LABELS[f] || f);
+  let note;
+  if (action.kind === "save") {
+    const list = myFields.map((f) => FIELD_LABELS[f] || f);
+    if (current.geometryChanged) list.push(FIELD_LABELS.geometry);
+    note = `„Meine Änderungen erneut anwenden“ überträgt nur die von Ihnen geänderten Angaben (${list.join(", ") || "keine"}) auf die aktuelle Fassung; alle übrigen Änderungen bleiben erhalten.`;
+    if (both.length) note += ` Achtung: ${both.join(", ")} wurde von beiden geändert – Ihre Fassung ersetzt dann die aktuelle.`;
+  } else if (action.kind === "publish") {
+    note = "„Meine Änderungen erneut anwenden“ veröffentlicht die aktuelle Fassung.";
+  } else if (action.kind === "unpublish") {
+    note = "„Meine Änderungen erneut anwenden“ zieht die aktuelle Fassung zurück.";
+  } else {
+    note = "„Meine Änderungen erneut anwenden“ löscht die Maßnahme in der aktuellen Fassung.";
+  }
+  $("conflict-note").textContent = note;
+
+  app.conflict = { action, etag, feature: theirsFeature, mine, actor };
+  $("conflict-panel").hidden = false;
+  document.body.dataset.conflict = "true";
+  updateButtons();
+  setStatus(`Nicht gespeichert: Bearbeitungskonflikt – die Maßnahme wurde inzwischen von ${who} geändert.`, "error");
+  $("conflict-panel").scrollIntoView({ block: "nearest" });
+  $("conflict-panel").focus();
+}
+
+/** "Ihre Änderungen verwerfen und neu laden": the current version into the form. */
+async function conflictReload() {
+  const conflict = app.conflict;
+  if (!conflict || !app.current) return;
+  setBusy(true);
+  try {
+    const { feature, etag } = await api.getMeasure(app.current.id);
+    hideConflict();
+    upsertFeature(feature);
+    loadIntoForm(feature, etag);
+    setStatus("Aktuelle Fassung geladen – Ihre Änderungen wurden verworfen.", "success");
+    loadHistory(feature.properties.id);
+  } catch (err) {
+    console.error("reload:", err);
+    if (err.status === 404) {
+      hideConflict();
+      removeFeature(app.current.id);
+      closeForm();
+      setStatus("Die Maßnahme wurde inzwischen gelöscht.", "error");
+    } else {
+      setStatus(`Neu laden fehlgeschlagen (${describeFailure(err)}).`, "error");
+    }
+  } finally {
+    setBusy(false);
+  }
+}
+
+/** "Meine Änderungen erneut anwenden": the same change again, with the new ETag. */
+async function conflictReapply() {
+  const conflict = app.conflict;
+  const current = app.current;
+  if (!conflict || !current) return;
+  const { action, etag } = conflict;
+  setBusy(true);
+  setStatus("Ihre Änderungen werden auf die aktuelle Fassung angewendet …");
+  try {
+    let result;
+    if (action.kind === "save") {
+      const patch = { properties: pick(action.record, action.fields) };
+      if (current.geometryChanged) patch.geometry = current.geometry;
+      result = await api.patchMeasure(current.id, etag, patch);
+    } else if (action.kind === "publish" || action.kind === "unpublish") {
+      result = await api.setPublished(current.id, etag, action.kind === "publish");
+    } else {
+      await api.deleteMeasure(current.id, etag);
+      const title = current.baseline.title;
+      hideConflict();
+      removeFeature(current.id);
+      closeForm();
+      setStatus(`Gelöscht: „${title}“.`, "success");
+      return;
+    }
+    hideConflict();
+    upsertFeature(result.feature);
+    loadIntoForm(result.feature, result.etag);
+    setStatus(
+      `Ihre Änderungen wurden auf die aktuelle Fassung angewendet und gespeichert (Version ${result.feature.properties.version}).`,
+      "success",
+    );
+    loadHistory(current.id);
+  } catch (err) {
+    console.error("reapply:", err);
+    if (err.status === 412) {
+      // Changed yet again: compare with the newest version.
+      await showConflict(err, action);
+    } else {
+      hideConflict();
+      await handleWriteError(err, action);
+    }
+  } finally {
+    setBusy(false);
+  }
+}
+
+// ---------------------------------------------------------------- history
+
+function actionLabel(action) {
+  const revert = /^revert:(\d+)$/.exec(String(action));
+  if (revert) return `Auf Version ${revert[1]} zurückgesetzt`;
+  return ACTION_LABELS[action] || String(action);
+}
+
+function historyEntry(entry) {
+  const li = element("li", "history__entry");
+  li.dataset.action = String(entry.action);
+  li.dataset.version = String(entry.version);
+  const head = element("p", "history__head");
+  head.append(
+    element("span", `history__action history__action--${String(entry.action).replace(/[^a-z]/g, "")}`, actionLabel(entry.action)),
+    element("span", "history__version", `Version ${entry.version}`),
+  );
+  const meta = element("p", "history__meta");
+  meta.append("von ", element("span", "history__actor", entry.actor || "unbekannt"), " · ");
+  const time = element("time", null, formatDateTime(entry.at));
+  time.dateTime = String(entry.at);
+  meta.appendChild(time);
+  li.append(head, meta);
+
+  const changes = entry.changes && typeof entry.changes === "object" ? entry.changes : {};
+  const implied = { publish: ["published"], unpublish: ["published"], delete: ["deleted"], restore: ["deleted"] };
+  const fields = Object.keys(changes).filter((f) => !(implied[entry.action] || []).includes(f));
+  if (entry.action !== "create" && fields.length) {
+    li.appendChild(element("p", "history__fields", `Geänderte Felder: ${fields.map((f) => FIELD_LABELS[f] || f).join(", ")}`));
+    const details = element("details", "history__details");
+    details.appendChild(element("summary", null, "Vorher und nachher"));
+    const dl = element("dl", "history__changes");
+    for (const field of fields) {
+      dl.appendChild(element("dt", null, FIELD_LABELS[field] || field));
+      const dd = element("dd");
+      dd.append(
+        element("span", "history__before", formatValue(field, changes[field]?.before, FORMAT_CONTEXT)),
+        " → ",
+        element("span", "history__after", formatValue(field, changes[field]?.after, FORMAT_CONTEXT)),
+      );
+      dl.appendChild(dd);
+    }
+    details.appendChild(dl);
+    li.appendChild(details);
+  }
+  return li;
+}
+
+function renderHistory(entries) {
+  const panel = $("history-panel");
+  if (entries === null) {
+    panel.hidden = true;
+    $("history-list").replaceChildren();
+    return;
+  }
+  panel.hidden = false;
+  const items = [...entries].reverse().map(historyEntry);
+  $("history-list").replaceChildren(...items);
+  $("history-empty").hidden = items.length > 0;
+}
+
+async function loadHistory(id) {
+  try {
+    const entries = await api.getHistory(id);
+    if (app.current?.id === id) renderHistory(entries);
+  } catch (err) {
+    console.error("history:", err);
+    if (app.current?.id === id) {
+      renderHistory([]);
+      $("history-empty").textContent = `Verlauf nicht verfügbar (${describeFailure(err)}).`;
+    }
+  }
+}
+
+// ---------------------------------------------------------------- sign-in
+
+function showLogin(visible) {
+  $("login-section").hidden = !visible;
+  if (visible) $("login-username").focus();
+}
+
+async function applyUser(user) {
+  app.user = user;
+  app.canEdit = Boolean(user && EDIT_ROLES.has(user.role));
+  $("user-box").hidden = !user;
+  $("user-name").textContent = user ? user.display_name || user.username : "";
+  $("user-role").textContent = user ? `(${ROLE_LABELS[user.role] || user.role})` : "";
+  $("work-section").hidden = !user;
+  $("login-section").hidden = Boolean(user);
+  $("readonly-note").hidden = !user || app.canEdit;
+  setEditing(app.canEdit);
+  document.body.dataset.plannerState = user ? "signed-in" : "signed-out";
+  updateButtons();
+}
+
+async function onLogin(event) {
+  event.preventDefault();
+  const username = $("login-username").value.trim();
+  const password = $("login-password").value;
+  const error = $("login-error");
+  error.hidden = true;
+  if (!username || !password) {
+    error.textContent = "Bitte Benutzername und Passwort eingeben.";
+    error.hidden = false;
+    (username ? $("login-password") : $("login-username")).focus();
+    return;
+  }
+  $("login-button").disabled = true;
+  setStatus("Anmeldung läuft …");
+  try {
+    const { user } = await api.login(username, password);
+    $("login-password").value = "";
+    const wasSignedIn = Boolean(app.user);
+    await applyUser(user);
+    setStatus(`Angemeldet als ${user.display_name || user.username}.`, "success");
+    if (!wasSignedIn && !app.current) await loadMeasures();
+    (app.current ? $("f-title") : $("measure-select")).focus();
+  } catch (err) {
+    error.textContent = err.status === 401
+      ? "Benutzername oder Passwort falsch."
+      : `Anmeldung nicht möglich (${describeFailure(err)}).`;
+    error.hidden = false;
+    setStatus("Nicht angemeldet.", "error");
+    $("login-password").focus();
+  } finally {
+    $("login-button").disabled = false;
+  }
+}
+
+async function onLogout() {
+  if (!(await confirmDiscard())) return;
+  try {
+    await api.logout();
+  } catch (err) {
+    console.error("logout:", err);
+  }
+  app.dirty = false;
+  closeForm();
+  await applyUser(null);
+  await loadMeasures();
+  setStatus("Abgemeldet. Zu sehen sind jetzt nur die veröffentlichten Maßnahmen.");
+}
+
+// ---------------------------------------------------------------- map callbacks
+
+async function onDrawn(geometry) {
+  if (app.current && app.current.id !== null && app.dirty) {
+    if (!(await confirmDiscard())) {
+      clearPending();
+      return;
+    }
+  }
+  app.dirty = false;
+  if (app.current && app.current.id !== null) {
+    resetEditedGeometry();
+    app.current = null;
+    hideConflict();
+  }
+  startNew(geometry);
+}
+
+function onGeometryEdited(id, geometry) {
+  const current = app.current;
+  if (!current) return;
+  if (id === "new" && current.id === null) {
+    current.geometry = geometry;
+  } else if (id === current.id) {
+    current.geometry = geometry;
+    current.geometryChanged = true;
+    setStatus("Geometrie geändert – mit „Entwurf speichern“ übernehmen.");
+  } else {
+    return;
+  }
+  renderGeometryInfo();
+  refreshDirty();
+}
+
+function onPendingRemoved() {
+  if (app.current && app.current.id === null) {
+    closeForm();
+    setStatus("Die neue Zeichnung wurde verworfen.");
+  }
+}
+
+function onRemoveRequested(id) {
+  if (app.current?.id === id) removeCurrent({ fromMap: true });
+  else renderMeasures(app.features);
+}
+
+// ---------------------------------------------------------------- start
+
+function onTileError() {
+  $("tiles-note").hidden = false;
+  $("map").classList.add("map--no-tiles");
+  document.body.dataset.tiles = "failed";
+}
+
+function safeHttpUrl(value) {
+  try {
+    const url = new URL(value);
+    return url.protocol === "https:" || url.protocol === "http:" ? url.href : null;
+  } catch {
+    return null;
+  }
+}
+
+function renderSources(sources, tileAttribution) {
+  const items = sources.map((source) => {
+    const li = document.createElement("li");
+    const href = safeHttpUrl(source.url);
+    const name = element(href ? "a" : "span", "source__name", source.name || source.key || "Quelle");
+    if (href) {
+      name.href = href;
+      name.rel = "noopener";
+    }
+    li.appendChild(name);
+    if (source.licence) li.append(`, Lizenz: ${source.licence}`);
+    if (source.attribution) li.append(`. Namensnennung: ${source.attribution}`);
+    return li;
+  });
+  if (tileAttribution) items.push(element("li", null, `Hintergrundkarte: ${tileAttribution}`));
+  $("source-list").replaceChildren(...items);
+}
+
+async function loadSources(tileAttribution) {
+  try {
+    const body = await getSources();
+    const sources = (Array.isArray(body?.sources) ? body.sources : []).filter(Boolean);
+    addAttributions(sources);
+    renderSources(sources, tileAttribution);
+  } catch (err) {
+    console.error("sources:", err);
+    $("source-list").replaceChildren(element("li", null, `Quellenangaben nicht erreichbar (${describeFailure(err)}).`));
+  }
+}
+
+async function loadContext() {
+  const [municipalities, quarters] = await Promise.allSettled([
+    getItems("municipalities", { project_city: true }),
+    getItems("quarters"),
+  ]);
+  if (quarters.status === "fulfilled") {
+    for (const f of quarters.value.features) app.quarterNames.set(f.properties?.slug, f.properties?.name);
+  }
+  addContext(
+    municipalities.status === "fulfilled" ? municipalities.value : null,
+    quarters.status === "fulfilled" ? quarters.value : null,
+  );
+  return municipalities.status === "fulfilled" && quarters.status === "fulfilled";
+}
+
+function wireEvents() {
+  $("login-form").addEventListener("submit", onLogin);
+  $("logout-button").addEventListener("click", onLogout);
+  $("measure-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    save();
+  });
+  $("publish-button").addEventListener("click", togglePublished);
+  $("delete-button").addEventListener("click", () => removeCurrent());
+  $("conflict-reload").addEventListener("click", conflictReload);
+  $("conflict-reapply").addEventListener("click", conflictReapply);
+  $("new-point-button").addEventListener("click", () => {
+    createPointAtCentre();
+  });
+  $("measure-select").addEventListener("change", async (event) => {
+    const id = Number(event.target.value);
+    if (Number.isInteger(id) && id > 0) {
+      selectMeasure(id, { zoom: true });
+    } else if (event.target.value === "" && app.current) {
+      if (await confirmDiscard()) {
+        app.dirty = false;
+        closeForm();
+        setStatus("Keine Maßnahme ausgewählt.");
+      } else {
+        event.target.value = app.current.id ? String(app.current.id) : "";
+      }
+    }
+  });
+  window.addEventListener("beforeunload", (event) => {
+    if (app.dirty) event.preventDefault();
+  });
+}
+
+async function main() {
+  if (!globalThis.L) {
+    setStatus("Die Kartenbibliothek (Leaflet) konnte nicht geladen werden.", "error");
+    return;
+  }
+  const map = initMap($("map"), {
+    onSelect: (id) => selectMeasure(id),
+    onDrawn,
+    onGeometryEdited,
+    onRemoveRequested,
+    onPendingRemoved,
+  });
+  // For tests and the browser console: the Leaflet map (read-only use).
+  window.quartersPlanner = Object.freeze({ map });
+  if (!map.pm) setStatus("Das Zeichenwerkzeug (Leaflet-Geoman) konnte nicht geladen werden.", "error");
+  wireEvents();
+
+  setStatus("Konfiguration wird geladen …");
+  let config = null;
+  let me = { user: null };
+  try {
+    [config, me] = await Promise.all([getConfig(), api.currentUser()]);
+  } catch (err) {
+    console.error("start:", err);
+    setStatus(`Die Planung konnte nicht starten (${describeFailure(err)}).`, "error");
+    document.body.dataset.plannerState = "failed";
+    return;
+  }
+  app.config = config;
+  for (const city of config.cities || []) app.cities.set(String(city.ags), city);
+  setupForm(config, {
+    onChange: () => refreshDirty(),
+    onCityChange: (ags) => fillParentOptions(app.features, ags, app.current?.id ?? null, null),
+  });
+  const start = app.cities.get(HALLE_AGS) || [...app.cities.values()][0];
+  if (start) fitCity(start.bbox, { animate: false });
+  if (config.tile_url) addBackground(config.tile_url, config.tile_attribution || "", onTileError);
+  else onTileError();
+
+  await applyUser(me.user);
+  const [contextOk, measuresOk] = await Promise.all([
+    loadContext(),
+    loadMeasures(),
+    loadSources(config.tile_attribution),
+  ]);
+  if (!measuresOk) return;
+  const count = app.features.length;
+  const context = contextOk ? "" : " Stadtgrenzen oder Quartiere fehlen.";
+  if (me.user) {
+    setStatus(`Angemeldet als ${me.user.display_name || me.user.username}. ${count} Maßnahmen geladen.${context}`, contextOk ? "info" : "error");
+  } else {
+    setStatus(`Bitte anmelden. ${count} veröffentlichte Maßnahmen geladen.${context}`, contextOk ? "info" : "error");
+  }
+  document.body.dataset.plannerReady = "true";
+}
+
+main();
