@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from alembic.script import ScriptDirectory
-
-from quarters.migrate import alembic_config
-
-HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
-
 import subprocess
 import sys
 
 import pytest
+from alembic.script import ScriptDirectory
 from shapely.geometry import mapping
 
 from geofiles import BOW_TIE, write_geojson_raw
+from quarters.migrate import alembic_config
 from quarters.settings import get_settings
 
+HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 @pytest.fixture
 def cli_env(settings, monkeypatch):

@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-from alembic.script import ScriptDirectory
-
-from quarters.migrate import alembic_config
-
-HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
-
 import os
 import shutil
 import subprocess
@@ -16,9 +10,12 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 
 from conftest import free_port
+from quarters.migrate import alembic_config
 
+HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 @pytest.fixture
 def embedded_env(monkeypatch):

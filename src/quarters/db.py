@@ -9,7 +9,6 @@ from sqlalchemy import Engine, create_engine, event, exc
 from quarters.embedded import Cluster
 from quarters.settings import Settings
 
-
 IDLE_PING_S = 5.0
 
 

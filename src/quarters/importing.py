@@ -7,8 +7,14 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, text
 
 from quarters.errors import ImportRefused
-from quarters.ingest import BoundarySpec, ImportSummary, Progress, file_checksum, load_boundaries
-from quarters.ingest import write_boundaries
+from quarters.ingest import (
+    BoundarySpec,
+    ImportSummary,
+    Progress,
+    file_checksum,
+    load_boundaries,
+    write_boundaries,
+)
 from quarters.loading import upsert_source
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from quarters import __version__
 from quarters.api.errors import add_exception_handlers
 from quarters.api.routes import (
+    analysis,
     auth,
     editions,
     features,
@@ -20,7 +21,6 @@ from quarters.api.routes import (
     meta,
     public,
 )
-from quarters.api.routes import analysis
 from quarters.api.security import SecurityHeaders
 from quarters.db import make_engine
 from quarters.settings import Settings, get_settings

@@ -42,6 +42,7 @@ class SecurityHeaders:
                                          b"fastapi.tiangolo.com data:; frame-ancestors 'none'")]
 
     async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        """Pass the request on; add the headers to the response start."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

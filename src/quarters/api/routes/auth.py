@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from quarters import auth
-from quarters.db import commit
 from quarters.api.deps import SESSION_COOKIE, BodyDep, ConnDep, SessionDep, SettingsDep
+from quarters.db import commit
 from quarters.errors import BadRequest, Unauthorized
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])

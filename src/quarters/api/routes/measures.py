@@ -9,8 +9,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from quarters import measures
-from quarters.db import commit
+from quarters import measures, services
 from quarters.api.deps import (
     AdminDep,
     BodyDep,
@@ -24,11 +23,11 @@ from quarters.api.deps import (
 from quarters.api.responses import GeoJSONResponse
 from quarters.api.routes.features import _item_query, _page_links
 from quarters.collections import MEASURES_POINTS, MEASURES_PUBLIC, MEASURES_STAFF
+from quarters.db import commit
 from quarters.errors import InvalidInput
 from quarters.geometry import GeometryProblem, parse_geojson
 from quarters.measures import Actor, etag
 from quarters.schemas import MeasureFeature, MeasurePatch, MeasureProperties
-from quarters import services
 
 router = APIRouter(prefix="/api/measures", tags=["measures"])
 

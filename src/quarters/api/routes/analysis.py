@@ -1,0 +1,291 @@
+"""Analysis endpoints: indicators, choropleth classes, quarter profiles, transferability
+rankings, typology and the Halle–Gera comparison. JSON only (a web view builds on these);
+unit geometries come from the OGC API collections (municipalities, counties, districts,
+quarters), joined by ``code``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from quarters import indicators as ind
+from quarters import transfer
+from quarters.api.deps import ConnDep, SettingsDep
+from quarters.api.responses import GeoJSONResponse, RawJSONResponse
+from quarters.errors import InvalidInput, InvalidParameter, NotFound
+from quarters.profiles import quarter_profile
+
+router = APIRouter(prefix="/api/analysis", tags=["analysis"])
+
+SCHEMES = ("quantiles", "natural_breaks", "equal_interval")
+SIMPLIFY_M = {"municipalities": 150.0, "counties": 150.0}
+REFERENCE_HELP = ("Reference unit as kind:key — quarter:<slug>, gemeinde:<AGS>, kreis:<AGS>, "
+                  "<district level>:<code> (e.g. stadtviertel:09) or measure:<id>")
+
+
+def _list(values: list[str] | None) -> list[str] | None:
+    """Repeated and/or comma-separated query values → list (None when absent)."""
+    if not values:
+        return None
+    out = [v.strip() for item in values for v in item.split(",") if v.strip()]
+    return out or None
+
+
+def _scheme(value: str, k: int) -> None:
+    if value not in SCHEMES:
+        raise InvalidParameter(f"classes: '{value}' is not one of {', '.join(SCHEMES)}")
+    if not 2 <= k <= 9:
+        raise InvalidParameter(f"k: must be between 2 and 9, got {k}")
+
+
+# ----------------------------------------------------------------------------------------------
+# levels and indicators
+# ----------------------------------------------------------------------------------------------
+@router.get("/levels", summary="Spatial levels that can be analysed")
+def levels(conn: ConnDep) -> dict:
+    """Levels (gemeinde, kreis, quarter and the district levels) with their unit counts and
+    the OGC API collection that holds their geometries."""
+    sizes = ind.level_sizes(conn)
+    collections = {"municipalities": "municipalities", "counties": "counties",
+                   "districts": "districts", "quarters": "quarters"}
+    return {"levels": [
+        {"name": lv.name, "label_de": lv.label_de, "label_en": lv.label_en,
+         "units": sizes.get(lv.name, 0), "collection": collections[lv.table],
+         "code_property": {"municipalities": "ags", "counties": "ags", "districts": "code",
+                           "quarters": "slug"}[lv.table],
+         "default_indicators": transfer.default_indicators(lv)}
+        for lv in ind.available_levels(conn)]}
+
+
+@router.get("/indicators", summary="Indicators with units and coverage per level")
+def indicators(conn: ConnDep) -> dict:
+    """Every indicator: unit, kind, profile aggregation rule, and per level the number of
+    units, of values, of explicitly missing values and of units without any value."""
+    return {"indicators": ind.catalogue(conn)}
+
+
+@router.get("/indicators/{key}", summary="One indicator")
+def indicator(key: str, conn: ConnDep) -> dict:
+    """Definition and coverage of one indicator."""
+    for item in ind.catalogue(conn):
+        if item["key"] == key:
+            return item
+    raise NotFound(f"indicator: no indicator '{key}'")
+
+
+@router.get("/indicators/{key}/values", summary="Values of an indicator with map classes",
+            responses={200: {"content": {"application/geo+json": {}}}})
+def indicator_values(
+    key: str,
+    conn: ConnDep,
+    level: Annotated[str, Query(description="gemeinde, kreis, quarter or a district level")]
+    = "gemeinde",
+    classes: Annotated[str, Query(description="quantiles, natural_breaks or equal_interval")]
+    = "quantiles",
+    k: Annotated[int, Query(description="number of classes (2–9)")] = 5,
+    locale: Annotated[str, Query(description="legend number format: de or en")] = "de",
+    format: Annotated[str, Query(description="json (values joined by code) or geojson "
+                                 "(features with simplified geometry in CRS84)")] = "json",
+) -> Response:
+    """All units of a level with value (null = missing, with the reason), class (−1 =
+    missing) and the legend of the classification (mapclassify)."""
+    from quarters.analysis.classify import classify
+
+    _scheme(classes, k)
+    if locale not in ("de", "en"):
+        raise InvalidParameter(f"locale: '{locale}' is not one of de, en")
+    if format not in ("json", "geojson"):
+        raise InvalidParameter(f"format: '{format}' is not one of json, geojson")
+    d = ind.get_definition(conn, key)
+    lvl = ind.get_level(conn, level)
+    values, reasons, meta = ind.values_table(conn, lvl, [key])
+    names = ind.units(conn, lvl)["name"]
+    cls = classify(values[key], classes, k, locale=locale)
+    classification = {c: cls[c] for c in ("scheme", "k", "bins", "lower", "counts", "labels",
+                                          "n_missing", "warnings")}
+    rows = [{"code": code, "name": names.get(code),
+             "value": None if v != v else v, "class": int(c),
+             "missing_reason": reasons[key].get(code)}
+            for code, v, c in zip(values.index, values[key], cls["classes"], strict=True)]
+    ref_dates = None if key not in meta.index else [meta.at[key, "first"], meta.at[key, "last"]]
+    head = {"indicator": ind.definition_dict(d), "level": lvl.name,
+            "classification": classification, "ref_dates": ref_dates,
+            "n_units": len(rows), "n_missing": int(values[key].isna().sum())}
+    if format == "json":
+        import orjson
+
+        return RawJSONResponse(orjson.dumps(transfer._clean({**head, "values": rows})))
+    geo = transfer.geometries(conn, lvl, simplify_m=SIMPLIFY_M.get(lvl.table, 0.0))
+    import orjson
+    import shapely
+
+    geoms = shapely.set_precision(geo.geometry.reindex(values.index).to_numpy(), 1e-6)
+    feats = [b'{"type":"Feature","id":' + orjson.dumps(r["code"]) + b',"properties":'
+             + orjson.dumps(transfer._clean(r)) + b',"geometry":'
+             + (shapely.to_geojson(g).encode() if g is not None else b"null") + b"}"
+             for r, g in zip(rows, geoms, strict=True)]
+    body = (orjson.dumps(transfer._clean({"type": "FeatureCollection", **head}))[:-1]
+            + b',"features":[' + b",".join(feats) + b"]}")
+    return GeoJSONResponse(body)
+
+
+# ----------------------------------------------------------------------------------------------
+# profiles
+# ----------------------------------------------------------------------------------------------
+@router.get("/profiles/{quarter_slug}", summary="Indicator profile of a pilot quarter")
+def profile(quarter_slug: str, conn: ConnDep,
+            indicators: Annotated[list[str] | None, Query(
+                description="indicator keys (repeat or comma-separate); default: all that "
+                            "can be derived")] = None) -> dict:
+    """The quarter's values derived from the districts it covers (tobler areal
+    interpolation for counts, recomputed ratios), each with its derivation, plus the covered
+    districts with the shares of their area inside the quarter."""
+    return transfer._clean(quarter_profile(conn, quarter_slug, _list(indicators)))
+
+
+# ----------------------------------------------------------------------------------------------
+# transfer
+# ----------------------------------------------------------------------------------------------
+class TransferRequest(BaseModel):
+    """Body of POST /api/analysis/transfer."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "reference": "quarter:bildungsquartier-neustadt", "level": "stadtviertel",
+        "indicators": ["population", "density"], "weights": {"density": 2}, "top": 10}]})
+
+    reference: str = Field(..., description=REFERENCE_HELP)
+    level: str = Field("gemeinde", description="level of the candidates")
+    indicators: list[str] | None = Field(None, description="indicator keys; default per level")
+    weights: dict[str, float] | None = Field(None, description="indicator → weight ≥ 0 "
+                                             "(default 1 each)")
+    method: str = Field("zscore", json_schema_extra={"enum": list(transfer.METHODS)})
+    metric: str = Field("euclidean", json_schema_extra={"enum": list(transfer.METRICS)})
+    missing: str = Field("drop_indicator", json_schema_extra={"enum": list(transfer.MISSING)})
+    top: int = Field(10, description="rows returned (1–500)")
+    sensitivity: bool = Field(True, description="perturb the weights and report rank stability")
+    runs: int = Field(200, description="sensitivity runs")
+    spread: float = Field(0.25, description="weights × uniform factor in [1−spread, 1+spread]")
+    seed: int = 0
+    types: bool = Field(True, description="typology; marks candidates of the reference's type")
+    k: int | None = Field(None, description="number of types (default: by silhouette up to "
+                          "2,000 units, else 6)")
+    cluster_method: str = Field("kmeans",
+                                json_schema_extra={"enum": list(transfer.CLUSTER_METHODS)})
+    scores: bool = Field(False, description="also return the score and class of every "
+                         "candidate (for a choropleth of the similarity)")
+    classes: str = Field("quantiles", json_schema_extra={"enum": list(SCHEMES)})
+    k_classes: int = Field(5, description="number of map classes of the score (2–9)")
+
+
+def _run(conn: Any, body: TransferRequest) -> dict:
+    _scheme(body.classes, body.k_classes)
+    params = transfer.TransferParams(
+        reference=body.reference, level=body.level, indicators=body.indicators,
+        weights=body.weights, method=body.method, metric=body.metric, missing=body.missing,
+        top=body.top, sensitivity=body.sensitivity, runs=body.runs, spread=body.spread,
+        seed=body.seed, types=body.types, k=body.k, cluster_method=body.cluster_method)
+    res = transfer.run_transfer(conn, params)
+    return transfer.to_json(res, scores=body.scores, scheme=body.classes, k=body.k_classes)
+
+
+@router.post("/transfer", summary="Rank candidates by similarity to a reference")
+def transfer_post(body: TransferRequest, conn: ConnDep) -> dict:
+    """Transferability ranking: candidates of ``level`` ranked by weighted similarity to the
+    reference, each row with score (0–100), distance, per-indicator contributions (sum =
+    distance²), standardised differences, an explanation, sensitivity to the weights and
+    whether it is of the reference's type. Missing values are never imputed: excluded
+    candidates are listed with the reasons."""
+    return _run(conn, body)
+
+
+@router.get("/transfer", summary="Ranking (GET form of POST /transfer)")
+def transfer_get(
+    conn: ConnDep,
+    reference: Annotated[str, Query(description=REFERENCE_HELP)],
+    level: str = "gemeinde",
+    indicators: Annotated[list[str] | None, Query(description="keys; repeat or "
+                                                  "comma-separate")] = None,
+    weights: Annotated[list[str] | None, Query(description="indicator=weight; repeat or "
+                                               "comma-separate")] = None,
+    method: str = "zscore", metric: str = "euclidean", missing: str = "drop_indicator",
+    top: int = 10, sensitivity: bool = True, runs: int = 200, spread: float = 0.25,
+    seed: int = 0, types: bool = True, k: int | None = None, cluster_method: str = "kmeans",
+    scores: bool = False, classes: str = "quantiles", k_classes: int = 5,
+) -> dict:
+    """Same as POST /transfer with query parameters (weights as ``density=2``)."""
+    body = TransferRequest(
+        reference=reference, level=level, indicators=_list(indicators),
+        weights=transfer.parse_weights(weights, "weights") or None, method=method,
+        metric=metric, missing=missing, top=top, sensitivity=sensitivity, runs=runs,
+        spread=spread, seed=seed, types=types, k=k, cluster_method=cluster_method,
+        scores=scores, classes=classes, k_classes=k_classes)
+    return _run(conn, body)
+
+
+@router.post("/report", summary="Transferability report as a self-contained HTML file",
+             response_class=Response,
+             responses={200: {"content": {"text/html": {}}}})
+def report(body: TransferRequest, conn: ConnDep, settings: SettingsDep) -> Response:
+    """The same analysis as POST /transfer, delivered as an offline HTML report (download)."""
+    from quarters.report import render_report
+
+    _scheme(body.classes, body.k_classes)
+    params = transfer.TransferParams(
+        reference=body.reference, level=body.level, indicators=body.indicators,
+        weights=body.weights, method=body.method, metric=body.metric, missing=body.missing,
+        top=body.top, sensitivity=body.sensitivity, runs=body.runs, spread=body.spread,
+        seed=body.seed, types=body.types, k=body.k, cluster_method=body.cluster_method)
+    res = transfer.run_transfer(conn, params)
+    page = render_report(conn, res, settings, scheme=body.classes, k=body.k_classes)
+    name = re.sub(r"[^A-Za-z0-9_-]+", "-", f"transfer-{res.reference.code}-{res.level.name}")
+    return Response(page, media_type="text/html; charset=utf-8", headers={
+        "Content-Disposition": f'attachment; filename="{name}.html"'})
+
+
+# ----------------------------------------------------------------------------------------------
+# typology and cross-city
+# ----------------------------------------------------------------------------------------------
+@router.get("/typology", summary="Typology (clusters) of a level's units")
+def typology(
+    conn: ConnDep,
+    level: str = "gemeinde",
+    indicators: Annotated[list[str] | None, Query(description="keys; repeat or "
+                                                  "comma-separate")] = None,
+    weights: Annotated[list[str] | None, Query(description="indicator=weight")] = None,
+    k: Annotated[int | None, Query(description="number of types; default by silhouette "
+                                   "(levels up to 2,000 units), else 6")] = None,
+    method: str = "kmeans",
+    scaling: str = "zscore",
+) -> dict:
+    """Named types (k-means or Ward) with sizes and centres, and the type of every unit."""
+    return transfer.typology_for(conn, level, _list(indicators),
+                                 transfer.parse_weights(weights, "weights") or None, k, method,
+                                 scaling)
+
+
+@router.get("/cross-city", summary="Which units resemble Halle (Saale), which resemble Gera")
+def cross_city(
+    conn: ConnDep,
+    level: Annotated[str, Query(description="gemeinde or kreis")] = "gemeinde",
+    indicators: Annotated[list[str] | None, Query(description="keys")] = None,
+    weights: Annotated[list[str] | None, Query(description="indicator=weight")] = None,
+    top: int = 10,
+    method: str = "zscore",
+) -> dict:
+    """Top matches of each project city among all municipalities (or Kreise) and how the two
+    cities rank in each other's list."""
+    if not 1 <= top <= transfer.MAX_TOP:
+        raise InvalidParameter(f"top: must be between 1 and {transfer.MAX_TOP}, got {top}")
+    if method not in transfer.METHODS:
+        raise InvalidParameter(f"method: '{method}' is not one of {', '.join(transfer.METHODS)}")
+    try:
+        return transfer.cross_city(conn, level, _list(indicators),
+                                   transfer.parse_weights(weights, "weights") or None, top,
+                                   method)
+    except ValueError as exc:  # pragma: no cover - the core's checks surface as InvalidInput
+        raise InvalidInput(str(exc)) from exc
