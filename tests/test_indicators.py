@@ -131,8 +131,11 @@ def test_measure_indicators_count_published_measures(conn):
     assert value(conn, "measures_per_1000", "stadtviertel", "71").value == pytest.approx(
         1000 * (before + 3) / pop)
     # outside the project cities measures are not recorded: explicitly missing, never 0
-    munich = value(conn, "measures", "gemeinde", "09162000")
-    assert munich.value is None and "project cities" in munich.missing_reason
+    assert value(conn, "measures", "gemeinde", "09162000") is None  # no row for München
+    level = ind.get_level(conn, "gemeinde")
+    table, reasons, _ = ind.values_table(conn, level, ["measures"])
+    assert math.isnan(table.at["09162000", "measures"])
+    assert "project cities" in reasons["measures"]["09162000"]
     assert any("measures" in n for n in report.notes)
 
 

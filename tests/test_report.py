@@ -39,7 +39,6 @@ def test_report_files(quarter_report):
     assert not re.search(r"<link[^>]+href=\"?https?:", html)
     assert "Leaflet 1.9.4" in html and "url(data:image/png;base64," in html
     assert 'id="ranking"' in html and 'id="contributions"' in html
-    assert "© Statistisches Bundesamt" not in html or "Destatis" in html
     assert "Daten: Wikipedia-Autoren (CC BY-SA 4.0)" in html  # attribution of the values
     assert "allocate_total=False" in html  # the method says how the quarter profile was made
     table = pd.read_csv(paths["csv"], dtype={"code": str})

@@ -96,7 +96,8 @@ def test_cross_city_distances_are_symmetric(client):
     assert [c["ags"] for c in body["cities"]] == [HALLE_AGS, GERA_AGS]
     for city in body["cities"]:
         assert city["rows"][0]["code"] == city["ags"]
-    pair = list(body["pair"].values())
+    pair = body["pair"]
+    assert [p["city"] for p in pair] == ["Gera", "Halle (Saale)"]
     assert pair[0]["distance"] == pytest.approx(pair[1]["distance"])
     kreise = client.get("/api/analysis/cross-city", params={"level": "kreis", "top": 3})
     assert kreise.status_code == 200

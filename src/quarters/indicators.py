@@ -263,11 +263,24 @@ VALUE_COLUMNS = ["indicator", "level", "unit_code", "ref_date", "value", "missin
                  "derivation", "source_id"]
 
 
+WRITE_CHUNK = 20_000  # rows per statement: keeps each statement far below statement_timeout
+BATCH_TIMEOUT = "300s"  # statement timeout inside load/refresh transactions (batch work)
+
+
 def write_values(conn: Connection, rows: pd.DataFrame) -> tuple[int, int]:
     """Upsert value rows (columns VALUE_COLUMNS) via COPY; return (inserted, updated).
 
-    NaN values become NULL and must have a missing_reason (the table enforces it).
+    NaN values become NULL and must have a missing_reason (the table enforces it). Large
+    frames are written in chunks of WRITE_CHUNK rows.
     """
+    inserted = updated = 0
+    for start in range(0, len(rows), WRITE_CHUNK):
+        i, u = _write_chunk(conn, rows.iloc[start:start + WRITE_CHUNK])
+        inserted, updated = inserted + i, updated + u
+    return inserted, updated
+
+
+def _write_chunk(conn: Connection, rows: pd.DataFrame) -> tuple[int, int]:
     if rows.empty:
         return 0, 0
     conn.execute(text("DROP TABLE IF EXISTS _iv_stage"))
@@ -366,7 +379,7 @@ class IndicatorReport:
 
     def lines(self) -> list[str]:
         """One line per (indicator, level) plus notes and warnings."""
-        out = [f"{ind} [{lvl}]: {v} values, {m} explicitly missing"
+        out = [f"{ind} ({lvl}): {v} values, {m} explicitly missing"
                for (ind, lvl), (v, m) in sorted(self.written.items())]
         return out + self.notes + [f"warning: {w}" for w in self.warnings]
 
@@ -454,7 +467,8 @@ def load_destatis(conn: Connection, data_dir: Path) -> IndicatorReport:
             f"Destatis: {len(only_vg)} VG5000 municipalities without a Destatis row (values "
             f"stored as missing): {', '.join(only_vg[:10])}" + (" …" if len(only_vg) > 10 else ""))
     frame = gem.reindex(sorted(vg))
-    no_row = "no row for this AGS in the Destatis Gemeindeverzeichnis extract (Gebietsstand differs)"
+    no_row = ("no row for this AGS in the Destatis Gemeindeverzeichnis extract "
+              "(Gebietsstand differs)")
     absent = frame["name"].isna().to_numpy()
 
     def reasons(values: np.ndarray, other: str) -> list[str | None]:
@@ -502,10 +516,11 @@ def load_destatis(conn: Connection, data_dir: Path) -> IndicatorReport:
     k_only_file = sorted(set(kreise.index) - counties)
     k_only_vg = sorted(counties - set(sums.index))
     if k_only_file:
-        report.warnings.append(f"Destatis: Kreise without a VG5000 county: {k_only_file[:10]}")
+        report.warnings.append("Destatis: Kreise without a VG5000 county: "
+                               + ", ".join(k_only_file[:10]))
     if k_only_vg:
-        report.warnings.append(f"Destatis: VG5000 counties without Destatis rows (stored as "
-                               f"missing): {k_only_vg[:10]}")
+        report.warnings.append("Destatis: VG5000 counties without Destatis rows (stored as "
+                               "missing): " + ", ".join(k_only_vg[:10]))
     kf = sums.reindex(sorted(counties))
     kcodes = kf.index.tolist()
     k_absent = kf["population"].isna().to_numpy()
@@ -554,7 +569,8 @@ def load_halle_stadtviertel(conn: Connection, data_dir: Path) -> IndicatorReport
     facts["unit"] = facts["code"].str.split().str[-1]
     unknown = sorted(set(facts["unit"]) - known)
     if unknown:
-        report.warnings.append(f"Stadtviertel facts: codes without a district geometry: {unknown}")
+        report.warnings.append("Stadtviertel facts: codes without a district geometry: "
+                               + ", ".join(unknown))
     facts = facts[facts["unit"].isin(known)]
     area = pd.to_numeric(facts["area_ha"], errors="coerce").to_numpy() / 100.0
     pop = pd.to_numeric(facts["population"], errors="coerce").to_numpy(dtype=float)
@@ -677,6 +693,7 @@ def refresh_computed(conn: Connection, today: str | None = None) -> IndicatorRep
     Stadtviertel). Finally the quarter profiles are stored as level ``quarter``.
     """
     report = IndicatorReport()
+    batch_timeout(conn)
     today = today or date.today().isoformat()
     comp = computed_source(conn)
     ensure_indicators(conn, [BUILTIN[k] for k in ("area_geom_km2", "compactness",
@@ -733,9 +750,25 @@ def refresh_computed(conn: Connection, today: str | None = None) -> IndicatorRep
     return report
 
 
+MEASURES_OUTSIDE = ("measures are recorded only for the project cities Halle (Saale) and "
+                    "Gera; no count for this unit")
+
+
+def absent_reason(indicator: str) -> str:
+    """Why a unit has no row at all for an indicator."""
+    if indicator.startswith("measures"):
+        return MEASURES_OUTSIDE + " (or none loaded yet)"
+    return "no value loaded"
+
+
 def _measure_rows(conn: Connection, level: Level, geo: pd.DataFrame, fields: list[str],
                   today: str, comp: int) -> list[pd.DataFrame]:
-    """Measure counts and rates of one level (missing outside the project cities)."""
+    """Measure counts and rates of the units of one level inside the project cities.
+
+    Units outside the project cities get no rows: measures are not recorded there, and
+    :func:`values_table` reports them as missing with :data:`MEASURES_OUTSIDE` (storing
+    ~30 explicit gaps for each of 11,000 municipalities would say nothing more).
+    """
     district = level.table == "districts"
     counts = _measure_counts(conn, level, precise_only=district)
     unit_table = units(conn, level)
@@ -744,10 +777,12 @@ def _measure_rows(conn: Connection, level: Level, geo: pd.DataFrame, fields: lis
         covered = {c for c in codes if any(a.startswith(c) for a in PROJECT_CITIES)}
     else:
         covered = {c for c in codes if unit_table.at[c, "city_ags"] in PROJECT_CITIES}
+    codes = [c for c in codes if c in covered]
+    if not codes:
+        return []
     area = dict(zip(geo["code"], geo["area"], strict=True))
     pop = latest_values(conn, level.name, ["population"]).set_index("unit_code")["value"]
-    outside = ("measures are recorded only for the project cities Halle (Saale) and Gera; "
-               "no count for this unit")
+    outside = MEASURES_OUTSIDE
     parts = []
     for field_name, suffix in [(None, ""), *[(f, f"__{slug(f)}") for f in fields]]:
         sel = counts if field_name is None else counts[counts["action_field"] == field_name]
@@ -775,8 +810,15 @@ def _measure_rows(conn: Connection, level: Level, geo: pd.DataFrame, fields: lis
     return parts
 
 
+def batch_timeout(conn: Connection) -> None:
+    """Allow long statements for the rest of this transaction only (loads are batch work)."""
+    if conn.in_transaction():
+        conn.execute(text(f"SET LOCAL statement_timeout = '{BATCH_TIMEOUT}'"))
+
+
 def load_all_indicators(conn: Connection, data_dir: Path) -> IndicatorReport:
     """Destatis, Halle's Stadtviertel and the computed indicators (one transaction)."""
+    batch_timeout(conn)
     report = IndicatorReport()
     report.merge(load_destatis(conn, data_dir))
     if conn.execute(text("SELECT 1 FROM districts WHERE level = 'stadtviertel' LIMIT 1")).first():
@@ -1136,7 +1178,8 @@ def values_table(conn: Connection, level: Level, indicators: Sequence[str]
     reasons: dict[str, dict[str, str]] = {}
     for ind in indicators:
         miss = wide.index[wide[ind].isna()]
-        reasons[ind] = {c: stored_reason.get((ind, c)) or "no value loaded" for c in miss}
+        absent = absent_reason(ind)
+        reasons[ind] = {c: stored_reason.get((ind, c)) or absent for c in miss}
     meta = pd.DataFrame.from_dict(meta_rows, orient="index",
                                   columns=["first", "last", "sources"])
     return wide, reasons, meta

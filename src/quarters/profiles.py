@@ -31,7 +31,7 @@ import pandas as pd
 import shapely
 from sqlalchemy import Connection, text
 
-from quarters.errors import NotFound
+from quarters.errors import InvalidParameter, NotFound
 from quarters.indicators import (
     IndicatorDef,
     IndicatorReport,
@@ -118,7 +118,7 @@ def quarter_profile(conn: Connection, quarter_slug: str,
         indicators = [k for k in defs if k in have or k in DIRECT]
     unknown = [k for k in indicators if k not in defs]
     if unknown:
-        raise NotFound(f"indicators: unknown indicator(s) {', '.join(unknown)}")
+        raise InvalidParameter(f"indicators: unknown indicator(s) {', '.join(unknown)}")
     keys = _needed(defs, indicators)
 
     district_rows: list[dict[str, Any]] = []
@@ -190,10 +190,10 @@ def quarter_profile(conn: Connection, quarter_slug: str,
                     entry["missing_reason"] = (f"value missing for covered {level} district(s) "
                                                f"{why}")
                 else:
+                    kind = "extensive" if d.aggregation == "sum" else "intensive"
                     entry.update(value=_interpolate(gdf, col, q["geom"], d.aggregation),
-                                 derivation=(f"tobler area_interpolate ("
-                                             f"{'extensive' if d.aggregation == 'sum' else 'intensive'}"
-                                             f", allocate_total=False) over {len(gdf)} {level} "
+                                 derivation=(f"tobler area_interpolate ({kind}, "
+                                             f"allocate_total=False) over {len(gdf)} {level} "
                                              f"district(s): {parts_text}{cov_note}"))
                     if k in meta.index:
                         entry["ref_date"] = meta.at[k, "last"]
@@ -202,7 +202,8 @@ def quarter_profile(conn: Connection, quarter_slug: str,
             if num is None or den is None or num["value"] is None or den["value"] is None:
                 missing = [x for x, e in ((d.numerator, num), (d.denominator, den))
                            if e is None or e["value"] is None]
-                entry["missing_reason"] = f"ratio parts missing in the profile: {', '.join(missing)}"
+                entry["missing_reason"] = ("ratio parts missing in the profile: "
+                                           + ", ".join(missing))
             elif den["value"] == 0:
                 entry["missing_reason"] = f"{d.denominator} is 0: ratio undefined"
             else:

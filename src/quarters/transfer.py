@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -57,6 +58,8 @@ MISSING = ("drop_indicator", "skip_pairwise")
 CLUSTER_METHODS = ("kmeans", "agglomerative")
 MAX_TOP = 500
 MAX_INDICATORS = 30
+AUTO_K_MAX_UNITS = 2000  # choosing k by silhouette over 3..8 takes ~20 s for 11,000 units
+LARGE_LEVEL_K = 6
 
 
 # ----------------------------------------------------------------------------------------------
@@ -121,7 +124,8 @@ def parse_weights(items: list[str] | None, field_name: str = "weight") -> dict[s
                 continue
             key, sep, raw = part.partition("=")
             if not sep or not key.strip():
-                raise InvalidParameter(f"{field_name}: '{part}' is not of the form indicator=number")
+                raise InvalidParameter(
+                    f"{field_name}: '{part}' is not of the form indicator=number")
             try:
                 value = float(raw)
             except ValueError:
@@ -225,8 +229,7 @@ def resolve_reference(conn: Connection, spec: str, level: Level,
     ref_level = get_level(conn, kind, "reference")
     name = _unit_name(conn, ref_level, key)
     if name is None:
-        raise NotFound(f"reference: no {ref_level.label_en} unit '{key}' at level "
-                       f"'{ref_level.name}'")
+        raise NotFound(f"reference: no unit '{key}' at level '{ref_level.name}'")
     if ref_level.name == level.name:
         return Reference(spec, kind, level.name, key, name, unit_id=key)
     if ref_level.name == "quarter":
@@ -276,6 +279,7 @@ def _measure_reference(conn: Connection, spec: str, key: str, level: Level,
 # typology (cached: k-means over 11,000 units takes a few seconds)
 # ----------------------------------------------------------------------------------------------
 _TYPOLOGY_CACHE: OrderedDict[str, Any] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
 _CACHE_SIZE = 16
 
 
@@ -292,16 +296,18 @@ def cached_typology(values: pd.DataFrame, weights: dict[str, float], k: int | No
 
     key = "|".join([_frame_hash(values), repr(sorted(weights.items())), str(k), method,
                     scaling, str(seed)])
-    if key in _TYPOLOGY_CACHE:
-        _TYPOLOGY_CACHE.move_to_end(key)
-        return _TYPOLOGY_CACHE[key]
+    with _CACHE_LOCK:
+        if key in _TYPOLOGY_CACHE:
+            _TYPOLOGY_CACHE.move_to_end(key)
+            return _TYPOLOGY_CACHE[key]
     phrases = _phrases(list(values.columns))
     k_range = range(3, 9) if len(values) > 9 else range(2, max(3, len(values) - 1))
     result = typology(values, weights, k=k, method=method, seed=seed, scaling=scaling,
                       phrases=phrases, k_range=k_range)
-    _TYPOLOGY_CACHE[key] = result
-    while len(_TYPOLOGY_CACHE) > _CACHE_SIZE:
-        _TYPOLOGY_CACHE.popitem(last=False)
+    with _CACHE_LOCK:
+        _TYPOLOGY_CACHE[key] = result
+        while len(_TYPOLOGY_CACHE) > _CACHE_SIZE:
+            _TYPOLOGY_CACHE.popitem(last=False)
     return result
 
 
@@ -405,8 +411,8 @@ def run_transfer(conn: Connection, params: TransferParams,
         t3 = time.perf_counter()
         used = {k: w for k, w in weights.items() if k in sim.indicators}
         try:
-            typ = cached_typology(values[list(used)], used, params.k, params.cluster_method,
-                                  params.method, params.seed)
+            typ = cached_typology(values[list(used)], used, _k_for(params.k, len(values)),
+                                  params.cluster_method, params.method, params.seed)
         except ValueError as exc:
             warnings.append(f"typology skipped: {exc}")
         if typ is not None:
@@ -435,6 +441,13 @@ def run_transfer(conn: Connection, params: TransferParams,
     step("fertig", total, total)
     return TransferResult(params, level, reference, defs, weights, sim, ranking, excluded, sens,
                           typ, ref_type, warnings, sources, ref_dates, timings, len(values))
+
+
+def _k_for(k: int | None, n_units: int) -> int | None:
+    """k as asked; None (choose by silhouette) only for levels up to AUTO_K_MAX_UNITS units."""
+    if k is not None:
+        return k
+    return None if n_units <= AUTO_K_MAX_UNITS else LARGE_LEVEL_K
 
 
 def _reference_type(typ: Any, reference: Reference, warnings: list[str]) -> int | None:
@@ -481,19 +494,35 @@ def _clean(obj: Any) -> Any:
 
 
 def explanation(res: TransferResult, code: str, top: int = 3) -> dict[str, Any]:
-    """explain() of the core plus one sentence in German and English."""
+    """explain() of the core plus one short sentence in German and English.
+
+    Indicators with a standardised difference below 0.5 count as similar, the others are
+    named with their difference in standard deviations (SD).
+    """
     ex = explain(res.result, code, top=min(top, len(res.result.indicators)))
     if res.reference.unit_id == code:
         ex["text_de"] = "Die Referenz selbst."
         ex["text_en"] = "The reference itself."
         return ex
-    near = [i for i in ex["most_similar"] if i["direction"] in ("equal",) or i["abs_diff"] < 0.5]
+    de_names = {d.key: d.name_de for d in res.indicators}
+    en_names = {d.key: d.name_en or d.key for d in res.indicators}
+    near = [i for i in ex["most_similar"] if i["abs_diff"] < 0.5]
     far = [i for i in ex["least_similar"] if i["abs_diff"] >= 0.5]
-    de = "; ".join(i["text_de"] for i in far) or "keine großen Unterschiede"
-    en = "; ".join(i["text_en"] for i in far) or "no large differences"
-    sim_de = ", ".join(i["indicator"] for i in near) or "–"
-    ex["text_de"] = f"Ähnlich bei: {sim_de}. Unterschiede: {de}."
-    ex["text_en"] = f"Similar in: {sim_de}. Differences: {en}."
+    sd = "robuste SD" if res.result.method == "robust" else "SD"
+
+    def de(i: dict[str, Any]) -> str:
+        word = "höher" if i["diff"] > 0 else "niedriger"
+        return f"{de_names[i['indicator']]} {i['abs_diff']:.1f} {sd} {word}".replace(".", ",")
+
+    def en(i: dict[str, Any]) -> str:
+        word = "higher" if i["diff"] > 0 else "lower"
+        return f"{en_names[i['indicator']]} {i['abs_diff']:.1f} SD {word}"
+
+    ex["text_de"] = ("Ähnlich: " + (", ".join(de_names[i["indicator"]] for i in near) or "–")
+                     + ". Unterschiede: " + ("; ".join(de(i) for i in far) or "keine großen")
+                     + ".")
+    ex["text_en"] = ("Similar: " + (", ".join(en_names[i["indicator"]] for i in near) or "–")
+                     + ". Differences: " + ("; ".join(en(i) for i in far) or "none large") + ".")
     return ex
 
 
@@ -590,7 +619,7 @@ def typology_for(conn: Connection, level_name: str, indicators: list[str] | None
     keys = [d.key for d in defs]
     values, _, _ = values_table(conn, level, keys)
     try:
-        t = cached_typology(values, w, k, method, scaling)
+        t = cached_typology(values, w, _k_for(k, len(values)), method, scaling)
     except ValueError as exc:
         raise InvalidInput(f"typology: {exc}") from exc
     names = units(conn, level)["name"]
@@ -630,15 +659,16 @@ def cross_city(conn: Connection, level_name: str = "gemeinde", indicators: list[
                                        for c in res.top.index],
                               "warnings": res.warnings})
     (a, ra), (b, rb) = results.items()
-    pair = {}
+    pair = []
     for x, res_x, y in ((a, ra, b), (b, rb, a)):
         other = codes[y]
         if other in res_x.ranking.index:
             r = res_x.ranking.loc[other]
-            pair[f"{PROJECT_CITIES[y]} in the ranking of {PROJECT_CITIES[x]}"] = {
-                "rank": int(r["rank"]), "score": float(r["score"]),
-                "distance": float(r["distance"]),
-                "explanation": explanation(res_x, other)["text_de"]}
+            ex = explanation(res_x, other)
+            pair.append({"city": PROJECT_CITIES[y], "code": other,
+                         "in_ranking_of": PROJECT_CITIES[x], "rank": int(r["rank"]),
+                         "score": float(r["score"]), "distance": float(r["distance"]),
+                         "explanation_de": ex["text_de"], "explanation_en": ex["text_en"]})
     out["pair"] = pair
     out["indicators"] = [d.key for d in ra.indicators]
     out["n_candidates"] = len(ra.ranking)

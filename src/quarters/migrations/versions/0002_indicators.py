@@ -8,8 +8,8 @@ Create Date: 2026-11-22
 profile); ``indicator_values`` holds one value per (indicator, level, unit_code, ref_date).
 A NULL value is an explicitly missing value and must carry a ``missing_reason``.
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 revision = '0002'
 down_revision = '0001'

@@ -1,0 +1,211 @@
+"""`quarters analyze …` and `quarters import indicators`: thin wrappers around the services."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from quarters.settings import get_settings
+
+analyze_app = typer.Typer(help="Indicators, quarter profiles, transferability rankings",
+                          no_args_is_help=True)
+console = Console(stderr=True)
+
+
+def _engine():  # noqa: ANN202
+    from quarters.db import make_engine
+    from quarters.migrate import upgrade
+
+    engine = make_engine(get_settings())
+    upgrade(engine)
+    return engine
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(),
+                    TextColumn("{task.percentage:>3.0f} %"), TimeElapsedColumn(),
+                    console=console, disable=not console.is_terminal)
+
+
+@analyze_app.command("transfer")
+def transfer_command(
+    reference: Annotated[str, typer.Option(help="quarter:<slug>, gemeinde:<AGS>, kreis:<AGS>, "
+                                           "stadtviertel:<code> or measure:<id>")],
+    level: Annotated[str, typer.Option(help="candidates: gemeinde, kreis, stadtviertel, …")]
+    = "gemeinde",
+    indicator: Annotated[list[str] | None, typer.Option(
+        help="indicator key (repeat); default depends on the level")] = None,
+    weight: Annotated[list[str] | None, typer.Option(help="indicator=weight (repeat)")] = None,
+    top: Annotated[int, typer.Option(help="rows in the table")] = 10,
+    out: Annotated[Path, typer.Option(help="HTML report; CSV and GeoPackage are written "
+                                      "beside it")] = Path("report.html"),
+    method: Annotated[str, typer.Option(help="zscore or robust")] = "zscore",
+    metric: Annotated[str, typer.Option(help="euclidean or mahalanobis")] = "euclidean",
+    missing: Annotated[str, typer.Option(help="drop_indicator or skip_pairwise")]
+    = "drop_indicator",
+    sensitivity: Annotated[bool, typer.Option(help="weight sensitivity check")] = True,
+    runs: Annotated[int, typer.Option(help="sensitivity runs")] = 200,
+    types: Annotated[bool, typer.Option(help="typology and same-type marks")] = True,
+    k: Annotated[int | None, typer.Option(help="number of types")] = None,
+    classes: Annotated[str, typer.Option(help="quantiles, natural_breaks, equal_interval")]
+    = "quantiles",
+    k_classes: Annotated[int, typer.Option(help="number of map classes")] = 5,
+    tiles: Annotated[bool, typer.Option(help="OSM background (needs the network when "
+                                        "viewing)")] = False,
+) -> None:
+    """Rank candidates by similarity to a reference and write report.html, .csv and .gpkg."""
+    from quarters.report import write_report
+    from quarters.transfer import TransferParams, parse_weights, run_transfer
+
+    settings = get_settings()
+    engine = _engine()
+    params = TransferParams(reference=reference, level=level, indicators=indicator or None,
+                            weights=parse_weights(weight) or None, method=method, metric=metric,
+                            missing=missing, top=top, sensitivity=sensitivity, runs=runs,
+                            types=types, k=k)
+    with _progress() as progress, engine.connect() as conn:
+        task = progress.add_task("Analyse", total=100)
+
+        def analysis_step(label: str, done: int, total: int) -> None:
+            progress.update(task, description=label, completed=60 * done / max(total, 1))
+
+        def report_step(label: str, done: int, total: int) -> None:
+            progress.update(task, description=label, completed=60 + 35 * done / max(total, 1))
+
+        res = run_transfer(conn, params, analysis_step)
+        paths = write_report(conn, res, out, settings, scheme=classes, k=k_classes, tiles=tiles,
+                             progress=report_step)
+        progress.update(task, description="fertig", completed=100)
+    engine.dispose()
+    table = Table(title=f"{res.reference.name} – ähnlichste {res.level.label_de}")
+    for col in ("Rang", "Name", "Schlüssel", "Score", "gleicher Typ"):
+        table.add_column(col)
+    for code, r in res.top.iterrows():
+        same = r.get("same_type")
+        table.add_row(str(int(r["rank"])), str(r["name"]), code, f"{r['score']:.1f}",
+                      "" if same is None else ("ja" if same else "nein"))
+    console.print(table)
+    for w in res.warnings:
+        console.print(f"[yellow]note:[/] {w}")
+    for kind, path in paths.items():
+        console.print(f"{kind}: {path}")
+
+
+@analyze_app.command("cross-city")
+def cross_city_command(
+    level: Annotated[str, typer.Option(help="gemeinde or kreis")] = "gemeinde",
+    indicator: Annotated[list[str] | None, typer.Option(help="indicator key (repeat)")] = None,
+    weight: Annotated[list[str] | None, typer.Option(help="indicator=weight (repeat)")] = None,
+    top: int = 10,
+) -> None:
+    """Which municipalities (or Kreise) resemble Halle (Saale), which resemble Gera."""
+    from quarters.transfer import cross_city, parse_weights
+
+    engine = _engine()
+    with engine.connect() as conn:
+        result = cross_city(conn, level, indicator or None, parse_weights(weight) or None, top)
+    engine.dispose()
+    for city in result["cities"]:
+        table = Table(title=f"ähnlich wie {city['name']}")
+        for col in ("Rang", "Name", "Schlüssel", "Score"):
+            table.add_column(col)
+        for row in city["rows"]:
+            table.add_row(str(row["rank"]), row["name"], row["code"], f"{row['score']:.1f}")
+        console.print(table)
+    for pair in result["pair"]:
+        console.print(f"{pair['city']} in the ranking of {pair['in_ranking_of']}: rank "
+                      f"{pair['rank']} of {result['n_candidates']}, score {pair['score']:.1f} – "
+                      f"{pair['explanation_de']}")
+
+
+@analyze_app.command("indicators")
+def indicators_command() -> None:
+    """List the indicators with their units and coverage per level."""
+    from quarters.indicators import catalogue
+
+    engine = _engine()
+    with engine.connect() as conn:
+        items = catalogue(conn)
+    engine.dispose()
+    table = Table(title="Indikatoren")
+    for col in ("key", "name", "unit", "aggregation", "coverage (values / missing / absent)"):
+        table.add_column(col)
+    for it in items:
+        cov = "; ".join(f"{lvl}: {c['values']}/{c['missing']}/{c['absent']}"
+                        for lvl, c in it["coverage"].items())
+        table.add_row(it["key"], it["name_de"], it["unit"], it["aggregation"], cov)
+    console.print(table)
+
+
+@analyze_app.command("refresh")
+def refresh_command() -> None:
+    """Recompute the computed indicators (areas, measures per area/inhabitants, profiles)."""
+    from quarters.indicators import refresh_computed
+
+    engine = _engine()
+    with engine.begin() as conn:
+        report = refresh_computed(conn)
+    engine.dispose()
+    for line in report.lines():
+        console.print(line, markup=False)
+
+
+@analyze_app.command("profile")
+def profile_command(quarter: Annotated[str, typer.Argument(help="slug of the pilot quarter")]
+                    ) -> None:
+    """Show a pilot quarter's indicator profile with the derivation of each value."""
+    from quarters.profiles import quarter_profile
+
+    engine = _engine()
+    with engine.connect() as conn:
+        prof = quarter_profile(conn, quarter)
+    engine.dispose()
+    table = Table(title=f"{prof['quarter']['name']} (Abdeckung durch {prof['source_level']}: "
+                        f"{100 * prof['coverage']:.0f} %)")
+    for col in ("indicator", "value", "unit", "derivation / missing reason"):
+        table.add_column(col)
+    for v in prof["values"]:
+        value = "–" if v["value"] is None else f"{v['value']:,.2f}"
+        table.add_row(v["indicator"], value, v["unit"], v["derivation"] or v["missing_reason"])
+    console.print(table)
+
+
+def import_indicators(
+    path: Path,
+    level: Annotated[str, typer.Option(help="gemeinde, kreis, quarter or a district level")],
+    ref_date: Annotated[str | None, typer.Option(help="reference date YYYY[-MM[-DD]] for rows "
+                                                 "without a ref_date column")] = None,
+    key_column: Annotated[str | None, typer.Option(help="column with the unit key (default: "
+                                                   "unit_code, ags, ars or code)")] = None,
+    decimal: Annotated[str, typer.Option(help="decimal separator: . or ,")] = ".",
+    source_name: Annotated[str | None, typer.Option(help="name of the data source")] = None,
+    licence: Annotated[str, typer.Option(help="licence of the data")] = "nicht angegeben",
+    attribution: Annotated[str | None, typer.Option(help="attribution text")] = None,
+) -> None:
+    """Import indicator values from CSV in one transaction (all or nothing).
+
+    Long layout: key column, indicator, value and optionally unit, ref_date, missing_reason,
+    source, licence. Wide layout: key column plus one column per indicator, its unit in square
+    brackets after the name. Empty cells are stored as explicitly missing.
+    """
+    from quarters.indicators import import_indicators as run
+
+    engine = _engine()
+    with engine.begin() as conn:
+        summary = run(conn, path, level, ref_date=ref_date, key_column=key_column,
+                      decimal=decimal, source_name=source_name, licence=licence,
+                      attribution=attribution)
+    engine.dispose()
+    console.print(f"[green]{path.name}[/]: {summary.rows} rows → {summary.values} values, "
+                  f"{summary.missing} explicitly missing ({summary.inserted} new, "
+                  f"{summary.updated} updated) for {', '.join(summary.indicators)} at level "
+                  f"{summary.level}")
+    if summary.new_indicators:
+        console.print(f"new indicators: {', '.join(summary.new_indicators)}")
+    for note in summary.notes:
+        console.print(note)
