@@ -37,7 +37,7 @@ def _with(headers: dict, etag: str | None = None) -> dict:
 # -- roles -------------------------------------------------------------------------------------
 WRITE_EXPECTED = {"anonymous": 401, "moderator": 403, "planner": "ok", "admin": "ok"}
 ADMIN_EXPECTED = {"anonymous": 401, "moderator": 403, "planner": 403, "admin": "ok"}
-STAFF_READ = {"anonymous": 401, "moderator": "ok", "planner": "ok", "admin": "ok"}
+STAFF_READ = {"anonymous": 401, "moderator": 403, "planner": "ok", "admin": "ok"}
 
 
 def _operation(client, name: str, headers: dict, draft: dict):
@@ -82,7 +82,7 @@ def test_reads_by_role(client, tokens, draft, role):
     single = client.get(f"/api/measures/{draft['id']}", headers=tokens[role])
     listed = client.get("/api/measures?limit=1000", headers=tokens[role]).json()
     ids = {f["id"] for f in listed["features"]}
-    if role == "anonymous":
+    if role in ("anonymous", "moderator"):  # moderators handle ideas; drafts are planners' work
         assert single.status_code == 404 and draft["id"] not in ids
     else:
         assert single.status_code == 200 and draft["id"] in ids
@@ -328,3 +328,24 @@ def test_filters_by_field_status_quarter_edition_and_text(client, tokens):
     assert text_hits["numberMatched"] >= 1
     assert client.get("/api/measures?status=fertig").json()["numberMatched"] == 0
     assert client.get("/api/measures?colour=red").status_code == 400
+
+
+def test_public_view_hides_drafts_from_signed_in_planners(client, tokens, draft):
+    own = client.get("/api/measures?limit=1000", headers=tokens["planner"]).json()
+    public = client.get("/api/measures?limit=1000&view=public", headers=tokens["planner"]).json()
+    assert draft["id"] in {f["id"] for f in own["features"]}
+    assert draft["id"] not in {f["id"] for f in public["features"]}
+
+
+def test_points_are_cached_by_data_version(client, tokens, draft):
+    first = client.get("/api/measures/points?limit=10000")
+    assert first.status_code == 200 and first.headers["etag"]
+    again = client.get("/api/measures/points?limit=10000",
+                       headers={"If-None-Match": first.headers["etag"]})
+    assert again.status_code == 304
+    client.post(f"/api/measures/{draft['id']}/publish",
+                headers={**tokens["planner"], "If-Match": draft["etag"]})
+    after = client.get("/api/measures/points?limit=10000",
+                       headers={"If-None-Match": first.headers["etag"]})
+    assert after.status_code == 200 and after.headers["etag"] != first.headers["etag"]
+    assert after.json()["numberMatched"] == first.json()["numberMatched"] + 1

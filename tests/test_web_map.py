@@ -102,6 +102,7 @@ def page(browser, live_server):
 
 
 def test_map_draws_layers_legend_and_attribution(page, quarters, artifacts):
+    open_layers(page)
     for slug, name in quarters:
         paths = page.locator(f"#map path.quarter.quarter--{css_token(slug)}")
         expect(paths.first).to_be_visible()
@@ -151,7 +152,14 @@ def test_click_on_quarter_opens_popup_with_its_name(page, quarters, name):
     assert title.evaluate("(el) => el.children.length") == 0
 
 
+def open_layers(page):
+    """The layer list and legend sit in a closed disclosure ("Kartenebenen und Legende")."""
+    page.locator("#layers-section > summary").click()
+    expect(page.locator("#layer-quarters")).to_be_visible()
+
+
 def test_legend_entry_opens_popup_of_its_quarter(page):
+    open_layers(page)
     for name in sorted(PILOT_QUARTERS):
         page.locator("#legend-quarters button", has_text=name).click()
         # The previous popup fades out for a moment: wait until only the new one is left.
@@ -160,7 +168,16 @@ def test_legend_entry_opens_popup_of_its_quarter(page):
 
 
 def test_keyboard_reaches_layer_checkboxes_and_space_toggles_quarters(page):
-    for _ in range(40):
+    # Tab to the closed "Kartenebenen und Legende" disclosure, open it with Enter, go on.
+    for _ in range(60):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement && document.activeElement.matches("
+                         "'#layers-section > summary')"):
+            page.keyboard.press("Enter")
+            break
+    else:
+        pytest.fail("Tab never reached the 'Kartenebenen und Legende' section")
+    for _ in range(10):
         page.keyboard.press("Tab")
         if page.evaluate("document.activeElement && document.activeElement.id") == "layer-quarters":
             break

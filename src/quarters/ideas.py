@@ -125,14 +125,16 @@ def get(conn: Connection, idea_id: int, staff: bool) -> dict[str, Any]:
 
 
 def listing(conn: Connection, staff: bool, state: str | None = None,
-            city: str | None = None) -> list[dict[str, Any]]:
+            city: str | None = None, measure_id: int | None = None) -> list[dict[str, Any]]:
     """Ideas, newest first (public: moderated only)."""
     relation = "ideas" if staff else "ideas_public"
     rows = conn.execute(text(f"""
         SELECT {_columns(staff)} FROM {relation} i
         WHERE (CAST(:state AS text) IS NULL OR i.state = :state)
           AND (CAST(:city AS text) IS NULL OR i.city_ags = :city)
-        ORDER BY i.created_at DESC, i.id DESC LIMIT 1000"""), {"state": state, "city": city})
+          AND (CAST(:measure AS integer) IS NULL OR i.measure_id = :measure)
+        ORDER BY i.created_at DESC, i.id DESC LIMIT 5000"""),
+        {"state": state, "city": city, "measure": measure_id})
     return [_plain(r) for r in rows]
 
 

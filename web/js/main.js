@@ -1,8 +1,10 @@
-// Wiring: configuration, background map, the four vector layers, legend and status line.
+// The public map page: filters, the result list and the clustered measures on the map always
+// show the same set; filter state, page, map view and the near-me place live in the URL.
 
-import { getConfig, getItems, getSources } from "./api.js";
+import { getItems, getMeasurePoints, getMeasures, getSources } from "./api.js";
+import { formatNumber, label, t } from "./i18n.js";
 import {
-  APPROXIMATE_TEXT,
+  approximateText,
   addSourceAttributions,
   addTileLayer,
   createGeoJsonLayer,
@@ -16,23 +18,45 @@ import {
   onEachMunicipality,
   onEachQuarter,
   onEachSite,
+  quarterLabel,
   quarterStyle,
   registerQuarters,
   siteStyle,
 } from "./map.js";
+import {
+  HALLE_AGS,
+  LOCATED,
+  cityName,
+  config as loadConfig,
+  describeError,
+  el,
+  initPage,
+  safeHttpUrl,
+  statusBadge,
+} from "./public-common.js";
+import { MeasureLayer, statusLegendItems } from "./public-measures.js";
+import { setupNear } from "./public-near.js";
 
-const HALLE_AGS = "15002000";
 const FALLBACK_VIEW = { center: [51.18, 12.02], zoom: 9 };
-const TILE_FAILURE_TEXT =
-  "Hintergrundkarte nicht erreichbar – die Ebenen werden ohne Hintergrund angezeigt.";
+const PAGE_SIZE = 20;
+const SUMMARY_LENGTH = 220;
+// URL parameter → API query parameter of /api/measures.
+const FILTERS = {
+  q: "q",
+  city: "city_ags",
+  field: "action_field",
+  status: "status",
+  quarter: "quarter",
+  district: "district",
+};
 
-// One entry per layer checkbox in index.html (checkbox value = key).
+// One entry per base layer checkbox in index.html (checkbox value = key).
 const LAYERS = [
   {
     key: "municipalities",
     collection: "municipalities",
     params: { project_city: true },
-    title: "Stadtgrenzen",
+    title: "layers.municipalities_short",
     style: municipalityStyle,
     onEachFeature: onEachMunicipality,
   },
@@ -40,7 +64,7 @@ const LAYERS = [
     key: "districts",
     collection: "districts",
     params: { limit: 1000 },
-    title: "Stadtviertel Halle",
+    title: "layers.districts_short",
     style: districtStyle,
     onEachFeature: onEachDistrict,
   },
@@ -48,7 +72,7 @@ const LAYERS = [
     key: "quarters",
     collection: "quarters",
     params: {},
-    title: "Pilotquartiere",
+    title: "layers.quarters",
     style: quarterStyle,
     onEachFeature: onEachQuarter,
   },
@@ -56,7 +80,7 @@ const LAYERS = [
     key: "sites",
     collection: "sites",
     params: {},
-    title: "Standorte",
+    title: "layers.sites_short",
     style: siteStyle,
     onEachFeature: onEachSite,
   },
@@ -64,42 +88,369 @@ const LAYERS = [
 
 const state = {
   map: null,
-  viewFromConfig: false,
+  config: null,
+  viewFromUrl: false,
   cities: new Map(), // ags -> city from /api/config
   layers: new Map(), // layer key -> L.GeoJSON
   features: new Map(), // "layerKey:slug" -> feature layer (legend buttons)
   approximate: new Map(), // layer key -> [approximate count, total]
+  quarters: [], // [{slug, name}]
+  districts: [], // [{id, name, code}]
+  filters: {}, // URL name -> value
+  page: 1,
+  total: 0,
+  request: 0,
+  measures: null,
+  near: null,
 };
+
+const $ = (id) => document.getElementById(id);
+
+// ---------------------------------------------------------------- URL state
+
+function readUrl() {
+  const params = new URLSearchParams(location.search);
+  for (const name of Object.keys(FILTERS)) {
+    const value = (params.get(name) || "").trim();
+    if (value) state.filters[name] = value.slice(0, 100);
+  }
+  const page = Number.parseInt(params.get("page") || "1", 10);
+  state.page = Number.isInteger(page) && page > 0 ? page : 1;
+  return params;
+}
+
+/** The map view from ?map=zoom/lat/lon, or null. */
+function viewFromParams(params) {
+  const parts = (params.get("map") || "").split("/").map(Number);
+  if (parts.length !== 3 || !parts.every(Number.isFinite)) return null;
+  const [zoom, lat, lon] = parts;
+  if (zoom < 3 || zoom > 19 || Math.abs(lat) > 85 || Math.abs(lon) > 180) return null;
+  return { zoom, center: [lat, lon] };
+}
+
+/** Write filters, page, map view and the near-me place into the address (no new history entry). */
+export function writeUrl() {
+  const params = new URLSearchParams(location.search);
+  for (const name of Object.keys(FILTERS)) {
+    if (state.filters[name]) params.set(name, state.filters[name]);
+    else params.delete(name);
+  }
+  if (state.page > 1) params.set("page", String(state.page));
+  else params.delete("page");
+  if (state.map) {
+    const c = state.map.getCenter();
+    params.set("map", `${state.map.getZoom()}/${c.lat.toFixed(5)}/${c.lng.toFixed(5)}`);
+    state.map.getContainer().dataset.view = params.get("map");
+  }
+  for (const [name, value] of Object.entries(state.near?.urlParams() || { near: null, r: null })) {
+    if (value === null || value === undefined) params.delete(name);
+    else params.set(name, value);
+  }
+  const query = params.toString();
+  history.replaceState(null, "", `${location.pathname}${query ? `?${query}` : ""}${location.hash}`);
+}
+
+function apiFilters() {
+  const params = {};
+  for (const [name, apiName] of Object.entries(FILTERS)) {
+    if (state.filters[name]) params[apiName] = state.filters[name];
+  }
+  return params;
+}
 
 // ---------------------------------------------------------------- status line
 
 function setStatus(text, kind = "info") {
-  document.getElementById("status-data").textContent = text;
-  document.getElementById("status").classList.toggle("status--error", kind === "error");
+  $("status-data").textContent = text;
+  $("status").classList.toggle("status--error", kind === "error");
   document.body.dataset.mapState = kind === "info" ? "loading" : kind;
 }
 
-/** tileerror (once): say so in German, keep the vector layers on a plain background. */
+/** tileerror (once): say so, keep the vector layers on a plain background. */
 function showTileFailure() {
-  document.getElementById("status-tiles").textContent = TILE_FAILURE_TEXT;
-  document.getElementById("map").classList.add("map--no-tiles");
+  $("status-tiles").textContent = t("map.tiles_failed");
+  $("map").classList.add("map--no-tiles");
   document.body.dataset.tiles = "failed";
 }
 
-function describeError(err) {
-  return err && err.status ? `HTTP ${err.status}` : "keine Verbindung";
+// ---------------------------------------------------------------- filter form
+
+function option(value, text) {
+  return el("option", { text, attrs: { value } });
 }
 
-// ---------------------------------------------------------------- legend
+function fillSelect(select, allText, entries) {
+  const current = select.value;
+  select.replaceChildren(option("", allText), ...entries.map(([value, text]) => option(value, text)));
+  select.value = entries.some(([value]) => value === current) ? current : "";
+}
+
+function fieldsFor(city) {
+  const byCity = state.config?.action_fields || {};
+  if (city && byCity[city]) return [...byCity[city]];
+  return [...new Set(Object.values(byCity).flat())].sort((a, b) =>
+    label("field", a).localeCompare(label("field", b)),
+  );
+}
+
+function fillFilterOptions() {
+  const cfg = state.config || {};
+  fillSelect(
+    $("filter-city"),
+    t("filter.all_cities"),
+    (cfg.cities || []).map((c) => [String(c.ags), c.name]),
+  );
+  fillSelect(
+    $("filter-status"),
+    t("filter.all_statuses"),
+    (cfg.statuses || []).map((s) => [s, label("status", s)]),
+  );
+  fillSelect(
+    $("filter-field"),
+    t("filter.all_fields"),
+    fieldsFor(state.filters.city).map((f) => [f, label("field", f)]),
+  );
+  fillSelect(
+    $("filter-quarter"),
+    t("filter.all_quarters"),
+    state.quarters.map((q) => [q.slug, q.name]),
+  );
+  fillSelect(
+    $("filter-district"),
+    t("filter.all_districts"),
+    state.districts.map((d) => [String(d.id), d.name]),
+  );
+  syncForm();
+}
+
+/** Put state.filters into the form controls (after options exist). */
+function syncForm() {
+  $("filter-q").value = state.filters.q || "";
+  for (const name of ["city", "status", "field", "quarter", "district"]) {
+    const select = $(`filter-${name}`);
+    const wanted = state.filters[name] || "";
+    const known = [...select.options].some((o) => o.value === wanted);
+    // Keep a value from the URL whose options have not arrived yet (quarters, districts).
+    if (known) select.value = wanted;
+  }
+  updateFilterFeed();
+}
+
+function readForm() {
+  const filters = {};
+  const q = $("filter-q").value.trim();
+  if (q) filters.q = q.slice(0, 100);
+  for (const name of ["city", "status", "field", "quarter", "district"]) {
+    const value = $(`filter-${name}`).value;
+    if (value) filters[name] = value;
+  }
+  return filters;
+}
+
+function onFilterChange(event) {
+  if (event.target.id === "filter-q") return; // text is applied on submit or after typing
+  const cityChanged = event.target.id === "filter-city";
+  if (cityChanged) {
+    fillSelect(
+      $("filter-field"),
+      t("filter.all_fields"),
+      fieldsFor(event.target.value).map((f) => [f, label("field", f)]),
+    );
+  }
+  applyFilters(readForm());
+  if (cityChanged && event.target.value) {
+    const city = state.cities.get(event.target.value);
+    if (city) fitBbox(state.map, city.bbox);
+  }
+}
+
+let typingTimer = 0;
+function onFilterInput(event) {
+  if (event.target.id !== "filter-q") return;
+  clearTimeout(typingTimer);
+  typingTimer = setTimeout(() => applyFilters(readForm()), 450);
+}
+
+function onFilterSubmit(event) {
+  event.preventDefault();
+  clearTimeout(typingTimer);
+  applyFilters(readForm());
+}
+
+function onFilterReset() {
+  $("filter-q").value = "";
+  for (const name of ["city", "status", "field", "quarter", "district"]) $(`filter-${name}`).value = "";
+  fillSelect($("filter-field"), t("filter.all_fields"), fieldsFor("").map((f) => [f, label("field", f)]));
+  applyFilters({});
+  $("filter-q").focus();
+}
+
+function sameFilters(a, b) {
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  return [...keys].every((k) => (a[k] || "") === (b[k] || ""));
+}
+
+function applyFilters(filters, { page = 1 } = {}) {
+  if (sameFilters(filters, state.filters) && page === state.page && document.body.dataset.results === "ready") {
+    return;
+  }
+  state.filters = filters;
+  state.page = page;
+  updateFilterFeed();
+  writeUrl();
+  loadResults();
+}
+
+/** A feed link for the chosen quarter or district ("Diesen Ort abonnieren"). */
+function updateFilterFeed() {
+  const link = $("filter-feed");
+  const quarter = state.quarters.find((q) => q.slug === state.filters.quarter);
+  const district = state.districts.find((d) => String(d.id) === state.filters.district);
+  const place = district || quarter;
+  link.hidden = !place;
+  if (!place) return;
+  link.href = district
+    ? `/api/feeds/changes.atom?district=${encodeURIComponent(district.id)}`
+    : `/api/feeds/changes.atom?quarter=${encodeURIComponent(quarter.slug)}`;
+  $("filter-feed-text").textContent = t("feed.follow_named", { name: place.name });
+}
+
+// ---------------------------------------------------------------- results: list and map
+
+function truncate(text, length) {
+  const value = String(text || "").trim();
+  return value.length > length ? `${value.slice(0, length - 1).trimEnd()}…` : value;
+}
+
+function resultItem(feature) {
+  const p = feature.properties || {};
+  const id = String(p.id ?? feature.id);
+  const located = LOCATED.has(p.location_precision);
+  const titleId = `result-${id}`;
+  const meta = el("p", { className: "result__meta" }, [
+    statusBadge(p.status),
+    el("span", { className: "result__field", text: label("field", p.action_field) }),
+    el("span", { className: "result__city", text: cityName(state.config, p.city_ags) }),
+  ]);
+  const place = el("p", { className: "result__place" });
+  if (located) {
+    place.append(
+      el("button", {
+        className: "link-button result__show",
+        text: t("list.show_on_map"),
+        attrs: { type: "button", "aria-describedby": titleId },
+        dataset: { showId: id },
+      }),
+    );
+  } else {
+    place.append(
+      el("span", {
+        className: `place-tag place-tag--${p.location_precision === "city" ? "city" : "unknown"}`,
+        text: label("precision", p.location_precision || "unknown"),
+      }),
+    );
+  }
+  return el("li", { className: "result", dataset: { id, status: p.status || "" } }, [
+    el("article", { className: "result__card", attrs: { "aria-labelledby": titleId } }, [
+      el("h3", { className: "result__title" }, [
+        el("a", { text: p.title || t("common.unnamed"), attrs: { id: titleId, href: `/massnahmen/${encodeURIComponent(id)}` } }),
+      ]),
+      meta,
+      p.summary ? el("p", { className: "result__summary", text: truncate(p.summary, SUMMARY_LENGTH) }) : null,
+      place,
+    ]),
+  ]);
+}
+
+function renderList(page) {
+  const list = $("measure-list");
+  list.replaceChildren(...page.features.map(resultItem));
+  if (!page.features.length) {
+    list.append(el("li", { className: "result result--empty", text: t("list.empty") }));
+  }
+  const pages = Math.max(1, Math.ceil(state.total / PAGE_SIZE));
+  $("pager").hidden = pages <= 1;
+  $("page-prev").disabled = state.page <= 1;
+  $("page-next").disabled = state.page >= pages;
+  $("page-info").textContent = t("list.page_of", { page: state.page, pages });
+  $("result-count").textContent = formatNumber(state.total);
+}
+
+function renderSummary(total, mapped) {
+  const summary = $("result-summary");
+  const parts = [t("list.found", { count: total })];
+  if (total > 0) {
+    parts.push(t("list.on_map", { count: mapped }));
+    if (total - mapped > 0) parts.push(t("list.not_on_map", { count: total - mapped }));
+  }
+  summary.textContent = parts.join(" ");
+  summary.dataset.total = String(total);
+  summary.dataset.mapped = String(mapped);
+}
+
+/** The list page and the map points of the current filters (both requests at once). */
+function fetchResults() {
+  const filters = apiFilters();
+  const offset = (state.page - 1) * PAGE_SIZE;
+  return Promise.all([getMeasures({ ...filters, limit: PAGE_SIZE, offset }), getMeasurePoints(filters)]);
+}
+
+async function loadResults(pending = null) {
+  const request = ++state.request;
+  document.body.dataset.results = "loading";
+  $("result-summary").textContent = t("common.loading");
+  const offset = (state.page - 1) * PAGE_SIZE;
+  try {
+    const [page, points] = await (pending || fetchResults());
+    if (request !== state.request) return;
+    state.total = Number.isInteger(page.numberMatched) ? page.numberMatched : page.features.length;
+    if (offset > 0 && offset >= state.total) {
+      // A permalink to a page that no longer exists: show the last one.
+      state.page = Math.max(1, Math.ceil(state.total / PAGE_SIZE));
+      writeUrl();
+      loadResults();
+      return;
+    }
+    const mapped = state.measures.setData(points);
+    renderList(page);
+    renderSummary(state.total, mapped);
+    document.body.dataset.results = "ready";
+  } catch (err) {
+    if (request !== state.request) return;
+    console.error("measures:", err);
+    document.body.dataset.results = "error";
+    $("result-summary").textContent = t("list.failed", { reason: describeError(err) });
+    $("measure-list").replaceChildren();
+  }
+}
+
+function onPager(event) {
+  const pages = Math.max(1, Math.ceil(state.total / PAGE_SIZE));
+  const next = event.target.id === "page-next" ? state.page + 1 : state.page - 1;
+  if (next < 1 || next > pages) return;
+  state.page = next;
+  writeUrl();
+  loadResults().then(() => $("results-heading").focus());
+}
+
+function onListClick(event) {
+  const button = event.target.closest("button[data-show-id]");
+  if (!button) return;
+  if (!$("layer-measures").checked) {
+    $("layer-measures").checked = true;
+    state.measures.setVisible(true);
+  }
+  state.measures.show(button.dataset.showId);
+  $("map").focus({ preventScroll: true });
+  $("map").scrollIntoView({ block: "nearest" });
+}
+
+// ---------------------------------------------------------------- legend and layers
 
 function legendItem(swatch, text) {
-  const li = document.createElement("li");
-  li.className = "legend-item";
+  const li = el("li", { className: "legend-item" });
   if (swatch) li.appendChild(swatch);
-  const label = document.createElement("span");
-  label.className = "legend-item__text";
-  label.textContent = text;
-  li.appendChild(label);
+  li.appendChild(el("span", { className: "legend-item__text", text }));
   return li;
 }
 
@@ -108,29 +459,17 @@ function featureLegendItem(def, featureLayer) {
   const props = featureLayer.feature.properties || {};
   const slug = cssToken(props.slug ?? featureLayer.feature.id);
   state.features.set(`${def.key}:${slug}`, featureLayer);
-
-  const li = document.createElement("li");
-  li.className = `legend-item legend-item--${def.key}`;
-  li.dataset.slug = slug;
-  li.appendChild(legendSwatch(def.style(featureLayer.feature)));
-  const button = document.createElement("button");
-  button.type = "button";
-  button.className = "link-button";
-  button.dataset.layer = def.key;
-  button.dataset.slug = slug;
-  button.textContent = props.name || props.slug || "(ohne Namen)";
-  const hint = document.createElement("span");
-  hint.className = "visually-hidden";
-  hint.textContent = " – auf der Karte zeigen";
-  button.appendChild(hint);
-  li.appendChild(button);
-  if (props.approximate) {
-    const note = document.createElement("span");
-    note.className = "legend-item__note";
-    note.textContent = APPROXIMATE_TEXT;
-    li.appendChild(note);
-  }
-  return li;
+  const name = def.key === "quarters" ? quarterLabel(props) : props.name || props.slug;
+  const button = el(
+    "button",
+    { className: "link-button", text: name || t("common.unnamed"), attrs: { type: "button" }, dataset: { layer: def.key, slug } },
+    [el("span", { className: "visually-hidden", text: t("layers.show_on_map") })],
+  );
+  return el("li", { className: `legend-item legend-item--${def.key}`, dataset: { slug } }, [
+    legendSwatch(def.style(featureLayer.feature)),
+    button,
+    props.approximate ? el("span", { className: "legend-item__note", text: approximateText() }) : null,
+  ]);
 }
 
 function byName(a, b) {
@@ -147,7 +486,7 @@ function districtLegendItems(features) {
     items.push(
       legendItem(
         legendSwatch(districtStyle({ properties: { approximate: true } })),
-        `gestrichelt: ${APPROXIMATE_TEXT} (${approx} Viertel)`,
+        t("layers.dashed", { text: approximateText(), count: approx }),
       ),
     );
   }
@@ -155,7 +494,7 @@ function districtLegendItems(features) {
     items.push(
       legendItem(
         legendSwatch(districtStyle({ properties: { approximate: false } })),
-        `durchgezogen: amtlicher Umriss (${official} Viertel)`,
+        t("layers.solid", { count: official }),
       ),
     );
   }
@@ -163,7 +502,7 @@ function districtLegendItems(features) {
 }
 
 function fillLegend(def, layer) {
-  const container = document.getElementById(`legend-${def.key}`);
+  const container = $(`legend-${def.key}`);
   const features = layer.getLayers();
   if (def.key === "municipalities") {
     const slot = document.querySelector('[data-swatch="municipalities"]');
@@ -171,7 +510,7 @@ function fillLegend(def, layer) {
     return;
   }
   if (!features.length) {
-    container.replaceChildren(legendItem(null, "keine Einträge"));
+    container.replaceChildren(legendItem(null, t("layers.none")));
   } else if (def.key === "districts") {
     container.replaceChildren(...districtLegendItems(features));
   } else {
@@ -183,25 +522,26 @@ function updateApproximateNote() {
   const parts = [];
   for (const def of LAYERS) {
     const counts = state.approximate.get(def.key);
-    if (counts && counts[0] > 0) parts.push(`${def.title} (${counts[0]} von ${counts[1]})`);
+    if (counts && counts[0] > 0) {
+      parts.push(t("layers.approx_part", { layer: t(def.title), count: counts[0], total: counts[1] }));
+    }
   }
-  document.getElementById("approx-detail").textContent = parts.length
-    ? `Betrifft ${parts.join(", ")}.`
-    : "";
-  document.getElementById("approx-note").hidden = parts.length === 0;
+  $("approx-detail").textContent = parts.length ? t("layers.approx_affects", { list: parts.join(", ") }) : "";
+  $("approx-note").hidden = parts.length === 0;
 }
 
-// ---------------------------------------------------------------- layers
-
 function setLayerVisible(key, visible) {
-  const layer = state.layers.get(key);
-  if (!layer) return;
-  if (visible) state.map.addLayer(layer);
-  else state.map.removeLayer(layer);
+  if (key === "measures") {
+    state.measures.setVisible(visible);
+  } else {
+    const layer = state.layers.get(key);
+    if (!layer) return;
+    if (visible) state.map.addLayer(layer);
+    else state.map.removeLayer(layer);
+  }
   document.querySelector(`.layer[data-layer="${key}"]`)?.classList.toggle("layer--off", !visible);
 }
 
-/** change on a layer checkbox: show or hide that layer. */
 function onLayerToggle(event) {
   const checkbox = event.target;
   if (checkbox.matches('input[type="checkbox"]')) setLayerVisible(checkbox.value, checkbox.checked);
@@ -214,7 +554,7 @@ function onLegendClick(event) {
   const { layer: key, slug } = button.dataset;
   const featureLayer = state.features.get(`${key}:${slug}`);
   if (!featureLayer) return;
-  const checkbox = document.getElementById(`layer-${key}`);
+  const checkbox = $(`layer-${key}`);
   if (!checkbox.checked) {
     checkbox.checked = true;
     setLayerVisible(key, true);
@@ -229,48 +569,54 @@ function onLegendClick(event) {
 
 async function loadLayer(def) {
   const collection = await getItems(def.collection, def.params);
-  if (def.key === "quarters") registerQuarters(collection.features);
+  if (def.key === "quarters") {
+    registerQuarters(collection.features);
+    state.quarters = collection.features
+      .map((f) => ({ slug: f.properties?.slug, name: quarterLabel(f.properties) }))
+      .filter((q) => q.slug)
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+  if (def.key === "districts") {
+    state.districts = collection.features
+      .map((f) => ({ id: f.properties?.id ?? f.id, name: f.properties?.name || "", code: f.properties?.code }))
+      .filter((d) => d.id !== undefined && d.name)
+      .sort((a, b) => a.name.localeCompare(b.name, "de"));
+  }
   const layer = createGeoJsonLayer(collection, def.style, def.onEachFeature);
   state.layers.set(def.key, layer);
   const approx = collection.features.filter((f) => f.properties?.approximate).length;
   state.approximate.set(def.key, [approx, collection.features.length]);
-  if (document.getElementById(`layer-${def.key}`).checked) layer.addTo(state.map);
-  if (def.key === "municipalities" && !state.viewFromConfig && collection.features.length) {
-    state.map.fitBounds(layer.getBounds(), { padding: [16, 16], animate: false });
-  }
+  if ($(`layer-${def.key}`).checked) layer.addTo(state.map);
   fillLegend(def, layer);
   updateApproximateNote();
   return layer;
 }
 
 function markLayerFailed(def, err) {
-  document.getElementById(`layer-${def.key}`).disabled = true;
-  document
-    .getElementById(`legend-${def.key}`)
-    .replaceChildren(legendItem(null, `nicht geladen (${describeError(err)})`));
+  $(`layer-${def.key}`).disabled = true;
+  $(`legend-${def.key}`).replaceChildren(legendItem(null, t("layers.failed", { reason: describeError(err) })));
 }
 
 async function loadAllLayers() {
-  setStatus("Ebenen werden geladen …");
+  setStatus(t("map.layers_loading"));
   const results = await Promise.allSettled(LAYERS.map(loadLayer));
   const failed = [];
   results.forEach((result, i) => {
     if (result.status === "rejected") {
       console.error(`layer ${LAYERS[i].key}:`, result.reason);
       markLayerFailed(LAYERS[i], result.reason);
-      failed.push(`${LAYERS[i].title} (${describeError(result.reason)})`);
+      failed.push(`${t(LAYERS[i].title)} (${describeError(result.reason)})`);
     }
   });
+  fillFilterOptions();
+  state.near?.setDistricts(state.districts);
   const total = LAYERS.length;
   if (!failed.length) {
-    setStatus(`Alle ${total} Ebenen geladen.`, "ready");
+    setStatus(t("map.layers_loaded", { count: total }), "ready");
   } else if (failed.length < total) {
-    setStatus(
-      `${total - failed.length} von ${total} Ebenen geladen. Nicht geladen: ${failed.join(", ")}.`,
-      "error",
-    );
+    setStatus(t("map.layers_partly", { loaded: total - failed.length, total, list: failed.join(", ") }), "error");
   } else {
-    setStatus(`Die Ebenen konnten nicht geladen werden: ${failed.join(", ")}.`, "error");
+    setStatus(t("map.layers_failed", { list: failed.join(", ") }), "error");
   }
 }
 
@@ -281,15 +627,14 @@ function validBbox(bbox) {
 }
 
 function cityButton(city) {
-  const button = document.createElement("button");
-  button.type = "button";
-  button.className = "city-button";
-  button.dataset.ags = city.ags;
-  button.textContent = `${city.name} zeigen`;
-  return button;
+  return el("button", {
+    className: "button button--small",
+    text: t("map.show_city", { name: city.name }),
+    attrs: { type: "button" },
+    dataset: { ags: city.ags },
+  });
 }
 
-/** click on a city button: fit the map to that city's bbox from /api/config. */
 function onCityClick(event) {
   const button = event.target.closest("button[data-ags]");
   const city = button && state.cities.get(button.dataset.ags);
@@ -297,52 +642,40 @@ function onCityClick(event) {
 }
 
 function setupCities(cities) {
-  const group = document.getElementById("city-buttons");
+  const group = $("city-buttons");
   for (const city of cities) state.cities.set(String(city.ags), city);
   if (cities.length) group.replaceChildren(...cities.map(cityButton));
-  else group.textContent = "Nicht verfügbar (Kartenkonfiguration fehlt).";
-  const start = cities.find((c) => c.ags === HALLE_AGS) || cities[0];
-  state.viewFromConfig = Boolean(start);
+  else group.textContent = t("map.no_config");
+  if (state.viewFromUrl) return;
+  const chosen = state.filters.city && cities.find((c) => String(c.ags) === state.filters.city);
+  const start = chosen || cities.find((c) => c.ags === HALLE_AGS) || cities[0];
   if (start) fitBbox(state.map, start.bbox, { animate: false });
   else state.map.setView(FALLBACK_VIEW.center, FALLBACK_VIEW.zoom);
 }
 
 // ---------------------------------------------------------------- sources
 
-function safeHttpUrl(value) {
-  try {
-    const url = new URL(value);
-    return url.protocol === "https:" || url.protocol === "http:" ? url.href : null;
-  } catch {
-    return null;
-  }
-}
-
 function linkOrText(text, href, rel) {
   const safe = safeHttpUrl(href);
-  const el = document.createElement(safe ? "a" : "span");
-  el.textContent = text;
+  const node = el(safe ? "a" : "span", { text });
   if (safe) {
-    el.href = safe;
-    el.rel = rel;
+    node.href = safe;
+    node.rel = rel;
   }
-  return el;
+  return node;
 }
 
 function sourceListItem(source) {
-  const li = document.createElement("li");
-  const name = linkOrText(source.name || source.key || "Quelle", source.url, "noopener");
+  const li = el("li");
+  const name = linkOrText(source.name || source.key || t("footer.source"), source.url, "noopener");
   name.classList.add("source__name");
   li.appendChild(name);
   if (source.publisher) li.append(` – ${source.publisher}`);
   if (source.licence) {
-    li.append(", Lizenz: ", linkOrText(source.licence, source.licence_url, "license noopener"));
+    li.append(t("footer.licence"), linkOrText(source.licence, source.licence_url, "license noopener"));
   }
   if (source.attribution) {
-    const attribution = document.createElement("span");
-    attribution.className = "source__attribution";
-    attribution.textContent = source.attribution;
-    li.append(". Namensnennung: ", attribution);
+    li.append(t("footer.attribution"), el("span", { className: "source__attribution", text: source.attribution }));
   }
   return li;
 }
@@ -350,11 +683,9 @@ function sourceListItem(source) {
 function renderSources(sources, tileAttribution) {
   const items = sources.map(sourceListItem);
   if (tileAttribution && !sources.some((s) => s.attribution === tileAttribution)) {
-    const li = document.createElement("li");
-    li.textContent = `Hintergrundkarte: ${tileAttribution}`;
-    items.push(li);
+    items.push(el("li", { text: t("footer.tiles", { text: tileAttribution }) }));
   }
-  document.getElementById("source-list").replaceChildren(...items);
+  $("source-list").replaceChildren(...items);
 }
 
 async function loadSources(tileAttribution) {
@@ -365,43 +696,78 @@ async function loadSources(tileAttribution) {
     renderSources(sources, tileAttribution);
   } catch (err) {
     console.error("sources:", err);
-    document
-      .getElementById("source-list")
-      .replaceChildren(legendItem(null, `Quellenangaben nicht erreichbar (${describeError(err)}).`));
+    $("source-list").replaceChildren(legendItem(null, t("footer.sources_failed", { reason: describeError(err) })));
   }
 }
 
 // ---------------------------------------------------------------- start
 
+let moveTimer = 0;
+function onMoveEnd() {
+  clearTimeout(moveTimer);
+  moveTimer = setTimeout(writeUrl, 150);
+}
+
+// The measures are what people come for: ask for them before anything else (catalogue,
+// configuration and base layers follow), so the map draws them as early as possible.
+const startParams = readUrl();
+const earlyResults = fetchResults();
+earlyResults.catch(() => {}); // handled where it is awaited
+loadConfig().catch(() => {}); // cached; awaited in main()
+
 async function main() {
-  if (!globalThis.L) {
-    setStatus("Die Kartenbibliothek (Leaflet) konnte nicht geladen werden.", "error");
+  await initPage();
+  const params = startParams;
+  if (!globalThis.L || !globalThis.Supercluster) {
+    setStatus(t("map.library_failed"), "error");
     return;
   }
-  state.map = createMap(document.getElementById("map"));
-  const layerList = document.getElementById("layer-list");
+  state.map = createMap($("map"));
+  state.measures = new MeasureLayer(state.map, { cityName: (ags) => cityName(state.config, ags) });
+  const view = viewFromParams(params);
+  if (view) {
+    state.viewFromUrl = true;
+    state.map.setView(view.center, view.zoom, { animate: false });
+  }
+  $("legend-measures").replaceChildren(...statusLegendItems());
+  const layerList = $("layer-list");
   layerList.addEventListener("change", onLayerToggle);
   layerList.addEventListener("click", onLegendClick);
-  document.getElementById("city-buttons").addEventListener("click", onCityClick);
+  $("city-buttons").addEventListener("click", onCityClick);
+  const form = $("filter-form");
+  form.addEventListener("change", onFilterChange);
+  form.addEventListener("input", onFilterInput);
+  form.addEventListener("submit", onFilterSubmit);
+  $("filter-reset").addEventListener("click", onFilterReset);
+  $("page-prev").addEventListener("click", onPager);
+  $("page-next").addEventListener("click", onPager);
+  $("measure-list").addEventListener("click", onListClick);
+  syncForm();
 
-  setStatus("Kartenkonfiguration wird geladen …");
+  setStatus(t("map.config_loading"));
   let config = null;
   try {
-    config = await getConfig();
+    config = await loadConfig();
   } catch (err) {
     console.error("config:", err);
   }
+  state.config = config;
   setupCities((config?.cities || []).filter((c) => c && validBbox(c.bbox)));
+  state.map.on("moveend", onMoveEnd);
   if (config?.tile_url) {
     addTileLayer(state.map, config.tile_url, config.tile_attribution || "", showTileFailure);
   } else {
     showTileFailure();
   }
-
+  fillFilterOptions();
+  state.near = setupNear({ map: state.map, config, onChange: writeUrl, params });
+  writeUrl();
+  const results = loadResults(earlyResults);
+  // Base layers and sources compete for the same server: they follow the measures.
+  await results;
   await Promise.all([loadSources(config?.tile_attribution), loadAllLayers()]);
   if (!config) {
-    const current = document.getElementById("status-data").textContent;
-    setStatus(`${current} Kartenkonfiguration nicht erreichbar.`, "error");
+    setStatus(`${$("status-data").textContent} ${t("map.config_failed")}`, "error");
   }
 }
 

@@ -1,12 +1,17 @@
 // Map setup, one named style function per layer, legend swatches and popups.
-// Everything that comes from data reaches the DOM through textContent (never innerHTML).
+// Everything that comes from data reaches the DOM through textContent (never innerHTML);
+// every label comes from the message catalogue.
+
+import { formatDate, formatNumber, lang, t } from "./i18n.js";
 
 const L = globalThis.L;
 
 const SVG_NS = "http://www.w3.org/2000/svg";
-const NUMBER_DE = new Intl.NumberFormat("de-DE", { maximumFractionDigits: 1 });
-const INTEGER_DE = new Intl.NumberFormat("de-DE", { maximumFractionDigits: 0 });
-export const APPROXIMATE_TEXT = "Näherung, nicht amtlich";
+
+/** "Näherung, nicht amtlich" in the page language. */
+export function approximateText() {
+  return t("layers.approximate");
+}
 
 // Panes keep the drawing order fixed when layers are switched off and on again.
 const PANES = [
@@ -14,6 +19,9 @@ const PANES = [
   ["districts", 420],
   ["quarters", 430],
   ["sites", 440],
+  ["near", 450],
+  // Measure markers above the permanent quarter labels (tooltip pane 650), below popups (700).
+  ["measureMarkers", 660],
 ];
 
 // Colour-blind safe colours (Okabe–Ito); line pattern and labels carry the meaning as well.
@@ -74,7 +82,13 @@ export function registerQuarters(features) {
   quarterColourBySlug.clear();
   slugs.forEach((slug, i) => quarterColourBySlug.set(slug, QUARTER_COLOURS[i % QUARTER_COLOURS.length]));
   quarterNameBySlug.clear();
-  for (const f of features) quarterNameBySlug.set(f?.properties?.slug, f?.properties?.name);
+  for (const f of features) quarterNameBySlug.set(f?.properties?.slug, quarterLabel(f?.properties));
+}
+
+/** Name of a pilot quarter in the page language (name_en in English when present). */
+export function quarterLabel(props) {
+  if (!props) return "";
+  return (lang === "en" && props.name_en) || props.name || props.slug || "";
 }
 
 /** Style of a pilot quarter: strong outline and light fill; long dashes when approximate. */
@@ -115,12 +129,7 @@ export function siteStyle(feature) {
 // ---------------------------------------------------------------- formatting
 
 function formatHectares(value) {
-  return Number.isFinite(value) ? `${NUMBER_DE.format(value)} ha` : null;
-}
-
-function formatDate(value) {
-  const match = /^(\d{4})-(\d{2})-(\d{2})/.exec(String(value ?? ""));
-  return match ? `${match[3]}.${match[2]}.${match[1]}` : null;
+  return Number.isFinite(value) ? t("unit.ha", { value: formatNumber(value) }) : null;
 }
 
 // ---------------------------------------------------------------- popups
@@ -138,7 +147,7 @@ function element(tag, className, text) {
  */
 function popupContent({ title, description, rows = [], note, origin = [] }) {
   const root = element("div", "popup");
-  root.appendChild(element("h3", "popup__title", title || "(ohne Namen)"));
+  root.appendChild(element("h3", "popup__title", title || t("common.unnamed")));
   if (description) root.appendChild(element("p", "popup__description", description));
   const list = element("dl", "popup__facts");
   for (const [label, value] of rows) {
@@ -151,7 +160,7 @@ function popupContent({ title, description, rows = [], note, origin = [] }) {
   const originTexts = origin.filter(([, text]) => text);
   if (originTexts.length) {
     const details = element("details", "popup__origin");
-    details.appendChild(element("summary", null, "Herkunft der Angaben"));
+    details.appendChild(element("summary", null, t("popup.origin")));
     for (const [label, text] of originTexts) {
       const p = element("p");
       p.appendChild(element("span", "popup__origin-label", `${label}: `));
@@ -164,7 +173,7 @@ function popupContent({ title, description, rows = [], note, origin = [] }) {
 }
 
 function approximateNote(props) {
-  return props.approximate ? `Umriss: ${APPROXIMATE_TEXT}` : null;
+  return props.approximate ? t("popup.outline_approximate") : null;
 }
 
 /** Popup for a municipality (city boundary); Leaflet passes the clicked layer. */
@@ -173,9 +182,9 @@ export function municipalityPopup(layer) {
   return popupContent({
     title: p.name,
     rows: [
-      ["Art", p.bez],
-      ["Gemeindeschlüssel", p.ags],
-      ["Fläche", formatHectares(p.area_ha)],
+      [t("popup.kind"), p.bez],
+      [t("popup.ags"), p.ags],
+      [t("popup.area"), formatHectares(p.area_ha)],
     ],
   });
 }
@@ -185,15 +194,17 @@ export function districtPopup(layer) {
   const p = layer.feature.properties || {};
   const date = formatDate(p.population_date);
   const population = Number.isInteger(p.population)
-    ? `${INTEGER_DE.format(p.population)}${date ? ` (Stand ${date})` : ""}`
+    ? date
+      ? t("popup.population_as_of", { value: formatNumber(p.population), date })
+      : formatNumber(p.population)
     : null;
   return popupContent({
     title: p.name,
     rows: [
-      ["Stadtbezirk", p.stadtbezirk],
-      ["Viertel-Nr.", p.code],
-      ["Fläche (amtlich)", formatHectares(p.area_ha)],
-      ["Einwohner", population],
+      [t("popup.stadtbezirk"), p.stadtbezirk],
+      [t("popup.code"), p.code],
+      [t("popup.area_official"), formatHectares(p.area_ha)],
+      [t("popup.population"), population],
     ],
     note: approximateNote(p),
   });
@@ -203,17 +214,17 @@ export function districtPopup(layer) {
 export function quarterPopup(layer) {
   const p = layer.feature.properties || {};
   return popupContent({
-    title: p.name,
+    title: quarterLabel(p),
     description: p.description,
     rows: [
-      ["Thema", p.theme],
-      ["Fläche (berechnet)", formatHectares(p.area_ha)],
-      ["Fläche (Angabe)", formatHectares(p.stated_area_ha)],
+      [t("popup.theme"), p.theme],
+      [t("popup.area_computed"), formatHectares(p.area_ha)],
+      [t("popup.area_stated"), formatHectares(p.stated_area_ha)],
     ],
     note: approximateNote(p),
     origin: [
-      ["Umriss", p.method],
-      ["Flächenangabe", p.area_source],
+      [t("popup.method"), p.method],
+      [t("popup.area_source"), p.area_source],
     ],
   });
 }
@@ -225,14 +236,14 @@ export function sitePopup(layer) {
     title: p.name,
     description: p.description,
     rows: [
-      ["Quartier", quarterNameBySlug.get(p.quarter_slug) || p.quarter_slug],
-      ["Fläche (berechnet)", formatHectares(p.area_ha)],
-      ["Fläche (Angabe)", formatHectares(p.stated_area_ha)],
+      [t("popup.quarter"), quarterNameBySlug.get(p.quarter_slug) || p.quarter_slug],
+      [t("popup.area_computed"), formatHectares(p.area_ha)],
+      [t("popup.area_stated"), formatHectares(p.stated_area_ha)],
     ],
     note: approximateNote(p),
     origin: [
-      ["Umriss", p.method],
-      ["Flächenangabe", p.area_source],
+      [t("popup.method"), p.method],
+      [t("popup.area_source"), p.area_source],
     ],
   });
 }
@@ -246,7 +257,7 @@ function labelElement(text) {
 }
 
 function bindPermanentLabel(feature, layer) {
-  const name = feature?.properties?.name;
+  const name = quarterLabel(feature?.properties);
   if (name) {
     layer.bindTooltip(labelElement(name), {
       permanent: true,
@@ -266,7 +277,9 @@ function makeTabStop(event) {
   const el = event.target.getElement?.();
   if (!el) return;
   el.setAttribute("tabindex", "0");
-  const name = event.target.feature?.properties?.name;
+  el.setAttribute("role", "button"); // Enter opens its details
+  const props = event.target.feature?.properties;
+  const name = props && (props.name_en !== undefined ? quarterLabel(props) : props.name);
   if (name) el.setAttribute("aria-label", name);
 }
 
@@ -317,8 +330,8 @@ export function createGeoJsonLayer(collection, style, onEachFeature) {
 function onPopupOpen(event) {
   const close = event.popup.getElement()?.querySelector(".leaflet-popup-close-button");
   if (close) {
-    close.setAttribute("aria-label", "Popup schließen");
-    close.title = "Schließen";
+    close.setAttribute("aria-label", t("popup.close_label"));
+    close.title = t("popup.close");
   }
 }
 
@@ -331,7 +344,7 @@ export function createMap(container) {
     fadeAnimation: !reducedMotion,
     markerZoomAnimation: !reducedMotion,
   });
-  L.control.zoom({ zoomInTitle: "Vergrößern", zoomOutTitle: "Verkleinern" }).addTo(map);
+  L.control.zoom({ zoomInTitle: t("map.zoom_in"), zoomOutTitle: t("map.zoom_out") }).addTo(map);
   L.control.scale({ imperial: false }).addTo(map);
   for (const [name, zIndex] of PANES) {
     map.createPane(name).style.zIndex = String(zIndex);

@@ -26,7 +26,7 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
 ]
-PAGING_PARAMS = {"limit", "offset", "bbox", "bbox-crs", "crs", "f"}
+PAGING_PARAMS = {"limit", "offset", "bbox", "bbox-crs", "crs", "f", "view"}
 JSON = "application/json"
 GEOJSON = "application/geo+json"
 

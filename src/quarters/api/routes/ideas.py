@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from quarters import ideas
@@ -31,16 +31,19 @@ def submit(body: BodyDep, request: Request, conn: ConnDep, settings: SettingsDep
                            limit=settings.idea_limit, window_s=settings.idea_window_s)
     if idea_id is not None:
         commit(conn)
-    return JSONResponse({"received": True, "message": t("idea.received", lang)},
+    return JSONResponse({"received": True, "id": idea_id, "message": t("idea.received", lang)},
                         status_code=202)
 
 
 @router.get("", summary="Ideas (public: moderated ones; moderators: all)")
 def list_ideas(conn: ConnDep, user: UserDep, state: str | None = None,
-               city_ags: str | None = None) -> dict:
-    """Ideas newest first."""
+               city_ags: str | None = None,
+               measure_id: int | None = Query(None, ge=1, le=2_147_483_647),
+               limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)) -> dict:
+    """Ideas newest first (filter by state, city or linked measure; paged)."""
     staff = user is not None and user.can("moderator")
-    return {"ideas": ideas.listing(conn, staff, state, city_ags)}
+    found = ideas.listing(conn, staff, state, city_ags, measure_id)
+    return {"ideas": found[offset:offset + limit], "numberMatched": len(found)}
 
 
 @router.get("/{idea_id}", summary="One idea and what became of it")

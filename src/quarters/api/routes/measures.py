@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import hashlib
+from collections import OrderedDict
+
 import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from sqlalchemy import text
 
 from quarters import measures, services
 from quarters.api.deps import (
@@ -16,7 +20,6 @@ from quarters.api.deps import (
     ConnDep,
     PlannerDep,
     SettingsDep,
-    StaffDep,
     UserDep,
     VersionDep,
 )
@@ -32,8 +35,15 @@ from quarters.schemas import MeasureFeature, MeasurePatch, MeasureProperties
 router = APIRouter(prefix="/api/measures", tags=["measures"])
 
 
+def _sees_drafts(user, request: Request | None = None) -> bool:  # noqa: ANN001
+    """Planners and admins see drafts, unless a page asks for the public view (?view=public)."""
+    if user is None or not user.can("planner"):
+        return False
+    return request is None or request.query_params.get("view") != "public"
+
+
 def _relation(user, include_deleted: bool = False) -> str:  # noqa: ANN001
-    if user is None:
+    if not _sees_drafts(user):
         return measures.PUBLIC
     if include_deleted and user.role == "admin":
         return measures.ALL
@@ -71,7 +81,7 @@ def list_measures(request: Request, conn: ConnDep, user: UserDep,
                   settings: SettingsDep) -> GeoJSONResponse:
     """Measures as GeoJSON, filtered by action_field, status, city_ags, quarter, district,
     edition, bbox, q (text) and, for staff, published."""
-    col = MEASURES_STAFF if user is not None else MEASURES_PUBLIC
+    col = MEASURES_STAFF if _sees_drafts(user, request) else MEASURES_PUBLIC
     query = _item_query(col, request, settings)
     features, returned, matched = services.items_page(conn, col, query)
     links = _page_links(request, query, returned, matched)
@@ -82,14 +92,33 @@ def list_measures(request: Request, conn: ConnDep, user: UserDep,
 
 @router.get("/points", summary="Published measures as points (for maps with many measures)",
             response_class=GeoJSONResponse)
-def measure_points(request: Request, conn: ConnDep, settings: SettingsDep) -> GeoJSONResponse:
-    """Same filters and the same set as the public list, one representative point each."""
+def measure_points(request: Request, conn: ConnDep, settings: SettingsDep) -> Response:
+    """Same filters and the same set as the public list, one representative point each.
+
+    Answers carry an ETag derived from the published data; unchanged answers come from a
+    small in-process cache (and 304 for a browser that has them).
+    """
     query = _item_query(MEASURES_POINTS, request, settings)
-    features, returned, matched = services.items_page(conn, MEASURES_POINTS, query)
-    links = _page_links(request, query, returned, matched)
-    head = orjson.dumps({"type": "FeatureCollection", "numberMatched": matched,
-                         "numberReturned": returned, "links": links})
-    return GeoJSONResponse(head[:-1] + b',"features":' + features.encode() + b"}")
+    version = conn.execute(text(
+        "SELECT count(*) || '-' || coalesce(sum(id::bigint * 7919 + version), 0) || '-' || "
+        "coalesce(max(updated_at)::text, '') FROM measures_public")).scalar_one()
+    key = hashlib.sha256(f"{version}|{request.url.query}".encode()).hexdigest()[:32]
+    tag = f'"p-{key}"'
+    headers = {"ETag": tag, "Cache-Control": "no-cache"}
+    if request.headers.get("if-none-match") == tag:
+        return Response(status_code=304, headers=headers)
+    cache = request.app.state.__dict__.setdefault("points_cache", OrderedDict())
+    body = cache.get(key)
+    if body is None:
+        features, returned, matched = services.items_page(conn, MEASURES_POINTS, query)
+        links = _page_links(request, query, returned, matched)
+        head = orjson.dumps({"type": "FeatureCollection", "numberMatched": matched,
+                             "numberReturned": returned, "links": links})
+        body = head[:-1] + b',"features":' + features.encode() + b"}"
+        cache[key] = body
+        while len(cache) > 32:
+            cache.popitem(last=False)
+    return GeoJSONResponse(body, headers=headers)
 
 
 @router.get("/{measure_id}", summary="One measure with its ETag")
@@ -183,8 +212,8 @@ def unpublish(measure_id: int, conn: ConnDep, user: PlannerDep,
     return _respond(record)
 
 
-@router.get("/{measure_id}/history", summary="Change history (staff)")
-def get_history(measure_id: int, conn: ConnDep, user: StaffDep) -> dict:
+@router.get("/{measure_id}/history", summary="Change history (planners, admins)")
+def get_history(measure_id: int, conn: ConnDep, user: PlannerDep) -> dict:
     """Who changed what when, oldest first."""
     return {"measure_id": measure_id, "history": measures.history(conn, measure_id)}
 

@@ -1,0 +1,607 @@
+"""Browser tests of the public pages (web/index.html, ideas.html, idea.html, measure.html,
+moderation.html) against the real quarters app, in Debian's headless Chromium.
+
+- filters, result list and map always show the same set; the permalink restores filters,
+  page and map view;
+- near me by a click on the map (distances from the database, nearest first);
+- an idea goes from the public form through moderation: accepted ones become visible, a
+  rejected one shows its public reason; bad input gets German messages and stores nothing;
+- an idea can be submitted with the keyboard alone;
+- titles and texts with HTML or script are shown as text everywhere (list, popup, pages,
+  moderation, Atom feed) and no dialog opens.
+
+The app runs in a uvicorn process of its own over the session's test database
+(``public_server``) with a high idea rate limit, so these tests do not use up the default
+limit of the shared ``live_server``. Off-origin requests (tiles) are blocked; the server sends
+its strict Content-Security-Policy, and any CSP violation, page error or dialog fails the test.
+
+DOM hooks used here: body[data-results="ready"], #result-summary[data-total][data-mapped],
+#map[data-measures-drawn][data-view], #measure-list li.result[data-id][data-status],
+#near-section[data-state="ready"], #near-list li[data-id][data-distance], #near-feed,
+body[data-page-state], body[data-submit="sent"], #idea-success, #idea-errors,
+#idea-list li[data-id][data-state], body[data-mod-state="queue"], #mod-list li[data-id].
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+
+import pytest
+from sqlalchemy import text
+
+from quarters import auth
+
+pytestmark = pytest.mark.browser
+
+sync_api = pytest.importorskip("playwright.sync_api")
+expect = sync_api.expect
+
+TIMEOUT_MS = 30_000
+PASSWORD = "richtig-geheim-123"
+HALLE_AGS = "15002000"
+HBF = (11.9870, 51.4776)  # Halle (Saale) Hauptbahnhof, lon/lat
+SCRIPT_TITLE = "<img src=x onerror=alert(1)>"
+SCRIPT_TEXT = "<script>alert(2)</script> Bitte genau so als Text anzeigen."
+
+
+# ------------------------------------------------------------------ server and pages
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def public_server(settings, engine):
+    """The app in its own uvicorn process over the session database, idea limit raised."""
+    from quarters.settings import PROJECT_ROOT
+
+    port = _free_port()
+    env = {**os.environ, "QUARTERS_DATABASE_URL": settings.database_url,
+           "QUARTERS_DATA_DIR": str(settings.data_dir), "QUARTERS_IDEA_LIMIT": "1000"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "quarters.api:create_app",
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        env=env, cwd=PROJECT_ROOT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/api/health", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError("public test server did not start")
+        time.sleep(0.1)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture
+def open_page(browser, public_server):
+    """open_page(path, locale=…) → a page of a fresh context; problems fail the test."""
+    contexts = []
+    problems: list[str] = []
+    origin = urllib.parse.urlsplit(public_server)
+
+    def block_other_origins(route):
+        url = urllib.parse.urlsplit(route.request.url)
+        if (url.scheme, url.netloc) == (origin.scheme, origin.netloc):
+            route.continue_()
+        else:
+            route.abort()
+
+    def on_console(message):
+        if "Content Security Policy" in message.text:
+            problems.append(f"CSP: {message.text}")
+
+    def on_dialog(dialog):
+        # Only injected markup (e.g. onerror=alert(1)) could open a dialog.
+        problems.append(f"dialog: {dialog.message}")
+        dialog.dismiss()
+
+    def _open(path="/", locale="de-DE", viewport=(1280, 900), context=None):
+        if context is None:
+            context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]},
+                                          locale=locale)
+            context.route("**/*", block_other_origins)
+            contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.on("pageerror", lambda err: problems.append(f"page error: {err}"))
+        page.on("console", on_console)
+        page.on("dialog", on_dialog)
+        page.goto(public_server + path)
+        return page
+
+    yield _open
+    for context in contexts:
+        context.close()
+    assert problems == []
+
+
+def api(base_url, method, path, body=None, token=None, etag=None):
+    """A JSON request to the server; returns (status, headers, body)."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(urllib.parse.urljoin(base_url, path), data=data, method=method)
+    request.add_header("Accept", "application/json")
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    if etag:
+        request.add_header("If-Match", etag)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            raw = response.read()
+            return response.status, response.headers, json.loads(raw) if raw else None
+    except urllib.error.HTTPError as err:
+        raw = err.read()
+        return err.code, err.headers, json.loads(raw) if raw else None
+
+
+def get(base_url, path):
+    status, _, body = api(base_url, "GET", path)
+    assert status == 200, body
+    return body
+
+
+def account(engine, role):
+    username = f"{role}-{uuid.uuid4().hex[:8]}"
+    with engine.begin() as conn:
+        auth.add_user(conn, username, PASSWORD, role)
+    return username
+
+
+def bearer(base_url, username):
+    status, _, body = api(base_url, "POST", "/api/auth/login",
+                          {"username": username, "password": PASSWORD})
+    assert status == 200, body
+    return body["token"]
+
+
+def wait_results(page):
+    expect(page.locator("body")).to_have_attribute("data-results", "ready")
+
+
+def all_ids(base_url, query):
+    body = get(base_url, f"/api/measures?limit=1000&{query}")
+    return [f["properties"]["id"] for f in body["features"]], body["numberMatched"]
+
+
+def located_count(base_url, query):
+    body = get(base_url, f"/api/measures/points?limit=10000&{query}")
+    return sum(1 for f in body["features"]
+               if f["properties"]["location_precision"] in ("exact", "approximate"))
+
+
+def list_ids(page):
+    return [int(x) for x in page.locator("#measure-list li.result").evaluate_all(
+        "(items) => items.map((li) => li.dataset.id)")]
+
+
+def check_sync(page, base_url, query):
+    """List, summary and map agree with the API for the filter ``query``."""
+    ids, matched = all_ids(base_url, query)
+    summary = page.locator("#result-summary")
+    expect(summary).to_have_attribute("data-total", str(matched))
+    mapped = located_count(base_url, query)
+    expect(summary).to_have_attribute("data-mapped", str(mapped))
+    expect(page.locator("#map")).to_have_attribute("data-measures-drawn", str(mapped))
+    shown = list_ids(page)
+    assert shown == ids[:20]
+    return ids
+
+
+# ------------------------------------------------------------------ map and list
+
+def test_filters_and_list_stay_in_sync(open_page, public_server, artifacts):
+    page = open_page("/")
+    wait_results(page)
+    ids = check_sync(page, public_server, "")
+    assert len(ids) > 20, "the seed should need a second page"
+
+    # Paging through the list covers exactly the API's set, in the same order.
+    seen = list_ids(page)
+    while page.locator("#page-next").is_enabled():
+        page.locator("#page-next").click()
+        wait_results(page)
+        seen += list_ids(page)
+    assert seen == ids
+    expect(page.locator("#results-heading")).to_be_focused()
+
+    # Status filter: list, summary and map follow.
+    page.select_option("#filter-status", "abgeschlossen")
+    wait_results(page)
+    check_sync(page, public_server, "status=abgeschlossen")
+    statuses = page.locator("#measure-list li.result").evaluate_all(
+        "(items) => items.map((li) => li.dataset.status)")
+    assert statuses and set(statuses) == {"abgeschlossen"}
+    assert "status=abgeschlossen" in page.url
+
+    # City + action field + text.
+    page.select_option("#filter-city", "16052000")
+    wait_results(page)
+    page.select_option("#filter-field", "Energie und Umwelt")
+    wait_results(page)
+    check_sync(page, public_server,
+               "status=abgeschlossen&city_ags=16052000&action_field=Energie%20und%20Umwelt")
+    page.locator("#filter-q").fill("Solar")
+    page.locator("#filter-q").press("Enter")
+    wait_results(page)
+    ids = check_sync(page, public_server, "status=abgeschlossen&city_ags=16052000"
+                     "&action_field=Energie%20und%20Umwelt&q=Solar")
+    assert ids, "a Gera solar pilot is in the seed"
+    expect(page.locator("#measure-list")).to_contain_text("Solar")
+
+    # Quarter and district filters (Halle).
+    page.locator("#filter-reset").click()
+    wait_results(page)
+    page.select_option("#filter-quarter", "bildungsquartier-neustadt")
+    wait_results(page)
+    check_sync(page, public_server, "quarter=bildungsquartier-neustadt")
+    expect(page.locator("#filter-feed")).to_be_visible()
+    assert "quarter=bildungsquartier-neustadt" in page.locator("#filter-feed").get_attribute("href")
+    district = page.locator("#filter-district option").nth(1)
+    page.select_option("#filter-district", district.get_attribute("value"))
+    wait_results(page)
+    check_sync(page, public_server, "quarter=bildungsquartier-neustadt"
+               f"&district={district.get_attribute('value')}")
+
+    # A filter that matches nothing says so.
+    page.locator("#filter-reset").click()
+    page.locator("#filter-q").fill("gibtesnicht-xyz")
+    page.locator("#filter-q").press("Enter")
+    wait_results(page)
+    expect(page.locator("#result-summary")).to_have_attribute("data-total", "0")
+    expect(page.locator("#measure-list")).to_contain_text("Keine Maßnahme passt")
+    expect(page.locator("#map")).to_have_attribute("data-measures-drawn", "0")
+    page.screenshot(path=str(artifacts / "public-filters.png"))
+
+
+def test_permalink_restores_filters_page_and_view(open_page, public_server):
+    page = open_page("/?status=in_umsetzung&city=15002000&map=14/51.48/11.97")
+    wait_results(page)
+    expect(page.locator("#filter-status")).to_have_value("in_umsetzung")
+    expect(page.locator("#filter-city")).to_have_value("15002000")
+    expect(page.locator("#map")).to_have_attribute("data-view", "14/51.48000/11.97000")
+    check_sync(page, public_server, "status=in_umsetzung&city_ags=15002000")
+
+    # Change filters and the view by hand, then open the address in a fresh browser.
+    page.select_option("#filter-field", "Bildung")
+    wait_results(page)
+    page.locator(".leaflet-control-zoom-in").click()
+    expect(page.locator("#map")).to_have_attribute("data-view", re.compile(r"^15/"))
+    page.wait_for_timeout(400)  # the address follows the view after a short pause
+    view = page.locator("#map").get_attribute("data-view")
+    url = page.url
+    params = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+    assert params["field"] == ["Bildung"] and params["map"] == [view]
+    expected = list_ids(page)
+
+    again = open_page(url[len(public_server):])
+    wait_results(again)
+    expect(again.locator("#filter-status")).to_have_value("in_umsetzung")
+    expect(again.locator("#filter-city")).to_have_value("15002000")
+    expect(again.locator("#filter-field")).to_have_value("Bildung")
+    expect(again.locator("#map")).to_have_attribute("data-view", view)
+    assert list_ids(again) == expected
+
+    # Page 2 of the unfiltered list survives a reload as well.
+    second = open_page("/?page=2")
+    wait_results(second)
+    ids, _ = all_ids(public_server, "")
+    assert list_ids(second) == ids[20:40]
+    expect(second.locator("#page-info")).to_contain_text("Seite 2 von")
+
+
+# ------------------------------------------------------------------ near me
+
+def test_near_me_by_clicking_on_the_map(open_page, public_server, artifacts):
+    page = open_page(f"/?map=15/{HBF[1]}/{HBF[0]}")
+    wait_results(page)
+    page.locator("#near-section > summary").click()
+    page.select_option("#near-radius", "2000")
+    page.locator("#near-pick").click()
+    expect(page.locator("#near-pick")).to_have_attribute("aria-pressed", "true")
+    box = page.locator("#map").bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    expect(page.locator("#near-section")).to_have_attribute("data-state", "ready")
+    expect(page.locator("#near-pick")).to_have_attribute("aria-pressed", "false")
+
+    # The page's answer is the database's: same measures, same order, distances in metres.
+    params = urllib.parse.parse_qs(urllib.parse.urlsplit(page.url).query)
+    lon, lat = (float(v) for v in params["near"][0].split(","))
+    assert abs(lon - HBF[0]) < 0.002 and abs(lat - HBF[1]) < 0.002
+    assert params["r"] == ["2000"]
+    near = get(public_server, f"/api/near?lon={lon}&lat={lat}&radius=2000")
+    items = page.locator("#near-list li")
+    shown = items.evaluate_all("(lis) => lis.map((li) => [+li.dataset.id, +li.dataset.distance])")
+    assert [i for i, _ in shown] == [m["id"] for m in near["measures"]]
+    distances = [d for _, d in shown]
+    assert distances == sorted(distances) and all(d <= 2000 for d in distances)
+    assert shown, "the RAW-Gelände measures are within 2 km of the Hauptbahnhof"
+    expect(page.locator("#near-place")).to_contain_text(near["district"]["name"])
+    feed = page.locator("#near-feed")
+    expect(feed).to_have_text("Diesen Ort abonnieren (Atom)")
+    href = feed.get_attribute("href")
+    assert href.startswith("/api/feeds/changes.atom?") and "radius=2000" in href
+    with urllib.request.urlopen(public_server + href, timeout=30) as response:
+        assert response.headers["Content-Type"].startswith("application/atom+xml")
+
+    # Choosing a district by name answers with its pilot-quarter membership.
+    page.select_option("#near-district", label="Freiimfelde/Kanenaer Weg")
+    page.locator("#near-district-go").click()
+    expect(page.locator("#near-place")).to_contain_text("Freiimfelde/Kanenaer Weg")
+    expect(page.locator("#near-quarters")).to_contain_text("Wirtschaftsquartier hallescher Osten")
+    expect(page.locator("#near-feed")).to_have_attribute("href", re.compile(r"district=\d+"))
+    page.screenshot(path=str(artifacts / "public-near.png"))
+
+
+# ------------------------------------------------------------------ ideas
+
+def fill_idea(page, title, body, field="Bildung"):
+    """Place the idea at the map centre (Halle) and fill the form with the mouse."""
+    expect(page.locator("body")).to_have_attribute("data-page-state", "ready")
+    # Somewhere near the centre (Halle), not on the marker of an earlier idea.
+    box = page.locator("#idea-map").bounding_box()
+    dx, dy = random.randint(-60, 60), random.randint(-60, 60)
+    page.mouse.click(box["x"] + box["width"] / 2 + dx, box["y"] + box["height"] / 2 + dy)
+    expect(page.locator("#idea-location")).to_have_attribute("data-set", "true")
+    expect(page.locator("#idea-city")).to_have_value(HALLE_AGS)
+    page.locator("#idea-title").fill(title)
+    page.locator("#idea-text").fill(body)
+    page.select_option("#idea-field", field)
+
+
+def submit_idea(page, title, body, field="Bildung"):
+    fill_idea(page, title, body, field)
+    page.locator("#idea-submit").click()
+    expect(page.locator("#idea-success")).to_be_visible()
+    expect(page.locator("#idea-success")).to_contain_text("Ihre Idee ist eingegangen")
+    expect(page.locator("body")).to_have_attribute("data-submit", "sent")
+
+
+def sign_in(page, username):
+    expect(page.locator("body")).to_have_attribute("data-mod-state", "login")
+    page.get_by_label("Benutzername").fill(username)
+    page.get_by_label("Passwort").fill(PASSWORD)
+    page.get_by_role("button", name="Anmelden").click()
+    expect(page.locator("body")).to_have_attribute("data-mod-state", "queue")
+
+
+def idea_count(engine, title):
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT count(*) FROM ideas WHERE title = :t"),
+                            {"t": title}).scalar_one()
+
+
+def test_idea_goes_through_moderation(open_page, public_server, engine, artifacts):
+    tag = uuid.uuid4().hex[:6]
+    accepted = f"Trinkbrunnen am Marktplatz {tag}"
+    rejected = f"Parkhaus auf der Peißnitz {tag}"
+
+    page = open_page("/ideas.html")
+    # Bad input: German messages, focus on the summary, nothing stored.
+    expect(page.locator("body")).to_have_attribute("data-page-state", "ready")
+    page.locator("#idea-title").fill("ab")
+    page.locator("#idea-submit").click()
+    errors = page.locator("#idea-errors")
+    expect(errors).to_be_visible()
+    expect(errors).to_be_focused()
+    expect(errors).to_contain_text("Bitte geben Sie einen Titel mit 3 bis 120 Zeichen an.")
+    expect(errors).to_contain_text("Bitte beschreiben Sie Ihre Idee mit 10 bis 4000 Zeichen.")
+    expect(errors).to_contain_text("Bitte setzen Sie einen Punkt auf der Karte innerhalb der Stadt.")
+    expect(page.locator("#idea-title")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#idea-title-error")).to_be_visible()
+    assert idea_count(engine, "ab") == 0
+    page.locator("#idea-errors a").first.click()
+    expect(page.locator("#idea-title")).to_be_focused()
+    page.screenshot(path=str(artifacts / "public-idea-errors.png"), full_page=True)
+
+    submit_idea(page, accepted, "Ein öffentlicher Trinkbrunnen für heiße Sommertage.")
+    expect(page.locator("#idea-title")).to_have_value("")
+    page.goto(public_server + "/ideas.html")
+    submit_idea(page, rejected, "Mehr Parkplätze mitten im Landschaftsschutzgebiet.", "Mobilität")
+    assert idea_count(engine, accepted) == 1 and idea_count(engine, rejected) == 1
+
+    # Invisible to the public until a moderator decides.
+    public_titles = {i["title"] for i in get(public_server, "/api/ideas")["ideas"]}
+    assert accepted not in public_titles and rejected not in public_titles
+    page.goto(public_server + "/ideas.html")
+    expect(page.locator("body")).to_have_attribute("data-ideas", "ready")
+    expect(page.locator("#idea-list")).not_to_contain_text(tag)
+
+    moderator = account(engine, "moderator")
+    mod = open_page("/moderation.html")
+    sign_in(mod, moderator)
+    item_a = mod.locator("#mod-list li.mod-item", has_text=accepted)
+    item_b = mod.locator("#mod-list li.mod-item", has_text=rejected)
+    expect(item_a).to_be_visible()
+    expect(item_b).to_be_visible()
+    id_a = item_a.get_attribute("data-id")
+    id_b = item_b.get_attribute("data-id")
+
+    item_a.get_by_label("Annehmen").check()
+    item_a.get_by_role("button", name="Entscheidung speichern").click()
+    expect(mod.locator("#page-status")).to_contain_text(f"„{accepted}“ – Angenommen")
+    expect(mod.locator(f'#mod-list li[data-id="{id_a}"]')).to_have_count(0)
+
+    # A rejection without a reason is refused with a German message.
+    item_b.get_by_label("Ablehnen").check()
+    item_b.get_by_role("button", name="Entscheidung speichern").click()
+    expect(item_b.locator('[data-role="error"]')).to_contain_text("öffentliche Begründung")
+    reason = "Die Peißnitz ist Landschaftsschutzgebiet; dort entstehen keine Parkhäuser."
+    item_b.get_by_label("Öffentliche Begründung").fill(reason)
+    item_b.get_by_role("button", name="Entscheidung speichern").click()
+    expect(mod.locator("#page-status")).to_contain_text(f"„{rejected}“ – Abgelehnt")
+    mod.screenshot(path=str(artifacts / "public-moderation.png"), full_page=True)
+
+    # The public sees both outcomes.
+    page.goto(public_server + "/ideas.html")
+    expect(page.locator("body")).to_have_attribute("data-ideas", "ready")
+    card_a = page.locator(f'#idea-list li[data-id="{id_a}"]')
+    card_b = page.locator(f'#idea-list li[data-id="{id_b}"]')
+    expect(card_a).to_have_attribute("data-state", "angenommen")
+    expect(card_a).to_contain_text("Angenommen")
+    expect(card_b).to_have_attribute("data-state", "abgelehnt")
+    expect(card_b).to_contain_text(reason)
+
+    page.goto(f"{public_server}/ideen/{id_b}")
+    expect(page.locator("body")).to_have_attribute("data-page-state", "ready")
+    expect(page.locator("h1#i-title")).to_have_text(rejected)
+    expect(page.locator(".idea-reason")).to_have_text(reason)
+    page.goto(f"{public_server}/ideen/{id_a}")
+    expect(page.locator("body")).to_have_attribute("data-page-state", "ready")
+    expect(page.locator("#i-outcome")).to_contain_text("angenommen")
+    page.screenshot(path=str(artifacts / "public-idea.png"), full_page=True)
+
+
+def focus_by_tab(page, element_id, limit=80):
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement && document.activeElement.id") == element_id:
+            outline = page.evaluate(
+                "() => { const s = getComputedStyle(document.activeElement);"
+                " return [s.outlineStyle, s.outlineWidth]; }")
+            assert outline[0] != "none" and outline[1] != "0px", f"{element_id}: no visible focus"
+            return
+    pytest.fail(f"Tab never reached #{element_id}")
+
+
+def test_idea_can_be_submitted_with_the_keyboard_only(open_page, engine):
+    title = f"Bank mit Schatten {uuid.uuid4().hex[:6]}"
+    page = open_page("/ideas.html")
+    expect(page.locator("body")).to_have_attribute("data-page-state", "ready")
+
+    focus_by_tab(page, "idea-use-centre")
+    page.keyboard.press("Enter")
+    expect(page.locator("#idea-location")).to_have_attribute("data-set", "true")
+    focus_by_tab(page, "idea-title", 5)
+    page.keyboard.type(title)
+    focus_by_tab(page, "idea-text", 3)
+    page.keyboard.type("Sitzbänke mit Schatten an der Haltestelle.")
+    focus_by_tab(page, "idea-field", 3)
+    page.keyboard.press("ArrowDown")
+    expect(page.locator("#idea-field")).not_to_have_value("")
+    focus_by_tab(page, "idea-submit", 4)  # contact, then submit; the spam trap is skipped
+    page.keyboard.press("Enter")
+    expect(page.locator("#idea-success")).to_be_focused()
+    expect(page.locator("#idea-success")).to_contain_text("Vielen Dank")
+    assert idea_count(engine, title) == 1
+
+
+# ------------------------------------------------------------------ script as text
+
+@pytest.fixture
+def script_measure(engine, public_server):
+    """A published measure near the Hauptbahnhof titled with markup; deleted afterwards."""
+    token = bearer(public_server, account(engine, "planner"))
+    status, _, created = api(public_server, "POST", "/api/measures", {
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [HBF[0] + 0.001, HBF[1] - 0.001]},
+        "properties": {"title": SCRIPT_TITLE, "city_ags": HALLE_AGS, "action_field": "Mobilität",
+                       "status": "geplant", "summary": SCRIPT_TEXT},
+    }, token=token)
+    assert status == 201, created
+    measure_id = created["properties"]["id"]
+    status, headers, _ = api(public_server, "POST", f"/api/measures/{measure_id}/publish",
+                             token=token, etag=f'"m{measure_id}-v{created["properties"]["version"]}"')
+    assert status == 200
+    yield measure_id
+    api(public_server, "DELETE", f"/api/measures/{measure_id}", token=token, etag=headers["ETag"])
+
+
+def assert_no_markup(page, scope):
+    assert page.locator(f"{scope} img:not(.leaflet-tile)").count() == 0  # tiles are images
+    assert page.locator(f"{scope} script").count() == 0
+
+
+def test_markup_in_titles_and_texts_is_shown_as_text(open_page, public_server, engine,
+                                                     script_measure, artifacts):
+    import feedparser
+
+    # An idea titled with markup, submitted through the form and accepted.
+    page = open_page("/ideas.html")
+    submit_idea(page, SCRIPT_TITLE, SCRIPT_TEXT)
+    with engine.connect() as conn:
+        idea_id = conn.execute(text("SELECT max(id) FROM ideas WHERE title = :t"),
+                               {"t": SCRIPT_TITLE}).scalar_one()
+    moderator = account(engine, "moderator")
+    mod = open_page("/moderation.html")
+    sign_in(mod, moderator)
+    item = mod.locator(f'#mod-list li[data-id="{idea_id}"]')
+    expect(item.locator("h3")).to_have_text(SCRIPT_TITLE)
+    expect(item.locator(".mod-item__text")).to_have_text(SCRIPT_TEXT)
+    assert_no_markup(mod, "#mod-list")
+    item.get_by_label("Annehmen").check()
+    item.get_by_role("button", name="Entscheidung speichern").click()
+    expect(mod.locator("#page-status")).to_contain_text("Angenommen")
+
+    page.goto(public_server + "/ideas.html")
+    expect(page.locator("body")).to_have_attribute("data-ideas", "ready")
+    card = page.locator(f'#idea-list li[data-id="{idea_id}"]')
+    expect(card.locator("h3")).to_have_text(SCRIPT_TITLE)
+    expect(card.locator(".idea-card__text")).to_have_text(SCRIPT_TEXT)
+    assert_no_markup(page, "#idea-list")
+    page.goto(f"{public_server}/ideen/{idea_id}")
+    expect(page.locator("body")).to_have_attribute("data-page-state", "ready")
+    expect(page.locator("h1#i-title")).to_have_text(SCRIPT_TITLE)
+    expect(page.locator("#i-text")).to_have_text(SCRIPT_TEXT)
+    assert page.title().startswith(SCRIPT_TITLE)
+    assert_no_markup(page, "main")
+
+    # A measure titled with markup: list, popup, measure page, near list.
+    page.goto(public_server + "/?q=onerror")
+    wait_results(page)
+    result = page.locator(f'#measure-list li[data-id="{script_measure}"]')
+    expect(result.locator("h3")).to_have_text(SCRIPT_TITLE)
+    assert_no_markup(page, "#measure-list")
+    result.get_by_role("button", name="Auf der Karte zeigen").click()
+    popup = page.locator(".leaflet-popup-content .popup__title")
+    expect(popup).to_have_text(SCRIPT_TITLE)
+    assert_no_markup(page, ".leaflet-popup-content")
+    marker = page.locator(f'.leaflet-marker-icon[aria-label^="{SCRIPT_TITLE}"]')
+    expect(marker).to_have_count(1)
+    page.screenshot(path=str(artifacts / "public-markup-popup.png"))
+
+    page.goto(f"{public_server}/massnahmen/{script_measure}")
+    expect(page.locator("body")).to_have_attribute("data-page-state", "ready")
+    expect(page.locator("h1#m-title")).to_have_text(SCRIPT_TITLE)
+    expect(page.locator("#m-text")).to_contain_text(SCRIPT_TEXT)
+    assert_no_markup(page, "main")
+
+    page.goto(f"{public_server}/?near={HBF[0]},{HBF[1]}&r=500&map=15/{HBF[1]}/{HBF[0]}")
+    expect(page.locator("#near-section")).to_have_attribute("data-state", "ready")
+    expect(page.locator(f'#near-list li[data-id="{script_measure}"] a')).to_have_text(SCRIPT_TITLE)
+    assert_no_markup(page, "#near-list")
+
+    # The Atom feed of that place carries the title as text, too.
+    with urllib.request.urlopen(
+            f"{public_server}/api/feeds/changes.atom?lon={HBF[0]}&lat={HBF[1]}&radius=500",
+            timeout=30) as response:
+        raw = response.read()
+    assert b"<img" not in raw
+    feed = feedparser.parse(raw)
+    assert any(SCRIPT_TITLE in entry.title for entry in feed.entries)

@@ -1,0 +1,170 @@
+// Message catalogues (web/i18n/de.json, en.json), language choice and Intl formatting.
+// No user-visible string lives in code: every text comes from a catalogue key.
+
+export const LANGUAGES = ["de", "en"];
+const STORAGE_KEY = "quarters.lang";
+const LOCALES = { de: "de-DE", en: "en-GB" };
+
+let messages = {};
+let fallback = {};
+
+function storedLanguage() {
+  try {
+    return localStorage.getItem(STORAGE_KEY);
+  } catch {
+    return null;
+  }
+}
+
+function rememberLanguage(value) {
+  try {
+    localStorage.setItem(STORAGE_KEY, value);
+  } catch {
+    // private mode: the ?lang= parameter still works
+  }
+}
+
+/** The language of this page view: ?lang=, then the stored choice, then German. */
+function pickLanguage() {
+  const param = new URLSearchParams(location.search).get("lang");
+  if (LANGUAGES.includes(param)) {
+    rememberLanguage(param);
+    return param;
+  }
+  const stored = storedLanguage();
+  return LANGUAGES.includes(stored) ? stored : "de";
+}
+
+export const lang = pickLanguage();
+export const locale = LOCALES[lang];
+
+async function fetchCatalogue(code) {
+  const response = await fetch(`/i18n/${code}.json`, { credentials: "same-origin" });
+  if (!response.ok) throw new Error(`catalogue ${code}: HTTP ${response.status}`);
+  return response.json();
+}
+
+/** Load the catalogue of the current language (German as fallback for missing keys). */
+export async function loadMessages() {
+  const [own, german] = await Promise.all([
+    fetchCatalogue(lang),
+    lang === "de" ? null : fetchCatalogue("de").catch(() => ({})),
+  ]);
+  messages = own;
+  fallback = german || own;
+  document.documentElement.lang = lang;
+}
+
+const pluralRules = new Intl.PluralRules(locale);
+
+function lookup(key) {
+  if (Object.hasOwn(messages, key)) return messages[key];
+  if (Object.hasOwn(fallback, key)) return fallback[key];
+  return undefined;
+}
+
+/** True when the catalogue has `key`. */
+export function has(key) {
+  return lookup(key) !== undefined;
+}
+
+/**
+ * The message `key` with {name} placeholders filled in. A message may be an object of
+ * plural forms ({"one": …, "other": …}), chosen by `values.count`.
+ */
+export function t(key, values = {}) {
+  let message = lookup(key);
+  if (message === undefined) {
+    console.warn(`i18n: missing key ${key}`);
+    return key;
+  }
+  if (typeof message === "object" && message !== null) {
+    const form = pluralRules.select(Number(values.count ?? 0));
+    message = message[form] ?? message.other;
+  }
+  return String(message).replace(/\{(\w+)\}/g, (match, name) => {
+    if (!Object.hasOwn(values, name)) return match;
+    const value = values[name];
+    return typeof value === "number" ? formatNumber(value) : String(value ?? "");
+  });
+}
+
+/** A catalogue text for a data value (status, action field, …), or the value itself. */
+export function label(prefix, value) {
+  const key = `${prefix}.${value}`;
+  return has(key) ? t(key) : String(value ?? "");
+}
+
+// ---------------------------------------------------------------- Intl formatting
+
+const numberFormat = new Intl.NumberFormat(locale, { maximumFractionDigits: 1 });
+const integerFormat = new Intl.NumberFormat(locale, { maximumFractionDigits: 0 });
+const percentFormat = new Intl.NumberFormat(locale, { style: "percent", maximumFractionDigits: 1 });
+const moneyFormat = new Intl.NumberFormat(locale, {
+  style: "currency",
+  currency: "EUR",
+  maximumFractionDigits: 0,
+});
+const dateFormat = new Intl.DateTimeFormat(locale, { day: "numeric", month: "long", year: "numeric" });
+const dateTimeFormat = new Intl.DateTimeFormat(locale, { dateStyle: "medium", timeStyle: "short" });
+const listFormat = new Intl.ListFormat(locale, { style: "long", type: "conjunction" });
+
+export function formatNumber(value) {
+  return Number.isInteger(value) ? integerFormat.format(value) : numberFormat.format(value);
+}
+
+export function formatPercent(share) {
+  return percentFormat.format(share);
+}
+
+export function formatMoney(value) {
+  return Number.isFinite(value) ? moneyFormat.format(value) : "";
+}
+
+export function formatList(items) {
+  return listFormat.format(items.map(String));
+}
+
+/** Metres as "850 m" or "1,6 km" (per language). */
+export function formatDistance(metres) {
+  if (!Number.isFinite(metres)) return "";
+  if (metres < 1000) return t("unit.m", { value: integerFormat.format(Math.round(metres / 10) * 10) });
+  return t("unit.km", { value: numberFormat.format(metres / 1000) });
+}
+
+/** An ISO date (YYYY-MM-DD…) as a long local date; '' when missing. */
+export function formatDate(value) {
+  const match = /^(\d{4})-(\d{2})-(\d{2})/.exec(String(value ?? ""));
+  if (!match) return "";
+  return dateFormat.format(new Date(Date.UTC(+match[1], +match[2] - 1, +match[3], 12)));
+}
+
+export function formatDateTime(value) {
+  const date = new Date(value);
+  return Number.isNaN(date.getTime()) ? "" : dateTimeFormat.format(date);
+}
+
+// ---------------------------------------------------------------- static markup
+
+/**
+ * Fill the static page: [data-i18n] gets its text, [data-i18n-attr="attr:key;attr:key"]
+ * its attributes. Runs on the document or a subtree.
+ */
+export function translate(root = document) {
+  for (const el of root.querySelectorAll("[data-i18n]")) {
+    el.textContent = t(el.dataset.i18n);
+  }
+  for (const el of root.querySelectorAll("[data-i18n-attr]")) {
+    for (const pair of el.dataset.i18nAttr.split(";")) {
+      const [attr, key] = pair.split(":").map((s) => s.trim());
+      if (attr && key) el.setAttribute(attr, t(key));
+    }
+  }
+}
+
+/** The current address with ?lang= set to `code` (all other parameters kept). */
+export function languageHref(code) {
+  const url = new URL(location.href);
+  url.searchParams.set("lang", code);
+  return url.pathname + url.search + url.hash;
+}

@@ -1,0 +1,236 @@
+// The published measures on the public map: thousands of points stay fluid because they are
+// clustered (supercluster) and only the clusters and markers in view are drawn.
+
+import { label, t } from "./i18n.js";
+import { cssSafe, el, LOCATED } from "./public-common.js";
+
+const L = globalThis.L;
+const CLUSTER_RADIUS = 56;
+const MAX_CLUSTER_ZOOM = 16;
+const STATUS_ORDER = ["idee", "geplant", "in_umsetzung", "abgeschlossen", "eingestellt"];
+
+/** Marker symbol of a status (outline → half → full, so shape carries the meaning too). */
+export function statusSymbol(status) {
+  return el("span", { className: `mk-symbol mk--${cssSafe(status)}`, attrs: { "aria-hidden": "true" } });
+}
+
+/** Legend entries: one per status, the map symbol and the word. */
+export function statusLegendItems(statuses = STATUS_ORDER) {
+  return statuses.map((status) =>
+    el("li", { className: "legend-item legend-item--status" }, [
+      statusSymbol(status),
+      el("span", { className: "legend-item__text", text: label("status", status) }),
+    ]),
+  );
+}
+
+function clusterSize(count) {
+  if (count < 10) return "s";
+  if (count < 100) return "m";
+  if (count < 1000) return "l";
+  return "xl";
+}
+
+const markerIcons = new Map();
+function markerIcon(status) {
+  const token = cssSafe(status);
+  if (!markerIcons.has(token)) {
+    markerIcons.set(
+      token,
+      L.divIcon({ className: `mk mk--${token}`, iconSize: [22, 22], iconAnchor: [11, 11], html: "" }),
+    );
+  }
+  return markerIcons.get(token);
+}
+
+function clusterIcon(count) {
+  const size = clusterSize(count);
+  const px = { s: 30, m: 36, l: 42, xl: 48 }[size];
+  return L.divIcon({
+    className: `mk-cluster mk-cluster--${size}`,
+    iconSize: [px, px],
+    iconAnchor: [px / 2, px / 2],
+    html: el("span", { className: "mk-cluster__count", text: count, attrs: { "aria-hidden": "true" } }),
+  });
+}
+
+/** Popup of one measure: title (as text), status, action field, link to its page. */
+function measurePopup(props, cityName) {
+  return el("div", { className: "popup popup--measure" }, [
+    el("h3", { className: "popup__title", text: props.title || t("common.unnamed") }),
+    el("dl", { className: "popup__facts" }, [
+      el("dt", { text: t("measure.status") }),
+      el("dd", { text: label("status", props.status) }),
+      el("dt", { text: t("measure.field") }),
+      el("dd", { text: label("field", props.action_field) }),
+      el("dt", { text: t("measure.city") }),
+      el("dd", { text: cityName(props.city_ags) }),
+      el("dt", { text: t("measure.place") }),
+      el("dd", { text: label("precision", props.location_precision) }),
+    ]),
+    el("p", { className: "popup__more" }, [
+      el("a", { text: t("measure.open"), attrs: { href: `/massnahmen/${encodeURIComponent(props.id)}` } }),
+    ]),
+  ]);
+}
+
+function setLabel(event) {
+  const element = event.target.getElement?.();
+  if (element && event.target.options.ariaLabel) {
+    element.setAttribute("aria-label", event.target.options.ariaLabel);
+  }
+}
+
+/**
+ * Clustered measure markers. `setData` takes the FeatureCollection of /api/measures/points,
+ * keeps the located ones (exact, approximate) and draws what is in view; on every draw of new
+ * data it sets data-measures-drawn on the map container and a performance mark.
+ */
+export class MeasureLayer {
+  constructor(map, { cityName = () => "" } = {}) {
+    this.map = map;
+    this.cityName = cityName;
+    this.group = L.layerGroup();
+    this.index = null;
+    this.byId = new Map();
+    this.markers = new Map(); // key → marker currently drawn
+    this.generation = 0;
+    this.visible = true;
+    this.group.addTo(map);
+    map.on("moveend", () => this.render());
+  }
+
+  /** Number of located measures in the current data. */
+  get count() {
+    return this.byId.size;
+  }
+
+  setData(collection) {
+    const points = (collection?.features || []).filter(
+      (f) => f?.geometry?.type === "Point" && LOCATED.has(f.properties?.location_precision),
+    );
+    this.byId = new Map(points.map((f) => [String(f.properties.id), f]));
+    this.index = new globalThis.Supercluster({ radius: CLUSTER_RADIUS, maxZoom: MAX_CLUSTER_ZOOM });
+    this.index.load(points);
+    this.group.clearLayers();
+    this.markers.clear();
+    this.generation += 1;
+    const generation = this.generation;
+    const container = this.map.getContainer();
+    delete container.dataset.measuresDrawn;
+    this.render();
+    requestAnimationFrame(() => {
+      if (generation !== this.generation) return;
+      container.dataset.measuresDrawn = String(points.length);
+      performance.mark("measures-drawn");
+    });
+    return points.length;
+  }
+
+  setVisible(visible) {
+    this.visible = visible;
+    if (visible) this.group.addTo(this.map);
+    else this.group.remove();
+  }
+
+  render() {
+    if (!this.index) return;
+    const bounds = this.map.getBounds().pad(0.25);
+    const bbox = [bounds.getWest(), bounds.getSouth(), bounds.getEast(), bounds.getNorth()];
+    const zoom = Math.round(this.map.getZoom());
+    const items = this.index.getClusters(bbox, zoom);
+    const wanted = new Map();
+    for (const item of items) {
+      const props = item.properties;
+      const key = props.cluster ? `c${props.cluster_id}:${zoom}` : `m${props.id}`;
+      wanted.set(key, item);
+    }
+    for (const [key, marker] of this.markers) {
+      if (!wanted.has(key)) {
+        this.group.removeLayer(marker);
+        this.markers.delete(key);
+      }
+    }
+    for (const [key, item] of wanted) {
+      if (this.markers.has(key)) continue;
+      const marker = item.properties.cluster ? this.clusterMarker(item) : this.measureMarker(item);
+      this.markers.set(key, marker);
+      this.group.addLayer(marker);
+    }
+  }
+
+  clusterMarker(item) {
+    const [lon, lat] = item.geometry.coordinates;
+    const count = item.properties.point_count;
+    const marker = L.marker([lat, lon], {
+      icon: clusterIcon(count),
+      ariaLabel: t("map.cluster_label", { count }),
+      pane: "measureMarkers",
+      riseOnHover: true,
+    });
+    marker.on("add", setLabel);
+    const id = item.properties.cluster_id;
+    const expansion = this.index.getClusterExpansionZoom(id);
+    if (expansion > MAX_CLUSTER_ZOOM) {
+      // Measures at (almost) the same place: list them instead of zooming in for ever.
+      marker.bindPopup(() => this.leavesPopup(id), { maxWidth: 340, maxHeight: 320 });
+    } else {
+      marker.on("click", () => this.map.setView([lat, lon], expansion));
+    }
+    return marker;
+  }
+
+  leavesPopup(clusterId) {
+    const leaves = this.index.getLeaves(clusterId, 200);
+    return el("div", { className: "popup popup--measure" }, [
+      el("h3", { className: "popup__title", text: t("map.same_place", { count: leaves.length }) }),
+      el(
+        "ul",
+        { className: "popup__list" },
+        leaves.map((leaf) =>
+          el("li", {}, [
+            statusSymbol(leaf.properties.status),
+            el("a", {
+              text: leaf.properties.title || t("common.unnamed"),
+              attrs: { href: `/massnahmen/${encodeURIComponent(leaf.properties.id)}` },
+            }),
+          ]),
+        ),
+      ),
+    ]);
+  }
+
+  measureMarker(item) {
+    const [lon, lat] = item.geometry.coordinates;
+    const props = item.properties;
+    const marker = L.marker([lat, lon], {
+      icon: markerIcon(props.status),
+      ariaLabel: t("map.marker_label", { title: props.title || "", status: label("status", props.status) }),
+      pane: "measureMarkers",
+      riseOnHover: true,
+    });
+    marker.measureId = String(props.id);
+    marker.on("add", setLabel);
+    marker.bindPopup(() => measurePopup(props, this.cityName), { maxWidth: 320, autoPanPadding: [24, 24] });
+    return marker;
+  }
+
+  /** Centre the map on a measure and open its popup. */
+  show(id) {
+    const feature = this.byId.get(String(id));
+    if (!feature) return false;
+    const [lon, lat] = feature.geometry.coordinates;
+    this.map.setView([lat, lon], MAX_CLUSTER_ZOOM + 1, { animate: false });
+    this.render();
+    const marker = this.markers.get(`m${id}`);
+    if (marker) {
+      marker.openPopup();
+    } else {
+      // Still inside a cluster of measures at the same place: open that cluster's list.
+      for (const other of this.markers.values()) {
+        if (other.getLatLng().equals([lat, lon], 1e-6) && other.getPopup()) other.openPopup();
+      }
+    }
+    return true;
+  }
+}

@@ -1,0 +1,234 @@
+// Moderation of ideas: sign in, see the submitted ideas (with the contact), accept, reject
+// with a public reason, or link to a published measure. The CSRF token of the session goes
+// with every decision. Texts people wrote are set as text.
+
+import { getIdeas, getMeasurePoints, login, logout, me, moderateIdea } from "./api.js";
+import { formatDateTime, label, t } from "./i18n.js";
+import { cityName, config as loadConfig, describeError, el, ideaBadge, initPage } from "./public-common.js";
+
+const STATES = ["eingereicht", "angenommen", "abgelehnt", "verknuepft"];
+const DECISIONS = ["accept", "reject", "link"];
+const ROLES = new Set(["moderator", "admin"]);
+const $ = (id) => document.getElementById(id);
+const state = { csrf: null, user: null, config: null, measures: null };
+
+function showLogin() {
+  $("login-card").hidden = false;
+  $("queue").hidden = true;
+  document.body.dataset.modState = "login";
+}
+
+async function showQueue() {
+  $("login-card").hidden = true;
+  $("queue").hidden = false;
+  $("user-line").textContent = t("mod.signed_in", {
+    name: state.user.display_name || state.user.username,
+    role: label("role", state.user.role),
+  });
+  await loadQueue();
+}
+
+async function measuresByCity() {
+  if (!state.measures) {
+    const points = await getMeasurePoints({});
+    state.measures = (points.features || [])
+      .map((f) => f.properties)
+      .sort((a, b) => String(a.title).localeCompare(String(b.title), "de"));
+  }
+  return state.measures;
+}
+
+function decisionForm(idea, measures) {
+  const prefix = `d${idea.id}`;
+  const radios = DECISIONS.map((decision, i) =>
+    el("label", {}, [
+      el("input", {
+        attrs: { type: "radio", name: `${prefix}-decision`, value: decision, id: `${prefix}-${decision}`, checked: i === 0 },
+      }),
+      el("span", { text: t(`mod.decision_${decision}`) }),
+    ]),
+  );
+  const reasonId = `${prefix}-reason`;
+  const measureId = `${prefix}-measure`;
+  const cityMeasures = measures.filter((m) => m.city_ags === idea.city_ags);
+  const form = el("form", { className: "decision-form", attrs: { novalidate: true }, dataset: { id: String(idea.id) } }, [
+    el("fieldset", { className: "decision" }, [
+      el("legend", { text: t("mod.decision") }),
+      el("div", { className: "radio-row" }, radios),
+      el("div", { className: "field" }, [
+        el("label", { text: t("mod.reason"), attrs: { for: reasonId } }),
+        el("textarea", { attrs: { id: reasonId, name: "reason", rows: 3, maxlength: 2000, "aria-describedby": `${reasonId}-hint` } }),
+        el("p", { className: "field__hint", text: t("mod.reason_hint"), attrs: { id: `${reasonId}-hint` } }),
+      ]),
+      el("div", { className: "field" }, [
+        el("label", { text: t("mod.measure"), attrs: { for: measureId } }),
+        el("select", { attrs: { id: measureId, name: "measure" } }, [
+          el("option", { text: t("mod.measure_choose"), attrs: { value: "" } }),
+          ...cityMeasures.map((m) => el("option", { text: m.title || String(m.id), attrs: { value: String(m.id) } })),
+        ]),
+      ]),
+      el("div", { className: "notice notice--error", attrs: { role: "alert", hidden: true }, dataset: { role: "error" } }),
+      el("button", { className: "button button--primary", text: t("mod.save"), attrs: { type: "submit" } }),
+    ]),
+  ]);
+  form.addEventListener("submit", onDecide);
+  return form;
+}
+
+function ideaItem(idea, measures) {
+  const titleId = `mod-idea-${idea.id}`;
+  const coords = idea.geometry?.coordinates;
+  return el("li", { className: "mod-item", dataset: { id: String(idea.id), state: idea.state || "" } }, [
+    el("article", { attrs: { "aria-labelledby": titleId } }, [
+      el("h3", { text: idea.title || t("common.unnamed"), attrs: { id: titleId } }),
+      el("p", { className: "idea-card__meta" }, [
+        ideaBadge(idea.state),
+        el("span", { text: cityName(state.config, idea.city_ags) }),
+        el("span", { text: label("field", idea.action_field) }),
+        el("span", { text: t("mod.submitted", { date: formatDateTime(idea.created_at) }) }),
+        Array.isArray(coords) ? el("span", { text: t("idea.coordinates", { lat: coords[1].toFixed(5), lon: coords[0].toFixed(5) }) }) : null,
+      ]),
+      el("p", { className: "mod-item__text", text: idea.text || "" }),
+      el("p", { className: "mod-item__contact" }, [
+        el("strong", { text: t("mod.contact") }),
+        document.createTextNode(" "),
+        el("span", { text: idea.contact || t("mod.no_contact") }),
+      ]),
+      idea.public_reason
+        ? el("p", { className: "mod-item__contact" }, [
+            el("strong", { text: t("idea.reason") }),
+            document.createTextNode(" "),
+            el("span", { text: idea.public_reason }),
+          ])
+        : null,
+      idea.state !== "eingereicht"
+        ? el("p", {}, [el("a", { text: t("mod.public_page"), attrs: { href: `/ideen/${encodeURIComponent(idea.id)}` } })])
+        : null,
+      decisionForm(idea, measures),
+    ]),
+  ]);
+}
+
+async function loadQueue() {
+  const summary = $("queue-summary");
+  summary.textContent = t("common.loading");
+  document.body.dataset.modState = "loading";
+  try {
+    const [body, measures] = await Promise.all([getIdeas({ state: $("queue-state").value }), measuresByCity()]);
+    const ideas = Array.isArray(body?.ideas) ? body.ideas : [];
+    $("mod-list").replaceChildren(...ideas.map((idea) => ideaItem(idea, measures)));
+    summary.textContent = ideas.length ? t("mod.count", { count: ideas.length }) : t("mod.empty");
+    document.body.dataset.modState = "queue";
+  } catch (err) {
+    if (err.status === 401 || err.status === 403) {
+      showLogin();
+      return;
+    }
+    summary.textContent = t("mod.failed", { reason: describeError(err) });
+    document.body.dataset.modState = "error";
+  }
+}
+
+async function onDecide(event) {
+  event.preventDefault();
+  const form = event.target;
+  const id = Number(form.dataset.id);
+  const decision = form.querySelector('input[type="radio"]:checked')?.value;
+  const reason = form.querySelector("textarea").value.trim();
+  const measure = form.querySelector("select").value;
+  const errorBox = form.querySelector('[data-role="error"]');
+  errorBox.hidden = true;
+  const body = { decision };
+  if (reason) body.reason = reason;
+  if (decision === "link" && measure) body.measure_id = Number(measure);
+  const button = form.querySelector('button[type="submit"]');
+  button.disabled = true;
+  try {
+    const idea = await moderateIdea(id, body, state.csrf);
+    $("page-status").textContent = t("mod.done", { title: idea.title || "", state: label("idea_state", idea.state) });
+    const item = form.closest(".mod-item");
+    const shown = $("queue-state").value;
+    if (shown && shown !== idea.state) {
+      item.remove();
+      const left = $("mod-list").children.length;
+      $("queue-summary").textContent = left ? t("mod.count", { count: left }) : t("mod.empty");
+    } else {
+      item.replaceWith(ideaItem(idea, state.measures || []));
+    }
+    $("queue-heading").focus();
+  } catch (err) {
+    const problems = err.body?.errors?.map((e) => e.problem).filter(Boolean) || [];
+    errorBox.textContent = problems.length ? problems.join(" ") : err.body?.detail || describeError(err);
+    errorBox.hidden = false;
+    if (err.status === 401) showLogin();
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function onLogin(event) {
+  event.preventDefault();
+  const errorBox = $("login-error");
+  errorBox.hidden = true;
+  try {
+    const result = await login($("login-user").value, $("login-password").value);
+    if (!ROLES.has(result?.user?.role)) {
+      errorBox.textContent = t("mod.not_moderator");
+      errorBox.hidden = false;
+      return;
+    }
+    state.user = result.user;
+    state.csrf = result.csrf_token;
+    $("login-password").value = "";
+    await showQueue();
+    $("queue-heading").focus();
+  } catch (err) {
+    errorBox.textContent = err.status === 401 ? t("mod.login_failed") : describeError(err);
+    errorBox.hidden = false;
+    $("login-user").focus();
+  }
+}
+
+async function onLogout() {
+  try {
+    await logout(state.csrf);
+  } catch (err) {
+    console.error("logout:", err);
+  }
+  state.user = null;
+  state.csrf = null;
+  $("page-status").textContent = t("mod.signed_out");
+  showLogin();
+  $("login-user").focus();
+}
+
+async function main() {
+  await initPage();
+  try {
+    state.config = await loadConfig();
+  } catch (err) {
+    console.error("config:", err);
+  }
+  const select = $("queue-state");
+  select.replaceChildren(
+    ...STATES.map((s) => el("option", { text: label("idea_state", s), attrs: { value: s } })),
+    el("option", { text: t("mod.all"), attrs: { value: "" } }),
+  );
+  select.addEventListener("change", loadQueue);
+  $("login-form").addEventListener("submit", onLogin);
+  $("logout").addEventListener("click", onLogout);
+  try {
+    const who = await me();
+    if (who?.user && ROLES.has(who.user.role)) {
+      state.user = who.user;
+      state.csrf = who.csrf_token;
+      await showQueue();
+      return;
+    }
+  } catch (err) {
+    console.error("me:", err);
+  }
+  showLogin();
+}
+
+main();
