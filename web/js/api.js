@@ -108,7 +108,7 @@ export async function getItems(collection, params = {}) {
 
 /** GET /api/measures: one page of published measures (filters as query parameters). */
 export function getMeasures(params) {
-  return fetchJson(apiUrl("measures", params), GEOJSON);
+  return fetchJson(apiUrl("measures", { ...params, view: "public" }), GEOJSON);
 }
 
 /** GET /api/measures/points: the same set as points with few properties (for the map). */
