@@ -1,0 +1,298 @@
+"""Browser tests of the analyst view (web/analysis.html) against the real quarters app.
+
+An analyst ranks Halle's Stadtviertel by similarity to the pilot quarter Bildungsquartier
+Neustadt on two weighted indicators (ranked table, contributions chart, choropleth with legend,
+highlighted reference, stability figure, axe-core finds no WCAG A/AA violation), then all German
+municipalities by similarity to Halle (Saale) (canvas choropleth); the Halle ↔ Gera panel
+compares the two cities; the report downloads as an HTML file holding the ranked table.
+
+Fixtures from tests/conftest.py: ``live_server``, ``browser``, ``artifacts``. Every request
+that does not go to the live server (127.0.0.1) is aborted; the server's own
+Content-Security-Policy applies (no 'unsafe-inline'), and a violation fails the test.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+import urllib.request
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+sync_api = pytest.importorskip("playwright.sync_api")
+expect = sync_api.expect
+
+TIMEOUT_MS = 60_000
+NEUSTADT = "bildungsquartier-neustadt"
+HALLE_AGS = "15002000"
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+RUN_AXE = """
+async (tags) => {
+  const result = await axe.run(document, { runOnly: { type: "tag", values: tags } });
+  return result.violations.map((v) => ({
+    id: v.id, impact: v.impact, help: v.help,
+    nodes: v.nodes.slice(0, 5).map((n) => n.target.join(" ") + " :: " + n.failureSummary),
+  }));
+}
+"""
+FOCUS_STYLE = """
+() => {
+  const el = document.activeElement;
+  if (!el || el === document.body) return null;
+  const s = getComputedStyle(el);
+  const outline = s.outlineStyle !== "none" && parseFloat(s.outlineWidth) > 0;
+  const ring = s.boxShadow && s.boxShadow !== "none";
+  const name = el.id ? "#" + el.id : el.tagName.toLowerCase() + "." + [...el.classList].join(".");
+  return { name, visible: outline || ring };
+}
+"""
+# Pixels the choropleth canvas has painted (the canvas renderer of the 11,000 municipalities).
+PAINTED_PIXELS = """
+() => {
+  const canvas = document.querySelector("#map .leaflet-choropleth-pane canvas");
+  if (!canvas) return 0;
+  const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+  let n = 0;
+  for (let i = 3; i < data.length; i += 4) if (data[i] > 0) n += 1;
+  return n;
+}
+"""
+
+
+@pytest.fixture
+def page(browser, live_server):
+    """analysis.html in a fresh context: only the live server is reachable, problems recorded."""
+    origin = urllib.parse.urlsplit(live_server)
+    problems: list[str] = []
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="de-DE",
+                                  accept_downloads=True)
+
+    def only_live_server(route):
+        url = urllib.parse.urlsplit(route.request.url)
+        if (url.scheme, url.hostname, url.port) == (origin.scheme, "127.0.0.1", origin.port):
+            route.continue_()
+        else:
+            route.abort()
+
+    def on_console(message):
+        if "Content Security Policy" in message.text or "Refused to" in message.text:
+            problems.append(f"CSP: {message.text}")
+
+    context.route("**/*", only_live_server)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.on("pageerror", lambda err: problems.append(f"page error: {err}"))
+    page.on("console", on_console)
+    page.goto(f"{live_server}/analysis.html")
+    expect(page.locator("body")).to_have_attribute("data-analysis-state", "ready")
+    expect(page.locator("#map")).to_have_attribute("data-map-state", "ready")
+    yield page
+    context.close()
+    assert problems == []
+
+
+# ------------------------------------------------------------------ helpers
+
+def uncheck_all_indicators(page):
+    checked = page.locator("#analysis-form input[name=indicator]:checked")
+    while checked.count():
+        checked.first.uncheck()
+
+
+def choose_neustadt_two_indicators(page):
+    """Reference Bildungsquartier Neustadt, level Stadtviertel, Einwohner ×1 and Einwohnerdichte ×2."""
+    page.get_by_label("Art der Referenz").select_option("quarter")
+    page.get_by_label("Pilotquartier", exact=True).select_option(label="Bildungsquartier Neustadt")
+    page.get_by_label("Kandidaten", exact=True).select_option("stadtviertel")
+    uncheck_all_indicators(page)
+    page.locator("#ind-population").check()
+    page.locator("#ind-density").check()
+    page.get_by_label("Gewicht Einwohner", exact=True).fill("1")
+    page.get_by_label("Gewicht Einwohnerdichte", exact=True).fill("2")
+    expect(page.locator("#reference-current")).to_contain_text("Bildungsquartier Neustadt")
+
+
+def calculate(page):
+    page.get_by_role("button", name="Berechnen").click()
+    expect(page.locator("body")).to_have_attribute("data-analysis-state", "done")
+    expect(page.locator("#map")).to_have_attribute("data-map-state", "ready")
+    expect(page.locator("#map")).to_have_attribute("data-variable", "score")
+
+
+def ranked_scores(page):
+    return page.locator("#ranking-body td.score").evaluate_all(
+        "cells => cells.map((c) => Number(c.dataset.score))")
+
+
+def transfer(live_server, body):
+    request = urllib.request.Request(f"{live_server}/api/analysis/transfer",
+                                     data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.load(response)
+
+
+# ------------------------------------------------------------------ tests
+
+def test_rank_stadtviertel_like_neustadt_then_municipalities_like_halle(page, live_server,
+                                                                        artifacts):
+    choose_neustadt_two_indicators(page)
+    calculate(page)
+
+    # ranked table: top 10 (the quarter is an external reference), scores 0–100, descending
+    rows = page.locator("#ranking-body tr")
+    expect(rows).to_have_count(10)
+    scores = ranked_scores(page)
+    assert all(0 <= s <= 100 for s in scores), scores
+    assert scores == sorted(scores, reverse=True)
+    expected = transfer(live_server, {"reference": f"quarter:{NEUSTADT}", "level": "stadtviertel",
+                                      "indicators": ["population", "density"],
+                                      "weights": {"population": 1, "density": 2}, "top": 10,
+                                      "sensitivity": False, "types": False})
+    assert rows.evaluate_all("trs => trs.map((tr) => tr.dataset.code)") == \
+        [r["code"] for r in expected["rows"]]
+    first = rows.first
+    expect(first.locator(".select-button")).to_have_text(expected["rows"][0]["name"])
+    expect(first.locator(".reasons--different")).not_to_be_empty()
+    assert first.locator(".type__text").text_content() in ("gleicher Typ", "anderer Typ")
+    expect(page.locator("#summary-facts")).to_contain_text("Einwohnerdichte 67 %")
+
+    # contributions of the first candidate: an accessible SVG with one bar per indicator
+    expect(first).to_have_class("is-selected")
+    expect(page.get_by_label("Kandidat", exact=True)).to_have_value(expected["rows"][0]["code"])
+    chart = page.locator("#contrib-chart svg.contrib-chart")
+    expect(chart).to_be_visible()
+    expect(chart).to_have_attribute("role", "img")
+    expect(chart.locator("title")).to_contain_text(expected["rows"][0]["name"])
+    expect(chart.locator("rect.contrib-bar")).to_have_count(2)
+    contributions = expected["rows"][0]["contributions"]
+    names = {"population": "Einwohner", "density": "Einwohnerdichte"}
+    largest_first = sorted(contributions, key=lambda key: -contributions[key])
+    expect(chart.locator("text.chart-label")).to_have_text([names[k] for k in largest_first])
+    expect(page.locator("#contrib-table tbody tr")).to_have_count(2)
+    # another candidate via its name in the table
+    rows.nth(2).locator(".select-button").click()
+    expect(rows.nth(2)).to_have_class("is-selected")
+    expect(chart.locator("title")).to_contain_text(expected["rows"][2]["name"])
+
+    # choropleth of the score: 43 SVG polygons, a legend of classes, the reference outlined
+    the_map = page.locator("#map")
+    expect(the_map).to_have_attribute("data-renderer", "svg")
+    expect(the_map.locator("path.unit")).to_have_count(43)
+    legend = page.locator("#map-legend li.legend-class")
+    assert legend.count() >= 2
+    expect(legend.first.locator(".legend-class__label")).to_contain_text("–")
+    expect(the_map.locator("path.ref-outline")).to_have_count(1)
+    expect(the_map.locator(".ref-label")).to_contain_text("Bildungsquartier Neustadt")
+    expect(the_map.locator(".rank-label")).to_have_count(10)
+    expect(page.locator("#map-legend")).to_contain_text("Referenz: Bildungsquartier Neustadt")
+
+    # the map can show an indicator instead, with the classes the API computed
+    page.get_by_label("Dargestellt").select_option("density")
+    page.get_by_label("Klassifizierung").select_option("equal_interval")
+    expect(the_map).to_have_attribute("data-variable", "density")
+    expect(the_map).to_have_attribute("data-map-state", "ready")
+    expect(page.locator("#map-legend .legend-title")).to_contain_text("Gleiche Intervalle")
+    page.get_by_label("Dargestellt").select_option("score")
+    page.get_by_label("Klassifizierung").select_option("quantiles")
+    expect(page.locator("#map-legend .legend-title")).to_contain_text("Quantile")
+    expect(the_map).to_have_attribute("data-variable", "score")
+    expect(the_map).to_have_attribute("data-map-state", "ready")
+
+    # stability under other weights, notes
+    expect(page.locator("#sensitivity-figure svg.sensitivity-chart")).to_be_visible()
+    expect(page.locator("#sensitivity-figure .sens-row")).to_have_count(10)
+    expect(page.locator("#sensitivity-figure")).not_to_contain_text("null")
+    expect(page.locator("#stability-text")).to_contain_text("Jaccard")
+    expect(page.locator("#notes-section")).to_be_visible()
+
+    # no WCAG 2.1 A/AA violation with the results on screen
+    page.add_script_tag(url="/vendor/axe-core/axe.min.js")
+    violations = page.evaluate(RUN_AXE, AXE_TAGS)
+    assert violations == [], json.dumps(violations, indent=1, ensure_ascii=False)
+
+    # all municipalities like Halle (Saale): the canvas renderer draws 11,000 polygons
+    page.locator("#shortcut-halle").click()
+    expect(page.locator("#reference-current")).to_contain_text("Halle (Saale)")
+    page.get_by_label("Kandidaten", exact=True).select_option("gemeinde")
+    calculate(page)
+    expect(the_map).to_have_attribute("data-level", "gemeinde")
+    expect(the_map).to_have_attribute("data-renderer", "canvas")
+    expect(rows).to_have_count(11)  # top 10 and the reference itself
+    expect(rows.first).to_have_attribute("data-code", HALLE_AGS)
+    expect(rows.first).to_have_class("is-reference")
+    scores = ranked_scores(page)
+    assert scores[0] == 100 and all(0 <= s <= 100 for s in scores)
+    assert scores == sorted(scores, reverse=True)
+    expect(rows.nth(1)).to_have_class("is-selected")  # the first candidate, not the reference
+    expect(page.get_by_label("Kandidat", exact=True)).to_have_value(
+        rows.nth(1).get_attribute("data-code"))
+    assert page.evaluate(PAINTED_PIXELS) > 10_000
+    expect(page.locator("#map-legend li.legend-class")).not_to_have_count(0)
+    expect(the_map.locator("path.ref-outline")).to_have_count(1)
+    expect(the_map.locator(".ref-label")).to_contain_text("Halle (Saale)")
+    expect(page.locator("#excluded-text")).not_to_be_empty()
+
+    # Halle ↔ Gera
+    page.get_by_role("button", name="Vergleichen").click()
+    result = page.locator("#crosscity-result")
+    expect(result).to_have_attribute("data-state", "done")
+    expect(result.locator("table")).to_have_count(2)
+    expect(result.locator("caption")).to_have_text(["Ähnlich wie Halle (Saale)", "Ähnlich wie Gera"])
+    expect(result.locator(".pair-list li")).to_have_count(2)
+
+    page.locator(".map-card").screenshot(path=str(artifacts / "analysis-map.png"))
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(artifacts / "analysis.png"), full_page=True)
+
+
+def test_report_download_holds_the_ranked_table(page, live_server, artifacts):
+    choose_neustadt_two_indicators(page)
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Bericht herunterladen").click()
+    download = info.value
+    assert download.suggested_filename.endswith(".html")
+    assert NEUSTADT in download.suggested_filename
+    html = open(download.path(), encoding="utf-8").read()
+    target = artifacts / download.suggested_filename
+    download.save_as(str(target))
+    expect(page.locator("#status")).to_contain_text("heruntergeladen")
+    assert 'id="ranking"' in html
+    expected = transfer(live_server, {"reference": f"quarter:{NEUSTADT}", "level": "stadtviertel",
+                                      "indicators": ["population", "density"],
+                                      "weights": {"population": 1, "density": 2}, "top": 10,
+                                      "sensitivity": False, "types": False})
+    ranking = html[html.index('id="ranking"'):]
+    ranking = ranking[:ranking.index("</table>")]
+    positions = [ranking.index(row["name"]) for row in expected["rows"]]
+    assert positions == sorted(positions)
+
+
+def test_incomplete_form_is_explained_not_sent(page):
+    page.get_by_label("Art der Referenz").select_option("gemeinde")
+    uncheck_all_indicators(page)
+    page.get_by_role("button", name="Berechnen").click()
+    errors = page.locator("#form-error")
+    expect(errors).to_be_visible()
+    expect(errors).to_contain_text("Gemeinde aus der Vorschlagsliste")
+    expect(errors).to_contain_text("mindestens einen Indikator")
+    expect(page.locator("#reference-search")).to_be_focused()
+    expect(page.locator("body")).to_have_attribute("data-analysis-state", "ready")
+    # an AGS typed into the search is a reference
+    page.locator("#reference-search").fill("16052000")
+    expect(page.locator("#reference-current")).to_contain_text("Gera")
+
+
+def test_every_tab_stop_shows_its_focus(page):
+    page.locator("body").click(position={"x": 1, "y": 1})
+    seen = []
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        focus = page.evaluate(FOCUS_STYLE)
+        if focus is None:
+            continue
+        seen.append(focus["name"])
+        assert focus["visible"], f"{focus['name']} has no visible focus"
+    assert {"#reference-kind", "#level", "#run-button"} <= set(seen), seen

@@ -1,0 +1,355 @@
+// Analysis page: the Leaflet map. One choropleth layer per level (SVG for small levels, the
+// canvas renderer for the 11,000 municipalities), restyled in place when the classes change;
+// the reference (white halo + black outline + label), the selected candidate (orange dashed
+// outline) and rank labels of the top candidates on their own pane above.
+
+import { el, formatCount, replaceChildren, svgEl } from "./analysis-format.js";
+
+const L = globalThis.L;
+const CANVAS_FROM = 800; // features; from here on the canvas renderer draws the choropleth
+const MISSING_FILL = "#d4d4d4";
+const REFERENCE_COLOUR = "#111111";
+const SELECTED_COLOUR = "#d95f02";
+
+// ColorBrewer YlGnBu (sequential, colour-blind safe, prints in greyscale), per number of classes.
+const PALETTES = {
+  2: ["#edf8b1", "#2c7fb8"],
+  3: ["#edf8b1", "#7fcdbb", "#2c7fb8"],
+  4: ["#ffffcc", "#a1dab4", "#41b6c4", "#225ea8"],
+  5: ["#ffffcc", "#a1dab4", "#41b6c4", "#2c7fb8", "#253494"],
+  6: ["#ffffcc", "#c7e9b4", "#7fcdbb", "#41b6c4", "#2c7fb8", "#253494"],
+  7: ["#ffffcc", "#c7e9b4", "#7fcdbb", "#41b6c4", "#1d91c0", "#225ea8", "#0c2c84"],
+  8: ["#ffffd9", "#edf8b1", "#c7e9b4", "#7fcdbb", "#41b6c4", "#1d91c0", "#225ea8", "#0c2c84"],
+  9: ["#ffffd9", "#edf8b1", "#c7e9b4", "#7fcdbb", "#41b6c4", "#1d91c0", "#225ea8", "#253494", "#081d58"],
+};
+
+/** Fill colours for k classes (k = 1 … 9). */
+export function palette(k) {
+  if (k <= 1) return [PALETTES[3][1]];
+  return PALETTES[Math.min(k, 9)];
+}
+
+function escapeHtml(value) {
+  return String(value ?? "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+const state = {
+  map: null,
+  canvas: null,
+  svg: null,
+  overlaySvg: null,
+  level: null,
+  layer: null, // L.GeoJSON of the current level
+  byCode: new Map(), // code -> layer
+  classes: new Map(), // code -> class (−1 missing)
+  colours: [],
+  big: false,
+  overlay: null, // L.LayerGroup: reference, selection, rank labels
+  reference: null,
+  selected: null,
+  ranks: null,
+  popup: null, // (code) => Node
+};
+
+// ---------------------------------------------------------------- setup
+
+/** Create the map inside `container`. */
+export function initMap(container) {
+  const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+  const map = L.map(container, {
+    zoomControl: false,
+    zoomAnimation: !reducedMotion,
+    fadeAnimation: !reducedMotion,
+    markerZoomAnimation: !reducedMotion,
+    preferCanvas: false,
+    minZoom: 4,
+    zoomSnap: 0.25,
+    zoomDelta: 0.5,
+    scrollWheelZoom: false, // the page scrolls; the wheel zooms once the map is clicked or focused
+  });
+  L.control.zoom({ zoomInTitle: "Hineinzoomen", zoomOutTitle: "Herauszoomen" }).addTo(map);
+  L.control.scale({ imperial: false }).addTo(map);
+  map.createPane("choropleth").style.zIndex = "410";
+  map.createPane("highlight").style.zIndex = "450";
+  map.attributionControl.setPrefix(
+    '<a href="https://leafletjs.com" title="JavaScript-Bibliothek für interaktive Karten">Leaflet</a>');
+  state.canvas = L.canvas({ pane: "choropleth", padding: 0.3, tolerance: 1 });
+  state.svg = L.svg({ pane: "choropleth" });
+  state.overlaySvg = L.svg({ pane: "highlight" });
+  state.overlay = L.layerGroup().addTo(map);
+  state.map = map;
+  map.on("popupopen", labelPopupClose);
+  map.on("focus click", () => map.scrollWheelZoom.enable());
+  map.on("blur mouseout", () => map.scrollWheelZoom.disable());
+  map.setView([51.2, 10.4], 6);
+  return map;
+}
+
+function labelPopupClose(event) {
+  const close = event.popup.getElement()?.querySelector(".leaflet-popup-close-button");
+  if (close) {
+    close.setAttribute("aria-label", "Info schließen");
+    close.title = "Schließen";
+  }
+}
+
+/** Background tiles; `onError` runs once when the first tile fails. */
+export function addTiles(url, attribution, onError) {
+  if (!url) return;
+  const layer = L.tileLayer(url, {
+    attribution: escapeHtml(attribution),
+    maxZoom: 18,
+    opacity: 0.55,
+    referrerPolicy: "strict-origin-when-cross-origin",
+  });
+  layer.once("tileerror", onError);
+  layer.addTo(state.map);
+}
+
+/** Every attribution text of /api/sources in the attribution control (plain text). */
+export function addAttributions(sources) {
+  const seen = new Set();
+  for (const source of sources) {
+    const text = source && (source.attribution || source.publisher || source.name);
+    if (!text || seen.has(text)) continue;
+    seen.add(text);
+    state.map.attributionControl.addAttribution(escapeHtml(text));
+  }
+}
+
+/** Which popup content to show for a unit: `build(code, name)` returns a Node. */
+export function setPopupBuilder(build) {
+  state.popup = build;
+}
+
+// ---------------------------------------------------------------- geometry
+
+function baseStyle() {
+  return state.big
+    ? { color: "#ffffff", weight: 0.35, opacity: 0.7, fillOpacity: 0.85 }
+    : { color: "#4a4a4a", weight: 1, opacity: 0.9, fillOpacity: 0.78 };
+}
+
+function styleFor(code) {
+  const cls = state.classes.has(code) ? state.classes.get(code) : -1;
+  const fillColor = cls >= 0 && cls < state.colours.length ? state.colours[cls] : MISSING_FILL;
+  const style = { ...baseStyle(), fillColor };
+  if (!state.big) style.className = `unit unit--class-${cls < 0 ? "missing" : cls}`;
+  return style;
+}
+
+function onUnitClick(event) {
+  const layer = event.propagatedFrom || event.layer;
+  const code = layer?.feature?.id ?? layer?.feature?.properties?.code;
+  if (code === undefined || !state.popup) return;
+  const content = state.popup(String(code), layer.feature.properties?.name);
+  L.popup({ maxWidth: 320, autoPanPadding: [20, 20] })
+    .setLatLng(event.latlng)
+    .setContent(content)
+    .openOn(state.map);
+}
+
+/**
+ * Show the units of `level` (a GeoJSON FeatureCollection with feature ids = unit codes).
+ * Reuses the layer when the level is unchanged. Fits the map to the units the first time.
+ */
+export function showLevel(level, collection) {
+  if (state.level === level && state.layer) return;
+  if (state.layer) state.layer.remove();
+  clearOverlay();
+  state.level = level;
+  state.big = collection.features.length >= CANVAS_FROM;
+  state.byCode = new Map();
+  const layer = L.geoJSON(null, {
+    renderer: state.big ? state.canvas : state.svg,
+    pane: "choropleth",
+    style: (feature) => styleFor(String(feature.id ?? feature.properties?.code)),
+    onEachFeature: (feature, lyr) => state.byCode.set(String(feature.id ?? feature.properties?.code), lyr),
+  });
+  layer.addData(collection);
+  layer.on("click", onUnitClick);
+  layer.addTo(state.map);
+  state.layer = layer;
+  const bounds = layer.getBounds();
+  if (bounds.isValid()) state.map.fitBounds(bounds, { padding: [12, 12] });
+  state.map.getContainer().dataset.renderer = state.big ? "canvas" : "svg";
+  state.map.getContainer().dataset.level = level;
+}
+
+/** The level currently drawn. */
+export function currentLevel() {
+  return state.level;
+}
+
+/** Feature (GeoJSON) of a unit of the current level, or null. */
+export function featureOf(code) {
+  return state.byCode.get(String(code))?.feature || null;
+}
+
+/**
+ * Colour the units: `classes` maps code → class index (missing: absent or −1), `k` classes.
+ * Returns the palette used.
+ */
+export function paint(classes, k) {
+  state.classes = classes;
+  state.colours = palette(k);
+  if (!state.layer) return state.colours;
+  for (const [code, layer] of state.byCode) layer.setStyle(styleFor(code));
+  return state.colours;
+}
+
+// ---------------------------------------------------------------- highlight
+
+function clearOverlay() {
+  state.overlay?.clearLayers();
+  state.reference = null;
+  state.selected = null;
+  state.ranks = null;
+}
+
+function outline(feature, colour, weight, className, dash) {
+  return L.geoJSON(feature, {
+    renderer: state.overlaySvg,
+    pane: "highlight",
+    interactive: false,
+    style: () => ({
+      color: colour, weight, opacity: 1, fill: false, dashArray: dash || null, className,
+    }),
+    pointToLayer: (f, latlng) => L.circleMarker(latlng, {
+      renderer: state.overlaySvg, pane: "highlight", radius: 7, color: colour, weight,
+      fillColor: "#ffffff", fillOpacity: 1, className,
+    }),
+  });
+}
+
+/** A permanent label at the north ("top") or south ("bottom") edge of a layer's bounds. */
+function labelAt(layer, text, className, direction = "top") {
+  const bounds = layer.getBounds?.();
+  let latlng = null;
+  if (bounds?.isValid()) {
+    const lat = direction === "bottom" ? bounds.getSouth() : bounds.getNorth();
+    latlng = L.latLng(lat, bounds.getCenter().lng);
+  } else {
+    latlng = layer.getLayers?.()[0]?.getLatLng?.() || null;
+  }
+  if (!latlng) return null;
+  const content = el("span", { text });
+  return L.tooltip({ permanent: true, direction, className, interactive: false, opacity: 1, offset: [0, direction === "bottom" ? 4 : -4] })
+    .setLatLng(latlng)
+    .setContent(content);
+}
+
+/**
+ * Highlight the reference: `feature` (GeoJSON, any geometry) with a label. Replaces an earlier
+ * reference highlight. `measure` (optional GeoJSON) marks a measure's location as well.
+ */
+export function highlightReference(feature, label, measure) {
+  if (state.reference) for (const layer of state.reference) state.overlay.removeLayer(layer);
+  state.reference = [];
+  if (!feature) return;
+  const halo = outline(feature, "#ffffff", 7, "ref-halo");
+  const line = outline(feature, REFERENCE_COLOUR, 3, "ref-outline");
+  state.reference.push(halo, line);
+  const tip = labelAt(line, label, "ref-label");
+  if (tip) state.reference.push(tip);
+  if (measure) {
+    const mark = outline(measure, REFERENCE_COLOUR, 2, "ref-measure", "4 3");
+    state.reference.push(mark);
+  }
+  for (const layer of state.reference) state.overlay.addLayer(layer);
+  line.bringToFront();
+}
+
+/** Outline the candidate chosen in the table (null: none); its name is in the legend. */
+export function highlightSelected(code) {
+  if (state.selected) for (const layer of state.selected) state.overlay.removeLayer(layer);
+  state.selected = [];
+  const feature = code ? featureOf(code) : null;
+  if (!feature) return;
+  const halo = outline(feature, "#ffffff", 6, "sel-halo");
+  const line = outline(feature, SELECTED_COLOUR, 3, "sel-outline", "7 4");
+  state.selected.push(halo, line);
+  for (const layer of state.selected) state.overlay.addLayer(layer);
+}
+
+/** Small rank labels ("1", "2", …) on the top candidates: rows = [{code, rank}]. */
+export function showRanks(rows) {
+  if (state.ranks) for (const layer of state.ranks) state.overlay.removeLayer(layer);
+  state.ranks = [];
+  for (const row of rows) {
+    const layer = state.byCode.get(String(row.code));
+    if (!layer) continue;
+    let latlng;
+    try {
+      latlng = layer.getCenter();
+    } catch {
+      latlng = layer.getBounds().getCenter();
+    }
+    const tip = L.tooltip({ permanent: true, direction: "center", className: "rank-label", opacity: 1 })
+      .setLatLng(latlng)
+      .setContent(el("span", { text: String(row.rank) }));
+    state.ranks.push(tip);
+  }
+  for (const layer of state.ranks) state.overlay.addLayer(layer);
+}
+
+/** Zoom to a unit of the current level. */
+export function zoomTo(code) {
+  const layer = state.byCode.get(String(code));
+  if (!layer) return;
+  const bounds = layer.getBounds();
+  if (bounds.isValid()) state.map.fitBounds(bounds, { padding: [40, 40], maxZoom: 12 });
+}
+
+// ---------------------------------------------------------------- legend
+
+function swatch(fill, stroke, dash, strokeWidth = 1) {
+  const svg = svgEl("svg", {
+    class: "swatch", width: 28, height: 18, viewBox: "0 0 28 18", "aria-hidden": "true", focusable: "false",
+  });
+  svg.append(svgEl("rect", {
+    x: 2, y: 2, width: 24, height: 14, fill: fill || "none", stroke, "stroke-width": strokeWidth,
+    "stroke-dasharray": dash || null,
+  }));
+  return svg;
+}
+
+/**
+ * The legend under the map: title, one entry per class (label from the API and count), the
+ * missing/excluded units and the outlines.
+ */
+export function renderLegend(container, { title, labels, counts, nMissing, missingLabel, colours,
+  reference, selected, ranks }) {
+  const list = el("ul", { className: "legend-list" });
+  labels.forEach((label, i) => {
+    const count = counts?.[i];
+    list.append(el("li", { className: "legend-class", dataset: { cls: i } },
+      swatch(colours[i], "#5a5a5a"),
+      el("span", { className: "legend-class__label", text: label }),
+      count !== undefined ? el("span", { className: "legend-class__count", text: `(${formatCount(count)})` }) : null));
+  });
+  if (nMissing) {
+    list.append(el("li", { className: "legend-class legend-class--missing" },
+      swatch(MISSING_FILL, "#5a5a5a"),
+      el("span", { className: "legend-class__label", text: missingLabel || "ohne Wert" }),
+      el("span", { className: "legend-class__count", text: `(${formatCount(nMissing)})` })));
+  }
+  const marks = el("ul", { className: "legend-list legend-list--marks" });
+  if (reference) {
+    marks.append(el("li", { className: "legend-mark" }, swatch(null, REFERENCE_COLOUR, null, 3),
+      el("span", { text: `Referenz: ${reference}` })));
+  }
+  if (selected) {
+    marks.append(el("li", { className: "legend-mark" }, swatch(null, SELECTED_COLOUR, "5 3", 3),
+      el("span", { text: `Ausgewählt: ${selected}` })));
+  }
+  if (ranks) {
+    marks.append(el("li", { className: "legend-mark" },
+      el("span", { className: "rank-chip", text: "1", attrs: { "aria-hidden": "true" } }),
+      el("span", { text: `Rang der ${ranks} ähnlichsten Einheiten` })));
+  }
+  replaceChildren(container,
+    el("h3", { className: "legend-title", text: title }),
+    list,
+    marks.childElementCount ? marks : null);
+}

@@ -1,0 +1,1400 @@
+// Analysis page (analysis.html): an analyst picks a reference (pilot quarter, Stadtviertel,
+// municipality, Kreis or the place of a measure), the level of the candidates, indicators and
+// weights, and gets the ranked candidates with the reasons, a choropleth of the similarity or
+// of any indicator, the contributions per candidate, the stability under other weights, the
+// excluded units, a Halle ↔ Gera comparison and a downloadable report.
+//
+// State on <body data-analysis-state="loading|ready|running|done|error">; the map container
+// carries data-map-state="loading|ready|error", data-level and data-renderer (svg|canvas).
+
+import * as api from "./analysis-api.js";
+import {
+  contributionItems,
+  contributionsChart,
+  contributionsTable,
+  sensitivityChart,
+} from "./analysis-charts.js";
+import {
+  $,
+  el,
+  formatCount,
+  formatNumber,
+  formatPercent,
+  formatScore,
+  formatValue,
+  METHOD_LABELS,
+  METRIC_LABELS,
+  noteNode,
+  plural,
+  replaceChildren,
+  SCHEME_LABELS,
+  svgEl,
+} from "./analysis-format.js";
+import * as amap from "./analysis-map.js";
+
+const MAX_INDICATORS = 30;
+const SLIDER_MAX = 5;
+const SIMILAR_SD = 0.5;
+const SEARCH_RESULTS = 30;
+const SENSITIVITY_ROWS = 25; // rows of the stability figure (all are in the table)
+const RANK_LABELS = 30; // rank labels on the map
+const KIND_LABELS = {
+  quarter: "Pilotquartier",
+  gemeinde: "Gemeinde",
+  kreis: "Kreis",
+  measure: "Maßnahme",
+};
+const FIXED_LEVELS = new Set(["gemeinde", "kreis", "quarter"]);
+
+const app = {
+  levels: [],
+  levelBy: new Map(),
+  indicators: [],
+  indicatorBy: new Map(),
+  names: new Map(), // indicator key -> German name
+  quarters: [],
+  measures: [],
+  unitLists: new Map(), // level -> Promise<[{code, name}]>
+  geometry: new Map(), // level -> Promise<{collection, key, classes, k}>
+  referenceGeometry: new Map(), // spec -> Promise<feature|null>
+  checked: new Map(), // indicator key -> weight (kept across level changes)
+  search: null, // {kind, code, name} chosen in the municipality/Kreis search
+  result: null,
+  body: null,
+  scores: null, // {key: "scheme|k", scores}
+  selected: null,
+  mapToken: 0,
+  mapData: null, // {variable, values: Map(code -> {value, cls}), labels, unit}
+  busy: false,
+};
+
+// ---------------------------------------------------------------- status
+
+function setPageState(value) {
+  document.body.dataset.analysisState = value;
+}
+
+function setStatus(text, kind = "info") {
+  const status = $("status");
+  status.textContent = text;
+  status.classList.toggle("status--error", kind === "error");
+  status.classList.toggle("status--success", kind === "success");
+}
+
+function setBusy(busy) {
+  app.busy = busy;
+  $("run-button").disabled = busy;
+  $("report-button").disabled = busy;
+  $("results").setAttribute("aria-busy", busy ? "true" : "false");
+}
+
+// ---------------------------------------------------------------- levels
+
+function levelLabel(level) {
+  const lv = app.levelBy.get(level);
+  if (!lv) return level;
+  return lv.label_de;
+}
+
+function orderedLevels() {
+  const districts = app.levels.filter((lv) => !FIXED_LEVELS.has(lv.name));
+  const fixed = ["gemeinde", "kreis", "quarter"].map((n) => app.levelBy.get(n)).filter(Boolean);
+  return [...districts, ...fixed];
+}
+
+function levelOptionText(lv) {
+  const label = FIXED_LEVELS.has(lv.name) ? lv.label_de : `${lv.label_de} (Halle)`;
+  return `${label} – ${plural(lv.units, "Einheit", "Einheiten")}`;
+}
+
+function fillLevels() {
+  const select = $("level");
+  select.replaceChildren(...orderedLevels().map((lv) =>
+    el("option", { text: levelOptionText(lv), attrs: { value: lv.name } })));
+  const first = orderedLevels()[0];
+  if (first) select.value = first.name;
+  updateLevelHint();
+}
+
+function updateLevelHint() {
+  const lv = app.levelBy.get($("level").value);
+  const hint = {
+    gemeinde: "Alle Gemeinden Deutschlands (VG5000, stark generalisiert).",
+    kreis: "Alle Kreise und kreisfreien Städte Deutschlands.",
+    quarter: "Nur die Pilotquartiere selbst.",
+  }[lv?.name] || "Die Stadtviertel von Halle (Saale); Grenzen teils genähert.";
+  $("level-hint").textContent = hint;
+}
+
+/** Indicators with at least one value at `level`. */
+function indicatorsAt(level) {
+  return app.indicators.filter((d) => (d.coverage?.[level]?.values || 0) > 0);
+}
+
+/** Indicator whose values endpoint also carries the level's geometry. */
+function geometryKey(level) {
+  const available = indicatorsAt(level).map((d) => d.key);
+  if (available.includes("area_geom_km2")) return "area_geom_km2";
+  const lv = app.levelBy.get(level);
+  return (lv?.default_indicators || []).find((k) => available.includes(k)) || available[0];
+}
+
+/** [{code, name}] of a level (names for the search and the Stadtviertel list). */
+function unitList(level) {
+  if (!app.unitLists.has(level)) {
+    const key = geometryKey(level);
+    const promise = api.getValues(key, { level, format: "json" }).then((body) =>
+      (body.values || []).map((v) => ({ code: String(v.code), name: v.name || String(v.code) })));
+    promise.catch(() => app.unitLists.delete(level));
+    app.unitLists.set(level, promise);
+  }
+  return app.unitLists.get(level);
+}
+
+// ---------------------------------------------------------------- reference
+
+function referenceKind() {
+  return $("reference-kind").value;
+}
+
+function districtLevel() {
+  const kind = referenceKind();
+  return kind.startsWith("district:") ? kind.slice("district:".length) : null;
+}
+
+function fillReferenceKinds() {
+  const select = $("reference-kind");
+  const options = [el("option", { text: "Pilotquartier", attrs: { value: "quarter" } })];
+  for (const lv of app.levels.filter((l) => !FIXED_LEVELS.has(l.name))) {
+    options.push(el("option", { text: `${lv.label_de} (Halle)`, attrs: { value: `district:${lv.name}` } }));
+  }
+  options.push(
+    el("option", { text: "Gemeinde (Name oder AGS)", attrs: { value: "gemeinde" } }),
+    el("option", { text: "Kreis oder kreisfreie Stadt", attrs: { value: "kreis" } }));
+  if (app.measures.length) {
+    options.push(el("option", { text: "Maßnahme (Ort einer Maßnahme)", attrs: { value: "measure" } }));
+  }
+  select.replaceChildren(...options);
+}
+
+function fillQuarters() {
+  const select = $("reference-quarter");
+  const quarters = [...app.quarters].sort((a, b) => a.name.localeCompare(b.name, "de"));
+  select.replaceChildren(...quarters.map((q) => el("option", { text: q.name, attrs: { value: q.slug } })));
+}
+
+function fillMeasures() {
+  const select = $("reference-measure");
+  const items = [...app.measures].sort((a, b) => a.id - b.id);
+  select.replaceChildren(...items.map((m) =>
+    el("option", { text: `Nr. ${m.id}: ${m.title}`, attrs: { value: String(m.id) } })));
+}
+
+let districtFill = null; // {level, promise}: one fill per district level
+
+function fillDistricts() {
+  const level = districtLevel();
+  if (!level) return Promise.resolve();
+  if (districtFill?.level === level) return districtFill.promise;
+  const select = $("reference-district");
+  select.replaceChildren(el("option", { text: "wird geladen …", attrs: { value: "" } }));
+  const promise = unitList(level).then((units) => {
+    const sorted = [...units].sort((a, b) => a.code.localeCompare(b.code, "de", { numeric: true }));
+    select.replaceChildren(...sorted.map((u) =>
+      el("option", { text: `${u.code} ${u.name}`, attrs: { value: u.code } })));
+    updateReferenceCurrent();
+  }).catch((err) => {
+    districtFill = null;
+    select.replaceChildren(el("option", { text: "nicht verfügbar", attrs: { value: "" } }));
+    setStatus(api.describeError(err), "error");
+  });
+  districtFill = { level, promise };
+  return promise;
+}
+
+function showReferenceField() {
+  const kind = referenceKind();
+  const group = kind.startsWith("district:") ? "district" : kind;
+  for (const field of document.querySelectorAll("[data-reference]")) {
+    field.hidden = !field.dataset.reference.split(" ").includes(group);
+  }
+  if (group === "district") fillDistricts();
+  if (group === "gemeinde" || group === "kreis") {
+    $("reference-search-label").textContent = group === "gemeinde" ? "Gemeinde suchen" : "Kreis suchen";
+    if (app.search && app.search.kind !== group) {
+      app.search = null;
+      $("reference-search").value = "";
+    }
+    unitList(group).catch(() => {});
+  }
+  renderIndicators();
+  updateReferenceCurrent();
+}
+
+/** The reference as {spec, label, kind} or null (with the reason in `problem`). */
+function currentReference() {
+  const kind = referenceKind();
+  if (kind === "quarter") {
+    const select = $("reference-quarter");
+    if (!select.value) return { problem: "Bitte ein Pilotquartier wählen.", field: select };
+    return { spec: `quarter:${select.value}`, label: select.selectedOptions[0].textContent, kind };
+  }
+  if (kind.startsWith("district:")) {
+    const select = $("reference-district");
+    if (!select.value) return { problem: "Bitte ein Stadtviertel wählen.", field: select };
+    const text = select.selectedOptions[0].textContent.replace(/^\S+\s/, "");
+    return { spec: `${districtLevel()}:${select.value}`, label: text, kind: "district" };
+  }
+  if (kind === "gemeinde" || kind === "kreis") {
+    if (!app.search || app.search.kind !== kind) {
+      return {
+        problem: kind === "gemeinde"
+          ? "Bitte eine Gemeinde aus der Vorschlagsliste wählen oder ihren AGS (8 Ziffern) eingeben."
+          : "Bitte einen Kreis aus der Vorschlagsliste wählen oder seinen Schlüssel (5 Ziffern) eingeben.",
+        field: $("reference-search"),
+      };
+    }
+    return { spec: `${kind}:${app.search.code}`, label: app.search.name, kind };
+  }
+  if (kind === "measure") {
+    const select = $("reference-measure");
+    if (!select.value) return { problem: "Bitte eine Maßnahme wählen.", field: select };
+    return { spec: `measure:${select.value}`, label: select.selectedOptions[0].textContent, kind };
+  }
+  return { problem: "Bitte eine Referenz wählen.", field: $("reference-kind") };
+}
+
+function updateReferenceCurrent() {
+  const ref = currentReference();
+  const out = $("reference-current");
+  if (ref.problem) {
+    out.textContent = "Noch keine Referenz gewählt.";
+    out.classList.add("reference-current--empty");
+    return;
+  }
+  out.classList.remove("reference-current--empty");
+  replaceChildren(out, "Referenz: ", el("strong", { text: ref.label }), ` (${ref.spec})`);
+}
+
+function parseSearch(value, units, kind) {
+  const digits = kind === "gemeinde" ? 8 : 5;
+  const trimmed = value.trim();
+  const inParens = trimmed.match(/\((\d{5}|\d{8})\)\s*$/);
+  const code = inParens ? inParens[1] : (new RegExp(`^\\d{${digits}}$`).test(trimmed) ? trimmed : null);
+  if (code && code.length === digits) {
+    const unit = units?.find((u) => u.code === code);
+    return { kind, code, name: unit ? unit.name : code };
+  }
+  const lower = trimmed.toLocaleLowerCase("de");
+  const exact = (units || []).filter((u) => u.name.toLocaleLowerCase("de") === lower);
+  return exact.length === 1 ? { kind, code: exact[0].code, name: exact[0].name } : null;
+}
+
+let searchTimer = 0;
+
+async function onSearchInput() {
+  const kind = referenceKind();
+  if (kind !== "gemeinde" && kind !== "kreis") return;
+  const input = $("reference-search");
+  let units = null;
+  try {
+    units = await unitList(kind);
+  } catch (err) {
+    setStatus(api.describeError(err), "error");
+  }
+  app.search = parseSearch(input.value, units, kind);
+  input.removeAttribute("aria-invalid");
+  updateReferenceCurrent();
+  window.clearTimeout(searchTimer);
+  searchTimer = window.setTimeout(() => fillSuggestions(input.value, units || []), 80);
+}
+
+function fillSuggestions(value, units) {
+  const query = value.trim().toLocaleLowerCase("de");
+  const list = $("reference-options");
+  if (query.length < 2 || /\(\d+\)\s*$/.test(value)) {
+    list.replaceChildren();
+    return;
+  }
+  const starts = [];
+  const contains = [];
+  for (const unit of units) {
+    const name = unit.name.toLocaleLowerCase("de");
+    if (name.startsWith(query) || unit.code.startsWith(query)) starts.push(unit);
+    else if (name.includes(query)) contains.push(unit);
+    if (starts.length >= SEARCH_RESULTS) break;
+  }
+  const matches = [...starts, ...contains].slice(0, SEARCH_RESULTS);
+  list.replaceChildren(...matches.map((u) => el("option", { attrs: { value: `${u.name} (${u.code})` } })));
+}
+
+function chooseShortcut(event) {
+  const button = event.currentTarget;
+  const { kind, code } = button.dataset;
+  $("reference-kind").value = kind;
+  app.search = { kind, code, name: button.textContent.trim() };
+  $("reference-search").value = `${app.search.name} (${code})`;
+  showReferenceField();
+  $("reference-search").removeAttribute("aria-invalid");
+}
+
+// ---------------------------------------------------------------- indicators
+
+function coverageText(d, level) {
+  const c = d.coverage?.[level];
+  if (!c) return "keine Werte";
+  const missing = (c.missing || 0) + (c.absent || 0);
+  return missing
+    ? `${formatCount(c.values)} von ${formatCount(c.units)} mit Wert`
+    : `alle ${formatCount(c.units)} mit Wert`;
+}
+
+function indicatorRow(d, level, refLevel) {
+  const key = d.key;
+  const checked = app.checked.has(key);
+  const weight = checked ? app.checked.get(key) : 1;
+  const checkbox = el("input", {
+    attrs: {
+      type: "checkbox", id: `ind-${key}`, name: "indicator", value: key,
+      "aria-describedby": `ind-${key}-cov ind-${key}-desc`,
+    },
+  });
+  checkbox.checked = checked;
+  const name = el("label", { className: "indicator__name", attrs: { for: `ind-${key}` } },
+    el("span", { text: d.name_de || key }),
+    d.unit && d.unit.length <= 16 ? el("span", { className: "indicator__unit", text: d.unit }) : null);
+  const notes = [coverageText(d, level)];
+  const noRef = refLevel && !(d.coverage?.[refLevel]?.values > 0);
+  if (noRef) notes.push(`für ${refLevel === "quarter" ? "Pilotquartiere" : "die Referenz"} nicht verfügbar`);
+  const coverage = el("span", {
+    className: `indicator__coverage${noRef ? " indicator__coverage--warn" : ""}`,
+    text: notes.join(" · "),
+    attrs: { id: `ind-${key}-cov` },
+  });
+  const desc = el("span", { className: "visually-hidden", text: d.description || "", attrs: { id: `ind-${key}-desc` } });
+  const range = el("input", {
+    className: "weight__range",
+    attrs: {
+      type: "range", id: `weight-range-${key}`, min: 0, max: SLIDER_MAX, step: 0.5,
+      "aria-label": `Gewicht ${d.name_de || key} (Schieberegler)`,
+    },
+  });
+  range.value = String(Math.min(weight, SLIDER_MAX));
+  const number = el("input", {
+    className: "weight__number",
+    attrs: {
+      type: "number", id: `weight-${key}`, min: 0, max: 1000, step: "any", inputmode: "decimal",
+      "aria-label": `Gewicht ${d.name_de || key}`,
+    },
+  });
+  number.value = String(weight);
+  range.disabled = !checked;
+  number.disabled = !checked;
+  const weightBox = el("div", { className: "weight" }, range, number);
+  const row = el("div", { className: `indicator${checked ? " indicator--on" : ""}`, dataset: { key } },
+    checkbox, name, coverage, desc, weightBox);
+  checkbox.addEventListener("change", () => {
+    if (checkbox.checked) app.checked.set(key, Number(number.value) || 0);
+    else app.checked.delete(key);
+    range.disabled = !checkbox.checked;
+    number.disabled = !checkbox.checked;
+    row.classList.toggle("indicator--on", checkbox.checked);
+    updateIndicatorCount();
+  });
+  range.addEventListener("input", () => {
+    number.value = range.value;
+    if (checkbox.checked) app.checked.set(key, Number(range.value));
+    number.removeAttribute("aria-invalid");
+  });
+  number.addEventListener("input", () => {
+    const value = Number(number.value);
+    if (Number.isFinite(value)) range.value = String(Math.min(Math.max(value, 0), SLIDER_MAX));
+    if (checkbox.checked) app.checked.set(key, value);
+    number.removeAttribute("aria-invalid");
+  });
+  return row;
+}
+
+function referenceLevelOfKind() {
+  const kind = referenceKind();
+  if (kind === "quarter") return "quarter";
+  if (kind.startsWith("district:")) return districtLevel();
+  if (kind === "gemeinde" || kind === "kreis") return kind;
+  return null; // measure: the unit of the level itself
+}
+
+function renderIndicators() {
+  const level = $("level").value;
+  const available = indicatorsAt(level);
+  const keys = new Set(available.map((d) => d.key));
+  for (const key of [...app.checked.keys()]) if (!keys.has(key)) app.checked.delete(key);
+  if (!app.checked.size) {
+    const defaults = app.levelBy.get(level)?.default_indicators || [];
+    for (const key of defaults) if (keys.has(key)) app.checked.set(key, 1);
+  }
+  const refLevel = referenceLevelOfKind();
+  const core = available.filter((d) => !d.key.startsWith("measures"));
+  const more = available.filter((d) => d.key.startsWith("measures"));
+  $("indicator-list").replaceChildren(...core.map((d) => indicatorRow(d, level, refLevel)));
+  $("indicator-list-more").replaceChildren(...more.map((d) => indicatorRow(d, level, refLevel)));
+  $("indicator-more").hidden = more.length === 0;
+  $("indicator-more-summary").textContent = `Weitere Indikatoren: Maßnahmen je Handlungsfeld (${more.length})`;
+  if (more.some((d) => app.checked.has(d.key))) $("indicator-more").open = true;
+  updateIndicatorCount();
+}
+
+function updateIndicatorCount() {
+  const n = app.checked.size;
+  const out = $("indicator-count");
+  out.textContent = n > MAX_INDICATORS
+    ? `${n} Indikatoren gewählt – höchstens ${MAX_INDICATORS} sind möglich.`
+    : `${plural(n, "Indikator", "Indikatoren")} gewählt.`;
+  out.classList.toggle("indicator-count--error", n === 0 || n > MAX_INDICATORS);
+}
+
+// ---------------------------------------------------------------- the form
+
+class FormProblem extends Error {
+  constructor(problems) {
+    super(problems.map((p) => p.text).join(" "));
+    this.problems = problems;
+  }
+}
+
+function mapClasses() {
+  const k = Math.round(Number($("map-k").value));
+  return { classes: $("map-scheme").value, k: Number.isFinite(k) && k >= 2 && k <= 9 ? k : null };
+}
+
+/** The request body from the form, or a FormProblem naming the fields to fix. */
+function readForm() {
+  const problems = [];
+  const ref = currentReference();
+  if (ref.problem) problems.push({ text: ref.problem, field: ref.field });
+  const level = $("level").value;
+  const order = indicatorsAt(level).map((d) => d.key);
+  const indicators = order.filter((key) => app.checked.has(key));
+  const weights = {};
+  for (const key of indicators) {
+    const w = Number($(`weight-${key}`)?.value);
+    if (!Number.isFinite(w) || w < 0) {
+      problems.push({ text: `Gewicht von „${app.names.get(key)}“ muss eine Zahl ≥ 0 sein.`, field: $(`weight-${key}`) });
+    }
+    weights[key] = w;
+  }
+  if (!indicators.length) {
+    problems.push({ text: "Bitte mindestens einen Indikator ankreuzen.", field: $("indicator-list").querySelector("input") });
+  } else if (indicators.length > MAX_INDICATORS) {
+    problems.push({ text: `Höchstens ${MAX_INDICATORS} Indikatoren.`, field: $("indicator-list").querySelector("input") });
+  } else if (Object.values(weights).every((w) => !(w > 0))) {
+    problems.push({ text: "Mindestens ein Gewicht muss größer als 0 sein.", field: $(`weight-${indicators[0]}`) });
+  }
+  const metric = $("metric").value;
+  const missing = $("missing").value;
+  if (missing === "skip_pairwise" && metric === "mahalanobis") {
+    problems.push({ text: "Paarweises Auslassen geht nur mit dem euklidischen Distanzmaß.", field: $("missing") });
+  }
+  const top = Number($("top").value);
+  if (!Number.isInteger(top) || top < 1 || top > 500) {
+    problems.push({ text: "Top N muss eine ganze Zahl von 1 bis 500 sein.", field: $("top") });
+  }
+  const { classes, k } = mapClasses();
+  if (k === null) problems.push({ text: "Die Zahl der Kartenklassen muss zwischen 2 und 9 liegen.", field: $("map-k") });
+  if (problems.length) throw new FormProblem(problems);
+  return {
+    reference: ref.spec,
+    level,
+    indicators,
+    weights,
+    method: $("method").value,
+    metric,
+    missing,
+    top,
+    classes,
+    k_classes: k,
+  };
+}
+
+function clearFormErrors() {
+  const box = $("form-error");
+  box.hidden = true;
+  box.replaceChildren();
+  for (const field of document.querySelectorAll("#analysis-form [aria-invalid]")) field.removeAttribute("aria-invalid");
+}
+
+function showFormErrors(problems) {
+  const box = $("form-error");
+  box.replaceChildren(
+    el("p", { className: "error-summary__title", text: "Bitte prüfen:" }),
+    el("ul", {}, ...problems.map((p) => el("li", { text: p.text }))));
+  box.hidden = false;
+  for (const p of problems) p.field?.setAttribute("aria-invalid", "true");
+  const first = problems.find((p) => p.field)?.field;
+  if (first) {
+    const details = first.closest("details");
+    if (details) details.open = true;
+    first.focus();
+  }
+}
+
+// ---------------------------------------------------------------- run
+
+async function run(event) {
+  event?.preventDefault();
+  if (app.busy) return;
+  clearFormErrors();
+  let form;
+  try {
+    form = readForm();
+  } catch (err) {
+    if (err instanceof FormProblem) {
+      showFormErrors(err.problems);
+      setStatus("Die Einstellungen sind noch unvollständig.", "error");
+      return;
+    }
+    throw err;
+  }
+  const body = { ...form, sensitivity: true, types: true, scores: true };
+  setBusy(true);
+  setPageState("running");
+  const many = (app.levelBy.get(form.level)?.units || 0) > 2000;
+  setStatus(`Berechnung läuft …${many ? " (alle Gemeinden: einige Sekunden)" : ""}`);
+  const started = performance.now();
+  try {
+    const result = await api.postTransfer(body);
+    app.result = result;
+    app.body = body;
+    app.scores = { key: `${form.classes}|${form.k_classes}`, scores: result.scores };
+    const firstCandidate = (result.rows || []).find((r) => !r.is_reference);
+    app.selected = firstCandidate ? firstCandidate.code : result.rows?.[0]?.code || null;
+    renderResult();
+    fillMapVariables("score");
+    rememberInUrl(form);
+    const seconds = (performance.now() - started) / 1000;
+    setStatus(`Fertig: ${plural(result.n_candidates, "Einheit", "Einheiten")} der Ebene „${result.level.label_de}“ verglichen, ${formatCount(result.n_excluded)} ausgeschlossen (${formatNumber(seconds, 1)} s).`, "success");
+    setPageState("done");
+    await renderMap();
+  } catch (err) {
+    setStatus(`Berechnung fehlgeschlagen: ${api.describeError(err)}`, "error");
+    setPageState("error");
+  } finally {
+    setBusy(false);
+  }
+}
+
+function rememberInUrl(form) {
+  const params = new URLSearchParams();
+  params.set("reference", form.reference);
+  params.set("level", form.level);
+  params.set("indicators", form.indicators.map((k) => `${k}:${form.weights[k]}`).join(","));
+  params.set("method", form.method);
+  params.set("metric", form.metric);
+  params.set("top", String(form.top));
+  history.replaceState(null, "", `?${params}`);
+}
+
+// ---------------------------------------------------------------- results
+
+function referenceValues(result) {
+  if (result.reference.values) return result.reference.values;
+  return (result.rows || []).find((r) => r.is_reference)?.values || {};
+}
+
+function renderResult() {
+  const result = app.result;
+  $("intro").hidden = true;
+  renderSummary(result);
+  renderRanking(result);
+  renderContribSelect(result);
+  renderContrib();
+  renderSensitivity(result);
+  renderNotes(result);
+}
+
+function renderSummary(result) {
+  const ref = result.reference;
+  $("summary").hidden = false;
+  $("summary-heading").textContent = `Welche ${result.level.label_de} ähneln ${ref.name}?`;
+  const kind = KIND_LABELS[ref.kind] || levelLabel(ref.kind);
+  const refNode = $("summary-reference");
+  replaceChildren(refNode, el("strong", { text: `Referenz: ${ref.name}` }), ` (${kind}, ${ref.code}). `,
+    ref.note ? noteNode(ref.note, app.names) : null);
+  const facts = [];
+  const used = result.indicators.filter((d) => d.used);
+  facts.push(["Kandidaten", `${formatCount(result.n_candidates)} von ${formatCount(result.level.units)} ${result.level.label_de}`]);
+  facts.push(["Ausgeschlossen", result.n_excluded ? `${formatCount(result.n_excluded)} (fehlende Werte, siehe unten)` : "keine"]);
+  facts.push(["Indikatoren (Gewicht)", used.map((d) => `${d.name_de} ${formatPercent(d.weight)}`).join(", ")]);
+  facts.push(["Verfahren", `${METHOD_LABELS[result.method] || result.method}; ${METRIC_LABELS[result.metric] || result.metric}`]);
+  if (result.sensitivity) {
+    facts.push([`Stabilität der Top ${result.sensitivity.top}`, `${formatNumber(result.sensitivity.stability, 2)} – ${stabilityWord(result.sensitivity.stability)}`]);
+  }
+  if (result.typology) {
+    const t = result.typology;
+    const refType = t.types.find((x) => x.cluster === t.reference_type);
+    facts.push(["Typ der Referenz", refType
+      ? `„${refType.label_de}“ (einer von ${t.k} Typen${Number.isFinite(t.silhouette) ? `, Silhouette ${formatNumber(t.silhouette, 2)}` : ""})`
+      : "unbekannt"]);
+  }
+  const list = $("summary-facts");
+  list.replaceChildren(...facts.map(([term, value]) =>
+    el("div", { className: "facts__item" }, el("dt", { text: term }), el("dd", { text: value }))));
+  // values of an external reference and how they were derived
+  const details = $("summary-derivation");
+  if (ref.values) {
+    const table = el("table", { className: "data-table" },
+      el("caption", { className: "visually-hidden", text: "Werte der Referenz" }),
+      el("thead", {}, el("tr", {}, ...["Indikator", "Wert", "Herleitung"].map((t) => el("th", { text: t, attrs: { scope: "col" } })))),
+      el("tbody", {}, ...result.indicators.map((d) => el("tr", {},
+        el("th", { text: d.name_de, attrs: { scope: "row" } }),
+        el("td", { className: "num", text: formatValue(ref.values[d.key], d.unit) }),
+        el("td", { className: "derivation", text: ref.derivations?.[d.key] || "–", attrs: { lang: "en" } })))));
+    replaceChildren($("summary-derivation-body"), table);
+    details.hidden = false;
+  } else {
+    details.hidden = true;
+  }
+}
+
+function stabilityWord(value) {
+  if (value >= 0.9) return "sehr stabil";
+  if (value >= 0.75) return "stabil";
+  if (value >= 0.5) return "mäßig stabil";
+  return "instabil: die Rangfolge hängt stark von den Gewichten ab";
+}
+
+function scoreBar(score) {
+  const svg = svgEl("svg", { class: "scorebar", viewBox: "0 0 100 8", width: 72, height: 8, "aria-hidden": "true", focusable: "false", preserveAspectRatio: "none" });
+  svg.append(svgEl("rect", { x: 0, y: 0, width: 100, height: 8, class: "scorebar__track" }));
+  svg.append(svgEl("rect", { x: 0, y: 0, width: Math.max(0, Math.min(100, score)).toFixed(1), height: 8, class: "scorebar__fill" }));
+  return svg;
+}
+
+function signedSd(diff, method) {
+  if (!Number.isFinite(diff)) return "kein Wert";
+  const sign = diff > 0.005 ? "+" : diff < -0.005 ? "−" : "±";
+  return `${sign}${formatNumber(Math.abs(diff), 1)} ${method === "robust" ? "robuste SD" : "SD"}`;
+}
+
+function reasonList(items, method) {
+  return el("ul", { className: "reason-items" }, ...items.map((i) => el("li", {},
+    `${app.names.get(i.indicator) || i.indicator} `,
+    el("span", { className: "reason-items__sd", text: signedSd(i.diff, method) }))));
+}
+
+function similarCell(row, method) {
+  const cell = el("td", { className: "reasons reasons--similar" });
+  if (row.is_reference) {
+    cell.textContent = "Referenz selbst";
+    return cell;
+  }
+  const items = (row.explanation?.most_similar || []).filter((i) => i.abs_diff < SIMILAR_SD);
+  cell.append(items.length ? reasonList(items, method) : "–");
+  return cell;
+}
+
+function differentCell(row, method) {
+  const cell = el("td", { className: "reasons reasons--different" });
+  if (row.is_reference) {
+    cell.textContent = "–";
+    return cell;
+  }
+  const items = (row.explanation?.least_similar || []).filter((i) => i.abs_diff >= SIMILAR_SD);
+  cell.append(items.length ? reasonList(items, method) : "keine großen Unterschiede");
+  return cell;
+}
+
+function typeCell(row) {
+  if (row.same_type === undefined) return el("td", { text: "–" });
+  const label = row.type?.label_de ? `„${row.type.label_de}“` : "ohne Typ";
+  const cell = el("td", { className: row.same_type ? "type type--same" : "type type--other" });
+  cell.append(
+    el("span", { className: "type__icon", text: row.same_type ? "✔" : "○", attrs: { "aria-hidden": "true" } }),
+    el("span", { className: "type__text", text: row.same_type ? "gleicher Typ" : "anderer Typ" }),
+    el("span", { className: "type__label", text: label }));
+  return cell;
+}
+
+function stabilityCell(row, top) {
+  const s = row.sensitivity;
+  if (!s) return el("td", { text: row.is_reference ? "Referenz" : "–" });
+  return el("td", { className: "stability" },
+    el("span", { text: formatPercent(s.share_in_top), attrs: { title: `Anteil der Läufe, in denen die Einheit unter den ersten ${top} blieb` } }),
+    el("span", { className: "stability__range", text: `Rang ${formatNumber(s.rank_min, 0)}–${formatNumber(s.rank_max, 0)}` }));
+}
+
+function renderRanking(result) {
+  $("ranking-section").hidden = false;
+  $("ranking-heading").textContent = `Rangfolge: die ${result.rows.filter((r) => !r.is_reference).length} ähnlichsten ${result.level.label_de}`;
+  $("ranking-caption").textContent = `Rangfolge der ${result.level.label_de} nach Ähnlichkeit mit ${result.reference.name}`;
+  const top = result.sensitivity?.top || app.body?.top;
+  $("ranking-stability-head").textContent = result.sensitivity ? `In Top ${top}` : "Stabilität";
+  const body = $("ranking-body");
+  body.replaceChildren(...result.rows.map((row) => {
+    const tr = el("tr", { dataset: { code: row.code, rank: row.rank }, className: row.is_reference ? "is-reference" : "" });
+    const button = el("button", {
+      className: "unit-name__button select-button",
+      text: row.name || row.code,
+      attrs: { type: "button", "aria-pressed": "false", "aria-describedby": "ranking-select-hint" },
+    });
+    button.addEventListener("click", () => selectCandidate(row.code, true));
+    const nameCell = el("th", { attrs: { scope: "row" }, className: "unit-name" },
+      button,
+      el("span", { className: "unit-name__code", text: row.code }),
+      row.is_reference ? el("span", { className: "badge badge--reference", text: "Referenz" }) : null);
+    const score = el("td", { className: "score", dataset: { score: row.score } },
+      scoreBar(row.score), el("span", { className: "score__value", text: formatScore(row.score) }));
+    tr.append(
+      el("td", { className: "num rank", text: String(row.rank) }),
+      nameCell,
+      score,
+      typeCell(row),
+      similarCell(row, result.method),
+      differentCell(row, result.method),
+      stabilityCell(row, top));
+    return tr;
+  }));
+  markSelected();
+}
+
+function markSelected() {
+  for (const tr of $("ranking-body").querySelectorAll("tr")) {
+    const on = tr.dataset.code === app.selected;
+    tr.classList.toggle("is-selected", on);
+    tr.querySelector(".select-button")?.setAttribute("aria-pressed", on ? "true" : "false");
+  }
+  if (app.selected) $("contrib-candidate").value = app.selected;
+}
+
+function renderContribSelect(result) {
+  const select = $("contrib-candidate");
+  select.replaceChildren(...result.rows.map((row) => el("option", {
+    text: `${row.rank}. ${row.name}${row.is_reference ? " (Referenz)" : ""} – ${formatScore(row.score)}`,
+    attrs: { value: row.code },
+  })));
+  if (app.selected) select.value = app.selected;
+  $("contrib-section").hidden = false;
+}
+
+function selectCandidate(code, fromTable = false) {
+  app.selected = code;
+  markSelected();
+  renderContrib();
+  updateMapSelection();
+  if (fromTable) {
+    $("contrib-section").scrollIntoView({ block: "nearest", behavior: "smooth" });
+  }
+}
+
+function renderContrib() {
+  const result = app.result;
+  const row = result?.rows.find((r) => r.code === app.selected);
+  const figure = $("contrib-chart");
+  if (!row) {
+    figure.replaceChildren();
+    return;
+  }
+  const items = contributionItems(row, result.indicators, referenceValues(result));
+  const chart = contributionsChart(row, items, result.method);
+  const caption = el("figcaption", { className: "visually-hidden", text: `Balkendiagramm der Beiträge für ${row.name}; dieselben Zahlen stehen in der Tabelle darunter.` });
+  figure.replaceChildren(chart, caption);
+  replaceChildren($("contrib-table-wrap"), contributionsTable(row, items, result.method));
+  $("contrib-intro").textContent = row.is_reference
+    ? `${row.name} ist die Referenz selbst (Distanz 0, Ähnlichkeit 100).`
+    : `${row.name}: Rang ${row.rank}, Ähnlichkeit ${formatScore(row.score)}, Distanz ${formatNumber(row.distance, 2)}. ` +
+      `Jeder Balken zeigt den Anteil eines Indikators an der quadrierten Distanz zur Referenz ${result.reference.name}: ` +
+      "je länger, desto mehr trägt er zum Unterschied bei.";
+}
+
+function renderSensitivity(result) {
+  const section = $("sensitivity-section");
+  const s = result.sensitivity;
+  const all = (result.rows || []).filter((r) => !r.is_reference && r.sensitivity);
+  const rows = all.slice(0, SENSITIVITY_ROWS).map((r) => ({
+    name: r.name,
+    baseRank: result.reference.is_candidate ? r.rank - 1 : r.rank,
+    sensitivity: r.sensitivity,
+  }));
+  if (!s || !rows.length) {
+    section.hidden = true;
+    return;
+  }
+  section.hidden = false;
+  replaceChildren($("stability-text"),
+    el("strong", { className: "stability-value", text: formatNumber(s.stability, 2) }),
+    ` – ${stabilityWord(s.stability)}. Mittlerer Jaccard-Index der Top ${s.top} über ${formatCount(s.runs)} Läufe mit zufällig um bis zu ±${formatPercent(s.spread)} veränderten Gewichten (1 = die Top ${s.top} ändern sich nie).`);
+  const figure = $("sensitivity-figure");
+  replaceChildren(figure, sensitivityChart(rows, { runs: s.runs, spread: s.spread, top: s.top }),
+    all.length > rows.length
+      ? el("figcaption", { className: "card__hint", text: `Die ersten ${rows.length} von ${all.length}; alle stehen in der Rangfolge (Spalte „In Top ${s.top}“).` })
+      : null);
+}
+
+function renderNotes(result) {
+  $("notes-section").hidden = false;
+  const warnings = [...(result.warnings || [])];
+  const items = warnings.map((w) => el("li", {}, noteNode(w, app.names)));
+  for (const d of result.indicators.filter((x) => !x.used)) {
+    items.push(el("li", { text: `„${d.name_de}“ wurde nicht verwendet (kein Wert für die Referenz oder Gewicht 0).` }));
+  }
+  if (!items.length) items.push(el("li", { className: "warning-list__none", text: "Keine Hinweise: alle Indikatoren verwendet, keine Einheit ausgeschlossen." }));
+  $("warnings").replaceChildren(...items);
+  renderExcluded(result.excluded || [], result.n_excluded || 0, result);
+}
+
+function excludedTable(rows) {
+  const table = el("table", { className: "data-table excluded-table", attrs: { id: "excluded-table" } },
+    el("caption", { className: "visually-hidden", text: "Ausgeschlossene Einheiten mit den fehlenden Indikatoren" }),
+    el("thead", {}, el("tr", {}, ...["Gebiet", "Schlüssel", "Fehlende Werte"].map((t) => el("th", { text: t, attrs: { scope: "col" } })))));
+  const body = el("tbody");
+  for (const row of rows) {
+    const reasons = el("ul", { className: "reason-list" });
+    for (const key of row.missing || Object.keys(row.reasons || {})) {
+      reasons.append(el("li", {}, el("span", { className: "reason-list__name", text: `${app.names.get(key) || key}: ` }),
+        noteNode(row.reasons?.[key] || "kein Wert", app.names)));
+    }
+    body.append(el("tr", {},
+      el("th", { text: row.name || row.code, attrs: { scope: "row" } }),
+      el("td", { text: row.code }),
+      el("td", {}, reasons)));
+  }
+  table.append(body);
+  return table;
+}
+
+function renderExcluded(rows, total, result) {
+  const text = $("excluded-text");
+  const wrap = $("excluded-wrap");
+  if (!total) {
+    text.textContent = "Keine Einheit wurde ausgeschlossen.";
+    wrap.replaceChildren();
+    return;
+  }
+  const parts = [`${plural(total, "Einheit wurde", "Einheiten wurden")} wegen fehlender Werte nicht gerankt (nichts wird geschätzt).`];
+  const children = [excludedTable(rows)];
+  if (rows.length < total) {
+    parts.push(`Die Antwort des Servers enthält die ersten ${formatCount(rows.length)}.`);
+    const more = el("button", {
+      className: "button button--small", text: `Alle ${formatCount(total)} auflisten`,
+      attrs: { type: "button", id: "excluded-all" },
+    });
+    more.addEventListener("click", () => loadAllExcluded(result, more));
+    children.push(el("p", { className: "excluded-more" }, more));
+  }
+  text.textContent = parts.join(" ");
+  wrap.replaceChildren(...children);
+}
+
+/** The server lists at most 50 excluded units: derive the full list from the values. */
+async function loadAllExcluded(result, button) {
+  button.disabled = true;
+  button.textContent = "wird geladen …";
+  try {
+    const used = result.indicators.filter((d) => d.used).map((d) => d.key);
+    const tables = await Promise.all(used.map((key) => api.getValues(key, { level: result.level.name })));
+    const byCode = new Map();
+    tables.forEach((body, i) => {
+      for (const v of body.values || []) {
+        if (v.value !== null && v.value !== undefined) continue;
+        const entry = byCode.get(v.code) || { code: v.code, name: v.name, missing: [], reasons: {} };
+        entry.missing.push(used[i]);
+        entry.reasons[used[i]] = v.missing_reason || "no value loaded";
+        byCode.set(v.code, entry);
+      }
+    });
+    const all = result.missing === "skip_pairwise" ? [...byCode.values()].filter((e) => e.missing.length === used.length) : [...byCode.values()];
+    if (result.reference.is_candidate) {
+      const i = all.findIndex((e) => e.code === result.reference.code);
+      if (i >= 0) all.splice(i, 1);
+    }
+    all.sort((a, b) => a.code.localeCompare(b.code));
+    $("excluded-text").textContent = `${plural(all.length, "Einheit wurde", "Einheiten wurden")} wegen fehlender Werte nicht gerankt (nichts wird geschätzt); vollständige Liste aus den Indikatorwerten.`;
+    $("excluded-wrap").replaceChildren(excludedTable(all));
+  } catch (err) {
+    button.disabled = false;
+    button.textContent = "Erneut versuchen";
+    setStatus(api.describeError(err), "error");
+  }
+}
+
+// ---------------------------------------------------------------- map
+
+function resultLevel() {
+  return app.result?.level?.name || null;
+}
+
+function fillMapVariables(prefer) {
+  const level = $("level").value;
+  const select = $("map-variable");
+  const previous = prefer || select.value;
+  const options = [];
+  const scoreAvailable = resultLevel() === level;
+  options.push(el("option", {
+    text: scoreAvailable ? "Ähnlichkeit (0–100)" : "Ähnlichkeit (nach „Berechnen“)",
+    attrs: { value: "score", disabled: !scoreAvailable },
+  }));
+  for (const d of indicatorsAt(level)) {
+    options.push(el("option", { text: d.unit && d.unit.length <= 16 ? `${d.name_de} (${d.unit})` : d.name_de, attrs: { value: d.key } }));
+  }
+  select.replaceChildren(...options);
+  const values = new Set(options.filter((o) => !o.disabled).map((o) => o.value));
+  const fallback = (app.levelBy.get(level)?.default_indicators || []).find((k) => values.has(k)) || options.find((o) => !o.disabled)?.value;
+  select.value = values.has(previous) ? previous : fallback;
+}
+
+function loadGeometry(level, key, classes, k) {
+  if (!app.geometry.has(level)) {
+    const promise = api.getValues(key, { level, classes, k, format: "geojson" }).then((collection) => ({
+      collection, key, classes, k,
+    }));
+    promise.catch(() => app.geometry.delete(level));
+    app.geometry.set(level, promise);
+  }
+  return app.geometry.get(level);
+}
+
+async function scoreClasses(classes, k) {
+  const key = `${classes}|${k}`;
+  if (app.scores?.key === key && app.scores.scores) return app.scores.scores;
+  const body = { ...app.body, top: 1, sensitivity: false, types: false, scores: true, classes, k_classes: k };
+  const result = await api.postTransfer(body);
+  app.scores = { key, scores: result.scores };
+  return result.scores;
+}
+
+function setMapState(value) {
+  $("map").dataset.mapState = value;
+  $("map").setAttribute("aria-busy", value === "loading" ? "true" : "false");
+}
+
+async function renderMap() {
+  const token = ++app.mapToken;
+  const level = $("level").value;
+  const variable = $("map-variable").value;
+  const { classes, k } = mapClasses();
+  if (!variable || k === null) return;
+  setMapState("loading");
+  const big = (app.levelBy.get(level)?.units || 0) > 2000;
+  const mapStatus = $("map-legend");
+  if (!amap.currentLevel() || amap.currentLevel() !== level) {
+    replaceChildren(mapStatus, el("p", { className: "map-loading", text: big ? "Geometrien aller Gemeinden werden geladen (einige MB) …" : "Karte wird geladen …" }));
+  }
+  try {
+    const geometryVariable = variable === "score" ? geometryKey(level) : variable;
+    const geo = await loadGeometry(level, geometryVariable, classes, k);
+    if (token !== app.mapToken) return;
+    amap.showLevel(level, geo.collection);
+    let classesByCode;
+    let classification;
+    let title;
+    let missingLabel;
+    let nMissing;
+    const values = new Map();
+    if (variable === "score" && resultLevel() === level) {
+      const scores = await scoreClasses(classes, k);
+      if (token !== app.mapToken) return;
+      classesByCode = new Map(scores.units.map((u) => [String(u.code), u.class]));
+      for (const u of scores.units) values.set(String(u.code), { value: u.score, cls: u.class });
+      classification = scores.classification;
+      title = `Ähnlichkeit zu ${app.result.reference.name} (0–100), ${SCHEME_LABELS[classification.scheme] || classification.scheme}, ${classification.k} Klassen`;
+      missingLabel = "nicht gerankt (fehlende Werte)";
+      nMissing = Math.max(0, (app.result.level.units || 0) - scores.units.length);
+      app.mapData = { variable, values, labels: classification.labels, unit: "", name: "Ähnlichkeit" };
+    } else {
+      const reuse = geo.key === variable && geo.classes === classes && geo.k === k;
+      const body = reuse ? geo.collection : await api.getValues(variable, { level, classes, k });
+      if (token !== app.mapToken) return;
+      const rows = reuse ? geo.collection.features.map((f) => f.properties) : body.values;
+      classesByCode = new Map();
+      for (const r of rows) {
+        classesByCode.set(String(r.code), r.class);
+        values.set(String(r.code), { value: r.value, cls: r.class, reason: r.missing_reason });
+      }
+      classification = body.classification;
+      const d = app.indicatorBy.get(variable);
+      title = `${d?.name_de || variable}${d?.unit && d.unit.length <= 16 ? ` (${d.unit})` : ""}, ${SCHEME_LABELS[classification.scheme] || classification.scheme}, ${classification.k} Klassen`;
+      missingLabel = "ohne Wert";
+      nMissing = classification.n_missing;
+      app.mapData = { variable, values, labels: classification.labels, unit: d?.unit || "", name: d?.name_de || variable };
+    }
+    const colours = amap.paint(classesByCode, classification.k);
+    const sameLevel = resultLevel() === level;
+    if (sameLevel) {
+      await drawResultOverlay(token);
+      if (token !== app.mapToken) return;
+    } else {
+      amap.highlightReference(null);
+      amap.highlightSelected(null);
+      amap.showRanks([]);
+    }
+    const selectedRow = sameLevel ? app.result.rows.find((r) => r.code === app.selected && !r.is_reference) : null;
+    amap.renderLegend($("map-legend"), {
+      title,
+      labels: classification.labels,
+      counts: classification.counts,
+      nMissing,
+      missingLabel,
+      colours,
+      reference: sameLevel ? app.result.reference.name : null,
+      selected: selectedRow ? selectedRow.name : null,
+      ranks: sameLevel ? Math.min(RANK_LABELS, app.result.rows.filter((r) => !r.is_reference).length) : null,
+    });
+    $("map").setAttribute("aria-label", `Karte: ${title}`);
+    $("map").dataset.variable = variable;
+    setMapState("ready");
+  } catch (err) {
+    if (token !== app.mapToken) return;
+    setMapState("error");
+    replaceChildren(mapStatus, el("p", { className: "map-loading map-loading--error", text: `Karte nicht verfügbar: ${api.describeError(err)}` }));
+  }
+}
+
+async function referenceFeature(result) {
+  const ref = result.reference;
+  if (ref.is_candidate) return amap.featureOf(ref.code);
+  if (!app.referenceGeometry.has(ref.spec)) {
+    const lv = app.levelBy.get(ref.level);
+    const promise = (async () => {
+      if (!lv) return null;
+      const params = { [lv.code_property]: ref.code };
+      if (lv.collection === "districts") params.level = lv.name;
+      const fc = await api.getItems(lv.collection, params);
+      return fc.features[0] || null;
+    })();
+    promise.catch(() => app.referenceGeometry.delete(ref.spec));
+    app.referenceGeometry.set(ref.spec, promise);
+  }
+  return app.referenceGeometry.get(ref.spec);
+}
+
+async function drawResultOverlay(token) {
+  const result = app.result;
+  let feature = null;
+  let measure = null;
+  try {
+    feature = await referenceFeature(result);
+    if (result.reference.kind === "measure") {
+      const id = result.reference.spec.split(":")[1];
+      measure = await api.getMeasure(id).catch(() => null);
+    }
+  } catch {
+    feature = null;
+  }
+  if (token !== app.mapToken) return;
+  amap.highlightReference(feature, `Referenz: ${result.reference.name}`, measure);
+  amap.showRanks(result.rows.filter((r) => !r.is_reference).slice(0, RANK_LABELS));
+  updateMapSelection(false);
+}
+
+function updateMapSelection(withLegend = true) {
+  if (resultLevel() !== amap.currentLevel()) return;
+  const row = app.result?.rows.find((r) => r.code === app.selected && !r.is_reference);
+  amap.highlightSelected(row ? row.code : null);
+  if (withLegend) {
+    const item = $("map-legend").querySelector(".legend-list--marks li:nth-child(2) span:last-child");
+    if (item && row) item.textContent = `Ausgewählt: ${row.name}`;
+  }
+}
+
+function popupContent(code, name) {
+  const data = app.mapData?.values.get(code);
+  const root = el("div", { className: "unit-popup" });
+  root.append(el("h3", { className: "unit-popup__title", text: name || code }));
+  const list = el("dl", { className: "unit-popup__facts" });
+  const add = (term, value) => list.append(el("dt", { text: term }), el("dd", { text: value }));
+  add("Schlüssel", code);
+  if (app.mapData?.variable === "score") {
+    add("Ähnlichkeit", data ? formatScore(data.value) : "nicht gerankt");
+  } else if (app.mapData) {
+    add(app.mapData.name, data && data.value !== null && data.value !== undefined
+      ? formatValue(data.value, app.mapData.unit) : "kein Wert");
+    if (data?.reason) list.append(el("dt", { text: "Grund" }), el("dd", {}, noteNode(data.reason, app.names)));
+  }
+  if (data && data.cls >= 0) add("Klasse", `${data.cls + 1}: ${app.mapData.labels[data.cls]}`);
+  const row = resultLevel() === amap.currentLevel() ? app.result?.rows.find((r) => r.code === code) : null;
+  if (row) add("Rang", row.is_reference ? "Referenz" : String(row.rank));
+  root.append(list);
+  return root;
+}
+
+// ---------------------------------------------------------------- report
+
+async function downloadReport() {
+  if (app.busy) return;
+  clearFormErrors();
+  let form;
+  try {
+    form = readForm();
+  } catch (err) {
+    if (err instanceof FormProblem) {
+      showFormErrors(err.problems);
+      return;
+    }
+    throw err;
+  }
+  setBusy(true);
+  setStatus("Bericht wird erstellt …");
+  try {
+    const { blob, filename } = await api.postReport({ ...form, sensitivity: true, types: true });
+    const url = URL.createObjectURL(blob);
+    const link = el("a", { attrs: { href: url, download: filename }, className: "visually-hidden", text: filename });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    window.setTimeout(() => URL.revokeObjectURL(url), 60000);
+    setStatus(`Bericht „${filename}“ heruntergeladen.`, "success");
+  } catch (err) {
+    setStatus(`Bericht fehlgeschlagen: ${api.describeError(err)}`, "error");
+  } finally {
+    setBusy(false);
+  }
+}
+
+// ---------------------------------------------------------------- cross-city
+
+function pairStatements(pair, nCandidates, level) {
+  const items = [];
+  if (Array.isArray(pair)) {
+    for (const p of pair) {
+      items.push({
+        head: `${p.city} steht in der Rangfolge von ${p.in_ranking_of} auf Rang ${formatCount(p.rank)} von ${formatCount(nCandidates)} (Ähnlichkeit ${formatScore(p.score)}).`,
+        text: p.explanation_de,
+      });
+    }
+  } else if (pair && typeof pair === "object") {
+    for (const [key, p] of Object.entries(pair)) {
+      const m = key.match(/^(.*) in the ranking of (.*)$/);
+      const head = m
+        ? `${m[1]} steht in der Rangfolge von ${m[2]} auf Rang ${formatCount(p.rank)} von ${formatCount(nCandidates)} (Ähnlichkeit ${formatScore(p.score)}).`
+        : `${key}: Rang ${formatCount(p.rank)}, Ähnlichkeit ${formatScore(p.score)}.`;
+      items.push({ head, text: p.explanation_de || p.explanation });
+    }
+  }
+  return el("ul", { className: "pair-list" }, ...items.map((i) => el("li", {},
+    el("strong", { text: i.head }), i.text ? el("span", { className: "pair-list__why", text: ` ${i.text}` }) : null)));
+}
+
+function crossCityTable(city, level) {
+  const table = el("table", { className: "data-table crosscity-table" },
+    el("caption", { text: `Ähnlich wie ${city.name}` }),
+    el("thead", {}, el("tr", {}, ...[["Rang", "num"], ["Gebiet", ""], ["Ähnlichkeit", "num"]].map(([t, c]) =>
+      el("th", { text: t, className: c, attrs: { scope: "col" } })))));
+  const body = el("tbody");
+  for (const row of city.rows) {
+    body.append(el("tr", { className: row.is_reference ? "is-reference" : "" },
+      el("td", { className: "num", text: String(row.rank) }),
+      el("th", { attrs: { scope: "row" }, className: "unit-name" },
+        el("span", { className: "unit-name__text", text: row.name }),
+        el("span", { className: "unit-name__code", text: row.code }),
+        row.is_reference ? el("span", { className: "badge badge--reference", text: "Referenz" }) : null),
+      el("td", { className: "score" }, scoreBar(row.score), el("span", { className: "score__value", text: formatScore(row.score) }))));
+  }
+  table.append(body);
+  return el("div", { className: "table-scroll" }, table);
+}
+
+async function runCrossCity(event) {
+  event?.preventDefault();
+  const level = $("crosscity-level").value;
+  const top = Number($("crosscity-top").value);
+  const out = $("crosscity-result");
+  if (!Number.isInteger(top) || top < 1 || top > 50) {
+    $("crosscity-top").setAttribute("aria-invalid", "true");
+    replaceChildren(out, el("p", { className: "field__error", text: "Top N muss eine ganze Zahl von 1 bis 50 sein." }));
+    $("crosscity-top").focus();
+    return;
+  }
+  $("crosscity-top").removeAttribute("aria-invalid");
+  const params = { level, top, method: $("method").value };
+  if ($("crosscity-own").checked) {
+    const keys = new Set(indicatorsAt(level).map((d) => d.key));
+    const chosen = [...app.checked.entries()].filter(([key]) => keys.has(key));
+    if (chosen.length) {
+      params.indicators = chosen.map(([key]) => key);
+      params.weights = Object.fromEntries(chosen);
+    }
+  }
+  const button = $("crosscity-button");
+  button.disabled = true;
+  out.setAttribute("aria-busy", "true");
+  replaceChildren(out, el("p", { className: "map-loading", text: "Vergleich wird berechnet …" }));
+  try {
+    const body = await api.getCrossCity(params);
+    const names = (body.indicators || []).map((k) => app.names.get(k) || k).join(", ");
+    const label = level === "gemeinde" ? "Gemeinden" : "Kreise und kreisfreie Städte";
+    const warnings = [...new Set((body.cities || []).flatMap((c) => c.warnings || []))];
+    replaceChildren(out,
+      el("p", { className: "crosscity__meta", text: `${formatCount(body.n_candidates)} ${label} verglichen; Indikatoren: ${names}.` }),
+      pairStatements(body.pair, body.n_candidates, level),
+      el("div", { className: "crosscity__tables" }, ...(body.cities || []).map((c) => crossCityTable(c, level))),
+      warnings.length ? el("ul", { className: "warning-list" }, ...warnings.map((w) => el("li", {}, noteNode(w, app.names)))) : null);
+    out.dataset.state = "done";
+  } catch (err) {
+    replaceChildren(out, el("p", { className: "field__error", text: `Vergleich fehlgeschlagen: ${api.describeError(err)}` }));
+    out.dataset.state = "error";
+  } finally {
+    button.disabled = false;
+    out.setAttribute("aria-busy", "false");
+  }
+}
+
+// ---------------------------------------------------------------- sources
+
+function renderSources(sources, tileAttribution) {
+  const items = sources.map((s) => {
+    const li = el("li", { className: "source" });
+    li.append(el("span", { className: "source__name", text: s.name || s.key }));
+    if (s.publisher) li.append(` – ${s.publisher}`);
+    if (s.licence) {
+      li.append(", Lizenz: ");
+      if (s.licence_url && /^https?:\/\//.test(s.licence_url)) {
+        li.append(el("a", { text: s.licence, attrs: { href: s.licence_url, rel: "license noopener", target: "_blank" } }));
+      } else {
+        li.append(s.licence);
+      }
+    }
+    if (s.attribution) li.append(el("span", { className: "source__attribution", text: ` – ${s.attribution}` }));
+    return li;
+  });
+  if (tileAttribution) {
+    items.push(el("li", { className: "source" }, el("span", { className: "source__name", text: "Hintergrundkarte" }), ` – ${tileAttribution}`));
+  }
+  $("source-list").replaceChildren(...items);
+}
+
+// ---------------------------------------------------------------- start
+
+async function applyUrl() {
+  const params = new URLSearchParams(location.search);
+  const reference = params.get("reference");
+  const level = params.get("level");
+  if (level && app.levelBy.has(level)) $("level").value = level;
+  if (params.get("indicators")) {
+    app.checked.clear();
+    for (const part of params.get("indicators").split(",")) {
+      const [key, w] = part.split(":");
+      if (app.indicatorBy.has(key)) app.checked.set(key, w === undefined ? 1 : Number(w) || 0);
+    }
+  }
+  for (const name of ["method", "metric"]) {
+    const value = params.get(name);
+    if (value && [...$(name).options].some((o) => o.value === value)) $(name).value = value;
+  }
+  if (params.get("top")) $("top").value = params.get("top");
+  if (!reference) return false;
+  const [kind, code] = reference.split(":");
+  if (kind === "quarter") {
+    $("reference-kind").value = "quarter";
+    $("reference-quarter").value = code;
+  } else if (kind === "gemeinde" || kind === "kreis") {
+    $("reference-kind").value = kind;
+    app.search = { kind, code, name: code };
+    $("reference-search").value = code;
+    unitList(kind).then((units) => {
+      const unit = units.find((u) => u.code === code);
+      if (unit && app.search?.code === code) {
+        app.search.name = unit.name;
+        $("reference-search").value = `${unit.name} (${code})`;
+        updateReferenceCurrent();
+      }
+    }).catch(() => {});
+  } else if (kind === "measure") {
+    $("reference-kind").value = "measure";
+    $("reference-measure").value = code;
+  } else if (app.levelBy.has(kind)) {
+    $("reference-kind").value = `district:${kind}`;
+    await fillDistricts();
+    $("reference-district").value = code;
+  }
+  return true;
+}
+
+function wire() {
+  $("analysis-form").addEventListener("submit", run);
+  $("report-button").addEventListener("click", downloadReport);
+  $("reference-kind").addEventListener("change", showReferenceField);
+  for (const id of ["reference-quarter", "reference-district", "reference-measure"]) {
+    $(id).addEventListener("change", updateReferenceCurrent);
+  }
+  $("reference-search").addEventListener("input", onSearchInput);
+  for (const button of document.querySelectorAll(".shortcuts button")) button.addEventListener("click", chooseShortcut);
+  $("level").addEventListener("change", () => {
+    updateLevelHint();
+    renderIndicators();
+    fillMapVariables(resultLevel() === $("level").value ? "score" : null);
+    renderMap();
+  });
+  $("map-variable").addEventListener("change", renderMap);
+  $("map-scheme").addEventListener("change", renderMap);
+  $("map-k").addEventListener("change", () => {
+    const { k } = mapClasses();
+    $("map-k").toggleAttribute("aria-invalid", k === null);
+    if (k !== null) renderMap();
+  });
+  $("contrib-candidate").addEventListener("change", (e) => selectCandidate(e.target.value));
+  $("contrib-zoom").addEventListener("click", () => {
+    if (!app.selected || resultLevel() !== amap.currentLevel()) return;
+    $("map").scrollIntoView({ block: "center", behavior: "smooth" });
+    amap.zoomTo(app.selected);
+  });
+  $("crosscity-form").addEventListener("submit", runCrossCity);
+  $("tiles-note").hidden = true;
+}
+
+function onTileError() {
+  $("map").classList.add("map--no-tiles");
+  $("tiles-note").hidden = false;
+}
+
+async function start() {
+  setPageState("loading");
+  wire();
+  if (!globalThis.L) {
+    setStatus("Die Kartenbibliothek (Leaflet) konnte nicht geladen werden.", "error");
+    setPageState("error");
+    return;
+  }
+  amap.initMap($("map"));
+  amap.setPopupBuilder(popupContent);
+  try {
+    const [config, sources, levels, indicators, quarters, measures] = await Promise.all([
+      api.getConfig().catch(() => ({})),
+      api.getSources().catch(() => ({ sources: [] })),
+      api.getLevels(),
+      api.getIndicators(),
+      api.getItems("quarters").catch(() => ({ features: [] })),
+      api.getMeasurePoints().catch(() => []),
+    ]);
+    amap.addTiles(config.tile_url, config.tile_attribution, onTileError);
+    const sourceList = (sources.sources || []).filter(Boolean);
+    amap.addAttributions(sourceList);
+    renderSources(sourceList, config.tile_attribution);
+    app.levels = levels.levels || [];
+    app.levelBy = new Map(app.levels.map((lv) => [lv.name, lv]));
+    app.indicators = indicators.indicators || [];
+    app.indicatorBy = new Map(app.indicators.map((d) => [d.key, d]));
+    // indicator keys and level names → German names (for the API's English notes)
+    app.names = new Map([
+      ...app.levels.map((lv) => [lv.name, lv.label_de]),
+      ...app.indicators.map((d) => [d.key, d.name_de || d.key]),
+    ]);
+    app.quarters = quarters.features.map((f) => ({ slug: f.properties.slug, name: f.properties.name }));
+    app.measures = measures.map((f) => ({ id: f.properties.id ?? f.id, title: f.properties.title || "(ohne Titel)" }));
+    fillLevels();
+    fillReferenceKinds();
+    fillQuarters();
+    fillMeasures();
+    const autoRun = await applyUrl();
+    showReferenceField();
+    updateLevelHint();
+    fillMapVariables();
+    setPageState("ready");
+    setStatus("Bereit: Referenz, Ebene und Indikatoren wählen, dann „Berechnen“.");
+    if (autoRun) run();
+    else renderMap();
+  } catch (err) {
+    setStatus(`Die Analyse konnte nicht geladen werden: ${api.describeError(err)}`, "error");
+    setPageState("error");
+  }
+}
+
+start();
