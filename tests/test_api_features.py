@@ -170,3 +170,14 @@ def test_storage_crs_can_be_requested(client):
     bbox = f"{x - 10},{y - 10},{x + 10},{y + 10}"
     body = client.get(f"/api/collections/municipalities/items?bbox={bbox}&bbox-crs={crs}").json()
     assert [f["id"] for f in body["features"]] == ["15002000"]
+
+
+def test_large_answers_are_compressed_when_asked(client):
+    plain = client.get("/api/collections/municipalities/items?limit=500",
+                       headers={"Accept-Encoding": "identity"})
+    packed = client.get("/api/collections/municipalities/items?limit=500",
+                        headers={"Accept-Encoding": "gzip"})
+    assert "content-encoding" not in plain.headers
+    assert packed.headers["content-encoding"] == "gzip"
+    assert packed.json()["numberReturned"] == plain.json()["numberReturned"] == 500
+    assert packed.headers["content-security-policy"]

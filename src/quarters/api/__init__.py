@@ -5,6 +5,7 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
@@ -63,6 +64,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(public.router)
     app.include_router(analysis.router)
     app.add_middleware(SecurityHeaders, tile_url=settings.tile_url)
+    # Only large answers, only when the client asks; level 1 keeps the CPU cost small.
+    app.add_middleware(GZipMiddleware, minimum_size=64_000, compresslevel=1)
     vendor = settings.web_dir / "node_modules"
     if vendor.is_dir():
         app.mount("/vendor", StaticFiles(directory=vendor), name="vendor")
