@@ -254,23 +254,23 @@ def _plain(value: Any) -> Any:
 
 
 _GEOM = "ST_Multi(ST_GeomFromWKB(s.wkb, :srid))"
+
+
+def _admin_upsert(table: str) -> str:
+    """Upsert of BKG administrative areas (Gemeinden, Kreise), keyed by AGS."""
+    return f"""
+        INSERT INTO {table} (ags, ars, name, bez, attributes, source_id, geom)
+        SELECT s.code, s.attrs->>'ARS', s.name, s.attrs->>'BEZ', s.attrs, :source, {_GEOM}
+        FROM _stage s
+        ON CONFLICT (ags) DO UPDATE SET ars = EXCLUDED.ars, name = EXCLUDED.name,
+            bez = EXCLUDED.bez, attributes = EXCLUDED.attributes,
+            source_id = EXCLUDED.source_id, geom = EXCLUDED.geom
+        RETURNING (xmax = 0) AS inserted"""
+
+
 UPSERTS = {
-    "municipalities": f"""
-        INSERT INTO municipalities (ags, ars, name, bez, attributes, source_id, geom)
-        SELECT s.code, s.attrs->>'ARS', s.name, s.attrs->>'BEZ', s.attrs, :source, {_GEOM}
-        FROM _stage s
-        ON CONFLICT (ags) DO UPDATE SET ars = EXCLUDED.ars, name = EXCLUDED.name,
-            bez = EXCLUDED.bez, attributes = EXCLUDED.attributes,
-            source_id = EXCLUDED.source_id, geom = EXCLUDED.geom
-        RETURNING (xmax = 0) AS inserted""",
-    "counties": f"""
-        INSERT INTO counties (ags, ars, name, bez, attributes, source_id, geom)
-        SELECT s.code, s.attrs->>'ARS', s.name, s.attrs->>'BEZ', s.attrs, :source, {_GEOM}
-        FROM _stage s
-        ON CONFLICT (ags) DO UPDATE SET ars = EXCLUDED.ars, name = EXCLUDED.name,
-            bez = EXCLUDED.bez, attributes = EXCLUDED.attributes,
-            source_id = EXCLUDED.source_id, geom = EXCLUDED.geom
-        RETURNING (xmax = 0) AS inserted""",
+    "municipalities": _admin_upsert("municipalities"),
+    "counties": _admin_upsert("counties"),
     "districts": f"""
         INSERT INTO districts (city_ags, level, code, name, parent_name, approximate,
                                attributes, source_id, geom)

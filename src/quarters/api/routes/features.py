@@ -182,12 +182,16 @@ def items(collection_id: str, request: Request, conn: ConnDep,
     """A page of features as a GeoJSON FeatureCollection (CRS84), with paging links."""
     col = _collection(collection_id)
     query = _item_query(col, request, settings)
+    return GeoJSONResponse(page_body(request, conn, col, query), headers=_crs_header(query.srid))
+
+
+def page_body(request: Request, conn, col: Collection, query: ItemQuery) -> bytes:  # noqa: ANN001
+    """A FeatureCollection page: features built in the database, paging links added here."""
     features, returned, matched = services.items_page(conn, col, query)
     links = _page_links(request, query, returned, matched)
     head = orjson.dumps({"type": "FeatureCollection", "numberMatched": matched,
                          "numberReturned": returned, "links": links})
-    body = head[:-1] + b',"features":' + features.encode() + b"}"
-    return GeoJSONResponse(body, headers=_crs_header(query.srid))
+    return head[:-1] + b',"features":' + features.encode() + b"}"
 
 
 def _page_links(request: Request, query: ItemQuery, returned: int, matched: int) -> list[dict]:

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import hashlib
 from collections import OrderedDict
+from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from sqlalchemy import text
 
-from quarters import measures, services
+from quarters import measures
 from quarters.api.deps import (
     AdminDep,
     BodyDep,
@@ -24,7 +22,7 @@ from quarters.api.deps import (
     VersionDep,
 )
 from quarters.api.responses import GeoJSONResponse
-from quarters.api.routes.features import _item_query, _page_links
+from quarters.api.routes.features import _item_query, page_body
 from quarters.collections import MEASURES_POINTS, MEASURES_PUBLIC, MEASURES_STAFF
 from quarters.db import commit
 from quarters.errors import InvalidInput
@@ -83,11 +81,7 @@ def list_measures(request: Request, conn: ConnDep, user: UserDep,
     edition, bbox, q (text) and, for staff, published."""
     col = MEASURES_STAFF if _sees_drafts(user, request) else MEASURES_PUBLIC
     query = _item_query(col, request, settings)
-    features, returned, matched = services.items_page(conn, col, query)
-    links = _page_links(request, query, returned, matched)
-    head = orjson.dumps({"type": "FeatureCollection", "numberMatched": matched,
-                         "numberReturned": returned, "links": links})
-    return GeoJSONResponse(head[:-1] + b',"features":' + features.encode() + b"}")
+    return GeoJSONResponse(page_body(request, conn, col, query))
 
 
 @router.get("/points", summary="Published measures as points (for maps with many measures)",
@@ -110,12 +104,7 @@ def measure_points(request: Request, conn: ConnDep, settings: SettingsDep) -> Re
     cache = request.app.state.__dict__.setdefault("points_cache", OrderedDict())
     body = cache.get(key)
     if body is None:
-        features, returned, matched = services.items_page(conn, MEASURES_POINTS, query)
-        links = _page_links(request, query, returned, matched)
-        head = orjson.dumps({"type": "FeatureCollection", "numberMatched": matched,
-                             "numberReturned": returned, "links": links})
-        body = head[:-1] + b',"features":' + features.encode() + b"}"
-        cache[key] = body
+        body = cache[key] = page_body(request, conn, MEASURES_POINTS, query)
         while len(cache) > 32:
             cache.popitem(last=False)
     return GeoJSONResponse(body, headers=headers)
