@@ -34,6 +34,7 @@ class Collection:
     joins: str = ""
     attribution_keys: tuple[str, ...] = ()
     geometry: str = "t.geom"  # SQL of the geometry to publish (e.g. a representative point)
+    geometry_wgs84: str | None = None  # the same, stored in EPSG:4326 (saves reprojecting)
 
     def from_clause(self) -> str:
         """FROM clause with the table aliased as t."""
@@ -77,6 +78,7 @@ MEASURES_PUBLIC = Collection(
     id_kind="integer",
     properties=_MEASURE_PROPERTIES,
     queryables=_MEASURE_QUERYABLES,
+    geometry_wgs84="t.geom_wgs84",
 )
 # What staff see: drafts included, deleted excluded. Not an OGC collection.
 MEASURES_STAFF = Collection(
@@ -88,6 +90,7 @@ MEASURES_STAFF = Collection(
     id_kind="integer",
     properties={**_MEASURE_PROPERTIES, "published": "t.published"},
     queryables={**_MEASURE_QUERYABLES, "published": Queryable("t.published", "boolean")},
+    geometry_wgs84="t.geom_wgs84",
 )
 
 # Light form for maps with many measures: one representative point, few properties.
@@ -103,6 +106,7 @@ MEASURES_POINTS = Collection(
                 "location_precision": "t.location_precision"},
     queryables=_MEASURE_QUERYABLES,
     geometry="ST_PointOnSurface(t.geom)",
+    geometry_wgs84="ST_PointOnSurface(t.geom_wgs84)",
 )
 
 COLLECTIONS: dict[str, Collection] = {

@@ -54,7 +54,7 @@ def _select(relation: str) -> str:
               "(SELECT u.display_name FROM users u WHERE u.id = m.updated_by) AS updated_by")
     return f"""
         SELECT m.id, {cols}, {extra},
-            ST_AsGeoJSON(ST_ForcePolygonCCW(ST_Transform(m.geom, 4326)), 7)::json AS geometry,
+            ST_AsGeoJSON(m.geom_wgs84, 7)::json AS geometry,
             ARRAY(SELECT q.slug FROM quarters q WHERE q.id = ANY(m.quarter_ids) ORDER BY q.slug)
                 AS quarters,
             (SELECT COALESCE(json_agg(json_build_object('id', d.id, 'code', d.code, 'name', d.name)

@@ -31,6 +31,8 @@ def _feature_sql(col: Collection, srid: int = 4326) -> str:
     g = col.geometry
     if srid == STORAGE_SRID:
         geom = f"ST_AsGeoJSON(ST_ForcePolygonCCW({g}), 2)"
+    elif col.geometry_wgs84:
+        geom = f"ST_AsGeoJSON({col.geometry_wgs84}, {GEOJSON_DIGITS})"
     else:
         geom = f"ST_AsGeoJSON(ST_ForcePolygonCCW(ST_Transform({g}, 4326)), {GEOJSON_DIGITS})"
     return (
@@ -61,14 +63,12 @@ def items_page(conn: Connection, col: Collection, query: ItemQuery) -> tuple[str
     where, params = _where(col, query)
     params.update(limit=query.limit, offset=query.offset)
     sql = f"""
-        SELECT COALESCE(json_agg(p.f ORDER BY p.k), '[]')::text, count(*) FROM (
+        SELECT COALESCE(json_agg(p.f ORDER BY p.k), '[]')::text, count(*),
+               (SELECT count(*) FROM {col.from_clause()} WHERE {where}) FROM (
             SELECT t.{col.id_column} AS k, {_feature_sql(col, query.srid)} AS f
             FROM {col.from_clause()} WHERE {where}
             ORDER BY t.{col.id_column} LIMIT :limit OFFSET :offset) p"""
-    features, returned = conn.execute(text(sql), params).one()
-    matched = conn.execute(
-        text(f"SELECT count(*) FROM {col.from_clause()} WHERE {where}"), params
-    ).scalar_one()
+    features, returned, matched = conn.execute(text(sql), params).one()
     return features, returned, matched
 
 

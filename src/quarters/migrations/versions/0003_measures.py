@@ -70,6 +70,10 @@ def upgrade() -> None:
         location_precision text NOT NULL DEFAULT 'exact' CHECK (location_precision IN {PRECISIONS}),
         location_note text,
         geom geometry(Geometry, 25832) NOT NULL,
+        -- what the API sends (RFC 7946: lon/lat, exterior rings counter-clockwise), kept
+        -- with the row so reads do not reproject every feature
+        geom_wgs84 geometry(Geometry, 4326) GENERATED ALWAYS AS
+            (ST_ForcePolygonCCW(ST_Transform(geom, 4326))) STORED,
         quarter_ids integer[] NOT NULL DEFAULT '{{}}',
         district_ids integer[] NOT NULL DEFAULT '{{}}',
         published boolean NOT NULL DEFAULT false,
@@ -147,7 +151,7 @@ def upgrade() -> None:
         SELECT id, slug, city_ags, title, summary, description, plain_summary, action_field,
                status, start_date, end_date, milestones, budget_planned, budget_spent,
                funding_line, responsible_unit, partners, parent_id, links, source, licence,
-               location_precision, location_note, geom, quarter_ids, district_ids,
+               location_precision, location_note, geom, geom_wgs84, quarter_ids, district_ids,
                published_at, updated_at, version, search
         FROM measures
         WHERE published AND deleted_at IS NULL;
