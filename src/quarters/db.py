@@ -61,6 +61,7 @@ def make_engine(settings: Settings, *, start: bool = True) -> Engine:
         with dbapi_conn.cursor() as cur:
             cur.execute(f"SET statement_timeout = {int(timeout)}")
             cur.execute("SET max_parallel_workers_per_gather = 0")
+            cur.execute("SET jit = off")
         dbapi_conn.commit()
 
     return engine

@@ -25,6 +25,7 @@ DB_USER = "quarters"
 SERVER_SETTINGS = {
     "listen_addresses": "'127.0.0.1'",
     "max_parallel_workers_per_gather": "0",  # parallel workers slow small spatial queries
+    "jit": "off",  # JIT compiling costs hundreds of ms on the small queries a map makes
     "shared_buffers": "256MB",
     "max_connections": "100",
     "fsync": "on",

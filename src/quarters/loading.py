@@ -207,6 +207,9 @@ def load_all(engine: Engine, settings: Settings, catalogue: Any,
         report.notes.append("editions and measures: " + ", ".join(
             f"{k} {v}" for k, v in seeded.items()))
         report.notes += load_indicators(conn, settings)
+    # Fresh statistics, so the planner does not guess on the tables it has just filled.
+    with engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
     return report
 
 

@@ -34,8 +34,7 @@ import {
   safeHttpUrl,
   statusBadge,
 } from "./public-common.js";
-import { MeasureLayer, statusLegendItems } from "./public-measures.js";
-import { setupNear } from "./public-near.js";
+import { MeasureLayer, clusterIndex, statusLegendItems } from "./public-measures.js";
 
 const FALLBACK_VIEW = { center: [51.18, 12.02], zoom: 9 };
 const PAGE_SIZE = 20;
@@ -388,11 +387,17 @@ function renderSummary(total, mapped) {
   summary.dataset.mapped = String(mapped);
 }
 
-/** The list page and the map points of the current filters (both requests at once). */
+/**
+ * The list page and the map points of the current filters: both requests at once, as
+ * [page promise, points promise]; the points' cluster index is built as soon as they are in.
+ */
 function fetchResults() {
   const filters = apiFilters();
   const offset = (state.page - 1) * PAGE_SIZE;
-  return Promise.all([getMeasures({ ...filters, limit: PAGE_SIZE, offset }), getMeasurePoints(filters)]);
+  return [
+    getMeasures({ ...filters, limit: PAGE_SIZE, offset }),
+    getMeasurePoints(filters).then(clusterIndex),
+  ];
 }
 
 async function loadResults(pending = null) {
@@ -400,8 +405,11 @@ async function loadResults(pending = null) {
   document.body.dataset.results = "loading";
   $("result-summary").textContent = t("common.loading");
   const offset = (state.page - 1) * PAGE_SIZE;
+  const [pageRequest, pointsRequest] = pending || fetchResults();
+  // The map does not wait for the list page (nor the list for the map).
+  const drawn = pointsRequest.then((points) => (request === state.request ? state.measures.setData(points) : 0));
   try {
-    const [page, points] = await (pending || fetchResults());
+    const [page, mapped] = await Promise.all([pageRequest, drawn]);
     if (request !== state.request) return;
     state.total = Number.isInteger(page.numberMatched) ? page.numberMatched : page.features.length;
     if (offset > 0 && offset >= state.total) {
@@ -411,7 +419,6 @@ async function loadResults(pending = null) {
       loadResults();
       return;
     }
-    const mapped = state.measures.setData(points);
     renderList(page);
     renderSummary(state.total, mapped);
     document.body.dataset.results = "ready";
@@ -708,11 +715,19 @@ function onMoveEnd() {
   moveTimer = setTimeout(writeUrl, 150);
 }
 
+/** Resolves once the next frame is on screen (or after 100 ms in a hidden tab without frames). */
+function afterNextFrame() {
+  return new Promise((resolve) => {
+    requestAnimationFrame(() => setTimeout(resolve, 0));
+    setTimeout(resolve, 100);
+  });
+}
+
 // The measures are what people come for: ask for them before anything else (catalogue,
 // configuration and base layers follow), so the map draws them as early as possible.
 const startParams = readUrl();
 const earlyResults = fetchResults();
-earlyResults.catch(() => {}); // handled where it is awaited
+for (const pending of earlyResults) pending.catch(() => {}); // handled where it is awaited
 loadConfig().catch(() => {}); // cached; awaited in main()
 
 async function main() {
@@ -754,15 +769,25 @@ async function main() {
   state.config = config;
   setupCities((config?.cities || []).filter((c) => c && validBbox(c.bbox)));
   state.map.on("moveend", onMoveEnd);
+  // The measures first: usually they are in already (index.html preloads them, their cluster
+  // index is built), so they reach the screen in the next frame; the background tiles, the
+  // filter options and the near-me search follow right after that frame.
+  const results = loadResults(earlyResults);
+  await afterNextFrame();
   if (config?.tile_url) {
     addTileLayer(state.map, config.tile_url, config.tile_attribution || "", showTileFailure);
   } else {
     showTileFailure();
   }
   fillFilterOptions();
-  state.near = setupNear({ map: state.map, config, onChange: writeUrl, params });
+  try {
+    // Not needed for the first view: loaded after the measures are drawn.
+    const { setupNear } = await import("./public-near.js");
+    state.near = setupNear({ map: state.map, config, onChange: writeUrl, params });
+  } catch (err) {
+    console.error("near:", err);
+  }
   writeUrl();
-  const results = loadResults(earlyResults);
   // Base layers and sources compete for the same server: they follow the measures.
   await results;
   await Promise.all([loadSources(config?.tile_attribution), loadAllLayers()]);

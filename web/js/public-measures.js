@@ -82,7 +82,49 @@ function setLabel(event) {
 }
 
 /**
- * Clustered measure markers. `setData` takes the FeatureCollection of /api/measures/points,
+ * The located measures (exact, approximate) as point features, from the compact format of
+ * /api/measures/points (parallel arrays) or from a GeoJSON FeatureCollection.
+ */
+export function locatedPoints(data) {
+  if (data?.format !== "compact") {
+    return (data?.features || []).filter(
+      (f) => f?.geometry?.type === "Point" && LOCATED.has(f.properties?.location_precision),
+    );
+  }
+  const { id, lon, lat, title, status, action_field: field, city_ags: city } = data;
+  const precision = data.location_precision;
+  const points = [];
+  for (let i = 0; i < id.length; i += 1) {
+    if (typeof lon[i] !== "number" || typeof lat[i] !== "number" || !LOCATED.has(precision[i])) continue;
+    points.push({
+      type: "Feature",
+      geometry: { type: "Point", coordinates: [lon[i], lat[i]] },
+      properties: {
+        id: id[i],
+        title: title[i],
+        status: status[i],
+        action_field: field[i],
+        city_ags: city[i],
+        location_precision: precision[i],
+      },
+    });
+  }
+  return points;
+}
+
+/**
+ * The located points of an answer and their cluster index. Needs no map, so the page can
+ * build it as soon as the answer is in, while it still waits for the rest of its start-up.
+ */
+export function clusterIndex(data) {
+  const points = locatedPoints(data);
+  const index = new globalThis.Supercluster({ radius: CLUSTER_RADIUS, maxZoom: MAX_CLUSTER_ZOOM });
+  index.load(points);
+  return { points, index };
+}
+
+/**
+ * Clustered measure markers. `setData` takes /api/measures/points (compact or GeoJSON),
  * keeps the located ones (exact, approximate) and draws what is in view; on every draw of new
  * data it sets data-measures-drawn on the map container and a performance mark.
  */
@@ -105,13 +147,11 @@ export class MeasureLayer {
     return this.byId.size;
   }
 
-  setData(collection) {
-    const points = (collection?.features || []).filter(
-      (f) => f?.geometry?.type === "Point" && LOCATED.has(f.properties?.location_precision),
-    );
+  /** Draw new data: an answer of /api/measures/points or what clusterIndex made of one. */
+  setData(data) {
+    const { points, index } = data?.index ? data : clusterIndex(data);
     this.byId = new Map(points.map((f) => [String(f.properties.id), f]));
-    this.index = new globalThis.Supercluster({ radius: CLUSTER_RADIUS, maxZoom: MAX_CLUSTER_ZOOM });
-    this.index.load(points);
+    this.index = index;
     this.group.clearLayers();
     this.markers.clear();
     this.generation += 1;

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
+from types import SimpleNamespace
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from sqlalchemy import text
+from starlette.datastructures import QueryParams
 
 from quarters import measures
 from quarters.api.deps import (
@@ -21,14 +24,15 @@ from quarters.api.deps import (
     UserDep,
     VersionDep,
 )
-from quarters.api.responses import GeoJSONResponse
+from quarters.api.responses import GeoJSONResponse, RawJSONResponse
 from quarters.api.routes.features import _item_query, page_body
 from quarters.collections import MEASURES_POINTS, MEASURES_PUBLIC, MEASURES_STAFF
 from quarters.db import commit
-from quarters.errors import InvalidInput
+from quarters.errors import InvalidInput, InvalidParameter
 from quarters.geometry import GeometryProblem, parse_geojson
 from quarters.measures import Actor, etag
 from quarters.schemas import MeasureFeature, MeasurePatch, MeasureProperties
+from quarters.services import _where
 
 router = APIRouter(prefix="/api/measures", tags=["measures"])
 
@@ -89,10 +93,46 @@ def list_measures(request: Request, conn: ConnDep, user: UserDep,
 def measure_points(request: Request, conn: ConnDep, settings: SettingsDep) -> Response:
     """Same filters and the same set as the public list, one representative point each.
 
+    ``?format=compact`` answers the same set as parallel arrays (JSON object with ``id``,
+    ``title``, ``status``, ``action_field``, ``city_ags``, ``location_precision``, ``lon``,
+    ``lat``; coordinates with 5 decimals) instead of a GeoJSON FeatureCollection, about a
+    third of the size and much cheaper to parse for a map with thousands of points.
+
     Answers carry an ETag derived from the published data; unchanged answers come from a
     small in-process cache (and 304 for a browser that has them).
     """
-    query = _item_query(MEASURES_POINTS, request, settings)
+    def compact_points(conn, col, query) -> bytes:  # noqa: ANN001
+        """The points page as parallel arrays (lon/lat rounded to 5 decimals, ~1 m)."""
+        where, params = _where(col, query)
+        params.update(limit=query.limit, offset=query.offset)
+        names = list(col.properties)
+        columns = ", ".join(f"{expr} AS {name}" for name, expr in col.properties.items())
+        rows = conn.execute(text(f"""
+            SELECT {columns}, ST_X(p.g) AS lon, ST_Y(p.g) AS lat
+            FROM {col.from_clause()}
+            CROSS JOIN LATERAL (SELECT ST_Transform({col.geometry}, 4326) AS g) p
+            WHERE {where} ORDER BY t.{col.id_column} LIMIT :limit OFFSET :offset"""),
+            params).all()
+        matched = conn.execute(
+            text(f"SELECT count(*) FROM {col.from_clause()} WHERE {where}"), params).scalar_one()
+        body: dict[str, Any] = {"format": "compact", "numberMatched": matched,
+                                "numberReturned": len(rows)}
+        for i, name in enumerate(names):
+            body[name] = [r[i] for r in rows]
+        n = len(names)
+        body["lon"] = [None if r[n] is None else round(r[n], 5) for r in rows]
+        body["lat"] = [None if r[n + 1] is None else round(r[n + 1], 5) for r in rows]
+        return orjson.dumps(body)
+
+    formats = ("geojson", "compact")
+    fmt = request.query_params.get("format", "geojson")
+    if fmt not in formats:
+        raise InvalidParameter(f"format: '{fmt}' is not supported; use one of "
+                               f"{', '.join(formats)}")
+    # ?format is this route's own parameter, not a filter of the collection
+    filters = SimpleNamespace(query_params=QueryParams(
+        [(k, v) for k, v in request.query_params.multi_items() if k != "format"]))
+    query = _item_query(MEASURES_POINTS, filters, settings)
     version = conn.execute(text(
         "SELECT count(*) || '-' || coalesce(sum(id::bigint * 7919 + version), 0) || '-' || "
         "coalesce(max(updated_at)::text, '') FROM measures_public")).scalar_one()
@@ -104,9 +144,15 @@ def measure_points(request: Request, conn: ConnDep, settings: SettingsDep) -> Re
     cache = request.app.state.__dict__.setdefault("points_cache", OrderedDict())
     body = cache.get(key)
     if body is None:
-        body = cache[key] = page_body(request, conn, MEASURES_POINTS, query)
+        if fmt == "compact":
+            body = compact_points(conn, MEASURES_POINTS, query)
+        else:
+            body = page_body(request, conn, MEASURES_POINTS, query)
+        cache[key] = body
         while len(cache) > 32:
             cache.popitem(last=False)
+    if fmt == "compact":
+        return RawJSONResponse(body, headers=headers)
     return GeoJSONResponse(body, headers=headers)
 
 
