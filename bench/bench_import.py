@@ -9,7 +9,8 @@ MultiPolygon, made valid, into a PostGIS table of the same throwaway database.
               -t_srs EPSG:25832 -nlt MULTIPOLYGON -makevalid -lco GEOMETRY_NAME=geom
               --config PG_USE_COPY YES          (table dropped before each run)
 
-Runs alternate (quarters, ogr2ogr, quarters, …); the median of ``--runs`` (3) is reported.
+Every quarters run starts from a new, migrated database. Runs alternate (quarters in-process,
+quarters CLI, ogr2ogr, …); the median of ``--runs`` (3) is reported.
 Usage: .venv/bin/python bench/bench_import.py [--runs 3] [--no-cli]
 """
 
@@ -26,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
+import psycopg  # noqa: E402
 from common import log  # noqa: E402
 from sqlalchemy import Engine, create_engine, text  # noqa: E402
 
@@ -37,6 +39,8 @@ from quarters.migrate import upgrade  # noqa: E402
 SHAPEFILE = common.DATA_DIR / "raw" / "bkg-vg5000-2021" / "VG5000_GEM.shp"
 EXPECTED = 10_997
 OGR_TABLE = "ogr_municipalities"
+TEMPLATE_DB = "bench_template"
+RUN_DB = "bench_import"
 
 
 @dataclass
@@ -50,22 +54,50 @@ class ImportFigures:
     commands: list[str] = field(default_factory=list)
 
 
-def reset_schema(engine: Engine) -> None:
-    """Drop every table of schema public except PostGIS' own, then migrate to head."""
-    with engine.begin() as conn:
-        tables = conn.execute(text(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
-            " AND tablename NOT IN ('spatial_ref_sys', :ogr)"), {"ogr": OGR_TABLE}).scalars().all()
-        for t in tables:
-            conn.execute(text(f'DROP TABLE IF EXISTS public."{t}" CASCADE'))
-    upgrade(engine)
+@dataclass
+class Target:
+    """A freshly created and migrated database of the throwaway cluster."""
+
+    cluster: Cluster
+    dbname: str
+    engine: Engine
+
+    @property
+    def url(self) -> str:
+        """SQLAlchemy URL of this database."""
+        return self.cluster.url().rsplit("/", 1)[0] + "/" + self.dbname
+
+    @property
+    def conninfo(self) -> str:
+        """libpq string of this database."""
+        return self.cluster.conninfo(self.dbname)
 
 
-def time_quarters(engine: Engine) -> float:
-    """One in-process import into a fresh schema; returns seconds."""
-    reset_schema(engine)
+def make_template(cluster: Cluster) -> None:
+    """A template database with PostGIS, so that each run starts from an empty one quickly."""
+    with psycopg.connect(cluster.conninfo("postgres"), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE_DB}")
+        conn.execute(f"CREATE DATABASE {TEMPLATE_DB}")
+    with psycopg.connect(cluster.conninfo(TEMPLATE_DB), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION postgis")
+
+
+def fresh_database(cluster: Cluster) -> Target:
+    """Drop and recreate the run database from the template, then migrate it (untimed)."""
+    with psycopg.connect(cluster.conninfo("postgres"), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {RUN_DB} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {RUN_DB} TEMPLATE {TEMPLATE_DB}")
+    target = Target(cluster, RUN_DB, engine=None)  # type: ignore[arg-type]
+    target.engine = create_engine(target.url)
+    upgrade(target.engine)
+    return target
+
+
+def time_quarters(target: Target) -> float:
+    """One in-process import into the fresh database; returns seconds."""
     start = time.perf_counter()
-    summary = import_boundaries(engine, SHAPEFILE, BoundarySpec(level="gemeinde", repair=True),
+    summary = import_boundaries(target.engine, SHAPEFILE,
+                                BoundarySpec(level="gemeinde", repair=True),
                                 source_name="BKG VG5000 (bench)")
     seconds = time.perf_counter() - start
     if summary.inserted != EXPECTED:
@@ -81,10 +113,9 @@ def cli_command() -> list[str]:
             "--level", "gemeinde", "--repair", "--source-name", "BKG VG5000 (bench)"]
 
 
-def time_quarters_cli(engine: Engine, cluster: Cluster) -> float:
-    """One end-to-end CLI import (Python start-up included) into a fresh schema."""
-    reset_schema(engine)
-    env = {**os.environ, "QUARTERS_DATABASE_URL": cluster.url()}
+def time_quarters_cli(target: Target) -> float:
+    """One end-to-end CLI import (Python start-up included) into the fresh database."""
+    env = {**os.environ, "QUARTERS_DATABASE_URL": target.url}
     start = time.perf_counter()
     done = subprocess.run(cli_command(), capture_output=True, text=True, env=env, timeout=600,
                           check=False)
@@ -95,24 +126,24 @@ def time_quarters_cli(engine: Engine, cluster: Cluster) -> float:
     return seconds
 
 
-def ogr_command(cluster: Cluster) -> list[str]:
+def ogr_command(conninfo: str) -> list[str]:
     """The ogr2ogr command line of the comparison."""
-    return ["ogr2ogr", "-f", "PostgreSQL", f"PG:{cluster.conninfo()}", str(SHAPEFILE),
+    return ["ogr2ogr", "-f", "PostgreSQL", f"PG:{conninfo}", str(SHAPEFILE),
             "-nln", OGR_TABLE, "-t_srs", "EPSG:25832", "-nlt", "MULTIPOLYGON", "-makevalid",
             "-lco", "GEOMETRY_NAME=geom", "--config", "PG_USE_COPY", "YES"]
 
 
-def time_ogr(engine: Engine, cluster: Cluster) -> float:
+def time_ogr(target: Target) -> float:
     """One ogr2ogr run into a table of its own (dropped first); returns seconds."""
-    with engine.begin() as conn:
+    with target.engine.begin() as conn:
         conn.execute(text(f"DROP TABLE IF EXISTS public.{OGR_TABLE} CASCADE"))
     start = time.perf_counter()
-    done = subprocess.run(ogr_command(cluster), capture_output=True, text=True, timeout=600,
-                          check=False)
+    done = subprocess.run(ogr_command(target.conninfo), capture_output=True, text=True,
+                          timeout=600, check=False)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"ogr2ogr failed: {done.stderr}{done.stdout}")
-    with engine.connect() as conn:
+    with target.engine.connect() as conn:
         n = conn.execute(text(f"SELECT count(*) FROM {OGR_TABLE}")).scalar_one()
     if n != EXPECTED:
         raise RuntimeError(f"ogr2ogr loaded {n} rows, expected {EXPECTED}")
@@ -152,31 +183,39 @@ def run(runs: int = 3, with_cli: bool = True) -> str:
         raise SystemExit(f"{SHAPEFILE} is missing (set QUARTERS_DATA_DIR)")
     figures = ImportFigures()
     with common.throwaway_cluster() as cluster:
-        engine = create_engine(cluster.url())
+        make_template(cluster)
+        target = None
         try:
-            reset_schema(engine)
             for n in range(runs):
                 log(f"run {n + 1}/{runs}")
-                figures.quarters.append(time_quarters(engine))
-                figures.ogr.append(time_ogr(engine, cluster))
+                target = fresh_database(cluster)
+                figures.quarters.append(time_quarters(target))
                 if with_cli:
-                    figures.quarters_cli.append(time_quarters_cli(engine, cluster))
-            # the last CLI/in-process import left municipalities in place: compare with ogr's
-            figures.checks = compare_tables(engine)
+                    target.engine.dispose()
+                    target = fresh_database(cluster)
+                    figures.quarters_cli.append(time_quarters_cli(target))
+                # ogr2ogr into the same database as the last quarters import
+                figures.ogr.append(time_ogr(target))
+                if n == runs - 1:
+                    figures.checks = compare_tables(target.engine)
+                target.engine.dispose()
             versions = common.db_versions(cluster.conninfo())
             figures.commands = [
+                "before each quarters run: a new database from a PostGIS template, migrated "
+                "with `quarters.migrate.upgrade(engine)` (untimed)",
                 "quarters (in-process, timed around the call): `import_boundaries(engine, "
-                "VG5000_GEM.shp, BoundarySpec(level='gemeinde', repair=True))` after dropping "
-                "all tables and `quarters.migrate.upgrade(engine)`",
+                "VG5000_GEM.shp, BoundarySpec(level='gemeinde', repair=True))`",
                 "quarters CLI: `QUARTERS_DATABASE_URL=postgresql+psycopg://… quarters import "
                 "boundaries VG5000_GEM.shp --level gemeinde --repair --source-name "
                 "'BKG VG5000 (bench)'` (wall time of the process)",
                 "ogr2ogr: `" + common.masked(" ".join(
-                    f'"{c}"' if c.startswith("PG:") else c for c in ogr_command(cluster)),
-                    cluster) + "` (table dropped before each run)",
+                    f'"{c}"' if c.startswith("PG:") else c
+                    for c in ogr_command(cluster.conninfo(RUN_DB))), cluster)
+                + "` (into the database of the preceding quarters run; table dropped first)",
             ]
         finally:
-            engine.dispose()
+            if target is not None:
+                target.engine.dispose()
     return report(figures, versions, runs, with_cli)
 
 

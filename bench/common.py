@@ -253,7 +253,9 @@ def parse_wrk(output: str, url: str, command: str) -> WrkResult:
 
 def _cpu_times() -> tuple[int, int]:
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return sum(fields), fields[3] + fields[4]  # total, idle + iowait
+    # total, and what is not process work: idle, iowait, irq, softirq (loopback networking of
+    # the load itself shows up as softirq, not as CPU time of any process)
+    return sum(fields[:8]), fields[3] + fields[4] + fields[5] + fields[6]
 
 
 def _children_cpu() -> float:
@@ -272,7 +274,8 @@ def busy_fraction(interval: float = 1.0) -> float:
 
 
 QUIET_BELOW = 0.15  # busy share of all CPUs that counts as an idle machine
-QUIET_WAIT = 60  # seconds to wait for it at most
+QUIET_WAIT = int(os.environ.get("BENCH_QUIET_WAIT", "60"))  # seconds to wait for it at most
+DISTURBED = 0.25  # cores used by other processes during a run that mark its figures as disturbed
 
 
 def wait_for_quiet() -> float:
@@ -319,14 +322,15 @@ def cluster_pid(cluster: Cluster) -> int:
 
 
 def run_wrk(url: str, seconds: int, *, warmup: int = 2,
-            watch: dict[str, list[int]] | None = None) -> WrkResult:
+            watch: dict[str, list[int]] | None = None, quiet: bool = True) -> WrkResult:
     """Wait for an idle machine, a short unrecorded warm-up, then the bounded wrk run.
 
     ``watch``: our processes under test by name, e.g. {"server": [pid], "db": [postmaster]}
     (children included); their CPU per request and the CPU the rest of the machine used
-    during the run (``other_cores``, to spot disturbed figures) are reported.
+    during the run (``other_cores``, to spot disturbed figures) are reported. ``quiet=False``
+    skips waiting for an idle machine (when the caller has just waited).
     """
-    busy = wait_for_quiet()
+    busy = wait_for_quiet() if quiet else float("nan")
     if warmup:
         subprocess.run(wrk_command(url, warmup), capture_output=True, text=True,
                        timeout=warmup + 30, check=False)

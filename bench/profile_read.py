@@ -20,7 +20,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -69,31 +68,6 @@ def summarise(collapsed: Path, top: int = 30) -> str:
     return "\n".join(lines)
 
 
-def _cpu_seconds(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime + stime
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def _postgres_pids(cluster) -> list[int]:  # noqa: ANN001
-    postmaster = int((cluster.pgdata / "postmaster.pid").read_text().split()[0])
-    pids = [postmaster]
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError):
-                continue
-            if ppid == postmaster:
-                pids.append(int(entry.name))
-    return pids
-
-
 def main(argv: list[str] | None = None) -> None:
     """Profile one request of the read benchmark."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -114,21 +88,20 @@ def main(argv: list[str] | None = None) -> None:
             ids = bench_read.copy_districts(engine)
             server = bench_read.start_quarters(cluster, workdir)
             reqs = {r.key: r for r in bench_read.build_requests(ids[bench_read.FEATURE_DISTRICT],
-                                                                 False, "")}
+                                                                 "", "")}
             url = server.base + reqs[args.request].quarters_path
             statements = common.capture_raw(cluster, url)
             common.run_wrk(url, 2, warmup=0)  # warm the pool
+            common.wait_for_quiet()
             out = workdir / "collapsed.txt"
             spy = subprocess.Popen([str(py_spy), "record", "--pid", str(server.proc.pid),
                                     "--rate", str(args.rate), "--duration", str(args.seconds),
                                     "--format", "raw", "--output", str(out), "--nonblocking",
-                                   *([] if args.all_threads else ["--gil"])],
+                                    *([] if args.all_threads else ["--gil"])],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            pg_pids = _postgres_pids(cluster)
-            cpu0 = (_cpu_seconds([server.proc.pid]), _cpu_seconds(pg_pids), time.monotonic())
             try:
-                result = common.run_wrk(url, args.seconds, warmup=0)
-                cpu1 = (_cpu_seconds([server.proc.pid]), _cpu_seconds(pg_pids), time.monotonic())
+                result = common.run_wrk(url, args.seconds, warmup=0, quiet=False, watch={
+                    "server": [server.proc.pid], "db": [common.cluster_pid(cluster)]})
                 spy.wait(timeout=args.seconds + 60)
             finally:
                 if spy.poll() is None:
@@ -139,12 +112,11 @@ def main(argv: list[str] | None = None) -> None:
             summary = summarise(out)
             report = (f"profile of quarters, request ({args.request}) {url}\n"
                       f"under load: {result.rps:.1f} req/s, p50 {result.p50_ms:.1f} ms\n"
-                      f"CPU during the run (cores busy): quarters process "
-                      f"{(cpu1[0] - cpu0[0]) / (cpu1[2] - cpu0[2]):.2f}, PostgreSQL "
-                      f"{(cpu1[1] - cpu0[1]) / (cpu1[2] - cpu0[2]):.2f} of {os.cpu_count()}\n"
-                      f"CPU per request: quarters "
-                      f"{1000 * (cpu1[0] - cpu0[0]) / result.requests:.2f} ms, PostgreSQL "
-                      f"{1000 * (cpu1[1] - cpu0[1]) / result.requests:.2f} ms\n"
+                      f"cores busy: quarters process {result.cores['server']:.2f}, PostgreSQL "
+                      f"{result.cores['db']:.2f}, wrk {result.cores['wrk']:.2f}, other "
+                      f"{result.other_cores:.2f} (of {os.cpu_count()})\n"
+                      f"CPU per request: quarters {result.cpu_ms['server']:.2f} ms, PostgreSQL "
+                      f"{result.cpu_ms['db']:.2f} ms\n"
                       f"SQL statements per request ({len(statements)}):\n"
                       + "\n".join(f"  {s}" for s in statements) + "\n\n" + summary + "\n")
             common.RESULTS_DIR.mkdir(exist_ok=True)

@@ -26,13 +26,20 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def readme_section(report: str) -> str:
-    """A report without its long SQL listing (that stays in bench/results/)."""
-    return re.sub(r"\nquarters' SQL per request.*?```sql.*?```\n", "\n", report, flags=re.S)
+    """A report without its long SQL listing (that stays in bench/results/), headings demoted."""
+    report = re.sub(r"\nquarters' SQL per request.*?```sql.*?```\n", "\n", report, flags=re.S)
+    return re.sub(r"^## ", "### ", report, flags=re.M)
 
 
-def write_readme(sections: list[str], command: str) -> None:
+def latest_report(name: str) -> str:
+    """The newest bench/results/<name>-<date>.md, for a benchmark skipped in this run."""
+    found = sorted(common.RESULTS_DIR.glob(f"{name}-*.md"))
+    return found[-1].read_text() if found else ""
+
+
+def write_readme(sections: list[str], command: str, note: str = "") -> None:
     """Replace the text between the markers (append the markers when missing)."""
-    body = (f"{START}\n_Written by `{command}`; full reports in `bench/results/`._\n\n"
+    body = (f"{START}\n_Written by `{command}`{note}; full reports in `bench/results/`._\n\n"
             + "\n".join(readme_section(s).strip() + "\n" for s in sections) + END)
     text = README.read_text() if README.exists() else "# Benchmarks\n"
     if START in text and END in text:
@@ -53,15 +60,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip-read", action="store_true")
     parser.add_argument("--no-pgbench", action="store_true", help="skip the database floor")
     args = parser.parse_args(argv)
-    sections = []
-    if not args.skip_import:
+    sections, reused = [], []
+    if args.skip_import:
+        sections.append(latest_report("import"))
+        reused.append("import")
+    else:
         sections.append(bench_import.main(["--runs", str(args.runs)]))
-    if not args.skip_read:
+    if args.skip_read:
+        sections.append(latest_report("read"))
+        reused.append("read")
+    else:
         sections.append(bench_read.main(["--seconds", str(args.seconds), "--rounds",
                                          str(args.rounds)]
                                         + (["--no-pgbench"] if args.no_pgbench else [])))
+    sections = [s for s in sections if s]
     shown = "python bench/run_all.py" + "".join(f" {a}" for a in (argv or sys.argv[1:]))
-    write_readme(sections, shown)
+    note = (f" (the {' and '.join(reused)} figures: the newest report in bench/results/, from an "
+            "earlier run)" if reused else "")
+    write_readme(sections, shown, note)
     common.log(f"figures written to {README}")
 
 

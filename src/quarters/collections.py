@@ -49,7 +49,7 @@ _MEASURE_PROPERTIES = {
     "end_date": "t.end_date", "budget_planned": "t.budget_planned",
     "responsible_unit": "t.responsible_unit", "parent_id": "t.parent_id",
     "location_precision": "t.location_precision",
-    "quarters": "ARRAY(SELECT q.slug FROM quarters q WHERE q.id = ANY(t.quarter_ids))",
+    "quarters": "t.quarter_slugs",
     "updated_at": "t.updated_at",
 }
 _MEASURE_QUERYABLES = {

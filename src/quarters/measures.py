@@ -55,8 +55,7 @@ def _select(relation: str) -> str:
     return f"""
         SELECT m.id, {cols}, {extra},
             ST_AsGeoJSON(m.geom_wgs84, 7)::json AS geometry,
-            ARRAY(SELECT q.slug FROM quarters q WHERE q.id = ANY(m.quarter_ids) ORDER BY q.slug)
-                AS quarters,
+            m.quarter_slugs AS quarters,
             (SELECT COALESCE(json_agg(json_build_object('id', d.id, 'code', d.code, 'name', d.name)
                     ORDER BY d.name), '[]') FROM districts d WHERE d.id = ANY(m.district_ids))
                 AS districts,

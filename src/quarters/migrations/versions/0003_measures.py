@@ -75,6 +75,7 @@ def upgrade() -> None:
         geom_wgs84 geometry(Geometry, 4326) GENERATED ALWAYS AS
             (ST_ForcePolygonCCW(ST_Transform(geom, 4326))) STORED,
         quarter_ids integer[] NOT NULL DEFAULT '{{}}',
+        quarter_slugs text[] NOT NULL DEFAULT '{{}}',
         district_ids integer[] NOT NULL DEFAULT '{{}}',
         published boolean NOT NULL DEFAULT false,
         published_at timestamptz,
@@ -134,11 +135,14 @@ def upgrade() -> None:
     BEGIN
         IF NEW.location_precision = 'unknown' THEN  -- a stand-in geometry places nothing
             NEW.quarter_ids := '{{}}';
+            NEW.quarter_slugs := '{{}}';
             NEW.district_ids := '{{}}';
             RETURN NEW;
         END IF;
         NEW.quarter_ids := ARRAY(SELECT q.id FROM quarters q
                                  WHERE ST_Intersects(q.geom, NEW.geom) ORDER BY q.id);
+        NEW.quarter_slugs := ARRAY(SELECT q.slug FROM quarters q
+                                   WHERE q.id = ANY(NEW.quarter_ids) ORDER BY q.slug);
         NEW.district_ids := ARRAY(SELECT d.id FROM districts d
                                   WHERE ST_Intersects(d.geom, NEW.geom) ORDER BY d.id);
         RETURN NEW;
@@ -151,7 +155,8 @@ def upgrade() -> None:
         SELECT id, slug, city_ags, title, summary, description, plain_summary, action_field,
                status, start_date, end_date, milestones, budget_planned, budget_spent,
                funding_line, responsible_unit, partners, parent_id, links, source, licence,
-               location_precision, location_note, geom, geom_wgs84, quarter_ids, district_ids,
+               location_precision, location_note, geom, geom_wgs84, quarter_ids, quarter_slugs,
+               district_ids,
                published_at, updated_at, version, search
         FROM measures
         WHERE published AND deleted_at IS NULL;
