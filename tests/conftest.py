@@ -6,6 +6,7 @@ Browser and client tests read through a live uvicorn server over the same commit
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -108,16 +110,16 @@ def client(app) -> Iterator[TestClient]:
         yield test_client
 
 
-@pytest.fixture(scope="session")
-def live_server(settings: Settings, engine: Engine) -> Iterator[str]:
-    """The real app in its own uvicorn process on 127.0.0.1 (read-only use: data is committed).
+@contextlib.contextmanager
+def serve_app(settings: Settings, **extra_env: str) -> Iterator[str]:
+    """The real app in its own uvicorn process on 127.0.0.1 over the session database.
 
     A separate process, because GDAL holds the GIL while it fetches and would block an
-    in-process server thread.
+    in-process server thread. ``extra_env`` sets further QUARTERS_* settings.
     """
     port = free_port()
     env = {**os.environ, "QUARTERS_DATABASE_URL": settings.database_url,
-           "QUARTERS_DATA_DIR": str(settings.data_dir)}
+           "QUARTERS_DATA_DIR": str(settings.data_dir), **extra_env}
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", "quarters.api:create_app",
          "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
@@ -136,12 +138,36 @@ def live_server(settings: Settings, engine: Engine) -> Iterator[str]:
             proc.kill()
             raise RuntimeError("test server did not start")
         time.sleep(0.1)
-    yield url
-    proc.terminate()
     try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="session")
+def live_server(settings: Settings, engine: Engine) -> Iterator[str]:
+    """The real app served on 127.0.0.1 (read-only use: data is committed)."""
+    with serve_app(settings) as url:
+        yield url
+
+
+def same_origin_only(base_url: str):  # noqa: ANN201
+    """A Playwright route handler that lets requests to ``base_url`` through and aborts the
+    rest (tiles, any CDN): the pages must work on their own."""
+    origin = urllib.parse.urlsplit(base_url)
+
+    def handle(route) -> None:  # noqa: ANN001
+        url = urllib.parse.urlsplit(route.request.url)
+        if (url.scheme, url.netloc) == (origin.scheme, origin.netloc):
+            route.continue_()
+        else:
+            route.abort()
+
+    return handle
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ import uuid
 
 import pytest
 
+from conftest import same_origin_only
 from quarters import auth
 
 pytestmark = pytest.mark.browser
@@ -81,16 +82,10 @@ def box(lon, lat, dlon=0.0016, dlat=0.0010):
 @pytest.fixture
 def open_planner(browser, live_server):
     """Factory: a new browser context on planner.html (blocked tiles, strict CSP)."""
-    origin = urllib.parse.urlsplit(live_server)
     contexts = []
     problems = []
 
-    def block_other_origins(route):
-        url = urllib.parse.urlsplit(route.request.url)
-        if (url.scheme, url.netloc) == (origin.scheme, origin.netloc):
-            route.continue_()
-        else:
-            route.abort()
+    block_other_origins = same_origin_only(live_server)
 
     def with_csp(route):
         response = route.fetch()

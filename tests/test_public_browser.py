@@ -25,12 +25,8 @@ body[data-page-state], body[data-submit="sent"], #idea-success, #idea-errors,
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -39,6 +35,7 @@ import uuid
 import pytest
 from sqlalchemy import text
 
+from conftest import same_origin_only, serve_app
 from quarters import auth
 
 pytestmark = pytest.mark.browser
@@ -56,46 +53,11 @@ SCRIPT_TEXT = "<script>alert(2)</script> Bitte genau so als Text anzeigen."
 
 # ------------------------------------------------------------------ server and pages
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def public_server(settings, engine):
     """The app in its own uvicorn process over the session database, idea limit raised."""
-    from quarters.settings import PROJECT_ROOT
-
-    port = _free_port()
-    env = {**os.environ, "QUARTERS_DATABASE_URL": settings.database_url,
-           "QUARTERS_DATA_DIR": str(settings.data_dir), "QUARTERS_IDEA_LIMIT": "1000"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "quarters.api:create_app",
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-        env=env, cwd=PROJECT_ROOT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/api/health", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError("public test server did not start")
-        time.sleep(0.1)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with serve_app(settings, QUARTERS_IDEA_LIMIT="1000") as url:
+        yield url
 
 
 @pytest.fixture
@@ -103,14 +65,8 @@ def open_page(browser, public_server):
     """open_page(path, locale=…) → a page of a fresh context; problems fail the test."""
     contexts = []
     problems: list[str] = []
-    origin = urllib.parse.urlsplit(public_server)
 
-    def block_other_origins(route):
-        url = urllib.parse.urlsplit(route.request.url)
-        if (url.scheme, url.netloc) == (origin.scheme, origin.netloc):
-            route.continue_()
-        else:
-            route.abort()
+    block_other_origins = same_origin_only(public_server)
 
     def on_console(message):
         if "Content Security Policy" in message.text:

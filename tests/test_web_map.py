@@ -14,6 +14,8 @@ import urllib.request
 
 import pytest
 
+from conftest import same_origin_only
+
 pytestmark = pytest.mark.browser
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -68,15 +70,9 @@ def quarters(live_server):
 
 @pytest.fixture
 def page(browser, live_server):
-    origin = urllib.parse.urlsplit(live_server)
     context = browser.new_context(viewport={"width": 1280, "height": 860}, locale="de-DE")
 
-    def block_other_origins(route):
-        url = urllib.parse.urlsplit(route.request.url)
-        if (url.scheme, url.netloc) == (origin.scheme, origin.netloc):
-            route.continue_()
-        else:
-            route.abort()
+    block_other_origins = same_origin_only(live_server)
 
     # Later registrations take precedence: tiles are aborted explicitly, anything else
     # off-origin as well (the page must not depend on a CDN).
