@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import copy
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -57,3 +61,24 @@ def measure_feature(geometry: dict | None = None, **props: Any) -> dict[str, Any
     properties.update(props)
     return {"type": "Feature", "geometry": copy.deepcopy(geometry or HALLE_POLYGON),
             "properties": properties}
+
+
+def api_json(base_url: str, method: str, path: str, body=None, token: str | None = None,  # noqa: ANN001
+             etag: str | None = None) -> tuple[int, object, object]:
+    """A JSON request to a live server; returns (status, headers, decoded body or None)."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(urllib.parse.urljoin(base_url, path), data=data, method=method)
+    request.add_header("Accept", "application/json")
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    if etag:
+        request.add_header("If-Match", etag)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            raw = response.read()
+            return response.status, response.headers, json.loads(raw) if raw else None
+    except urllib.error.HTTPError as err:
+        raw = err.read()
+        return err.code, err.headers, json.loads(raw) if raw else None

@@ -9,15 +9,13 @@ Every off-origin request (tiles) is blocked, and the page is served with a stric
 Content-Security-Policy (no 'unsafe-inline', no 'unsafe-eval') so a violation fails the test.
 """
 
-import json
 import re
-import urllib.parse
-import urllib.request
 import uuid
 
 import pytest
 
 from conftest import same_origin_only
+from factories import api_json
 from quarters import auth
 
 pytestmark = pytest.mark.browser
@@ -48,22 +46,6 @@ def unique_planner(engine, prefix):
     return username
 
 
-def api_json(base_url, method, path, body=None, token=None, etag=None):
-    """A JSON request to the live server; returns (status, headers, body)."""
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(urllib.parse.urljoin(base_url, path), data=data, method=method)
-    request.add_header("Accept", "application/json")
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    if etag:
-        request.add_header("If-Match", etag)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, response.headers, json.load(response)
-    except urllib.error.HTTPError as err:
-        return err.code, err.headers, json.load(err)
 
 
 def bearer_token(base_url, username):

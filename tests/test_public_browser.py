@@ -24,7 +24,6 @@ body[data-page-state], body[data-submit="sent"], #idea-success, #idea-errors,
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import urllib.error
@@ -36,6 +35,7 @@ import pytest
 from sqlalchemy import text
 
 from conftest import same_origin_only, serve_app
+from factories import api_json
 from quarters import auth
 
 pytestmark = pytest.mark.browser
@@ -97,28 +97,10 @@ def open_page(browser, public_server):
     assert problems == []
 
 
-def api(base_url, method, path, body=None, token=None, etag=None):
-    """A JSON request to the server; returns (status, headers, body)."""
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(urllib.parse.urljoin(base_url, path), data=data, method=method)
-    request.add_header("Accept", "application/json")
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    if etag:
-        request.add_header("If-Match", etag)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            raw = response.read()
-            return response.status, response.headers, json.loads(raw) if raw else None
-    except urllib.error.HTTPError as err:
-        raw = err.read()
-        return err.code, err.headers, json.loads(raw) if raw else None
 
 
 def get(base_url, path):
-    status, _, body = api(base_url, "GET", path)
+    status, _, body = api_json(base_url, "GET", path)
     assert status == 200, body
     return body
 
@@ -131,7 +113,7 @@ def account(engine, role):
 
 
 def bearer(base_url, username):
-    status, _, body = api(base_url, "POST", "/api/auth/login",
+    status, _, body = api_json(base_url, "POST", "/api/auth/login",
                           {"username": username, "password": PASSWORD})
     assert status == 200, body
     return body["token"]
@@ -474,7 +456,7 @@ def test_idea_can_be_submitted_with_the_keyboard_only(open_page, engine):
 def script_measure(engine, public_server):
     """A published measure near the Hauptbahnhof titled with markup; deleted afterwards."""
     token = bearer(public_server, account(engine, "planner"))
-    status, _, created = api(public_server, "POST", "/api/measures", {
+    status, _, created = api_json(public_server, "POST", "/api/measures", {
         "type": "Feature",
         "geometry": {"type": "Point", "coordinates": [HBF[0] + 0.001, HBF[1] - 0.001]},
         "properties": {"title": SCRIPT_TITLE, "city_ags": HALLE_AGS, "action_field": "Mobilität",
@@ -482,11 +464,11 @@ def script_measure(engine, public_server):
     }, token=token)
     assert status == 201, created
     measure_id = created["properties"]["id"]
-    status, headers, _ = api(public_server, "POST", f"/api/measures/{measure_id}/publish",
+    status, headers, _ = api_json(public_server, "POST", f"/api/measures/{measure_id}/publish",
                              token=token, etag=f'"m{measure_id}-v{created["properties"]["version"]}"')
     assert status == 200
     yield measure_id
-    api(public_server, "DELETE", f"/api/measures/{measure_id}", token=token, etag=headers["ETag"])
+    api_json(public_server, "DELETE", f"/api/measures/{measure_id}", token=token, etag=headers["ETag"])
 
 
 def assert_no_markup(page, scope):
