@@ -159,7 +159,8 @@ def import_boundaries(
     parent_field: Annotated[str | None, typer.Option(help="field with the parent's name")] = None,
     layer: Annotated[str | None, typer.Option(help="layer of a GeoPackage")] = None,
     repair: Annotated[bool, typer.Option(help="repair invalid polygons (reported)")] = False,
-    replace: Annotated[bool, typer.Option(help="delete districts of this city/level not in the file")] = False,
+    replace: Annotated[bool, typer.Option(
+        help="delete districts of this city/level not in the file")] = False,
     source_name: Annotated[str | None, typer.Option(help="name of the data source")] = None,
     licence: Annotated[str, typer.Option(help="licence of the data")] = "nicht angegeben",
     attribution: Annotated[str | None, typer.Option(help="attribution text for maps")] = None,

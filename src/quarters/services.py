@@ -139,7 +139,8 @@ def parse_bbox(raw: str, srid: int = 4326) -> tuple[float, float, float, float]:
     values = (minx, miny, maxx, maxy)
     if any(v != v or v in (float("inf"), float("-inf")) for v in values):
         raise InvalidParameter("bbox: numbers must be finite")
-    if srid == 4326 and not (-180 <= minx <= 180 and -180 <= maxx <= 180 and -90 <= miny <= 90 and -90 <= maxy <= 90):
+    in_range = -180 <= minx <= 180 and -180 <= maxx <= 180 and -90 <= miny <= 90 and -90 <= maxy <= 90
+    if srid == 4326 and not in_range:
         raise InvalidParameter("bbox: longitude must be within -180..180 and latitude -90..90")
     if miny > maxy:
         raise InvalidParameter("bbox: miny is greater than maxy")

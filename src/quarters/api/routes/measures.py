@@ -72,6 +72,15 @@ def _geometry(obj: Any):  # noqa: ANN202
                            errors=[{"pointer": exc.pointer, "problem": exc.problem}]) from None
 
 
+def _feature_in(body: Any):  # noqa: ANN202
+    """A measure Feature from a request body: record checked, geometry checked strictly."""
+    try:
+        feature = MeasureFeature.model_validate(body)
+    except ValidationError as exc:
+        raise _invalid(exc) from None
+    return feature, _geometry(feature.geometry)
+
+
 def _respond(record: dict, status: int = 200) -> JSONResponse:
     return JSONResponse(measures.feature(record), status_code=status,
                         media_type="application/geo+json",
@@ -166,11 +175,7 @@ def get_measure(measure_id: int, conn: ConnDep, user: UserDep,
 @router.post("", summary="Create a measure (draft)", status_code=201)
 def create_measure(body: BodyDep, conn: ConnDep, user: PlannerDep) -> JSONResponse:
     """Create a measure from a GeoJSON Feature; it starts as a draft."""
-    try:
-        feature = MeasureFeature.model_validate(body)
-    except ValidationError as exc:
-        raise _invalid(exc) from None
-    geom = _geometry(feature.geometry)
+    feature, geom = _feature_in(body)
     record = measures.create(conn, feature.properties, geom, Actor.of(user))
     commit(conn)
     response = _respond(record, 201)
@@ -182,11 +187,7 @@ def create_measure(body: BodyDep, conn: ConnDep, user: PlannerDep) -> JSONRespon
 def replace_measure(measure_id: int, body: BodyDep, conn: ConnDep, user: PlannerDep,
                     version: VersionDep) -> JSONResponse:
     """Full update: record and geometry."""
-    try:
-        feature = MeasureFeature.model_validate(body)
-    except ValidationError as exc:
-        raise _invalid(exc) from None
-    geom = _geometry(feature.geometry)
+    feature, geom = _feature_in(body)
     record = measures.update(conn, measure_id, version, feature.properties, geom, Actor.of(user))
     commit(conn)
     return _respond(record)
