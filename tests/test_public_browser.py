@@ -24,7 +24,6 @@ body[data-page-state], body[data-submit="sent"], #idea-success, #idea-errors,
 
 from __future__ import annotations
 
-import random
 import re
 import urllib.error
 import urllib.parse
@@ -302,10 +301,13 @@ def test_near_me_by_clicking_on_the_map(open_page, public_server, artifacts):
 def fill_idea(page, title, body, field="Bildung"):
     """Place the idea at the map centre (Halle) and fill the form with the mouse."""
     expect(page.locator("body")).to_have_attribute("data-page-state", "ready")
-    # Somewhere near the centre (Halle), not on the marker of an earlier idea.
+    # Near the centre (Halle); a click that lands on the marker of an earlier idea opens
+    # that marker instead of placing a point, so try a few fixed spots until one is free.
     box = page.locator("#idea-map").bounding_box()
-    dx, dy = random.randint(-60, 60), random.randint(-60, 60)
-    page.mouse.click(box["x"] + box["width"] / 2 + dx, box["y"] + box["height"] / 2 + dy)
+    for dx, dy in ((0, 0), (45, -35), (-50, 40), (60, 55), (-65, -60), (20, 70)):
+        page.mouse.click(box["x"] + box["width"] / 2 + dx, box["y"] + box["height"] / 2 + dy)
+        if page.locator("#idea-location").get_attribute("data-set") == "true":
+            break
     expect(page.locator("#idea-location")).to_have_attribute("data-set", "true")
     expect(page.locator("#idea-city")).to_have_value(HALLE_AGS)
     page.locator("#idea-title").fill(title)
