@@ -173,8 +173,11 @@ def same_origin_only(base_url: str):  # noqa: ANN201
 @pytest.fixture(scope="session")
 def browser():
     """Debian's headless Chromium driven by Playwright (never a downloaded browser)."""
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    # Assertions wait for the application's own state; heavy pages (all municipalities)
+    # may take longer than Playwright's 5 s default on a busy 2-core machine.
+    expect.set_options(timeout=30_000)
     executable = shutil.which("chromium") or "/usr/bin/chromium"
     with sync_playwright() as p:
         browser = p.chromium.launch(

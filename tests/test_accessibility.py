@@ -157,8 +157,10 @@ def test_axe_moderation_queue_signed_in(open_page, engine, moderated_idea, lang,
     page.locator("#login-user").fill(username)
     page.locator("#login-password").fill(PASSWORD)
     page.locator("#login-form button[type=submit]").click()
-    page.select_option("#queue-state", "")
     expect = pytest.importorskip("playwright.sync_api").expect
+    # signed in and the first queue shown, then switch to all ideas (no overlapping loads)
+    expect(page.locator("body")).to_have_attribute("data-mod-state", "queue")
+    page.select_option("#queue-state", "")
     expect(page.locator("body")).to_have_attribute("data-mod-state", "queue")
     expect(page.locator("#mod-list li").first).to_be_visible()
     violations = run_axe(page)
