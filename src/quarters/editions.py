@@ -10,9 +10,11 @@ from sqlalchemy import Connection, text
 
 from quarters.errors import InvalidParameter, NotFound
 
-# Public: recorded as published in the edition AND still published and not deleted now (the
-# rule of the collections, view measures_public). Staff: every measure not deleted.
+
 def _visible(public: bool, alias: str = "me") -> str:
+    """SQL condition on measure_editions: public sees what was published in the edition AND is
+    published and not deleted now (the collections' rule, view measures_public); staff see
+    every measure that is not deleted."""
     view = "measures_public" if public else "measures_current"
     published = f"(({alias}.snapshot->>'published')::boolean) AND " if public else ""
     return f"{published}{alias}.measure_id IN (SELECT id FROM {view})"
