@@ -97,6 +97,12 @@ def _charge(conn: Connection, key: str, limit: int, window_s: int, lang: str) ->
         RETURNING used, ceil(extract(epoch FROM q.window_start
                                      + make_interval(secs => :w) - now()))::int AS wait"""),
         {"k": key, "w": window_s}).one()
+    # Counters of long-past windows go (a few at a time, never one another client holds).
+    conn.execute(text("""
+        DELETE FROM idea_quota WHERE key IN (
+            SELECT key FROM idea_quota
+            WHERE window_start < now() - make_interval(secs => greatest(:w * 2, 172800))
+            LIMIT 100 FOR UPDATE SKIP LOCKED)"""), {"w": window_s})
     if used.used > limit:
         raise TooManyRequests(t("idea.rate_limited", lang),
                               headers={"Retry-After": str(max(1, used.wait))})
