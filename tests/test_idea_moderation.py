@@ -118,3 +118,46 @@ def test_only_moderators_hide(client, conn, role, status):
     assert response.status_code == status
     assert conn.execute(text("SELECT state FROM ideas WHERE id = :i"),
                         {"i": answer["id"]}).scalar_one() == "eingereicht"
+
+
+# -- workshop codes (API refusals; the limits themselves: test_idea_limits.py) -----------------
+@pytest.mark.parametrize("body,pointer", [
+    ({"label": "", "hours": 3}, "/label"),
+    ({"label": "Werk\x00statt", "hours": 3}, "/label"),
+    ({"label": "Werkstatt", "hours": 13}, "/hours"),
+    ({"label": "Werkstatt", "hours": True}, "/hours"),
+    ({"label": "Werkstatt", "hours": 2, "max_ideas": 0}, "/max_ideas"),
+])
+def test_workshop_code_refusals(client, conn, moderator, body, pointer):
+    before = conn.execute(text("SELECT count(*) FROM workshop_codes")).scalar_one()
+    response = client.post("/api/ideas/workshop-codes", headers=moderator, json=body)
+    # (a NUL may already be refused with 400 where the body is parsed)
+    assert response.status_code in (400, 422), response.text
+    if response.status_code == 422:
+        assert pointer in {e["pointer"] for e in response.json()["errors"]}
+    assert conn.execute(text("SELECT count(*) FROM workshop_codes")).scalar_one() == before
+
+
+@pytest.mark.parametrize("code", [123, "NICHT-DA", "AB\x00CD", "x" * 60, ["A"]])
+def test_unknown_or_malformed_workshop_code_is_refused(client, conn, code):
+    before = conn.execute(text("SELECT count(*) FROM ideas")).scalar_one()
+    response = client.post("/api/ideas", json={**idea("Mit Code"), "workshop_code": code})
+    assert response.status_code in (400, 422), response.text
+    if response.status_code == 422:
+        assert response.json()["errors"][0]["pointer"] == "/workshop_code"
+    assert conn.execute(text("SELECT count(*) FROM ideas")).scalar_one() == before
+
+
+def test_workshop_code_is_valid_for_its_hours_only(client, conn, moderator):
+    opened = client.post("/api/ideas/workshop-codes", headers=moderator,
+                         json={"label": "Kreativwerkstatt", "hours": 2})
+    assert opened.status_code == 201 and opened.json()["max_ideas"] == 200
+    code = opened.json()["code"]
+    assert client.post("/api/ideas", json={**idea("Mit Code"), "workshop_code": code}
+                       ).status_code == 202
+    conn.execute(text("UPDATE workshop_codes SET expires_at = now() - interval '1 second', "
+                      "created_at = now() - interval '3 hours' WHERE code = :c"), {"c": code})
+    assert client.post("/api/ideas", json={**idea("Zu spät"), "workshop_code": code}
+                       ).status_code == 422
+    assert code not in {w["code"] for w in client.get(
+        "/api/ideas/workshop-codes", headers=moderator).json()["workshops"]}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from datetime import datetime
 from typing import Any
@@ -20,6 +21,9 @@ HONEYPOT = "website"  # hidden field; people leave it empty, bots fill it
 CITY_BUFFER_M = 500
 DECISIONS = {"accept": "angenommen", "reject": "abgelehnt", "link": "verknuepft",
              "hide": "verborgen"}  # hide: spam, abuse, personal data – on no public path
+CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud, typed on phones
+CODE_RE = re.compile(r"[A-Z0-9-]{1,40}")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def client_hash(secret: str, client: str) -> str:
@@ -109,12 +113,13 @@ def _charge(conn: Connection, key: str, limit: int, window_s: int, lang: str) ->
 
 
 def _workshop(conn: Connection, code: Any, lang: str) -> Any:
-    if not isinstance(code, str) or not code.strip():
+    """The valid workshop code named in a submission, None without one, else 422."""
+    if code is None or (isinstance(code, str) and not code.strip()):
         return None
-    row = conn.execute(text("""
+    code = code.strip().upper() if isinstance(code, str) else ""
+    row = None if not CODE_RE.fullmatch(code) else conn.execute(text("""
         SELECT id, max_ideas, ceil(extract(epoch FROM expires_at - now()))::int AS left_s
-        FROM workshop_codes WHERE code = :c AND expires_at > now()"""),
-        {"c": code.strip().upper()[:40]}).first()
+        FROM workshop_codes WHERE code = :c AND expires_at > now()"""), {"c": code}).first()
     if row is None:
         raise InvalidInput(t("idea.workshop_code", lang), errors=[
             {"pointer": "/workshop_code", "problem": t("idea.workshop_code", lang)}])
@@ -148,14 +153,13 @@ def submit(conn: Connection, body: Any, client: str, *, lang: str, limit: int,
 
 
 # -- workshop codes ---------------------------------------------------------------------------
-CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud, typed on phones
 
 
 def open_workshop(conn: Connection, label: Any, hours: Any, max_ideas: Any, user: User, *,
                   max_hours: int, default_max: int) -> dict[str, Any]:
     """A new workshop code, valid for ``hours`` (at most ``max_hours``)."""
     problems = []
-    if not isinstance(label, str) or not 1 <= len(label.strip()) <= 200:
+    if not isinstance(label, str) or not 1 <= len(label.strip()) <= 200 or CONTROL.search(label):
         problems.append({"pointer": "/label", "problem": "name the workshop (1–200 characters)"})
     if isinstance(hours, bool) or not isinstance(hours, (int, float)) or not 0 < hours <= max_hours:
         problems.append({"pointer": "/hours", "problem": f"hours: more than 0, at most {max_hours}"})
@@ -232,6 +236,9 @@ def moderate(conn: Connection, idea_id: int, decision: str, reason: str | None,
     for name, value in (("reason", reason), ("staff_reason", staff_reason)):
         if value and len(value) > 2000:
             raise InvalidInput(f"{name}: at most 2000 characters")
+        if value and "\x00" in value:
+            raise InvalidInput(f"{name}: contains a NUL character",
+                               errors=[{"pointer": f"/{name}", "problem": "NUL character"}])
     if decision == "reject" and not reason:
         raise InvalidInput(t("idea.reason_required", lang),
                            errors=[{"pointer": "/reason", "problem": t("idea.reason_required", lang)}])
