@@ -502,7 +502,8 @@ def assert_no_markup(page, scope):
     assert page.locator(f"{scope} script").count() == 0
 
 
-def test_moderator_hides_an_idea_and_opens_a_workshop_code(open_page, public_server, engine):
+def test_moderator_hides_an_idea_and_opens_a_workshop_code(open_page, public_server, engine,
+                                                           artifacts):
     tag = uuid.uuid4().hex[:6]
     spam = f"Billige Uhren {tag}"
     page = open_page("/ideas.html")
@@ -516,6 +517,7 @@ def test_moderator_hides_an_idea_and_opens_a_workshop_code(open_page, public_ser
     save_decision(item, confirm=False)
     expect(item.locator('[data-role="error"]')).to_contain_text("warum die Idee verborgen wird")
     item.get_by_label("Interner Grund (nur für das Team)").fill("Werbung")
+    item.screenshot(path=str(artifacts / "public-moderation-hide.png"))
     save_decision(item, confirm=False)  # hiding publishes nothing: no confirmation
     expect(mod.locator("#page-status")).to_contain_text(f"„{spam}“ – Verborgen")
     status, _, _ = api_json(public_server, "GET", f"/api/ideas/{idea_id}")
@@ -535,6 +537,7 @@ def test_moderator_hides_an_idea_and_opens_a_workshop_code(open_page, public_ser
     expect(entry).to_contain_text("0 von 200 Ideen")
     code = entry.get_attribute("data-code")
     expect(mod.locator("#workshop-status")).to_contain_text(f"Code {code} ist erstellt")
+    mod.locator("#workshops").screenshot(path=str(artifacts / "public-moderation-workshop.png"))
     page.goto(public_server + entry.locator("a").get_attribute("href"))
     expect(page.locator("#idea-workshop-code")).to_have_value(code)
     submit_idea(page, f"Werkstattidee {tag}", "Ein Treffpunkt für die Nachbarschaft im Hof.")
