@@ -256,7 +256,7 @@ def moderate(conn: Connection, idea_id: int, decision: str, reason: str | None,
         measure_id = None
     done = conn.execute(text("""
         UPDATE ideas SET state = :state, public_reason = :reason, measure_id = :measure,
-               staff_reason = :staff_reason, text_public = :text_public,
+               staff_reason = COALESCE(:staff_reason, staff_reason), text_public = :text_public,
                moderated_at = now(), moderated_by = :user
         WHERE id = :id RETURNING id"""), {
             "state": DECISIONS[decision], "reason": reason, "measure": measure_id,
