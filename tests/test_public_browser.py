@@ -331,6 +331,14 @@ def sign_in(page, username):
     expect(page.locator("body")).to_have_attribute("data-mod-state", "queue")
 
 
+def save_decision(item, confirm=True):
+    """Save the chosen decision; a decision that publishes the idea is confirmed first."""
+    item.get_by_role("button", name="Entscheidung speichern").click()
+    if confirm:
+        expect(item.locator('[data-role="confirm"]')).to_contain_text("öffentlich sichtbar")
+        item.get_by_role("button", name="Ja, veröffentlichen").click()
+
+
 def idea_count(engine, title):
     with engine.connect() as conn:
         return conn.execute(text("SELECT count(*) FROM ideas WHERE title = :t"),
@@ -362,6 +370,11 @@ def test_idea_goes_through_moderation(open_page, public_server, engine, artifact
 
     submit_idea(page, accepted, "Ein öffentlicher Trinkbrunnen für heiße Sommertage.")
     expect(page.locator("#idea-title")).to_have_value("")
+    # The submitter can follow the idea by its page.
+    with engine.connect() as conn:
+        new_id = conn.execute(text("SELECT max(id) FROM ideas WHERE title = :t"),
+                              {"t": accepted}).scalar_one()
+    expect(page.locator("#idea-follow")).to_have_attribute("href", f"/ideen/{new_id}")
     page.goto(public_server + "/ideas.html")
     submit_idea(page, rejected, "Mehr Parkplätze mitten im Landschaftsschutzgebiet.", "Mobilität")
     assert idea_count(engine, accepted) == 1 and idea_count(engine, rejected) == 1
@@ -383,18 +396,26 @@ def test_idea_goes_through_moderation(open_page, public_server, engine, artifact
     id_a = item_a.get_attribute("data-id")
     id_b = item_b.get_attribute("data-id")
 
+    # No decision is preselected; saving without one asks for it.
+    expect(item_a.locator('input[type="radio"]:checked')).to_have_count(0)
+    save_decision(item_a, confirm=False)
+    expect(item_a.locator('[data-role="error"]')).to_contain_text("Bitte wählen Sie eine Entscheidung")
     item_a.get_by_label("Annehmen").check()
+    # Cancelling the confirmation publishes nothing.
     item_a.get_by_role("button", name="Entscheidung speichern").click()
+    item_a.get_by_role("button", name="Abbrechen").click()
+    assert accepted not in {i["title"] for i in get(public_server, "/api/ideas")["ideas"]}
+    save_decision(item_a)
     expect(mod.locator("#page-status")).to_contain_text(f"„{accepted}“ – Angenommen")
     expect(mod.locator(f'#mod-list li[data-id="{id_a}"]')).to_have_count(0)
 
     # A rejection without a reason is refused with a German message.
     item_b.get_by_label("Ablehnen").check()
-    item_b.get_by_role("button", name="Entscheidung speichern").click()
+    save_decision(item_b, confirm=False)
     expect(item_b.locator('[data-role="error"]')).to_contain_text("öffentliche Begründung")
     reason = "Die Peißnitz ist Landschaftsschutzgebiet; dort entstehen keine Parkhäuser."
     item_b.get_by_label("Öffentliche Begründung").fill(reason)
-    item_b.get_by_role("button", name="Entscheidung speichern").click()
+    save_decision(item_b)
     expect(mod.locator("#page-status")).to_contain_text(f"„{rejected}“ – Abgelehnt")
     mod.screenshot(path=str(artifacts / "public-moderation.png"), full_page=True)
 
@@ -407,11 +428,14 @@ def test_idea_goes_through_moderation(open_page, public_server, engine, artifact
     expect(card_a).to_contain_text("Angenommen")
     expect(card_b).to_have_attribute("data-state", "abgelehnt")
     expect(card_b).to_contain_text(reason)
+    expect(card_b).not_to_contain_text("Mehr Parkplätze")  # a rejected text stays off the site
 
     page.goto(f"{public_server}/ideen/{id_b}")
     expect(page.locator("body")).to_have_attribute("data-page-state", "ready")
     expect(page.locator("h1#i-title")).to_have_text(rejected)
     expect(page.locator(".idea-reason")).to_have_text(reason)
+    expect(page.locator("#i-text")).to_have_text("Der Text einer abgelehnten Idee wird nicht "
+                                                 "veröffentlicht.")
     page.goto(f"{public_server}/ideen/{id_a}")
     expect(page.locator("body")).to_have_attribute("data-page-state", "ready")
     expect(page.locator("#i-outcome")).to_contain_text("angenommen")
@@ -478,6 +502,52 @@ def assert_no_markup(page, scope):
     assert page.locator(f"{scope} script").count() == 0
 
 
+def test_moderator_hides_an_idea_and_opens_a_workshop_code(open_page, public_server, engine,
+                                                           artifacts):
+    tag = uuid.uuid4().hex[:6]
+    spam = f"Billige Uhren {tag}"
+    page = open_page("/ideas.html")
+    submit_idea(page, spam, "Jetzt kaufen unter uhren.invalid, nur heute!")
+    moderator = account(engine, "moderator")
+    mod = open_page("/moderation.html")
+    sign_in(mod, moderator)
+    item = mod.locator("#mod-list li.mod-item", has_text=spam)
+    idea_id = item.get_attribute("data-id")
+    item.get_by_label("Verbergen (Spam, Beleidigung, persönliche Daten)").check()
+    save_decision(item, confirm=False)
+    expect(item.locator('[data-role="error"]')).to_contain_text("warum die Idee verborgen wird")
+    item.get_by_label("Interner Grund (nur für das Team)").fill("Werbung")
+    item.screenshot(path=str(artifacts / "public-moderation-hide.png"))
+    save_decision(item, confirm=False)  # hiding publishes nothing: no confirmation
+    expect(mod.locator("#page-status")).to_contain_text(f"„{spam}“ – Verborgen")
+    status, _, _ = api_json(public_server, "GET", f"/api/ideas/{idea_id}")
+    assert status == 404
+    page.goto(public_server + "/ideas.html")
+    expect(page.locator("body")).to_have_attribute("data-ideas", "ready")
+    expect(page.locator("#idea-list")).not_to_contain_text(tag)
+    mod.select_option("#queue-state", "verborgen")
+    hidden = mod.locator(f'#mod-list li[data-id="{idea_id}"]')
+    expect(hidden).to_contain_text("Interner Grund: Werbung")
+
+    # A workshop code for the Kreativwerkstatt, then a participant uses its link.
+    mod.get_by_label("Name der Veranstaltung").fill(f"Kreativwerkstatt {tag}")
+    mod.get_by_label("Gültig für (Stunden)").fill("3")
+    mod.get_by_role("button", name="Code erstellen").click()
+    entry = mod.locator("#workshop-list li", has_text=f"Kreativwerkstatt {tag}")
+    expect(entry).to_contain_text("0 von 200 Ideen")
+    code = entry.get_attribute("data-code")
+    expect(mod.locator("#workshop-status")).to_contain_text(f"Code {code} ist erstellt")
+    mod.locator("#workshops").screenshot(path=str(artifacts / "public-moderation-workshop.png"))
+    page.goto(public_server + entry.locator("a").get_attribute("href"))
+    expect(page.locator("#idea-workshop-code")).to_have_value(code)
+    submit_idea(page, f"Werkstattidee {tag}", "Ein Treffpunkt für die Nachbarschaft im Hof.")
+    expect(page.locator("#idea-workshop-code")).to_have_value(code)
+    with engine.connect() as conn:
+        assert conn.execute(text(
+            "SELECT w.code FROM ideas i JOIN workshop_codes w ON w.id = i.workshop_code_id "
+            "WHERE i.title = :t"), {"t": f"Werkstattidee {tag}"}).scalar_one() == code
+
+
 def test_markup_in_titles_and_texts_is_shown_as_text(open_page, public_server, engine,
                                                      script_measure, artifacts):
     import feedparser
@@ -496,7 +566,7 @@ def test_markup_in_titles_and_texts_is_shown_as_text(open_page, public_server, e
     expect(item.locator(".mod-item__text")).to_have_text(SCRIPT_TEXT)
     assert_no_markup(mod, "#mod-list")
     item.get_by_label("Annehmen").check()
-    item.get_by_role("button", name="Entscheidung speichern").click()
+    save_decision(item)
     expect(mod.locator("#page-status")).to_contain_text("Angenommen")
 
     page.goto(public_server + "/ideas.html")

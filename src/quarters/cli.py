@@ -268,8 +268,10 @@ def serve(
     _engine(settings).dispose()
     host, port = host or settings.host, port or settings.port
     console.print(f"quarters: http://{host}:{port}/  (API: http://{host}:{port}/api)")
+    # proxy_headers off: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1;
+    # the app reads it itself, only from QUARTERS_TRUSTED_PROXIES (quarters.clients).
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info",
-                access_log=settings.access_log)
+                access_log=settings.access_log, proxy_headers=False)
 
 
 def main() -> None:

@@ -10,28 +10,44 @@ from sqlalchemy import Connection, text
 
 from quarters.errors import InvalidParameter, NotFound
 
+
+def _visible(public: bool, alias: str = "me") -> str:
+    """SQL condition on measure_editions: public sees what was published in the edition AND is
+    published and not deleted now (the collections' rule, view measures_public); staff see
+    every measure that is not deleted."""
+    view = "measures_public" if public else "measures_current"
+    published = f"(({alias}.snapshot->>'published')::boolean) AND " if public else ""
+    return f"{published}{alias}.measure_id IN (SELECT id FROM {view})"
+
+
 COMPARED = ("title", "summary", "description", "action_field", "status", "start_date",
             "end_date", "milestones", "budget_planned", "budget_spent", "funding_line",
             "responsible_unit", "partners", "parent_id", "location_precision", "published")
 
 
 def load_editions(conn: Connection, path: Path) -> int:
-    """Upsert the editions the project knows (data/geo/editions.json)."""
+    """Insert the editions the project knows (data/geo/editions.json) that were never loaded;
+    an edition already there keeps what it has (a frozen one above all)."""
     editions = json.loads(path.read_text())["editions"]
+    created = 0
     for e in editions:
-        conn.execute(text("""
+        new = conn.execute(text("""
+            INSERT INTO seed_keys (kind, key) VALUES ('edition', :key) ON CONFLICT DO NOTHING
+            RETURNING key"""), {"key": e["key"]}).first()
+        if new is None:
+            continue
+        created += conn.execute(text("""
             INSERT INTO editions (key, city_ags, title, year, adopted_on, frozen, note)
             VALUES (:key, :city_ags, :title, :year, CAST(:adopted_on AS date), :frozen, :note)
-            ON CONFLICT (key) DO UPDATE SET title = EXCLUDED.title, year = EXCLUDED.year,
-                adopted_on = EXCLUDED.adopted_on, note = EXCLUDED.note
+            ON CONFLICT (key) DO NOTHING
         """), {**{k: e.get(k) for k in ("key", "city_ags", "title", "year", "adopted_on", "note")},
-               "frozen": bool(e.get("frozen"))})
-    return len(editions)
+               "frozen": bool(e.get("frozen"))}).rowcount
+    return created
 
 
 def list_editions(conn: Connection, public: bool) -> list[dict[str, Any]]:
     """Editions with the number of measures each holds (public: published ones only)."""
-    only = "AND (me.snapshot->>'published')::boolean" if public else ""
+    only = f"AND {_visible(public)}"
     rows = conn.execute(text(f"""
         SELECT e.key, e.city_ags, e.title, e.year, e.adopted_on, e.frozen, e.note,
                count(me.measure_id) AS measures
@@ -50,7 +66,7 @@ def _require(conn: Connection, key: str) -> None:
 def edition_map(conn: Connection, key: str, public: bool) -> str:
     """The measures of an edition as they were recorded in it (GeoJSON text)."""
     _require(conn, key)
-    only = "AND (me.snapshot->>'published')::boolean" if public else ""
+    only = f"AND {_visible(public)}"
     return conn.execute(text(f"""
         SELECT json_build_object('type', 'FeatureCollection', 'edition', CAST(:k AS text),
             'features', COALESCE(json_agg(json_build_object(
@@ -68,11 +84,11 @@ def diff(conn: Connection, old: str, new: str, public: bool) -> dict[str, Any]:
         raise InvalidParameter("choose two different editions")
     _require(conn, old)
     _require(conn, new)
-    only = "AND (snapshot->>'published')::boolean" if public else ""
+    only = f"AND {_visible(public)}"
     rows = {}
     for key in (old, new):
         rows[key] = {r.measure_id: (r.snapshot, r.geom) for r in conn.execute(text(
-            f"SELECT measure_id, snapshot, ST_AsEWKB(geom) AS geom FROM measure_editions "
+            f"SELECT measure_id, snapshot, ST_AsEWKB(geom) AS geom FROM measure_editions me "
             f"WHERE edition_key = :k {only}"), {"k": key})}
     a, b = rows[old], rows[new]
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import re
+import secrets
 from datetime import datetime
 from typing import Any
 
@@ -14,10 +16,14 @@ from quarters.messages import t
 from quarters.schemas import ACTION_FIELDS
 from quarters.settings import STORAGE_SRID
 
-IDEA_FIELDS = {"title", "text", "action_field", "geometry", "contact", "website"}
+IDEA_FIELDS = {"title", "text", "action_field", "geometry", "contact", "website", "workshop_code"}
 HONEYPOT = "website"  # hidden field; people leave it empty, bots fill it
 CITY_BUFFER_M = 500
-DECISIONS = {"accept": "angenommen", "reject": "abgelehnt", "link": "verknuepft"}
+DECISIONS = {"accept": "angenommen", "reject": "abgelehnt", "link": "verknuepft",
+             "hide": "verborgen"}  # hide: spam, abuse, personal data – on no public path
+CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud, typed on phones
+CODE_RE = re.compile(r"[A-Z0-9-]{1,40}")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def client_hash(secret: str, client: str) -> str:
@@ -82,32 +88,111 @@ def _city_of(conn: Connection, geometry: Any) -> dict[str, Any] | None:
     return {"city_ags": row.ags, "lon": float(lon), "lat": float(lat)} if row else None
 
 
+def _charge(conn: Connection, key: str, limit: int, window_s: int, lang: str) -> None:
+    """Count one idea against ``key`` atomically: the counter row stays locked until the
+    transaction ends, so concurrent submissions queue and the limit holds exactly."""
+    used = conn.execute(text("""
+        INSERT INTO idea_quota AS q (key, window_start, used) VALUES (:k, now(), 1)
+        ON CONFLICT (key) DO UPDATE SET
+            used = CASE WHEN q.window_start <= now() - make_interval(secs => :w) THEN 1
+                        ELSE q.used + 1 END,
+            window_start = CASE WHEN q.window_start <= now() - make_interval(secs => :w)
+                                THEN now() ELSE q.window_start END
+        RETURNING used, ceil(extract(epoch FROM q.window_start
+                                     + make_interval(secs => :w) - now()))::int AS wait"""),
+        {"k": key, "w": window_s}).one()
+    # Counters of long-past windows go (a few at a time, never one another client holds).
+    conn.execute(text("""
+        DELETE FROM idea_quota WHERE key IN (
+            SELECT key FROM idea_quota
+            WHERE window_start < now() - make_interval(secs => greatest(:w * 2, 172800))
+            LIMIT 100 FOR UPDATE SKIP LOCKED)"""), {"w": window_s})
+    if used.used > limit:
+        raise TooManyRequests(t("idea.rate_limited", lang),
+                              headers={"Retry-After": str(max(1, used.wait))})
+
+
+def _workshop(conn: Connection, code: Any, lang: str) -> Any:
+    """The valid workshop code named in a submission, None without one, else 422."""
+    if code is None or (isinstance(code, str) and not code.strip()):
+        return None
+    code = code.strip().upper() if isinstance(code, str) else ""
+    row = None if not CODE_RE.fullmatch(code) else conn.execute(text("""
+        SELECT id, max_ideas, ceil(extract(epoch FROM expires_at - now()))::int AS left_s
+        FROM workshop_codes WHERE code = :c AND expires_at > now()"""), {"c": code}).first()
+    if row is None:
+        raise InvalidInput(t("idea.workshop_code", lang), errors=[
+            {"pointer": "/workshop_code", "problem": t("idea.workshop_code", lang)}])
+    return row
+
+
 def submit(conn: Connection, body: Any, client: str, *, lang: str, limit: int,
            window_s: int) -> int | None:
-    """Store an idea for moderation; None when the spam trap caught it (nothing stored)."""
+    """Store an idea for moderation; None when the spam trap caught it (nothing stored).
+
+    Limited per client (``limit`` per ``window_s``), or, with a valid workshop code, per code
+    (its own maximum while it is valid) so that a workshop on one address can take part.
+    """
     if isinstance(body, dict) and body.get(HONEYPOT):
         return None
-    recent = conn.execute(text(
-        "SELECT count(*) FROM ideas WHERE client_hash = :c "
-        "AND created_at > now() - make_interval(secs => :w)"), {"c": client, "w": window_s}
-    ).scalar_one()
-    if recent >= limit:
-        raise TooManyRequests(t("idea.rate_limited", lang), headers={"Retry-After": str(window_s)})
+    code = _workshop(conn, body.get("workshop_code") if isinstance(body, dict) else None, lang)
     values, problems = check(conn, body, lang)
     if problems:
         raise InvalidInput(" ".join(p["problem"] for p in problems), errors=problems)
+    if code is None:
+        _charge(conn, f"client:{client}", limit, window_s, lang)
+    else:
+        _charge(conn, f"workshop:{code.id}", code.max_ideas, max(code.left_s, 1), lang)
     return conn.execute(text(f"""
-        INSERT INTO ideas (city_ags, title, text, action_field, contact, geom, client_hash)
+        INSERT INTO ideas (city_ags, title, text, action_field, contact, geom, client_hash,
+                           workshop_code_id)
         VALUES (:city_ags, :title, :text, :action_field, :contact,
-                ST_Transform(ST_Point(:lon, :lat, 4326), {STORAGE_SRID}), :client)
-        RETURNING id"""), {**values, "client": client}).scalar_one()
+                ST_Transform(ST_Point(:lon, :lat, 4326), {STORAGE_SRID}), :client, :code)
+        RETURNING id"""), {**values, "client": client, "code": code.id if code else None}
+    ).scalar_one()
+
+
+# -- workshop codes ---------------------------------------------------------------------------
+
+
+def open_workshop(conn: Connection, label: Any, hours: Any, max_ideas: Any, user: User, *,
+                  max_hours: int, default_max: int) -> dict[str, Any]:
+    """A new workshop code, valid for ``hours`` (at most ``max_hours``)."""
+    problems = []
+    if not isinstance(label, str) or not 1 <= len(label.strip()) <= 200 or CONTROL.search(label):
+        problems.append({"pointer": "/label", "problem": "name the workshop (1–200 characters)"})
+    if isinstance(hours, bool) or not isinstance(hours, (int, float)) or not 0 < hours <= max_hours:
+        problems.append({"pointer": "/hours", "problem": f"hours: more than 0, at most {max_hours}"})
+    if max_ideas is None:
+        max_ideas = default_max
+    if isinstance(max_ideas, bool) or not isinstance(max_ideas, int) or not 1 <= max_ideas <= 10000:
+        problems.append({"pointer": "/max_ideas", "problem": "max_ideas: 1–10000"})
+    if problems:
+        raise InvalidInput("; ".join(p["problem"] for p in problems), errors=problems)
+    code = "-".join("".join(secrets.choice(CODE_ALPHABET) for _ in range(4)) for _ in range(2))
+    row = conn.execute(text("""
+        INSERT INTO workshop_codes (code, label, max_ideas, created_by, expires_at)
+        VALUES (:c, :l, :m, :u, now() + make_interval(secs => :s)) RETURNING id"""),
+        {"c": code, "l": label.strip(), "m": max_ideas, "u": user.id,
+         "s": float(hours) * 3600}).scalar_one()
+    return next(w for w in workshops(conn) if w["id"] == row)
+
+
+def workshops(conn: Connection) -> list[dict[str, Any]]:
+    """Workshop codes still valid, with the ideas each has taken (for moderators)."""
+    rows = conn.execute(text("""
+        SELECT w.id, w.code, w.label, w.max_ideas, w.created_at, w.expires_at,
+               (SELECT count(*) FROM ideas i WHERE i.workshop_code_id = w.id) AS ideas
+        FROM workshop_codes w WHERE w.expires_at > now() ORDER BY w.expires_at, w.id"""))
+    return [_plain(r) for r in rows]
 
 
 def _columns(staff: bool) -> str:
     base = ("i.id, i.city_ags, i.title, i.text, i.action_field, i.state, i.public_reason, "
             "i.measure_id, i.created_at, i.moderated_at, "
             "ST_AsGeoJSON(ST_Transform(i.geom, 4326), 6)::json AS geometry")
-    return base + (", i.contact" if staff else "")
+    return base + (", i.contact, i.staff_reason, i.text_public, i.workshop_code_id"
+                   if staff else "")
 
 
 def _plain(row: Any) -> dict[str, Any]:
@@ -139,16 +224,29 @@ def listing(conn: Connection, staff: bool, state: str | None = None,
 
 
 def moderate(conn: Connection, idea_id: int, decision: str, reason: str | None,
-             measure_id: int | None, user: User, lang: str = "de") -> dict[str, Any]:
-    """Accept, reject (with a public reason) or link an idea to a published measure."""
+             measure_id: int | None, user: User, lang: str = "de", *,
+             staff_reason: str | None = None, text_public: bool = False) -> dict[str, Any]:
+    """Accept, reject (with a public reason; the text stays off the site unless
+    ``text_public``), link to a published measure, or hide (spam, abuse, personal data: on no
+    public path; the ``staff_reason`` is kept for staff)."""
     if decision not in DECISIONS:
         raise InvalidInput(f"decision must be one of {', '.join(DECISIONS)}")
     reason = (reason or "").strip() or None
-    if reason and len(reason) > 2000:
-        raise InvalidInput("reason: at most 2000 characters")
+    staff_reason = (staff_reason or "").strip() or None
+    for name, value in (("reason", reason), ("staff_reason", staff_reason)):
+        if value and len(value) > 2000:
+            raise InvalidInput(f"{name}: at most 2000 characters")
+        if value and "\x00" in value:
+            raise InvalidInput(f"{name}: contains a NUL character",
+                               errors=[{"pointer": f"/{name}", "problem": "NUL character"}])
     if decision == "reject" and not reason:
         raise InvalidInput(t("idea.reason_required", lang),
                            errors=[{"pointer": "/reason", "problem": t("idea.reason_required", lang)}])
+    if decision == "hide":
+        if not staff_reason:
+            raise InvalidInput(t("idea.hide_reason_required", lang), errors=[
+                {"pointer": "/staff_reason", "problem": t("idea.hide_reason_required", lang)}])
+        reason = None
     if decision == "link":
         if not measure_id or not conn.execute(text(
                 "SELECT 1 FROM measures_public WHERE id = :m"), {"m": measure_id}).first():
@@ -158,9 +256,12 @@ def moderate(conn: Connection, idea_id: int, decision: str, reason: str | None,
         measure_id = None
     done = conn.execute(text("""
         UPDATE ideas SET state = :state, public_reason = :reason, measure_id = :measure,
+               staff_reason = COALESCE(:staff_reason, staff_reason), text_public = :text_public,
                moderated_at = now(), moderated_by = :user
-        WHERE id = :id RETURNING id"""), {"state": DECISIONS[decision], "reason": reason,
-                                          "measure": measure_id, "user": user.id, "id": idea_id})
+        WHERE id = :id RETURNING id"""), {
+            "state": DECISIONS[decision], "reason": reason, "measure": measure_id,
+            "staff_reason": staff_reason, "text_public": bool(text_public) and decision == "reject",
+            "user": user.id, "id": idea_id})
     if done.first() is None:
         raise NotFound(f"no idea with id {idea_id}")
     return get(conn, idea_id, staff=True)

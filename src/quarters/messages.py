@@ -27,6 +27,12 @@ CATALOGUE: dict[str, dict[str, str]] = {
                              "en": "A rejection needs a public reason."},
     "idea.measure_required": {"de": "Bitte wählen Sie eine veröffentlichte Maßnahme aus.",
                               "en": "Please choose a published measure."},
+    "idea.hide_reason_required": {
+        "de": "Bitte notieren Sie für das Team, warum die Idee verborgen wird.",
+        "en": "Please note for the team why the idea is hidden."},
+    "idea.workshop_code": {
+        "de": "Der Werkstatt-Code ist unbekannt oder abgelaufen.",
+        "en": "The workshop code is unknown or has expired."},
     "feed.new": {"de": "Neue Maßnahme: {title}", "en": "New measure: {title}"},
     "feed.status": {"de": "Status geändert: {title} ({before} → {after})",
                     "en": "Status changed: {title} ({before} → {after})"},

@@ -35,18 +35,40 @@ def _properties(props: dict[str, Any], parent_id: int | None) -> MeasureProperti
     return MeasureProperties.model_validate({k: v for k, v in fields.items() if v is not None})
 
 
+def seeded(conn: Connection, kind: str) -> set[str]:
+    """Keys of the seed records of ``kind`` that a data load has ever inserted."""
+    return set(conn.execute(text("SELECT key FROM seed_keys WHERE kind = :k"), {"k": kind})
+               .scalars())
+
+
+def mark_seeded(conn: Connection, kind: str, key: str) -> None:
+    """Remember that the seed record ``key`` was inserted (it is never inserted again)."""
+    conn.execute(text("INSERT INTO seed_keys (kind, key) VALUES (:k, :key) ON CONFLICT DO NOTHING"),
+                 {"k": kind, "key": key})
+
+
 def load_measures(conn: Connection, path: Path) -> dict[str, int]:
-    """Upsert the seed measures by slug (published; changes go through history)."""
+    """Insert the seed measures a data load has never inserted (published, by slug).
+
+    A measure inserted once is people's from then on: it is never rewritten, and never brought
+    back after a soft or hard delete, so a restart changes nothing that people did.
+    """
     features = json.loads(path.read_text())["features"]
     by_slug = {f["properties"]["slug"]: f for f in features}
+    done = seeded(conn, "measure")
     ids = dict(conn.execute(text("SELECT slug, id FROM measures WHERE slug IS NOT NULL")).all())
-    counts = {"created": 0, "updated": 0, "unchanged": 0}
+    live = set(conn.execute(text("SELECT id FROM measures_current")).scalars())
+    counts = {"created": 0, "kept": 0}
     for slug in _parents_first(by_slug):
+        if slug in done or slug in ids:
+            mark_seeded(conn, "measure", slug)
+            counts["kept"] += 1
+            continue
         feature = by_slug[slug]
         props = feature["properties"]
-        parent = props.get("parent_slug")
+        parent = ids.get(props.get("parent_slug") or "")
         try:
-            record = _properties(props, ids.get(parent) if parent else None)
+            record = _properties(props, parent if parent in live else None)
             if feature.get("geometry") is None:
                 if props.get("location_precision") not in STAND_IN:
                     raise ImportRefused(f"{path.name}: {slug} has no geometry but location_precision "
@@ -56,19 +78,11 @@ def load_measures(conn: Connection, path: Path) -> dict[str, int]:
                 geom = parse_geojson(feature["geometry"])
         except (ValueError, GeometryProblem) as exc:
             raise ImportRefused(f"{path.name}: measure {slug}: {exc}") from None
-        if slug not in ids:
-            created = measures.create(conn, record, geom, SEED_ACTOR, slug=slug, published=True)
-            ids[slug] = created["id"]
-            counts["created"] += 1
-            continue
-        current = measures.get(conn, ids[slug], measures.STAFF)
-        wanted = record.model_dump(mode="json")
-        same = all(current.get(k) == v for k, v in wanted.items())
-        if same and shapely.equals_exact(shapely.geometry.shape(current["geometry"]), geom, 1e-6):
-            counts["unchanged"] += 1
-            continue
-        measures.update(conn, ids[slug], current["version"], record, geom, SEED_ACTOR)
-        counts["updated"] += 1
+        created = measures.create(conn, record, geom, SEED_ACTOR, slug=slug, published=True)
+        ids[slug] = created["id"]
+        live.add(created["id"])
+        mark_seeded(conn, "measure", slug)
+        counts["created"] += 1
     return counts
 
 

@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     secret_key: str = Field("", description="salt for client hashes; random per process if empty")
     idea_limit: int = Field(5, description="ideas one client may submit per window")
     idea_window_s: int = 3600
+    trusted_proxies: str = Field(
+        "", description="IPs/CIDRs of reverse proxies (comma-separated) whose X-Forwarded-For "
+        "is believed; every other peer is the client itself")
+    workshop_max_ideas: int = Field(200, description="ideas one workshop code may take")
+    workshop_max_hours: int = Field(12, description="longest validity of a workshop code")
     near_max_radius_m: int = 10_000
     access_log: bool = Field(False, description="log every request (costs throughput)")
     tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
@@ -58,6 +63,22 @@ class Settings(BaseSettings):
             if value.startswith(prefix):
                 return "postgresql+psycopg://" + value[len(prefix) :]
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        """Refuse a setting that is not a list of IPs/CIDRs (at start, not per request)."""
+        from quarters.clients import parse_networks
+
+        parse_networks(value)
+        return value
+
+    @property
+    def trusted_networks(self) -> tuple:
+        """The trusted proxies as ip_network objects."""
+        from quarters.clients import parse_networks
+
+        return parse_networks(self.trusted_proxies)
 
     @property
     def embedded(self) -> bool:

@@ -184,6 +184,16 @@ export function moderateIdea(id, decision, csrf) {
   });
 }
 
+/** GET /api/ideas/workshop-codes (moderators): codes still valid. */
+export function getWorkshops() {
+  return fetchJson(apiUrl("ideas/workshop-codes"));
+}
+
+/** POST /api/ideas/workshop-codes (moderators; CSRF token of the session). */
+export function openWorkshop(workshop, csrf) {
+  return request(apiUrl("ideas/workshop-codes"), { method: "POST", body: workshop, csrf });
+}
+
 /** POST /api/auth/login → {user, csrf_token}. */
 export function login(username, password) {
   return request(apiUrl("auth/login"), { method: "POST", body: { username, password } });

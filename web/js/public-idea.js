@@ -99,7 +99,7 @@ async function main() {
   document.title = t("idea.page_title_named", { title });
   $("i-title").textContent = title;
   $("i-meta").replaceChildren(ideaBadge(idea.state), el("span", { text: cityName(cfg, idea.city_ags) }));
-  $("i-text").textContent = idea.text || "";
+  $("i-text").textContent = idea.text ?? t("idea.text_withheld"); // rejected: text withheld
   const facts = $("i-facts");
   facts.replaceChildren();
   fact(facts, t("idea.state"), label("idea_state", idea.state));

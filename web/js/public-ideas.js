@@ -25,6 +25,7 @@ const FIELDS = {
   "/text": "idea-text",
   "/action_field": "idea-field",
   "/contact": "idea-contact",
+  "/workshop_code": "idea-workshop-code",
   "/geometry": "idea-use-centre",
 };
 const ERROR_NODES = {
@@ -32,6 +33,7 @@ const ERROR_NODES = {
   "/text": "idea-text-error",
   "/action_field": "idea-action_field-error",
   "/contact": "idea-contact-error",
+  "/workshop_code": "idea-workshop-code-error",
   "/geometry": "idea-geometry-error",
 };
 
@@ -167,6 +169,8 @@ async function onSubmit(event) {
   };
   const contact = $("idea-contact").value.trim();
   if (contact) idea.contact = contact;
+  const code = $("idea-workshop-code").value.trim();
+  if (code) idea.workshop_code = code;
   if (state.point) idea.geometry = { type: "Point", coordinates: state.point };
   button.disabled = true;
   document.body.dataset.submit = "sending";
@@ -174,15 +178,24 @@ async function onSubmit(event) {
     const result = await submitIdea(idea);
     clearErrors();
     $("idea-form").reset();
+    $("idea-workshop-code").value = code; // the next person at the workshop uses it too
     clearPoint();
     fillFields($("idea-city").value);
     updateCount();
     const notice = $("idea-success");
-    notice.replaceChildren(
+    const parts = [
       el("h3", { text: t("ideas.thanks_title") }),
       el("p", { text: result?.message || t("ideas.thanks") }),
       el("p", { text: t("ideas.thanks_next") }),
-    );
+      result?.id
+        ? el("p", {}, [
+            el("span", { text: t("ideas.follow") }),
+            document.createTextNode(" "),
+            el("a", { text: t("ideas.follow_link", { id: result.id }), attrs: { href: `/ideen/${encodeURIComponent(result.id)}`, id: "idea-follow" } }),
+          ])
+        : null,
+    ];
+    notice.replaceChildren(...parts.filter(Boolean));
     notice.hidden = false;
     notice.focus();
     document.body.dataset.submit = "sent";
@@ -321,6 +334,9 @@ async function main() {
   $("idea-form").addEventListener("submit", onSubmit);
   $("idea-city").addEventListener("change", onCityChange);
   $("idea-text").addEventListener("input", updateCount);
+  // A workshop's link (/ideas.html?code=…) fills in its code.
+  const preset = new URLSearchParams(window.location.search).get("code");
+  if (preset) $("idea-workshop-code").value = preset.slice(0, 40);
   $("ideas-state").addEventListener("change", renderIdeas);
   $("ideas-city").addEventListener("change", renderIdeas);
   for (const [pointer, id] of Object.entries(FIELDS)) {

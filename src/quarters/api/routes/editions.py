@@ -10,27 +10,32 @@ from quarters.api.responses import GeoJSONResponse
 from quarters.db import commit
 from quarters.errors import NotFound
 
+
+def _public(user) -> bool:  # noqa: ANN001
+    """Only planners and admins see drafts (moderators see what the public sees)."""
+    return user is None or not user.can("planner")
+
 router = APIRouter(prefix="/api/editions", tags=["editions"])
 
 
 @router.get("", summary="Strategy editions")
 def list_editions(conn: ConnDep, user: UserDep) -> dict:
     """All editions with the number of measures in each."""
-    return {"editions": editions.list_editions(conn, public=user is None)}
+    return {"editions": editions.list_editions(conn, public=_public(user))}
 
 
 @router.get("/diff", summary="Difference between two editions")
 def diff(conn: ConnDep, user: UserDep, from_: str = Query(alias="from", max_length=40),
          to: str = Query(max_length=40)) -> dict:
     """Measures added, removed and changed from one edition to the next."""
-    return editions.diff(conn, from_, to, public=user is None)
+    return editions.diff(conn, from_, to, public=_public(user))
 
 
 @router.get("/{key}/measures", summary="The map as of an edition",
             response_class=GeoJSONResponse)
 def edition_measures(key: str, conn: ConnDep, user: UserDep) -> GeoJSONResponse:
     """The measures of an edition as recorded in it."""
-    return GeoJSONResponse(editions.edition_map(conn, key, public=user is None))
+    return GeoJSONResponse(editions.edition_map(conn, key, public=_public(user)))
 
 
 @router.post("/{key}/freeze", summary="Freeze an edition (admin)")

@@ -9,30 +9,66 @@ from fastapi.responses import JSONResponse
 
 from quarters import ideas
 from quarters.api.deps import BodyDep, ConnDep, SettingsDep, StaffDep, UserDep
+from quarters.auth import User
+from quarters.clients import client_address
 from quarters.db import commit
-from quarters.errors import BadRequest
+from quarters.errors import BadRequest, Forbidden
 from quarters.messages import language, t
 
 router = APIRouter(prefix="/api/ideas", tags=["ideas"])
 _PROCESS_SECRET = secrets.token_hex(16)
 
 
-def _client(request: Request, secret: str) -> str:
-    address = request.client.host if request.client else "unknown"
-    return ideas.client_hash(secret or _PROCESS_SECRET, address)
+def _client(request: Request, settings) -> str:  # noqa: ANN001
+    """Salted hash of the client's address (X-Forwarded-For only from a trusted proxy)."""
+    address = client_address(request.client.host if request.client else None,
+                             request.headers.getlist("x-forwarded-for"),
+                             settings.trusted_networks)
+    return ideas.client_hash(settings.secret_key or _PROCESS_SECRET, address)
+
+
+def _moderator(user: User) -> User:
+    if not user.can("moderator"):
+        raise Forbidden("only moderators and admins decide on ideas")
+    return user
 
 
 @router.post("", summary="Submit an idea (no account; moderated before it is public)",
              status_code=202)
 def submit(body: BodyDep, request: Request, conn: ConnDep, settings: SettingsDep) -> JSONResponse:
-    """Store an idea for moderation. Rate-limited per client; a spam trap discards bots."""
+    """Store an idea for moderation. Rate-limited per client, or per workshop code
+    (``workshop_code``) for many people on one address; a spam trap discards bots. The answer
+    names the idea's page (``url``), which shows the outcome once a moderator has decided."""
     lang = language(request.headers.get("accept-language"))
-    idea_id = ideas.submit(conn, body, _client(request, settings.secret_key), lang=lang,
+    idea_id = ideas.submit(conn, body, _client(request, settings), lang=lang,
                            limit=settings.idea_limit, window_s=settings.idea_window_s)
     if idea_id is not None:
         commit(conn)
-    return JSONResponse({"received": True, "id": idea_id, "message": t("idea.received", lang)},
-                        status_code=202)
+    return JSONResponse({"received": True, "id": idea_id,
+                         "url": f"/ideen/{idea_id}" if idea_id is not None else None,
+                         "message": t("idea.received", lang)}, status_code=202)
+
+
+@router.get("/workshop-codes", summary="Workshop codes still valid (moderator)")
+def list_workshops(conn: ConnDep, user: StaffDep) -> dict:
+    """Open workshop codes with the number of ideas each has taken."""
+    _moderator(user)
+    return {"workshops": ideas.workshops(conn)}
+
+
+@router.post("/workshop-codes", summary="Open a workshop code (moderator)", status_code=201)
+def open_workshop(body: BodyDep, conn: ConnDep, user: StaffDep, settings: SettingsDep) -> dict:
+    """{"label": …, "hours": 1–12, "max_ideas": …}: a code that lets many people on one
+    address (a workshop's Wi-Fi) submit; the code, not the address, is limited."""
+    _moderator(user)
+    if not isinstance(body, dict) or set(body) - {"label", "hours", "max_ideas"}:
+        raise BadRequest('send {"label": …, "hours": …, "max_ideas": …}')
+    workshop = ideas.open_workshop(conn, body.get("label"), body.get("hours"),
+                                   body.get("max_ideas"), user,
+                                   max_hours=settings.workshop_max_hours,
+                                   default_max=settings.workshop_max_ideas)
+    commit(conn)
+    return workshop
 
 
 @router.get("", summary="Ideas (public: moderated ones; moderators: all)")
@@ -56,20 +92,26 @@ def get_idea(idea_id: int, conn: ConnDep, user: UserDep) -> dict:
 @router.post("/{idea_id}/moderate", summary="Accept, reject or link an idea (moderator)")
 def moderate(idea_id: int, body: BodyDep, request: Request, conn: ConnDep,
              user: StaffDep) -> dict:
-    """decision: accept | reject (reason required, shown publicly) | link (measure_id)."""
-    if not user.can("moderator"):
-        from quarters.errors import Forbidden
-
-        raise Forbidden("only moderators and admins decide on ideas")
-    if not isinstance(body, dict) or set(body) - {"decision", "reason", "measure_id"}:
-        raise BadRequest("send {\"decision\": accept|reject|link, \"reason\": …, \"measure_id\": …}")
+    """decision: accept | reject (reason required, shown publicly; the text only with
+    ``text_public``) | link (measure_id) | hide (``staff_reason`` required, kept for staff; the
+    idea is then on no public path)."""
+    _moderator(user)
+    fields = {"decision", "reason", "measure_id", "staff_reason", "text_public"}
+    if not isinstance(body, dict) or set(body) - fields:
+        raise BadRequest('send {"decision": accept|reject|link|hide, "reason": …, '
+                         '"measure_id": …, "staff_reason": …, "text_public": …}')
     measure_id = body.get("measure_id")
     if measure_id is not None and (not isinstance(measure_id, int) or isinstance(measure_id, bool)):
         raise BadRequest("measure_id must be an integer")
-    reason = body.get("reason")
-    if reason is not None and not isinstance(reason, str):
-        raise BadRequest("reason must be text")
+    reason, staff_reason = body.get("reason"), body.get("staff_reason")
+    for name, value in (("reason", reason), ("staff_reason", staff_reason)):
+        if value is not None and not isinstance(value, str):
+            raise BadRequest(f"{name} must be text")
+    text_public = body.get("text_public", False)
+    if not isinstance(text_public, bool):
+        raise BadRequest("text_public must be true or false")
     idea = ideas.moderate(conn, idea_id, str(body.get("decision")), reason, measure_id, user,
-                          language(request.headers.get("accept-language")))
+                          language(request.headers.get("accept-language")),
+                          staff_reason=staff_reason, text_public=text_public)
     commit(conn)
     return idea
