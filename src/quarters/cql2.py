@@ -224,7 +224,9 @@ def _syntax_error(text: str, exc: lark.exceptions.UnexpectedInput) -> InvalidPar
     near = text[pos:pos + 20]
     where = f"line {exc.line}, column {exc.column}" if getattr(exc, "line", -1) not in (None, -1) \
         else f"position {pos + 1}"
-    if isinstance(exc, lark.exceptions.UnexpectedEOF) or pos >= len(text):
+    token = getattr(exc, "token", None)
+    if isinstance(exc, lark.exceptions.UnexpectedEOF) or pos >= len(text) \
+            or getattr(token, "type", None) == "$END":
         return InvalidParameter("filter: syntax error: the filter ends too early "
                                 f"(after {text[-20:]!r})")
     expected = sorted(getattr(exc, "expected", None) or getattr(exc, "allowed", None) or [])
