@@ -356,3 +356,38 @@ def test_garbage_json_raises_only_invalid_parameter(garbage):
 def test_date_literals_are_real_dates(conn):
     compiled = compile_filter("start_date < DATE('2020-01-31')", None, MEASURES)
     assert list(compiled.params.values()) == [date(2020, 1, 31)]
+
+
+def test_bboxes_across_the_antimeridian_and_in_lat_lon_order(conn, frame):
+    def bbox(coords, crs=None):
+        return count(conn, json.dumps({"op": "s_intersects", "args": [
+            {"property": "geometry"}, {"bbox": coords}]}), "cql2-json", crs=crs)
+
+    assert bbox([170, -10, -170, 10]) == 0  # Pacific, across the antimeridian
+    assert bbox([5, 40, -170, 60]) == len(frame)  # from 5°E eastwards round to 170°W
+    assert bbox([-170, 40, 5, 60]) == 0  # from 170°W eastwards to 5°E: west of Germany
+    lat_first = "http://www.opengis.net/def/crs/EPSG/0/4326"
+    assert bbox([51.2, 11.5, 51.8, 12.5], lat_first) == bbox([11.5, 51.2, 12.5, 51.8]) > 10
+    assert bbox([40, 5, 60, -170], lat_first) == len(frame)
+    assert count(conn, "BBOX(geometry, 11.5, 51.2, 12.5, 51.8)") == bbox([11.5, 51.2, 12.5, 51.8])
+    with pytest.raises(InvalidParameter, match="south above north"):
+        compile_filter("BBOX(geometry, 11, 52, 12, 51)", None, QUERYABLES)
+
+
+def test_like_with_casei_and_an_escape(conn, frame):
+    assert count(conn, "CASEI(name) LIKE CASEI('%HALLE%')") \
+        == int(frame.name.str.lower().str.contains("halle").sum()) > 1
+    assert count(conn, "name LIKE '%\\%%'") == int(frame.name.str.contains("%").sum())
+    with pytest.raises(InvalidParameter, match="lone escape"):
+        compile_filter("CASEI(name) LIKE CASEI('abc\\')", None, QUERYABLES)
+    with pytest.raises(InvalidParameter, match="string literal"):
+        compile_filter("name LIKE bez", None, QUERYABLES)
+
+
+def test_spatial_filter_uses_the_index(conn):
+    compiled = compile_filter(f"S_INTERSECTS(geometry, POINT({HALLE[0]} {HALLE[1]}))", None,
+                              QUERYABLES)
+    plan = "\n".join(conn.execute(text(
+        f"EXPLAIN SELECT t.ags FROM municipalities t WHERE {compiled.sql}"),
+        compiled.params).scalars())
+    assert "Index" in plan, plan

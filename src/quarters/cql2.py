@@ -440,14 +440,18 @@ class _Compiler:
         return node
 
     def pair(self, lhs: Any, rhs: Any, what: str) -> tuple[_Operand, _Operand]:
-        lhs, rhs = self.as_date(lhs, rhs), self.as_date(rhs, lhs)
-        a, b = self.scalar(lhs), self.scalar(rhs)
+        a = self.scalar(self.as_date(lhs, rhs))
+        return a, self.against(a, lhs, rhs, what)
+
+    def against(self, a: _Operand, lhs: Any, rhs: Any, what: str) -> _Operand:
+        """``rhs`` compiled and checked to have the kind of ``a`` (compiled from ``lhs``)."""
+        b = self.scalar(self.as_date(rhs, lhs))
         if a.kind != b.kind:
             raise InvalidParameter(f"filter: {what} compares a {a.kind} with a {b.kind} "
                                    f"({_describe(lhs)} vs {_describe(rhs)})")
         if a.kind == "geometry":
             raise InvalidParameter(f"filter: {what} on geometries; use S_INTERSECTS etc.")
-        return a, b
+        return b
 
     # conditions
     def condition(self, node: Any, depth: int = 0) -> str:
@@ -470,7 +474,7 @@ class _Compiler:
             return self.like(node)
         if isinstance(node, ast.Between):
             a, lo = self.pair(node.lhs, node.low, "BETWEEN")
-            _, hi = self.pair(node.lhs, node.high, "BETWEEN")
+            hi = self.against(a, node.lhs, node.high, "BETWEEN")
             neg = "NOT " if node.not_ else ""
             return f"({a.sql} {neg}BETWEEN {lo.sql} AND {hi.sql})"
         if isinstance(node, ast.In):
@@ -478,7 +482,7 @@ class _Compiler:
             if not items or len(items) > MAX_LIST:
                 raise InvalidParameter(f"filter: IN needs 1 to {MAX_LIST} values")
             a = self.scalar(node.lhs)
-            sqls = [self.pair(node.lhs, item, "IN")[1].sql for item in items]
+            sqls = [self.against(a, node.lhs, item, "IN").sql for item in items]
             neg = "NOT " if node.not_ else ""
             return f"({a.sql} {neg}IN ({', '.join(sqls)}))"
         if isinstance(node, ast.IsNull):
@@ -505,15 +509,14 @@ class _Compiler:
         a = self.scalar(node.lhs)
         if a.kind != "string" or a.is_literal:
             raise InvalidParameter("filter: LIKE needs a string property on the left")
-        if isinstance(node.pattern, ast.Function):
-            p = self.scalar(node.pattern)
-        else:
-            if not isinstance(node.pattern, str):
-                raise InvalidParameter("filter: the LIKE pattern must be a string")
-            trailing = len(node.pattern) - len(node.pattern.rstrip("\\"))
-            if trailing % 2:
-                raise InvalidParameter("filter: the LIKE pattern ends with a lone escape '\\'")
-            p = self.literal(node.pattern)
+        pattern = node.pattern
+        if isinstance(pattern, ast.Function) and len(pattern.arguments) == 1:
+            pattern = pattern.arguments[0]  # CASEI('…')
+        if not isinstance(pattern, str):
+            raise InvalidParameter("filter: the LIKE pattern must be a string literal")
+        if (len(pattern) - len(pattern.rstrip("\\"))) % 2:
+            raise InvalidParameter("filter: the LIKE pattern ends with a lone escape '\\'")
+        p = self.scalar(node.pattern)
         if p.kind != "string":
             raise InvalidParameter("filter: the LIKE pattern must be a string")
         op = "ILIKE" if node.nocase else "LIKE"
@@ -571,6 +574,9 @@ class _Compiler:
         except Exception as exc:  # noqa: BLE001  shapely refuses malformed rings in many ways
             raise InvalidParameter(f"filter: invalid geometry literal ({str(exc)[:100]})") \
                 from None
+        bbox = value.__geo_interface__.get("bbox")
+        if bbox is not None and value.__geo_interface__.get("type") == "Polygon":
+            geom = self.bbox(bbox)
         if "crs" in value.__geo_interface__:
             raise InvalidParameter("filter: SRID=… in a geometry is not supported; use filter-crs")
         coords = shapely.get_coordinates(geom)
@@ -605,6 +611,24 @@ class _Compiler:
         if not np.isfinite(shapely.get_coordinates(out)).all():
             raise InvalidParameter("filter: the geometry cannot be projected to EPSG:25832")
         return shapely.make_valid(out) if not out.is_valid else out, whole
+
+    def bbox(self, bbox: list[float]) -> Any:
+        """A bbox as written (in the filter CRS's axis order); one that crosses the
+        antimeridian (west > east in longitude/latitude) becomes two boxes."""
+        x1, y1, x2, y2 = bbox
+        if self.swap:  # EPSG:4326: latitude first; the result is swapped back by the caller
+            if x1 > x2:
+                raise InvalidParameter("filter: bbox with south above north")
+            if y1 <= y2:
+                return box(x1, y1, x2, y2)
+            return shapely.MultiPolygon([box(x1, y1, x2, 180), box(x1, -180, x2, y2)])
+        if y1 > y2:
+            raise InvalidParameter("filter: bbox with south above north")
+        if x1 <= x2:
+            return box(x1, y1, x2, y2)
+        if self.srid != 4326:
+            raise InvalidParameter("filter: bbox with west right of east")
+        return shapely.MultiPolygon([box(x1, y1, 180, y2), box(-180, y1, x2, y2)])
 
     # temporal
     def bounds(self, node: Any) -> tuple[str, str]:
