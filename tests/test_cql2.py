@@ -391,3 +391,30 @@ def test_spatial_filter_uses_the_index(conn):
         f"EXPLAIN SELECT t.ags FROM municipalities t WHERE {compiled.sql}"),
         compiled.params).scalars())
     assert "Index" in plan, plan
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Pacific/Auckland", "America/Los_Angeles"])
+def test_dates_meet_timestamps_in_utc_whatever_the_session_zone(conn, measures, zone):
+    conn.execute(text(f"SET LOCAL TimeZone = '{zone}'"))
+    start = pd.to_datetime(measures.start_date)
+    assert count(conn, "start_date >= TIMESTAMP('2025-01-01T00:00:00Z')", queryables=MEASURES,
+                 from_="measures_current t") == int((start >= pd.Timestamp("2025-01-01")).sum())
+    assert count(conn, "T_INTERSECTS(start_date, TIMESTAMP('2025-01-01T00:00:00Z'))",
+                 queryables=MEASURES, from_="measures_current t") \
+        == int((start == pd.Timestamp("2025-01-01")).sum())
+    updated = pd.to_datetime(pd.Series(conn.execute(text(
+        "SELECT updated_at FROM measures_current")).scalars().all()), utc=True)
+    day = updated.min().normalize()
+    assert count(conn, f"updated_at >= DATE('{day.date()}')", queryables=MEASURES,
+                 from_="measures_current t") == int((updated >= day).sum()) > 0
+    assert count(conn, f"T_AFTER(updated_at, DATE('{day.date()}'))", queryables=MEASURES,
+                 from_="measures_current t") == int((updated > day).sum())
+
+
+def test_messages_name_readable_tokens_and_srid_prefixes_are_refused():
+    with pytest.raises(InvalidParameter) as info:
+        compile_filter("name = = 'x'", None, QUERYABLES)
+    assert "__ANON" not in info.value.detail and "column 8" in info.value.detail
+    assert info.value.extra["position"] == 8
+    with pytest.raises(InvalidParameter, match="filter-crs"):
+        compile_filter("S_INTERSECTS(geometry, SRID=4326;POINT(12 51))", None, QUERYABLES)

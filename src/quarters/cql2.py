@@ -188,6 +188,13 @@ class _Transformer(_text_parser.CQLTransformer):
     def SINGLE_QUOTED(self, token):  # noqa: ANN001, ANN201, N802, D102
         return str(token)[1:-1].replace("''", "'")
 
+    def wkt__geometry_with_srid(self, srid, geometry):  # noqa: ANN001, ANN201, D102
+        raise InvalidParameter(f"filter: SRID={srid}; in a geometry is not supported; "
+                               "use filter-crs")
+
+    def wkt__multipoint_2(self, *coordinates):  # noqa: ANN001, ANN201, D102
+        return {"type": "MultiPoint", "coordinates": coordinates}
+
     def dwithin(self, _name, lhs, rhs, distance):  # noqa: ANN001, ANN201, D102
         return ast.DistanceWithin(lhs, rhs, distance, "m")
 
@@ -219,6 +226,11 @@ def _text_grammar() -> lark.Lark:
                      import_paths=[os.path.dirname(os.path.dirname(path))], source_path=path)
 
 
+_TERMINALS = {"SINGLE_QUOTED": "'text'", "DOUBLE_QUOTED": '"name"', "INT": "a number",
+              "FLOAT": "a number", "SIGNED_NUMBER": "a number", "LPAR": "(", "RPAR": ")",
+              "COMMA": ",", "BOOLEAN": "TRUE/FALSE", "$END": "the end"}
+
+
 def _syntax_error(text: str, exc: lark.exceptions.UnexpectedInput) -> InvalidParameter:
     pos = getattr(exc, "pos_in_stream", None) or 0
     near = text[pos:pos + 20]
@@ -229,7 +241,8 @@ def _syntax_error(text: str, exc: lark.exceptions.UnexpectedInput) -> InvalidPar
             or getattr(token, "type", None) == "$END":
         return InvalidParameter("filter: syntax error: the filter ends too early "
                                 f"(after {text[-20:]!r})")
-    expected = sorted(getattr(exc, "expected", None) or getattr(exc, "allowed", None) or [])
+    expected = sorted({_TERMINALS.get(t, t) for t in getattr(exc, "expected", None)
+                       or getattr(exc, "allowed", None) or [] if not t.startswith("__")})
     hint = f"; expected one of {', '.join(expected[:8])}" if expected else ""
     return InvalidParameter(f"filter: syntax error at {where} near {near!r}{hint}",
                             extra={"position": pos + 1})
@@ -281,6 +294,8 @@ def _json(node: Any) -> Any:
         if not isinstance(node["property"], str):
             raise InvalidParameter("filter: a property name must be a string")
         return ast.Attribute(node["property"])
+    if "filter" in node and "op" not in node:
+        return _json(node["filter"])
     if "casei" in node:
         return ast.Function("lower", [_json(node["casei"])])
     if "op" not in node or "type" in node:
@@ -382,6 +397,19 @@ class _Compiler:
                                    f"{', '.join(k for k in FILTER_CRS if '://' in k)}")
         self.srid, self.swap = FILTER_CRS[crs]
         self.params: dict[str, Any] = {}
+        self.time_ctx: str | None = None  # date or datetime: the kind of the property compared
+
+    def time_context(self, *nodes: Any) -> str | None:
+        """``date`` or ``datetime`` if the temporal properties among ``nodes`` are of that
+        type (used to bind literals so that they meet the column in UTC)."""
+        kinds = set()
+        for node in nodes:
+            for n in ([node.start, node.end] if isinstance(node, values.Interval) else [node]):
+                n = n.value if isinstance(n, _Bound) else n
+                field = self.fields.get(n.name) if isinstance(n, ast.Attribute) else None
+                if field is not None and field.type in ("date", "datetime"):
+                    kinds.add(field.type)
+        return kinds.pop() if len(kinds) == 1 else None
 
     # literals
     def bind(self, value: Any, cast: str) -> str:
@@ -401,10 +429,19 @@ class _Compiler:
             return _Operand(self.bind(value, "double precision"), "number", value, True)
         if isinstance(value, str):
             return _Operand(self.bind(value, "text"), "string", value, True)
+        # Dates and timestamps meet in UTC, whatever the session's TimeZone: a timestamp
+        # against a date property becomes a UTC timestamp without zone, a date against a
+        # timestamp property UTC midnight.
         if isinstance(value, datetime):
             value = value if value.tzinfo else value.replace(tzinfo=UTC)
+            if self.time_ctx == "date":
+                naive = value.astimezone(UTC).replace(tzinfo=None)
+                return _Operand(self.bind(naive, "timestamp"), "time", value, True)
             return _Operand(self.bind(value, "timestamptz"), "time", value, True)
         if isinstance(value, date):
+            if self.time_ctx == "datetime":
+                midnight = datetime(value.year, value.month, value.day, tzinfo=UTC)
+                return _Operand(self.bind(midnight, "timestamptz"), "time", value, True)
             return _Operand(self.bind(value, "date"), "time", value, True)
         raise InvalidParameter(f"filter: {type(value).__name__} values are not supported here")
 
@@ -464,6 +501,9 @@ class _Compiler:
             return f"({self.condition(node.lhs, d)} OR {self.condition(node.rhs, d)})"
         if isinstance(node, ast.Not):
             return f"(NOT {self.condition(node.sub_node, d)})"
+        if isinstance(node, (ast.Comparison, ast.Between, ast.In, _Temporal)):
+            parts = [getattr(node, k, None) for k in ("lhs", "rhs", "low", "high")]
+            self.time_ctx = self.time_context(*parts, *(getattr(node, "sub_nodes", None) or []))
         if type(node) in _COMPARISONS:
             op = _COMPARISONS[type(node)]
             a, b = self.pair(node.lhs, node.rhs, f"'{op}'")
