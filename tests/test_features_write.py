@@ -165,3 +165,15 @@ def test_writes_are_documented_in_the_openapi(client):
         assert {"412", "428", "404"} <= set(op["responses"]), method
         names = {(p["name"], p["in"], p.get("required")) for p in op["parameters"]}
         assert ("If-Match", "header", True) in names and ("measure_id", "path", True) in names
+
+
+def test_openapi_30_operations_for_the_ogc_document_validate():
+    from openapi_spec_validator import validate
+
+    from quarters.api.routes.features_write import openapi_operations
+
+    paths = openapi_operations()
+    validate({"openapi": "3.0.3", "info": {"title": "t", "version": "1"}, "paths": paths})
+    item = paths["/api/collections/measures/items/{featureId}"]
+    assert {"412", "428"} <= set(item["put"]["responses"]) and "201" in paths[
+        "/api/collections/measures/items"]["post"]["responses"]

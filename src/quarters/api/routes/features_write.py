@@ -140,3 +140,45 @@ def delete(measure_id: int, conn: ConnDep, user: PlannerDep, version: VersionDep
     """Soft-delete a measure; it disappears from every collection."""
     measure_routes.delete_record(measure_id, conn, user, version)
     return Response(status_code=204)
+
+
+def openapi_operations(prefix: str = "/api") -> dict[str, dict[str, Any]]:
+    """These operations as OpenAPI 3.0 path items (paths below ``prefix``, ``{featureId}``),
+    for the OGC API document that is generated from the collections."""
+    def responses(table: dict) -> dict[str, Any]:
+        return {str(code): value for code, value in table.items()}
+
+    feature_id = {"name": "featureId", "in": "path", "required": True,
+                  "schema": {"type": "integer"}, "description": "id of the measure"}
+    changed = {"200": {"description": "The stored feature", "content": _FEATURE,
+                       "headers": _ETAG},
+               "204": {"description": "Stored (with Prefer: return=minimal)", "headers": _ETAG}}
+    items = ITEMS.removeprefix("/api")
+    return {
+        f"{prefix}{items}": {"post": {
+            "tags": ["OGC API Features"], "operationId": "createMeasure",
+            "summary": "Create a measure (a draft)", "requestBody": _FEATURE_BODY,
+            "responses": {"201": {"description": "Created; Location names the new feature",
+                                  "content": _FEATURE, "headers": {**_ETAG, "Location": {
+                                      "description": "URI of the new feature",
+                                      "schema": {"type": "string"}}}},
+                          **responses(_WRITE_ERRORS)}}},
+        f"{prefix}{items}/{{featureId}}": {
+            "put": {"tags": ["OGC API Features"], "operationId": "replaceMeasure",
+                    "summary": "Replace a measure (If-Match)", "requestBody": _FEATURE_BODY,
+                    "parameters": [feature_id, *_IF_MATCH_HEADER["parameters"]],
+                    "responses": {**changed, **responses(_WRITE_ERRORS),
+                                  **responses(_IF_MATCH_ERRORS)}},
+            "patch": {"tags": ["OGC API Features"], "operationId": "updateMeasure",
+                      "summary": "Update part of a measure (If-Match)", "requestBody": _PATCH_BODY,
+                      "parameters": [feature_id, *_IF_MATCH_HEADER["parameters"]],
+                      "responses": {**changed, **responses(_WRITE_ERRORS),
+                                    **responses(_IF_MATCH_ERRORS)}},
+            "delete": {"tags": ["OGC API Features"], "operationId": "deleteMeasure",
+                       "summary": "Delete a measure (soft, If-Match)",
+                       "parameters": [feature_id, *_IF_MATCH_HEADER["parameters"]],
+                       "responses": {"204": {"description": "Deleted"},
+                                     "401": _WRITE_ERRORS[401], "403": _WRITE_ERRORS[403],
+                                     **responses(_IF_MATCH_ERRORS)}},
+        },
+    }
