@@ -320,8 +320,33 @@ TOKENS = ["name", "population", "geometry", "start_date", "land", "=", "<>", "<"
           "ENVELOPE(1 2 3 4)", "BBOX", "*", "+", "/"]
 
 
+PROPS = st.sampled_from(["name", "population", "land", "project_city", "geometry",
+                         "start_date", "nope", '"name"'])
+LITERALS = st.sampled_from([
+    "'a'", "'%\\'", "''", "'it''s'", "1", "-2.5", "1e308", "99999999999999999999999", "TRUE",
+    "DATE('2020-01-01')", "TIMESTAMP('2020-01-01T00:00:00Z')", "INTERVAL('..','2020-01-01')",
+    "'2020-01-01'", "CASEI('A')", "POINT(12 51)"])
+GEOMS = st.sampled_from([
+    "POINT(12 51)", "POINT(200 100)", "POLYGON((11 51, 12 51, 12 52, 11 52, 11 51))",
+    "ENVELOPE(11 12 51 52)", "LINESTRING(11 51, 12 52)", "POINT(1e300 1e300)",
+    "MULTIPOINT((1 2), (3 4))", "POLYGON((-180 -90, 180 -90, 180 90, -180 90, -180 -90))"])
+PREDICATES = st.one_of(
+    st.builds("{} {} {}".format, PROPS, st.sampled_from(["=", "<>", "<", ">=", "LIKE"]), LITERALS),
+    st.builds("{} IN ({}, {})".format, PROPS, LITERALS, LITERALS),
+    st.builds("{} BETWEEN {} AND {}".format, PROPS, LITERALS, LITERALS),
+    st.builds("{} IS NOT NULL".format, PROPS),
+    st.builds("{}({}, {})".format, st.sampled_from(["S_INTERSECTS", "S_WITHIN", "S_CONTAINS",
+                                                     "S_DISJOINT"]), PROPS, GEOMS),
+    st.builds("S_DWITHIN({}, {}, {})".format, PROPS, GEOMS, st.sampled_from(["0", "1e3", "5e5"])),
+    st.builds("{}({}, {})".format, st.sampled_from(["T_AFTER", "T_INTERSECTS", "T_DURING"]),
+              PROPS, LITERALS))
+STRUCTURED = st.recursive(PREDICATES, lambda c: st.one_of(
+    st.builds("({}) AND ({})".format, c, c), st.builds("{} OR {}".format, c, c),
+    st.builds("NOT ({})".format, c)), max_leaves=4)
+
+
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.one_of(st.text(max_size=80),
+@given(st.one_of(st.text(max_size=80), STRUCTURED,
                  st.lists(st.sampled_from(TOKENS), min_size=1, max_size=12).map(" ".join)))
 def test_garbage_filters_raise_only_invalid_parameter(conn, garbage):
     try:
@@ -344,13 +369,30 @@ json_values = st.recursive(
     max_leaves=20)
 
 
-@settings(max_examples=300, deadline=None)
-@given(json_values)
-def test_garbage_json_raises_only_invalid_parameter(garbage):
+json_leaves = st.sampled_from([
+    {"property": "name"}, {"property": "population"}, {"property": "geometry"},
+    {"property": "nope"}, "a", "%\\", 1, 2.5, True, None, {"date": "2020-01-01"},
+    {"timestamp": "x"}, {"interval": ["..", "2020-01-01"]}, {"bbox": [1, 2, 3, 4]},
+    {"type": "Point", "coordinates": [12, 51]}, {"type": "Point", "coordinates": [12]}, [1, 2],
+    {"casei": "A"}])
+json_filters = st.recursive(json_leaves, lambda children: st.builds(
+    lambda op, args: {"op": op, "args": args},
+    st.sampled_from(["=", "<", ">=", "<>", "and", "or", "not", "like", "in", "between", "isNull",
+                     "s_intersects", "s_dwithin", "s_within", "s_contains", "t_after",
+                     "t_intersects", "casei", "+", "a_contains"]),
+    st.lists(children, max_size=3)), max_leaves=10)
+
+
+@settings(max_examples=400, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(json_values, json_filters))
+def test_garbage_json_raises_only_invalid_parameter(conn, garbage):
     try:
-        compile_filter(json.dumps(garbage), "cql2-json", QUERYABLES)
+        compiled = compile_filter(json.dumps(garbage), "cql2-json", QUERYABLES)
     except InvalidParameter:
-        pass
+        return
+    with conn.begin_nested():
+        conn.execute(text(f"SELECT 1 FROM {FROM} WHERE {compiled.sql} LIMIT 3"), compiled.params)
 
 
 def test_date_literals_are_real_dates(conn):

@@ -502,8 +502,10 @@ class _Compiler:
         if isinstance(node, ast.Not):
             return f"(NOT {self.condition(node.sub_node, d)})"
         if isinstance(node, (ast.Comparison, ast.Between, ast.In, _Temporal)):
-            parts = [getattr(node, k, None) for k in ("lhs", "rhs", "low", "high")]
-            self.time_ctx = self.time_context(*parts, *(getattr(node, "sub_nodes", None) or []))
+            parts = [getattr(node, k, None) for k in ("lhs", "rhs", "low", "high", "sub_nodes")]
+            if isinstance(parts[-1], list):
+                parts.extend(parts.pop())
+            self.time_ctx = self.time_context(*parts)
         if type(node) in _COMPARISONS:
             op = _COMPARISONS[type(node)]
             a, b = self.pair(node.lhs, node.rhs, f"'{op}'")

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from quarters.api.deps import BodyDep, ConnDep, PlannerDep, if_match
 from quarters.api.routes import measures as measure_routes
 from quarters.errors import PreconditionFailed
+from quarters.measures import etag
 
 router = APIRouter(prefix="/api/collections/measures/items", tags=["OGC API Features"])
 ITEMS = "/api/collections/measures/items"
@@ -84,8 +85,7 @@ def _location(request: Request, measure_id: int) -> str:
 
 def _answer(request: Request, record: dict) -> Response:
     if "return=minimal" in request.headers.get("prefer", "").replace(" ", ""):
-        return Response(status_code=204, headers={
-            "ETag": measure_routes.respond(record).headers["ETag"]})
+        return Response(status_code=204, headers={"ETag": etag(record["id"], record["version"])})
     return measure_routes.respond(record)
 
 
