@@ -460,3 +460,9 @@ def test_messages_name_readable_tokens_and_srid_prefixes_are_refused():
     assert info.value.extra["position"] == 8
     with pytest.raises(InvalidParameter, match="filter-crs"):
         compile_filter("S_INTERSECTS(geometry, SRID=4326;POINT(12 51))", None, QUERYABLES)
+
+
+def test_a_geojson_bbox_member_does_not_replace_the_geometry(conn):
+    point = {"type": "Point", "coordinates": list(HALLE), "bbox": [-180, -90, 180, 90]}
+    assert count(conn, {"op": "s_intersects", "args": [{"property": "geometry"}, point]},
+                 "cql2-json") == 1

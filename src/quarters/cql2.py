@@ -270,6 +270,10 @@ def _json_bound(value: Any) -> Any:
     return _Bound(value)
 
 
+_GEOJSON_TYPES = ("Point", "MultiPoint", "LineString", "MultiLineString", "Polygon",
+                  "MultiPolygon", "GeometryCollection")
+
+
 def _json(node: Any) -> Any:
     """CQL2 JSON → pygeofilter AST: the few nodes pygeofilter 0.4 gets wrong or lacks are
     built here, children first; the rest goes through pygeofilter's walker."""
@@ -284,6 +288,8 @@ def _json(node: Any) -> Any:
         if not isinstance(bounds, list) or len(bounds) != 2:
             raise InvalidParameter("filter: an interval has exactly two bounds")
         return values.Interval(*(_json_bound(b) for b in bounds))
+    if node.get("type") in _GEOJSON_TYPES:  # a geometry (its own "bbox" member is ignored)
+        return values.Geometry(node)
     if "bbox" in node:
         return _bbox_literal(node["bbox"])
     if "date" in node:
@@ -372,15 +378,22 @@ class _Operand:
     is_literal: bool = False
 
 
+@dataclass
+class _Box(values.Geometry):
+    """A bbox literal, kept as its numbers (one across the antimeridian is two boxes)."""
+
+    bbox: list[float] | None = None
+
+
 def _bbox_literal(coords: Any) -> values.Geometry:
     if not isinstance(coords, list) or len(coords) not in (4, 6) or not all(
             isinstance(c, (int, float)) and not isinstance(c, bool) for c in coords):
         raise InvalidParameter("filter: a bbox has 4 (or 6) numbers")
     minx, miny, maxx, maxy = (coords[0], coords[1], coords[3], coords[4]) if len(coords) == 6 \
         else coords
-    return values.Geometry({"type": "Polygon", "bbox": [minx, miny, maxx, maxy],
-                            "coordinates": [[[minx, miny], [maxx, miny], [maxx, maxy],
-                                             [minx, maxy], [minx, miny]]]})
+    return _Box({"type": "Polygon", "coordinates": [[[minx, miny], [maxx, miny], [maxx, maxy],
+                                                     [minx, maxy], [minx, miny]]]},
+                [minx, miny, maxx, maxy])
 
 
 @cache
@@ -616,9 +629,8 @@ class _Compiler:
         except Exception as exc:  # noqa: BLE001  shapely refuses malformed rings in many ways
             raise InvalidParameter(f"filter: invalid geometry literal ({str(exc)[:100]})") \
                 from None
-        bbox = value.__geo_interface__.get("bbox")
-        if bbox is not None and value.__geo_interface__.get("type") == "Polygon":
-            geom = self.bbox(bbox)
+        if isinstance(value, _Box):
+            geom = self.bbox(value.bbox)
         if "crs" in value.__geo_interface__:
             raise InvalidParameter("filter: SRID=… in a geometry is not supported; use filter-crs")
         coords = shapely.get_coordinates(geom)
