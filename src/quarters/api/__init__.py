@@ -16,6 +16,7 @@ from quarters.api.routes import (
     auth,
     editions,
     features,
+    features_write,
     ideas,
     measure_files,
     measures,
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     add_exception_handlers(app)
     app.include_router(meta.router)
     app.include_router(features.router)
+    app.include_router(features_write.router)
     app.include_router(auth.router)
     app.include_router(measure_files.router)
     app.include_router(measures.router)

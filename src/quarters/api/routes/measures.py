@@ -172,31 +172,26 @@ def get_measure(measure_id: int, conn: ConnDep, user: UserDep,
     return _respond(measures.get(conn, measure_id, _relation(user, include_deleted)))
 
 
-@router.post("", summary="Create a measure (draft)", status_code=201)
-def create_measure(body: BodyDep, conn: ConnDep, user: PlannerDep) -> JSONResponse:
-    """Create a measure from a GeoJSON Feature; it starts as a draft."""
+# -- the one write path: /api/measures and the OGC API (Part 4) routes both call these -------
+def create_record(body: Any, conn, user) -> dict:  # noqa: ANN001
+    """Create a draft from a GeoJSON Feature body and commit; the new record."""
     feature, geom = _feature_in(body)
     record = measures.create(conn, feature.properties, geom, Actor.of(user))
     commit(conn)
-    response = _respond(record, 201)
-    response.headers["Location"] = f"/api/measures/{record['id']}"
-    return response
+    return record
 
 
-@router.put("/{measure_id}", summary="Replace a measure (If-Match)")
-def replace_measure(measure_id: int, body: BodyDep, conn: ConnDep, user: PlannerDep,
-                    version: VersionDep) -> JSONResponse:
-    """Full update: record and geometry."""
+def replace_record(measure_id: int, body: Any, conn, user, version: int) -> dict:  # noqa: ANN001
+    """Replace record and geometry if ``version`` is current, and commit."""
     feature, geom = _feature_in(body)
     record = measures.update(conn, measure_id, version, feature.properties, geom, Actor.of(user))
     commit(conn)
-    return _respond(record)
+    return record
 
 
-@router.patch("/{measure_id}", summary="Change part of a measure (If-Match)")
-def patch_measure(measure_id: int, body: BodyDep, conn: ConnDep, user: PlannerDep,
-                  version: VersionDep) -> JSONResponse:
-    """Partial update: any properties and/or the geometry; the result is checked as a whole."""
+def patch_record(measure_id: int, body: Any, conn, user, version: int) -> dict:  # noqa: ANN001
+    """Merge some properties and/or a geometry into the current record, check the result as a
+    whole, write it if ``version`` is current, and commit."""
     try:
         patch = MeasurePatch.model_validate(body)
     except ValidationError as exc:
@@ -210,15 +205,48 @@ def patch_measure(measure_id: int, body: BodyDep, conn: ConnDep, user: PlannerDe
     geom = _geometry(patch.geometry if patch.geometry is not None else current["geometry"])
     record = measures.update(conn, measure_id, version, props, geom, Actor.of(user))
     commit(conn)
-    return _respond(record)
+    return record
+
+
+def delete_record(measure_id: int, conn, user, version: int) -> None:  # noqa: ANN001
+    """Soft-delete if ``version`` is current, and commit."""
+    measures.delete(conn, measure_id, version, Actor.of(user))
+    commit(conn)
+
+
+def respond(record: dict, status: int = 200) -> JSONResponse:
+    """A record as a GeoJSON Feature with its ETag."""
+    return _respond(record, status)
+
+
+@router.post("", summary="Create a measure (draft)", status_code=201)
+def create_measure(body: BodyDep, conn: ConnDep, user: PlannerDep) -> JSONResponse:
+    """Create a measure from a GeoJSON Feature; it starts as a draft."""
+    record = create_record(body, conn, user)
+    response = _respond(record, 201)
+    response.headers["Location"] = f"/api/measures/{record['id']}"
+    return response
+
+
+@router.put("/{measure_id}", summary="Replace a measure (If-Match)")
+def replace_measure(measure_id: int, body: BodyDep, conn: ConnDep, user: PlannerDep,
+                    version: VersionDep) -> JSONResponse:
+    """Full update: record and geometry."""
+    return _respond(replace_record(measure_id, body, conn, user, version))
+
+
+@router.patch("/{measure_id}", summary="Change part of a measure (If-Match)")
+def patch_measure(measure_id: int, body: BodyDep, conn: ConnDep, user: PlannerDep,
+                  version: VersionDep) -> JSONResponse:
+    """Partial update: any properties and/or the geometry; the result is checked as a whole."""
+    return _respond(patch_record(measure_id, body, conn, user, version))
 
 
 @router.delete("/{measure_id}", summary="Delete a measure (soft, If-Match)", status_code=204)
 def delete_measure(measure_id: int, conn: ConnDep, user: PlannerDep,
                    version: VersionDep) -> Response:
     """Soft delete; an admin can restore it."""
-    measures.delete(conn, measure_id, version, Actor.of(user))
-    commit(conn)
+    delete_record(measure_id, conn, user, version)
     return Response(status_code=204)
 
 
