@@ -77,6 +77,21 @@ def _matrix() -> dict[tuple[str, str], tuple]:
         ("GET", "/api/collections/{collection_id}/items/{item_id}"): (
             lambda f: ("GET", f"/api/collections/measures/items/{f['draft']}", {}), NOT_FOUND,
             DRAFT_NONE),
+        ("POST", "/api/collections/measures/items"): (
+            lambda f: ("POST", "/api/collections/measures/items", {"json": measure_feature()}),
+            WRITE, DRAFT_NONE),
+        ("PUT", "/api/collections/measures/items/{measure_id}"): (
+            lambda f: ("PUT", f"/api/collections/measures/items/{f['draft']}", {
+                "json": measure_feature(GERA_POINT, title="Neu", city_ags="16052000",
+                                        action_field="Wirtschaft"),
+                "headers": {"If-Match": f["draft_etag"]}}), WRITE, DRAFT_NONE),
+        ("PATCH", "/api/collections/measures/items/{measure_id}"): (
+            lambda f: ("PATCH", f"/api/collections/measures/items/{f['draft']}", {
+                "json": {"properties": {"summary": "Neu"}},
+                "headers": {"If-Match": f["draft_etag"]}}), WRITE, DRAFT_NONE),
+        ("DELETE", "/api/collections/measures/items/{measure_id}"): (
+            lambda f: ("DELETE", f"/api/collections/measures/items/{f['draft']}",
+                       {"headers": {"If-Match": f["draft_etag"]}}), WRITE, DRAFT_NONE),
         ("POST", "/api/auth/login"): (
             lambda f: ("POST", "/api/auth/login",
                        {"json": {"username": "niemand-hier", "password": "x" * 12}}),
