@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 
 from quarters import __version__
 from quarters.api.errors import add_exception_handlers
+from quarters.api.methods import Methods
 from quarters.api.routes import (
     analysis,
     auth,
@@ -66,6 +67,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.add_middleware(SecurityHeaders, tile_url=settings.tile_url)
     # Only large answers, only when the client asks; level 1 keeps the CPU cost small.
     app.add_middleware(GZipMiddleware, minimum_size=64_000, compresslevel=1)
+    # HEAD and OPTIONS for every route, CORS for reads: outside the others, before the static mount
+    app.add_middleware(Methods, routes=app.router.routes, origins=settings.cors_origins)
     vendor = settings.web_dir / "node_modules"
     if vendor.is_dir():
         app.mount("/vendor", StaticFiles(directory=vendor), name="vendor")
