@@ -7,10 +7,11 @@ catches HEAD /api/… and answers 404.
 
 from __future__ import annotations
 
-from starlette.routing import Match
+from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 READ_METHODS = ("GET", "HEAD")
+PROBED = ("GET", "POST", "PUT", "PATCH", "DELETE")
 CORS_REQUEST_HEADERS = {"accept", "accept-language", "content-language", "if-none-match",
                         "if-modified-since", "cache-control"}
 CORS_EXPOSED = "ETag, Last-Modified, Cache-Control, Content-Crs, Content-Language, Link"
@@ -60,23 +61,18 @@ class Methods:
         return out
 
     def _allowed(self, scope: Scope) -> list[str] | None:
-        """Methods of the routes whose path matches (None: no route has this path)."""
-        methods: set[str] = set()
-        probe = {**scope, "method": "GET"}
-        for route in self.routes:
-            route_methods = getattr(route, "methods", None)
-            if not route_methods:
-                continue
-            match, _ = route.matches(probe)
-            if match != Match.NONE:
-                methods |= set(route_methods)
+        """Methods some route answers at this path (None: no route has this path)."""
+        methods = []
+        for method in PROBED:
+            probe = {**scope, "method": method}
+            if any(getattr(route, "methods", True) and not isinstance(route, Mount)
+                   and route.matches(probe)[0] == Match.FULL for route in self.routes):
+                methods.append(method)
         if not methods:
             return None
         if "GET" in methods:
-            methods.add("HEAD")
-        methods.add("OPTIONS")
-        order = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-        return sorted(methods, key=lambda m: order.index(m) if m in order else len(order))
+            methods.insert(1, "HEAD")
+        return [*methods, "OPTIONS"]
 
     async def _options(self, send: Send, allowed: list[str], headers: dict[str, str],
                        cors: list[tuple[bytes, bytes]]) -> None:

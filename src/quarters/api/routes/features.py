@@ -67,7 +67,7 @@ def _validators(request: Request, conn, settings) -> dict[str, str]:  # noqa: AN
                          ).hexdigest()[:24]
     cache = (f"public, max-age={settings.cache_max_age}" if settings.cache_max_age
              else "public, no-cache")
-    return {"ETag": f'W/"{key}"', "Last-Modified": format_datetime(changed, usegmt=True),
+    return {"ETag": f'W/"{key}"', "Last-Modified": format_datetime(changed.astimezone(UTC), usegmt=True),
             "Cache-Control": cache}
 
 
