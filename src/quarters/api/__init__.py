@@ -10,6 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
 from quarters import __version__
+from quarters.api import ogc_openapi
 from quarters.api.errors import add_exception_handlers
 from quarters.api.methods import Methods
 from quarters.api.routes import (
@@ -52,6 +53,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         redoc_url=None,
     )
     app.state.settings = settings
+    fastapi_openapi = app.openapi
+    app.openapi = lambda: ogc_openapi.validation_is_400(fastapi_openapi())
     if engine is not None:
         app.state.engine = engine
     add_exception_handlers(app)

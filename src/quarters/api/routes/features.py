@@ -46,6 +46,22 @@ SCHEMA_JSON = "application/schema+json"
 OPENAPI_JSON = "application/vnd.oai.openapi+json;version=3.0"
 
 
+def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """What an OGC route really answers besides 200 (for FastAPI's document)."""
+    text = {304: "Not modified (If-None-Match / If-Modified-Since)",
+            400: "Invalid or unknown query parameter", 404: "No such collection or feature",
+            406: "None of the offered media types is acceptable",
+            503: "Database unavailable, retry shortly"}
+    problem = {"application/problem+json": {"schema": {"type": "object"}}}
+    return {c: {"description": text[c], **({"content": problem} if c != 304 else {})}
+            for c in codes}
+
+
+META = _responses(304, 406, 503)
+ONE = _responses(304, 404, 406, 503)
+READ = _responses(304, 400, 404, 406, 503)
+
+
 def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
@@ -139,14 +155,14 @@ def _landing_doc(request: Request) -> dict:
     }
 
 
-@router.get("", summary="Landing page")
+@router.get("", summary="Landing page", responses=META)
 @router.get("/", summary="Landing page (with trailing slash)", include_in_schema=False)
 def landing(request: Request, conn: ConnDep, settings: SettingsDep) -> Response:
     """OGC API landing page (also at ``/api/``, as OWSLib asks for it)."""
     return _cached(request, conn, settings, lambda: _json(_landing_doc(request)))
 
 
-@router.get("/conformance", summary="Conformance classes")
+@router.get("/conformance", summary="Conformance classes", responses=META)
 def conformance(request: Request, conn: ConnDep, settings: SettingsDep) -> Response:
     """Conformance classes this server implements."""
     return _cached(request, conn, settings, lambda: _json({"conformsTo": CONFORMANCE}))
@@ -159,7 +175,7 @@ class OpenAPIResponse(RawJSONResponse):
 
 
 @router.get(ogc_openapi.PATH.removeprefix("/api"), summary="OpenAPI 3.0 definition of the OGC API",
-            response_class=OpenAPIResponse)
+            response_class=OpenAPIResponse, responses=META)
 def ogc_api_definition(request: Request, conn: ConnDep, settings: SettingsDep) -> Response:
     """The OGC API as OpenAPI 3.0, generated from the collections (the landing page's
     service-desc); every items path lists its parameters and queryables."""
@@ -206,7 +222,7 @@ def _collection_doc(base: str, col: Collection, extent: dict) -> dict:
     return doc
 
 
-@router.get("/collections", summary="Feature collections")
+@router.get("/collections", summary="Feature collections", responses=META)
 def collections(request: Request, conn: ConnDep, settings: SettingsDep) -> Response:
     """All published collections with their spatial and temporal extents."""
     base = _base(request)
@@ -221,7 +237,7 @@ def collections(request: Request, conn: ConnDep, settings: SettingsDep) -> Respo
     return _cached(request, conn, settings, build)
 
 
-@router.get("/collections/{collection_id}", summary="One collection")
+@router.get("/collections/{collection_id}", summary="One collection", responses=ONE)
 def collection(collection_id: str, request: Request, conn: ConnDep,
                settings: SettingsDep) -> Response:
     """Metadata of one collection."""
@@ -257,7 +273,7 @@ class SchemaResponse(RawJSONResponse):
 
 
 @router.get("/collections/{collection_id}/queryables", summary="Queryable properties",
-            response_class=SchemaResponse)
+            response_class=SchemaResponse, responses=ONE)
 def queryables(collection_id: str, request: Request, conn: ConnDep,
                settings: SettingsDep) -> Response:
     """JSON Schema of the properties that items can be filtered by."""
@@ -358,7 +374,7 @@ TextQ = Annotated[str | None, Query()]
 
 
 @router.get("/collections/{collection_id}/items", summary="Features of a collection",
-            response_class=GeoJSONResponse)
+            response_class=GeoJSONResponse, responses=READ)
 def items(collection_id: str, request: Request, conn: ConnDep, settings: SettingsDep,
           limit: LimitQ = None, offset: OffsetQ = None,
           after: Annotated[str | None, Query(description="keyset paging: id of the last "
@@ -421,7 +437,7 @@ def _page_links(request: Request, query: ItemQuery, returned: int, matched: int,
 
 
 @router.get("/collections/{collection_id}/items/{item_id}", summary="One feature",
-            response_class=GeoJSONResponse)
+            response_class=GeoJSONResponse, responses=READ)
 def feature(collection_id: str, item_id: str, request: Request, conn: ConnDep,
             settings: SettingsDep, crs: TextQ = None) -> Response:
     """One feature as GeoJSON."""
