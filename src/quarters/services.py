@@ -172,6 +172,31 @@ def ascii_digits(raw: str) -> bool:
     return bool(raw) and raw.isascii() and raw.isdigit()
 
 
+# PostgreSQL type OIDs -> JSON Schema of a property
+_PG_TYPES: dict[int, dict[str, Any]] = {
+    16: {"type": "boolean"}, 20: {"type": "integer"}, 21: {"type": "integer"},
+    23: {"type": "integer"}, 700: {"type": "number"}, 701: {"type": "number"},
+    1700: {"type": "number"}, 1082: {"type": "string", "format": "date"},
+    1114: {"type": "string", "format": "date-time"}, 1184: {"type": "string", "format": "date-time"},
+    1007: {"type": "array", "items": {"type": "integer"}},
+    1016: {"type": "array", "items": {"type": "integer"}},
+    1009: {"type": "array", "items": {"type": "string"}},
+    1015: {"type": "array", "items": {"type": "string"}},
+    114: {"type": "array", "items": {"type": "object"}}, 3802: {"type": "array", "items": {"type": "object"}},
+}
+
+
+def property_schemas(conn: Connection, col: Collection) -> dict[str, dict[str, Any]]:
+    """JSON Schema of each property of a collection, from the types of its SQL expressions
+    (asked of the database without reading a row, so empty collections have a schema too)."""
+    columns = ", ".join(f"{expr} AS \"{name}\"" for name, expr in col.properties.items())
+    result = conn.execute(text(f"SELECT {columns} FROM {col.from_clause()} LIMIT 0"))
+    codes = [d[1] for d in result.cursor.description]
+    result.close()
+    return {name: dict(_PG_TYPES.get(code, {"type": "string"}))
+            for name, code in zip(col.properties, codes, strict=True)}
+
+
 def data_version(conn: Connection) -> tuple[int, datetime]:
     """The version every write bumps (migration 0007) and when it last changed."""
     row = conn.execute(text("SELECT version, changed_at FROM data_version")).one()

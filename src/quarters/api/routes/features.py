@@ -210,6 +210,9 @@ def _collection_doc(base: str, col: Collection, extent: dict) -> dict:
             {"href": f"{base}/api/collections/{col.id}/items", "rel": "items", "type": GEOJSON},
             {"href": f"{base}/api/collections/{col.id}/queryables",
              "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables", "type": SCHEMA_JSON},
+            # GDAL takes the fields from here (an empty collection has no first page to read)
+            {"href": f"{base}/api/collections/{col.id}/schema", "rel": "describedBy",
+             "type": SCHEMA_JSON, "title": "JSON Schema of the features"},
         ],
     }
     spatial_temporal: dict[str, Any] = {}
@@ -281,6 +284,44 @@ def queryables(collection_id: str, request: Request, conn: ConnDep,
     schema_id = f"{_base(request)}/api/collections/{col.id}/queryables"
     return _cached(request, conn, settings, lambda: _json(queryables_schema(col, schema_id)),
                    SchemaResponse, (SCHEMA_JSON, JSON))
+
+
+def feature_schema(col: Collection, properties: dict[str, dict], schema_id: str) -> dict:
+    """JSON Schema (2020-12) of a GeoJSON feature of the collection, every property typed.
+
+    A property called ``id`` (the feature's id repeated) is left out: GDAL would make a
+    second ``id`` field of it and fill neither.
+    """
+    properties = {k: v for k, v in properties.items() if k != "id"}
+    geometry = col.geometry_type
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": schema_id,
+        "title": col.title,
+        "type": "object",
+        "required": ["type", "geometry", "properties"],
+        "properties": {
+            "type": {"type": "string", "enum": ["Feature"]},
+            "id": JSON_ID[col.id_kind],
+            "geometry": ({"$ref": f"https://geojson.org/schema/{geometry}.json"}
+                         if geometry != "Geometry" else {"$ref": "https://geojson.org/schema/Geometry.json"}),
+            "properties": {"type": "object", "properties": properties},
+        },
+    }
+
+
+JSON_ID = {"integer": {"type": "integer"}, "string": {"type": "string"}}
+
+
+@router.get("/collections/{collection_id}/schema", summary="JSON Schema of the features",
+            response_class=SchemaResponse, responses=ONE)
+def schema(collection_id: str, request: Request, conn: ConnDep, settings: SettingsDep) -> Response:
+    """JSON Schema of the collection's features (the ``describedBy`` link)."""
+    col = _collection(collection_id)
+    schema_id = f"{_base(request)}/api/collections/{col.id}/schema"
+    return _cached(request, conn, settings, lambda: _json(
+        feature_schema(col, services.property_schemas(conn, col), schema_id)),
+        SchemaResponse, (SCHEMA_JSON, JSON))
 
 
 # -- items ------------------------------------------------------------------------------------
