@@ -59,6 +59,9 @@ def test_fastapi_document_only_promises_what_is_sent(client):
     names = {p["name"] for p in items["parameters"]}
     assert {"limit", "offset", "bbox", "bbox-crs", "crs", "datetime", "filter", "filter-lang",
             "filter-crs", "sortby", "properties"} <= names
+    for col in COLLECTIONS.values():  # and one items path per collection with its queryables
+        per = doc["paths"][f"/api/collections/{col.id}/items"]["get"]
+        assert set(col.queryables) | {"limit", "bbox", "datetime"} <= {p["name"] for p in per["parameters"]}
     for path, operations in doc["paths"].items():
         for method, op in operations.items():
             if "requestBody" not in op:

@@ -54,7 +54,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     )
     app.state.settings = settings
     fastapi_openapi = app.openapi
-    app.openapi = lambda: ogc_openapi.validation_is_400(fastapi_openapi())
+    app.openapi = lambda: ogc_openapi.with_collection_paths(
+        ogc_openapi.validation_is_400(fastapi_openapi()))
     if engine is not None:
         app.state.engine = engine
     add_exception_handlers(app)

@@ -222,3 +222,20 @@ def validation_is_400(schema: dict[str, Any]) -> dict[str, Any]:
                 responses.setdefault("400", fallback)
                 del responses["422"]
     return schema
+
+
+def with_collection_paths(schema: dict[str, Any]) -> dict[str, Any]:
+    """Add to FastAPI's document one items path per collection with its queryables as query
+    parameters (the generic ``/api/collections/{collection_id}/items`` cannot list them)."""
+    generic = schema.get("paths", {}).get("/api/collections/{collection_id}/items", {}).get("get")
+    if not generic:
+        return schema
+    for col in COLLECTIONS.values():
+        op = deepcopy(generic)
+        op["operationId"] = f"items_{col.id.replace('-', '_')}"
+        op["summary"] = f"Features of {col.title}"
+        op["parameters"] = [p for p in op.get("parameters", []) if p.get("in") != "path"] + [
+            _param(name, q.description or name, dict(JSON_TYPES[q.kind]))
+            for name, q in col.queryables.items()]
+        schema["paths"].setdefault(f"/api/collections/{col.id}/items", {"get": op})
+    return schema
