@@ -339,6 +339,9 @@ def _item_query(col: Collection, request: Request, settings) -> ItemQuery:  # no
     bbox = services.parse_bbox(params["bbox"], bbox_srid) if "bbox" in params else None
     span = services.parse_datetime(params["datetime"]) if "datetime" in params else None
     after = None
+    if "after" in params and "sortby" in params:
+        raise InvalidParameter("after (keyset paging) works in the default order only; "
+                               "page a sorted list with offset")
     if "after" in params:
         after = _int_param(params["after"], "after", 0) if col.id_kind == "integer" else params["after"]
     filters = tuple(
