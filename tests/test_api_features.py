@@ -26,7 +26,8 @@ def test_conformance_declares_core_and_geojson(client):
 def test_collections_list_all_with_extents(client):
     body = client.get("/api/collections").json()
     ids = {c["id"] for c in body["collections"]}
-    assert ids == {"municipalities", "counties", "districts", "quarters", "sites", "measures"}
+    assert ids == {"municipalities", "counties", "districts", "quarters", "sites", "measures",
+                   "measures-points", "measures-lines", "measures-areas"}
     municipalities = next(c for c in body["collections"] if c["id"] == "municipalities")
     minx, miny, maxx, maxy = municipalities["extent"]["spatial"]["bbox"][0]
     assert 5 < minx < 6.5 and 54.5 < maxy < 55.5  # Germany
@@ -99,7 +100,7 @@ def test_quarters_and_sites(client):
 
 
 @pytest.mark.parametrize("query", [
-    "bbox=1,2,3", "bbox=1,2,3,4,5,6", "bbox=a,b,c,d", "bbox=0,60,1,50", "bbox=0,0,1,160",
+    "bbox=1,2,3", "bbox=1,2,3,4,5", "bbox=1,2,9,4,5,6", "bbox=a,b,c,d", "bbox=0,60,1,50", "bbox=0,0,1,160",
     "bbox=nan,0,1,1", "limit=0", "limit=-1", "offset=-5", "limit=abc", "colour=red",
     "project_city=maybe", "bbox-crs=EPSG:3857", "crs=EPSG:25832",
     "crs=http://www.opengis.net/def/crs/EPSG/0/3857",

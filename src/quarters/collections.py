@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+KINDS = ("string", "boolean", "integer", "number", "date")
 
 
 @dataclass(frozen=True)
 class Queryable:
-    """A property a client may filter on with ``?name=value``."""
+    """A property a client may filter on with ``?name=value`` (and in CQL2 filters)."""
 
-    column: str
-    kind: str = "string"  # string | boolean | integer
+    column: str  # SQL expression of the value (table aliased t)
+    kind: str = "string"  # one of KINDS
     description: str = ""
     sql: str = ""  # condition with {p} for the bind name; default "column = :p"
 
@@ -35,27 +37,73 @@ class Collection:
     attribution_keys: tuple[str, ...] = ()
     geometry: str = "t.geom"  # SQL of the geometry to publish (e.g. a representative point)
     geometry_wgs84: str | None = None  # the same, stored in EPSG:4326 (saves reprojecting)
+    geometry_type: str = "MultiPolygon"  # GeoJSON type of every feature ("Geometry": mixed)
+    where: str = ""  # condition that restricts the table to this collection
+    temporal: tuple[str, str] | None = None  # SQL (date) of the start and end of a feature
+    temporal_names: tuple[str, str] | None = None  # the properties behind ``temporal``
 
     def from_clause(self) -> str:
         """FROM clause with the table aliased as t."""
         return f"{self.table} t {self.joins}"
 
+    def base_where(self) -> str:
+        """The collection's own restriction as SQL (TRUE for a whole table)."""
+        return self.where or "TRUE"
+
 
 _AREA_HA = "round((ST_Area(t.geom) / 10000)::numeric, 1)"
+KREISFREI = "('Kreisfreie Stadt', 'Stadtkreis')"
+
+
+def _figure(indicator: str, level: str, code: str, digits: int | None = None) -> str:
+    """SQL of the newest value of an indicator for one unit (see migration 0007)."""
+    sql = f"quarters_figure('{indicator}', {level}, {code})"
+    if digits is None:
+        return f"{sql}::bigint"
+    return f"round({sql}::numeric, {digits})"
+
+
+def _figures(level: str, code: str) -> dict[str, str]:
+    """Destatis figures of a municipality or Kreis: population, official area, density."""
+    return {
+        "population": _figure("population", level, code),
+        "area_km2": _figure("area_km2", level, code, 2),
+        "density": _figure("density", level, code, 1),
+        "population_date": f"quarters_figure_date('population', {level}, {code})",
+    }
+
+
+def _figure_queryables(what: str) -> dict[str, Queryable]:
+    level = "'gemeinde'" if what == "gemeinde" else "'kreis'"
+    props = _figures(level, "t.ags")
+    return {
+        "population": Queryable(props["population"], "integer", "Einwohner (Destatis 31.12.2019)"),
+        "area_km2": Queryable(props["area_km2"], "number", "Fläche in km² (Destatis)"),
+        "density": Queryable(props["density"], "number", "Einwohner je km²"),
+        "population_date": Queryable(props["population_date"], "date", "Stichtag der Einwohnerzahl"),
+    }
+
 
 _MEASURE_PROPERTIES = {
     "id": "t.id", "title": "t.title", "summary": "t.summary", "city_ags": "t.city_ags",
     "action_field": "t.action_field", "status": "t.status", "start_date": "t.start_date",
     "end_date": "t.end_date", "budget_planned": "t.budget_planned",
+    "budget_spent": "t.budget_spent",
     "responsible_unit": "t.responsible_unit", "parent_id": "t.parent_id",
     "location_precision": "t.location_precision",
     "quarters": "t.quarter_slugs",
+    "districts": "t.district_ids",
     "updated_at": "t.updated_at",
 }
 _MEASURE_QUERYABLES = {
     "city_ags": Queryable("t.city_ags", description="AGS der Stadt"),
     "action_field": Queryable("t.action_field", description="Handlungsfeld"),
     "status": Queryable("t.status", description="Status"),
+    "start_date": Queryable("t.start_date", "date", "Beginn"),
+    "end_date": Queryable("t.end_date", "date", "Ende"),
+    "budget_planned": Queryable("t.budget_planned", "number", "geplantes Budget in Euro"),
+    "budget_spent": Queryable("t.budget_spent", "number", "verausgabtes Budget in Euro"),
+    "location_precision": Queryable("t.location_precision", description="Lagegenauigkeit"),
     "quarter": Queryable("t.quarter_ids", description="Pilotquartier (slug)",
                          sql="t.quarter_ids && ARRAY(SELECT id FROM quarters WHERE slug = :{p})"),
     "district": Queryable("t.district_ids", "integer", "Stadtviertel (id)",
@@ -68,29 +116,32 @@ _MEASURE_QUERYABLES = {
                        "t.title ILIKE '%' || replace(replace(:{p}, '%', ''), '_', '') || '%')"),
     "parent_id": Queryable("t.parent_id", "integer", "übergeordnete Maßnahme"),
 }
+_MEASURE_TEMPORAL = {"temporal": ("t.start_date", "t.end_date"),
+                     "temporal_names": ("start_date", "end_date")}
 
 MEASURES_PUBLIC = Collection(
     id="measures",
     title="Maßnahmen (veröffentlicht)",
-    description="Veröffentlichte Smart-City-Maßnahmen in Halle (Saale) und Gera",
+    description="Veröffentlichte Smart-City-Maßnahmen in Halle (Saale) und Gera "
+                "(Punkte, Linien und Flächen gemischt; je Geometrieart: measures-points, "
+                "measures-lines, measures-areas)",
     table="measures_public",
     id_column="id",
     id_kind="integer",
     properties=_MEASURE_PROPERTIES,
     queryables=_MEASURE_QUERYABLES,
     geometry_wgs84="t.geom_wgs84",
+    geometry_type="Geometry",
+    **_MEASURE_TEMPORAL,
 )
 # What staff see: drafts included, deleted excluded. Not an OGC collection.
-MEASURES_STAFF = Collection(
-    id="measures",
+MEASURES_STAFF = replace(
+    MEASURES_PUBLIC,
     title="Maßnahmen (alle Entwürfe)",
     description="",
     table="measures_current",
-    id_column="id",
-    id_kind="integer",
     properties={**_MEASURE_PROPERTIES, "published": "t.published"},
     queryables={**_MEASURE_QUERYABLES, "published": Queryable("t.published", "boolean")},
-    geometry_wgs84="t.geom_wgs84",
 )
 
 # Light form for maps with many measures: one representative point, few properties.
@@ -107,7 +158,40 @@ MEASURES_POINTS = Collection(
     queryables=_MEASURE_QUERYABLES,
     geometry="ST_PointOnSurface(t.geom)",
     geometry_wgs84="ST_PointOnSurface(t.geom_wgs84)",
+    geometry_type="Point",
+    **_MEASURE_TEMPORAL,
 )
+
+
+def _measures_of_kind(suffix: str, title: str, dimension: int, geometry_type: str) -> Collection:
+    """The published measures of one geometry kind, single parts promoted to multi-parts."""
+    return replace(
+        MEASURES_PUBLIC, id=f"measures-{suffix}", title=f"Maßnahmen: {title}",
+        description=f"Veröffentlichte Maßnahmen mit {title} als Geometrie ({geometry_type})",
+        where=f"ST_Dimension(t.geom) = {dimension}",
+        geometry="ST_Multi(t.geom)", geometry_wgs84="ST_Multi(t.geom_wgs84)",
+        geometry_type=geometry_type,
+    )
+
+
+MEASURE_KINDS = (
+    _measures_of_kind("points", "Punkte", 0, "MultiPoint"),
+    _measures_of_kind("lines", "Linien", 1, "MultiLineString"),
+    _measures_of_kind("areas", "Flächen", 2, "MultiPolygon"),
+)
+
+_GEMEINDE = _figures("'gemeinde'", "t.ags")
+_KREIS = _figures("'kreis'", "t.ags")
+_M_KREISFREI = (f"EXISTS (SELECT 1 FROM counties k WHERE k.ags = left(t.ags, 5) "
+                f"AND k.bez IN {KREISFREI})")
+_DISTRICT_FIGURES = {
+    "population": "t.population",
+    "area_km2": "round((t.area_ha_official / 100)::numeric, 3)",
+    "density": "round((t.population / NULLIF(t.area_ha_official / 100, 0))::numeric, 1)",
+    "population_date": "quarters_ref_date(t.population_date)",
+    "area_date": "quarters_figure_date('area_km2', t.level, t.code)",
+    "source_retrieved": "s.retrieved",
+}
 
 COLLECTIONS: dict[str, Collection] = {
     c.id: c
@@ -115,32 +199,53 @@ COLLECTIONS: dict[str, Collection] = {
         Collection(
             id="municipalities",
             title="Gemeinden (BKG VG5000)",
-            description="Alle Gemeinden Deutschlands, Stand 01.01.2021, © GeoBasis-DE / BKG 2021",
+            description="Alle Gemeinden Deutschlands, Stand 01.01.2021, © GeoBasis-DE / BKG 2021; "
+                        "Einwohner und Fläche: Destatis Gemeindeverzeichnis",
             table="municipalities",
             id_column="ags",
             id_kind="string",
             properties={
                 "ags": "t.ags", "ars": "t.ars", "name": "t.name", "bez": "t.bez",
-                "project_city": "t.project_city", "area_ha": _AREA_HA,
+                "land": "left(t.ags, 2)", "kreis": "left(t.ags, 5)", "kreisfrei": _M_KREISFREI,
+                "project_city": "t.project_city", "area_ha": _AREA_HA, **_GEMEINDE,
             },
             queryables={
                 "project_city": Queryable("t.project_city", "boolean", "Projektstadt"),
                 "ags": Queryable("t.ags", "string", "Amtlicher Gemeindeschlüssel"),
                 "name": Queryable("t.name", "string", "Name"),
+                "bez": Queryable("t.bez", "string", "Bezeichnung (Gemeinde, Stadt, …)"),
+                "land": Queryable("left(t.ags, 2)", "string", "Land (zweistelliger Schlüssel)"),
+                "kreis": Queryable("left(t.ags, 5)", "string", "Kreis (fünfstelliger Schlüssel)"),
+                "kreisfrei": Queryable(_M_KREISFREI, "boolean", "kreisfreie Stadt"),
+                **_figure_queryables("gemeinde"),
             },
+            temporal=(_GEMEINDE["population_date"], _GEMEINDE["population_date"]),
+            temporal_names=("population_date", "population_date"),
         ),
         Collection(
             id="counties",
             title="Kreise (BKG VG5000)",
-            description="Kreise und kreisfreie Städte, Stand 01.01.2021, © GeoBasis-DE / BKG 2021",
+            description="Kreise und kreisfreie Städte, Stand 01.01.2021, © GeoBasis-DE / BKG 2021; "
+                        "Einwohner und Fläche: Summen der Gemeinden (Destatis)",
             table="counties",
             id_column="ags",
             id_kind="string",
             properties={
                 "ags": "t.ags", "ars": "t.ars", "name": "t.name", "bez": "t.bez",
-                "area_ha": _AREA_HA,
+                "land": "left(t.ags, 2)", "kreis": "t.ags",
+                "kreisfrei": f"t.bez IN {KREISFREI}", "area_ha": _AREA_HA, **_KREIS,
             },
-            queryables={"ags": Queryable("t.ags"), "name": Queryable("t.name")},
+            queryables={
+                "ags": Queryable("t.ags", description="Kreisschlüssel"),
+                "name": Queryable("t.name", description="Name"),
+                "bez": Queryable("t.bez", description="Bezeichnung (Landkreis, …)"),
+                "land": Queryable("left(t.ags, 2)", description="Land (zweistelliger Schlüssel)"),
+                "kreis": Queryable("t.ags", description="Kreis (fünfstelliger Schlüssel)"),
+                "kreisfrei": Queryable(f"t.bez IN {KREISFREI}", "boolean", "kreisfreie Stadt"),
+                **_figure_queryables("kreis"),
+            },
+            temporal=(_KREIS["population_date"], _KREIS["population_date"]),
+            temporal_names=("population_date", "population_date"),
         ),
         Collection(
             id="districts",
@@ -153,16 +258,27 @@ COLLECTIONS: dict[str, Collection] = {
                 "id": "t.id", "city_ags": "t.city_ags", "level": "t.level", "code": "t.code",
                 "name": "t.name", "stadtbezirk": "t.parent_name", "approximate": "t.approximate",
                 "area_ha": "t.area_ha_official", "area_ha_geometry": _AREA_HA,
-                "population": "t.population", "population_date": "t.population_date",
-                "source": "s.key",
+                **_DISTRICT_FIGURES, "source": "s.key",
             },
             queryables={
-                "city_ags": Queryable("t.city_ags"),
-                "level": Queryable("t.level"),
-                "code": Queryable("t.code"),
-                "approximate": Queryable("t.approximate", "boolean"),
+                "city_ags": Queryable("t.city_ags", description="AGS der Stadt"),
+                "level": Queryable("t.level", description="Ebene (stadtviertel, …)"),
+                "code": Queryable("t.code", description="Nummer des Bezirks"),
+                "name": Queryable("t.name", description="Name"),
+                "stadtbezirk": Queryable("t.parent_name", description="Stadtbezirk"),
+                "approximate": Queryable("t.approximate", "boolean", "Näherung (nicht amtlich)"),
+                "population": Queryable("t.population", "integer", "Einwohner"),
+                "area_km2": Queryable(_DISTRICT_FIGURES["area_km2"], "number", "Fläche in km²"),
+                "density": Queryable(_DISTRICT_FIGURES["density"], "number", "Einwohner je km²"),
+                "population_date": Queryable(_DISTRICT_FIGURES["population_date"], "date",
+                                             "Stichtag der Einwohnerzahl"),
+                "area_date": Queryable(_DISTRICT_FIGURES["area_date"], "date",
+                                       "Stand der Fläche"),
+                "source_retrieved": Queryable("s.retrieved", "date", "Abrufdatum der Quelle"),
             },
             joins="JOIN sources s ON s.id = t.source_id",
+            temporal=(_DISTRICT_FIGURES["population_date"], _DISTRICT_FIGURES["population_date"]),
+            temporal_names=("population_date", "population_date"),
         ),
         Collection(
             id="quarters",
@@ -178,7 +294,9 @@ COLLECTIONS: dict[str, Collection] = {
                 "stated_area_ha": "t.stated_area_ha", "area_source": "t.area_source",
                 "sources": "t.sources",
             },
-            queryables={"city_ags": Queryable("t.city_ags"), "slug": Queryable("t.slug")},
+            queryables={"city_ags": Queryable("t.city_ags", description="AGS der Stadt"),
+                        "slug": Queryable("t.slug", description="Kurzname"),
+                        "name": Queryable("t.name", description="Name")},
         ),
         Collection(
             id="sites",
@@ -194,9 +312,12 @@ COLLECTIONS: dict[str, Collection] = {
                 "stated_area_ha": "t.stated_area_ha", "area_source": "t.area_source",
                 "sources": "t.sources",
             },
-            queryables={"quarter_slug": Queryable("q.slug"), "slug": Queryable("t.slug")},
+            queryables={"quarter_slug": Queryable("q.slug", description="Pilotquartier (slug)"),
+                        "slug": Queryable("t.slug", description="Kurzname"),
+                        "name": Queryable("t.name", description="Name")},
             joins="JOIN quarters q ON q.id = t.quarter_id",
         ),
         MEASURES_PUBLIC,
+        *MEASURE_KINDS,
     )
 }

@@ -97,6 +97,12 @@ class UnsupportedMediaType(QuartersError):
     title = "Falscher Inhaltstyp"
 
 
+class NotAcceptable(QuartersError):
+    """The Accept header rules out every media type the resource has."""
+
+    title = "Format nicht verfügbar"
+
+
 class TooManyRequests(QuartersError):
     """Rate limit reached."""
 
@@ -110,6 +116,7 @@ STATUS_CODES: dict[type[QuartersError], int] = {
     Forbidden: 403,
     PreconditionFailed: 412,
     PayloadTooLarge: 413,
+    NotAcceptable: 406,
     UnsupportedMediaType: 415,
     PreconditionRequired: 428,
     TooManyRequests: 429,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from typing import Any
 
+from pyproj import CRS
 from sqlalchemy import Connection, text
 
 from quarters.collections import Collection
@@ -14,20 +17,42 @@ from quarters.settings import STORAGE_SRID
 GEOJSON_DIGITS = 6  # ~0.1 m; RFC 7946 recommends no more than needed
 
 
+# Where data in the storage CRS can lie: the area of use of its datum (ETRS89, Europe).
+# A CRS84 box is clipped to it and densified before it is reprojected, so a world box or one
+# far from the UTM zone still selects the right features (four reprojected corners do not).
+STORAGE_AREA = CRS.from_epsg(STORAGE_SRID).geodetic_crs.area_of_use.bounds
+DENSIFY_DEGREES = 0.25
+
+
 @dataclass(frozen=True)
 class ItemQuery:
-    """Validated item-list parameters."""
+    """Validated item-list parameters.
+
+    ``where``/``where_params``, ``order_by`` and ``properties`` are the hook for OGC API
+    Features Part 3 (CQL2 ``filter``, ``sortby``, ``properties``): a compiled filter is an SQL
+    condition over the collection (table aliased ``t``, values only as bound parameters whose
+    names start with ``f_``), ``order_by`` SQL sort keys such as ``("t.name DESC",)`` (the id
+    is always appended as the tie-breaker) and ``properties`` the names of the properties to
+    return (None: all).
+    """
 
     limit: int
     offset: int = 0
-    bbox: tuple[float, float, float, float] | None = None
+    bbox: tuple[float, ...] | None = None  # minx, miny, maxx, maxy (minx > maxx: antimeridian)
     filters: tuple[tuple[str, Any], ...] = ()
     srid: int = 4326  # output CRS: 4326 (CRS84 axis order) or the storage CRS
     bbox_srid: int = 4326
+    datetime: tuple[date | None, date | None] | None = None  # inclusive, None = open end
+    after: Any = None  # keyset: only features whose id is greater (default order only)
+    where: str | None = None
+    where_params: dict[str, Any] = field(default_factory=dict)
+    order_by: tuple[str, ...] = ()
+    properties: tuple[str, ...] | None = None
 
 
-def _feature_sql(col: Collection, srid: int = 4326) -> str:
-    props = ", ".join(f"'{name}', {expr}" for name, expr in col.properties.items())
+def _feature_sql(col: Collection, srid: int = 4326, names: tuple[str, ...] | None = None) -> str:
+    chosen = col.properties if names is None else {n: col.properties[n] for n in names}
+    props = ", ".join(f"'{name}', {expr}" for name, expr in chosen.items())
     g = col.geometry
     if srid == STORAGE_SRID:
         geom = f"ST_AsGeoJSON(ST_ForcePolygonCCW({g}), 2)"
@@ -41,59 +66,157 @@ def _feature_sql(col: Collection, srid: int = 4326) -> str:
     )
 
 
-def _where(col: Collection, query: ItemQuery) -> tuple[str, dict[str, Any]]:
-    clauses, params = ["TRUE"], {}
-    if query.bbox:
+def _boxes(query: ItemQuery) -> list[tuple[float, float, float, float]]:
+    """The bbox as one or two boxes (split at the antimeridian), CRS84 ones clipped."""
+    minx, miny, maxx, maxy = query.bbox
+    if query.bbox_srid != 4326:
+        return [(minx, miny, maxx, maxy)]
+    parts = [(minx, miny, maxx, maxy)] if minx <= maxx else [(minx, miny, 180.0, maxy),
+                                                             (-180.0, miny, maxx, maxy)]
+    a0, b0, a1, b1 = STORAGE_AREA
+    clipped = [(max(x0, a0), max(y0, b0), min(x1, a1), min(y1, b1)) for x0, y0, x1, y1 in parts]
+    return [b for b in clipped if b[0] <= b[2] and b[1] <= b[3]]
+
+
+def _box_sql(n: int, box: tuple[float, float, float, float], srid: int) -> str:
+    x0, y0, x1, y1 = (f":b{n}_{k}" for k in ("minx", "miny", "maxx", "maxy"))
+    if box[0] == box[2] or box[1] == box[3]:
         # ST_Envelope of the diagonal degrades to a line or point for zero-area boxes
-        srid = query.bbox_srid
-        box = (f"ST_Envelope(ST_MakeLine(ST_Point(:minx, :miny, {srid}), "
-               f"ST_Point(:maxx, :maxy, {srid})))")
-        if srid != STORAGE_SRID:
-            box = f"ST_Transform({box}, {STORAGE_SRID})"
-        clauses.append(f"t.geom && {box} AND ST_Intersects(t.geom, {box})")
-        params.update(zip(("minx", "miny", "maxx", "maxy"), query.bbox, strict=True))
+        sql = f"ST_Envelope(ST_MakeLine(ST_Point({x0}, {y0}, {srid}), ST_Point({x1}, {y1}, {srid})))"
+    else:
+        sql = f"ST_MakeEnvelope({x0}, {y0}, {x1}, {y1}, {srid})"
+        if srid == 4326:
+            sql = f"ST_Segmentize({sql}, {DENSIFY_DEGREES})"
+    return sql if srid == STORAGE_SRID else f"ST_Transform({sql}, {STORAGE_SRID})"
+
+
+def _where(col: Collection, query: ItemQuery, keyset: bool = True) -> tuple[str, dict[str, Any]]:
+    clauses, params = [col.base_where()], {}
+    if query.bbox:
+        tests = []
+        for n, box in enumerate(_boxes(query)):
+            sql = _box_sql(n, box, query.bbox_srid)
+            tests.append(f"(t.geom && {sql} AND ST_Intersects(t.geom, {sql}))")
+            params.update(zip((f"b{n}_minx", f"b{n}_miny", f"b{n}_maxx", f"b{n}_maxy"), box,
+                              strict=True))
+        clauses.append("(" + (" OR ".join(tests) or "FALSE") + ")")
+    if query.datetime:
+        clauses.append(_temporal(col, query.datetime, params))
     for n, (name, value) in enumerate(query.filters):
         clauses.append(col.queryables[name].condition(f"q{n}"))
         params[f"q{n}"] = value
+    if keyset and query.after is not None:
+        clauses.append(f"t.{col.id_column} > :after")
+        params["after"] = query.after
+    if query.where:
+        clauses.append(f"({query.where})")
+        params.update(query.where_params)
     return " AND ".join(clauses), params
 
 
-def items_page(conn: Connection, col: Collection, query: ItemQuery) -> tuple[str, int, int]:
-    """Return (features JSON array text, numberReturned, numberMatched)."""
+def _temporal(col: Collection, span: tuple[date | None, date | None], params: dict) -> str:
+    """Features whose [start, end] (a missing end is open) intersects the asked span."""
+    if col.temporal is None:
+        return "FALSE"  # features without a time do not intersect any time
+    start, end = col.temporal
+    parts = [f"({start} IS NOT NULL OR {end} IS NOT NULL)"]
+    if span[0] is not None:
+        parts.append(f"({end} IS NULL OR {end} >= :dt_start)")
+        params["dt_start"] = span[0]
+    if span[1] is not None:
+        parts.append(f"({start} IS NULL OR {start} <= :dt_end)")
+        params["dt_end"] = span[1]
+    return "(" + " AND ".join(parts) + ")"
+
+
+def items_page(conn: Connection, col: Collection, query: ItemQuery) -> tuple[str, int, int, Any]:
+    """Return (features JSON array text, numberReturned, numberMatched, id of the last one).
+
+    The page's ids are chosen first (order, limit, offset over the bare rows); only those
+    rows are then reprojected and serialised, so a deep page costs about what the first does.
+    """
     where, params = _where(col, query)
-    params.update(limit=query.limit, offset=query.offset)
+    where_all, _ = _where(col, query, keyset=False)
+    params.update(limit=query.limit, offset=0 if query.after is not None else query.offset)
+    order = ", ".join([*query.order_by, f"t.{col.id_column}"])
     sql = f"""
-        SELECT COALESCE(json_agg(p.f ORDER BY p.k), '[]')::text, count(*),
-               (SELECT count(*) FROM {col.from_clause()} WHERE {where}) FROM (
-            SELECT t.{col.id_column} AS k, {_feature_sql(col, query.srid)} AS f
-            FROM {col.from_clause()} WHERE {where}
-            ORDER BY t.{col.id_column} LIMIT :limit OFFSET :offset) p"""
-    features, returned, matched = conn.execute(text(sql), params).one()
-    return features, returned, matched
+        SELECT COALESCE(json_agg(p.f ORDER BY p.n), '[]')::text, count(*),
+               (SELECT count(*) FROM {col.from_clause()} WHERE {where_all}),
+               (array_agg(p.k ORDER BY p.n DESC))[1] FROM (
+            SELECT ids.n, ids.k, {_feature_sql(col, query.srid, query.properties)} AS f
+            FROM (SELECT s.k, row_number() OVER () AS n FROM (
+                    SELECT t.{col.id_column} AS k FROM {col.from_clause()} WHERE {where}
+                    ORDER BY {order} LIMIT :limit OFFSET :offset) s) ids
+            JOIN {col.table} t ON t.{col.id_column} = ids.k {col.joins}) p"""
+    features, returned, matched, last = conn.execute(text(sql), params).one()
+    return features, returned, matched, last
 
 
 def item(conn: Connection, col: Collection, item_id: str, srid: int = 4326) -> str:
     """Return one feature as GeoJSON text or raise NotFound."""
     value: Any = item_id
     if col.id_kind == "integer":
-        if not item_id.isdigit() or len(item_id) > 18:
+        if not ascii_digits(item_id) or len(item_id) > 18:
             raise NotFound(f"{col.id}: no feature with id '{item_id}'")
         value = int(item_id)
-    sql = f"SELECT {_feature_sql(col, srid)}::text FROM {col.from_clause()} WHERE t.{col.id_column} = :id"
+    sql = (f"SELECT {_feature_sql(col, srid)}::text FROM {col.from_clause()} "
+           f"WHERE t.{col.id_column} = :id AND {col.base_where()}")
     row = conn.execute(text(sql), {"id": value}).first()
     if row is None:
         raise NotFound(f"{col.id}: no feature with id '{item_id}'")
     return row[0]
 
 
-def extent(conn: Connection, col: Collection) -> list[float] | None:
-    """Bounding box of a collection in CRS84, or None when it is empty."""
+def ascii_digits(raw: str) -> bool:
+    """True for a non-empty string of the ASCII digits 0-9 only (str.isdigit takes '²')."""
+    return bool(raw) and raw.isascii() and raw.isdigit()
+
+
+# PostgreSQL type OIDs -> JSON Schema of a property
+_PG_TYPES: dict[int, dict[str, Any]] = {
+    16: {"type": "boolean"}, 20: {"type": "integer"}, 21: {"type": "integer"},
+    23: {"type": "integer"}, 700: {"type": "number"}, 701: {"type": "number"},
+    1700: {"type": "number"}, 1082: {"type": "string", "format": "date"},
+    1114: {"type": "string", "format": "date-time"}, 1184: {"type": "string", "format": "date-time"},
+    1007: {"type": "array", "items": {"type": "integer"}},
+    1016: {"type": "array", "items": {"type": "integer"}},
+    1009: {"type": "array", "items": {"type": "string"}},
+    1015: {"type": "array", "items": {"type": "string"}},
+    114: {"type": "array", "items": {"type": "object"}}, 3802: {"type": "array", "items": {"type": "object"}},
+}
+
+
+def property_schemas(conn: Connection, col: Collection) -> dict[str, dict[str, Any]]:
+    """JSON Schema of each property of a collection, from the types of its SQL expressions
+    (asked of the database without reading a row, so empty collections have a schema too)."""
+    columns = ", ".join(f"{expr} AS \"{name}\"" for name, expr in col.properties.items())
+    result = conn.execute(text(f"SELECT {columns} FROM {col.from_clause()} LIMIT 0"))
+    codes = [d[1] for d in result.cursor.description]
+    result.close()
+    return {name: dict(_PG_TYPES.get(code, {"type": "string"}))
+            for name, code in zip(col.properties, codes, strict=True)}
+
+
+def data_version(conn: Connection) -> tuple[int, datetime]:
+    """The version every write bumps (migration 0007) and when it last changed."""
+    row = conn.execute(text("SELECT version, changed_at FROM data_version")).one()
+    return row[0], row[1]
+
+
+def extent(conn: Connection, col: Collection) -> dict[str, Any]:
+    """Spatial extent (CRS84 bbox, None when empty) and temporal extent (ISO dates or None)."""
+    start, end = col.temporal or ("NULL::date", "NULL::date")
     row = conn.execute(text(
-        f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
-        f"(SELECT ST_Transform(ST_SetSRID(ST_Extent(geom)::geometry, {STORAGE_SRID}), 4326) e "
-        f"FROM {col.table}) x"
+        f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e), t0, t1 FROM "
+        f"(SELECT ST_Transform(ST_SetSRID(ST_Extent(t.geom)::geometry, {STORAGE_SRID}), 4326) e, "
+        f"min({start}) t0, max(coalesce({end}, {start})) t1 "
+        f"FROM {col.from_clause()} WHERE {col.base_where()}) x"
     )).one()
-    return None if row[0] is None else [round(v, 6) for v in row]
+    bbox = None if row[0] is None else [round(v, 6) for v in row[:4]]
+    interval = None
+    if col.temporal and (row[4] or row[5]):
+        interval = [row[4].isoformat() if row[4] else None, row[5].isoformat() if row[5] else None]
+    return {"bbox": bbox, "interval": interval}
 
 
 def health(conn: Connection) -> dict[str, Any]:
@@ -126,24 +249,81 @@ def project_cities(conn: Connection) -> list[dict[str, Any]]:
 
 
 def parse_bbox(raw: str, srid: int = 4326) -> tuple[float, float, float, float]:
-    """Parse and check ``minx,miny,maxx,maxy`` (CRS84 unless the storage CRS is named)."""
+    """Parse and check ``minx,miny,maxx,maxy`` or ``minx,miny,minz,maxx,maxy,maxz``
+    (CRS84 unless the storage CRS is named; heights are dropped, data is 2D).
+
+    In CRS84 ``minx > maxx`` is a box across the antimeridian.
+    """
     parts = raw.split(",")
-    if len(parts) == 6:
-        raise InvalidParameter("bbox: 3D boxes (6 numbers) are not supported; give 4 numbers")
-    if len(parts) != 4:
-        raise InvalidParameter(f"bbox: expected 4 numbers minx,miny,maxx,maxy, got {len(parts)}")
+    if len(parts) not in (4, 6):
+        raise InvalidParameter(f"bbox: expected 4 or 6 numbers (minx,miny,maxx,maxy), got {len(parts)}")
     try:
-        minx, miny, maxx, maxy = (float(p) for p in parts)
+        numbers = [float(p) for p in parts]
     except ValueError as exc:
         raise InvalidParameter(f"bbox: '{raw}' contains something that is not a number") from exc
-    values = (minx, miny, maxx, maxy)
-    if any(v != v or v in (float("inf"), float("-inf")) for v in values):
+    if not all(p.strip().isascii() for p in parts):
+        raise InvalidParameter(f"bbox: '{raw}' contains something that is not a number")
+    if any(v != v or v in (float("inf"), float("-inf")) for v in numbers):
         raise InvalidParameter("bbox: numbers must be finite")
+    if len(numbers) == 6:
+        minx, miny, minz, maxx, maxy, maxz = numbers
+        if minz > maxz:
+            raise InvalidParameter("bbox: minz is greater than maxz")
+    else:
+        minx, miny, maxx, maxy = numbers
+    values = (minx, miny, maxx, maxy)
     in_range = -180 <= minx <= 180 and -180 <= maxx <= 180 and -90 <= miny <= 90 and -90 <= maxy <= 90
     if srid == 4326 and not in_range:
         raise InvalidParameter("bbox: longitude must be within -180..180 and latitude -90..90")
     if miny > maxy:
         raise InvalidParameter("bbox: miny is greater than maxy")
-    if minx > maxx:
-        raise InvalidParameter("bbox: boxes crossing the antimeridian are not supported")
+    if minx > maxx and srid != 4326:
+        raise InvalidParameter("bbox: minx is greater than maxx (only CRS84 boxes may cross "
+                               "the antimeridian)")
     return values
+
+
+_INSTANT = re.compile(
+    r"^([0-9]{4})-([0-9]{2})-([0-9]{2})"
+    r"(?:[Tt](?:([0-9]{2})(?::([0-9]{2})(?::([0-9]{2})(?:\.[0-9]+)?)?)?"
+    r"([Zz]|[+-][0-9]{2}:?[0-9]{2})?)?)?$")
+
+
+def _instant(raw: str) -> date:
+    """An RFC 3339 date or date-time as the UTC date ('2020-01-01T' as GDAL 3.6 sends it too)."""
+    m = _INSTANT.match(raw)
+    if not m:
+        raise InvalidParameter(f"datetime: '{raw}' is not an RFC 3339 date or date-time "
+                               f"(e.g. 2020-01-01 or 2020-01-01T12:00:00Z)")
+    try:
+        day = date(int(m[1]), int(m[2]), int(m[3]))
+        if m[4] is None:
+            return day
+        moment = datetime(day.year, day.month, day.day, int(m[4]), int(m[5] or 0),
+                          min(int(m[6] or 0), 59))
+    except ValueError as exc:
+        raise InvalidParameter(f"datetime: '{raw}' is not a valid date ({exc})") from None
+    zone = m[7]
+    if zone and zone not in ("Z", "z"):
+        sign = 1 if zone[0] == "+" else -1
+        digits = zone[1:].replace(":", "")
+        moment -= sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+    return moment.date()
+
+
+def parse_datetime(raw: str) -> tuple[date | None, date | None]:
+    """``datetime``: an instant, or an interval ``start/end`` whose ends may be open (``..``
+    or empty). Returns inclusive (start, end) dates, None for an open end."""
+    if "/" not in raw:
+        day = _instant(raw.strip())
+        return day, day
+    if raw.count("/") != 1:
+        raise InvalidParameter(f"datetime: '{raw}' has more than one '/'")
+    left, right = (p.strip() for p in raw.split("/"))
+    start = None if left in ("", "..") else _instant(left)
+    end = None if right in ("", "..") else _instant(right)
+    if start is None and end is None:
+        raise InvalidParameter("datetime: an interval needs at least one end ('../..' is open on both)")
+    if start and end and start > end:
+        raise InvalidParameter(f"datetime: the start {start} is after the end {end}")
+    return start, end

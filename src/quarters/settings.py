@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     workshop_max_hours: int = Field(12, description="longest validity of a workshop code")
     near_max_radius_m: int = 10_000
     access_log: bool = Field(False, description="log every request (costs throughput)")
+    cors_origins: list[str] = Field(
+        ["*"], description="origins that may read the API from a browser (JSON list; '*' any); "
+                           "never with credentials")
+    cache_max_age: int = Field(0, description="max-age of OGC API reads in seconds; 0: clients "
+                                              "revalidate every time (ETag → 304)")
     tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
     tile_attribution: str = "© OpenStreetMap-Mitwirkende"
 

@@ -10,7 +10,9 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
 from quarters import __version__
+from quarters.api import ogc_openapi
 from quarters.api.errors import add_exception_handlers
+from quarters.api.methods import Methods
 from quarters.api.routes import (
     analysis,
     auth,
@@ -52,6 +54,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         redoc_url=None,
     )
     app.state.settings = settings
+    fastapi_openapi = app.openapi
+    app.openapi = lambda: ogc_openapi.with_collection_paths(
+        ogc_openapi.validation_is_400(fastapi_openapi()))
     if engine is not None:
         app.state.engine = engine
     add_exception_handlers(app)
@@ -68,6 +73,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.add_middleware(SecurityHeaders, tile_url=settings.tile_url)
     # Only large answers, only when the client asks; level 1 keeps the CPU cost small.
     app.add_middleware(GZipMiddleware, minimum_size=64_000, compresslevel=1)
+    # HEAD and OPTIONS for every route, CORS for reads: outside the others, before the static mount
+    app.add_middleware(Methods, routes=app.router.routes, origins=settings.cors_origins)
     vendor = settings.web_dir / "node_modules"
     if vendor.is_dir():
         app.mount("/vendor", StaticFiles(directory=vendor), name="vendor")

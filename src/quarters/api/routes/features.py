@@ -1,18 +1,25 @@
-"""OGC API – Features Part 1 endpoints for the published collections."""
+"""OGC API – Features endpoints (Part 1 core, Part 2 CRS, Part 3 queryables) for the published
+collections, with HTTP caching (ETag/Last-Modified from the data version, 304)."""
 
 from __future__ import annotations
 
+import hashlib
+from datetime import UTC, date, datetime
+from email.utils import format_datetime, parsedate_to_datetime
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
 
 from quarters import services
+from quarters.api import ogc_openapi
 from quarters.api.deps import ConnDep, SettingsDep
-from quarters.api.responses import GeoJSONResponse
+from quarters.api.responses import GeoJSONResponse, RawJSONResponse
 from quarters.collections import COLLECTIONS, Collection
-from quarters.errors import InvalidParameter, NotFound
-from quarters.services import ItemQuery
+from quarters.errors import InvalidParameter, NotAcceptable, NotFound
+from quarters.services import ItemQuery, ascii_digits
 from quarters.settings import STORAGE_SRID
 
 router = APIRouter(prefix="/api", tags=["OGC API Features"])
@@ -20,15 +27,39 @@ router = APIRouter(prefix="/api", tags=["OGC API Features"])
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 STORAGE_CRS = f"http://www.opengis.net/def/crs/EPSG/0/{STORAGE_SRID}"
 CRS_SRIDS = {CRS84: 4326, STORAGE_CRS: STORAGE_SRID}
+TRS = "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
 ]
-PAGING_PARAMS = {"limit", "offset", "bbox", "bbox-crs", "crs", "f", "view"}
+# Part 3: filter, filter-lang, filter-crs, sortby and properties (see _part3)
+PART3_PARAMS = {"filter", "filter-lang", "filter-crs", "sortby", "properties"}
+PAGING_PARAMS = {"limit", "offset", "after", "bbox", "bbox-crs", "crs", "datetime", "f",
+                 "view"} | PART3_PARAMS
 JSON = "application/json"
 GEOJSON = "application/geo+json"
+SCHEMA_JSON = "application/schema+json"
+OPENAPI_JSON = "application/vnd.oai.openapi+json;version=3.0"
+
+
+def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """What an OGC route really answers besides 200 (for FastAPI's document)."""
+    text = {304: "Not modified (If-None-Match / If-Modified-Since)",
+            400: "Invalid or unknown query parameter", 404: "No such collection or feature",
+            406: "None of the offered media types is acceptable",
+            503: "Database unavailable, retry shortly"}
+    problem = {"application/problem+json": {"schema": {"type": "object"}}}
+    return {c: {"description": text[c], **({"content": problem} if c != 304 else {})}
+            for c in codes}
+
+
+META = _responses(304, 406, 503)
+ONE = _responses(304, 404, 406, 503)
+READ = _responses(304, 400, 404, 406, 503)
 
 
 def _base(request: Request) -> str:
@@ -42,17 +73,78 @@ def _collection(collection_id: str) -> Collection:
         raise NotFound(f"no collection '{collection_id}'") from None
 
 
-@router.get("", summary="Landing page")
-def landing(request: Request) -> dict:
-    """OGC API landing page."""
+# -- HTTP caching and content negotiation -----------------------------------------------------
+def _validators(request: Request, conn, settings) -> dict[str, str]:  # noqa: ANN001
+    """ETag, Last-Modified and Cache-Control of a read, from the data version (read first,
+    so an answer is never tagged newer than the data it was built from)."""
+    version, changed = services.data_version(conn)
+    query = sorted(request.query_params.multi_items())
+    key = hashlib.sha256(orjson.dumps([version, _base(request), request.url.path, query])
+                         ).hexdigest()[:24]
+    cache = (f"public, max-age={settings.cache_max_age}" if settings.cache_max_age
+             else "public, no-cache")
+    return {"ETag": f'W/"{key}"', "Last-Modified": format_datetime(changed.astimezone(UTC), usegmt=True),
+            "Cache-Control": cache}
+
+
+def _not_modified(request: Request, headers: dict[str, str]) -> Response | None:
+    """304 when If-None-Match names the current ETag (or, without it, If-Modified-Since is
+    not older than the last change); None to answer in full."""
+    none_match = request.headers.get("if-none-match")
+    if none_match is not None:
+        current = headers["ETag"].removeprefix("W/")
+        tags = [t.strip().removeprefix("W/") for t in none_match.split(",")]
+        hit = "*" in tags or current in tags
+    else:
+        since = request.headers.get("if-modified-since")
+        try:
+            moment = parsedate_to_datetime(since) if since else None
+        except (TypeError, ValueError):
+            moment = None
+        changed = parsedate_to_datetime(headers["Last-Modified"])
+        hit = moment is not None and moment.tzinfo is not None and changed <= moment
+    return Response(status_code=304, headers=headers) if hit else None
+
+
+def _accepts(request: Request, *offered: str) -> None:
+    """406 when the Accept header rules out every media type this resource has."""
+    accept = request.headers.get("accept")
+    if not accept:
+        return
+    for item in accept.split(","):
+        kind, *params = (p.strip() for p in item.split(";"))
+        if any(p.replace(" ", "") in ("q=0", "q=0.0", "q=0.00", "q=0.000") for p in params):
+            continue
+        kind = kind.lower()
+        if kind in ("*/*", "application/*") or kind in offered:
+            return
+    raise NotAcceptable(f"this resource is available as {', '.join(offered)}; "
+                        f"the Accept header '{accept}' allows none of them")
+
+
+def _cached(request: Request, conn, settings, build, response_class=RawJSONResponse,  # noqa: ANN001
+            offered: tuple[str, ...] = (JSON,), extra: dict[str, str] | None = None) -> Response:
+    """Answer 304 or the body ``build()`` makes, with the caching headers."""
+    _accepts(request, *offered)
+    headers = _validators(request, conn, settings)
+    headers.update(extra or {})
+    return _not_modified(request, headers) or response_class(build(), headers=headers)
+
+
+def _json(obj: Any) -> bytes:
+    return orjson.dumps(obj)
+
+
+# -- landing page, conformance, API definition ------------------------------------------------
+def _landing_doc(request: Request) -> dict:
     base = _base(request)
     return {
         "title": "quarters – Quartiere und Maßnahmen in Halle (Saale) und Gera",
         "description": "Pilotquartiere, Stadtviertel und Gemeinden als OGC API Features",
         "links": [
             {"href": f"{base}/api", "rel": "self", "type": JSON, "title": "Landing page"},
-            {"href": f"{base}/api/openapi.json", "rel": "service-desc",
-             "type": "application/vnd.oai.openapi+json;version=3.0", "title": "OpenAPI"},
+            {"href": f"{base}{ogc_openapi.PATH}", "rel": "service-desc", "type": OPENAPI_JSON,
+             "title": "OpenAPI 3.0 definition of the OGC API"},
             {"href": f"{base}/api/docs", "rel": "service-doc", "type": "text/html",
              "title": "API documentation"},
             {"href": f"{base}/api/conformance", "rel": "conformance", "type": JSON,
@@ -63,14 +155,50 @@ def landing(request: Request) -> dict:
     }
 
 
-@router.get("/conformance", summary="Conformance classes")
-def conformance() -> dict:
+@router.get("", summary="Landing page", responses=META)
+@router.get("/", summary="Landing page (with trailing slash)", include_in_schema=False)
+def landing(request: Request, conn: ConnDep, settings: SettingsDep) -> Response:
+    """OGC API landing page (also at ``/api/``, as OWSLib asks for it)."""
+    return _cached(request, conn, settings, lambda: _json(_landing_doc(request)))
+
+
+@router.get("/conformance", summary="Conformance classes", responses=META)
+def conformance(request: Request, conn: ConnDep, settings: SettingsDep) -> Response:
     """Conformance classes this server implements."""
-    return {"conformsTo": CONFORMANCE}
+    return _cached(request, conn, settings, lambda: _json({"conformsTo": CONFORMANCE}))
 
 
-def _collection_doc(base: str, col: Collection, bbox: list[float] | None) -> dict:
-    doc = {
+class OpenAPIResponse(RawJSONResponse):
+    """OpenAPI 3.0 JSON."""
+
+    media_type = OPENAPI_JSON
+
+
+@router.get(ogc_openapi.PATH.removeprefix("/api"), summary="OpenAPI 3.0 definition of the OGC API",
+            response_class=OpenAPIResponse, responses=META)
+def ogc_api_definition(request: Request, conn: ConnDep, settings: SettingsDep) -> Response:
+    """The OGC API as OpenAPI 3.0, generated from the collections (the landing page's
+    service-desc); every items path lists its parameters and queryables."""
+    return _cached(request, conn, settings,
+                   lambda: _json(ogc_openapi.document(f"{_base(request)}/api")),
+                   OpenAPIResponse, (OPENAPI_JSON, JSON, "application/vnd.oai.openapi+json"))
+
+
+# -- collections ------------------------------------------------------------------------------
+def _extent(request: Request, conn, col: Collection) -> dict:  # noqa: ANN001
+    """The collection's extents, kept per data version (a temporal extent scans the table)."""
+    version, _ = services.data_version(conn)
+    cache = request.app.state.__dict__.setdefault("extent_cache", {})
+    key = (version, col.id)
+    if key not in cache:
+        if len(cache) > 4 * len(COLLECTIONS):
+            cache.clear()
+        cache[key] = services.extent(conn, col)
+    return cache[key]
+
+
+def _collection_doc(base: str, col: Collection, extent: dict) -> dict:
+    doc: dict[str, Any] = {
         "id": col.id,
         "title": col.title,
         "description": col.description,
@@ -81,51 +209,122 @@ def _collection_doc(base: str, col: Collection, bbox: list[float] | None) -> dic
             {"href": f"{base}/api/collections/{col.id}", "rel": "self", "type": JSON},
             {"href": f"{base}/api/collections/{col.id}/items", "rel": "items", "type": GEOJSON},
             {"href": f"{base}/api/collections/{col.id}/queryables",
-             "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables",
-             "type": "application/schema+json"},
+             "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables", "type": SCHEMA_JSON},
+            # GDAL takes the fields from here (an empty collection has no first page to read)
+            {"href": f"{base}/api/collections/{col.id}/schema", "rel": "describedBy",
+             "type": SCHEMA_JSON, "title": "JSON Schema of the features"},
         ],
     }
-    if bbox:
-        doc["extent"] = {"spatial": {"bbox": [bbox], "crs": CRS84}}
+    spatial_temporal: dict[str, Any] = {}
+    if extent["bbox"]:
+        spatial_temporal["spatial"] = {"bbox": [extent["bbox"]], "crs": CRS84}
+    if extent["interval"]:
+        spatial_temporal["temporal"] = {"interval": [extent["interval"]], "trs": TRS}
+    if spatial_temporal:
+        doc["extent"] = spatial_temporal
     return doc
 
 
-@router.get("/collections", summary="Feature collections")
-def collections(request: Request, conn: ConnDep) -> dict:
-    """All published collections with their extents."""
+@router.get("/collections", summary="Feature collections", responses=META)
+def collections(request: Request, conn: ConnDep, settings: SettingsDep) -> Response:
+    """All published collections with their spatial and temporal extents."""
     base = _base(request)
+
+    def build() -> bytes:
+        return _json({
+            "links": [{"href": f"{base}/api/collections", "rel": "self", "type": JSON}],
+            "collections": [_collection_doc(base, c, _extent(request, conn, c))
+                            for c in COLLECTIONS.values()],
+        })
+
+    return _cached(request, conn, settings, build)
+
+
+@router.get("/collections/{collection_id}", summary="One collection", responses=ONE)
+def collection(collection_id: str, request: Request, conn: ConnDep,
+               settings: SettingsDep) -> Response:
+    """Metadata of one collection."""
+    col = _collection(collection_id)
+    return _cached(request, conn, settings, lambda: _json(
+        _collection_doc(_base(request), col, _extent(request, conn, col))))
+
+
+def queryables_schema(col: Collection, schema_id: str) -> dict:
+    """JSON Schema (2020-12) of what items of a collection can be filtered by; the geometry
+    is named ``geometry``."""
+    props: dict[str, Any] = {
+        "geometry": {"title": "Geometrie", "x-ogc-role": "primary-geometry",
+                     "format": f"geometry-{col.geometry_type.lower()}"
+                     if col.geometry_type != "Geometry" else "geometry-any"},
+    }
+    for name, q in col.queryables.items():
+        props[name] = {"title": q.description or name, **ogc_openapi.JSON_TYPES[q.kind]}
     return {
-        "links": [{"href": f"{base}/api/collections", "rel": "self", "type": JSON}],
-        "collections": [
-            _collection_doc(base, c, services.extent(conn, c)) for c in COLLECTIONS.values()
-        ],
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": schema_id,
+        "type": "object",
+        "title": col.title,
+        "properties": props,
+        "additionalProperties": False,
     }
 
 
-@router.get("/collections/{collection_id}", summary="One collection")
-def collection(collection_id: str, request: Request, conn: ConnDep) -> dict:
-    """Metadata of one collection."""
-    col = _collection(collection_id)
-    return _collection_doc(_base(request), col, services.extent(conn, col))
+class SchemaResponse(RawJSONResponse):
+    """JSON Schema."""
+
+    media_type = SCHEMA_JSON
 
 
-@router.get("/collections/{collection_id}/queryables", summary="Queryable properties")
-def queryables(collection_id: str, request: Request) -> dict:
+@router.get("/collections/{collection_id}/queryables", summary="Queryable properties",
+            response_class=SchemaResponse, responses=ONE)
+def queryables(collection_id: str, request: Request, conn: ConnDep,
+               settings: SettingsDep) -> Response:
     """JSON Schema of the properties that items can be filtered by."""
     col = _collection(collection_id)
-    kinds = {"boolean": "boolean", "integer": "integer", "string": "string"}
+    schema_id = f"{_base(request)}/api/collections/{col.id}/queryables"
+    return _cached(request, conn, settings, lambda: _json(queryables_schema(col, schema_id)),
+                   SchemaResponse, (SCHEMA_JSON, JSON))
+
+
+def feature_schema(col: Collection, properties: dict[str, dict], schema_id: str) -> dict:
+    """JSON Schema (2020-12) of a GeoJSON feature of the collection, every property typed.
+
+    A property called ``id`` (the feature's id repeated) is left out: GDAL would make a
+    second ``id`` field of it and fill neither.
+    """
+    properties = {k: v for k, v in properties.items() if k != "id"}
+    geometry = col.geometry_type
     return {
-        "$schema": "https://json-schema.org/draft/2019-09/schema",
-        "$id": f"{_base(request)}/api/collections/{col.id}/queryables",
-        "type": "object",
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": schema_id,
         "title": col.title,
+        "type": "object",
+        "required": ["type", "geometry", "properties"],
         "properties": {
-            name: {"type": kinds[q.kind], "description": q.description}
-            for name, q in col.queryables.items()
+            "type": {"type": "string", "enum": ["Feature"]},
+            "id": JSON_ID[col.id_kind],
+            "geometry": ({"$ref": f"https://geojson.org/schema/{geometry}.json"}
+                         if geometry != "Geometry" else {"$ref": "https://geojson.org/schema/Geometry.json"}),
+            "properties": {"type": "object", "properties": properties},
         },
     }
 
 
+JSON_ID = {"integer": {"type": "integer"}, "string": {"type": "string"}}
+
+
+@router.get("/collections/{collection_id}/schema", summary="JSON Schema of the features",
+            response_class=SchemaResponse, responses=ONE)
+def schema(collection_id: str, request: Request, conn: ConnDep, settings: SettingsDep) -> Response:
+    """JSON Schema of the collection's features (the ``describedBy`` link)."""
+    col = _collection(collection_id)
+    schema_id = f"{_base(request)}/api/collections/{col.id}/schema"
+    return _cached(request, conn, settings, lambda: _json(
+        feature_schema(col, services.property_schemas(conn, col), schema_id)),
+        SchemaResponse, (SCHEMA_JSON, JSON))
+
+
+# -- items ------------------------------------------------------------------------------------
 def _item_query(col: Collection, request: Request, settings) -> ItemQuery:  # noqa: ANN001
     params = request.query_params
     unknown = sorted(set(params) - PAGING_PARAMS - set(col.queryables))
@@ -138,11 +337,32 @@ def _item_query(col: Collection, request: Request, settings) -> ItemQuery:  # no
     if limit < 1 or offset < 0:
         raise InvalidParameter("limit must be at least 1 and offset not negative")
     bbox = services.parse_bbox(params["bbox"], bbox_srid) if "bbox" in params else None
+    span = services.parse_datetime(params["datetime"]) if "datetime" in params else None
+    after = None
+    if "after" in params and "sortby" in params:
+        raise InvalidParameter("after (keyset paging) works in the default order only; "
+                               "page a sorted list with offset")
+    if "after" in params:
+        after = _int_param(params["after"], "after", 0) if col.id_kind == "integer" else params["after"]
     filters = tuple(
         (name, _typed(col.queryables[name].kind, name, params[name]))
         for name in sorted(col.queryables) if name in params
     )
-    return ItemQuery(min(limit, settings.max_limit), offset, bbox, filters, srid, bbox_srid)
+    return ItemQuery(min(limit, settings.max_limit), offset, bbox, filters, srid, bbox_srid,
+                     span, after, **_part3(col, params))
+
+
+def _part3(col: Collection, params) -> dict[str, Any]:  # noqa: ANN001
+    """``filter``/``filter-lang``/``filter-crs``, ``sortby`` and ``properties`` as the
+    ItemQuery fields ``where``, ``where_params``, ``order_by`` and ``properties``.
+
+    The CQL2 module plugs in here (see quarters.services.ItemQuery); until it does, these
+    parameters are refused.
+    """
+    given = sorted(PART3_PARAMS & set(params))
+    if given:
+        raise InvalidParameter(f"{', '.join(given)}: not supported yet on this server")
+    return {}
 
 
 def _srid(params, name: str) -> int:  # noqa: ANN001
@@ -158,9 +378,11 @@ def _crs_header(srid: int) -> dict[str, str]:
 
 
 def _int_param(raw: str | None, name: str, default: int) -> int:
+    """An integer of ASCII digits with an optional leading minus ('²', '--5', '+5' are not)."""
     if raw is None:
         return default
-    if not raw.lstrip("-").isdigit() or len(raw) > 12:
+    digits = raw[1:] if raw.startswith("-") else raw
+    if not ascii_digits(digits) or len(raw) > 12:
         raise InvalidParameter(f"{name}: '{raw}' is not an integer")
     return int(raw)
 
@@ -172,39 +394,85 @@ def _typed(kind: str, name: str, raw: str) -> object:
         return raw.lower() == "true"
     if kind == "integer":
         return _int_param(raw, name, 0)
+    if kind == "number":
+        try:
+            value = float(raw) if raw.isascii() else None
+        except ValueError:
+            value = None
+        if value is None or value != value or value in (float("inf"), float("-inf")):
+            raise InvalidParameter(f"{name}: '{raw}' is not a finite number")
+        return value
+    if kind == "date":
+        try:
+            if len(raw) != 10 or not raw.isascii():
+                raise ValueError
+            return date.fromisoformat(raw)
+        except ValueError:
+            raise InvalidParameter(f"{name}: '{raw}' is not a date (YYYY-MM-DD)") from None
     return raw
 
 
+LimitQ = Annotated[int | None, Query(ge=1, description="features per page (clamped to the maximum)")]
+OffsetQ = Annotated[int | None, Query(ge=0, description="features to skip")]
+TextQ = Annotated[str | None, Query()]
+
+
 @router.get("/collections/{collection_id}/items", summary="Features of a collection",
-            response_class=GeoJSONResponse)
-def items(collection_id: str, request: Request, conn: ConnDep,
-          settings: SettingsDep) -> GeoJSONResponse:
-    """A page of features as a GeoJSON FeatureCollection (CRS84), with paging links."""
+            response_class=GeoJSONResponse, responses=READ)
+def items(collection_id: str, request: Request, conn: ConnDep, settings: SettingsDep,
+          limit: LimitQ = None, offset: OffsetQ = None,
+          after: Annotated[str | None, Query(description="keyset paging: id of the last "
+                                             "feature of the previous page")] = None,
+          bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy or 6 numbers "
+                                            "with heights; minx > maxx crosses the "
+                                            "antimeridian")] = None,
+          bbox_crs: Annotated[str | None, Query(alias="bbox-crs")] = None,
+          crs: TextQ = None,
+          datetime_: Annotated[str | None, Query(alias="datetime", description="instant or "
+                                                 "interval (open ends: ..)")] = None,
+          filter_: Annotated[str | None, Query(alias="filter")] = None,
+          filter_lang: Annotated[str | None, Query(alias="filter-lang")] = None,
+          filter_crs: Annotated[str | None, Query(alias="filter-crs")] = None,
+          sortby: TextQ = None, properties: TextQ = None) -> Response:
+    """A page of features as a GeoJSON FeatureCollection (CRS84), with paging links.
+
+    The collection's queryables are further query parameters (``?name=value``, listed in the
+    OGC API definition at /api/ogc/openapi.json and at /collections/{id}/queryables).
+    """
     col = _collection(collection_id)
     query = _item_query(col, request, settings)
-    return GeoJSONResponse(page_body(request, conn, col, query), headers=_crs_header(query.srid))
+    return _cached(request, conn, settings, lambda: page_body(request, conn, col, query),
+                   GeoJSONResponse, (GEOJSON, JSON), _crs_header(query.srid))
 
 
 def page_body(request: Request, conn, col: Collection, query: ItemQuery) -> bytes:  # noqa: ANN001
     """A FeatureCollection page: features built in the database, paging links added here."""
-    features, returned, matched = services.items_page(conn, col, query)
-    links = _page_links(request, query, returned, matched)
-    head = orjson.dumps({"type": "FeatureCollection", "numberMatched": matched,
-                         "numberReturned": returned, "links": links})
+    features, returned, matched, last = services.items_page(conn, col, query)
+    links = _page_links(request, query, returned, matched, last)
+    stamp = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    head = orjson.dumps({"type": "FeatureCollection", "timeStamp": stamp,
+                         "numberMatched": matched, "numberReturned": returned, "links": links})
     return head[:-1] + b',"features":' + features.encode() + b"}"
 
 
-def _page_links(request: Request, query: ItemQuery, returned: int, matched: int) -> list[dict]:
+def _page_links(request: Request, query: ItemQuery, returned: int, matched: int,
+                last: Any = None) -> list[dict]:
+    """self/next/prev/collection. ``next`` carries the last id as ``after`` (keyset) when
+    the page is in id order, so following it does not skip rows; ``offset`` stays for
+    clients that count."""
     url = f"{_base(request)}{request.url.path}"
-    params = dict(request.query_params)
+    params = {k: v for k, v in request.query_params.items() if k != "after"}
     params["limit"] = str(query.limit)
 
-    def href(offset: int) -> str:
-        return url + "?" + urlencode({**params, "offset": str(offset)})
+    def href(offset: int, after: Any = None) -> str:
+        extra = {"after": str(after)} if after is not None else {}
+        return url + "?" + urlencode({**params, "offset": str(offset), **extra})
 
-    links = [{"href": href(query.offset), "rel": "self", "type": GEOJSON}]
-    if query.offset + returned < matched:
-        links.append({"href": href(query.offset + query.limit), "rel": "next", "type": GEOJSON})
+    links = [{"href": href(query.offset, query.after), "rel": "self", "type": GEOJSON}]
+    if query.offset + returned < matched and returned:
+        keyset = last if not query.order_by else None
+        links.append({"href": href(query.offset + query.limit, keyset), "rel": "next",
+                      "type": GEOJSON})
     if query.offset > 0:
         links.append({"href": href(max(0, query.offset - query.limit)), "rel": "prev",
                       "type": GEOJSON})
@@ -213,8 +481,9 @@ def _page_links(request: Request, query: ItemQuery, returned: int, matched: int)
 
 
 @router.get("/collections/{collection_id}/items/{item_id}", summary="One feature",
-            response_class=GeoJSONResponse)
-def feature(collection_id: str, item_id: str, request: Request, conn: ConnDep) -> GeoJSONResponse:
+            response_class=GeoJSONResponse, responses=READ)
+def feature(collection_id: str, item_id: str, request: Request, conn: ConnDep,
+            settings: SettingsDep, crs: TextQ = None) -> Response:
     """One feature as GeoJSON."""
     col = _collection(collection_id)
     base = _base(request)
@@ -227,6 +496,10 @@ def feature(collection_id: str, item_id: str, request: Request, conn: ConnDep) -
     if unknown:
         raise InvalidParameter(f"unknown query parameter(s) {', '.join(unknown)}; allowed: crs, f")
     srid = _srid(request.query_params, "crs")
-    body = services.item(conn, col, item_id, srid)
-    return GeoJSONResponse(body[:-1] + ',"links":' + orjson.dumps(links).decode() + "}",
-                           headers=_crs_header(srid))
+
+    def build() -> bytes:
+        body = services.item(conn, col, item_id, srid)
+        return (body[:-1] + ',"links":' + orjson.dumps(links).decode() + "}").encode()
+
+    return _cached(request, conn, settings, build, GeoJSONResponse, (GEOJSON, JSON),
+                   _crs_header(srid))
