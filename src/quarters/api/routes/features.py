@@ -13,7 +13,7 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from quarters import services
+from quarters import cql2, services
 from quarters.api import ogc_openapi
 from quarters.api.deps import ConnDep, SettingsDep
 from quarters.api.responses import GeoJSONResponse, RawJSONResponse
@@ -35,6 +35,18 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/sorting",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/property-selection",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
+    "http://www.opengis.net/spec/cql2/1.0/conf/advanced-comparison-operators",
+    "http://www.opengis.net/spec/cql2/1.0/conf/case-insensitive-comparison",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions-plus",
+    "http://www.opengis.net/spec/cql2/1.0/conf/temporal-functions",
 ]
 # Part 3: filter, filter-lang, filter-crs, sortby and properties (see _part3)
 PART3_PARAMS = {"filter", "filter-lang", "filter-crs", "sortby", "properties"}
@@ -354,15 +366,31 @@ def _item_query(col: Collection, request: Request, settings) -> ItemQuery:  # no
 
 def _part3(col: Collection, params) -> dict[str, Any]:  # noqa: ANN001
     """``filter``/``filter-lang``/``filter-crs``, ``sortby`` and ``properties`` as the
-    ItemQuery fields ``where``, ``where_params``, ``order_by`` and ``properties``.
+    ItemQuery fields ``where``, ``where_params``, ``order_by`` and ``properties`` (quarters.cql2:
+    names from the queryables, values only as bound parameters)."""
+    fields = cql2_fields(col)
+    out: dict[str, Any] = {}
+    if "filter" in params:
+        compiled = cql2.compile_filter(params["filter"], params.get("filter-lang"), fields,
+                                       params.get("filter-crs"))
+        out.update(where=compiled.sql, where_params=compiled.params)
+    elif "filter-lang" in params or "filter-crs" in params:
+        raise InvalidParameter("filter-lang and filter-crs need a filter")
+    if "sortby" in params:
+        sortable = {n: f for n, f in fields.items() if f.type != "geometry"}
+        out["order_by"] = tuple(cql2.parse_sortby(params["sortby"], sortable))
+    if "properties" in params:
+        allowed = {n: cql2.Field(f"t.{n}") for n in col.properties}
+        out["properties"] = tuple(cql2.parse_properties(params["properties"], allowed))
+    return out
 
-    The CQL2 module plugs in here (see quarters.services.ItemQuery); until it does, these
-    parameters are refused.
-    """
-    given = sorted(PART3_PARAMS & set(params))
-    if given:
-        raise InvalidParameter(f"{', '.join(given)}: not supported yet on this server")
-    return {}
+
+def cql2_fields(col: Collection) -> dict[str, cql2.Field]:
+    """The names a CQL2 filter may use on a collection: its scalar queryables and
+    ``geometry`` (array-valued queryables such as ``quarter`` only as ``?quarter=``)."""
+    fields = {name: cql2.Field(q.column, q.kind) for name, q in col.queryables.items() if not q.sql}
+    fields["geometry"] = cql2.Field(col.geometry, "geometry")
+    return fields
 
 
 def _srid(params, name: str) -> int:  # noqa: ANN001
