@@ -10,6 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
 from quarters import __version__
+from quarters.auth import set_parallel_checks
 from quarters.api.errors import add_exception_handlers
 from quarters.api.routes import (
     analysis,
@@ -34,7 +35,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         owned = engine is None
-        app.state.engine = engine or make_engine(settings)
+        app.state.engine = engine or make_engine(settings, role="app")
         try:
             yield
         finally:
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         redoc_url=None,
     )
     app.state.settings = settings
+    set_parallel_checks(settings.login_parallel)
     if engine is not None:
         app.state.engine = engine
     add_exception_handlers(app)
