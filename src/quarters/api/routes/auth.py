@@ -93,11 +93,12 @@ def login(body: BodyDep, request: Request, response: Response, connect: ConnectD
     if wait:
         raise _too_many(wait)
     user = auth.verify(creds, password)  # argon2 in this worker thread, no connection held
-    with connect() as conn:
-        if user is None:
-            wait = auth.record_failure(conn, keys, auth.ThrottlePolicy.of(settings))
+    if user is None:
+        with connect() as conn:
+            auth.record_failure(conn, keys, auth.ThrottlePolicy.of(settings))
             commit(conn)
-            raise Unauthorized("Benutzername oder Passwort falsch")
+        raise Unauthorized("Benutzername oder Passwort falsch")
+    with connect() as conn:
         auth.clear_failures(conn, keys[0])
         session = auth.open_session(conn, user, settings.session_lifetime_s)
         commit(conn)
