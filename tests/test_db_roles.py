@@ -151,3 +151,53 @@ def test_a_cluster_of_an_older_version_gains_the_roles_on_start(tmp_path):
     finally:
         cluster.stop()
         shutil.rmtree(home, ignore_errors=True)
+
+
+def test_the_compose_init_script_sets_up_the_same_roles(cluster, engine):
+    """docker/db-init/20-quarters-roles.sh, run by psql as the PostGIS image would, on a fresh
+    database of the test cluster: migrations as the owner, the runtime role limited."""
+    import yaml
+
+    from quarters.embedded import find_bindir
+
+    root = Path(__file__).resolve().parents[1]
+    compose = yaml.safe_load((root / "docker-compose.yml").read_text())
+    api_env = compose["services"]["api"]["environment"]
+    assert api_env["QUARTERS_DATABASE_URL"].startswith(f"postgresql://{OWNER_ROLE}:")
+    assert api_env["QUARTERS_APP_DATABASE_URL"].startswith(f"postgresql://{APP_ROLE}:")
+    assert compose["services"]["db"]["environment"]["POSTGRES_USER"] == "postgres"
+
+    dbname = "compose_check"
+    with psycopg.connect(cluster.conninfo("postgres", role="admin"), autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {dbname}")
+        admin.execute(f"CREATE DATABASE {dbname}")
+    with psycopg.connect(cluster.conninfo(dbname, role="admin"), autocommit=True) as admin:
+        admin.execute("CREATE EXTENSION postgis")  # what the image's own init script does
+    env = {**os.environ, "PGHOST": "127.0.0.1", "PGPORT": str(cluster.port),
+           "PGPASSWORD": cluster.password_file.read_text().strip(),
+           "POSTGRES_USER": "quarters", "POSTGRES_DB": dbname,
+           "QUARTERS_OWNER_PASSWORD": cluster.role_password_file("owner").read_text().strip(),
+           "QUARTERS_APP_PASSWORD": cluster.role_password_file("app").read_text().strip(),
+           "PATH": f"{find_bindir()}:{os.environ['PATH']}"}
+    script = root / "docker" / "db-init" / "20-quarters-roles.sh"
+    try:
+        for _ in range(2):  # idempotent
+            done = subprocess.run(["sh", str(script)], env=env, capture_output=True, text=True,
+                                  timeout=60)
+            assert done.returncode == 0, done.stderr
+        owner = create_engine(cluster.url("owner").rsplit("/", 1)[0] + f"/{dbname}",
+                              plugins=["geoalchemy2"])
+        upgrade(owner)
+        owner.dispose()
+        with psycopg.connect(cluster.conninfo(dbname, role="app")) as app:
+            assert app.execute("SELECT count(*) FROM measure_history").fetchone() == (0,)
+            for statement in ("DELETE FROM measure_history", "CREATE TABLE sneaky (x int)",
+                              "ALTER TABLE measure_history DISABLE TRIGGER ALL"):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    app.execute(statement)
+                app.rollback()
+            app.execute("INSERT INTO login_throttle VALUES ('client:x', 1, now(), NULL)")
+            app.rollback()
+    finally:
+        with psycopg.connect(cluster.conninfo("postgres", role="admin"), autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {dbname} WITH (FORCE)")

@@ -10,7 +10,6 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
 from quarters import __version__
-from quarters.auth import set_parallel_checks
 from quarters.api.errors import add_exception_handlers
 from quarters.api.routes import (
     analysis,
@@ -24,6 +23,7 @@ from quarters.api.routes import (
     public,
 )
 from quarters.api.security import SecurityHeaders
+from quarters.auth import set_parallel_checks
 from quarters.db import make_engine
 from quarters.settings import Settings, get_settings
 
