@@ -273,3 +273,15 @@ def test_deactivate_locks_the_account_and_ends_its_sessions(settings, engine):
     assert reopened.returncode == 0, reopened.stderr
     with engine.connect() as conn:
         assert auth.authenticate(conn, username, "wieder-offen-123") is not None
+
+
+def test_login_refuses_nul_and_lone_surrogates_and_documents_its_body(client):
+    for raw in (b'{"username": "a\\u0000b", "password": "x"}',
+                b'{"username": "anna", "password": "\\ud800"}'):
+        answer = client.post("/api/auth/login", content=raw,
+                             headers={"Content-Type": "application/json"})
+        assert answer.status_code == 400, answer.text
+    schema = client.get("/api/openapi.json").json()["paths"]["/api/auth/login"]["post"]
+    body = schema["requestBody"]["content"]["application/json"]["schema"]
+    assert set(body["properties"]) == {"username", "password", "token"}
+    assert "429" in schema["responses"]

@@ -198,6 +198,12 @@ def record_failure(conn: Connection, keys: tuple[str, str], policy: ThrottlePoli
                 "UPDATE login_throttle SET locked_until = clock_timestamp() "
                 "+ make_interval(secs => :p) WHERE key = :k"), {"k": key, "p": pause})
         longest = max(longest, pause)
+    conn.execute(text("""
+        DELETE FROM login_throttle WHERE key IN (
+            SELECT key FROM login_throttle
+            WHERE greatest(last_failure_at, locked_until)
+                  < clock_timestamp() - make_interval(secs => :w)
+            FOR UPDATE SKIP LOCKED)"""), {"w": policy.window_s})  # forget what has passed
     return longest
 
 
@@ -211,8 +217,12 @@ def _digest(token: str) -> str:
 
 
 def open_session(conn: Connection, user: User,
-                 lifetime_s: float = SESSION_LIFETIME.total_seconds()) -> Session:
-    """Start a session; only the token's hash is stored."""
+                 lifetime_s: float = SESSION_LIFETIME.total_seconds(),
+                 idle_s: float = 1800) -> Session:
+    """Start a session; only the token's hash is stored. Ended sessions of the account go."""
+    conn.execute(text(
+        "DELETE FROM sessions WHERE user_id = :u AND (expires_at <= now() "
+        "OR last_seen_at <= now() - make_interval(secs => :idle))"), {"u": user.id, "idle": idle_s})
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
     conn.execute(text(
         "INSERT INTO sessions (token_hash, user_id, csrf_token, expires_at) "

@@ -26,6 +26,20 @@ from quarters.settings import Settings
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 LOGIN_FIELDS = {"username", "password", "token"}
+_THROTTLED = {"description": "too many failed sign-ins: wait `Retry-After` seconds"}
+LOGIN_DOC = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "required": ["username", "password"], "additionalProperties": False,
+    "properties": {
+        "username": {"type": "string", "maxLength": 80},
+        "password": {"type": "string", "maxLength": 200},
+        "token": {"type": "boolean", "default": False,
+                  "description": "true: also return a bearer token (for clients without "
+                                 "cookies); the session cookie is always set"}}}}}}}
+PASSWORD_DOC = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "required": ["current_password", "new_password"],
+    "additionalProperties": False,
+    "properties": {"current_password": {"type": "string"},
+                   "new_password": {"type": "string", "minLength": 10, "maxLength": 200}}}}}}}
 
 
 def _user_doc(user: auth.User) -> dict:
@@ -72,10 +86,23 @@ def _login_body(body: object) -> tuple[str, str, bool]:
         raise BadRequest("username and password must be strings")
     if not isinstance(token, bool):
         raise BadRequest("token must be true or false")
+    _text(username, password)
     return username[:80], password[:200], token
 
 
-@router.post("/login", summary="Sign in")
+def _text(*values: str) -> None:
+    """Refuse what PostgreSQL and UTF-8 cannot hold (NUL, lone surrogates) with a 400."""
+    for value in values:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRequest("username and password must be valid text") from None
+        if "\x00" in value:
+            raise BadRequest("username and password must not contain NUL")
+
+
+@router.post("/login", summary="Sign in", openapi_extra=LOGIN_DOC,
+             responses={401: {"description": "wrong username or password"}, 429: _THROTTLED})
 def login(body: BodyDep, request: Request, response: Response, connect: ConnectDep,
           settings: SettingsDep) -> dict:
     """Check username and password; set the session cookie and return the CSRF token.
@@ -100,7 +127,8 @@ def login(body: BodyDep, request: Request, response: Response, connect: ConnectD
         raise Unauthorized("Benutzername oder Passwort falsch")
     with connect() as conn:
         auth.clear_failures(conn, keys[0])
-        session = auth.open_session(conn, user, settings.session_lifetime_s)
+        session = auth.open_session(conn, user, settings.session_lifetime_s,
+                                    settings.session_idle_s)
         commit(conn)
     response.set_cookie(SESSION_COOKIE, session.token, httponly=True, samesite="strict",
                         secure=cookie_secure(settings, request),
@@ -111,7 +139,9 @@ def login(body: BodyDep, request: Request, response: Response, connect: ConnectD
     return doc
 
 
-@router.post("/password", summary="Change my password")
+@router.post("/password", summary="Change my password", openapi_extra=PASSWORD_DOC,
+             responses={401: {"description": "not signed in, or wrong current password"},
+                        429: _THROTTLED})
 def change_password(body: BodyDep, request: Request, connect: ConnectDep,
                     settings: SettingsDep) -> dict:
     """Change the signed-in user's password (current one required); every other session of
@@ -119,6 +149,7 @@ def change_password(body: BodyDep, request: Request, connect: ConnectDep,
     if not isinstance(body, dict) or set(body) != {"current_password", "new_password"} \
             or not all(isinstance(v, str) for v in body.values()):
         raise BadRequest("send {\"current_password\": …, \"new_password\": …} as strings")
+    _text(*body.values())
     with connect() as conn:
         session = get_session(request, conn)
         if session is None:
