@@ -65,7 +65,7 @@ class Target:
     @property
     def url(self) -> str:
         """SQLAlchemy URL of this database."""
-        return self.cluster.url().rsplit("/", 1)[0] + "/" + self.dbname
+        return self.cluster.url("admin").rsplit("/", 1)[0] + "/" + self.dbname
 
     @property
     def conninfo(self) -> str:

@@ -19,15 +19,16 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, text
 
 from quarters.api import create_app
-from quarters.api.deps import get_conn
+from quarters.api.deps import get_conn, get_connect
 from quarters.catalogue import load_catalogue
 from quarters.db import make_engine
-from quarters.embedded import Cluster
+from quarters.embedded import APP_ROLE, OWNER_ROLE, Cluster
 from quarters.loading import load_all
 from quarters.migrate import upgrade
 from quarters.settings import PROJECT_ROOT, Settings
@@ -50,6 +51,10 @@ def cluster() -> Iterator[Cluster]:
     os.chmod(home, 0o755)
     cluster = Cluster(home=home, port=free_port())
     cluster.start()
+    # The owner may act as the runtime role, so the `app` fixture can run each request as the
+    # app would (SET ROLE) inside the test's transaction.
+    with psycopg.connect(cluster.conninfo(role="admin"), autocommit=True) as admin:
+        admin.execute(f"GRANT {APP_ROLE} TO {OWNER_ROLE}")
     yield cluster
     cluster.stop()
     shutil.rmtree(home, ignore_errors=True)
@@ -57,8 +62,9 @@ def cluster() -> Iterator[Cluster]:
 
 @pytest.fixture(scope="session")
 def settings(cluster: Cluster) -> Settings:
-    """Settings pointing at the test cluster and the shared data directory."""
-    return Settings(database_url=cluster.url(), data_dir=DATA_DIR, home=cluster.home)
+    """Settings pointing at the test cluster (owner and runtime role) and the shared data."""
+    return Settings(database_url=cluster.url("owner"), app_database_url=cluster.url("app"),
+                    data_dir=DATA_DIR, home=cluster.home)
 
 
 @pytest.fixture(scope="session")
@@ -82,14 +88,25 @@ def conn(engine: Engine) -> Iterator[Connection]:
         connection.info.pop("outer_transaction", None)
 
 
-@pytest.fixture
-def app(settings: Settings, engine: Engine, conn: Connection):
-    """The app, each request in a savepoint of the test's transaction (kept on success,
-    rolled back on error, like a commit or rollback in production)."""
-    app = create_app(settings, engine=engine)
+@pytest.fixture(scope="session")
+def app_engine(settings: Settings, engine: Engine) -> Iterator[Engine]:
+    """Engine of the runtime role (what the API connects as), over the loaded database."""
+    app_engine = make_engine(settings, role="app")
+    yield app_engine
+    app_engine.dispose()
 
-    def request_conn() -> Iterator[Connection]:
+
+@pytest.fixture
+def app(settings: Settings, app_engine: Engine, conn: Connection):
+    """The app, each request in a savepoint of the test's transaction (kept on success,
+    rolled back on error, like a commit or rollback in production) and with the rights of the
+    runtime role (SET LOCAL ROLE), as in production."""
+    app = create_app(settings, engine=app_engine)
+
+    @contextlib.contextmanager
+    def as_app() -> Iterator[Connection]:
         savepoint = conn.begin_nested()
+        conn.execute(text(f"SET LOCAL ROLE {APP_ROLE}"))
         try:
             yield conn
         except BaseException:
@@ -97,16 +114,23 @@ def app(settings: Settings, engine: Engine, conn: Connection):
                 savepoint.rollback()
             raise
         if savepoint.is_active:
+            conn.execute(text("RESET ROLE"))
             savepoint.commit()
 
+    def request_conn() -> Iterator[Connection]:
+        with as_app() as c:
+            yield c
+
     app.dependency_overrides[get_conn] = request_conn
+    app.dependency_overrides[get_connect] = lambda: as_app
     return app
 
 
 @pytest.fixture
 def client(app) -> Iterator[TestClient]:
-    """API client whose requests run inside the test's rolled-back transaction."""
-    with TestClient(app) as test_client:
+    """API client whose requests run inside the test's rolled-back transaction (served as on
+    127.0.0.1 over plain HTTP: development cookies without the Secure flag)."""
+    with TestClient(app, base_url="http://127.0.0.1") as test_client:
         yield test_client
 
 
@@ -119,6 +143,7 @@ def serve_app(settings: Settings, **extra_env: str) -> Iterator[str]:
     """
     port = free_port()
     env = {**os.environ, "QUARTERS_DATABASE_URL": settings.database_url,
+           "QUARTERS_APP_DATABASE_URL": settings.app_database_url,
            "QUARTERS_DATA_DIR": str(settings.data_dir), **extra_env}
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", "quarters.api:create_app",

@@ -50,7 +50,7 @@ def unique_planner(engine, prefix):
 
 def bearer_token(base_url, username):
     status, _, body = api_json(base_url, "POST", "/api/auth/login",
-                               {"username": username, "password": PASSWORD})
+                               {"username": username, "password": PASSWORD, "token": True})
     assert status == 200, body
     return body["token"]
 

@@ -113,7 +113,7 @@ def account(engine, role):
 
 def bearer(base_url, username):
     status, _, body = api_json(base_url, "POST", "/api/auth/login",
-                          {"username": username, "password": PASSWORD})
+                          {"username": username, "password": PASSWORD, "token": True})
     assert status == 200, body
     return body["token"]
 

@@ -241,7 +241,7 @@ def users_add(
     password: Annotated[str | None, typer.Option(
         envvar="QUARTERS_NEW_PASSWORD", help="taken from QUARTERS_NEW_PASSWORD or asked")] = None,
 ) -> None:
-    """Create an account (argon2 hash) or reset its password and role."""
+    """Create an account (argon2 hash) or reset its password and role (its sessions end)."""
     from quarters.auth import add_user
 
     if password is None:
@@ -250,7 +250,21 @@ def users_add(
     with engine.begin() as conn:
         user = add_user(conn, username, password, role, display_name)
     engine.dispose()
-    console.print(f"account '{user.username}' ({user.role}) ready")
+    console.print(f"account '{user.username}' ({user.role}) ready; earlier sessions ended")
+
+
+@users_app.command("deactivate")
+def users_deactivate(username: str) -> None:
+    """Lock an account: it can no longer sign in and its sessions end (`users add` reopens it)."""
+    from quarters.auth import deactivate
+
+    engine = _engine(get_settings())
+    with engine.begin() as conn:
+        found = deactivate(conn, username)
+    engine.dispose()
+    if not found:
+        raise QuartersError(f"no account '{username}'")
+    console.print(f"account '{username}' deactivated; its sessions ended")
 
 
 # -- serve ----------------------------------------------------------------------------------

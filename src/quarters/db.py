@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import time
+from typing import Literal
 
 from sqlalchemy import Engine, create_engine, event, exc
 
 from quarters.embedded import Cluster
 from quarters.settings import Settings
+
+log = logging.getLogger("quarters")
+Role = Literal["owner", "app"]
 
 IDLE_PING_S = 5.0
 
@@ -17,24 +22,32 @@ def cluster_for(settings: Settings) -> Cluster:
     return Cluster(home=settings.home.resolve(), port=settings.db_port)
 
 
-def database_url(settings: Settings, *, start: bool = True) -> str:
-    """URL of the database to use; starts the embedded cluster when it is the one in use."""
+def database_url(settings: Settings, *, start: bool = True, role: Role = "owner") -> str:
+    """URL of the database to use; starts the embedded cluster when it is the one in use.
+
+    ``owner`` owns the schema (migrations, data loads, the CLI); ``app`` is the runtime role the
+    API connects as: reads and the writes of the app, no DDL, history append-only."""
+    if role == "app" and settings.app_database_url:
+        return settings.app_database_url
     if settings.database_url:
+        if role == "app":
+            log.warning("QUARTERS_APP_DATABASE_URL is unset: the API connects as the owner role "
+                        "of QUARTERS_DATABASE_URL (see README, database roles)")
         return settings.database_url
     cluster = cluster_for(settings)
     if start:
         cluster.start()
-    return cluster.url()
+    return cluster.url(role)
 
 
-def make_engine(settings: Settings, *, start: bool = True) -> Engine:
+def make_engine(settings: Settings, *, start: bool = True, role: Role = "owner") -> Engine:
     """Create the SQLAlchemy engine (psycopg 3, pooled, pre-ping for restarts)."""
     engine = create_engine(
-        database_url(settings, start=start),
+        database_url(settings, start=start, role=role),
         plugins=["geoalchemy2"],
         pool_size=settings.pool_max,
         max_overflow=0,
-        pool_timeout=10,
+        pool_timeout=settings.pool_timeout_s,
     )
     timeout = settings.statement_timeout_ms
 

@@ -6,9 +6,15 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, text
+
+from quarters.embedded import APP_ROLE
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# What the API only reads: reference data that migrations and `quarters data load` write.
+READ_ONLY = frozenset({"alembic_version", "sources", "municipalities", "counties", "districts",
+                       "quarters", "sites", "indicators", "indicator_values"})
+APPEND_ONLY_SUFFIX = "_history"  # history tables: the API may add rows, never change them
 
 
 def alembic_config(url: str | None = None) -> Config:
@@ -20,12 +26,43 @@ def alembic_config(url: str | None = None) -> Config:
     return cfg
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Upgrade the schema to ``revision`` in one transaction."""
+def upgrade(engine: Engine, revision: str = "head", app_role: str = APP_ROLE) -> None:
+    """Upgrade the schema to ``revision`` in one transaction, then set the runtime role's
+    grants (when that role exists)."""
     with engine.begin() as conn:
         cfg = alembic_config()
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
+        apply_grants(conn, app_role)
+
+
+def apply_grants(conn: Connection, app_role: str = APP_ROLE) -> bool:
+    """Least privilege for the runtime role on every table of the schema, run after each
+    upgrade (so tables of later migrations are covered): SELECT everywhere, the app's writes
+    (INSERT, UPDATE, DELETE) on its own tables, INSERT only on history tables (``*_history``),
+    nothing on reference data. Never TRUNCATE, REFERENCES, TRIGGER or DDL (the runtime role
+    owns nothing). Returns False when the role does not exist (an external server without it)."""
+    if not conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": app_role}).first():
+        return False
+    role = conn.execute(text("SELECT quote_ident(:r)"), {"r": app_role}).scalar_one()
+    conn.execute(text(f"GRANT USAGE ON SCHEMA public TO {role}"))
+    conn.execute(text(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}"))
+    rows = conn.execute(text("""
+        SELECT c.relname, c.relkind, format('%I', c.relname) AS ident FROM pg_class c
+        WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm')
+          AND pg_has_role(c.relowner, 'USAGE')
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                          AND d.objid = c.oid AND d.deptype = 'e')""")).all()
+    for name, kind, ident in rows:
+        if kind in ("v", "m") or name in READ_ONLY:
+            grant = "SELECT"
+        elif name.endswith(APPEND_ONLY_SUFFIX):
+            grant = "SELECT, INSERT"
+        else:
+            grant = "SELECT, INSERT, UPDATE, DELETE"
+        conn.execute(text(f"REVOKE ALL ON {ident} FROM {role}"))
+        conn.execute(text(f"GRANT {grant} ON {ident} TO {role}"))
+    return True
 
 
 def current(engine: Engine) -> str | None:

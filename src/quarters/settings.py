@@ -22,7 +22,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="QUARTERS_", env_file=".env", extra="ignore")
 
     home: Path = Field(Path(".quarters"), description="Working directory of the embedded database")
-    database_url: str | None = Field(None, description="External PostgreSQL/PostGIS server")
+    database_url: str | None = Field(
+        None, description="External PostgreSQL/PostGIS server, as the owner role (migrations, loads)")
+    app_database_url: str | None = Field(
+        None, description="The same server as the runtime role the API connects as (least privilege); "
+                          "unset: the embedded cluster's runtime role, or database_url")
     db_port: int = Field(54329, description="Port of the embedded cluster on 127.0.0.1")
     data_dir: Path = Field(
         PROJECT_ROOT.parent / "shared" / "data", description="Directory with third-party data"
@@ -34,12 +38,26 @@ class Settings(BaseSettings):
     port: int = 8000
     pool_min: int = 2
     pool_max: int = 10
+    pool_timeout_s: float = Field(10.0, description="wait for a pooled connection, then 503")
     statement_timeout_ms: int = 15000
     max_limit: int = 10000
     default_limit: int = 100
     max_body_bytes: int = 5 * 1024 * 1024
     max_upload_bytes: int = 50 * 1024 * 1024
-    secure_cookies: bool = False  # set true behind HTTPS
+    secure_cookies: bool | None = Field(
+        None, description="Secure flag of the session cookie; unset: secure unless the app serves "
+                          "plain HTTP on a loopback address")
+    session_lifetime_s: int = Field(12 * 3600, description="a session ends this long after sign-in")
+    session_idle_s: int = Field(30 * 60, description="a session ends after this long unused")
+    login_max_failures: int = Field(5, description="failed sign-ins of one account before a pause")
+    login_client_max_failures: int = Field(20, description="failed sign-ins from one client "
+                                                           "(any account) before a pause")
+    login_window_s: int = Field(900, description="failures are forgotten this long after the last "
+                                                 "one (or after the pause)")
+    login_lock_s: int = Field(30, description="first pause; it doubles with each further failure")
+    login_lock_max_s: int = Field(900, description="longest pause")
+    login_parallel: int = Field(4, description="password checks (argon2, 64 MiB each) at once per "
+                                               "worker")
     secret_key: str = Field("", description="salt for client hashes; random per process if empty")
     idea_limit: int = Field(5, description="ideas one client may submit per window")
     idea_window_s: int = 3600
@@ -58,7 +76,7 @@ class Settings(BaseSettings):
     tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
     tile_attribution: str = "© OpenStreetMap-Mitwirkende"
 
-    @field_validator("database_url")
+    @field_validator("database_url", "app_database_url")
     @classmethod
     def _use_psycopg_driver(cls, value: str | None) -> str | None:
         """Normalise any PostgreSQL URL to the psycopg 3 driver."""

@@ -26,6 +26,7 @@ from quarters.api.routes import (
     public,
 )
 from quarters.api.security import SecurityHeaders
+from quarters.auth import set_parallel_checks
 from quarters.db import make_engine
 from quarters.settings import Settings, get_settings
 
@@ -37,7 +38,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         owned = engine is None
-        app.state.engine = engine or make_engine(settings)
+        app.state.engine = engine or make_engine(settings, role="app")
         try:
             yield
         finally:
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     fastapi_openapi = app.openapi
     app.openapi = lambda: ogc_openapi.with_collection_paths(
         ogc_openapi.validation_is_400(fastapi_openapi()))
+    set_parallel_checks(settings.login_parallel)
     if engine is not None:
         app.state.engine = engine
     add_exception_handlers(app)

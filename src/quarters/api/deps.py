@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -46,8 +47,29 @@ def get_conn(request: Request) -> Iterator[Connection]:
         yield conn
 
 
+@contextmanager
+def _pooled(engine) -> Iterator[Connection]:  # noqa: ANN001
+    try:
+        conn = engine.connect()
+    except OperationalError as exc:
+        raise DatabaseUnavailable("the database cannot be reached; try again shortly") from exc
+    with conn:
+        yield conn
+
+
+Connect = Callable[[], AbstractContextManager[Connection]]
+
+
+def get_connect(request: Request) -> Connect:
+    """For routes that must not hold a connection for the whole request (sign-in: argon2 runs
+    in between): a function that takes a pooled connection for a ``with`` block."""
+    engine = request.app.state.engine
+    return lambda: _pooled(engine)
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ConnDep = Annotated[Connection, Depends(get_conn)]
+ConnectDep = Annotated[Connect, Depends(get_connect)]
 
 
 # -- who is asking --------------------------------------------------------------------------
@@ -58,16 +80,17 @@ SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 def get_session(request: Request, conn: ConnDep) -> Session | None:
     """The caller's session from a bearer token or the session cookie (CSRF-checked)."""
+    idle_s = request.app.state.settings.session_idle_s
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
-        session = session_for(conn, header[7:].strip())
+        session = session_for(conn, header[7:].strip(), idle_s)
         if session is None:
             raise Unauthorized("the bearer token is unknown or expired")
         return session
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         return None
-    session = session_for(conn, token)
+    session = session_for(conn, token, idle_s)
     if session and request.method not in SAFE_METHODS:
         if not csrf_matches(session, request.headers.get(CSRF_HEADER)):
             raise Forbidden(f"missing or wrong {CSRF_HEADER} header (CSRF protection)")

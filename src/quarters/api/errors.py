@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
 from quarters.api.responses import ProblemResponse
@@ -50,3 +51,9 @@ def add_exception_handlers(app: FastAPI) -> None:
         log.error("database error: %s", str(exc).split("\n")[0])
         body = problem(503, "Datenbank nicht erreichbar", "the database cannot be reached")
         return ProblemResponse(body, status_code=503, headers={"Retry-After": "5"})
+
+    @app.exception_handler(PoolTimeout)
+    async def _pool_exhausted(_request: Request, _exc: PoolTimeout) -> ProblemResponse:
+        log.warning("no pooled database connection free within the pool timeout")
+        body = problem(503, "Server ausgelastet", "all database connections are busy; try again")
+        return ProblemResponse(body, status_code=503, headers={"Retry-After": "2"})
