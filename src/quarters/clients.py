@@ -53,3 +53,11 @@ def client_address(peer: str | None, forwarded: list[str], trusted: tuple[Networ
         if not _trusted(address, trusted):
             break
     return str(current)
+
+
+def request_client(request) -> str:  # noqa: ANN001
+    """The client address of a request: the socket peer, or X-Forwarded-For behind one of
+    ``QUARTERS_TRUSTED_PROXIES``."""
+    return client_address(request.client.host if request.client else None,
+                          request.headers.getlist("x-forwarded-for"),
+                          request.app.state.settings.trusted_networks)

@@ -20,6 +20,7 @@ from quarters.api.deps import (
     SettingsDep,
     get_session,
 )
+from quarters.clients import request_client
 from quarters.db import commit
 from quarters.errors import BadRequest, TooManyRequests, Unauthorized
 from quarters.settings import Settings
@@ -68,7 +69,7 @@ def cookie_secure(settings: Settings, request: Request) -> bool:
 
 
 def _client(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    return request_client(request)
 
 
 def _too_many(wait: int) -> TooManyRequests:

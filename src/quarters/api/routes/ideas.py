@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from quarters import ideas
 from quarters.api.deps import BodyDep, ConnDep, SettingsDep, StaffDep, UserDep
 from quarters.auth import User
-from quarters.clients import client_address
+from quarters.clients import request_client
 from quarters.db import commit
 from quarters.errors import BadRequest, Forbidden
 from quarters.messages import language, t
@@ -21,10 +21,7 @@ _PROCESS_SECRET = secrets.token_hex(16)
 
 def _client(request: Request, settings) -> str:  # noqa: ANN001
     """Salted hash of the client's address (X-Forwarded-For only from a trusted proxy)."""
-    address = client_address(request.client.host if request.client else None,
-                             request.headers.getlist("x-forwarded-for"),
-                             settings.trusted_networks)
-    return ideas.client_hash(settings.secret_key or _PROCESS_SECRET, address)
+    return ideas.client_hash(settings.secret_key or _PROCESS_SECRET, request_client(request))
 
 
 def _moderator(user: User) -> User:
