@@ -109,9 +109,11 @@ def test_head_answers_every_get_resource(live_server):
 
 def test_options_lists_the_methods_of_the_path(live_server):
     with httpx.Client(base_url=live_server) as http:
-        items = http.options("/api/collections/measures/items")
+        items = http.options("/api/collections/districts/items")
         assert items.status_code == 204
         assert items.headers["allow"] == "GET, HEAD, OPTIONS"
+        writable = http.options("/api/collections/measures/items")  # Part 4: create
+        assert writable.headers["allow"] == "GET, HEAD, POST, OPTIONS"
         one = http.options("/api/measures/1")
         assert set(one.headers["allow"].split(", ")) == {"GET", "HEAD", "PUT", "PATCH", "DELETE",
                                                          "OPTIONS"}
