@@ -37,8 +37,16 @@ class Settings(BaseSettings):
     statement_timeout_ms: int = 15000
     max_limit: int = 10000
     default_limit: int = 100
-    max_body_bytes: int = 5 * 1024 * 1024
-    max_upload_bytes: int = 50 * 1024 * 1024
+    max_body_bytes: int = Field(5 * 1024 * 1024, description="largest JSON body (413 beyond)")
+    max_upload_bytes: int = Field(50 * 1024 * 1024, description="largest upload body (413)")
+    max_import_bytes: int = Field(
+        200 * 1024 * 1024, description="largest file an import reads (a zip: its unpacked size)")
+    max_import_layers: int = Field(20, description="layers a GeoPackage may hold")
+    max_import_features: int = Field(200_000, description="features (rows) per imported file")
+    max_import_vertices: int = Field(20_000_000, description="vertices per imported file")
+    max_zip_members: int = Field(20, description="files a zipped shapefile may hold")
+    tmp_dir: Path | None = Field(None, description="temp files of imports (default HOME/tmp); "
+                                 "emptied when the app or the CLI starts")
     secure_cookies: bool = False  # set true behind HTTPS
     secret_key: str = Field("", description="salt for client hashes; random per process if empty")
     idea_limit: int = Field(5, description="ideas one client may submit per window")
@@ -58,6 +66,11 @@ class Settings(BaseSettings):
             if value.startswith(prefix):
                 return "postgresql+psycopg://" + value[len(prefix) :]
         return value
+
+    @property
+    def import_tmp(self) -> Path:
+        """The one directory that holds the temp files of imports."""
+        return self.tmp_dir or self.home / "tmp"
 
     @property
     def embedded(self) -> bool:
