@@ -196,7 +196,7 @@ def check_rows(rows: list[tuple[dict, Any]]) -> tuple[list, list[dict[str, Any]]
         except ValidationError as exc:
             record = None
             for e in exc.errors():
-                loc = "/".join(str(p) for p in e["loc"]) or "row"
+                loc = "/".join(str(p) for p in e["loc"])[:80] or "row"
                 message = "unknown field" if e["type"] == "extra_forbidden" else \
                     e["msg"].removeprefix("Value error, ")
                 row_problems.append({"row": n, "field": loc, "problem": message})
@@ -219,6 +219,8 @@ def import_measures(conn: Connection, path: Path, actor: Actor, *, dry_run: bool
     ``name`` is the file's name as the user gave it (the path may be a temp file)."""
     name = name or path.name
     rows = read_rows(path, name, limits)
+    if not rows:
+        raise ImportRefused(f"{name}: no rows (features) to import")
     if len(rows) > MAX_ROWS:
         raise ImportRefused(f"{name}: {len(rows)} rows; at most {MAX_ROWS} per import")
     report = ImportReport(rows=len(rows), dry_run=dry_run)

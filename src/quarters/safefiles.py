@@ -219,6 +219,10 @@ def read_frame(path: Path, name: str, kind: str, limits: Limits, layer: str | No
     """Read a GeoPackage, GeoJSON or (unpacked) Shapefile with the driver pinned, offline,
     within the caps; return a GeoDataFrame. ``path`` is checked by :func:`check_file`."""
     source = gdal_source(path, kind)
+    if kind == "shp":  # GDAL has no prefix for shapefiles: the header is the pin
+        with path.open("rb") as fh:
+            if not magic_matches(fh.read(4), "shp"):
+                raise ImportRefused(f"{name}: the content is not a Shapefile")
     try:
         with offline_gdal():
             layers = pyogrio.list_layers(source)
@@ -244,6 +248,8 @@ def read_frame(path: Path, name: str, kind: str, limits: Limits, layer: str | No
         log.info("import of %s refused: %s", name, str(exc).splitlines()[0] if str(exc) else exc)
         raise ImportRefused(f"{name}: cannot be read as {LABELS[kind]} (damaged or not a "
                             f"{LABELS[kind]})") from None
+    if "geometry" not in gdf.columns:
+        raise ImportRefused(f"{name}: no geometry column")
     check_counts(name, len(gdf), count_vertices(gdf.geometry.values), limits)
     return gdf
 
