@@ -242,7 +242,7 @@ def get_level(conn: Connection, name: str, field_name: str = "level") -> Level:
     if name in levels:
         return _district_level(name)
     choices = ", ".join([*FIXED_LEVELS, *levels])
-    raise InvalidParameter(f"{field_name}: unknown level '{name}'; available: {choices}")
+    raise InvalidParameter(f"{field_name}: unknown level '{name[:80]}'; available: {choices}")
 
 
 def units(conn: Connection, level: Level) -> pd.DataFrame:

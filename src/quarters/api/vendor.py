@@ -14,8 +14,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from starlette.types import Scope
 
-TAG_REF = re.compile(r"""<(?:script|link)\b[^>]*?(?:src|href)\s*=\s*["']/vendor/([^"'?#]+)""",
-                     re.IGNORECASE)
+TAG_REF = re.compile(
+    r"""<(?:script|link)\b[^>]*?(?:src|href)\s*=\s*["'](?:\.?/)?vendor/([^"'?#]+)""", re.I)
 IMAGES = (".png", ".svg", ".gif", ".jpg", ".webp")
 CSS_URL = re.compile(r"""url\(\s*["']?([^"')?#]+)""")
 
@@ -46,7 +46,7 @@ def vendor_files(web_dir: Path) -> frozenset[str]:
             folder = vendor.joinpath(*parts[:-1])
             files.update(f"{'/'.join(parts[:-1])}/{img.name}" for img in folder.glob("*")
                          if img.suffix.lower() in IMAGES and img.is_file())
-    return frozenset(files)
+    return frozenset(f for f in files if (vendor / f).is_file())
 
 
 class VendorFiles(StaticFiles):
