@@ -219,8 +219,6 @@ def import_measures(conn: Connection, path: Path, actor: Actor, *, dry_run: bool
     ``name`` is the file's name as the user gave it (the path may be a temp file)."""
     name = name or path.name
     rows = read_rows(path, name, limits)
-    if not rows:
-        raise ImportRefused(f"{name}: no rows (features) to import")
     if len(rows) > MAX_ROWS:
         raise ImportRefused(f"{name}: {len(rows)} rows; at most {MAX_ROWS} per import")
     report = ImportReport(rows=len(rows), dry_run=dry_run)

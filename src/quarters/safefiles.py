@@ -233,7 +233,7 @@ def read_frame(path: Path, name: str, kind: str, limits: Limits, layer: str | No
             names = [str(n) for n in layers[:, 0]]
             if layer is None and len(names) > 1:
                 raise ImportRefused(f"{name}: several layers ({_short(', '.join(names), 200)}); "
-                                    "choose one with --layer")
+                                    "keep one in the file or choose one with --layer")
             if layer is not None and layer not in names:
                 raise ImportRefused(f"{name}: no layer '{_short(layer)}'; has: "
                                     f"{_short(', '.join(names), 200)}")
