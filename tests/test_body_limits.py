@@ -180,3 +180,18 @@ def test_cli_start_removes_stale_temp_files(settings, tmp_path):
 ])
 def test_vendor_serves_only_what_the_pages_load(client, path, status):
     assert client.get(path).status_code == status
+
+
+def test_wrong_role_upload_gets_403_before_anything_is_spooled(server, tmp_dir, engine):
+    with engine.begin() as conn:
+        user = auth.add_user(conn, "limits-moderator", "ein langes Passwort 123", "moderator")
+        token = auth.open_session(conn, user).token
+    try:
+        answer = raw_request(server, multipart_head(400 * MiB, f"\r\nAuthorization: Bearer {token}"),
+                             multipart_parts(64))
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM sessions WHERE user_id = :u"), {"u": user.id})
+            conn.execute(text("DELETE FROM users WHERE id = :u"), {"u": user.id})
+    assert answer.status == 403 and answer.sent < 8 * MiB
+    assert files_in(tmp_dir) == []
