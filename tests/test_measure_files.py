@@ -105,7 +105,7 @@ def test_geopackage_import_in_another_crs(client, conn, tmp_path):
     ("m.txt", b"title\nx", "unsupported file type"),
     ("m.geojson", b"{broken", "not valid JSON"),
     ("m.geojson", b'{"type": "Feature"}', "FeatureCollection"),
-    ("m.gpkg", b"not a geopackage", "cannot be read"),
+    ("m.gpkg", b"not a geopackage", "not a GeoPackage"),
 ])
 def test_broken_files_are_refused(client, conn, name, content, expected):
     before = n_measures(conn)

@@ -290,6 +290,12 @@ def serve(
 
 def main() -> None:
     """Entry point of the console script: project errors become one clear line and exit 2."""
+    import contextlib
+
+    from quarters.safefiles import remove_stale
+
+    with contextlib.suppress(OSError):  # temp files a killed import left behind
+        remove_stale(get_settings().import_tmp)
     try:
         app()
     except QuartersError as exc:

@@ -242,7 +242,7 @@ def get_level(conn: Connection, name: str, field_name: str = "level") -> Level:
     if name in levels:
         return _district_level(name)
     choices = ", ".join([*FIXED_LEVELS, *levels])
-    raise InvalidParameter(f"{field_name}: unknown level '{name}'; available: {choices}")
+    raise InvalidParameter(f"{field_name}: unknown level '{name[:80]}'; available: {choices}")
 
 
 def units(conn: Connection, level: Level) -> pd.DataFrame:
@@ -934,20 +934,25 @@ def import_indicators(
     """
     from quarters.ingest import file_checksum
     from quarters.loading import upsert_source
+    from quarters.safefiles import Limits, check_counts, check_file
 
     name = path.name
     if decimal not in (".", ","):
-        raise InvalidParameter(f"decimal: must be '.' or ',', got '{decimal}'")
-    if not path.exists():
-        raise ImportRefused(f"{path}: file not found")
+        raise InvalidParameter(f"decimal: must be '.' or ',', got '{decimal[:10]}'")
     if ref_date is not None and not REF_DATE.match(ref_date):
-        raise InvalidParameter(f"ref_date: '{ref_date}' is not YYYY, YYYY-MM or YYYY-MM-DD")
+        raise InvalidParameter(f"ref_date: '{ref_date[:40]}' is not YYYY, YYYY-MM or YYYY-MM-DD")
+    if path.suffix.lower() not in (".csv", ".tsv", ".txt"):
+        raise ImportRefused(f"{name}: unsupported file type '{path.suffix}' (use CSV)")
+    limits = Limits.of()
+    check_file(path, name, "csv", limits)
     lvl = get_level(conn, level)
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig",
                             sep=_sniff_sep(path), quoting=csv.QUOTE_MINIMAL)
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise ImportRefused(f"{name}: cannot be read as CSV ({str(exc).splitlines()[0]})") from exc
+        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        raise ImportRefused(f"{name}: cannot be read as CSV ({reason})") from exc
+    check_counts(name, len(frame), 0, limits)
     frame.columns = [c.strip() for c in frame.columns]
     lower = {c.lower(): c for c in frame.columns}
     key_col = key_column or next((lower[k] for k in KEY_COLUMNS if k in lower), None)

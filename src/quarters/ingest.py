@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,16 +12,24 @@ from typing import Any
 import geopandas as gpd
 import orjson
 import pandas as pd
-import pyogrio
 import shapely
 from sqlalchemy import Connection, text
 
 from quarters.errors import ImportRefused
 from quarters.geometry import problem_of, repair, to_multi
+from quarters.safefiles import (
+    Limits,
+    check_file,
+    kind_of,
+    read_frame,
+    scratch_dir,
+    unpack_shapefile,
+)
 from quarters.settings import STORAGE_SRID
 
 Progress = Callable[[int, int], None]
 ALLOWED_SUFFIXES = (".geojson", ".json", ".gpkg", ".shp", ".zip")
+BOUNDARY_KINDS = ("geojson", "gpkg", "shp", "zip")
 MAX_ERRORS_SHOWN = 20
 
 LEVEL_TABLES = {"gemeinde": "municipalities", "kreis": "counties"}
@@ -80,30 +89,33 @@ def file_checksum(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_file(path: Path, layer: str | None = None) -> gpd.GeoDataFrame:
-    """Read GeoJSON, GeoPackage or (zipped) Shapefile; refuse anything else."""
-    if not path.exists():
-        raise ImportRefused(f"{path}: file not found")
-    if path.suffix.lower() not in ALLOWED_SUFFIXES:
-        raise ImportRefused(
-            f"{path.name}: unsupported file type '{path.suffix}' (use GeoJSON, GeoPackage, "
-            "Shapefile or a zip with a Shapefile)"
-        )
-    source = f"/vsizip/{path}" if path.suffix.lower() == ".zip" else str(path)
-    try:
-        if layer is None and path.suffix.lower() in (".gpkg", ".zip"):
-            layers = pyogrio.list_layers(source)
-            if len(layers) == 0:
-                raise ImportRefused(f"{path.name}: no layer found (a zip must hold a .shp)")
-            if len(layers) > 1:
-                names = ", ".join(str(n) for n in layers[:, 0])
-                raise ImportRefused(f"{path.name}: several layers ({names}); choose one with --layer")
-        return pyogrio.read_dataframe(source, layer=layer)
-    except ImportRefused:
-        raise
-    except Exception as exc:  # pyogrio/GDAL errors: report without internals
-        message = str(exc).split("\n")[0].replace(str(path.parent) + "/", "")
-        raise ImportRefused(f"{path.name}: cannot be read ({message})") from exc
+def read_file(path: Path, layer: str | None = None, limits: Limits | None = None,
+              name: str | None = None) -> gpd.GeoDataFrame:
+    """Read GeoJSON, GeoPackage or (zipped) Shapefile as its extension claims; refuse anything
+    else, files whose content does not match, and files beyond the caps."""
+    limits = limits or Limits.of()
+    name = name or path.name
+    kind = kind_of(path, name, BOUNDARY_KINDS)
+    check_file(path, name, kind, limits)
+    if kind == "zip":
+        with scratch_dir(limits) as folder:
+            shp = unpack_shapefile(path, name, folder, limits)
+            return read_frame(shp, name, "shp", limits, layer)
+    if kind == "shp":
+        _check_sidecars(path, name, limits)
+    return read_frame(path, name, kind, limits, layer)
+
+
+def _check_sidecars(path: Path, name: str, limits: Limits) -> None:
+    """The parts of a shapefile next to it must be regular files within the size cap."""
+    total = 0
+    for part in path.parent.glob(path.stem + ".*"):
+        info = part.lstat()
+        if not stat.S_ISREG(info.st_mode):
+            raise ImportRefused(f"{name}: {part.suffix} beside it is not a regular file")
+        total += info.st_size
+    if total > limits.max_bytes:
+        raise ImportRefused(f"{name}: {total} bytes with its parts; at most {limits.max_bytes}")
 
 
 def check_frame(gdf: gpd.GeoDataFrame, name: str, spec: BoundarySpec) -> list[dict[str, Any]]:
@@ -176,10 +188,11 @@ def refuse(errors: list[dict[str, Any]], name: str) -> ImportRefused:
     )
 
 
-def load_boundaries(path: Path, spec: BoundarySpec) -> tuple[gpd.GeoDataFrame, ImportSummary]:
+def load_boundaries(path: Path, spec: BoundarySpec, limits: Limits | None = None
+                    ) -> tuple[gpd.GeoDataFrame, ImportSummary]:
     """Read and check a boundary file; raise ImportRefused naming every problem."""
     summary = ImportSummary(path=str(path), table=spec.table)
-    gdf = read_file(path, spec.layer)
+    gdf = read_file(path, spec.layer, limits)
     errors = check_frame(gdf, path.name, spec)
     if errors:
         raise refuse(errors, path.name)

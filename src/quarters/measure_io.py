@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,15 +17,16 @@ from typing import Any
 
 import geopandas as gpd
 import pandas as pd
-import pyogrio
 import shapely
 from pydantic import ValidationError
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from quarters import measures
-from quarters.errors import ImportRefused, InvalidParameter
+from quarters.errors import ImportRefused, InvalidParameter, QuartersError
 from quarters.geometry import GeometryProblem, parse_geojson
 from quarters.measures import Actor
+from quarters.safefiles import Limits, check_counts, check_file, kind_of, read_frame
 from quarters.schemas import MeasureProperties
 
 LIST_FIELDS = ("partners", "editions")
@@ -32,6 +34,8 @@ JSON_FIELDS = ("milestones", "links")
 FORMATS = {"geojson": "application/geo+json", "gpkg": "application/geopackage+sqlite3",
            "csv": "text/csv; charset=utf-8"}
 MAX_ROWS = 10_000
+log = logging.getLogger("quarters.imports")
+MEASURE_KINDS = ("geojson", "gpkg", "csv")
 
 
 @dataclass
@@ -49,36 +53,68 @@ class ImportReport:
                 "dry_run": self.dry_run, "stored": bool(self.created)}
 
 
-def read_rows(path: Path) -> list[tuple[dict[str, Any], Any]]:
-    """(properties, GeoJSON geometry or None) per row of a GeoJSON, GeoPackage or CSV file."""
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return _read_csv(path)
-    if suffix in (".geojson", ".json"):
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"),
-                              parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ImportRefused(f"{path.name}: not valid JSON ({str(exc)[:80]})") from None
-        if not isinstance(data, dict) or data.get("type") != "FeatureCollection":
-            raise ImportRefused(f"{path.name}: expected a GeoJSON FeatureCollection")
-        return [(f.get("properties") or {}, f.get("geometry")) if isinstance(f, dict) else ({}, None)
-                for f in data.get("features", [])]
-    if suffix == ".gpkg":
-        try:
-            gdf = pyogrio.read_dataframe(path)
-        except Exception as exc:
-            raise ImportRefused(f"{path.name}: cannot be read ({str(exc).splitlines()[0]})") from None
+def read_rows(path: Path, name: str | None = None, limits: Limits | None = None
+              ) -> list[tuple[dict[str, Any], Any]]:
+    """(properties, GeoJSON geometry or None) per row of a GeoJSON, GeoPackage or CSV file,
+    opened only as the format its name (``name``, as the user gave it) claims."""
+    limits = limits or Limits.of()
+    name = name or path.name
+    kind = kind_of(path, name, MEASURE_KINDS)
+    check_file(path, name, kind, limits)
+    if kind == "csv":
+        rows = _read_csv(path, name)
+    elif kind == "geojson":
+        rows = _read_geojson(path, name)
+    else:
+        gdf = read_frame(path, name, kind, limits)
         if gdf.crs is None:
-            raise ImportRefused(f"{path.name}: no coordinate reference system")
+            raise ImportRefused(f"{name}: no coordinate reference system")
         gdf = gdf.to_crs(4326)
         rows = []
         for _, row in gdf.iterrows():
             props = {k: _cell(v) for k, v in row.items() if k != "geometry"}
             geom = None if row.geometry is None else json.loads(shapely.to_geojson(row.geometry))
             rows.append((_decode_lists(props), geom))
-        return rows
-    raise ImportRefused(f"{path.name}: unsupported file type (use .geojson, .gpkg or .csv)")
+    check_counts(name, len(rows), sum(_positions(g) for _, g in rows), limits)
+    return rows
+
+
+def _read_geojson(path: Path, name: str) -> list[tuple[dict[str, Any], Any]]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"),
+                          parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
+    except RecursionError:
+        raise ImportRefused(f"{name}: not valid JSON (nested too deeply)") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8 or not JSON"
+        where = f" at line {exc.lineno} column {exc.colno}" \
+            if isinstance(exc, json.JSONDecodeError) else ""
+        raise ImportRefused(f"{name}: not valid JSON ({reason}{where})") from None
+    if not isinstance(data, dict) or data.get("type") != "FeatureCollection":
+        raise ImportRefused(f"{name}: expected a GeoJSON FeatureCollection")
+    features = data.get("features", [])
+    if not isinstance(features, list):
+        raise ImportRefused(f"{name}: 'features' must be a list")
+    return [(f.get("properties") or {}, f.get("geometry")) if isinstance(f, dict) else ({}, None)
+            for f in features]
+
+
+def _positions(geometry: Any) -> int:
+    """Number of positions (vertices) in a GeoJSON geometry, without trusting its shape."""
+    if not isinstance(geometry, dict):
+        return 0
+    stack, count = [geometry.get("coordinates")], 0
+    for geom in geometry.get("geometries") or [] if isinstance(
+            geometry.get("geometries"), list) else []:
+        stack.append(geom.get("coordinates") if isinstance(geom, dict) else None)
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            if item and all(isinstance(v, (int, float)) for v in item):
+                count += 1
+            else:
+                stack.extend(item)
+    return count
 
 
 def _cell(value: Any) -> Any:
@@ -105,15 +141,21 @@ def _decode_lists(props: dict[str, Any]) -> dict[str, Any]:
     return props
 
 
-def _read_csv(path: Path) -> list[tuple[dict[str, Any], Any]]:
+def _read_csv(path: Path, name: str) -> list[tuple[dict[str, Any], Any]]:
     try:
         content = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
-        raise ImportRefused(f"{path.name}: not UTF-8 text") from None
+        raise ImportRefused(f"{name}: not UTF-8 text") from None
+    if "\x00" in content:
+        raise ImportRefused(f"{name}: not text (contains NUL bytes)")
     rows = []
-    for record in csv.DictReader(io.StringIO(content)):
+    try:
+        records = list(csv.DictReader(io.StringIO(content)))
+    except csv.Error as exc:
+        raise ImportRefused(f"{name}: not valid CSV ({str(exc)[:80]})") from None
+    for n, record in enumerate(records, start=1):
         if None in record:
-            raise ImportRefused(f"{path.name}: a row has more cells than the header")
+            raise ImportRefused(f"{name}: row {n} has more cells than the header")
         props = {k: (v if v != "" else None) for k, v in record.items()}
         geom = _csv_geometry(props)
         for key in ("budget_planned", "budget_spent"):
@@ -154,7 +196,7 @@ def check_rows(rows: list[tuple[dict, Any]]) -> tuple[list, list[dict[str, Any]]
         except ValidationError as exc:
             record = None
             for e in exc.errors():
-                loc = "/".join(str(p) for p in e["loc"]) or "row"
+                loc = "/".join(str(p) for p in e["loc"])[:80] or "row"
                 message = "unknown field" if e["type"] == "extra_forbidden" else \
                     e["msg"].removeprefix("Value error, ")
                 row_problems.append({"row": n, "field": loc, "problem": message})
@@ -170,25 +212,37 @@ def check_rows(rows: list[tuple[dict, Any]]) -> tuple[list, list[dict[str, Any]]
     return valid, problems
 
 
-def import_measures(conn: Connection, path: Path, actor: Actor, *,
-                    dry_run: bool = False) -> ImportReport:
-    """Check all rows, then (unless dry-run) create them as drafts; all or nothing."""
-    rows = read_rows(path)
+def import_measures(conn: Connection, path: Path, actor: Actor, *, dry_run: bool = False,
+                    name: str | None = None, limits: Limits | None = None) -> ImportReport:
+    """Check all rows, then (unless dry-run) create them as drafts; all or nothing.
+
+    ``name`` is the file's name as the user gave it (the path may be a temp file)."""
+    name = name or path.name
+    rows = read_rows(path, name, limits)
     if len(rows) > MAX_ROWS:
-        raise ImportRefused(f"{path.name}: {len(rows)} rows; at most {MAX_ROWS} per import")
+        raise ImportRefused(f"{name}: {len(rows)} rows; at most {MAX_ROWS} per import")
     report = ImportReport(rows=len(rows), dry_run=dry_run)
     valid, report.problems = check_rows(rows)
     savepoint = conn.begin_nested()
     try:
         for n, record, geom in valid:
+            row_savepoint = conn.begin_nested()
             try:
                 created = measures.create(conn, record, geom, actor)
+                row_savepoint.commit()
                 report.created.append(created["id"])
             except ImportRefused:
                 raise
-            except Exception as exc:  # place/parent/edition checks in the database
-                detail = getattr(exc, "detail", None) or str(exc).splitlines()[0]
-                report.problems.append({"row": n, "field": "", "problem": detail})
+            except QuartersError as exc:  # place/parent/edition checks in the database
+                row_savepoint.rollback()
+                report.problems.append({"row": n, "field": "", "problem": exc.detail})
+            except SQLAlchemyError as exc:  # its message names tables and values: log it only
+                row_savepoint.rollback()
+                log.info("import row %d refused by the database: %s", n,
+                         str(exc).splitlines()[0])
+                report.problems.append({"row": n, "field": "", "problem":
+                                        "refused by the database (a value or reference is "
+                                        "not allowed)"})
         if report.problems or dry_run:
             savepoint.rollback()
             report.created = []
@@ -201,7 +255,7 @@ def import_measures(conn: Connection, path: Path, actor: Actor, *,
     if report.problems and not dry_run:
         lines = "; ".join(f"row {p['row']}{' ' + p['field'] if p['field'] else ''}: {p['problem']}"
                           for p in report.problems[:20])
-        raise ImportRefused(f"{path.name}: import refused, nothing stored. {lines}",
+        raise ImportRefused(f"{name}: import refused, nothing stored. {lines}",
                             errors=report.problems)
     return report
 

@@ -42,8 +42,16 @@ class Settings(BaseSettings):
     statement_timeout_ms: int = 15000
     max_limit: int = 10000
     default_limit: int = 100
-    max_body_bytes: int = 5 * 1024 * 1024
-    max_upload_bytes: int = 50 * 1024 * 1024
+    max_body_bytes: int = Field(5 * 1024 * 1024, description="largest JSON body (413 beyond)")
+    max_upload_bytes: int = Field(50 * 1024 * 1024, description="largest upload body (413)")
+    max_import_bytes: int = Field(
+        200 * 1024 * 1024, description="largest file an import reads (a zip: its unpacked size)")
+    max_import_layers: int = Field(20, description="layers a GeoPackage may hold")
+    max_import_features: int = Field(200_000, description="features (rows) per imported file")
+    max_import_vertices: int = Field(20_000_000, description="vertices per imported file")
+    max_zip_members: int = Field(20, description="files a zipped shapefile may hold")
+    tmp_dir: Path | None = Field(None, description="temp files of imports (default HOME/tmp); "
+                                 "emptied when the app or the CLI starts")
     secure_cookies: bool | None = Field(
         None, description="Secure flag of the session cookie; unset: secure unless the app serves "
                           "plain HTTP on a loopback address")
@@ -102,6 +110,11 @@ class Settings(BaseSettings):
         from quarters.clients import parse_networks
 
         return parse_networks(self.trusted_proxies)
+
+    @property
+    def import_tmp(self) -> Path:
+        """The one directory that holds the temp files of imports."""
+        return self.tmp_dir or self.home / "tmp"
 
     @property
     def embedded(self) -> bool:

@@ -92,7 +92,7 @@ class TransferParams:
                                      ("missing", self.missing, MISSING),
                                      ("cluster_method", self.cluster_method, CLUSTER_METHODS)):
             if value not in allowed:
-                raise InvalidParameter(f"{name}: '{value}' is not one of {', '.join(allowed)}")
+                raise InvalidParameter(f"{name}: '{str(value)[:80]}' is not one of {', '.join(allowed)}")
         if self.missing == "skip_pairwise" and self.metric == "mahalanobis":
             raise InvalidParameter("missing: 'skip_pairwise' only works with metric 'euclidean'")
         if not 1 <= self.top <= MAX_TOP:
@@ -207,7 +207,7 @@ def _split_reference(conn: Connection, spec: str) -> tuple[str, str]:
         return "kreis", spec
     if conn.execute(text("SELECT 1 FROM quarters WHERE slug = :s"), {"s": spec}).first():
         return "quarter", spec
-    raise InvalidParameter(f"reference: '{spec}' is not understood; write kind:key, e.g. "
+    raise InvalidParameter(f"reference: '{spec[:80]}' is not understood; write kind:key, e.g. "
                            "quarter:bildungsquartier-neustadt, gemeinde:15002000, kreis:15002, "
                            "stadtviertel:09 or measure:12")
 
@@ -229,7 +229,7 @@ def resolve_reference(conn: Connection, spec: str, level: Level,
     ref_level = get_level(conn, kind, "reference")
     name = _unit_name(conn, ref_level, key)
     if name is None:
-        raise NotFound(f"reference: no unit '{key}' at level '{ref_level.name}'")
+        raise NotFound(f"reference: no unit '{key[:80]}' at level '{ref_level.name}'")
     if ref_level.name == level.name:
         return Reference(spec, kind, level.name, key, name, unit_id=key)
     if ref_level.name == "quarter":

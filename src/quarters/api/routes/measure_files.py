@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
-from fastapi import APIRouter, Request, Response, UploadFile
+from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from quarters import measure_io
 from quarters.api.deps import ConnDep, PlannerDep, SettingsDep, UserDep
 from quarters.api.routes.measures import _relation
+from quarters.api.uploads import receive_file, upload_body_schema
 from quarters.db import commit
-from quarters.errors import ImportRefused, PayloadTooLarge
 from quarters.measures import Actor
+from quarters.safefiles import Limits, remove_quietly
 
 router = APIRouter(prefix="/api/measures", tags=["measures"])
 SUFFIXES = (".geojson", ".json", ".gpkg", ".csv")
@@ -28,26 +26,20 @@ def export(conn: ConnDep, user: UserDep, format: str = "geojson") -> Response:  
         "Content-Disposition": f'attachment; filename="massnahmen.{suffix}"'})
 
 
-@router.post("/import", summary="Import measures (all or nothing; dry_run reports problems)")
-async def import_file(file: UploadFile, request: Request, conn: ConnDep, user: PlannerDep,
-                      settings: SettingsDep, dry_run: bool = False) -> dict:
-    """Import a GeoJSON, GeoPackage or CSV file of measures as drafts."""
-    name = Path(file.filename or "upload").name
-    suffix = Path(name).suffix.lower()
-    if suffix not in SUFFIXES:
-        raise ImportRefused(f"{name}: unsupported file type (use .geojson, .gpkg or .csv)")
-    with tempfile.TemporaryDirectory() as tmp:
-        target = Path(tmp) / f"upload{suffix}"
-        size = 0
-        with target.open("wb") as out:
-            while chunk := await file.read(1 << 20):
-                size += len(chunk)
-                if size > settings.max_upload_bytes:
-                    raise PayloadTooLarge(f"{name}: larger than {settings.max_upload_bytes} bytes")
-                out.write(chunk)
-        target = target.rename(Path(tmp) / name) if name.lower().endswith(suffix) else target
-        report = await run_in_threadpool(measure_io.import_measures, conn, target,
-                                         Actor.of(user), dry_run=dry_run)
+@router.post("/import", summary="Import measures (all or nothing; dry_run reports problems)",
+             openapi_extra=upload_body_schema("file"))
+async def import_file(request: Request, conn: ConnDep, user: PlannerDep, settings: SettingsDep,
+                      dry_run: bool = False) -> dict:
+    """Import a GeoJSON, GeoPackage or CSV file (multipart field ``file``) of measures as
+    drafts. The sign-in and role are checked before a byte of the file is read."""
+    upload = await receive_file(request, settings.import_tmp, settings.max_upload_bytes,
+                                SUFFIXES)
+    try:
+        report = await run_in_threadpool(
+            measure_io.import_measures, conn, upload.path, Actor.of(user), dry_run=dry_run,
+            name=upload.name, limits=Limits.of(settings))
+    finally:
+        remove_quietly(upload.path)
     if report.created:
         await run_in_threadpool(commit, conn)
     return report.as_dict()

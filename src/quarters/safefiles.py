@@ -1,0 +1,305 @@
+"""Import files are opened only as what their names claim, offline, within caps.
+
+Every import (boundaries, measures, indicators; CLI and API) goes through here:
+
+* the extension decides the format, and the first bytes must match it (magic bytes);
+* GDAL gets the driver pinned by a prefix (``GPKG:``, ``GeoJSON:``, ``CSV:``), so a ``.gpkg``
+  that is really an OGR VRT is refused instead of read; a shapefile must start with its
+  header 0x0000270a;
+* while GDAL reads an upload its network and virtual file systems are off;
+* a zip is checked (members, sizes, paths) before anything is unpacked, and unpacked into the
+  import temp directory, never read through ``/vsizip``;
+* caps on file size, layers, features and vertices (settings ``max_import_*``);
+* refusals name the file as the user gave it and the problem, never file contents, GDAL
+  messages (which carry server paths) or temp paths; those go to the log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import stat
+import tempfile
+import threading
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import pyogrio
+import shapely
+
+from quarters.errors import ImportRefused
+from quarters.settings import Settings, get_settings
+
+log = logging.getLogger("quarters.imports")
+
+KINDS = {".gpkg": "gpkg", ".geojson": "geojson", ".json": "geojson", ".shp": "shp",
+         ".zip": "zip", ".csv": "csv"}
+LABELS = {"gpkg": "GeoPackage", "geojson": "GeoJSON", "shp": "Shapefile",
+          "zip": "zipped Shapefile", "csv": "CSV"}
+SQLITE_MAGIC = b"SQLite format 3\x00"
+ZIP_MAGIC = b"PK\x03\x04"
+SHP_MAGIC = b"\x00\x00\x27\x0a"
+SHP_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
+
+# GDAL configuration while an upload is read: no network, no surprise file systems.
+OFFLINE = {
+    "GDAL_HTTP_PROXY": "127.0.0.1:9",  # any HTTP request would go to the discard port
+    "GDAL_HTTPS_PROXY": "127.0.0.1:9",
+    "GDAL_HTTP_TIMEOUT": "1",
+    "GDAL_HTTP_CONNECTTIMEOUT": "1",
+    "GDAL_HTTP_MAX_RETRY": "0",
+    "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".quarters-offline",
+    "CPL_VSIL_CURL_USE_HEAD": "NO",
+    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+    "OGR_SQLITE_ALLOW_VIRTUALOGR": "NO",
+    "GDAL_NETRC": "NO",
+    "PROJ_NETWORK": "OFF",
+}
+_gdal_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps of one import, from the settings."""
+
+    max_bytes: int
+    max_layers: int
+    max_features: int
+    max_vertices: int
+    max_zip_members: int
+    tmp: Path
+
+    @classmethod
+    def of(cls, settings: Settings | None = None) -> Limits:
+        """The caps of these (or the process') settings."""
+        s = settings or get_settings()
+        return cls(s.max_import_bytes, s.max_import_layers, s.max_import_features,
+                   s.max_import_vertices, s.max_zip_members, s.import_tmp)
+
+
+def kind_of(path: Path, name: str, allowed: tuple[str, ...]) -> str:
+    """The format the file's name claims, if it is one of ``allowed``."""
+    kind = KINDS.get(Path(name).suffix.lower())
+    if kind not in allowed:
+        wanted = ", ".join(LABELS[k] for k in dict.fromkeys(allowed))
+        raise ImportRefused(f"{name}: unsupported file type '{Path(name).suffix}' (use {wanted})")
+    return kind
+
+
+def check_file(path: Path, name: str, kind: str, limits: Limits) -> None:
+    """Refuse virtual paths, non-regular files, too large files and wrong magic bytes."""
+    if "/vsi" in str(path).lower() or str(path).lower().startswith("vsi"):
+        raise ImportRefused(f"{name}: GDAL virtual file systems (/vsi…) are not allowed")
+    try:
+        info = path.lstat()
+    except OSError:
+        raise ImportRefused(f"{name}: file not found") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ImportRefused(f"{name}: not a regular file")
+    if info.st_size > limits.max_bytes:
+        raise ImportRefused(f"{name}: {info.st_size} bytes; at most {limits.max_bytes}")
+    with path.open("rb") as fh:
+        head = fh.read(4096)
+    if not magic_matches(head, kind):
+        raise ImportRefused(f"{name}: the content is not a {LABELS[kind]} "
+                            f"(its first bytes do not match the extension)")
+
+
+def magic_matches(head: bytes, kind: str) -> bool:
+    """Whether the first bytes of a file fit the format."""
+    if kind == "gpkg":
+        return head.startswith(SQLITE_MAGIC)
+    if kind == "zip":
+        return head.startswith(ZIP_MAGIC)
+    if kind == "shp":
+        return head.startswith(SHP_MAGIC)
+    if kind == "geojson":
+        return head.removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n").startswith(b"{")
+    if kind == "csv":
+        return b"\x00" not in head and not head.startswith((SQLITE_MAGIC, ZIP_MAGIC))
+    return False
+
+
+def gdal_source(path: Path, kind: str) -> str:
+    """The path with GDAL's driver pinned (a shapefile has no prefix: its header is checked)."""
+    absolute = str(path.resolve())
+    prefix = {"gpkg": "GPKG:", "geojson": "GeoJSON:", "csv": "CSV:"}.get(kind, "")
+    return prefix + absolute
+
+
+@contextlib.contextmanager
+def offline_gdal() -> Iterator[None]:
+    """GDAL without network while an import reads a file (options restored afterwards)."""
+    with _gdal_lock:
+        previous = pyogrio.get_gdal_config_option
+        saved = {k: previous(k) for k in OFFLINE}
+        pyogrio.set_gdal_config_options(OFFLINE)
+        try:
+            yield
+        finally:
+            pyogrio.set_gdal_config_options(saved)
+
+
+def unpack_shapefile(path: Path, name: str, dest: Path, limits: Limits) -> Path:
+    """Check a zip before unpacking it; unpack the one shapefile it holds; return its .shp."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError):
+        raise ImportRefused(f"{name}: not a readable zip file") from None
+    with archive:
+        members = archive.infolist()
+        if len(members) > limits.max_zip_members:
+            raise ImportRefused(f"{name}: {len(members)} files in the zip; at most "
+                                f"{limits.max_zip_members}")
+        total = sum(m.file_size for m in members)
+        if total > limits.max_bytes:
+            raise ImportRefused(f"{name}: unpacks to {total} bytes; at most {limits.max_bytes}")
+        parts: dict[str, zipfile.ZipInfo] = {}
+        stems = set()
+        for m in members:
+            member = PurePosixPath(m.filename.replace("\\", "/"))
+            mode = m.external_attr >> 16
+            if member.is_absolute() or ".." in member.parts or ":" in m.filename:
+                raise ImportRefused(f"{name}: zip member '{_short(m.filename)}' points outside "
+                                    "the zip")
+            if stat.S_ISLNK(mode):
+                raise ImportRefused(f"{name}: zip member '{_short(m.filename)}' is a link")
+            if m.is_dir() or member.name.startswith(".") or "__MACOSX" in member.parts:
+                continue
+            suffix = member.suffix.lower()
+            if suffix in SHP_PARTS:
+                stems.add(str(member.with_suffix("")).lower())
+                parts[suffix] = m
+        if ".shp" not in parts:
+            raise ImportRefused(f"{name}: no layer found (a zip must hold a .shp)")
+        if len(stems) > 1:
+            raise ImportRefused(f"{name}: several shapefiles in the zip; zip only one")
+        dest.mkdir(parents=True, exist_ok=True)
+        for suffix, m in parts.items():
+            target = dest / f"layer{suffix}"
+            with archive.open(m) as src, target.open("wb") as out:
+                shutil.copyfileobj(src, out, 1 << 20)  # zipfile stops at the declared size
+            if target.stat().st_size != m.file_size:
+                raise ImportRefused(f"{name}: zip member '{_short(m.filename)}' is damaged")
+    shp = dest / "layer.shp"
+    with shp.open("rb") as fh:
+        if not magic_matches(fh.read(4), "shp"):
+            raise ImportRefused(f"{name}: the .shp in the zip is not a Shapefile")
+    return shp
+
+
+@contextlib.contextmanager
+def scratch_dir(limits: Limits) -> Iterator[Path]:
+    """A fresh directory under the import temp directory, removed afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix="import-", dir=process_tmp(limits.tmp)))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def check_counts(name: str, features: int, vertices: int, limits: Limits) -> None:
+    """Refuse files with more features or vertices than the caps."""
+    if features > limits.max_features:
+        raise ImportRefused(f"{name}: {features} features; at most {limits.max_features}")
+    if vertices > limits.max_vertices:
+        raise ImportRefused(f"{name}: {vertices} vertices; at most {limits.max_vertices}")
+
+
+def count_vertices(geoms) -> int:  # noqa: ANN001
+    """Vertices of an array of shapely geometries (None counts 0)."""
+    return int(shapely.get_num_coordinates(geoms).sum()) if len(geoms) else 0
+
+
+def read_frame(path: Path, name: str, kind: str, limits: Limits, layer: str | None = None):  # noqa: ANN201
+    """Read a GeoPackage, GeoJSON or (unpacked) Shapefile with the driver pinned, offline,
+    within the caps; return a GeoDataFrame. ``path`` is checked by :func:`check_file`."""
+    source = gdal_source(path, kind)
+    if kind == "shp":  # GDAL has no prefix for shapefiles: the header is the pin
+        with path.open("rb") as fh:
+            if not magic_matches(fh.read(4), "shp"):
+                raise ImportRefused(f"{name}: the content is not a Shapefile")
+    try:
+        with offline_gdal():
+            layers = pyogrio.list_layers(source)
+            if len(layers) > limits.max_layers:
+                raise ImportRefused(f"{name}: {len(layers)} layers; at most {limits.max_layers}")
+            if len(layers) == 0:
+                raise ImportRefused(f"{name}: no layer found")
+            names = [str(n) for n in layers[:, 0]]
+            if layer is None and len(names) > 1:
+                raise ImportRefused(f"{name}: several layers ({_short(', '.join(names), 200)}); "
+                                    "keep one in the file or choose one with --layer")
+            if layer is not None and layer not in names:
+                raise ImportRefused(f"{name}: no layer '{_short(layer)}'; has: "
+                                    f"{_short(', '.join(names), 200)}")
+            info = pyogrio.read_info(source, layer=layer)
+            if info.get("features", -1) > limits.max_features:
+                raise ImportRefused(f"{name}: {info['features']} features; at most "
+                                    f"{limits.max_features}")
+            gdf = pyogrio.read_dataframe(source, layer=layer)
+    except ImportRefused:
+        raise
+    except Exception as exc:  # GDAL's message names server paths: log it, answer plainly
+        log.info("import of %s refused: %s", name, str(exc).splitlines()[0] if str(exc) else exc)
+        raise ImportRefused(f"{name}: cannot be read as {LABELS[kind]} (damaged or not a "
+                            f"{LABELS[kind]})") from None
+    if "geometry" not in gdf.columns:
+        raise ImportRefused(f"{name}: no geometry column")
+    check_counts(name, len(gdf), count_vertices(gdf.geometry.values), limits)
+    return gdf
+
+
+def _short(text: str, n: int = 80) -> str:
+    """At most ``n`` characters of a text taken from the input."""
+    text = "".join(c if c.isprintable() else "?" for c in text)
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def process_tmp(tmp: Path) -> Path:
+    """This process' own folder under the import temp directory (``p<pid>``)."""
+    folder = tmp / f"p{os.getpid()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def remove_stale(tmp: Path) -> int:
+    """Remove what dead processes left in the import temp directory (a killed import's files);
+    folders of running processes (other workers) stay. Return the number of entries removed."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    removed = 0
+    for entry in tmp.iterdir():
+        if entry.is_dir() and not entry.is_symlink() and _alive(entry.name):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                entry.unlink()
+        removed += 1
+    return removed
+
+
+def _alive(folder: str) -> bool:
+    if not (folder.startswith("p") and folder[1:].isascii() and folder[1:].isdigit()):
+        return False
+    pid = int(folder[1:])
+    if pid == os.getpid():
+        return False  # called on start: nothing of this process is in progress yet
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_quietly(path: Path) -> None:
+    """Delete a temp file if it is still there."""
+    with contextlib.suppress(OSError):
+        os.unlink(path)
