@@ -12,11 +12,8 @@ from sqlalchemy import Engine
 from quarters import __version__
 from quarters.api import ogc_openapi
 from quarters.api.errors import add_exception_handlers
-<<<<<<< HEAD
-from quarters.api.methods import Methods
-=======
 from quarters.api.limits import add_body_limits
->>>>>>> w8-uploads
+from quarters.api.methods import Methods
 from quarters.api.routes import (
     analysis,
     auth,
@@ -30,11 +27,8 @@ from quarters.api.routes import (
     public,
 )
 from quarters.api.security import SecurityHeaders
-<<<<<<< HEAD
-from quarters.auth import set_parallel_checks
-=======
 from quarters.api.vendor import VendorFiles
->>>>>>> w8-uploads
+from quarters.auth import set_parallel_checks
 from quarters.db import make_engine
 from quarters.safefiles import remove_stale
 from quarters.settings import Settings, get_settings
@@ -47,12 +41,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         owned = engine is None
-<<<<<<< HEAD
-        app.state.engine = engine or make_engine(settings, role="app")
-=======
         remove_stale(settings.import_tmp)  # what a killed import left behind
-        app.state.engine = engine or make_engine(settings)
->>>>>>> w8-uploads
+        app.state.engine = engine or make_engine(settings, role="app")
         try:
             yield
         finally:
@@ -90,16 +80,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.add_middleware(SecurityHeaders, tile_url=settings.tile_url)
     # Only large answers, only when the client asks; level 1 keeps the CPU cost small.
     app.add_middleware(GZipMiddleware, minimum_size=64_000, compresslevel=1)
-<<<<<<< HEAD
     # HEAD and OPTIONS for every route, CORS for reads: outside the others, before the static mount
     app.add_middleware(Methods, routes=app.router.routes, origins=settings.cors_origins)
-    vendor = settings.web_dir / "node_modules"
-    if vendor.is_dir():
-        app.mount("/vendor", StaticFiles(directory=vendor), name="vendor")
-=======
     if (settings.web_dir / "node_modules").is_dir():  # only the files the pages load
         app.mount("/vendor", VendorFiles(settings.web_dir), name="vendor")
->>>>>>> w8-uploads
     if settings.web_dir.is_dir():
         app.mount("/", StaticFiles(directory=settings.web_dir, html=True), name="web")
     return app
