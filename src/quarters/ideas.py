@@ -13,6 +13,7 @@ from quarters.errors import InvalidInput, NotFound, TooManyRequests
 from quarters.messages import t
 from quarters.schemas import ACTION_FIELDS
 from quarters.settings import STORAGE_SRID
+from quarters.validation import control_problem
 
 IDEA_FIELDS = {"title", "text", "action_field", "geometry", "contact", "website"}
 HONEYPOT = "website"  # hidden field; people leave it empty, bots fill it
@@ -40,7 +41,7 @@ def check(conn: Connection, body: Any, lang: str) -> tuple[dict[str, Any], list[
         if value is not None and not isinstance(value, str):
             problems.append(_problem(key, f"idea.{key}", lang))
             value = None
-        if isinstance(value, str) and "\x00" in value:
+        if isinstance(value, str) and control_problem(value, multiline=key == "text"):
             problems.append(_problem(key, "idea.invalid_char", lang))
             value = None
         values[key] = value.strip() if isinstance(value, str) else None
@@ -146,6 +147,9 @@ def moderate(conn: Connection, idea_id: int, decision: str, reason: str | None,
     reason = (reason or "").strip() or None
     if reason and len(reason) > 2000:
         raise InvalidInput("reason: at most 2000 characters")
+    if reason and control_problem(reason, multiline=True):
+        raise InvalidInput(f"reason: {control_problem(reason, multiline=True)}",
+                           errors=[{"pointer": "/reason", "problem": t("idea.invalid_char", lang)}])
     if decision == "reject" and not reason:
         raise InvalidInput(t("idea.reason_required", lang),
                            errors=[{"pointer": "/reason", "problem": t("idea.reason_required", lang)}])

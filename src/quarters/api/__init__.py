@@ -10,7 +10,9 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
 from quarters import __version__
-from quarters.api.errors import add_exception_handlers
+from quarters.api.errors import CatchAll, add_exception_handlers
+from quarters.api.guard import RequestGuard
+from quarters.api.responses import PROBLEM_RESPONSES
 from quarters.api.routes import (
     analysis,
     auth,
@@ -54,15 +56,11 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     if engine is not None:
         app.state.engine = engine
     add_exception_handlers(app)
-    app.include_router(meta.router)
-    app.include_router(features.router)
-    app.include_router(auth.router)
-    app.include_router(measure_files.router)
-    app.include_router(measures.router)
-    app.include_router(editions.router)
-    app.include_router(ideas.router)
-    app.include_router(public.router)
-    app.include_router(analysis.router)
+    for module in (meta, features, auth, measure_files, measures, editions, ideas, public, analysis):
+        app.include_router(module.router, responses=PROBLEM_RESPONSES)
+    # innermost first: the guard's and the catch-all's answers get the security headers too
+    app.add_middleware(RequestGuard)
+    app.add_middleware(CatchAll)
     app.add_middleware(SecurityHeaders, tile_url=settings.tile_url)
     # Only large answers, only when the client asks; level 1 keeps the CPU cost small.
     app.add_middleware(GZipMiddleware, minimum_size=64_000, compresslevel=1)

@@ -7,7 +7,8 @@ from fastapi import APIRouter, Request, Response
 from quarters import auth
 from quarters.api.deps import SESSION_COOKIE, BodyDep, ConnDep, SessionDep, SettingsDep
 from quarters.db import commit
-from quarters.errors import BadRequest, Unauthorized
+from quarters.errors import BadRequest, InvalidInput, Unauthorized
+from quarters.validation import control_problem
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
@@ -25,6 +26,8 @@ def login(body: BodyDep, response: Response, conn: ConnDep, settings: SettingsDe
     username, password = body.get("username"), body.get("password")
     if not isinstance(username, str) or not isinstance(password, str):
         raise BadRequest("username and password must be strings")
+    if control_problem(username):
+        raise InvalidInput(f"username: {control_problem(username)}")
     user = auth.authenticate(conn, username[:80], password[:200])
     if user is None:
         raise Unauthorized("Benutzername oder Passwort falsch")
