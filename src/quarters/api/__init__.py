@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from quarters import __version__
 from quarters.api.errors import CatchAll, add_exception_handlers
 from quarters.api.guard import RequestGuard
+from quarters.api.openapi import install as install_openapi
 from quarters.api.responses import PROBLEM_RESPONSES
 from quarters.api.routes import (
     analysis,
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     add_exception_handlers(app)
     for module in (meta, features, auth, measure_files, measures, editions, ideas, public, analysis):
         app.include_router(module.router, responses=PROBLEM_RESPONSES)
+    install_openapi(app)
     # innermost first: the guard's and the catch-all's answers get the security headers too
     app.add_middleware(RequestGuard)
     app.add_middleware(CatchAll)

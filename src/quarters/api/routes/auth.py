@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, Response
 
 from quarters import auth
 from quarters.api.deps import SESSION_COOKIE, BodyDep, ConnDep, SessionDep, SettingsDep
+from quarters.api.openapi import json_body
 from quarters.db import commit
 from quarters.errors import BadRequest, InvalidInput, Unauthorized
 from quarters.validation import control_problem
@@ -18,7 +19,13 @@ def _user_doc(user: auth.User) -> dict:
             "role": user.role}
 
 
-@router.post("/login", summary="Sign in")
+LOGIN_BODY = json_body({
+    "type": "object", "additionalProperties": False, "required": ["username", "password"],
+    "properties": {"username": {"type": "string", "maxLength": 80},
+                   "password": {"type": "string", "maxLength": 200}}})
+
+
+@router.post("/login", summary="Sign in", openapi_extra=LOGIN_BODY)
 def login(body: BodyDep, response: Response, conn: ConnDep, settings: SettingsDep) -> dict:
     """Check username and password; set the session cookie and return the CSRF token."""
     if not isinstance(body, dict) or set(body) - {"username", "password"}:

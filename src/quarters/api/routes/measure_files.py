@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Literal
 
 from fastapi import APIRouter, Request, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
@@ -20,7 +21,8 @@ SUFFIXES = (".geojson", ".json", ".gpkg", ".csv")
 
 
 @router.get("/export", summary="Export measures (what you may see)")
-def export(conn: ConnDep, user: UserDep, format: str = "geojson") -> Response:  # noqa: A002
+def export(conn: ConnDep, user: UserDep,
+           format: Literal["geojson", "gpkg", "csv"] = "geojson") -> Response:  # noqa: A002
     """All measures visible to the caller as GeoJSON, GeoPackage or CSV."""
     body = measure_io.export(conn, _relation(user), format)
     suffix = {"geojson": "geojson", "gpkg": "gpkg", "csv": "csv"}[format]
