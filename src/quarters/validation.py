@@ -6,7 +6,9 @@ Everything here raises the project's own 4xx errors (``quarters.errors``), never
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator
 
 from quarters.errors import BadRequest, InvalidParameter
 
@@ -115,3 +117,14 @@ def check_json(value: Any) -> None:
 def _escape(key: str) -> str:
     """A JSON pointer reference token (RFC 6901), cut short and without NUL."""
     return excerpt(key.replace("~", "~0").replace("/", "~1"))
+
+
+def ascii_int(value: Any) -> Any:
+    """pydantic BeforeValidator: query/path integers are ASCII digits (optional minus) only —
+    pydantic alone would also take ``+5``, `` 5`` and ``1_000``."""
+    if isinstance(value, str) and not _INT.fullmatch(value):
+        raise ValueError("not an integer (ASCII digits with an optional leading minus)")
+    return value
+
+
+AsciiInt = Annotated[int, BeforeValidator(ascii_int)]

@@ -14,10 +14,11 @@ from quarters.api.openapi import json_body
 from quarters.db import commit
 from quarters.errors import BadRequest
 from quarters.messages import language, t
+from quarters.validation import AsciiInt
 
 router = APIRouter(prefix="/api/ideas", tags=["ideas"])
 _PROCESS_SECRET = secrets.token_hex(16)
-IdeaId = Annotated[int, Path(ge=1, le=2_147_483_647)]
+IdeaId = Annotated[AsciiInt, Path(ge=1, le=2_147_483_647)]
 _TEXT = {"type": "string", "maxLength": 4000}
 IDEA_BODY = json_body({
     "type": "object", "additionalProperties": False, "required": ["title", "text", "geometry"],
@@ -62,8 +63,8 @@ def submit(body: BodyDep, request: Request, conn: ConnDep, settings: SettingsDep
 def list_ideas(conn: ConnDep, user: UserDep,
                state: str | None = Query(None, max_length=40),
                city_ags: str | None = Query(None, max_length=8),
-               measure_id: int | None = Query(None, ge=1, le=2_147_483_647),
-               limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)) -> dict:
+               measure_id: AsciiInt | None = Query(None, ge=1, le=2_147_483_647),  # noqa: B008
+               limit: AsciiInt = Query(100, ge=1, le=1000), offset: AsciiInt = Query(0, ge=0)) -> dict:  # noqa: B008
     """Ideas newest first (filter by state, city or linked measure; paged)."""
     staff = user is not None and user.can("moderator")
     found = ideas.listing(conn, staff, state, city_ags, measure_id)

@@ -34,10 +34,11 @@ from quarters.geometry import GeometryProblem, parse_geojson
 from quarters.measures import Actor, etag
 from quarters.schemas import MeasureFeature, MeasurePatch, MeasureProperties
 from quarters.services import _where
+from quarters.validation import AsciiInt
 
 router = APIRouter(prefix="/api/measures", tags=["measures"])
 
-MeasureId = Annotated[int, Path(ge=1, le=2_147_483_647)]
+MeasureId = Annotated[AsciiInt, Path(ge=1, le=2_147_483_647)]
 FEATURE_BODY = json_body(model_schema(MeasureFeature), "application/json", "application/geo+json")
 PATCH_BODY = json_body(model_schema(MeasurePatch), "application/json",
                        "application/merge-patch+json")
@@ -46,8 +47,8 @@ Text = Annotated[str | None, Query(max_length=200)]
 
 
 def item_filters(
-    limit: Annotated[int | None, Query(ge=1, le=1_000_000, description="page size")] = None,
-    offset: Annotated[int | None, Query(ge=0, le=1_000_000_000)] = None,
+    limit: Annotated[AsciiInt | None, Query(ge=1, le=1_000_000, description="page size")] = None,
+    offset: Annotated[AsciiInt | None, Query(ge=0, le=1_000_000_000)] = None,
     bbox: Annotated[str | None, Query(max_length=200, description="minx,miny,maxx,maxy")] = None,
     bbox_crs: Annotated[str | None, Query(alias="bbox-crs", max_length=200)] = None,
     crs: Annotated[str | None, Query(max_length=200, description="output CRS (URI)")] = None,
@@ -56,8 +57,8 @@ def item_filters(
         description="staff: see the public view (published only)")] = None,
     city_ags: Text = None, action_field: Text = None, status: Text = None,
     quarter: Text = None, edition: Text = None,
-    district: Annotated[int | None, Query(ge=1, le=2_147_483_647)] = None,
-    parent_id: Annotated[int | None, Query(ge=1, le=2_147_483_647)] = None,
+    district: Annotated[AsciiInt | None, Query(ge=1, le=2_147_483_647)] = None,
+    parent_id: Annotated[AsciiInt | None, Query(ge=1, le=2_147_483_647)] = None,
     q: Annotated[str | None, Query(max_length=200, description="text search")] = None,
 ) -> None:
     """The query parameters of the measure lists, declared (and type-checked) for OpenAPI; the
@@ -286,7 +287,7 @@ def get_history(measure_id: MeasureId, conn: ConnDep, user: PlannerDep) -> dict:
 
 @router.post("/{measure_id}/history/{to_version}/restore",
              summary="Restore an earlier version (admin, If-Match)")
-def revert(measure_id: MeasureId, to_version: Annotated[int, Path(ge=1, le=2_147_483_647)],
+def revert(measure_id: MeasureId, to_version: Annotated[AsciiInt, Path(ge=1, le=2_147_483_647)],
            conn: ConnDep, user: AdminDep,
            version: VersionDep) -> JSONResponse:
     """Write the record of an earlier version as the new current version."""
