@@ -30,7 +30,8 @@ from quarters.settings import Settings
 pytestmark = pytest.mark.slow
 
 SEED = 8
-MAX_EXAMPLES = 10  # per operation, mode (positive / negative) and caller (anonymous / planner)
+MAX_EXAMPLES = 6  # per operation, mode (positive / negative) and caller (anonymous / planner)
+MAX_EXAMPLES_ANALYSIS = 3  # the analyses take seconds each (their caps are another item)
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 # signing out would end the planner's session for the rest of that operation's cases
@@ -55,12 +56,14 @@ FIGURES: Counter = Counter()
 def _cases(app, method: str, path: str, headers: dict[str, str] | None) -> None:  # noqa: ANN001
     schema = schemathesis.openapi.from_asgi("/api/openapi.json", app)
     schema.config.generation.update(allow_x00=True)
+    schema.config.update(request_timeout=120)
+    examples = MAX_EXAMPLES_ANALYSIS if path.startswith("/api/analysis") else MAX_EXAMPLES
     operation = schema[path][method]
     for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
         negative = mode is GenerationMode.NEGATIVE
 
         @seed(SEED)
-        @settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
+        @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
                   phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
         @given(case=operation.as_strategy(generation_mode=mode))
         def run(case) -> None:  # noqa: ANN001

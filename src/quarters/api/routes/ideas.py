@@ -63,8 +63,9 @@ def submit(body: BodyDep, request: Request, conn: ConnDep, settings: SettingsDep
 def list_ideas(conn: ConnDep, user: UserDep,
                state: str | None = Query(None, max_length=40),
                city_ags: str | None = Query(None, max_length=8),
-               measure_id: AsciiInt | None = Query(None, ge=1, le=2_147_483_647),  # noqa: B008
-               limit: AsciiInt = Query(100, ge=1, le=1000), offset: AsciiInt = Query(0, ge=0)) -> dict:  # noqa: B008
+               measure_id: Annotated[AsciiInt | None, Query(ge=1, le=2_147_483_647)] = None,
+               limit: Annotated[AsciiInt, Query(ge=1, le=1000)] = 100,
+               offset: Annotated[AsciiInt, Query(ge=0, le=2_147_483_647)] = 0) -> dict:
     """Ideas newest first (filter by state, city or linked measure; paged)."""
     staff = user is not None and user.can("moderator")
     found = ideas.listing(conn, staff, state, city_ags, measure_id)

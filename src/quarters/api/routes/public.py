@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, Response
 
@@ -18,7 +20,7 @@ router = APIRouter(tags=["public"])
 def near(conn: ConnDep, settings: SettingsDep,
          lon: float | None = Query(None, ge=-180, le=180),
          lat: float | None = Query(None, ge=-90, le=90),
-         district: AsciiInt | None = Query(None, ge=1, le=2_147_483_647),  # noqa: B008
+         district: Annotated[AsciiInt | None, Query(ge=1, le=2_147_483_647)] = None,
          radius: float = Query(1000, gt=0)) -> dict:
     """Measures within ``radius`` metres, nearest first, with the district and its quarters."""
     if radius > settings.near_max_radius_m:
@@ -32,7 +34,7 @@ def near(conn: ConnDep, settings: SettingsDep,
 
 @router.get("/api/feeds/changes.atom", summary="Atom feed of published changes at a place")
 def changes_feed(request: Request, conn: ConnDep,
-                 district: AsciiInt | None = Query(None, ge=1, le=2_147_483_647),  # noqa: B008
+                 district: Annotated[AsciiInt | None, Query(ge=1, le=2_147_483_647)] = None,
                  quarter: str | None = Query(None, max_length=80),
                  lon: float | None = None, lat: float | None = None,
                  radius: float | None = None) -> Response:
