@@ -56,7 +56,7 @@ def submit(body: BodyDep, request: Request, conn: ConnDep, settings: SettingsDep
     if idea_id is not None:
         commit(conn)
     return JSONResponse({"received": True, "id": idea_id, "message": t("idea.received", lang)},
-                        status_code=202, openapi_extra=IDEA_BODY)
+                        status_code=202)
 
 
 @router.get("", summary="Ideas (public: moderated ones; moderators: all)")
