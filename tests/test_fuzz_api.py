@@ -41,9 +41,14 @@ ANONYMOUS_ONLY = {("POST", "/api/auth/logout")}
 # collections.py or services.py (the OGC standards branch rewrites them). They still run; a
 # failure there is an expected failure (xfail), a pass is reported as XPASS. The lead empties
 # this after merging the standards branch.
+# Today the fuzzer cannot reach them (features.py parses its query parameters by hand and does
+# not declare them), so test_ogc_hand_parsed_integers below sends the inputs directly.
 KNOWN_OGC_GAPS: set[tuple[str, str]] = {
-    # limit=² / offset=² and integer queryables: '²'.isdigit() is True, int('²') raises
+    # limit, offset and integer queryables (district, parent_id): '²'.isdigit() is True and
+    # int('²') raises; '--5'.lstrip('-') is digits and int('--5') raises (features._int_param)
     ("GET", "/api/collections/{collection_id}/items"),
+    # integer item ids: '²'.isdigit() is True and int('²') raises (services.item)
+    ("GET", "/api/collections/{collection_id}/items/{item_id}"),
 }
 
 OPERATIONS = sorted(
@@ -81,6 +86,8 @@ def _cases(app, method: str, path: str, headers: dict[str, str] | None) -> None:
                 FIGURES["bad inputs refused cleanly"] += 1
             elif bad and method in WRITES and response.status_code < 300:
                 FIGURES["bad inputs accepted by a write"] += 1
+            elif bad:  # e.g. a read that ignores a value the schema does not allow
+                FIGURES["bad inputs answered by a read"] += 1
             case.validate_response(response, checks=CHECKS)
 
         try:
@@ -114,6 +121,25 @@ def test_fuzz_planner(app, conn, method: str, path: str) -> None:  # noqa: ANN00
     except Exception:
         _xfail_known(method, path)
         raise
+
+
+OGC_INTEGER_PROBES = [
+    ("/api/collections/{collection_id}/items", "/api/collections/measures/items?{}", name)
+    for name in ("limit", "offset", "district", "parent_id")
+] + [("/api/collections/{collection_id}/items/{item_id}", "/api/collections/districts/items/{}",
+      None)]
+
+
+@pytest.mark.parametrize("value", ["²", "--5", "٣", "%2B5", "99999999999999999999"])
+@pytest.mark.parametrize("path,url,name", OGC_INTEGER_PROBES,
+                         ids=[f"{p[1]}-{p[2]}" for p in OGC_INTEGER_PROBES])
+def test_ogc_hand_parsed_integers(client, path: str, url: str, name: str | None,  # noqa: ANN001
+                                  value: str) -> None:
+    response = client.get(url.format(f"{name}={value}" if name else value))
+    if not 400 <= response.status_code < 500:  # a 500, or '٣' taken as 3
+        _xfail_known("GET", path)
+    assert 400 <= response.status_code < 500
+    assert response.headers["content-type"].startswith("application/problem+json")
 
 
 def test_fuzz_figures_written() -> None:
