@@ -7,6 +7,7 @@ problem+json with the security headers, and nothing is stored.
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -195,14 +196,14 @@ def _is_4xx(exc: BaseException) -> bool:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text())
+@given(st.text() | st.from_regex(r"-?[0-9]{1,20}", fullmatch=True))
 def test_parse_int_is_ascii_only_and_fails_only_with_400(raw):
     try:
         value = parse_int(raw, "limit")
     except Exception as exc:  # noqa: BLE001
         assert _is_4xx(exc), repr(exc)
         return
-    assert raw.isascii() and str(value) == raw.lstrip("0").replace("-0", "-") or value == 0
+    assert re.fullmatch(r"-?[0-9]{1,18}", raw) and value == int(raw)
 
 
 @settings(max_examples=300, deadline=None)
@@ -216,10 +217,12 @@ def test_text_validators_refuse_control_characters_and_nothing_else(value, multi
         assert check_text(value, multiline) == value
 
 
+# orjson reads integers beyond 64 bits as floats; every integer field of the API is bounded far
+# below and strict (a float there is a 422), so the round trip is checked within 64 bits.
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(), lambda children: st.lists(children) | st.dictionaries(st.text(), children),
-    max_leaves=30)
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda children: st.lists(children) | st.dictionaries(st.text(), children), max_leaves=30)
 
 
 @settings(max_examples=300, deadline=None)
@@ -227,10 +230,12 @@ json_values = st.recursive(
 def test_parse_json_round_trips_clean_documents_and_refuses_nul_with_400(value):
     raw = json.dumps(value).encode()
     try:
-        assert parse_json(raw) == json.loads(raw)
-    except Exception as exc:  # noqa: BLE001
-        assert _is_4xx(exc), repr(exc)
-        assert "\\u0000" in raw.decode() or "\\ud" in raw.decode().lower()
+        parsed = parse_json(raw)
+    except QuartersError as exc:
+        assert _is_4xx(exc)
+        assert "\\u0000" in raw.decode()  # the only thing a clean document can hold that is refused
+        return
+    assert parsed == json.loads(raw)
 
 
 @settings(max_examples=300, deadline=None)
