@@ -83,7 +83,8 @@ def test_rejection_needs_a_reason(client, conn):
     ({"geometry": None}, "/geometry", "Karte"),
     ({"contact": "x" * 300}, "/contact", "Kontakt"),
     ({"status": "angenommen"}, "/status", "Unbekanntes Feld"),
-    ({"title": "Titel\x00mit NUL"}, "/title", "unzulässiges Zeichen"),
+    ({"title": "Titel\x1bmit ESC"}, "/title", "unzulässiges Zeichen"),
+    ({"text": "Eine Idee mit\x08Rückschritt"}, "/text", "unzulässiges Zeichen"),
 ])
 def test_bad_ideas_get_a_german_message_and_nothing_is_stored(client, conn, overrides, pointer,
                                                               words):

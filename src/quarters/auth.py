@@ -14,6 +14,7 @@ from argon2.exceptions import InvalidHashError, VerifyMismatchError
 from sqlalchemy import Connection, text
 
 from quarters.errors import InvalidInput
+from quarters.validation import control_problem
 
 ROLES = ("admin", "planner", "moderator")
 SESSION_LIFETIME = timedelta(hours=12)
@@ -62,6 +63,8 @@ def add_user(conn: Connection, username: str, password: str, role: str,
     if not username.isascii() or not username.replace("-", "").replace("_", "").replace(
             ".", "").isalnum():
         raise InvalidInput("username may contain letters, digits, '.', '-' and '_' only")
+    if display_name and control_problem(display_name):
+        raise InvalidInput(f"display name: {control_problem(display_name)}")
     row = conn.execute(text("""
         INSERT INTO users (username, display_name, role, password_hash)
         VALUES (:u, :d, :r, :h)

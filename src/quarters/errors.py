@@ -136,8 +136,13 @@ def status_for(exc: QuartersError) -> int:
     return 500
 
 
+MAX_DETAIL = 600
+
+
 def problem(status: int, title: str, detail: str, **extra: Any) -> dict[str, Any]:
-    """Build an RFC 9457 problem body."""
+    """Build an RFC 9457 problem body (a long detail is cut: answers never echo much input)."""
+    if len(detail) > MAX_DETAIL:
+        detail = detail[:MAX_DETAIL] + "…"
     body = {"type": "about:blank", "status": status, "title": title, "detail": detail}
     body.update({k: v for k, v in extra.items() if v})
     return body

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, text
 from quarters.errors import InvalidParameter, NotFound
 from quarters.messages import t
 from quarters.settings import STORAGE_SRID
+from quarters.validation import xml_text
 
 ATOM = "http://www.w3.org/2005/Atom"
 LABELS = {"idee": "Idee", "geplant": "geplant", "in_umsetzung": "in Umsetzung",
@@ -71,14 +72,15 @@ def _entry_title(event: dict[str, Any], lang: str) -> str:
 
 def atom(conn: Connection, base_url: str, self_url: str, place: str,
          items: list[dict[str, Any]], lang: str = "de") -> bytes:
-    """Render an Atom 1.0 document (text is escaped by ElementTree)."""
+    """Render an Atom 1.0 document (text is escaped by ElementTree; characters XML cannot
+    hold at all, such as control characters in an old stored title, are left out)."""
     ET.register_namespace("", ATOM)
     feed = ET.Element(f"{{{ATOM}}}feed", {"xml:lang": lang})
-    ET.SubElement(feed, f"{{{ATOM}}}id").text = self_url
-    ET.SubElement(feed, f"{{{ATOM}}}title").text = t("feed.title", lang, place=place)
+    ET.SubElement(feed, f"{{{ATOM}}}id").text = xml_text(self_url)
+    ET.SubElement(feed, f"{{{ATOM}}}title").text = xml_text(t("feed.title", lang, place=place))
     updated = items[0]["at"] if items else datetime.now(UTC)
     ET.SubElement(feed, f"{{{ATOM}}}updated").text = updated.isoformat()
-    ET.SubElement(feed, f"{{{ATOM}}}link", {"rel": "self", "href": self_url,
+    ET.SubElement(feed, f"{{{ATOM}}}link", {"rel": "self", "href": xml_text(self_url),
                                              "type": "application/atom+xml"})
     author = ET.SubElement(feed, f"{{{ATOM}}}author")
     ET.SubElement(author, f"{{{ATOM}}}name").text = "quarters"
@@ -86,11 +88,11 @@ def atom(conn: Connection, base_url: str, self_url: str, place: str,
         entry = ET.SubElement(feed, f"{{{ATOM}}}entry")
         ET.SubElement(entry, f"{{{ATOM}}}id").text = (
             f"{base_url}/massnahmen/{item['measure_id']}#aenderung-{item['id']}")
-        ET.SubElement(entry, f"{{{ATOM}}}title").text = _entry_title(item, lang)
+        ET.SubElement(entry, f"{{{ATOM}}}title").text = xml_text(_entry_title(item, lang))
         ET.SubElement(entry, f"{{{ATOM}}}updated").text = item["at"].isoformat()
         ET.SubElement(entry, f"{{{ATOM}}}link", {
             "rel": "alternate", "type": "text/html",
             "href": f"{base_url}/massnahmen/{item['measure_id']}"})
         summary = item["after"].get("summary") or item["after"].get("title") or ""
-        ET.SubElement(entry, f"{{{ATOM}}}summary", {"type": "text"}).text = summary
+        ET.SubElement(entry, f"{{{ATOM}}}summary", {"type": "text"}).text = xml_text(summary)
     return b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(feed, encoding="utf-8")

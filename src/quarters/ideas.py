@@ -15,6 +15,7 @@ from quarters.errors import InvalidInput, NotFound, TooManyRequests
 from quarters.messages import t
 from quarters.schemas import ACTION_FIELDS
 from quarters.settings import STORAGE_SRID
+from quarters.validation import control_problem
 
 IDEA_FIELDS = {"title", "text", "action_field", "geometry", "contact", "website", "workshop_code"}
 HONEYPOT = "website"  # hidden field; people leave it empty, bots fill it
@@ -46,7 +47,7 @@ def check(conn: Connection, body: Any, lang: str) -> tuple[dict[str, Any], list[
         if value is not None and not isinstance(value, str):
             problems.append(_problem(key, f"idea.{key}", lang))
             value = None
-        if isinstance(value, str) and "\x00" in value:
+        if isinstance(value, str) and control_problem(value, multiline=key == "text"):
             problems.append(_problem(key, "idea.invalid_char", lang))
             value = None
         values[key] = value.strip() if isinstance(value, str) else None
@@ -236,9 +237,9 @@ def moderate(conn: Connection, idea_id: int, decision: str, reason: str | None,
     for name, value in (("reason", reason), ("staff_reason", staff_reason)):
         if value and len(value) > 2000:
             raise InvalidInput(f"{name}: at most 2000 characters")
-        if value and "\x00" in value:
-            raise InvalidInput(f"{name}: contains a NUL character",
-                               errors=[{"pointer": f"/{name}", "problem": "NUL character"}])
+        if value and control_problem(value, multiline=True):
+            raise InvalidInput(f"{name}: {control_problem(value, multiline=True)}",
+                               errors=[{"pointer": f"/{name}", "problem": t("idea.invalid_char", lang)}])
     if decision == "reject" and not reason:
         raise InvalidInput(t("idea.reason_required", lang),
                            errors=[{"pointer": "/reason", "problem": t("idea.reason_required", lang)}])

@@ -883,7 +883,7 @@ def _key_normaliser(conn: Connection, level: Level, key_column: str):  # noqa: A
 
     def digits(raw: str, n: int) -> str | None:
         s = raw.strip()
-        if not s.isdigit() or len(s) > n:
+        if not (s.isascii() and s.isdigit()) or len(s) > n:
             return None
         return s.zfill(n)  # spreadsheets drop leading zeros of AGS/ARS
 

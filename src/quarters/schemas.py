@@ -5,9 +5,19 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from quarters.settings import GERA_AGS, HALLE_AGS
+from quarters.validation import check_text
 
 ACTION_FIELDS: dict[str, tuple[str, ...]] = {
     HALLE_AGS: ("Bildung", "Wirtschaft", "Mobilität", "Verwaltung"),
@@ -22,28 +32,23 @@ Status = Literal["idee", "geplant", "in_umsetzung", "abgeschlossen", "eingestell
 Precision = Literal["exact", "approximate", "city", "unknown"]
 
 
-def _text(max_length: int, min_length: int = 0) -> Any:
+def _text(max_length: int, min_length: int = 0, multiline: bool = False) -> Any:
+    """A stored text: stripped, bounded, no control characters (tab and line breaks only in
+    multi-line fields), no lone surrogates."""
     return Annotated[str, Strict(), StringConstraints(strip_whitespace=True, min_length=min_length,
-                                                      max_length=max_length)]
+                                                      max_length=max_length),
+                     AfterValidator(lambda v: check_text(v, multiline))]
 
 
 Money = Annotated[float, Strict(), Field(ge=0, le=MAX_MONEY, allow_inf_nan=False)]
-Url = Annotated[str, Strict(), StringConstraints(max_length=2000, pattern=r"^https?://\S+$")]
+Url = Annotated[str, Strict(), StringConstraints(max_length=2000, pattern=r"^https?://\S+$"),
+               AfterValidator(check_text)]
 
 
 class Strict_(BaseModel):
-    """Base: unknown fields refused, no NUL characters in any text."""
+    """Base: unknown fields refused (every text field is a ``_text``: no control characters)."""
 
     model_config = ConfigDict(extra="forbid")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_nul(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            for key, value in data.items():
-                if isinstance(value, str) and "\x00" in value:
-                    raise ValueError(f"{key}: invalid character (NUL)")
-        return data
 
 
 def _check_year(value: date | None) -> date | None:
@@ -73,9 +78,9 @@ class MeasureProperties(Strict_):
     """The record of a measure (Maßnahme) as planners edit it."""
 
     title: _text(200, 1)
-    summary: _text(500) | None = None
-    description: _text(20_000) | None = None
-    plain_summary: _text(2_000) | None = None
+    summary: _text(500, multiline=True) | None = None
+    description: _text(20_000, multiline=True) | None = None
+    plain_summary: _text(2_000, multiline=True) | None = None
     city_ags: Literal["15002000", "16052000"]
     action_field: _text(100, 1)
     status: Status = "idee"
@@ -89,10 +94,10 @@ class MeasureProperties(Strict_):
     partners: list[_text(200, 1)] = Field(default_factory=list, max_length=50)
     parent_id: Annotated[int, Strict(), Field(ge=1, le=2_147_483_647)] | None = None
     links: list[Link] = Field(default_factory=list, max_length=20)
-    source: _text(4_000) | None = None
+    source: _text(4_000, multiline=True) | None = None
     licence: _text(300) | None = None
     location_precision: Precision = "exact"
-    location_note: _text(1_000) | None = None
+    location_note: _text(1_000, multiline=True) | None = None
     editions: list[Annotated[str, Strict(), StringConstraints(pattern=r"^[a-z0-9-]{1,40}$")]] = \
         Field(default_factory=list, max_length=20)
 

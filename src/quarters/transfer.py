@@ -50,6 +50,7 @@ from quarters.indicators import (
     values_table,
 )
 from quarters.settings import GERA_AGS, HALLE_AGS, PROJECT_CITIES, STORAGE_SRID
+from quarters.validation import parse_int
 
 Progress = Callable[[str, int, int], None]
 METHODS = ("zscore", "robust")
@@ -255,19 +256,18 @@ def resolve_reference(conn: Connection, spec: str, level: Level,
 
 def _measure_reference(conn: Connection, spec: str, key: str, level: Level,
                        indicators: list[str]) -> Reference:
-    if not key.isdigit():
-        raise InvalidParameter(f"reference: measure id '{key}' is not a number")
+    measure_id = parse_int(key, "reference: measure id", minimum=1, maximum=2_147_483_647)
     if not measures_view_exists(conn):
         raise NotFound("reference: no measures yet (measures are not set up)")
     row = conn.execute(text("SELECT id, title FROM measures_public WHERE id = :id"),
-                       {"id": int(key)}).first()
+                       {"id": measure_id}).first()
     if row is None:
         raise NotFound(f"reference: no published measure {key}")
     fw, params = level.from_where()
     unit = conn.execute(text(
         f"SELECT t.{level.code_column}, t.name FROM {fw} AND ST_Intersects(t.geom, "
         f"(SELECT ST_PointOnSurface(geom) FROM measures_public WHERE id = :id)) LIMIT 1"),
-        {**params, "id": int(key)}).first()
+        {**params, "id": measure_id}).first()
     if unit is None:
         raise InvalidInput(f"reference: measure {key} lies in no {level.label_en} unit of level "
                            f"'{level.name}'")

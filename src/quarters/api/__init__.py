@@ -11,9 +11,12 @@ from sqlalchemy import Engine
 
 from quarters import __version__
 from quarters.api import ogc_openapi
-from quarters.api.errors import add_exception_handlers
+from quarters.api.errors import CatchAll, add_exception_handlers
+from quarters.api.guard import RequestGuard
 from quarters.api.limits import add_body_limits
 from quarters.api.methods import Methods
+from quarters.api.openapi import install as install_openapi
+from quarters.api.responses import PROBLEM_RESPONSES
 from quarters.api.routes import (
     analysis,
     auth,
@@ -66,17 +69,16 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     if engine is not None:
         app.state.engine = engine
     add_exception_handlers(app)
-    app.include_router(meta.router)
-    app.include_router(features.router)
-    app.include_router(features_write.router)
-    app.include_router(auth.router)
-    app.include_router(measure_files.router)
-    app.include_router(measures.router)
-    app.include_router(editions.router)
-    app.include_router(ideas.router)
-    app.include_router(public.router)
-    app.include_router(analysis.router)
+    routers = (meta, features, features_write, auth, measure_files, measures, editions, ideas,
+               public, analysis)
+    for module in routers:
+        app.include_router(module.router, responses=PROBLEM_RESPONSES)
+    install_openapi(app)
+    # innermost first: the limits', the guard's and the catch-all's answers get the security
+    # headers too
     add_body_limits(app, settings.max_body_bytes, settings.max_upload_bytes)
+    app.add_middleware(RequestGuard)
+    app.add_middleware(CatchAll)
     app.add_middleware(SecurityHeaders, tile_url=settings.tile_url)
     # Only large answers, only when the client asks; level 1 keeps the CPU cost small.
     app.add_middleware(GZipMiddleware, minimum_size=64_000, compresslevel=1)

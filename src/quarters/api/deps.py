@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Annotated, Any
@@ -11,15 +10,14 @@ from fastapi import Depends, Request
 from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
 
+from quarters import validation
 from quarters.auth import Session, User, csrf_matches, session_for
 from quarters.errors import (
-    BadRequest,
     DatabaseUnavailable,
     Forbidden,
     PayloadTooLarge,
     PreconditionFailed,
     PreconditionRequired,
-    QuartersError,
     Unauthorized,
     UnsupportedMediaType,
 )
@@ -135,11 +133,10 @@ def if_match(request: Request) -> int:
     raw = raw.strip()
     if raw.startswith("W/") or raw == "*":
         raise PreconditionFailed("If-Match needs the strong ETag of the measure, not W/… or *")
-    try:
-        _, version = raw.strip('"').split("-v", 1)
-        return int(version)
-    except ValueError:
-        raise PreconditionFailed(f"If-Match {raw!r} is not an ETag of a measure") from None
+    _, _, version = raw.strip('"').partition("-v")
+    if not (version.isascii() and version.isdigit() and len(version) <= 9):
+        raise PreconditionFailed(f"If-Match '{validation.excerpt(raw)}' is not an ETag of a measure")
+    return int(version)
 
 
 VersionDep = Annotated[int, Depends(if_match)]
@@ -162,27 +159,9 @@ async def json_body(request: Request) -> Any:
     return parse_json(b"".join(chunks))
 
 
-def _refuse_constant(name: str) -> None:
-    raise BadRequest(f"non-finite number {name} is not allowed in JSON")
-
-
 def parse_json(raw: bytes) -> Any:
-    """Parse JSON strictly; errors become 400 with a short reason."""
-    depth = max_depth = 0
-    for byte in raw:
-        if byte in (91, 123):  # [ {
-            depth += 1
-            max_depth = max(max_depth, depth)
-            if max_depth > 64:
-                raise BadRequest("JSON nested too deeply (max 64 levels)")
-        elif byte in (93, 125):
-            depth -= 1
-    try:
-        return json.loads(raw, parse_constant=_refuse_constant)
-    except (ValueError, UnicodeDecodeError) as exc:
-        if isinstance(exc, QuartersError):
-            raise
-        raise BadRequest(f"body is not valid JSON: {str(exc).split(':')[0]}") from None
+    """Parse JSON strictly (orjson; depth, NUL and surrogates checked); errors become 400."""
+    return validation.parse_json(raw)
 
 
 BodyDep = Annotated[Any, Depends(json_body)]

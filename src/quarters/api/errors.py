@@ -57,3 +57,63 @@ def add_exception_handlers(app: FastAPI) -> None:
         log.warning("no pooled database connection free within the pool timeout")
         body = problem(503, "Server ausgelastet", "all database connections are busy; try again")
         return ProblemResponse(body, status_code=503, headers={"Retry-After": "2"})
+
+REQUEST_ID_HEADER = "X-Request-Id"
+
+
+def problem_bytes(status: int, title: str, detail: str, headers: dict[str, str] | None = None,
+                  **extra: object) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """(ASGI headers, body) of a problem+json answer, for the pure ASGI layers."""
+    import orjson
+
+    body = orjson.dumps(problem(status, title, detail, **extra))
+    raw = [(b"content-type", b"application/problem+json"),
+           (b"content-length", str(len(body)).encode())]
+    raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+    return raw, body
+
+
+class CatchAll:
+    """Pure ASGI: any exception nothing else handled becomes a problem+json 500.
+
+    Sits inside SecurityHeaders (Starlette's own ServerErrorMiddleware sits outside all user
+    middleware, so its plain-text 500 would lack the security headers). Every answer carries
+    an ``X-Request-Id``; a 500 names it in the body and the log has it with the traceback.
+    The body never contains the exception, its class or any input.
+    """
+
+    def __init__(self, app) -> None:  # noqa: ANN001
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        """Run the app; answer 500 if it raises before it started its response."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        import uuid
+
+        request_id = uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = False
+
+        async def send_with_id(message) -> None:  # noqa: ANN001
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message["headers"] = [*message.get("headers", []),
+                                      (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            log.exception("unhandled error in %s %s (request %s)", scope.get("method"),
+                          scope.get("path"), request_id)
+            if started:  # the answer is under way: nothing to do but end the connection
+                raise
+            headers, body = problem_bytes(
+                500, "Interner Fehler",
+                f"an unexpected error occurred; quote request id {request_id} when reporting it",
+                headers={REQUEST_ID_HEADER: request_id}, request_id=request_id)
+            await send({"type": "http.response.start", "status": 500, "headers": headers})
+            await send({"type": "http.response.body", "body": body})

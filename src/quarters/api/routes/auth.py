@@ -22,8 +22,9 @@ from quarters.api.deps import (
 )
 from quarters.clients import request_client
 from quarters.db import commit
-from quarters.errors import BadRequest, TooManyRequests, Unauthorized
+from quarters.errors import BadRequest, InvalidInput, TooManyRequests, Unauthorized
 from quarters.settings import Settings
+from quarters.validation import control_problem
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 LOGIN_FIELDS = {"username", "password", "token"}
@@ -88,6 +89,8 @@ def _login_body(body: object) -> tuple[str, str, bool]:
     if not isinstance(token, bool):
         raise BadRequest("token must be true or false")
     _text(username, password)
+    if control_problem(username):
+        raise InvalidInput(f"username: {control_problem(username)}")
     return username[:80], password[:200], token
 
 

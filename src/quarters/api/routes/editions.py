@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
 
 from quarters import editions
 from quarters.api.deps import AdminDep, ConnDep, UserDep
@@ -32,14 +34,16 @@ def diff(conn: ConnDep, user: UserDep, from_: str = Query(alias="from", max_leng
 
 
 @router.get("/{key}/measures", summary="The map as of an edition",
-            response_class=GeoJSONResponse)
-def edition_measures(key: str, conn: ConnDep, user: UserDep) -> GeoJSONResponse:
+            response_class=GeoJSONResponse, response_model=None,
+            responses={200: {"content": {"application/geo+json": {"schema": {"type": "object"}}}}})
+def edition_measures(key: Annotated[str, Path(max_length=40)], conn: ConnDep,
+                     user: UserDep) -> GeoJSONResponse:
     """The measures of an edition as recorded in it."""
     return GeoJSONResponse(editions.edition_map(conn, key, public=_public(user)))
 
 
 @router.post("/{key}/freeze", summary="Freeze an edition (admin)")
-def freeze(key: str, conn: ConnDep, user: AdminDep) -> dict:
+def freeze(key: Annotated[str, Path(max_length=40)], conn: ConnDep, user: AdminDep) -> dict:
     """Fix the snapshots of an edition: later changes of its measures no longer alter it."""
     from sqlalchemy import text
 

@@ -3,20 +3,44 @@
 from __future__ import annotations
 
 import secrets
+from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from quarters import ideas
 from quarters.api.deps import BodyDep, ConnDep, SettingsDep, StaffDep, UserDep
+from quarters.api.openapi import json_body
 from quarters.auth import User
 from quarters.clients import request_client
 from quarters.db import commit
 from quarters.errors import BadRequest, Forbidden
 from quarters.messages import language, t
+from quarters.validation import AsciiInt
 
 router = APIRouter(prefix="/api/ideas", tags=["ideas"])
 _PROCESS_SECRET = secrets.token_hex(16)
+IdeaId = Annotated[AsciiInt, Path(ge=1, le=2_147_483_647)]
+_TEXT = {"type": "string", "maxLength": 4000}
+IDEA_BODY = json_body({
+    "type": "object", "additionalProperties": False, "required": ["title", "text", "geometry"],
+    "properties": {
+        "title": {**_TEXT, "minLength": 3, "maxLength": 120},
+        "text": {**_TEXT, "minLength": 10},
+        "action_field": {**_TEXT, "maxLength": 100},
+        "contact": {"type": ["string", "null"], "maxLength": 200},
+        "website": {"type": "string", "maxLength": 0, "description": "leave empty (spam trap)"},
+        "geometry": {"type": "object", "required": ["type", "coordinates"], "properties": {
+            "type": {"enum": ["Point"]},
+            "coordinates": {"type": "array", "items": {"type": "number"}, "minItems": 2,
+                            "maxItems": 2}}},
+    }})
+MODERATION_BODY = json_body({
+    "type": "object", "additionalProperties": False, "required": ["decision"],
+    "properties": {
+        "decision": {"enum": ["accept", "reject", "link"]},
+        "reason": {"type": ["string", "null"], "maxLength": 2000},
+        "measure_id": {"type": ["integer", "null"], "minimum": 1, "maximum": 2_147_483_647}}})
 
 
 def _client(request: Request, settings) -> str:  # noqa: ANN001
@@ -31,7 +55,7 @@ def _moderator(user: User) -> User:
 
 
 @router.post("", summary="Submit an idea (no account; moderated before it is public)",
-             status_code=202)
+             status_code=202, openapi_extra=IDEA_BODY)
 def submit(body: BodyDep, request: Request, conn: ConnDep, settings: SettingsDep) -> JSONResponse:
     """Store an idea for moderation. Rate-limited per client, or per workshop code
     (``workshop_code``) for many people on one address; a spam trap discards bots. The answer
@@ -69,10 +93,12 @@ def open_workshop(body: BodyDep, conn: ConnDep, user: StaffDep, settings: Settin
 
 
 @router.get("", summary="Ideas (public: moderated ones; moderators: all)")
-def list_ideas(conn: ConnDep, user: UserDep, state: str | None = None,
-               city_ags: str | None = None,
-               measure_id: int | None = Query(None, ge=1, le=2_147_483_647),
-               limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)) -> dict:
+def list_ideas(conn: ConnDep, user: UserDep,
+               state: str | None = Query(None, max_length=40),
+               city_ags: str | None = Query(None, max_length=8),
+               measure_id: Annotated[AsciiInt | None, Query(ge=1, le=2_147_483_647)] = None,
+               limit: Annotated[AsciiInt, Query(ge=1, le=1000)] = 100,
+               offset: Annotated[AsciiInt, Query(ge=0, le=2_147_483_647)] = 0) -> dict:
     """Ideas newest first (filter by state, city or linked measure; paged)."""
     staff = user is not None and user.can("moderator")
     found = ideas.listing(conn, staff, state, city_ags, measure_id)
@@ -80,14 +106,15 @@ def list_ideas(conn: ConnDep, user: UserDep, state: str | None = None,
 
 
 @router.get("/{idea_id}", summary="One idea and what became of it")
-def get_idea(idea_id: int, conn: ConnDep, user: UserDep) -> dict:
+def get_idea(idea_id: IdeaId, conn: ConnDep, user: UserDep) -> dict:
     """An idea with its state, the public reason or the linked measure."""
     staff = user is not None and user.can("moderator")
     return ideas.get(conn, idea_id, staff)
 
 
-@router.post("/{idea_id}/moderate", summary="Accept, reject or link an idea (moderator)")
-def moderate(idea_id: int, body: BodyDep, request: Request, conn: ConnDep,
+@router.post("/{idea_id}/moderate", summary="Accept, reject or link an idea (moderator)",
+             openapi_extra=MODERATION_BODY)
+def moderate(idea_id: IdeaId, body: BodyDep, request: Request, conn: ConnDep,
              user: StaffDep) -> dict:
     """decision: accept | reject (reason required, shown publicly; the text only with
     ``text_public``) | link (measure_id) | hide (``staff_reason`` required, kept for staff; the

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -18,7 +20,8 @@ SUFFIXES = (".geojson", ".json", ".gpkg", ".csv")
 
 
 @router.get("/export", summary="Export measures (what you may see)")
-def export(conn: ConnDep, user: UserDep, format: str = "geojson") -> Response:  # noqa: A002
+def export(conn: ConnDep, user: UserDep,
+           format: Literal["geojson", "gpkg", "csv"] = "geojson") -> Response:  # noqa: A002
     """All measures visible to the caller as GeoJSON, GeoPackage or CSV."""
     body = measure_io.export(conn, _relation(user), format)
     suffix = {"geojson": "geojson", "gpkg": "gpkg", "csv": "csv"}[format]

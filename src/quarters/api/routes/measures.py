@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from types import SimpleNamespace
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from sqlalchemy import text
@@ -24,17 +24,48 @@ from quarters.api.deps import (
     UserDep,
     VersionDep,
 )
+from quarters.api.openapi import json_body, model_schema
 from quarters.api.responses import GeoJSONResponse, RawJSONResponse
 from quarters.api.routes.features import _item_query, page_body
 from quarters.collections import MEASURES_POINTS, MEASURES_PUBLIC, MEASURES_STAFF
 from quarters.db import commit
-from quarters.errors import InvalidInput, InvalidParameter
+from quarters.errors import InvalidInput
 from quarters.geometry import GeometryProblem, parse_geojson
 from quarters.measures import Actor, etag
 from quarters.schemas import MeasureFeature, MeasurePatch, MeasureProperties
 from quarters.services import _where
+from quarters.validation import AsciiInt
 
 router = APIRouter(prefix="/api/measures", tags=["measures"])
+
+MeasureId = Annotated[AsciiInt, Path(ge=1, le=2_147_483_647)]
+FEATURE_BODY = json_body(model_schema(MeasureFeature), "application/json", "application/geo+json")
+PATCH_BODY = json_body(model_schema(MeasurePatch), "application/json",
+                       "application/merge-patch+json")
+GEOJSON_OK = {200: {"content": {"application/geo+json": {"schema": {"type": "object"}}}}}
+Text = Annotated[str | None, Query(max_length=200)]
+
+
+def item_filters(
+    limit: Annotated[AsciiInt | None, Query(ge=1, le=1_000_000, description="page size")] = None,
+    offset: Annotated[AsciiInt | None, Query(ge=0, le=1_000_000_000)] = None,
+    bbox: Annotated[str | None, Query(max_length=200, description="minx,miny,maxx,maxy")] = None,
+    bbox_crs: Annotated[str | None, Query(alias="bbox-crs", max_length=200)] = None,
+    crs: Annotated[str | None, Query(max_length=200, description="output CRS (URI)")] = None,
+    f: Annotated[str | None, Query(max_length=20)] = None,
+    view: Annotated[Literal["public"] | None, Query(
+        description="staff: see the public view (published only)")] = None,
+    city_ags: Text = None, action_field: Text = None, status: Text = None,
+    quarter: Text = None, edition: Text = None,
+    district: Annotated[AsciiInt | None, Query(ge=1, le=2_147_483_647)] = None,
+    parent_id: Annotated[AsciiInt | None, Query(ge=1, le=2_147_483_647)] = None,
+    q: Annotated[str | None, Query(max_length=200, description="text search")] = None,
+) -> None:
+    """The query parameters of the measure lists, declared (and type-checked) for OpenAPI; the
+    list itself reads them through the OGC item query, which also refuses unknown ones."""
+
+
+FiltersDep = Depends(item_filters)
 
 
 def _sees_drafts(user, request: Request | None = None) -> bool:  # noqa: ANN001
@@ -87,7 +118,8 @@ def _respond(record: dict, status: int = 200) -> JSONResponse:
                         headers={"ETag": etag(record["id"], record["version"])})
 
 
-@router.get("", summary="List measures (public: published only)", response_class=GeoJSONResponse)
+@router.get("", summary="List measures (public: published only)", response_class=GeoJSONResponse,
+            dependencies=[FiltersDep], response_model=None, responses=GEOJSON_OK)
 def list_measures(request: Request, conn: ConnDep, user: UserDep,
                   settings: SettingsDep) -> GeoJSONResponse:
     """Measures as GeoJSON, filtered by action_field, status, city_ags, quarter, district,
@@ -98,8 +130,10 @@ def list_measures(request: Request, conn: ConnDep, user: UserDep,
 
 
 @router.get("/points", summary="Published measures as points (for maps with many measures)",
-            response_class=GeoJSONResponse)
-def measure_points(request: Request, conn: ConnDep, settings: SettingsDep) -> Response:
+            response_class=GeoJSONResponse, dependencies=[FiltersDep], response_model=None,
+            responses={**GEOJSON_OK, 304: {"description": "unchanged (If-None-Match)"}})
+def measure_points(request: Request, conn: ConnDep, settings: SettingsDep,
+                   format: Literal["geojson", "compact"] = "geojson") -> Response:  # noqa: A002
     """Same filters and the same set as the public list, one representative point each.
 
     ``?format=compact`` answers the same set as parallel arrays (JSON object with ``id``,
@@ -133,11 +167,7 @@ def measure_points(request: Request, conn: ConnDep, settings: SettingsDep) -> Re
         body["lat"] = [None if r[n + 1] is None else round(r[n + 1], 5) for r in rows]
         return orjson.dumps(body)
 
-    formats = ("geojson", "compact")
-    fmt = request.query_params.get("format", "geojson")
-    if fmt not in formats:
-        raise InvalidParameter(f"format: '{fmt}' is not supported; use one of "
-                               f"{', '.join(formats)}")
+    fmt = format
     # ?format is this route's own parameter, not a filter of the collection
     filters = SimpleNamespace(query_params=QueryParams(
         [(k, v) for k, v in request.query_params.multi_items() if k != "format"]))
@@ -166,7 +196,7 @@ def measure_points(request: Request, conn: ConnDep, settings: SettingsDep) -> Re
 
 
 @router.get("/{measure_id}", summary="One measure with its ETag")
-def get_measure(measure_id: int, conn: ConnDep, user: UserDep,
+def get_measure(measure_id: MeasureId, conn: ConnDep, user: UserDep,
                 include_deleted: bool = False) -> JSONResponse:
     """The full record; drafts only for staff, deleted ones only for admins."""
     return _respond(measures.get(conn, measure_id, _relation(user, include_deleted)))
@@ -219,7 +249,7 @@ def respond(record: dict, status: int = 200) -> JSONResponse:
     return _respond(record, status)
 
 
-@router.post("", summary="Create a measure (draft)", status_code=201)
+@router.post("", summary="Create a measure (draft)", status_code=201, openapi_extra=FEATURE_BODY)
 def create_measure(body: BodyDep, conn: ConnDep, user: PlannerDep) -> JSONResponse:
     """Create a measure from a GeoJSON Feature; it starts as a draft."""
     record = create_record(body, conn, user)
@@ -228,22 +258,23 @@ def create_measure(body: BodyDep, conn: ConnDep, user: PlannerDep) -> JSONRespon
     return response
 
 
-@router.put("/{measure_id}", summary="Replace a measure (If-Match)")
-def replace_measure(measure_id: int, body: BodyDep, conn: ConnDep, user: PlannerDep,
+@router.put("/{measure_id}", summary="Replace a measure (If-Match)", openapi_extra=FEATURE_BODY)
+def replace_measure(measure_id: MeasureId, body: BodyDep, conn: ConnDep, user: PlannerDep,
                     version: VersionDep) -> JSONResponse:
     """Full update: record and geometry."""
     return _respond(replace_record(measure_id, body, conn, user, version))
 
 
-@router.patch("/{measure_id}", summary="Change part of a measure (If-Match)")
-def patch_measure(measure_id: int, body: BodyDep, conn: ConnDep, user: PlannerDep,
+@router.patch("/{measure_id}", summary="Change part of a measure (If-Match)",
+              openapi_extra=PATCH_BODY)
+def patch_measure(measure_id: MeasureId, body: BodyDep, conn: ConnDep, user: PlannerDep,
                   version: VersionDep) -> JSONResponse:
     """Partial update: any properties and/or the geometry; the result is checked as a whole."""
     return _respond(patch_record(measure_id, body, conn, user, version))
 
 
 @router.delete("/{measure_id}", summary="Delete a measure (soft, If-Match)", status_code=204)
-def delete_measure(measure_id: int, conn: ConnDep, user: PlannerDep,
+def delete_measure(measure_id: MeasureId, conn: ConnDep, user: PlannerDep,
                    version: VersionDep) -> Response:
     """Soft delete; an admin can restore it."""
     delete_record(measure_id, conn, user, version)
@@ -251,7 +282,7 @@ def delete_measure(measure_id: int, conn: ConnDep, user: PlannerDep,
 
 
 @router.post("/{measure_id}/restore", summary="Restore a deleted measure (admin, If-Match)")
-def restore_measure(measure_id: int, conn: ConnDep, user: AdminDep,
+def restore_measure(measure_id: MeasureId, conn: ConnDep, user: AdminDep,
                     version: VersionDep) -> JSONResponse:
     """Undo a soft delete."""
     record = measures.restore_deleted(conn, measure_id, version, Actor.of(user))
@@ -260,7 +291,7 @@ def restore_measure(measure_id: int, conn: ConnDep, user: AdminDep,
 
 
 @router.post("/{measure_id}/publish", summary="Publish (If-Match)")
-def publish(measure_id: int, conn: ConnDep, user: PlannerDep, version: VersionDep) -> JSONResponse:
+def publish(measure_id: MeasureId, conn: ConnDep, user: PlannerDep, version: VersionDep) -> JSONResponse:
     """Make a draft public."""
     record = measures.set_published(conn, measure_id, version, True, Actor.of(user))
     commit(conn)
@@ -268,7 +299,7 @@ def publish(measure_id: int, conn: ConnDep, user: PlannerDep, version: VersionDe
 
 
 @router.post("/{measure_id}/unpublish", summary="Unpublish (If-Match)")
-def unpublish(measure_id: int, conn: ConnDep, user: PlannerDep,
+def unpublish(measure_id: MeasureId, conn: ConnDep, user: PlannerDep,
               version: VersionDep) -> JSONResponse:
     """Take a measure back to draft."""
     record = measures.set_published(conn, measure_id, version, False, Actor.of(user))
@@ -277,14 +308,15 @@ def unpublish(measure_id: int, conn: ConnDep, user: PlannerDep,
 
 
 @router.get("/{measure_id}/history", summary="Change history (planners, admins)")
-def get_history(measure_id: int, conn: ConnDep, user: PlannerDep) -> dict:
+def get_history(measure_id: MeasureId, conn: ConnDep, user: PlannerDep) -> dict:
     """Who changed what when, oldest first."""
     return {"measure_id": measure_id, "history": measures.history(conn, measure_id)}
 
 
 @router.post("/{measure_id}/history/{to_version}/restore",
              summary="Restore an earlier version (admin, If-Match)")
-def revert(measure_id: int, to_version: int, conn: ConnDep, user: AdminDep,
+def revert(measure_id: MeasureId, to_version: Annotated[AsciiInt, Path(ge=1, le=2_147_483_647)],
+           conn: ConnDep, user: AdminDep,
            version: VersionDep) -> JSONResponse:
     """Write the record of an earlier version as the new current version."""
     record = measures.revert(conn, measure_id, version, to_version, Actor.of(user))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, Response
 
@@ -9,6 +11,7 @@ from quarters import feeds, places
 from quarters.api.deps import ConnDep, SettingsDep
 from quarters.errors import InvalidParameter, NotFound
 from quarters.messages import language
+from quarters.validation import AsciiInt
 
 router = APIRouter(tags=["public"])
 
@@ -17,7 +20,7 @@ router = APIRouter(tags=["public"])
 def near(conn: ConnDep, settings: SettingsDep,
          lon: float | None = Query(None, ge=-180, le=180),
          lat: float | None = Query(None, ge=-90, le=90),
-         district: int | None = Query(None, ge=1, le=2_147_483_647),
+         district: Annotated[AsciiInt | None, Query(ge=1, le=2_147_483_647)] = None,
          radius: float = Query(1000, gt=0)) -> dict:
     """Measures within ``radius`` metres, nearest first, with the district and its quarters."""
     if radius > settings.near_max_radius_m:
@@ -31,7 +34,7 @@ def near(conn: ConnDep, settings: SettingsDep,
 
 @router.get("/api/feeds/changes.atom", summary="Atom feed of published changes at a place")
 def changes_feed(request: Request, conn: ConnDep,
-                 district: int | None = Query(None, ge=1, le=2_147_483_647),
+                 district: Annotated[AsciiInt | None, Query(ge=1, le=2_147_483_647)] = None,
                  quarter: str | None = Query(None, max_length=80),
                  lon: float | None = None, lat: float | None = None,
                  radius: float | None = None) -> Response:
@@ -52,12 +55,12 @@ def _page(settings, name: str) -> FileResponse:  # noqa: ANN001
 
 
 @router.get("/massnahmen/{measure_id}", include_in_schema=False)
-def measure_page(measure_id: int, settings: SettingsDep) -> FileResponse:
+def measure_page(measure_id: AsciiInt, settings: SettingsDep) -> FileResponse:
     """Stable address of a measure's page."""
     return _page(settings, "measure.html")
 
 
 @router.get("/ideen/{idea_id}", include_in_schema=False)
-def idea_page(idea_id: int, settings: SettingsDep) -> FileResponse:
+def idea_page(idea_id: AsciiInt, settings: SettingsDep) -> FileResponse:
     """Stable address of an idea's page."""
     return _page(settings, "idea.html")
