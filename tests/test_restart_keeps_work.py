@@ -22,15 +22,17 @@ TABLES = ("measures", "measure_history", "measure_editions", "editions", "seed_k
 
 
 @pytest.fixture(scope="module")
-def fresh(settings: Settings, engine):  # noqa: ANN001, ARG001 (engine: the cluster is set up)
-    """Settings of a database of its own in the test cluster (dropped afterwards)."""
-    admin = create_engine(settings.database_url, isolation_level="AUTOCOMMIT")
+def fresh(settings: Settings, cluster, engine):  # noqa: ANN001, ARG001 (engine: set up)
+    """Settings of a database of its own in the test cluster (dropped afterwards), owned by
+    the owner role as the embedded cluster's is."""
+    admin_url = cluster.url("admin")
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as c:
         c.execute(text(f"DROP DATABASE IF EXISTS {DB}"))
-        c.execute(text(f"CREATE DATABASE {DB}"))
+        c.execute(text(f"CREATE DATABASE {DB} OWNER quarters_owner"))
     url = settings.database_url.rsplit("/", 1)[0] + f"/{DB}"
     own = Settings(database_url=url, data_dir=settings.data_dir, home=settings.home)
-    postgis = create_engine(url, isolation_level="AUTOCOMMIT")
+    postgis = create_engine(admin_url.rsplit("/", 1)[0] + f"/{DB}", isolation_level="AUTOCOMMIT")
     with postgis.connect() as c:
         c.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
     postgis.dispose()

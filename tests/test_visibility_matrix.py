@@ -92,6 +92,16 @@ def _matrix() -> dict[tuple[str, str], tuple]:
         ("DELETE", "/api/collections/measures/items/{measure_id}"): (
             lambda f: ("DELETE", f"/api/collections/measures/items/{f['draft']}",
                        {"headers": {"If-Match": f["draft_etag"]}}), WRITE, DRAFT_NONE),
+        ("GET", "/api/"): (lambda f: ("GET", "/api/", {}), ANY, DRAFT_NONE),
+        ("GET", "/api/ogc/openapi.json"): (lambda f: ("GET", "/api/ogc/openapi.json", {}), ANY,
+                                           DRAFT_NONE),
+        ("GET", "/api/collections/{collection_id}/schema"): (
+            lambda f: ("GET", "/api/collections/measures/schema", {}), ANY, DRAFT_NONE),
+        # a wrong current password: 401 for everyone (and nothing changes)
+        ("POST", "/api/auth/password"): (
+            lambda f: ("POST", "/api/auth/password",
+                       {"json": {"current_password": "falsch" * 3, "new_password": "y" * 16}}),
+            SIGNIN, DRAFT_NONE),
         ("POST", "/api/auth/login"): (
             lambda f: ("POST", "/api/auth/login",
                        {"json": {"username": "niemand-hier", "password": "x" * 12}}),

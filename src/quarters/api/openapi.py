@@ -44,7 +44,7 @@ def install(app: FastAPI) -> None:
                 for operation in item.values():
                     for response in operation.get("responses", {}).values():
                         for media, content in response.get("content", {}).items():
-                            if media.endswith("json") and content.get("schema") == {"type": "string"}:
+                            if "json" in media and content.get("schema") == {"type": "string"}:
                                 content["schema"] = {"type": "object"}
             app.openapi_schema = doc
         return app.openapi_schema
