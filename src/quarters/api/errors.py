@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
 from quarters.api.responses import ProblemResponse
@@ -49,4 +50,11 @@ def add_exception_handlers(app: FastAPI) -> None:
     async def _db_down(_request: Request, exc: OperationalError) -> ProblemResponse:
         log.error("database error: %s", str(exc).split("\n")[0])
         body = problem(503, "Datenbank nicht erreichbar", "the database cannot be reached")
+        return ProblemResponse(body, status_code=503, headers={"Retry-After": "5"})
+
+    @app.exception_handler(PoolTimeout)
+    async def _pool_full(_request: Request, _exc: PoolTimeout) -> ProblemResponse:
+        log.warning("database pool exhausted: a request waited too long for a connection")
+        body = problem(503, "Dienst ausgelastet",
+                       "all database connections are in use; try again shortly")
         return ProblemResponse(body, status_code=503, headers={"Retry-After": "5"})
