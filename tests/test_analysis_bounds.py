@@ -110,6 +110,7 @@ def test_typology_of_all_municipalities_needs_little_memory(client):
     body = r.json()
     assert body["method"] == "kmeans" and len(body["units"]) == 10997
     # Ward's tree over 10,997 units needs ≈ 0.5 GB, the unbounded silhouette ≈ 0.2 GB
+    print(f"FIGURE typology of all municipalities: peak {peak / 2**20:.0f} MiB traced")
     assert peak < 120 * 2**20, f"peak {peak / 2**20:.0f} MiB"
 
 
