@@ -461,8 +461,9 @@ def run_transfer(conn: Connection, params: TransferParams, progress: Progress | 
     if key is not None:
         hit = _cache_get(_RESULT_CACHE, key, "ranking")
         if hit is not None:
+            took = time.perf_counter() - t0
             return replace(hit, params=params, cache={"ranking": "hit"},
-                           timings={"fetch_s": time.perf_counter() - t0, "cached": 1.0})
+                           timings={"fetch_s": took, "total_s": took})
     names = units(conn, level)["name"]
     timings["fetch_s"] = time.perf_counter() - t0
     ref_arg: Any = reference.unit_id if reference.unit_id is not None else reference.profile
