@@ -318,7 +318,7 @@ def test_full_pool_answers_503_and_recovers(own_db):
 
     with quarters_serve(settings, QUARTERS_POOL_MAX="1", QUARTERS_POOL_MIN="1") as (url, proc):
         t0 = time.monotonic()
-        threads = [threading.Thread(target=slow, args=(url,)) for _ in range(24)]
+        threads = [threading.Thread(target=slow, args=(url,)) for _ in range(32)]
         for t in threads:
             t.start()
         for t in threads:
@@ -326,7 +326,7 @@ def test_full_pool_answers_503_and_recovers(own_db):
         took = time.monotonic() - t0
         after = httpx.get(f"{url}/api/health", timeout=15)
         assert proc.poll() is None
-    figure("full pool (1 connection, 24 slow requests): statuses", dict(statuses))
+    figure("full pool (1 connection, 32 slow requests): statuses", dict(statuses))
     figure("full pool: all answered within s", round(took, 1))
     assert not bad, bad[:5]
     assert set(statuses) <= {200, 503} and statuses[503] > 0 and statuses[200] > 0, statuses
