@@ -273,19 +273,16 @@ def serve(
     host: Annotated[str | None, typer.Option()] = None,
     port: Annotated[int | None, typer.Option()] = None,
 ) -> None:
-    """Serve the map and the API (starts the embedded database on demand)."""
-    import uvicorn
-
+    """Serve the map and the API (starts the embedded database on demand) with the limits of
+    the QUARTERS_SERVER_* settings; in production put a TLS reverse proxy in front."""
+    from quarters import server
     from quarters.api import create_app
 
     settings = get_settings()
     _engine(settings).dispose()
     host, port = host or settings.host, port or settings.port
     console.print(f"quarters: http://{host}:{port}/  (API: http://{host}:{port}/api)")
-    # proxy_headers off: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1;
-    # the app reads it itself, only from QUARTERS_TRUSTED_PROXIES (quarters.clients).
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info",
-                access_log=settings.access_log, proxy_headers=False)
+    server.run(create_app(settings), settings, host, port)
 
 
 def main() -> None:

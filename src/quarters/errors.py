@@ -109,6 +109,12 @@ class TooManyRequests(QuartersError):
     title = "Zu viele Anfragen"
 
 
+class ServiceBusy(QuartersError):
+    """The server is at a limit (analysis slots, time); the client may retry later (503)."""
+
+    title = "Dienst ausgelastet"
+
+
 STATUS_CODES: dict[type[QuartersError], int] = {
     NotFound: 404,
     BadRequest: 400,
@@ -124,6 +130,7 @@ STATUS_CODES: dict[type[QuartersError], int] = {
     ImportRefused: 422,
     InvalidInput: 422,
     DatabaseUnavailable: 503,
+    ServiceBusy: 503,
     SetupError: 500,
 }
 

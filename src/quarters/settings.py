@@ -81,6 +81,25 @@ class Settings(BaseSettings):
                            "never with credentials")
     cache_max_age: int = Field(0, description="max-age of OGC API reads in seconds; 0: clients "
                                               "revalidate every time (ETag → 304)")
+    # analysis on the public API (quarters.api.routes.analysis)
+    analysis_max_runs: int = Field(500, description="sensitivity runs per analysis request")
+    analysis_max_top: int = Field(500, description="ranking rows per analysis request")
+    analysis_max_units: int = Field(12_000, description="candidate units per analysis request")
+    analysis_max_ward_units: int = Field(
+        2_000, description="units of an agglomerative (Ward) typology: its memory grows with the "
+        "square of the units; larger levels need k-means")
+    analysis_slots: int = Field(1, description="analyses running at a time per worker")
+    analysis_queue: int = Field(3, description="analyses waiting for a slot per worker; "
+                                "more get 503")
+    analysis_wait_s: float = Field(5.0, description="longest wait for a slot before 503")
+    analysis_timeout_ms: int = Field(10_000, description="statement timeout of analysis queries")
+    # the HTTP server (quarters serve)
+    server_limit_concurrency: int = Field(200, description="connections + tasks before 503")
+    server_keep_alive_s: int = Field(5, description="idle keep-alive connections are closed")
+    server_backlog: int = Field(256, description="pending TCP connections")
+    server_header_timeout_s: float = Field(
+        10.0, description="a request's line and headers must arrive within this time")
+    server_max_header_bytes: int = Field(64 * 1024, description="request line + headers")
     tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
     tile_attribution: str = "© OpenStreetMap-Mitwirkende"
 

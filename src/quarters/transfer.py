@@ -25,7 +25,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import geopandas as gpd
@@ -61,6 +61,51 @@ MAX_TOP = 500
 MAX_INDICATORS = 30
 AUTO_K_MAX_UNITS = 2000  # choosing k by silhouette over 3..8 takes ~20 s for 11,000 units
 LARGE_LEVEL_K = 6
+MAX_RUNS = 5000
+WEIGHT_ROUNDING = ("weights rounded to steps of 0.05 × the decade of the largest weight "
+                   "(2 → 2, 2.01 → 2, 0.333 → 0.35), a positive weight to at least one step")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps of one analysis; the API takes them from the settings, the CLI uses the defaults."""
+
+    max_top: int = MAX_TOP
+    max_runs: int = MAX_RUNS
+    max_units: int | None = None
+    max_ward_units: int | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Limits:
+        """The caps of the public API (QUARTERS_ANALYSIS_MAX_*)."""
+        return cls(max_top=min(settings.analysis_max_top, MAX_TOP),
+                   max_runs=min(settings.analysis_max_runs, MAX_RUNS),
+                   max_units=settings.analysis_max_units,
+                   max_ward_units=settings.analysis_max_ward_units)
+
+    def check_units(self, n_units: int, level: str, cluster_method: str | None) -> None:
+        """InvalidParameter when a level is too large for one request or for Ward's method."""
+        if self.max_units is not None and n_units > self.max_units:
+            raise InvalidParameter(
+                f"level: '{level}' has {n_units} units, more than the {self.max_units} one "
+                "analysis may use (QUARTERS_ANALYSIS_MAX_UNITS)")
+        if (cluster_method == "agglomerative" and self.max_ward_units is not None
+                and n_units > self.max_ward_units):
+            raise InvalidParameter(
+                f"cluster_method: agglomerative (Ward) needs memory growing with the square of "
+                f"the units; at most {self.max_ward_units} units (QUARTERS_ANALYSIS_MAX_WARD_UNITS),"
+                f" level '{level}' has {n_units}: use kmeans")
+
+
+def round_weights(weights: dict[str, float]) -> dict[str, float]:
+    """Weights on a grid (see WEIGHT_ROUNDING): a 0.01 change asks the same question twice,
+    so the caches answer it; the computation uses exactly these rounded weights."""
+    largest = max(weights.values(), default=0.0)
+    if largest <= 0:
+        return dict(weights)
+    step = 0.05 * 10.0 ** math.floor(math.log10(largest))
+    return {k: 0.0 if w <= 0 else float(f"{max(1, round(w / step)) * step:.12g}")
+            for k, w in weights.items()}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -86,8 +131,9 @@ class TransferParams:
     k: int | None = None
     cluster_method: str = "kmeans"
 
-    def check(self) -> None:
-        """Raise InvalidParameter naming the first bad field."""
+    def check(self, limits: Limits | None = None) -> None:
+        """Raise InvalidParameter naming the first bad field (or the cap it exceeds)."""
+        limits = limits or Limits()
         for name, value, allowed in (("method", self.method, METHODS),
                                      ("metric", self.metric, METRICS),
                                      ("missing", self.missing, MISSING),
@@ -96,10 +142,12 @@ class TransferParams:
                 raise InvalidParameter(f"{name}: '{str(value)[:80]}' is not one of {', '.join(allowed)}")
         if self.missing == "skip_pairwise" and self.metric == "mahalanobis":
             raise InvalidParameter("missing: 'skip_pairwise' only works with metric 'euclidean'")
-        if not 1 <= self.top <= MAX_TOP:
-            raise InvalidParameter(f"top: must be between 1 and {MAX_TOP}, got {self.top}")
-        if not 1 <= self.runs <= 5000:
-            raise InvalidParameter(f"runs: must be between 1 and 5000, got {self.runs}")
+        if not 1 <= self.top <= limits.max_top:
+            raise InvalidParameter(f"top: must be between 1 and {limits.max_top} "
+                                   f"(QUARTERS_ANALYSIS_MAX_TOP), got {self.top}")
+        if self.sensitivity and not 1 <= self.runs <= limits.max_runs:
+            raise InvalidParameter(f"runs: must be between 1 and {limits.max_runs} "
+                                   f"(QUARTERS_ANALYSIS_MAX_RUNS), got {self.runs}")
         if not 0 <= self.spread < 1:
             raise InvalidParameter(f"spread: must be in [0, 1), got {self.spread}")
         if self.k is not None and not 2 <= self.k <= 20:
@@ -169,7 +217,7 @@ def resolve_indicators(conn: Connection, level: Level, indicators: list[str] | N
     if empty:
         raise InvalidInput(f"indicators: no values at level '{level.name}' for "
                            f"{', '.join(empty)}")
-    return [defs[k] for k in keys], {k: float(weights.get(k, 1.0)) for k in keys}
+    return [defs[k] for k in keys], round_weights({k: float(weights.get(k, 1.0)) for k in keys})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -289,26 +337,57 @@ def _frame_hash(values: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
+_RESULT_CACHE: OrderedDict[str, Any] = OrderedDict()
+_RESULT_CACHE_SIZE = 8
+CACHE_STATS: dict[str, int] = {"typology_hit": 0, "typology_miss": 0, "ranking_hit": 0,
+                               "ranking_miss": 0}
+
+
+def _cache_get(cache: OrderedDict[str, Any], key: str, kind: str) -> Any | None:
+    with _CACHE_LOCK:
+        hit = cache.get(key)
+        if hit is not None:
+            cache.move_to_end(key)
+        CACHE_STATS[f"{kind}_{'hit' if hit is not None else 'miss'}"] += 1
+        return hit
+
+
+def _cache_put(cache: OrderedDict[str, Any], key: str, value: Any, size: int) -> None:
+    with _CACHE_LOCK:
+        cache[key] = value
+        while len(cache) > size:
+            cache.popitem(last=False)
+
+
 def cached_typology(values: pd.DataFrame, weights: dict[str, float], k: int | None,
-                    method: str, scaling: str, seed: int = 0):  # noqa: ANN201
-    """:func:`quarters.analysis.typology.typology` with an in-process cache keyed by the data."""
+                    method: str, scaling: str, seed: int = 0) -> tuple[Any, bool]:
+    """:func:`quarters.analysis.typology.typology` with an in-process cache keyed by the data
+    and the (rounded, see :func:`round_weights`) weights; returns (result, cache hit)."""
     from quarters.analysis.typology import typology
 
     key = "|".join([_frame_hash(values), repr(sorted(weights.items())), str(k), method,
                     scaling, str(seed)])
-    with _CACHE_LOCK:
-        if key in _TYPOLOGY_CACHE:
-            _TYPOLOGY_CACHE.move_to_end(key)
-            return _TYPOLOGY_CACHE[key]
+    hit = _cache_get(_TYPOLOGY_CACHE, key, "typology")
+    if hit is not None:
+        return hit, True
     phrases = _phrases(list(values.columns))
     k_range = range(3, 9) if len(values) > 9 else range(2, max(3, len(values) - 1))
     result = typology(values, weights, k=k, method=method, seed=seed, scaling=scaling,
                       phrases=phrases, k_range=k_range)
-    with _CACHE_LOCK:
-        _TYPOLOGY_CACHE[key] = result
-        while len(_TYPOLOGY_CACHE) > _CACHE_SIZE:
-            _TYPOLOGY_CACHE.popitem(last=False)
-    return result
+    _cache_put(_TYPOLOGY_CACHE, key, result, _CACHE_SIZE)
+    return result, False
+
+
+def _result_key(values: pd.DataFrame, reference: Reference, weights: dict[str, float],
+                params: TransferParams) -> str:
+    """Cache key of a ranking: the data, the reference's values and the rounded question."""
+    ref = reference.unit_id if reference.unit_id is not None else \
+        repr(sorted(reference.profile.to_dict().items()))
+    p = params
+    return "|".join(map(str, [_frame_hash(values), reference.spec, ref,
+                              sorted(weights.items()), p.level, p.method, p.metric, p.missing,
+                              p.top, p.sensitivity, p.runs if p.sensitivity else 0, p.spread,
+                              p.seed, p.types, p.k, p.cluster_method]))
 
 
 _PHRASES = {
@@ -349,6 +428,7 @@ class TransferResult:
     ref_dates: dict[str, list[str]]
     timings: dict[str, float]
     n_units: int
+    cache: dict[str, str] = field(default_factory=dict)  # "ranking"/"typology" → hit | miss
 
     @property
     def top(self) -> pd.DataFrame:
@@ -356,10 +436,15 @@ class TransferResult:
         return self.ranking.head(self.params.top + (1 if self.reference.unit_id else 0))
 
 
-def run_transfer(conn: Connection, params: TransferParams,
-                 progress: Progress | None = None) -> TransferResult:
-    """Rank the candidates of ``params.level`` by similarity to ``params.reference``."""
-    params.check()
+def run_transfer(conn: Connection, params: TransferParams, progress: Progress | None = None,
+                 *, limits: Limits | None = None, cache: bool = False) -> TransferResult:
+    """Rank the candidates of ``params.level`` by similarity to ``params.reference``.
+
+    ``limits`` caps top, runs and units (the API's settings); with ``cache`` an answer to the
+    same rounded question over the same data comes from an in-process cache.
+    """
+    limits = limits or Limits()
+    params.check(limits)
     step = progress or (lambda _label, _done, _total: None)
     total = 3 + int(params.sensitivity) + int(params.types)
     timings: dict[str, float] = {}
@@ -371,6 +456,14 @@ def run_transfer(conn: Connection, params: TransferParams,
     reference = resolve_reference(conn, params.reference, level, keys)
     step("Werte laden", 1, total)
     values, reasons, meta = values_table(conn, level, keys)
+    limits.check_units(len(values), level.name, params.cluster_method if params.types else None)
+    key = _result_key(values, reference, weights, params) if cache else None
+    if key is not None:
+        hit = _cache_get(_RESULT_CACHE, key, "ranking")
+        if hit is not None:
+            took = time.perf_counter() - t0
+            return replace(hit, params=params, cache={"ranking": "hit"},
+                           timings={"fetch_s": took, "total_s": took})
     names = units(conn, level)["name"]
     timings["fetch_s"] = time.perf_counter() - t0
     ref_arg: Any = reference.unit_id if reference.unit_id is not None else reference.profile
@@ -407,12 +500,15 @@ def run_transfer(conn: Connection, params: TransferParams,
         done += 1
 
     typ, ref_type = None, None
+    cache_info = {"ranking": "miss"} if key is not None else {}
     if params.types:
         t3 = time.perf_counter()
         used = {k: w for k, w in weights.items() if k in sim.indicators}
         try:
-            typ = cached_typology(values[list(used)], used, _k_for(params.k, len(values)),
-                                  params.cluster_method, params.method, params.seed)
+            typ, typ_hit = cached_typology(values[list(used)], used,
+                                           _k_for(params.k, len(values)),
+                                           params.cluster_method, params.method, params.seed)
+            cache_info["typology"] = "hit" if typ_hit else "miss"
         except ValueError as exc:
             warnings.append(f"typology skipped: {exc}")
         if typ is not None:
@@ -439,8 +535,12 @@ def run_transfer(conn: Connection, params: TransferParams,
     ref_dates = {k: [meta.at[k, "first"], meta.at[k, "last"]] for k in keys if k in meta.index}
     timings["total_s"] = time.perf_counter() - t0
     step("fertig", total, total)
-    return TransferResult(params, level, reference, defs, weights, sim, ranking, excluded, sens,
-                          typ, ref_type, warnings, sources, ref_dates, timings, len(values))
+    res = TransferResult(params, level, reference, defs, weights, sim, ranking, excluded, sens,
+                         typ, ref_type, warnings, sources, ref_dates, timings, len(values),
+                         cache_info)
+    if key is not None:
+        _cache_put(_RESULT_CACHE, key, res, _RESULT_CACHE_SIZE)
+    return res
 
 
 def _k_for(k: int | None, n_units: int) -> int | None:
@@ -572,6 +672,8 @@ def to_json(res: TransferResult, *, scores: bool = False, scheme: str = "quantil
         "rows": [row_dict(res, c) for c in res.top.index],
         "sources": [{k: s[k] for k in ("key", "name", "licence", "licence_url", "attribution")}
                     for s in res.sources],
+        "weights": {"asked": p.weights, "used": res.weights, "rounding": WEIGHT_ROUNDING},
+        "cache": res.cache or None,
         "timings": {k: round(v, 4) for k, v in res.timings.items()},
     }
     if res.sensitivity is not None:
@@ -606,8 +708,8 @@ def score_classes(res: TransferResult, scheme: str = "quantiles", k: int = 5) ->
 # ----------------------------------------------------------------------------------------------
 def typology_for(conn: Connection, level_name: str, indicators: list[str] | None,
                  weights: dict[str, float] | None, k: int | None, method: str = "kmeans",
-                 scaling: str = "zscore") -> dict[str, Any]:
-    """Typology of a level's units as JSON."""
+                 scaling: str = "zscore", *, limits: Limits | None = None) -> dict[str, Any]:
+    """Typology of a level's units as JSON (cached on the rounded weights)."""
     if method not in CLUSTER_METHODS:
         raise InvalidParameter(f"method: '{method}' is not one of {', '.join(CLUSTER_METHODS)}")
     if scaling not in METHODS:
@@ -618,13 +720,15 @@ def typology_for(conn: Connection, level_name: str, indicators: list[str] | None
     defs, w = resolve_indicators(conn, level, indicators, weights)
     keys = [d.key for d in defs]
     values, _, _ = values_table(conn, level, keys)
+    (limits or Limits()).check_units(len(values), level.name, method)
     try:
-        t = cached_typology(values, w, _k_for(k, len(values)), method, scaling)
+        t, hit = cached_typology(values, w, _k_for(k, len(values)), method, scaling)
     except ValueError as exc:
         raise InvalidInput(f"typology: {exc}") from exc
     names = units(conn, level)["name"]
     return _clean({
-        "level": level.name, "indicators": keys, "weights": w, "k": t.k,
+        "level": level.name, "indicators": keys, "weights": w, "weights_asked": weights,
+        "weight_rounding": WEIGHT_ROUNDING, "cache": "hit" if hit else "miss", "k": t.k,
         "silhouette": t.silhouette, "silhouette_by_k": t.silhouette_by_k, "method": t.method,
         "scaling": t.scaling,
         "types": [{"cluster": int(c), "size": int(row["size"]), "label_de": row["label_de"],
@@ -639,7 +743,7 @@ def typology_for(conn: Connection, level_name: str, indicators: list[str] | None
 
 def cross_city(conn: Connection, level_name: str = "gemeinde", indicators: list[str] | None = None,
                weights: dict[str, float] | None = None, top: int = 10,
-               method: str = "zscore") -> dict[str, Any]:
+               method: str = "zscore", *, limits: Limits | None = None) -> dict[str, Any]:
     """Which units resemble Halle (Saale), which resemble Gera, and how alike are the two?"""
     if level_name not in ("gemeinde", "kreis"):
         raise InvalidParameter(f"level: cross-city works on 'gemeinde' or 'kreis', got "
@@ -652,7 +756,7 @@ def cross_city(conn: Connection, level_name: str = "gemeinde", indicators: list[
         params = TransferParams(reference=f"{level_name}:{code}", level=level_name,
                                 indicators=indicators, weights=weights, top=top, method=method,
                                 sensitivity=False, types=False)
-        res = run_transfer(conn, params)
+        res = run_transfer(conn, params, limits=limits)
         results[ags] = res
         out["cities"].append({"ags": ags, "name": PROJECT_CITIES[ags], "code": code,
                               "rows": [row_dict(res, c, with_explanation=False)

@@ -10,7 +10,9 @@ Clusters are renumbered 0 … k−1 by size (largest first) so results are repro
 on a seeded sample of 5,000 units when there are more).  ``"agglomerative"`` is Ward linkage
 (scipy's ``linkage(method="ward")``, which is what scikit-learn's ``AgglomerativeClustering``
 with ``linkage="ward"`` computes; the tree is built once and cut at every k).  It needs memory
-quadratic in the number of units (≈ 0.5 GB for 11,000).
+quadratic in the number of units (≈ 0.5 GB for 11,000), so ``max_ward_units`` refuses it above a
+size (the public API sets it); k-means and the sampled silhouette need memory linear in the
+units (the silhouette's distance blocks are capped at ``_SILHOUETTE_MEMORY_MB``).
 
 Type names: for each cluster the indicators whose mean standardised value is at least
 ``threshold`` (default 0.5) away from 0 are named, strongest first (at most ``terms``), as
@@ -37,6 +39,7 @@ __all__ = ["TypologyResult", "assign", "same_type", "typology"]
 
 _CLUSTER_METHODS = ("kmeans", "agglomerative")
 _SILHOUETTE_SAMPLE = 5000
+_SILHOUETTE_MEMORY_MB = 32  # scikit-learn's default working memory is 1 GB per distance block
 
 
 @dataclass
@@ -86,8 +89,11 @@ def _silhouette(x: np.ndarray, labels: np.ndarray, seed: int) -> float:
     """Silhouette score (sampled beyond 5,000 units); −1 if only one cluster was formed."""
     if len(np.unique(labels)) < 2:
         return -1.0
+    from sklearn import config_context
+
     size = _SILHOUETTE_SAMPLE if len(x) > _SILHOUETTE_SAMPLE else None
-    return float(silhouette_score(x, labels, sample_size=size, random_state=seed))
+    with config_context(working_memory=_SILHOUETTE_MEMORY_MB):
+        return float(silhouette_score(x, labels, sample_size=size, random_state=seed))
 
 
 def _renumber(labels: np.ndarray) -> np.ndarray:
@@ -142,6 +148,7 @@ def typology(
     phrases: Mapping[str, tuple[str, str, str, str]] | None = None,
     threshold: float = 0.5,
     terms: int = 2,
+    max_ward_units: int | None = None,
 ) -> TypologyResult:
     """Cluster the units of ``values`` into types (k-means or Ward); choose k by silhouette.
 
@@ -157,6 +164,9 @@ def typology(
         ``"kmeans"`` (``n_init=10``, seeded) or ``"agglomerative"`` (Ward).
     scaling
         ``"zscore"`` or ``"robust"``, as ``method`` in :func:`similarity`.
+    max_ward_units
+        ``"agglomerative"`` on more complete units than this raises ValueError (its memory
+        grows with the square of the units); None = no limit.
     """
     _check_values(values)
     _check_option("method", method, _CLUSTER_METHODS)
@@ -170,6 +180,9 @@ def typology(
     notes = [f"{len(excluded)} unit(s) with missing values not clustered"] if excluded else []
     data = raw[~bad]
     n = len(data)
+    if method == "agglomerative" and max_ward_units is not None and n > max_ward_units:
+        raise ValueError(f"agglomerative (Ward) clustering of {n} units needs memory growing "
+                         f"with the square of the units; at most {max_ward_units}, use kmeans")
     ks = [k] if k is not None else sorted({int(x) for x in k_range if 2 <= x < n})
     if k is not None and not (isinstance(k, int | np.integer) and 2 <= k < n):
         raise ValueError(f"k must be an integer with 2 <= k < number of units ({n}), got {k!r}")

@@ -9,12 +9,13 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from quarters import indicators as ind
 from quarters import transfer
+from quarters.api.bounds import AnalysisConnDep
 from quarters.api.deps import ConnDep, SettingsDep
 from quarters.api.responses import GeoJSONResponse, RawJSONResponse
 from quarters.errors import InvalidInput, InvalidParameter, NotFound
@@ -24,6 +25,7 @@ router = APIRouter(prefix="/api/analysis", tags=["analysis"])
 
 SCHEMES = ("quantiles", "natural_breaks", "equal_interval")
 SIMPLIFY_M = {"municipalities": 150.0, "counties": 150.0}
+CACHE_HEADER = "X-Analysis-Cache"
 REFERENCE_HELP = ("Reference unit as kind:key — quarter:<slug>, gemeinde:<AGS>, kreis:<AGS>, "
                   "<district level>:<code> (e.g. stadtviertel:09) or measure:<id>")
 
@@ -166,9 +168,9 @@ class TransferRequest(BaseModel):
     method: str = Field("zscore", json_schema_extra={"enum": list(transfer.METHODS)})
     metric: str = Field("euclidean", json_schema_extra={"enum": list(transfer.METRICS)})
     missing: str = Field("drop_indicator", json_schema_extra={"enum": list(transfer.MISSING)})
-    top: int = Field(10, description="rows returned (1–500)")
+    top: int = Field(10, description="rows returned (1 to QUARTERS_ANALYSIS_MAX_TOP, 500)")
     sensitivity: bool = Field(True, description="perturb the weights and report rank stability")
-    runs: int = Field(200, description="sensitivity runs")
+    runs: int = Field(200, description="sensitivity runs (1 to QUARTERS_ANALYSIS_MAX_RUNS, 500)")
     spread: float = Field(0.25, description="weights × uniform factor in [1−spread, 1+spread]")
     seed: int = 0
     types: bool = Field(True, description="typology; marks candidates of the reference's type")
@@ -182,30 +184,48 @@ class TransferRequest(BaseModel):
     k_classes: int = Field(5, description="number of map classes of the score (2–9)")
 
 
-def _run(conn: Any, body: TransferRequest) -> dict:
-    _scheme(body.classes, body.k_classes)
-    params = transfer.TransferParams(
+def _params(body: TransferRequest) -> transfer.TransferParams:
+    return transfer.TransferParams(
         reference=body.reference, level=body.level, indicators=body.indicators,
         weights=body.weights, method=body.method, metric=body.metric, missing=body.missing,
         top=body.top, sensitivity=body.sensitivity, runs=body.runs, spread=body.spread,
         seed=body.seed, types=body.types, k=body.k, cluster_method=body.cluster_method)
-    res = transfer.run_transfer(conn, params)
+
+
+def checked_body(body: TransferRequest, settings: SettingsDep) -> TransferRequest:
+    """The body, refused (400, the cap named) before it waits for a slot or a connection."""
+    _scheme(body.classes, body.k_classes)
+    _params(body).check(transfer.Limits.from_settings(settings))
+    return body
+
+
+def _run(conn: Any, body: TransferRequest, settings: Any, response: Response) -> dict:
+    res = transfer.run_transfer(conn, _params(body), limits=transfer.Limits.from_settings(settings),
+                                cache=True)
+    response.headers[CACHE_HEADER] = res.cache.get("ranking", "miss")
     return transfer.to_json(res, scores=body.scores, scheme=body.classes, k=body.k_classes)
 
 
-@router.post("/transfer", summary="Rank candidates by similarity to a reference")
-def transfer_post(body: TransferRequest, conn: ConnDep) -> dict:
+CheckedBody = Annotated[TransferRequest, Depends(checked_body)]
+BUSY = {503: {"description": "busy with other analyses or too slow (Retry-After)"}}
+
+
+@router.post("/transfer", summary="Rank candidates by similarity to a reference",
+             responses=BUSY)
+def transfer_post(body: CheckedBody, conn: AnalysisConnDep, settings: SettingsDep,
+                  response: Response) -> dict:
     """Transferability ranking: candidates of ``level`` ranked by weighted similarity to the
     reference, each row with score (0–100), distance, per-indicator contributions (sum =
     distance²), standardised differences, an explanation, sensitivity to the weights and
     whether it is of the reference's type. Missing values are never imputed: excluded
-    candidates are listed with the reasons."""
-    return _run(conn, body)
+    candidates are listed with the reasons. Weights are rounded (``weights.rounding``); the
+    same rounded question over the same data is answered from a cache
+    (header ``X-Analysis-Cache: hit``)."""
+    return _run(conn, body, settings, response)
 
 
-@router.get("/transfer", summary="Ranking (GET form of POST /transfer)")
-def transfer_get(
-    conn: ConnDep,
+def transfer_query(
+    settings: SettingsDep,
     reference: Annotated[str, Query(description=REFERENCE_HELP)],
     level: str = "gemeinde",
     indicators: Annotated[list[str] | None, Query(description="keys; repeat or "
@@ -216,31 +236,33 @@ def transfer_get(
     top: int = 10, sensitivity: bool = True, runs: int = 200, spread: float = 0.25,
     seed: int = 0, types: bool = True, k: int | None = None, cluster_method: str = "kmeans",
     scores: bool = False, classes: str = "quantiles", k_classes: int = 5,
-) -> dict:
-    """Same as POST /transfer with query parameters (weights as ``density=2``)."""
+) -> TransferRequest:
+    """The query of GET /transfer as a checked body."""
     body = TransferRequest(
         reference=reference, level=level, indicators=_list(indicators),
         weights=transfer.parse_weights(weights, "weights") or None, method=method,
         metric=metric, missing=missing, top=top, sensitivity=sensitivity, runs=runs,
         spread=spread, seed=seed, types=types, k=k, cluster_method=cluster_method,
         scores=scores, classes=classes, k_classes=k_classes)
-    return _run(conn, body)
+    return checked_body(body, settings)
+
+
+@router.get("/transfer", summary="Ranking (GET form of POST /transfer)", responses=BUSY)
+def transfer_get(body: Annotated[TransferRequest, Depends(transfer_query)],
+                 conn: AnalysisConnDep, settings: SettingsDep, response: Response) -> dict:
+    """Same as POST /transfer with query parameters (weights as ``density=2``)."""
+    return _run(conn, body, settings, response)
 
 
 @router.post("/report", summary="Transferability report as a self-contained HTML file",
              response_class=Response,
-             responses={200: {"content": {"text/html": {}}}})
-def report(body: TransferRequest, conn: ConnDep, settings: SettingsDep) -> Response:
+             responses={200: {"content": {"text/html": {}}}, **BUSY})
+def report(body: CheckedBody, conn: AnalysisConnDep, settings: SettingsDep) -> Response:
     """The same analysis as POST /transfer, delivered as an offline HTML report (download)."""
     from quarters.report import render_report
 
-    _scheme(body.classes, body.k_classes)
-    params = transfer.TransferParams(
-        reference=body.reference, level=body.level, indicators=body.indicators,
-        weights=body.weights, method=body.method, metric=body.metric, missing=body.missing,
-        top=body.top, sensitivity=body.sensitivity, runs=body.runs, spread=body.spread,
-        seed=body.seed, types=body.types, k=body.k, cluster_method=body.cluster_method)
-    res = transfer.run_transfer(conn, params)
+    res = transfer.run_transfer(conn, _params(body), limits=transfer.Limits.from_settings(settings),
+                                cache=True)
     page = render_report(conn, res, settings, scheme=body.classes, k=body.k_classes)
     name = re.sub(r"[^A-Za-z0-9_-]+", "-", f"transfer-{res.reference.code}-{res.level.name}")
     return Response(page, media_type="text/html; charset=utf-8", headers={
@@ -250,9 +272,11 @@ def report(body: TransferRequest, conn: ConnDep, settings: SettingsDep) -> Respo
 # ----------------------------------------------------------------------------------------------
 # typology and cross-city
 # ----------------------------------------------------------------------------------------------
-@router.get("/typology", summary="Typology (clusters) of a level's units")
+@router.get("/typology", summary="Typology (clusters) of a level's units", responses=BUSY)
 def typology(
-    conn: ConnDep,
+    conn: AnalysisConnDep,
+    settings: SettingsDep,
+    response: Response,
     level: str = "gemeinde",
     indicators: Annotated[list[str] | None, Query(description="keys; repeat or "
                                                   "comma-separate")] = None,
@@ -262,15 +286,20 @@ def typology(
     method: str = "kmeans",
     scaling: str = "zscore",
 ) -> dict:
-    """Named types (k-means or Ward) with sizes and centres, and the type of every unit."""
-    return transfer.typology_for(conn, level, _list(indicators),
+    """Named types (k-means, or Ward up to QUARTERS_ANALYSIS_MAX_WARD_UNITS units) with sizes
+    and centres, and the type of every unit; cached on the rounded weights."""
+    body = transfer.typology_for(conn, level, _list(indicators),
                                  transfer.parse_weights(weights, "weights") or None, k, method,
-                                 scaling)
+                                 scaling, limits=transfer.Limits.from_settings(settings))
+    response.headers[CACHE_HEADER] = body["cache"]
+    return body
 
 
-@router.get("/cross-city", summary="Which units resemble Halle (Saale), which resemble Gera")
+@router.get("/cross-city", summary="Which units resemble Halle (Saale), which resemble Gera",
+            responses=BUSY)
 def cross_city(
-    conn: ConnDep,
+    conn: AnalysisConnDep,
+    settings: SettingsDep,
     level: Annotated[str, Query(description="gemeinde or kreis")] = "gemeinde",
     indicators: Annotated[list[str] | None, Query(description="keys")] = None,
     weights: Annotated[list[str] | None, Query(description="indicator=weight")] = None,
@@ -279,13 +308,15 @@ def cross_city(
 ) -> dict:
     """Top matches of each project city among all municipalities (or Kreise) and how the two
     cities rank in each other's list."""
-    if not 1 <= top <= transfer.MAX_TOP:
-        raise InvalidParameter(f"top: must be between 1 and {transfer.MAX_TOP}, got {top}")
+    limits = transfer.Limits.from_settings(settings)
+    if not 1 <= top <= limits.max_top:
+        raise InvalidParameter(f"top: must be between 1 and {limits.max_top} "
+                               f"(QUARTERS_ANALYSIS_MAX_TOP), got {top}")
     if method not in transfer.METHODS:
         raise InvalidParameter(f"method: '{method}' is not one of {', '.join(transfer.METHODS)}")
     try:
         return transfer.cross_city(conn, level, _list(indicators),
                                    transfer.parse_weights(weights, "weights") or None, top,
-                                   method)
+                                   method, limits=limits)
     except ValueError as exc:  # pragma: no cover - the core's checks surface as InvalidInput
         raise InvalidInput(str(exc)) from exc

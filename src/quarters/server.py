@@ -1,0 +1,110 @@
+"""The HTTP server of ``quarters serve``: uvicorn (httptools) with the limits a public service
+needs. uvicorn bounds concurrency, the backlog and idle keep-alive connections itself; it has no
+deadline for a request's headers (a client sending one byte per second holds a connection
+forever) and no cap on their size. :class:`BoundedHttpProtocol` adds both: the request line and
+headers must arrive within ``server_header_timeout_s`` (else 408 and the connection is closed)
+and be at most ``server_max_header_bytes`` long (else 400 and closed). TLS, request rates and
+slow bodies are the reverse proxy's job (see the README).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from quarters.settings import Settings
+
+_TIMEOUT_TEXT = b"request headers did not arrive in time"
+REQUEST_TIMEOUT = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
+                   b"content-length: " + str(len(_TIMEOUT_TEXT)).encode() + b"\r\n"
+                   b"connection: close\r\n\r\n" + _TIMEOUT_TEXT)
+
+
+class HeadersTooLarge(Exception):
+    """Raised inside the parser: uvicorn answers 400 and closes the connection."""
+
+
+class BoundedHttpProtocol(HttpToolsProtocol):
+    """httptools protocol with a deadline and a size cap for the request line and headers."""
+
+    header_timeout_s: float = 10.0
+    max_header_bytes: int = 64 * 1024
+
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        super().__init__(*args, **kwargs)
+        self._deadline: asyncio.TimerHandle | None = None
+        self._header_bytes = 0
+
+    def _arm(self) -> None:
+        if self._deadline is None:
+            self._deadline = self.loop.call_later(self.header_timeout_s, self._too_slow)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _too_slow(self) -> None:
+        self._deadline = None
+        if not self.transport.is_closing():
+            self.logger.info("closing a connection whose request headers did not arrive in "
+                             "%.0f s", self.header_timeout_s)
+            self.transport.write(REQUEST_TIMEOUT)
+            self.transport.close()
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        """A new connection has ``header_timeout_s`` to send its first request's headers."""
+        super().connection_made(transport)
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Forget the deadline."""
+        self._disarm()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        """Each request (also the next one on a keep-alive connection) gets a deadline."""
+        super().on_message_begin()
+        self._header_bytes = 0
+        self._arm()
+
+    def _count(self, size: int) -> None:
+        self._header_bytes += size
+        if self._header_bytes > self.max_header_bytes:
+            raise HeadersTooLarge
+
+    def on_url(self, url: bytes) -> None:
+        """Count the request line against the cap."""
+        self._count(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        """Count each header against the cap."""
+        self._count(len(name) + len(value) + 4)
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        """The headers are in: no deadline while the app works (keep-alive takes over after)."""
+        self._disarm()
+        super().on_headers_complete()
+
+
+def protocol_for(settings: Settings) -> type[BoundedHttpProtocol]:
+    """The protocol class with the settings' deadline and cap."""
+    return type("QuartersHttpProtocol", (BoundedHttpProtocol,), {
+        "header_timeout_s": float(settings.server_header_timeout_s),
+        "max_header_bytes": int(settings.server_max_header_bytes)})
+
+
+def run(app: object, settings: Settings, host: str, port: int) -> None:
+    """Serve ``app`` with the limits of the settings until interrupted."""
+    import uvicorn
+
+    # proxy_headers off: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1;
+    # the app reads it itself, only from QUARTERS_TRUSTED_PROXIES (quarters.clients).
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=settings.access_log,
+                proxy_headers=False, http=protocol_for(settings),
+                limit_concurrency=settings.server_limit_concurrency,
+                timeout_keep_alive=settings.server_keep_alive_s, backlog=settings.server_backlog,
+                h11_max_incomplete_event_size=settings.server_max_header_bytes)
