@@ -20,6 +20,7 @@ from quarters.api.routes import (
     measure_files,
     measures,
     meta,
+    monitoring,
     public,
 )
 from quarters.api.security import SecurityHeaders
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(ideas.router)
     app.include_router(public.router)
     app.include_router(analysis.router)
+    app.include_router(monitoring.router)
     app.add_middleware(SecurityHeaders, tile_url=settings.tile_url)
     # Only large answers, only when the client asks; level 1 keeps the CPU cost small.
     app.add_middleware(GZipMiddleware, minimum_size=64_000, compresslevel=1)
