@@ -15,7 +15,7 @@ const STAFF_ROLES = new Set(["planner", "admin"]);
 const FILTERS = ["city", "edition", "quarter", "due_days"];
 const SVG_NS = "http://www.w3.org/2000/svg";
 const WIDTH = 640;
-const LABEL_W = 230;
+const LABEL_W = 250;
 const BAR_W = WIDTH - LABEL_W - 90;
 const $ = (id) => document.getElementById(id);
 const state = { user: null, csrf: null, options: null, body: null, loading: 0 };
@@ -115,8 +115,8 @@ function barChart({ title, rows, series, stacked = false, format = formatNumber 
   uid += 1;
   const titleId = `mon-chart-title-${uid}`;
   const descId = `mon-chart-desc-${uid}`;
-  const barH = stacked ? 16 : 12;
-  const rowH = stacked ? 26 : barH * series.length + 12;
+  const barH = stacked ? 18 : 16;
+  const rowH = stacked ? 28 : barH * series.length + 12;
   const height = Math.max(1, rows.length) * rowH + 8;
   const totals = rows.map((r) => (stacked ? r.values.reduce((a, b) => a + (b || 0), 0) : Math.max(0, ...r.values.map((v) => v || 0))));
   const max = Math.max(0, ...totals) || 1;
@@ -356,7 +356,7 @@ async function load() {
     state.body = body;
     state.options = body.options;
     fillFilters();
-    if (!$("f-due").value) $("f-due").value = String(body.filters.due_days);
+    $("f-due").placeholder = String(body.filters.due_days);
     renderTotals();
     renderSections();
     $("page-status").textContent = t(body.view === "staff" ? "mon.loaded_staff" : "mon.loaded_public", { count: body.totals.measures });
