@@ -409,3 +409,27 @@ def test_staff_view_is_for_planners_and_admins(client, conn, setup):
     assert client.get("/api/monitoring/public", headers=moderator).status_code == 200
     admin = bearer(client, conn, "admin", "monitoring-admin")
     assert DRAFT in client.get("/api/monitoring", headers=admin).text
+
+
+def test_page_texts_are_in_both_catalogues():
+    """Every key monitoring.html and monitoring.js use is in de.json and en.json (including
+    the keys built from table names), and the script holds no German text of its own."""
+    import json
+    import re
+    from pathlib import Path
+
+    from quarters.monitoring import TABLES
+
+    web = Path(__file__).resolve().parent.parent / "web"
+    html = (web / "monitoring.html").read_text(encoding="utf-8")
+    js = (web / "js" / "monitoring.js").read_text(encoding="utf-8")
+    keys = set(re.findall(r'data-i18n="([^"]+)"', html)) | set(re.findall(r'\bt\(\s*"([^"]+)"', js))
+    keys |= {f"mon.table.{name}" for name in TABLES} | {"mon.state.due", "mon.state.overdue"}
+    keys |= {f"mon.change.{c}" for c in ("added", "removed", "changed")}
+    keys |= {f"mon.hint.{name}" for name in TABLES if name != "edition_changes"}
+    keys |= {f"mon.all_{n}" for n in ("cities", "editions", "quarters")}
+    for lang in ("de", "en"):
+        catalogue = json.loads((web / "i18n" / f"{lang}.json").read_text(encoding="utf-8"))
+        assert sorted(k for k in keys if k not in catalogue) == [], lang
+    code = re.sub(r"//.*|/\*[\s\S]*?\*/", "", js)
+    assert not re.search(r"[äöüÄÖÜß]", code)
