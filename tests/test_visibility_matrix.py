@@ -199,6 +199,14 @@ def _matrix() -> dict[tuple[str, str], tuple]:
         ("GET", "/api/analysis/cross-city"): (
             lambda f: ("GET", "/api/analysis/cross-city?level=nowhere", {}), "any<500",
             DRAFT_NONE),
+        ("GET", "/api/monitoring"): (lambda f: ("GET", "/api/monitoring", {}), STAFF_READ,
+                                     DRAFT_STAFF),
+        ("GET", "/api/monitoring/{table}.csv"): (
+            lambda f: ("GET", "/api/monitoring/edition_changes.csv", {}), STAFF_READ, DRAFT_STAFF),
+        ("GET", "/api/monitoring/public"): (lambda f: ("GET", "/api/monitoring/public", {}), ANY,
+                                            DRAFT_NONE),
+        ("GET", "/api/monitoring/public/{table}.csv"): (
+            lambda f: ("GET", "/api/monitoring/public/edition_changes.csv", {}), ANY, DRAFT_NONE),
         ("GET", "/massnahmen/{measure_id}"): (lambda f: ("GET", f"/massnahmen/{f['draft']}", {}),
                                              ANY, DRAFT_NONE),
         ("GET", "/ideen/{idea_id}"): (lambda f: ("GET", f"/ideen/{f['idea']}", {}), ANY,

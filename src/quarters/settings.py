@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     workshop_max_ideas: int = Field(200, description="ideas one workshop code may take")
     workshop_max_hours: int = Field(12, description="longest validity of a workshop code")
     near_max_radius_m: int = 10_000
+    monitoring_due_days: int = Field(90, ge=1, le=3650,
+                                     description="milestones due within this many days")
+    monitoring_months: int = Field(36, ge=1, le=240,
+                                   description="months of status history in monitoring")
     access_log: bool = Field(False, description="log every request (costs throughput)")
     cors_origins: list[str] = Field(
         ["*"], description="origins that may read the API from a browser (JSON list; '*' any); "

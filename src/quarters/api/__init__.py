@@ -27,6 +27,7 @@ from quarters.api.routes import (
     measure_files,
     measures,
     meta,
+    monitoring,
     public,
 )
 from quarters.api.security import SecurityHeaders
@@ -70,7 +71,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         app.state.engine = engine
     add_exception_handlers(app)
     routers = (meta, features, features_write, auth, measure_files, measures, editions, ideas,
-               public, analysis)
+               public, analysis, monitoring)
     for module in routers:
         app.include_router(module.router, responses=PROBLEM_RESPONSES)
     install_openapi(app)
