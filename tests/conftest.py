@@ -219,3 +219,16 @@ def artifacts() -> Path:
     """Directory for screenshots and other test artifacts."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
+
+
+AXE_SCRIPT = PROJECT_ROOT / "web" / "node_modules" / "axe-core" / "axe.min.js"
+AXE_URL = "/__tests__/axe.min.js"
+
+
+def inject_axe(page) -> None:  # noqa: ANN001
+    """Load axe-core into a page for an accessibility check. The app's /vendor serves only the
+    files the pages themselves load, so the test serves axe from a same-origin address of its
+    own (the page's CSP allows same-origin scripts only)."""
+    page.route(f"**{AXE_URL}", lambda route: route.fulfill(
+        path=str(AXE_SCRIPT), content_type="application/javascript"))
+    page.add_script_tag(url=AXE_URL)

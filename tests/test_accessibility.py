@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from conftest import inject_axe
 from quarters import auth, ideas
 
 WEB = Path(__file__).resolve().parent.parent / "web"
@@ -130,7 +131,7 @@ def kind_of(name):
 
 
 def run_axe(page):
-    page.add_script_tag(url="/vendor/axe-core/axe.min.js")
+    inject_axe(page)
     return page.evaluate(RUN_AXE, AXE_TAGS)
 
 

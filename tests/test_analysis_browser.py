@@ -19,6 +19,8 @@ import urllib.request
 
 import pytest
 
+from conftest import inject_axe
+
 pytestmark = pytest.mark.browser
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -209,7 +211,7 @@ def test_rank_stadtviertel_like_neustadt_then_municipalities_like_halle(page, li
     expect(page.locator("#notes-section")).to_be_visible()
 
     # no WCAG 2.1 A/AA violation with the results on screen
-    page.add_script_tag(url="/vendor/axe-core/axe.min.js")
+    inject_axe(page)
     violations = page.evaluate(RUN_AXE, AXE_TAGS)
     assert violations == [], json.dumps(violations, indent=1, ensure_ascii=False)
 

@@ -18,7 +18,7 @@ from datetime import date, timedelta
 import pytest
 import shapely
 
-from conftest import same_origin_only
+from conftest import inject_axe, same_origin_only
 from factories import NEUSTADT_POINT, api_json
 from quarters import auth, measures
 from quarters.schemas import MeasureProperties
@@ -111,7 +111,7 @@ def check_status_chart_and_table(page, body, lang):
 
 
 def run_axe(page):
-    page.add_script_tag(url="/vendor/axe-core/axe.min.js")
+    inject_axe(page)
     return page.evaluate(RUN_AXE, AXE_TAGS)
 
 
@@ -157,7 +157,7 @@ def test_staff_view_after_sign_in(open_page, live_server, staff, lang, artifacts
     expect(page.locator("#user-line")).to_contain_text(staff["username"])
     expect(page.locator("#login-details")).to_be_hidden()
     status, _, login = api_json(live_server, "POST", "/api/auth/login",
-                                {"username": staff["username"], "password": PASSWORD})
+                                {"username": staff["username"], "password": PASSWORD, "token": True})
     assert status == 200
     status, _, body = api_json(live_server, "GET", "/api/monitoring", token=login["token"])
     assert status == 200
