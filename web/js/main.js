@@ -1,7 +1,7 @@
 // The public map page: filters, the result list and the clustered measures on the map always
 // show the same set; filter state, page, map view and the near-me place live in the URL.
 
-import { getItems, getMeasures, getSources } from "./api.js";
+import { getItems, getMeasurePoints, getMeasures, getSources } from "./api.js";
 import { formatNumber, label, t } from "./i18n.js";
 import {
   approximateText,
@@ -34,12 +34,20 @@ import {
   safeHttpUrl,
   statusBadge,
 } from "./public-common.js";
-import { MeasureLayer, statusLegendItems } from "./public-measures.js";
-import { FILTERS, apiFilters as toApiFilters, filtersFromUrl, points } from "./public-points.js";
+import { MeasureLayer, clusterIndex, statusLegendItems } from "./public-measures.js";
 
 const FALLBACK_VIEW = { center: [51.18, 12.02], zoom: 9 };
 const PAGE_SIZE = 20;
 const SUMMARY_LENGTH = 220;
+// URL parameter → API query parameter of /api/measures.
+const FILTERS = {
+  q: "q",
+  city: "city_ags",
+  field: "action_field",
+  status: "status",
+  quarter: "quarter",
+  district: "district",
+};
 
 // One entry per base layer checkbox in index.html (checkbox value = key).
 const LAYERS = [
@@ -101,7 +109,10 @@ const $ = (id) => document.getElementById(id);
 
 function readUrl() {
   const params = new URLSearchParams(location.search);
-  state.filters = filtersFromUrl(location.search);
+  for (const name of Object.keys(FILTERS)) {
+    const value = (params.get(name) || "").trim();
+    if (value) state.filters[name] = value.slice(0, 100);
+  }
   const page = Number.parseInt(params.get("page") || "1", 10);
   state.page = Number.isInteger(page) && page > 0 ? page : 1;
   return params;
@@ -139,7 +150,11 @@ export function writeUrl() {
 }
 
 function apiFilters() {
-  return toApiFilters(state.filters);
+  const params = {};
+  for (const [name, apiName] of Object.entries(FILTERS)) {
+    if (state.filters[name]) params[apiName] = state.filters[name];
+  }
+  return params;
 }
 
 // ---------------------------------------------------------------- status line
@@ -374,12 +389,15 @@ function renderSummary(total, mapped) {
 
 /**
  * The list page and the map points of the current filters: both requests at once, as
- * [page promise, points promise]; the worker fetches the points and builds their cluster
- * index (the first call takes over the load public-points.js started for the address).
+ * [page promise, points promise]; the points' cluster index is built as soon as they are in.
  */
 function fetchResults() {
+  const filters = apiFilters();
   const offset = (state.page - 1) * PAGE_SIZE;
-  return [getMeasures({ ...apiFilters(), limit: PAGE_SIZE, offset }), points.load(state.filters)];
+  return [
+    getMeasures({ ...filters, limit: PAGE_SIZE, offset }),
+    getMeasurePoints(filters).then(clusterIndex),
+  ];
 }
 
 async function loadResults(pending = null) {
@@ -389,7 +407,7 @@ async function loadResults(pending = null) {
   const offset = (state.page - 1) * PAGE_SIZE;
   const [pageRequest, pointsRequest] = pending || fetchResults();
   // The map does not wait for the list page (nor the list for the map).
-  const drawn = pointsRequest.then((load) => (load && request === state.request ? state.measures.setData(load) : 0));
+  const drawn = pointsRequest.then((points) => (request === state.request ? state.measures.setData(points) : 0));
   try {
     const [page, mapped] = await Promise.all([pageRequest, drawn]);
     if (request !== state.request) return;
@@ -429,7 +447,7 @@ function onListClick(event) {
     $("layer-measures").checked = true;
     state.measures.setVisible(true);
   }
-  state.measures.show(button.dataset.showId).catch((err) => console.error("measures:", err));
+  state.measures.show(button.dataset.showId);
   $("map").focus({ preventScroll: true });
   $("map").scrollIntoView({ block: "nearest" });
 }
@@ -715,12 +733,12 @@ loadConfig().catch(() => {}); // cached; awaited in main()
 async function main() {
   await initPage();
   const params = startParams;
-  if (!globalThis.L || typeof Worker === "undefined") {
+  if (!globalThis.L || !globalThis.Supercluster) {
     setStatus(t("map.library_failed"), "error");
     return;
   }
   state.map = createMap($("map"));
-  state.measures = new MeasureLayer(state.map, { points, cityName: (ags) => cityName(state.config, ags) });
+  state.measures = new MeasureLayer(state.map, { cityName: (ags) => cityName(state.config, ags) });
   const view = viewFromParams(params);
   if (view) {
     state.viewFromUrl = true;

@@ -1,11 +1,11 @@
 // The published measures on the public map: thousands of points stay fluid because they are
-// clustered (supercluster, in a Web Worker: public-points.js) and only the clusters and
-// markers in view are drawn.
+// clustered (supercluster) and only the clusters and markers in view are drawn.
 
 import { label, t } from "./i18n.js";
-import { cssSafe, el } from "./public-common.js";
+import { cssSafe, el, LOCATED } from "./public-common.js";
 
 const L = globalThis.L;
+const CLUSTER_RADIUS = 56;
 const MAX_CLUSTER_ZOOM = 16;
 const STATUS_ORDER = ["idee", "geplant", "in_umsetzung", "abgeschlossen", "eingestellt"];
 
@@ -82,23 +82,61 @@ function setLabel(event) {
 }
 
 /**
- * Clustered measure markers. The cluster index lives in a Web Worker (public-points.js):
- * `setData` takes a load of it ({data, count}), and every draw asks the worker for the
- * clusters and markers in view. On every draw of new data it sets data-measures-drawn on the
- * map container and a performance mark, in the frame after the markers are on the map.
+ * The located measures (exact, approximate) as point features, from the compact format of
+ * /api/measures/points (parallel arrays) or from a GeoJSON FeatureCollection.
+ */
+export function locatedPoints(data) {
+  if (data?.format !== "compact") {
+    return (data?.features || []).filter(
+      (f) => f?.geometry?.type === "Point" && LOCATED.has(f.properties?.location_precision),
+    );
+  }
+  const { id, lon, lat, title, status, action_field: field, city_ags: city } = data;
+  const precision = data.location_precision;
+  const points = [];
+  for (let i = 0; i < id.length; i += 1) {
+    if (typeof lon[i] !== "number" || typeof lat[i] !== "number" || !LOCATED.has(precision[i])) continue;
+    points.push({
+      type: "Feature",
+      geometry: { type: "Point", coordinates: [lon[i], lat[i]] },
+      properties: {
+        id: id[i],
+        title: title[i],
+        status: status[i],
+        action_field: field[i],
+        city_ags: city[i],
+        location_precision: precision[i],
+      },
+    });
+  }
+  return points;
+}
+
+/**
+ * The located points of an answer and their cluster index. Needs no map, so the page can
+ * build it as soon as the answer is in, while it still waits for the rest of its start-up.
+ */
+export function clusterIndex(data) {
+  const points = locatedPoints(data);
+  const index = new globalThis.Supercluster({ radius: CLUSTER_RADIUS, maxZoom: MAX_CLUSTER_ZOOM });
+  index.load(points);
+  return { points, index };
+}
+
+/**
+ * Clustered measure markers. `setData` takes /api/measures/points (compact or GeoJSON),
+ * keeps the located ones (exact, approximate) and draws what is in view; on every draw of new
+ * data it sets data-measures-drawn on the map container and a performance mark.
  */
 export class MeasureLayer {
-  constructor(map, { points, cityName = () => "" } = {}) {
+  constructor(map, { cityName = () => "" } = {}) {
     this.map = map;
-    this.points = points;
     this.cityName = cityName;
     this.group = L.layerGroup();
-    this.data = null; // the worker's name of the current load
-    this.located = 0;
+    this.index = null;
+    this.byId = new Map();
     this.markers = new Map(); // key → marker currently drawn
     this.generation = 0;
-    this.drawing = 0; // number of the newest draw asked for
-    this.unannounced = null; // generation whose first draw is still to be announced
     this.visible = true;
     this.group.addTo(map);
     map.on("moveend", () => this.render());
@@ -106,32 +144,27 @@ export class MeasureLayer {
 
   /** Number of located measures in the current data. */
   get count() {
-    return this.located;
+    return this.byId.size;
   }
 
-  /** Draw a new load of the points index ({data, count}); returns the number of located measures. */
-  setData(load) {
-    this.data = load.data;
-    this.located = load.count;
+  /** Draw new data: an answer of /api/measures/points or what clusterIndex made of one. */
+  setData(data) {
+    const { points, index } = data?.index ? data : clusterIndex(data);
+    this.byId = new Map(points.map((f) => [String(f.properties.id), f]));
+    this.index = index;
     this.group.clearLayers();
     this.markers.clear();
     this.generation += 1;
-    this.unannounced = this.generation;
-    delete this.map.getContainer().dataset.measuresDrawn;
-    this.render();
-    return load.count;
-  }
-
-  /** After the first draw of new data: data-measures-drawn and the mark, in the next frame. */
-  announce() {
-    if (this.unannounced !== this.generation) return;
-    this.unannounced = null;
     const generation = this.generation;
+    const container = this.map.getContainer();
+    delete container.dataset.measuresDrawn;
+    this.render();
     requestAnimationFrame(() => {
       if (generation !== this.generation) return;
-      this.map.getContainer().dataset.measuresDrawn = String(this.located);
+      container.dataset.measuresDrawn = String(points.length);
       performance.mark("measures-drawn");
     });
+    return points.length;
   }
 
   setVisible(visible) {
@@ -140,25 +173,16 @@ export class MeasureLayer {
     else this.group.remove();
   }
 
-  /** Ask the worker for what is in view and draw it; resolves true once drawn (false if overtaken). */
-  async render() {
-    if (this.data === null) return false;
-    const drawing = ++this.drawing;
-    const data = this.data;
+  render() {
+    if (!this.index) return;
     const bounds = this.map.getBounds().pad(0.25);
     const bbox = [bounds.getWest(), bounds.getSouth(), bounds.getEast(), bounds.getNorth()];
     const zoom = Math.round(this.map.getZoom());
-    let items;
-    try {
-      items = await this.points.clusters(data, bbox, zoom);
-    } catch (err) {
-      console.error("measures:", err);
-      return false;
-    }
-    if (!items || drawing !== this.drawing || data !== this.data) return false;
+    const items = this.index.getClusters(bbox, zoom);
     const wanted = new Map();
     for (const item of items) {
-      const key = item.cluster !== undefined ? `c${item.cluster}:${zoom}` : `m${item.properties.id}`;
+      const props = item.properties;
+      const key = props.cluster ? `c${props.cluster_id}:${zoom}` : `m${props.id}`;
       wanted.set(key, item);
     }
     for (const [key, marker] of this.markers) {
@@ -169,16 +193,15 @@ export class MeasureLayer {
     }
     for (const [key, item] of wanted) {
       if (this.markers.has(key)) continue;
-      const marker = item.cluster !== undefined ? this.clusterMarker(item) : this.measureMarker(item);
+      const marker = item.properties.cluster ? this.clusterMarker(item) : this.measureMarker(item);
       this.markers.set(key, marker);
       this.group.addLayer(marker);
     }
-    this.announce();
-    return true;
   }
 
   clusterMarker(item) {
-    const { lon, lat, count, expansion } = item;
+    const [lon, lat] = item.geometry.coordinates;
+    const count = item.properties.point_count;
     const marker = L.marker([lat, lon], {
       icon: clusterIcon(count),
       ariaLabel: t("map.cluster_label", { count }),
@@ -186,44 +209,40 @@ export class MeasureLayer {
       riseOnHover: true,
     });
     marker.on("add", setLabel);
+    const id = item.properties.cluster_id;
+    const expansion = this.index.getClusterExpansionZoom(id);
     if (expansion > MAX_CLUSTER_ZOOM) {
       // Measures at (almost) the same place: list them instead of zooming in for ever.
-      marker.bindPopup(() => this.leavesPopup(marker, item.cluster), { maxWidth: 340, maxHeight: 320 });
+      marker.bindPopup(() => this.leavesPopup(id), { maxWidth: 340, maxHeight: 320 });
     } else {
       marker.on("click", () => this.map.setView([lat, lon], expansion));
     }
     return marker;
   }
 
-  /** The list of a cluster's measures; filled in when the worker has answered. */
-  leavesPopup(marker, cluster) {
-    const title = el("h3", { className: "popup__title", text: t("common.loading") });
-    const list = el("ul", { className: "popup__list" });
-    const data = this.data;
-    this.points.leaves(data, cluster, 200).then(
-      (leaves) => {
-        if (!leaves) return;
-        title.textContent = t("map.same_place", { count: leaves.length });
-        list.replaceChildren(
-          ...leaves.map((leaf) =>
-            el("li", {}, [
-              statusSymbol(leaf.status),
-              el("a", {
-                text: leaf.title || t("common.unnamed"),
-                attrs: { href: `/massnahmen/${encodeURIComponent(leaf.id)}` },
-              }),
-            ]),
-          ),
-        );
-        marker.getPopup()?.update();
-      },
-      (err) => console.error("measures:", err),
-    );
-    return el("div", { className: "popup popup--measure" }, [title, list]);
+  leavesPopup(clusterId) {
+    const leaves = this.index.getLeaves(clusterId, 200);
+    return el("div", { className: "popup popup--measure" }, [
+      el("h3", { className: "popup__title", text: t("map.same_place", { count: leaves.length }) }),
+      el(
+        "ul",
+        { className: "popup__list" },
+        leaves.map((leaf) =>
+          el("li", {}, [
+            statusSymbol(leaf.properties.status),
+            el("a", {
+              text: leaf.properties.title || t("common.unnamed"),
+              attrs: { href: `/massnahmen/${encodeURIComponent(leaf.properties.id)}` },
+            }),
+          ]),
+        ),
+      ),
+    ]);
   }
 
   measureMarker(item) {
-    const { lon, lat, properties: props } = item;
+    const [lon, lat] = item.geometry.coordinates;
+    const props = item.properties;
     const marker = L.marker([lat, lon], {
       icon: markerIcon(props.status),
       ariaLabel: t("map.marker_label", { title: props.title || "", status: label("status", props.status) }),
@@ -236,14 +255,13 @@ export class MeasureLayer {
     return marker;
   }
 
-  /** Centre the map on a measure and open its popup (resolves false for an unknown one). */
-  async show(id) {
-    const data = this.data;
-    const item = data === null ? null : await this.points.point(data, id);
-    if (!item || data !== this.data) return false;
-    const { lon, lat } = item;
+  /** Centre the map on a measure and open its popup. */
+  show(id) {
+    const feature = this.byId.get(String(id));
+    if (!feature) return false;
+    const [lon, lat] = feature.geometry.coordinates;
     this.map.setView([lat, lon], MAX_CLUSTER_ZOOM + 1, { animate: false });
-    await this.render();
+    this.render();
     const marker = this.markers.get(`m${id}`);
     if (marker) {
       marker.openPopup();
