@@ -189,7 +189,9 @@ def write_report(rows: list[list[str]], ratio: float, meta: dict[str, str]) -> N
         f"Time from navigation start until all {meta['count']} published measures are drawn, "
         f"headless Chromium ({meta['browser']}), 1280×860, tiles blocked, a fresh browser "
         f"context per run, median of {meta['runs']} runs each (alternating). Measured "
-        f"{meta['when']} on {meta['machine']} by `bench/bench_first_paint.py`.",
+        f"{meta['when']} on {meta['machine']} by `bench/bench_first_paint.py`; load "
+        f"average {meta['load']} (the machine is shared: the plain layer suffers far more from "
+        f"a busy CPU than the public map, so compare ratios at a similar load).",
         "",
         "- **public map** (`/`, web/index.html): `/api/measures/points?format=compact` (light "
         "points as parallel arrays, preloaded by the page) into a supercluster index; "
@@ -246,6 +248,7 @@ def main() -> None:
             wait_ready(f"{base}/api/health", server)
             pages = {"public map": f"{base}/", "baseline (plain L.geoJSON)": f"{base}/baseline.html"}
             times: dict[str, list[float]] = {name: [] for name in pages}
+            load_before = os.getloadavg()[0]
             executable = shutil.which("chromium") or "/usr/bin/chromium"
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=executable,
@@ -264,11 +267,13 @@ def main() -> None:
             rows = [[name, f"{medians[name]:.0f}", ", ".join(f"{v:.0f}" for v in times[name])]
                     for name in pages]
             info = machine_info()
+            load = f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after the runs"
             write_report(rows, ratio, {
                 "count": f"{total:,}", "runs": str(args.runs), "browser": f"Chromium {version}",
-                "when": now_stamp()[1], "machine": f"{info['nproc']} cores, {info['memory']}"})
+                "when": now_stamp()[1], "machine": f"{info['nproc']} cores, {info['memory']}",
+                "load": load})
             print(md_table(["page", "median ms", "runs ms"], rows))
-            print(f"ratio {ratio:.1f}x")
+            print(f"ratio {ratio:.1f}x, load average {load}")
     finally:
         if server is not None:
             stop_process(server)
