@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from functools import lru_cache
 from pathlib import Path
 
@@ -27,6 +29,9 @@ class Settings(BaseSettings):
     app_database_url: str | None = Field(
         None, description="The same server as the runtime role the API connects as (least privilege); "
                           "unset: the embedded cluster's runtime role, or database_url")
+    read_database_url: str | None = Field(
+        None, description="A read replica (streaming replication) as the runtime role: anonymous "
+                          "reads (GET/HEAD without a session) go there; unset: the primary")
     db_port: int = Field(54329, description="Port of the embedded cluster on 127.0.0.1")
     data_dir: Path = Field(
         PROJECT_ROOT.parent / "shared" / "data", description="Directory with third-party data"
@@ -58,7 +63,9 @@ class Settings(BaseSettings):
     login_lock_max_s: int = Field(900, description="longest pause")
     login_parallel: int = Field(4, description="password checks (argon2, 64 MiB each) at once per "
                                                "worker")
-    secret_key: str = Field("", description="salt for client hashes; random per process if empty")
+    secret_key: str = Field("", description="salt for client hashes; empty: a random key kept in "
+                                            "the home directory (shared by the workers of one "
+                                            "host; set it when several hosts serve)")
     idea_limit: int = Field(5, description="ideas one client may submit per window")
     idea_window_s: int = 3600
     trusted_proxies: str = Field(
@@ -76,7 +83,7 @@ class Settings(BaseSettings):
     tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
     tile_attribution: str = "© OpenStreetMap-Mitwirkende"
 
-    @field_validator("database_url", "app_database_url")
+    @field_validator("database_url", "app_database_url", "read_database_url")
     @classmethod
     def _use_psycopg_driver(cls, value: str | None) -> str | None:
         """Normalise any PostgreSQL URL to the psycopg 3 driver."""
@@ -113,3 +120,26 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """Return the process-wide settings (overridable in tests via dependency overrides)."""
     return Settings()
+
+
+@lru_cache(maxsize=8)
+def _home_secret(home: Path) -> str:
+    path = home / "secret.key"
+    if not path.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        draft = home / f".secret.key.{os.getpid()}"
+        draft.write_text(secrets.token_hex(32) + "\n")
+        os.chmod(draft, 0o600)
+        try:
+            os.link(draft, path)  # atomic: the first worker's key wins, the others read it
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink(missing_ok=True)
+    return path.read_text().strip()
+
+
+def client_secret(settings: Settings) -> str:
+    """The key that salts client hashes (idea limits): ``secret_key``, or else a random key
+    kept in the home directory, so every worker of this host hashes a client alike."""
+    return settings.secret_key or _home_secret(settings.home.resolve())

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
-
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
@@ -14,14 +12,14 @@ from quarters.clients import request_client
 from quarters.db import commit
 from quarters.errors import BadRequest, Forbidden
 from quarters.messages import language, t
+from quarters.settings import client_secret
 
 router = APIRouter(prefix="/api/ideas", tags=["ideas"])
-_PROCESS_SECRET = secrets.token_hex(16)
 
 
 def _client(request: Request, settings) -> str:  # noqa: ANN001
     """Salted hash of the client's address (X-Forwarded-For only from a trusted proxy)."""
-    return ideas.client_hash(settings.secret_key or _PROCESS_SECRET, request_client(request))
+    return ideas.client_hash(client_secret(settings), request_client(request))
 
 
 def _moderator(user: User) -> User:
