@@ -272,20 +272,30 @@ def users_deactivate(username: str) -> None:
 def serve(
     host: Annotated[str | None, typer.Option()] = None,
     port: Annotated[int | None, typer.Option()] = None,
+    workers: Annotated[int | None, typer.Option(
+        min=1, help="worker processes (default: the number of cores); caches, limits and "
+                    "sessions live in PostgreSQL or are keyed on the data version")] = None,
 ) -> None:
     """Serve the map and the API (starts the embedded database on demand)."""
+    import os
+
     import uvicorn
 
-    from quarters.api import create_app
+    from quarters.settings import client_secret
 
     settings = get_settings()
     _engine(settings).dispose()
+    client_secret(settings)  # made once here, so the workers share it
     host, port = host or settings.host, port or settings.port
-    console.print(f"quarters: http://{host}:{port}/  (API: http://{host}:{port}/api)")
+    workers = workers or os.cpu_count() or 1
+    console.print(f"quarters: http://{host}:{port}/  (API: http://{host}:{port}/api), "
+                  f"{workers} worker(s)")
     # proxy_headers off: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1;
     # the app reads it itself, only from QUARTERS_TRUSTED_PROXIES (quarters.clients).
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info",
-                access_log=settings.access_log, proxy_headers=False)
+    # Each worker builds the app from the environment (the settings above).
+    uvicorn.run("quarters.api:create_app", factory=True, host=host, port=port,
+                workers=workers, log_level="info", access_log=settings.access_log,
+                proxy_headers=False)
 
 
 def main() -> None:

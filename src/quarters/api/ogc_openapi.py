@@ -237,5 +237,5 @@ def with_collection_paths(schema: dict[str, Any]) -> dict[str, Any]:
         op["parameters"] = [p for p in op.get("parameters", []) if p.get("in") != "path"] + [
             _param(name, q.description or name, dict(JSON_TYPES[q.kind]))
             for name, q in col.queryables.items()]
-        schema["paths"].setdefault(f"/api/collections/{col.id}/items", {"get": op})
+        schema["paths"].setdefault(f"/api/collections/{col.id}/items", {}).setdefault("get", op)
     return schema
