@@ -206,10 +206,10 @@ def test_anonymous_reads_come_from_a_streaming_replica(settings, engine):
         app_url = primary.url("app")
         own = Settings(database_url=primary.url("owner"), app_database_url=app_url,
                        read_database_url=app_url.replace(f":{primary.port}/", f":{replica.port}/"),
-                       data_dir=settings.data_dir, home=primary.home)
+                       data_dir=settings.data_dir, home=primary.home, pool_timeout_s=2)
         planner = {"Authorization": f"Bearer {token}"}
-        with TestClient(create_app(own), base_url="http://127.0.0.1") as client, \
-                psycopg.connect(replica_admin, autocommit=True) as standby:
+        with TestClient(create_app(own), base_url="http://127.0.0.1") as client:
+            standby = psycopg.connect(replica_admin, autocommit=True)
             standby.execute("SELECT pg_wal_replay_pause()")
             created = client.post("/api/measures", json=measure_feature(), headers=planner)
             assert created.status_code == 201, created.text
@@ -225,6 +225,7 @@ def test_anonymous_reads_come_from_a_streaming_replica(settings, engine):
             assert client.get("/api/collections/measures/items").json()["numberMatched"] == 0
 
             standby.execute("SELECT pg_wal_replay_resume()")
+            standby.close()
             deadline = time.monotonic() + 30
             while client.get(item).status_code != 200:
                 assert time.monotonic() < deadline, "the replica did not replay the write"
@@ -239,6 +240,14 @@ def test_anonymous_reads_come_from_a_streaming_replica(settings, engine):
             with owner.connect() as conn:
                 assert conn.execute(text("SELECT version FROM data_version")).scalar() == \
                     replica_version
+            # the replica goes away: the public gets 503 + Retry-After, staff still read
+            replica._pg("pg_ctl", "-D", str(replica.pgdata), "-m", "immediate", "-w", "stop")
+            replica_started = False
+            for path in (item, f"/api/measures/{mid}"):
+                down = client.get(path)
+                assert down.status_code == 503, down.text
+                assert int(down.headers["retry-after"]) > 0
+            assert client.get(item, headers=planner).status_code == 200
         owner.dispose()
     finally:
         if replica_started:
