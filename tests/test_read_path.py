@@ -42,8 +42,8 @@ def test_the_pool_prepares_the_statements_and_sets_the_session(settings, engine)
                 prepared = await (await conn.execute(
                     "SELECT statement FROM pg_prepared_statements")).fetchall()
                 session = await (await conn.execute(
-                    "SELECT current_user, (SELECT setting FROM pg_settings WHERE name = 'statement_timeout'), "
-                    "current_setting('jit')")).fetchone()
+                    "SELECT current_user, (SELECT setting FROM pg_settings "
+                    "WHERE name = 'statement_timeout'), current_setting('jit')")).fetchone()
             return row, prepared, session
         finally:
             await pool.close()
