@@ -229,7 +229,7 @@ def start_quarters(cluster: Cluster, workdir: Path, workers: int = 1) -> Server:
     port = common.free_port()
     cmd = [str(common.QUARTERS_BIN), "serve", "--host", "127.0.0.1", "--port", str(port),
            "--workers", str(workers)]
-    env = {**os.environ, "QUARTERS_DATABASE_URL": cluster.url()}
+    env = {**os.environ, "QUARTERS_DATABASE_URL": cluster.url("admin")}
     proc = common.start_process(cmd, logfile=workdir / f"quarters-{workers}w.log", env=env,
                                 cwd=common.PROJECT_ROOT)
     base = f"http://127.0.0.1:{port}"
@@ -394,7 +394,7 @@ def run(seconds: int = 15, rounds: int = 1, pgbench: bool = True, workers: int =
     workdir = Path(tempfile.mkdtemp(prefix="quarters-bench-read-"))
     servers: dict[str, Server] = {}
     with common.throwaway_cluster() as cluster:
-        engine = create_engine(cluster.url())
+        engine = create_engine(cluster.url("admin"))
         try:
             load_dataset(cluster, engine)
             upgrade(engine)

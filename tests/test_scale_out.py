@@ -28,7 +28,7 @@ from quarters import auth
 from quarters.api import create_app
 from quarters.embedded import Cluster, _chown_to_server_user
 from quarters.migrate import upgrade
-from quarters.settings import PROJECT_ROOT, Settings
+from quarters.settings import PROJECT_ROOT, Settings, client_secret
 
 
 # -- several workers ----------------------------------------------------------------------------
@@ -138,7 +138,6 @@ def test_two_workers_share_sessions_idea_limits_and_etags(cluster, settings, eng
         hashes = conn.execute(text("SELECT count(*), count(DISTINCT client_hash) FROM ideas "
                                    "WHERE title LIKE :p"), {"p": prefix + "%"}).one()
     assert tuple(hashes) == (3, 1)
-    assert oct((tmp_path / "secret.key").stat().st_mode & 0o777) == "0o600"
 
 
 def test_the_client_secret_is_the_same_in_every_process(tmp_path):
@@ -149,7 +148,13 @@ def test_the_client_secret_is_the_same_in_every_process(tmp_path):
             [sys.executable, "-c", code], capture_output=True, text=True, check=True,
             cwd=PROJECT_ROOT).stdout.strip(), range(3)))
     assert len(set(keys)) == 1 and len(keys[0]) == 64
-    assert Settings(home=tmp_path, secret_key="gesetzt").secret_key == "gesetzt"
+    assert oct((tmp_path / "secret.key").stat().st_mode & 0o777) == "0o600"
+    assert client_secret(Settings(home=tmp_path, secret_key="gesetzt")) == "gesetzt"
+    # several containers over one database: the same key from the shared credentials
+    url = "postgresql://quarters_app:{}@db:5432/quarters"
+    a, b, c = (client_secret(Settings(home=tmp_path / "x", database_url=url.format("o"),
+                                      app_database_url=url.format(pw))) for pw in ("p", "p", "q"))
+    assert a == b != c and a not in url.format("p") and not (tmp_path / "x").exists()
 
 
 # -- a read replica -----------------------------------------------------------------------------

@@ -285,7 +285,7 @@ def serve(
 
     settings = get_settings()
     _engine(settings).dispose()
-    client_secret(settings)  # made once here, so the workers share it
+    client_secret(settings)  # made once here (embedded: kept in the home), the workers share it
     host, port = host or settings.host, port or settings.port
     workers = workers or os.cpu_count() or 1
     console.print(f"quarters: http://{host}:{port}/  (API: http://{host}:{port}/api), "

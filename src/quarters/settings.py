@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -63,9 +66,9 @@ class Settings(BaseSettings):
     login_lock_max_s: int = Field(900, description="longest pause")
     login_parallel: int = Field(4, description="password checks (argon2, 64 MiB each) at once per "
                                                "worker")
-    secret_key: str = Field("", description="salt for client hashes; empty: a random key kept in "
-                                            "the home directory (shared by the workers of one "
-                                            "host; set it when several hosts serve)")
+    secret_key: str = Field("", description="salt for client hashes; empty: derived from the "
+                                            "runtime role's password, or (embedded cluster) a "
+                                            "random key in the home directory")
     idea_limit: int = Field(5, description="ideas one client may submit per window")
     idea_window_s: int = 3600
     trusted_proxies: str = Field(
@@ -140,6 +143,14 @@ def _home_secret(home: Path) -> str:
 
 
 def client_secret(settings: Settings) -> str:
-    """The key that salts client hashes (idea limits): ``secret_key``, or else a random key
-    kept in the home directory, so every worker of this host hashes a client alike."""
-    return settings.secret_key or _home_secret(settings.home.resolve())
+    """The key that salts client hashes (idea limits), the same in every worker and container:
+    ``secret_key``; else, with an external database, one derived from the runtime role's
+    password (what all API containers share, never stored in the database in clear); else
+    (the embedded cluster, one host) a random key kept in the home directory."""
+    if settings.secret_key:
+        return settings.secret_key
+    url = settings.app_database_url or settings.database_url
+    if url:
+        password = urlsplit(url).password or url
+        return hmac.new(password.encode(), b"quarters client hash", hashlib.sha256).hexdigest()
+    return _home_secret(settings.home.resolve())
