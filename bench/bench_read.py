@@ -16,7 +16,7 @@
    answering the very statements quarters sends (captured with ``log_statement = all``).
    CPU per request of server and database and the load of other processes are recorded too.
 
-Usage: .venv/bin/python bench/bench_read.py [--seconds 15] [--rounds 1] [--no-pgbench]
+Usage: .venv/bin/python bench/bench_read.py [--seconds 15] [--rounds 1] [--no-pgbench] [--workers 2]
 Writes bench/results/read-<date>.md and prints it.
 """
 
@@ -224,18 +224,29 @@ class Server:
     command: str
 
 
-def start_quarters(cluster: Cluster, workdir: Path) -> Server:
-    """``quarters serve`` (one process, as shipped) against the cluster."""
+def start_quarters(cluster: Cluster, workdir: Path, workers: int = 1) -> Server:
+    """``quarters serve --workers N`` against the cluster (one worker unless asked)."""
     port = common.free_port()
-    cmd = [str(common.QUARTERS_BIN), "serve", "--host", "127.0.0.1", "--port", str(port)]
-    env = {**os.environ, "QUARTERS_DATABASE_URL": cluster.url()}
-    proc = common.start_process(cmd, logfile=workdir / "quarters.log", env=env,
+    cmd = [str(common.QUARTERS_BIN), "serve", "--host", "127.0.0.1", "--port", str(port),
+           "--workers", str(workers)]
+    env = {**os.environ, "QUARTERS_DATABASE_URL": cluster.url("admin")}
+    proc = common.start_process(cmd, logfile=workdir / f"quarters-{workers}w.log", env=env,
                                 cwd=common.PROJECT_ROOT)
     base = f"http://127.0.0.1:{port}"
     common.wait_ready(f"{base}/api/health", proc)
     shown = f"QUARTERS_DATABASE_URL=postgresql+psycopg://quarters:***@127.0.0.1:PORT/quarters " \
-            f"quarters serve --host 127.0.0.1 --port {port}"
-    return Server("quarters", base, proc, shown)
+            f"quarters serve --host 127.0.0.1 --port {port} --workers {workers}"
+    name = "quarters" if workers == 1 else f"quarters --workers {workers}"
+    return Server(name, base, proc, shown)
+
+
+def _process_tree(pid: int) -> list[int]:
+    """A server process and its worker processes (uvicorn --workers)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return [pid]
+    return [pid, *(int(c) for c in children)]
 
 
 def start_tipg(cluster: Cluster, workdir: Path) -> Server:
@@ -285,7 +296,7 @@ def verify(req: Request, servers: dict[str, Server]) -> None:
     """Each server answers 200 with the expected count, and both return the same features."""
     docs = {}
     for name, server in servers.items():
-        path = req.quarters_path if name == "quarters" else req.tipg_path
+        path = req.tipg_path if name == "tipg" else req.quarters_path
         status, body = common.http_get(server.base + path)
         if status != 200:
             raise RuntimeError(f"({req.key}) {name} {path} → {status}: {body[:300]!r}")
@@ -377,13 +388,13 @@ def build_requests(district_qid: int, measures: str, measures_note: str) -> list
     return reqs
 
 
-def run(seconds: int = 15, rounds: int = 1, pgbench: bool = True) -> str:
+def run(seconds: int = 15, rounds: int = 1, pgbench: bool = True, workers: int = 1) -> str:
     """Run the read benchmark; returns the Markdown report."""
     ensure_tipg()
     workdir = Path(tempfile.mkdtemp(prefix="quarters-bench-read-"))
     servers: dict[str, Server] = {}
     with common.throwaway_cluster() as cluster:
-        engine = create_engine(cluster.url())
+        engine = create_engine(cluster.url("admin"))
         try:
             load_dataset(cluster, engine)
             upgrade(engine)
@@ -400,6 +411,8 @@ def run(seconds: int = 15, rounds: int = 1, pgbench: bool = True) -> str:
             log("measures collection: " + ("yes" if with_measures else note or "not yet"))
             vacuum(cluster)
             servers["tipg"] = start_tipg(cluster, workdir)
+            if workers > 1:
+                servers["multi"] = start_quarters(cluster, workdir, workers)
             measures = ""
             if with_measures:
                 tipg_ids = [c["id"] for c in common.get_json(
@@ -427,14 +440,15 @@ def run(seconds: int = 15, rounds: int = 1, pgbench: bool = True) -> str:
             postmaster = common.cluster_pid(cluster)
             for n in range(rounds):
                 for req in active:
-                    for name in ("quarters", "tipg"):
-                        log(f"round {n + 1}/{rounds}: ({req.key}) {name}")
-                        path = req.quarters_path if name == "quarters" else req.tipg_path
+                    for name in servers:
+                        log(f"round {n + 1}/{rounds}: ({req.key}) {servers[name].name}")
+                        path = req.tipg_path if name == "tipg" else req.quarters_path
                         if servers[name].proc.poll() is not None:
                             raise RuntimeError(
                                 f"{name} exited ({servers[name].proc.returncode}):\n"
                                 + common.log_tail(servers[name].proc))
-                        watch = {"server": [servers[name].proc.pid], "db": [postmaster]}
+                        watch = {"server": _process_tree(servers[name].proc.pid),
+                                 "db": [postmaster]}
                         req.results.setdefault(name, []).append(
                             common.run_wrk(servers[name].base + path, seconds, watch=watch))
             for server in servers.values():
@@ -489,6 +503,14 @@ def report(requests: list[Request], servers: dict[str, Server], versions: dict[s
             floor_rows.append([req.label, f"{ref:,.0f}", f"{own:,.0f}", f"{q.rps:,.1f}",
                                f"{100 * q.rps / ref:.0f} %", f"{100 * q.rps / own:.0f} %",
                                "met" if q.rps >= ref / 2 else "**not met**"])
+    multi_rows = []
+    for req in requests:
+        if "multi" in req.results:
+            w = common.median_result(req.results["multi"])
+            q = common.median_result(req.results["quarters"])
+            t = common.median_result(req.results["tipg"])
+            multi_rows.append([req.label, *_fmt(w), f"**{w.rps / t.rps:.2f}×**",
+                               f"{w.rps / q.rps:.2f}×"])
     lines = [
         f"## Read benchmark — {stamp}",
         "",
@@ -511,6 +533,10 @@ def report(requests: list[Request], servers: dict[str, Server], versions: dict[s
         *goal_lines,
         "",
     ]
+    if multi_rows:
+        lines += [f"{servers['multi'].name} (the same requests; tipg keeps one worker):", "",
+                  common.md_table(["request", "req/s", "p50", "p99", "vs tipg",
+                                   "vs one worker"], multi_rows), ""]
     notes = [f"- {r.label}: {r.note}" for r in requests if r.results and r.note]
     if any("disturbed" in row[-1] for row in rows):
         notes.append(f"- ⚠ disturbed: other processes used more than {common.DISTURBED} cores "
@@ -578,8 +604,10 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--seconds", type=int, default=15, help="duration of each wrk run")
     parser.add_argument("--rounds", type=int, default=1, help="repeat every measurement")
     parser.add_argument("--no-pgbench", action="store_true", help="skip the database floor")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="also measure `quarters serve --workers N` (N > 1)")
     args = parser.parse_args(argv)
-    text_ = run(args.seconds, args.rounds, not args.no_pgbench)
+    text_ = run(args.seconds, args.rounds, not args.no_pgbench, args.workers)
     path = common.write_result("read", text_)
     print(text_)
     log(f"written to {path}")

@@ -104,7 +104,7 @@ def password_of(cluster: Cluster) -> str:
 
 def plain_url(cluster: Cluster) -> str:
     """postgresql:// URL (no driver suffix), e.g. for tipg."""
-    return cluster.url().replace("postgresql+psycopg://", "postgresql://", 1)
+    return cluster.url("admin").replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 def masked(text: str, cluster: Cluster) -> str:

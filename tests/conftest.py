@@ -25,12 +25,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Connection, Engine, text
 
 from quarters.api import create_app
-from quarters.api.deps import get_conn, get_connect
+from quarters.api.deps import get_conn, get_connect, get_runner
 from quarters.catalogue import load_catalogue
 from quarters.db import make_engine
 from quarters.embedded import APP_ROLE, OWNER_ROLE, Cluster
 from quarters.loading import load_all
 from quarters.migrate import upgrade
+from quarters.runner import ThreadRunner
 from quarters.settings import PROJECT_ROOT, Settings
 
 DATA_DIR = Path(os.environ.get("QUARTERS_DATA_DIR", PROJECT_ROOT.parent / "shared" / "data"))
@@ -121,7 +122,13 @@ def app(settings: Settings, app_engine: Engine, conn: Connection):
         with as_app() as c:
             yield c
 
+    def request_runner() -> Iterator[ThreadRunner]:
+        # the async read path runs its SQL on the test's connection, in a worker thread
+        with as_app() as c:
+            yield ThreadRunner(c)
+
     app.dependency_overrides[get_conn] = request_conn
+    app.dependency_overrides[get_runner] = request_runner
     app.dependency_overrides[get_connect] = lambda: as_app
     return app
 

@@ -125,29 +125,34 @@ def test_eighty_logins_at_forty_concurrent_give_no_server_error(settings, engine
 
 def test_a_full_pool_answers_503_with_retry_after(settings, engine):
     """One pooled connection, held by a request that waits for a lock: the next requests,
-    a sign-in included, get 503 with Retry-After, not 500; afterwards all is well."""
+    a sign-in included, get 503 with Retry-After, not 500; afterwards all is well. (The OGC
+    items path has its own async pool of the same size, held the same way.)"""
     username = committed_account(engine)
     with serve_app(settings, QUARTERS_POOL_MAX="1", QUARTERS_POOL_TIMEOUT_S="1") as url, \
             httpx.Client(base_url=url, timeout=30) as http:
         with engine.connect() as locker:
             tx = locker.begin()
             locker.execute(text("LOCK TABLE editions IN ACCESS EXCLUSIVE MODE"))
+            locker.execute(text("LOCK TABLE counties IN ACCESS EXCLUSIVE MODE"))
             held: list[int] = []
-            holder = threading.Thread(
-                target=lambda: held.append(httpx.get(f"{url}/api/editions", timeout=30).status_code))
-            holder.start()
-            time.sleep(1.0)  # the holder now waits for the lock on the only connection
+            holders = [threading.Thread(
+                target=lambda p=path: held.append(httpx.get(f"{url}{p}", timeout=30).status_code))
+                for path in ("/api/editions", "/api/collections/counties/items?limit=1")]
+            for holder in holders:
+                holder.start()
+            time.sleep(1.0)  # the holders now wait for the locks on the only connections
             busy = [http.get("/api/editions"),
                     http.get("/api/collections/municipalities/items?limit=1"),
                     http.post("/api/auth/login", json={"username": username, "password": PASSWORD})]
             tx.rollback()
-        holder.join(30)
+        for holder in holders:
+            holder.join(30)
         for answer in busy:
             assert answer.status_code == 503, answer.text
             assert int(answer.headers["retry-after"]) > 0
             assert answer.headers["content-type"].startswith("application/problem+json")
             assert answer.headers["x-content-type-options"] == "nosniff"
-        assert held == [200]
+        assert held == [200, 200]
         assert http.post("/api/auth/login", json={"username": username,
                                                   "password": PASSWORD}).status_code == 200
 

@@ -272,17 +272,25 @@ def users_deactivate(username: str) -> None:
 def serve(
     host: Annotated[str | None, typer.Option()] = None,
     port: Annotated[int | None, typer.Option()] = None,
+    workers: Annotated[int | None, typer.Option(
+        min=1, help="worker processes (default: the number of cores); caches, limits and "
+                    "sessions live in PostgreSQL or are keyed on the data version")] = None,
 ) -> None:
     """Serve the map and the API (starts the embedded database on demand) with the limits of
     the QUARTERS_SERVER_* settings; in production put a TLS reverse proxy in front."""
+    import os
+
     from quarters import server
-    from quarters.api import create_app
+    from quarters.settings import client_secret
 
     settings = get_settings()
     _engine(settings).dispose()
+    client_secret(settings)  # made once here (embedded: kept in the home), the workers share it
     host, port = host or settings.host, port or settings.port
-    console.print(f"quarters: http://{host}:{port}/  (API: http://{host}:{port}/api)")
-    server.run(create_app(settings), settings, host, port)
+    workers = workers or os.cpu_count() or 1
+    console.print(f"quarters: http://{host}:{port}/  (API: http://{host}:{port}/api), "
+                  f"{workers} worker(s)")
+    server.run("quarters.api:create_app", settings, host, port, workers=workers)
 
 
 def main() -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Literal
 
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import Engine, create_engine, event, exc
 
 from quarters.embedded import Cluster
@@ -40,11 +42,19 @@ def database_url(settings: Settings, *, start: bool = True, role: Role = "owner"
     return cluster.url(role)
 
 
-def make_engine(settings: Settings, *, start: bool = True, role: Role = "owner") -> Engine:
-    """Create the SQLAlchemy engine (psycopg 3, pooled, pre-ping for restarts)."""
+def application_name() -> str:
+    """How this worker's connections show in pg_stat_activity (which worker holds what)."""
+    return f"quarters-{os.getpid()}"
+
+
+def make_engine(settings: Settings, *, start: bool = True, role: Role = "owner",
+                url: str | None = None) -> Engine:
+    """Create the SQLAlchemy engine (psycopg 3, pooled, pre-ping for restarts); ``url``
+    instead of the settings' database (a read replica)."""
     engine = create_engine(
-        database_url(settings, start=start, role=role),
+        url or database_url(settings, start=start, role=role),
         plugins=["geoalchemy2"],
+        connect_args={"application_name": application_name()},
         pool_size=settings.pool_max,
         max_overflow=0,
         pool_timeout=settings.pool_timeout_s,
@@ -85,3 +95,27 @@ def commit(conn) -> None:  # noqa: ANN001
     which runs each request in a savepoint of a transaction it rolls back)."""
     if not conn.info.get("outer_transaction"):
         conn.commit()
+
+
+def make_async_pool(settings: Settings, url: str | None = None) -> AsyncConnectionPool:
+    """A psycopg async pool for the read path (not opened yet; ``open()`` in the lifespan):
+    autocommit, the runtime role (or ``url``: a replica), the same session settings as the
+    engine, and statements prepared from their first run (``prepare_threshold=0``)."""
+    url = url or database_url(settings, start=False, role="app")
+    conninfo = url.replace("postgresql+psycopg://", "postgresql://", 1)
+    options = (f"-c statement_timeout={int(settings.statement_timeout_ms)} "
+               "-c max_parallel_workers_per_gather=0 -c jit=off")
+    async def check(conn) -> None:  # noqa: ANN001
+        # as the engine: ping only a connection that sat idle (a restart left it dead)
+        if time.monotonic() - getattr(conn, "quarters_returned_at", 0.0) >= IDLE_PING_S:
+            await conn.execute("SELECT 1")
+
+    async def reset(conn) -> None:  # noqa: ANN001
+        conn.quarters_returned_at = time.monotonic()
+
+    return AsyncConnectionPool(
+        conninfo, min_size=min(settings.pool_min, settings.pool_max), max_size=settings.pool_max,
+        timeout=settings.pool_timeout_s, open=False, check=check, reset=reset,
+        kwargs={"autocommit": True, "prepare_threshold": 0, "options": options,
+                "application_name": application_name()},
+    )

@@ -90,6 +90,19 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
 
+class SettingsHttpProtocol(BoundedHttpProtocol):
+    """BoundedHttpProtocol with the deadline and cap of the process's settings: an importable
+    class, so each of several worker processes can load it (``http="quarters.server:…"``)."""
+
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        from quarters.settings import get_settings
+
+        settings = get_settings()
+        self.header_timeout_s = float(settings.server_header_timeout_s)
+        self.max_header_bytes = int(settings.server_max_header_bytes)
+        super().__init__(*args, **kwargs)
+
+
 def protocol_for(settings: Settings) -> type[BoundedHttpProtocol]:
     """The protocol class with the settings' deadline and cap."""
     return type("QuartersHttpProtocol", (BoundedHttpProtocol,), {
@@ -97,14 +110,16 @@ def protocol_for(settings: Settings) -> type[BoundedHttpProtocol]:
         "max_header_bytes": int(settings.server_max_header_bytes)})
 
 
-def run(app: object, settings: Settings, host: str, port: int) -> None:
-    """Serve ``app`` with the limits of the settings until interrupted."""
+def run(app: object, settings: Settings, host: str, port: int, workers: int = 1) -> None:
+    """Serve ``app`` (an app, or the import string of an app factory: each worker builds its
+    own from the environment) with the limits of the settings until interrupted."""
     import uvicorn
 
     # proxy_headers off: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1;
     # the app reads it itself, only from QUARTERS_TRUSTED_PROXIES (quarters.clients).
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=settings.access_log,
-                proxy_headers=False, http=protocol_for(settings),
+    uvicorn.run(app, factory=isinstance(app, str), workers=workers, host=host, port=port,
+                log_level="info", access_log=settings.access_log, proxy_headers=False,
+                http=protocol_for(settings) if workers == 1 else "quarters.server:SettingsHttpProtocol",
                 limit_concurrency=settings.server_limit_concurrency,
                 timeout_keep_alive=settings.server_keep_alive_s, backlog=settings.server_backlog,
                 h11_max_incomplete_event_size=settings.server_max_header_bytes)

@@ -51,6 +51,8 @@ class ItemQuery:
 
 
 def _feature_sql(col: Collection, srid: int = 4326, names: tuple[str, ...] | None = None) -> str:
+    """SQL of one feature as GeoJSON text. Built by concatenation: the geometry's GeoJSON is
+    not parsed again as json (json_build_object would), which is most of the cost of a page."""
     chosen = col.properties if names is None else {n: col.properties[n] for n in names}
     props = ", ".join(f"'{name}', {expr}" for name, expr in chosen.items())
     g = col.geometry
@@ -61,8 +63,9 @@ def _feature_sql(col: Collection, srid: int = 4326, names: tuple[str, ...] | Non
     else:
         geom = f"ST_AsGeoJSON(ST_ForcePolygonCCW(ST_Transform({g}, 4326)), {GEOJSON_DIGITS})"
     return (
-        f"json_build_object('type', 'Feature', 'id', t.{col.id_column}, "
-        f"'geometry', {geom}::json, 'properties', json_build_object({props}))"
+        f"('{{\"type\":\"Feature\",\"id\":' || to_json(t.{col.id_column})::text || "
+        f"',\"geometry\":' || coalesce({geom}, 'null') || "
+        f"',\"properties\":' || json_build_object({props})::text || '}}')"
     )
 
 
@@ -129,39 +132,61 @@ def _temporal(col: Collection, span: tuple[date | None, date | None], params: di
     return "(" + " AND ".join(parts) + ")"
 
 
-def items_page(conn: Connection, col: Collection, query: ItemQuery) -> tuple[str, int, int, Any]:
-    """Return (features JSON array text, numberReturned, numberMatched, id of the last one).
+Statement = tuple[str, dict[str, Any]]  # SQL with :name parameters, and their values
+DATA_VERSION_SQL = "SELECT version, changed_at FROM data_version"
+
+
+def items_page_sql(col: Collection, query: ItemQuery) -> Statement:
+    """The one statement of an items page; it returns one row (features JSON array text,
+    numberReturned, numberMatched, id of the last one). Both execution paths run it.
 
     The page's ids are chosen first (order, limit, offset over the bare rows); only those
     rows are then reprojected and serialised, so a deep page costs about what the first does.
+    numberMatched comes from the same scan (a window count before the limit); only a keyset
+    page (its count ignores ``after``) or a page past the end count in a second scan.
     """
     where, params = _where(col, query)
     where_all, _ = _where(col, query, keyset=False)
     params.update(limit=query.limit, offset=0 if query.after is not None else query.offset)
     order = ", ".join([*query.order_by, f"t.{col.id_column}"])
+    count_all = f"(SELECT count(*) FROM {col.from_clause()} WHERE {where_all})"
+    matched = count_all if query.after is not None else f"COALESCE(max(p.total), {count_all})"
     sql = f"""
-        SELECT COALESCE(json_agg(p.f ORDER BY p.n), '[]')::text, count(*),
-               (SELECT count(*) FROM {col.from_clause()} WHERE {where_all}),
-               (array_agg(p.k ORDER BY p.n DESC))[1] FROM (
-            SELECT ids.n, ids.k, {_feature_sql(col, query.srid, query.properties)} AS f
-            FROM (SELECT s.k, row_number() OVER () AS n FROM (
-                    SELECT t.{col.id_column} AS k FROM {col.from_clause()} WHERE {where}
+        SELECT '[' || COALESCE(string_agg(p.f, ',' ORDER BY p.n), '') || ']', count(*),
+               {matched}, (array_agg(p.k ORDER BY p.n DESC))[1] FROM (
+            SELECT ids.n, ids.k, ids.total, {_feature_sql(col, query.srid, query.properties)} AS f
+            FROM (SELECT s.k, s.total, row_number() OVER () AS n FROM (
+                    SELECT t.{col.id_column} AS k, count(*) OVER () AS total
+                    FROM {col.from_clause()} WHERE {where}
                     ORDER BY {order} LIMIT :limit OFFSET :offset) s) ids
             JOIN {col.table} t ON t.{col.id_column} = ids.k {col.joins}) p"""
+    return sql, params
+
+
+def items_page(conn: Connection, col: Collection, query: ItemQuery) -> tuple[str, int, int, Any]:
+    """Return (features JSON array text, numberReturned, numberMatched, id of the last one)."""
+    sql, params = items_page_sql(col, query)
     features, returned, matched, last = conn.execute(text(sql), params).one()
     return features, returned, matched, last
 
 
-def item(conn: Connection, col: Collection, item_id: str, srid: int = 4326) -> str:
-    """Return one feature as GeoJSON text or raise NotFound."""
+def item_sql(col: Collection, item_id: str, srid: int = 4326) -> Statement:
+    """The statement of one feature (GeoJSON text, no row: none); NotFound for an id that
+    cannot be one of the collection's."""
     value: Any = item_id
     if col.id_kind == "integer":
         if not ascii_digits(item_id) or len(item_id) > 18:
             raise NotFound(f"{col.id}: no feature with id '{item_id}'")
         value = int(item_id)
-    sql = (f"SELECT {_feature_sql(col, srid)}::text FROM {col.from_clause()} "
+    sql = (f"SELECT {_feature_sql(col, srid)} FROM {col.from_clause()} "
            f"WHERE t.{col.id_column} = :id AND {col.base_where()}")
-    row = conn.execute(text(sql), {"id": value}).first()
+    return sql, {"id": value}
+
+
+def item(conn: Connection, col: Collection, item_id: str, srid: int = 4326) -> str:
+    """Return one feature as GeoJSON text or raise NotFound."""
+    sql, params = item_sql(col, item_id, srid)
+    row = conn.execute(text(sql), params).first()
     if row is None:
         raise NotFound(f"{col.id}: no feature with id '{item_id}'")
     return row[0]
@@ -199,7 +224,7 @@ def property_schemas(conn: Connection, col: Collection) -> dict[str, dict[str, A
 
 def data_version(conn: Connection) -> tuple[int, datetime]:
     """The version every write bumps (migration 0007) and when it last changed."""
-    row = conn.execute(text("SELECT version, changed_at FROM data_version")).one()
+    row = conn.execute(text(DATA_VERSION_SQL)).one()
     return row[0], row[1]
 
 

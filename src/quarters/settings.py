@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import os
+import secrets
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -27,6 +32,9 @@ class Settings(BaseSettings):
     app_database_url: str | None = Field(
         None, description="The same server as the runtime role the API connects as (least privilege); "
                           "unset: the embedded cluster's runtime role, or database_url")
+    read_database_url: str | None = Field(
+        None, description="A read replica (streaming replication) as the runtime role: anonymous "
+                          "reads (GET/HEAD without a session) go there; unset: the primary")
     db_port: int = Field(54329, description="Port of the embedded cluster on 127.0.0.1")
     data_dir: Path = Field(
         PROJECT_ROOT.parent / "shared" / "data", description="Directory with third-party data"
@@ -66,7 +74,9 @@ class Settings(BaseSettings):
     login_lock_max_s: int = Field(900, description="longest pause")
     login_parallel: int = Field(4, description="password checks (argon2, 64 MiB each) at once per "
                                                "worker")
-    secret_key: str = Field("", description="salt for client hashes; random per process if empty")
+    secret_key: str = Field("", description="salt for client hashes; empty: derived from the "
+                                            "runtime role's password, or (embedded cluster) a "
+                                            "random key in the home directory")
     idea_limit: int = Field(5, description="ideas one client may submit per window")
     idea_window_s: int = 3600
     trusted_proxies: str = Field(
@@ -107,7 +117,7 @@ class Settings(BaseSettings):
     tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
     tile_attribution: str = "© OpenStreetMap-Mitwirkende"
 
-    @field_validator("database_url", "app_database_url")
+    @field_validator("database_url", "app_database_url", "read_database_url")
     @classmethod
     def _use_psycopg_driver(cls, value: str | None) -> str | None:
         """Normalise any PostgreSQL URL to the psycopg 3 driver."""
@@ -149,3 +159,34 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """Return the process-wide settings (overridable in tests via dependency overrides)."""
     return Settings()
+
+
+@lru_cache(maxsize=8)
+def _home_secret(home: Path) -> str:
+    path = home / "secret.key"
+    if not path.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        draft = home / f".secret.key.{os.getpid()}"
+        draft.write_text(secrets.token_hex(32) + "\n")
+        os.chmod(draft, 0o600)
+        try:
+            os.link(draft, path)  # atomic: the first worker's key wins, the others read it
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink(missing_ok=True)
+    return path.read_text().strip()
+
+
+def client_secret(settings: Settings) -> str:
+    """The key that salts client hashes (idea limits), the same in every worker and container:
+    ``secret_key``; else, with an external database, one derived from the runtime role's
+    password (what all API containers share, never stored in the database in clear); else
+    (the embedded cluster, one host) a random key kept in the home directory."""
+    if settings.secret_key:
+        return settings.secret_key
+    url = settings.app_database_url or settings.database_url
+    if url:
+        password = urlsplit(url).password or url
+        return hmac.new(password.encode(), b"quarters client hash", hashlib.sha256).hexdigest()
+    return _home_secret(settings.home.resolve())

@@ -33,7 +33,7 @@ from quarters.api.routes import (
 from quarters.api.security import SecurityHeaders
 from quarters.api.vendor import VendorFiles
 from quarters.auth import set_parallel_checks
-from quarters.db import make_engine
+from quarters.db import make_async_pool, make_engine
 from quarters.safefiles import remove_stale
 from quarters.settings import Settings, get_settings
 
@@ -47,9 +47,22 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         owned = engine is None
         remove_stale(settings.import_tmp)  # what a killed import left behind
         app.state.engine = engine or make_engine(settings, role="app")
+        replica = settings.read_database_url
+        app.state.read_engine = (make_engine(settings, url=replica) if replica
+                                 else app.state.engine)
+        # the async read path (OGC items/item): the primary, and the replica for the public
+        primary = make_async_pool(settings)
+        app.state.pools = {"primary": primary,
+                           "read": make_async_pool(settings, replica) if replica else primary}
+        for pool in {id(p): p for p in app.state.pools.values()}.values():
+            await pool.open()
         try:
             yield
         finally:
+            for pool in {id(p): p for p in app.state.pools.values()}.values():
+                await pool.close()
+            if replica:
+                app.state.read_engine.dispose()
             if owned:
                 app.state.engine.dispose()
 

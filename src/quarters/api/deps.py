@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Annotated, Any
 
@@ -21,6 +21,7 @@ from quarters.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
+from quarters.runner import PoolRunner, Runner
 from quarters.settings import Settings
 
 
@@ -29,14 +30,25 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+def anonymous_read(request: Request) -> bool:
+    """A GET/HEAD without a session cookie or bearer token: may be answered by a replica."""
+    return (request.method in ("GET", "HEAD") and SESSION_COOKIE not in request.cookies
+            and "authorization" not in request.headers)
+
+
 def get_conn(request: Request) -> Iterator[Connection]:
     """A connection from the app's pool, returned after the request.
 
     Reads run in autocommit (one round trip per statement, no BEGIN/ROLLBACK); writes run in
-    a transaction that the route commits.
+    a transaction that the route commits. Anonymous reads use the read replica when one is
+    configured (``QUARTERS_READ_DATABASE_URL``).
     """
+    state = request.app.state
+    engine = state.engine
+    if anonymous_read(request):
+        engine = getattr(state, "read_engine", None) or engine
     try:
-        conn = request.app.state.engine.connect()
+        conn = engine.connect()
         if request.method in ("GET", "HEAD"):
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")
     except OperationalError as exc:
@@ -65,8 +77,20 @@ def get_connect(request: Request) -> Connect:
     return lambda: _pooled(engine)
 
 
+async def get_runner(request: Request) -> AsyncIterator[Runner]:
+    """For the async read path: a runner on a pooled async connection (the replica's pool for
+    anonymous reads). A full pool raises PoolTimeout, an unreachable database
+    psycopg.OperationalError: both answer 503 (quarters.api.errors). Tests override this with
+    a ThreadRunner on their own transaction."""
+    pools = request.app.state.pools
+    pool = pools["read"] if anonymous_read(request) else pools["primary"]
+    async with pool.connection() as conn:
+        yield PoolRunner(conn)
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ConnDep = Annotated[Connection, Depends(get_conn)]
+RunnerDep = Annotated[Runner, Depends(get_runner)]
 ConnectDep = Annotated[Connect, Depends(get_connect)]
 
 

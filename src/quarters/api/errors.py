@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from psycopg_pool import PoolTimeout as AsyncPoolTimeout
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
@@ -47,12 +49,14 @@ def add_exception_handlers(app: FastAPI) -> None:
                                status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(OperationalError)
+    @app.exception_handler(psycopg.OperationalError)  # the async read path (timeouts too)
     async def _db_down(_request: Request, exc: OperationalError) -> ProblemResponse:
         log.error("database error: %s", str(exc).split("\n")[0])
         body = problem(503, "Datenbank nicht erreichbar", "the database cannot be reached")
         return ProblemResponse(body, status_code=503, headers={"Retry-After": "5"})
 
     @app.exception_handler(PoolTimeout)
+    @app.exception_handler(AsyncPoolTimeout)
     async def _pool_exhausted(_request: Request, _exc: PoolTimeout) -> ProblemResponse:
         log.warning("no pooled database connection free within the pool timeout")
         body = problem(503, "Server ausgelastet", "all database connections are busy; try again")

@@ -15,10 +15,11 @@ from fastapi.responses import Response
 
 from quarters import cql2, services
 from quarters.api import ogc_openapi
-from quarters.api.deps import ConnDep, SettingsDep
+from quarters.api.deps import ConnDep, RunnerDep, SettingsDep
 from quarters.api.responses import GeoJSONResponse, RawJSONResponse
 from quarters.collections import COLLECTIONS, Collection
 from quarters.errors import InvalidParameter, NotAcceptable, NotFound
+from quarters.runner import Runner
 from quarters.services import ItemQuery, ascii_digits
 from quarters.settings import STORAGE_SRID
 
@@ -89,7 +90,10 @@ def _collection(collection_id: str) -> Collection:
 def _validators(request: Request, conn, settings) -> dict[str, str]:  # noqa: ANN001
     """ETag, Last-Modified and Cache-Control of a read, from the data version (read first,
     so an answer is never tagged newer than the data it was built from)."""
-    version, changed = services.data_version(conn)
+    return _tags(request, settings, *services.data_version(conn))
+
+
+def _tags(request: Request, settings, version: int, changed: datetime) -> dict[str, str]:  # noqa: ANN001
     query = sorted(request.query_params.multi_items())
     key = hashlib.sha256(orjson.dumps([version, _base(request), request.url.path, query])
                          ).hexdigest()[:24]
@@ -141,6 +145,16 @@ def _cached(request: Request, conn, settings, build, response_class=RawJSONRespo
     headers = _validators(request, conn, settings)
     headers.update(extra or {})
     return _not_modified(request, headers) or response_class(build(), headers=headers)
+
+
+async def _cached_async(request: Request, runner: Runner, settings, build,  # noqa: ANN001
+                        extra: dict[str, str]) -> Response:
+    """``_cached`` for the async read path: the same checks, headers and 304."""
+    _accepts(request, GEOJSON, JSON)
+    version, changed = await runner.first((services.DATA_VERSION_SQL, {}))
+    headers = _tags(request, settings, version, changed)
+    headers.update(extra)
+    return _not_modified(request, headers) or GeoJSONResponse(await build(), headers=headers)
 
 
 def _json(obj: Any) -> bytes:
@@ -447,21 +461,21 @@ TextQ = Annotated[str | None, Query()]
 
 @router.get("/collections/{collection_id}/items", summary="Features of a collection",
             response_class=GeoJSONResponse, responses=READ)
-def items(collection_id: str, request: Request, conn: ConnDep, settings: SettingsDep,
-          limit: LimitQ = None, offset: OffsetQ = None,
-          after: Annotated[str | None, Query(description="keyset paging: id of the last "
-                                             "feature of the previous page")] = None,
-          bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy or 6 numbers "
-                                            "with heights; minx > maxx crosses the "
-                                            "antimeridian")] = None,
-          bbox_crs: Annotated[str | None, Query(alias="bbox-crs")] = None,
-          crs: TextQ = None,
-          datetime_: Annotated[str | None, Query(alias="datetime", description="instant or "
-                                                 "interval (open ends: ..)")] = None,
-          filter_: Annotated[str | None, Query(alias="filter")] = None,
-          filter_lang: Annotated[str | None, Query(alias="filter-lang")] = None,
-          filter_crs: Annotated[str | None, Query(alias="filter-crs")] = None,
-          sortby: TextQ = None, properties: TextQ = None) -> Response:
+async def items(collection_id: str, request: Request, runner: RunnerDep, settings: SettingsDep,
+                limit: LimitQ = None, offset: OffsetQ = None,
+                after: Annotated[str | None, Query(description="keyset paging: id of the last "
+                                                   "feature of the previous page")] = None,
+                bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy or 6 numbers "
+                                                  "with heights; minx > maxx crosses the "
+                                                  "antimeridian")] = None,
+                bbox_crs: Annotated[str | None, Query(alias="bbox-crs")] = None,
+                crs: TextQ = None,
+                datetime_: Annotated[str | None, Query(alias="datetime", description="instant or "
+                                                       "interval (open ends: ..)")] = None,
+                filter_: Annotated[str | None, Query(alias="filter")] = None,
+                filter_lang: Annotated[str | None, Query(alias="filter-lang")] = None,
+                filter_crs: Annotated[str | None, Query(alias="filter-crs")] = None,
+                sortby: TextQ = None, properties: TextQ = None) -> Response:
     """A page of features as a GeoJSON FeatureCollection (CRS84), with paging links.
 
     The collection's queryables are further query parameters (``?name=value``, listed in the
@@ -469,13 +483,20 @@ def items(collection_id: str, request: Request, conn: ConnDep, settings: Setting
     """
     col = _collection(collection_id)
     query = _item_query(col, request, settings)
-    return _cached(request, conn, settings, lambda: page_body(request, conn, col, query),
-                   GeoJSONResponse, (GEOJSON, JSON), _crs_header(query.srid))
+
+    async def build() -> bytes:
+        return _page_doc(request, query, *await runner.first(services.items_page_sql(col, query)))
+
+    return await _cached_async(request, runner, settings, build, _crs_header(query.srid))
 
 
 def page_body(request: Request, conn, col: Collection, query: ItemQuery) -> bytes:  # noqa: ANN001
     """A FeatureCollection page: features built in the database, paging links added here."""
-    features, returned, matched, last = services.items_page(conn, col, query)
+    return _page_doc(request, query, *services.items_page(conn, col, query))
+
+
+def _page_doc(request: Request, query: ItemQuery, features: str, returned: int, matched: int,
+              last: Any) -> bytes:
     links = _page_links(request, query, returned, matched, last)
     stamp = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     head = orjson.dumps({"type": "FeatureCollection", "timeStamp": stamp,
@@ -510,8 +531,8 @@ def _page_links(request: Request, query: ItemQuery, returned: int, matched: int,
 
 @router.get("/collections/{collection_id}/items/{item_id}", summary="One feature",
             response_class=GeoJSONResponse, responses=READ)
-def feature(collection_id: str, item_id: str, request: Request, conn: ConnDep,
-            settings: SettingsDep, crs: TextQ = None) -> Response:
+async def feature(collection_id: str, item_id: str, request: Request, runner: RunnerDep,
+                  settings: SettingsDep, crs: TextQ = None) -> Response:
     """One feature as GeoJSON."""
     col = _collection(collection_id)
     base = _base(request)
@@ -525,9 +546,10 @@ def feature(collection_id: str, item_id: str, request: Request, conn: ConnDep,
         raise InvalidParameter(f"unknown query parameter(s) {', '.join(unknown)}; allowed: crs, f")
     srid = _srid(request.query_params, "crs")
 
-    def build() -> bytes:
-        body = services.item(conn, col, item_id, srid)
-        return (body[:-1] + ',"links":' + orjson.dumps(links).decode() + "}").encode()
+    async def build() -> bytes:
+        row = await runner.first(services.item_sql(col, item_id, srid))
+        if row is None:
+            raise NotFound(f"{col.id}: no feature with id '{item_id}'")
+        return (row[0][:-1] + ',"links":' + orjson.dumps(links).decode() + "}").encode()
 
-    return _cached(request, conn, settings, build, GeoJSONResponse, (GEOJSON, JSON),
-                   _crs_header(srid))
+    return await _cached_async(request, runner, settings, build, _crs_header(srid))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
@@ -16,15 +15,16 @@ from quarters.clients import request_client
 from quarters.db import commit
 from quarters.errors import BadRequest, Forbidden
 from quarters.messages import language, t
+from quarters.settings import client_secret
 from quarters.validation import AsciiInt
 
 router = APIRouter(prefix="/api/ideas", tags=["ideas"])
-_PROCESS_SECRET = secrets.token_hex(16)
 IdeaId = Annotated[AsciiInt, Path(ge=1, le=2_147_483_647)]
 _TEXT = {"type": "string", "maxLength": 4000}
 IDEA_BODY = json_body({
     "type": "object", "additionalProperties": False, "required": ["title", "text", "geometry"],
     "properties": {
+        "workshop_code": {"type": ["string", "null"], "maxLength": 64},
         "title": {**_TEXT, "minLength": 3, "maxLength": 120},
         "text": {**_TEXT, "minLength": 10},
         "action_field": {**_TEXT, "maxLength": 100},
@@ -38,14 +38,16 @@ IDEA_BODY = json_body({
 MODERATION_BODY = json_body({
     "type": "object", "additionalProperties": False, "required": ["decision"],
     "properties": {
-        "decision": {"enum": ["accept", "reject", "link"]},
+        "decision": {"enum": ["accept", "reject", "link", "hide"]},
         "reason": {"type": ["string", "null"], "maxLength": 2000},
+        "staff_reason": {"type": ["string", "null"], "maxLength": 2000},
+        "text_public": {"type": "boolean"},
         "measure_id": {"type": ["integer", "null"], "minimum": 1, "maximum": 2_147_483_647}}})
 
 
 def _client(request: Request, settings) -> str:  # noqa: ANN001
     """Salted hash of the client's address (X-Forwarded-For only from a trusted proxy)."""
-    return ideas.client_hash(settings.secret_key or _PROCESS_SECRET, request_client(request))
+    return ideas.client_hash(client_secret(settings), request_client(request))
 
 
 def _moderator(user: User) -> User:

@@ -1,0 +1,58 @@
+"""How the read path's statements run: on a pooled async psycopg connection (the server) or
+on a SQLAlchemy connection in a worker thread (the test harness's rolled-back transaction).
+
+The SQL is the same either way: quarters.services builds every statement (``:name``
+parameters); a runner only executes it and returns the first row.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, text
+from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
+from starlette.concurrency import run_in_threadpool
+
+from quarters.services import Statement
+
+_DIALECT = psycopg_dialect()
+
+
+@lru_cache(maxsize=1024)
+def pyformat(sql: str) -> str:
+    """``:name`` parameters as psycopg's ``%(name)s`` and literal ``%`` doubled, exactly as
+    SQLAlchemy sends the statement (converted once per statement shape)."""
+    return str(text(sql).compile(dialect=_DIALECT))
+
+
+class Runner(Protocol):
+    """Runs one statement and returns its first row (None: no row)."""
+
+    async def first(self, statement: Statement) -> tuple[Any, ...] | None: ...  # noqa: D102
+
+
+class PoolRunner:
+    """On one async psycopg connection (autocommit; psycopg prepares repeated statements)."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    async def first(self, statement: Statement) -> tuple[Any, ...] | None:
+        """Execute and fetch the first row."""
+        sql, params = statement
+        cursor = await self.conn.execute(pyformat(sql), params)
+        return await cursor.fetchone()
+
+
+class ThreadRunner:
+    """On a sync SQLAlchemy connection, in a worker thread (tests share their transaction)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    async def first(self, statement: Statement) -> tuple[Any, ...] | None:
+        """Execute and fetch the first row."""
+        sql, params = statement
+        row = await run_in_threadpool(lambda: self.conn.execute(text(sql), params).first())
+        return None if row is None else tuple(row)
