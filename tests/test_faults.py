@@ -78,7 +78,7 @@ def quarters_serve(settings: Settings, **env: str) -> Iterator[tuple[str, subpro
                 "QUARTERS_DATA_DIR": str(settings.data_dir), "QUARTERS_HOME": str(settings.home),
                 "PYTHONPATH": str(PROJECT_ROOT / "src"), **env}
     proc = subprocess.Popen([sys.executable, "-c", SERVE, "serve", "--host", "127.0.0.1",
-                             "--port", str(port)], env=full_env, cwd=PROJECT_ROOT,
+                             "--port", str(port), "--workers", "1"], env=full_env, cwd=PROJECT_ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -32,7 +32,7 @@ def quarters_serve(settings, **env: str):  # noqa: ANN001, ANN201
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-c", "from quarters.cli import main; main()", "serve",
-         "--host", "127.0.0.1", "--port", str(port)],
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
         env={**os.environ, "QUARTERS_DATABASE_URL": settings.database_url,
              "QUARTERS_DATA_DIR": str(settings.data_dir), **env},
         cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
