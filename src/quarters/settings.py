@@ -73,6 +73,13 @@ class Settings(BaseSettings):
                            "never with credentials")
     cache_max_age: int = Field(0, description="max-age of OGC API reads in seconds; 0: clients "
                                               "revalidate every time (ETag → 304)")
+    tile_cache_size: int = Field(4096, description="vector tiles kept in memory per worker "
+                                                   "(LRU; 0: none)")
+    tile_cache_dir: Path | None = Field(
+        None, description="directory of a disk cache of vector tiles shared by workers (files "
+                          "named by collection, grid, z/x/y and data version); unset: none")
+    tile_max_age: int = Field(30, description="max-age of vector tiles in seconds (browsers and "
+                                              "CDNs revalidate with the ETag afterwards)")
     tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
     tile_attribution: str = "© OpenStreetMap-Mitwirkende"
 

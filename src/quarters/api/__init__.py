@@ -24,6 +24,7 @@ from quarters.api.routes import (
     measures,
     meta,
     public,
+    tiles,
 )
 from quarters.api.security import SecurityHeaders
 from quarters.auth import set_parallel_checks
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     add_exception_handlers(app)
     app.include_router(meta.router)
     app.include_router(features.router)
+    app.include_router(tiles.router)
     app.include_router(features_write.router)
     app.include_router(auth.router)
     app.include_router(measure_files.router)
