@@ -109,7 +109,10 @@ def tile_bounds(tms: morecantile.TileMatrixSet, z: int, x: int, y: int) -> TileB
 def _geometry_sql(col: Collection, srid: int) -> str:
     """The collection's geometry clipped, simplified and reprojected for one tile."""
     g = col.geometry
-    if col.geometry_type not in POINT_TYPES:
+    if col.geometry_type == "Geometry":  # mixed: points pass as they are
+        g = (f"CASE WHEN ST_Dimension({g}) = 0 THEN {g} "
+             f"ELSE ST_Simplify(ST_ClipByBox2D({g}, {_STORAGE_BOX}), :tol, true) END")
+    elif col.geometry_type not in POINT_TYPES:
         g = f"ST_Simplify(ST_ClipByBox2D({g}, {_STORAGE_BOX}), :tol, true)"
     if srid != STORAGE_SRID:
         g = f"ST_Transform({g}, {srid})"
