@@ -179,7 +179,7 @@ def report(rows, checks: list[str], seconds: int) -> str:  # noqa: ANN001
     m = common.machine_info()
     return "\n".join([
         f"# Vector tiles: quarters vs tipg ({stamp})", "",
-        f"Machine: {m.get('cpu', '?')}, {m.get('cores', '?')} cores; wrk -t{common.WRK_THREADS} "
+        f"Machine: {m.get('cpu', '?')}, {m.get('nproc', '?')} cores; wrk -t{common.WRK_THREADS} "
         f"-c{common.WRK_CONNECTIONS} -d{seconds}s over a Lua list of tiles; one worker each.", "",
         common.md_table(["request", "server", "req/s", "p50", "p99", "vs tipg",
                          "CPU ms/req server / db"], table), "",
