@@ -50,14 +50,14 @@ FOCUS_STYLE = """
   return { name, visible: outline || ring };
 }
 """
-# Pixels the choropleth canvas has painted (the canvas renderer of the 11,000 municipalities).
+# Pixels the choropleth canvases have painted (the 11,000 municipalities: one canvas per tile).
 PAINTED_PIXELS = """
 () => {
-  const canvas = document.querySelector("#map .leaflet-choropleth-pane canvas");
-  if (!canvas) return 0;
-  const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
   let n = 0;
-  for (let i = 3; i < data.length; i += 4) if (data[i] > 0) n += 1;
+  for (const canvas of document.querySelectorAll("#map .leaflet-choropleth-pane canvas")) {
+    const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+    for (let i = 3; i < data.length; i += 4) if (data[i] > 0) n += 1;
+  }
   return n;
 }
 """
@@ -215,7 +215,10 @@ def test_rank_stadtviertel_like_neustadt_then_municipalities_like_halle(page, li
     violations = page.evaluate(RUN_AXE, AXE_TAGS)
     assert violations == [], json.dumps(violations, indent=1, ensure_ascii=False)
 
-    # all municipalities like Halle (Saale): the canvas renderer draws 11,000 polygons
+    # all municipalities like Halle (Saale): drawn from vector tiles on canvas, the classes
+    # joined in the browser by AGS; the 11,000 polygons are never fetched as GeoJSON
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url))
     page.locator("#shortcut-halle").click()
     expect(page.locator("#reference-current")).to_contain_text("Halle (Saale)")
     page.get_by_label("Kandidaten", exact=True).select_option("gemeinde")
@@ -231,7 +234,16 @@ def test_rank_stadtviertel_like_neustadt_then_municipalities_like_halle(page, li
     expect(rows.nth(1)).to_have_class("is-selected")  # the first candidate, not the reference
     expect(page.get_by_label("Kandidat", exact=True)).to_have_value(
         rows.nth(1).get_attribute("data-code"))
-    assert page.evaluate(PAINTED_PIXELS) > 10_000
+    expect(the_map).to_have_attribute("data-source", "tiles")
+    expect(the_map).to_have_attribute("data-tiles", "loaded")
+    page.wait_for_function(f"({PAINTED_PIXELS.strip()})() > 10000")  # tiles drawn
+    assert any("/api/collections/municipalities/tiles/WebMercatorQuad/" in u for u in asked)
+    assert not any("format=geojson" in u and "level=gemeinde" in u for u in asked), asked
+    # a click on a tile asks the API which municipality is there and shows its popup
+    box = the_map.bounding_box()
+    the_map.click(position={"x": box["width"] / 2, "y": box["height"] * 0.6})
+    expect(page.locator(".leaflet-popup .unit-popup")).to_be_visible()
+    page.locator(".leaflet-popup-close-button").click()
     expect(page.locator("#map-legend li.legend-class")).not_to_have_count(0)
     expect(the_map.locator("path.ref-outline")).to_have_count(1)
     expect(the_map.locator(".ref-label")).to_contain_text("Halle (Saale)")

@@ -15,6 +15,7 @@ from starlette.routing import Route
 from factories import GERA_POINT, bearer, measure_feature
 from quarters.api import create_app
 from quarters.settings import Settings
+from quarters.tiles import TILE_MATRIX_SETS
 
 ROLES = ("anonymous", "moderator", "planner", "admin")
 DRAFT = "Entwurfsmarke Zq7"
@@ -31,6 +32,8 @@ NOT_FOUND = {r: 404 for r in ROLES}
 DRAFT_404 = {"anonymous": 404, "moderator": 404, "planner": "ok", "admin": "ok"}
 IDEA_404 = {"anonymous": 404, "moderator": "ok", "planner": 404, "admin": "ok"}
 SIGNIN = {r: 401 for r in ROLES}
+
+_GERA_TILE = "14/{1}/{0}".format(*TILE_MATRIX_SETS["WebMercatorQuad"].tile(LON, LAT, 14))
 
 # Who may see the draft in an answer: "staff" (planners, admins) or "none".
 DRAFT_STAFF, DRAFT_NONE = "staff", "none"
@@ -70,6 +73,23 @@ def _matrix() -> dict[tuple[str, str], tuple]:
         ("GET", "/api/collections"): (lambda f: ("GET", "/api/collections", {}), ANY, DRAFT_NONE),
         ("GET", "/api/collections/{collection_id}"): (
             lambda f: ("GET", "/api/collections/measures", {}), ANY, DRAFT_NONE),
+        # OGC API Tiles: the draft lies in the z14/z10 tiles asked for (MVT keeps strings as
+        # they are, so the title marker would show in the body)
+        ("GET", "/api/tileMatrixSets"): (lambda f: ("GET", "/api/tileMatrixSets", {}), ANY,
+                                         DRAFT_NONE),
+        ("GET", "/api/tileMatrixSets/{tms_id}"): (
+            lambda f: ("GET", "/api/tileMatrixSets/WebMercatorQuad", {}), ANY, DRAFT_NONE),
+        ("GET", "/api/collections/{collection_id}/tiles"): (
+            lambda f: ("GET", "/api/collections/measures/tiles", {}), ANY, DRAFT_NONE),
+        ("GET", "/api/collections/{collection_id}/tiles/{tms_id}"): (
+            lambda f: ("GET", "/api/collections/measures/tiles/WebMercatorQuad", {}), ANY,
+            DRAFT_NONE),
+        ("GET", "/api/collections/{collection_id}/tiles/{tms_id}/tilejson.json"): (
+            lambda f: ("GET", "/api/collections/measures/tiles/WebMercatorQuad/tilejson.json",
+                       {}), ANY, DRAFT_NONE),
+        ("GET", "/api/collections/{collection_id}/tiles/{tms_id}/{z}/{y}/{x}"): (
+            lambda f: ("GET", f"/api/collections/measures/tiles/WebMercatorQuad/{_GERA_TILE}",
+                       {}), ANY, DRAFT_NONE),
         ("GET", "/api/collections/{collection_id}/queryables"): (
             lambda f: ("GET", "/api/collections/measures/queryables", {}), ANY, DRAFT_NONE),
         ("GET", "/api/collections/{collection_id}/items"): (

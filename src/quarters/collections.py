@@ -41,6 +41,8 @@ class Collection:
     where: str = ""  # condition that restricts the table to this collection
     temporal: tuple[str, str] | None = None  # SQL (date) of the start and end of a feature
     temporal_names: tuple[str, str] | None = None  # the properties behind ``temporal``
+    # the properties a map needs, the only ones in vector tiles (names of ``properties``)
+    tile_properties: tuple[str, ...] = ()
 
     def from_clause(self) -> str:
         """FROM clause with the table aliased as t."""
@@ -132,6 +134,7 @@ MEASURES_PUBLIC = Collection(
     queryables=_MEASURE_QUERYABLES,
     geometry_wgs84="t.geom_wgs84",
     geometry_type="Geometry",
+    tile_properties=("id", "title", "status", "action_field", "city_ags", "location_precision"),
     **_MEASURE_TEMPORAL,
 )
 # What staff see: drafts included, deleted excluded. Not an OGC collection.
@@ -221,6 +224,7 @@ COLLECTIONS: dict[str, Collection] = {
             },
             temporal=(_GEMEINDE["population_date"], _GEMEINDE["population_date"]),
             temporal_names=("population_date", "population_date"),
+            tile_properties=("ags", "name", "bez", "kreis", "project_city"),
         ),
         Collection(
             id="counties",
@@ -246,6 +250,7 @@ COLLECTIONS: dict[str, Collection] = {
             },
             temporal=(_KREIS["population_date"], _KREIS["population_date"]),
             temporal_names=("population_date", "population_date"),
+            tile_properties=("ags", "name", "bez"),
         ),
         Collection(
             id="districts",
@@ -279,6 +284,8 @@ COLLECTIONS: dict[str, Collection] = {
             joins="JOIN sources s ON s.id = t.source_id",
             temporal=(_DISTRICT_FIGURES["population_date"], _DISTRICT_FIGURES["population_date"]),
             temporal_names=("population_date", "population_date"),
+            tile_properties=("id", "name", "code", "level", "city_ags", "stadtbezirk",
+                             "approximate", "area_ha", "population"),
         ),
         Collection(
             id="quarters",
@@ -297,6 +304,7 @@ COLLECTIONS: dict[str, Collection] = {
             queryables={"city_ags": Queryable("t.city_ags", description="AGS der Stadt"),
                         "slug": Queryable("t.slug", description="Kurzname"),
                         "name": Queryable("t.name", description="Name")},
+            tile_properties=("id", "slug", "name", "name_en", "city_ags", "theme", "approximate"),
         ),
         Collection(
             id="sites",
@@ -316,6 +324,7 @@ COLLECTIONS: dict[str, Collection] = {
                         "slug": Queryable("t.slug", description="Kurzname"),
                         "name": Queryable("t.name", description="Name")},
             joins="JOIN quarters q ON q.id = t.quarter_id",
+            tile_properties=("id", "slug", "name", "name_en", "quarter_slug", "approximate"),
         ),
         MEASURES_PUBLIC,
         *MEASURE_KINDS,

@@ -114,6 +114,13 @@ class Settings(BaseSettings):
     server_header_timeout_s: float = Field(
         10.0, description="a request's line and headers must arrive within this time")
     server_max_header_bytes: int = Field(64 * 1024, description="request line + headers")
+    tile_cache_size: int = Field(4096, description="vector tiles kept in memory per worker "
+                                                   "(LRU; 0: none)")
+    tile_cache_dir: Path | None = Field(
+        None, description="directory of a disk cache of vector tiles shared by workers (files "
+                          "named by collection, grid, z/x/y and data version); unset: none")
+    tile_max_age: int = Field(30, description="max-age of vector tiles in seconds (browsers and "
+                                              "CDNs revalidate with the ETag afterwards)")
     tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
     tile_attribution: str = "© OpenStreetMap-Mitwirkende"
 

@@ -1,8 +1,10 @@
-// Analysis page: the Leaflet map. One choropleth layer per level (SVG for small levels, the
-// canvas renderer for the 11,000 municipalities), restyled in place when the classes change;
+// Analysis page: the Leaflet map. One choropleth layer per level (SVG for small levels; the
+// 11,000 municipalities as vector tiles of the OGC API drawn on canvas, coloured in the browser
+// by joining the classes on the unit code of each tile feature), restyled when the classes change;
 // the reference (white halo + black outline + label), the selected candidate (orange dashed
 // outline) and rank labels of the top candidates on their own pane above.
 
+import { getItems } from "./analysis-api.js";
 import { el, formatCount, replaceChildren, svgEl } from "./analysis-format.js";
 
 const L = globalThis.L;
@@ -10,6 +12,7 @@ const CANVAS_FROM = 800; // features; from here on the canvas renderer draws the
 const MISSING_FILL = "#d4d4d4";
 const REFERENCE_COLOUR = "#111111";
 const SELECTED_COLOUR = "#d95f02";
+const TILE_GRID = "WebMercatorQuad";
 
 // ColorBrewer YlGnBu (sequential, colour-blind safe, prints in greyscale), per number of classes.
 const PALETTES = {
@@ -39,8 +42,10 @@ const state = {
   svg: null,
   overlaySvg: null,
   level: null,
-  layer: null, // L.GeoJSON of the current level
-  byCode: new Map(), // code -> layer
+  layer: null, // L.GeoJSON of the current level, or the L.VectorGrid of its tiles
+  byCode: new Map(), // code -> layer (GeoJSON levels)
+  tiles: null, // {collection, codeProperty} when the level is drawn from vector tiles
+  fetched: new Map(), // code -> Promise<GeoJSON feature> (tiled levels: outlines, ranks, zoom)
   classes: new Map(), // code -> class (−1 missing)
   colours: [],
   big: false,
@@ -138,6 +143,96 @@ function styleFor(code) {
   return style;
 }
 
+/** Style of a tile feature: the unit's class colour, looked up by its code. */
+function tileStyle(properties) {
+  return { ...styleFor(String(properties?.[state.tiles.codeProperty])), fill: true };
+}
+
+/** The full feature of one unit of a tiled level, fetched once from the OGC API. */
+function fetchFeature(code) {
+  const key = String(code);
+  if (!state.fetched.has(key)) {
+    const { collection, codeProperty } = state.tiles;
+    const promise = getItems(collection, { [codeProperty]: key, limit: 1 })
+      .then((fc) => fc.features[0] || null);
+    promise.catch(() => state.fetched.delete(key));
+    state.fetched.set(key, promise);
+  }
+  return state.fetched.get(key);
+}
+
+/** Features of several units of a tiled level in one request (CQL2 IN). */
+async function fetchFeatures(codes) {
+  const { collection, codeProperty } = state.tiles;
+  const wanted = codes.map(String).filter((c) => /^[0-9A-Za-z_-]+$/.test(c));
+  if (!wanted.length) return new Map();
+  const fc = await getItems(collection, {
+    filter: `${codeProperty} IN (${wanted.map((c) => `'${c}'`).join(",")})`,
+    limit: wanted.length,
+  });
+  const found = new Map();
+  for (const f of fc.features) {
+    const code = String(f.properties?.[codeProperty] ?? f.id);
+    found.set(code, f);
+    state.fetched.set(code, Promise.resolve(f));
+  }
+  return found;
+}
+
+/** A click on a tiled level: the unit under the pointer, asked of the API (a point bbox). */
+async function onTileClick(event) {
+  if (!state.popup || !state.tiles) return;
+  const { lat, lng } = event.latlng;
+  const level = state.level;
+  const { collection, codeProperty } = state.tiles;
+  const box = [lng, lat, lng, lat].map((v) => v.toFixed(6)).join(",");
+  let feature = null;
+  try {
+    feature = (await getItems(collection, { bbox: box, limit: 1 })).features[0] || null;
+  } catch {
+    return;
+  }
+  if (!feature || state.level !== level) return;
+  const code = String(feature.properties?.[codeProperty] ?? feature.id);
+  state.fetched.set(code, Promise.resolve(feature));
+  L.popup({ maxWidth: 320, autoPanPadding: [20, 20] })
+    .setLatLng(event.latlng)
+    .setContent(state.popup(code, feature.properties?.name))
+    .openOn(state.map);
+}
+
+/** Draw a tiled level: `collection` = {tiles: {collection, codeProperty}}. */
+function showTiles(level, collection) {
+  state.tiles = collection.tiles;
+  state.big = true;
+  const name = state.tiles.collection;
+  const url = `/api/collections/${encodeURIComponent(name)}/tiles/${TILE_GRID}/{z}/{y}/{x}`;
+  const container = state.map.getContainer();
+  const layer = L.vectorGrid.protobuf(url, {
+    rendererFactory: L.canvas.tile,
+    pane: "choropleth",
+    interactive: false, // clicks are answered by onTileClick (the plugin's canvas hit test fails on Leaflet ≥ 1.8)
+    vectorTileLayerStyles: { [name]: tileStyle },
+    fetchOptions: { credentials: "same-origin" },
+  });
+  layer.on("loading", () => { container.dataset.tiles = "loading"; });
+  layer.on("load", () => { container.dataset.tiles = "loaded"; });
+  state.layer = layer; // added to the map by the first paint (no tile is drawn uncoloured)
+  state.map.on("click", onTileClick);
+  fetch(`/api/collections/${encodeURIComponent(name)}/tiles/${TILE_GRID}`, { credentials: "same-origin" })
+    .then((r) => (r.ok ? r.json() : null))
+    .then((meta) => {
+      const box = meta?.boundingBox;
+      if (!box || state.layer !== layer) return;
+      state.map.fitBounds([[box.lowerLeft[1], box.lowerLeft[0]], [box.upperRight[1], box.upperRight[0]]],
+        { padding: [12, 12] });
+    })
+    .catch(() => {});
+  container.dataset.renderer = "canvas";
+  container.dataset.source = "tiles";
+  container.dataset.level = level;
+}
+
 function onUnitClick(event) {
   const layer = event.propagatedFrom || event.layer;
   const code = layer?.feature?.id ?? layer?.feature?.properties?.code;
@@ -156,10 +251,17 @@ function onUnitClick(event) {
 export function showLevel(level, collection) {
   if (state.level === level && state.layer) return;
   if (state.layer) state.layer.remove();
+  if (state.tiles) state.map.off("click", onTileClick);
   clearOverlay();
   state.level = level;
-  state.big = collection.features.length >= CANVAS_FROM;
   state.byCode = new Map();
+  state.fetched = new Map();
+  state.tiles = null;
+  if (collection.tiles) {
+    showTiles(level, collection);
+    return;
+  }
+  state.big = collection.features.length >= CANVAS_FROM;
   const layer = L.geoJSON(null, {
     renderer: state.big ? state.canvas : state.svg,
     pane: "choropleth",
@@ -173,6 +275,7 @@ export function showLevel(level, collection) {
   const bounds = layer.getBounds();
   if (bounds.isValid()) state.map.fitBounds(bounds, { padding: [12, 12] });
   state.map.getContainer().dataset.renderer = state.big ? "canvas" : "svg";
+  state.map.getContainer().dataset.source = "geojson";
   state.map.getContainer().dataset.level = level;
 }
 
@@ -181,8 +284,9 @@ export function currentLevel() {
   return state.level;
 }
 
-/** Feature (GeoJSON) of a unit of the current level, or null. */
+/** Feature (GeoJSON) of a unit of the current level, or null (a Promise of it for tiled levels). */
 export function featureOf(code) {
+  if (state.tiles) return fetchFeature(code).catch(() => null);
   return state.byCode.get(String(code))?.feature || null;
 }
 
@@ -194,6 +298,15 @@ export function paint(classes, k) {
   state.classes = classes;
   state.colours = palette(k);
   if (!state.layer) return state.colours;
+  if (state.tiles) {
+    // tiles are styled as they are drawn: draw them again (the browser has them cached).
+    // Removed and added rather than redraw(): GridLayer.redraw does not round a fractional
+    // zoom (zoomSnap 0.25) to a tile zoom.
+    if (state.map.hasLayer(state.layer)) state.layer.remove();
+    state.map.getContainer().dataset.tiles = "loading";
+    state.layer.addTo(state.map);
+    return state.colours;
+  }
   for (const [code, layer] of state.byCode) layer.setStyle(styleFor(code));
   return state.colours;
 }
@@ -264,8 +377,18 @@ export function highlightReference(feature, label, measure) {
 export function highlightSelected(code) {
   if (state.selected) for (const layer of state.selected) state.overlay.removeLayer(layer);
   state.selected = [];
+  if (code && state.tiles) {
+    const selection = state.selected;
+    fetchFeature(code).then((feature) => {
+      if (feature && state.selected === selection) drawSelected(feature);
+    }).catch(() => {});
+    return;
+  }
   const feature = code ? featureOf(code) : null;
-  if (!feature) return;
+  if (feature) drawSelected(feature);
+}
+
+function drawSelected(feature) {
   const halo = outline(feature, "#ffffff", 6, "sel-halo");
   const line = outline(feature, SELECTED_COLOUR, 3, "sel-outline", "7 4");
   state.selected.push(halo, line);
@@ -276,8 +399,21 @@ export function highlightSelected(code) {
 export function showRanks(rows) {
   if (state.ranks) for (const layer of state.ranks) state.overlay.removeLayer(layer);
   state.ranks = [];
+  if (state.tiles && rows.length) {
+    const ranks = state.ranks;
+    fetchFeatures(rows.map((r) => r.code)).then((found) => {
+      if (state.ranks !== ranks) return;
+      const layers = new Map([...found].map(([code, f]) => [code, L.geoJSON(f).getLayers()[0]]));
+      drawRanks(rows, layers);
+    }).catch(() => {});
+    return;
+  }
+  drawRanks(rows, state.byCode);
+}
+
+function drawRanks(rows, layers) {
   for (const row of rows) {
-    const layer = state.byCode.get(String(row.code));
+    const layer = layers.get(String(row.code));
     if (!layer) continue;
     let latlng;
     try {
@@ -295,8 +431,15 @@ export function showRanks(rows) {
 
 /** Zoom to a unit of the current level. */
 export function zoomTo(code) {
+  if (state.tiles) {
+    fetchFeature(code).then((f) => f && fitTo(L.geoJSON(f))).catch(() => {});
+    return;
+  }
   const layer = state.byCode.get(String(code));
-  if (!layer) return;
+  if (layer) fitTo(layer);
+}
+
+function fitTo(layer) {
   const bounds = layer.getBounds();
   if (bounds.isValid()) state.map.fitBounds(bounds, { padding: [40, 40], maxZoom: 12 });
 }

@@ -943,8 +943,17 @@ function fillMapVariables(prefer) {
 
 function loadGeometry(level, key, classes, k) {
   if (!app.geometry.has(level)) {
-    const promise = api.getValues(key, { level, classes, k, format: "geojson" }).then((collection) => ({
-      collection, key, classes, k,
+    // Large levels (the 11,000 municipalities) come as vector tiles of their OGC collection;
+    // only the values travel as JSON and are joined onto the tile features by code.
+    const lv = app.levelBy.get(level);
+    const tiles = (lv?.units || 0) > 2000 && lv.collection
+      ? { collection: lv.collection, codeProperty: lv.code_property } : null;
+    const format = tiles ? "json" : "geojson";
+    const promise = api.getValues(key, { level, classes, k, format }).then((body) => ({
+      collection: tiles
+        ? { tiles, classification: body.classification, features: body.values.map((v) => ({ properties: v })) }
+        : body,
+      key, classes, k,
     }));
     promise.catch(() => app.geometry.delete(level));
     app.geometry.set(level, promise);
@@ -976,7 +985,7 @@ async function renderMap() {
   const big = (app.levelBy.get(level)?.units || 0) > 2000;
   const mapStatus = $("map-legend");
   if (!amap.currentLevel() || amap.currentLevel() !== level) {
-    replaceChildren(mapStatus, el("p", { className: "map-loading", text: big ? "Geometrien aller Gemeinden werden geladen (einige MB) …" : "Karte wird geladen …" }));
+    replaceChildren(mapStatus, el("p", { className: "map-loading", text: big ? "Gemeinden werden als Vektorkacheln geladen …" : "Karte wird geladen …" }));
   }
   try {
     const geometryVariable = variable === "score" ? geometryKey(level) : variable;

@@ -29,6 +29,7 @@ from quarters.api.routes import (
     meta,
     monitoring,
     public,
+    tiles,
 )
 from quarters.api.security import SecurityHeaders
 from quarters.api.vendor import VendorFiles
@@ -83,7 +84,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     if engine is not None:
         app.state.engine = engine
     add_exception_handlers(app)
-    routers = (meta, features, features_write, auth, measure_files, measures, editions, ideas,
+    routers = (meta, features, tiles, features_write, auth, measure_files, measures, editions, ideas,
                public, analysis, monitoring)
     for module in routers:
         app.include_router(module.router, responses=PROBLEM_RESPONSES)

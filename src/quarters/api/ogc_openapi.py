@@ -79,6 +79,7 @@ def _components(crs: list[str]) -> dict[str, Any]:
                                  style="form", explode=False),
             "featureId": {"name": "featureId", "in": "path", "required": True,
                           "description": "Id of a feature.", "schema": {"type": "string"}},
+            **_tile_parameters(),
         },
         "headers": {
             "ETag": {"description": "Weak validator of this answer (If-None-Match → 304).",
@@ -117,6 +118,7 @@ def _components(crs: list[str]) -> dict[str, Any]:
                     "geometry": {"type": "object", "nullable": True},
                     "properties": {"type": "object", "nullable": True},
                     "links": {"type": "array", "items": {"$ref": f"{_REF}schemas/link"}}}},
+            "mvt": {"type": "string", "format": "binary"},
         },
         "responses": {
             "NotModified": {"description": "Unchanged since the ETag or date the client sent.",
@@ -151,6 +153,49 @@ def _get(operation_id: str, summary: str, media: str, schema: str, *,
     if parameters:
         op["parameters"] = parameters
     return {"get": op}
+
+
+def _tile_parameters() -> dict[str, Any]:
+    from quarters.tiles import TILE_MATRIX_SETS
+
+    def path(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+        return {"name": name, "in": "path", "required": True, "description": description,
+                "schema": schema}
+
+    return {
+        "tileMatrixSetId": path("tileMatrixSetId", "Tile matrix set (tile grid).",
+                                {"type": "string", "enum": list(TILE_MATRIX_SETS)}),
+        "tileMatrix": path("tileMatrix", "Zoom level (tile matrix id).",
+                           {"type": "integer", "minimum": 0}),
+        "tileRow": path("tileRow", "Row of the tile (y), from the top.",
+                        {"type": "integer", "minimum": 0}),
+        "tileCol": path("tileCol", "Column of the tile (x), from the left.",
+                        {"type": "integer", "minimum": 0}),
+    }
+
+
+def _tile_paths(col: Collection) -> dict[str, Any]:
+    """OGC API Tiles paths of a collection: tilesets, tileset metadata, TileJSON, tiles."""
+    base = f"/collections/{col.id}/tiles"
+    tag = (col.id,)
+    tms = [{"$ref": f"{_REF}parameters/tileMatrixSetId"}]
+    codes = (304, 404, 503)
+    return {
+        base: _get(f"tilesets-{col.id}", f"Vector tilesets of {col.title}", "application/json",
+                   "json", codes=codes, tags=tag),
+        f"{base}/{{tileMatrixSetId}}": _get(
+            f"tileset-{col.id}", f"Tileset metadata of {col.title}", "application/json", "json",
+            parameters=tms, codes=codes, tags=tag),
+        f"{base}/{{tileMatrixSetId}}/tilejson.json": _get(
+            f"tilejson-{col.id}", f"TileJSON 3.0 of {col.title} (WebMercatorQuad)",
+            "application/json", "json", parameters=tms, codes=codes, tags=tag),
+        f"{base}/{{tileMatrixSetId}}/{{tileMatrix}}/{{tileRow}}/{{tileCol}}": _get(
+            f"tile-{col.id}", f"Mapbox Vector Tile of {col.title} (published data only)",
+            "application/vnd.mapbox-vector-tile", "mvt",
+            parameters=tms + [{"$ref": f"{_REF}parameters/{n}"}
+                              for n in ("tileMatrix", "tileRow", "tileCol")],
+            codes=(304, 400, 404, 503), tags=tag),
+    }
 
 
 def _collection_paths(col: Collection) -> dict[str, Any]:
@@ -192,8 +237,14 @@ def document(server: str) -> dict[str, Any]:
         PATH.removeprefix("/api"): _get("api-definition", "This API definition",
                                         "application/vnd.oai.openapi+json;version=3.0", "json"),
     }
+    paths["/tileMatrixSets"] = _get("tile-matrix-sets", "Tile matrix sets", "application/json",
+                                    "json")
+    paths["/tileMatrixSets/{tileMatrixSetId}"] = _get(
+        "tile-matrix-set", "One tile matrix set (OGC TMS 2.0)", "application/json", "json",
+        parameters=[{"$ref": f"{_REF}parameters/tileMatrixSetId"}], codes=(304, 404, 503))
     for col in COLLECTIONS.values():
         paths.update(_collection_paths(col))
+        paths.update(_tile_paths(col))
     for path, operations in EXTRA_OPERATIONS.items():
         if path not in paths:
             paths[path] = deepcopy(operations)
@@ -201,7 +252,8 @@ def document(server: str) -> dict[str, Any]:
         "openapi": "3.0.3",
         "info": {"title": "quarters – OGC API Features", "version": __version__,
                  "description": "Pilotquartiere, Stadtviertel, Gemeinden und Maßnahmen in Halle "
-                                "(Saale) und Gera (OGC API Features Parts 1–3)."},
+                                "(Saale) und Gera (OGC API Features Parts 1–3, OGC API Tiles with Mapbox "
+                                "Vector Tiles)."},
         "servers": [{"url": server}],
         "tags": [{"name": "Capabilities"}] + [{"name": c.id, "description": c.title}
                                                for c in COLLECTIONS.values()],

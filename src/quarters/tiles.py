@@ -1,0 +1,172 @@
+"""OGC API Tiles: Mapbox Vector Tiles of the published collections, built in PostGIS.
+
+Tile grids come from morecantile: ``WebMercatorQuad`` (web maps) and ``ETRS89UTM32Quad``, a
+quadtree in EPSG:25832 over Germany for the cities' own maps and GIS clients. Its origin
+(-46133.17, 6301219.54) and level-0 cell size (4891.97 m, scale 1:17,471,320.75) are those of
+the AdV grid DE_EPSG_25832_ADV that basemap.de uses, so tiles line up with the official
+German base map in that CRS.
+
+One tile is one SQL statement: the rows whose storage geometry meets the tile (plus its
+buffer) are clipped to the buffered tile in the storage CRS, simplified with a tolerance of
+half a screen pixel of that zoom (points are left as they are), reprojected to the grid's CRS
+and encoded with ``ST_AsMVTGeom``/``ST_AsMVT``. The layer carries only the collection's
+``tile_properties``; it reads the collection's own table or view, so measures come from
+``measures_public`` as everywhere else (a draft is never in a tile).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import morecantile
+from pyproj import CRS, Transformer
+from sqlalchemy import Connection, text
+
+from quarters.collections import Collection
+from quarters.errors import NotFound
+from quarters.settings import STORAGE_SRID
+
+EXTENT = 4096  # MVT units per tile side
+BUFFER = 64  # MVT units around the tile (symbols and strokes are not cut at tile edges)
+DISPLAY_PX = 256  # a tile is drawn 256 screen pixels wide
+SIMPLIFY_PX = 0.5  # simplification tolerance in screen pixels
+POINT_TYPES = ("Point", "MultiPoint")
+
+WEB_MERCATOR = "WebMercatorQuad"
+UTM32 = "ETRS89UTM32Quad"
+
+
+def _utm32_germany() -> morecantile.TileMatrixSet:
+    return morecantile.TileMatrixSet.custom(
+        [-46133.17, 5048875.26857567, 1206211.10142433, 6301219.54],
+        CRS.from_epsg(STORAGE_SRID), id=UTM32, minzoom=0, maxzoom=17,
+        title="ETRS89 / UTM zone 32N (EPSG:25832), Germany (AdV grid DE_EPSG_25832_ADV)",
+    )
+
+
+def _web_mercator() -> morecantile.TileMatrixSet:
+    tms = morecantile.tms.get(WEB_MERCATOR)
+    return tms.model_copy(update={"tileMatrices": tms.tileMatrices[:23]})  # z 0–22
+
+
+TILE_MATRIX_SETS: dict[str, morecantile.TileMatrixSet] = {
+    WEB_MERCATOR: _web_mercator(),
+    UTM32: _utm32_germany(),
+}
+
+
+def tile_matrix_set(tms_id: str) -> morecantile.TileMatrixSet:
+    """The grid called ``tms_id`` or NotFound."""
+    try:
+        return TILE_MATRIX_SETS[tms_id]
+    except KeyError:
+        raise NotFound(f"no tile matrix set '{tms_id}'; offered: "
+                       f"{', '.join(TILE_MATRIX_SETS)}") from None
+
+
+def srid_of(tms: morecantile.TileMatrixSet) -> int:
+    """EPSG code of a grid's CRS."""
+    return int(tms.crs.root.rsplit("/", 1)[1])
+
+
+@lru_cache(maxsize=8)
+def _to_storage(srid: int) -> Transformer:
+    return Transformer.from_crs(srid, STORAGE_SRID, always_xy=True)
+
+
+@dataclass(frozen=True)
+class TileBounds:
+    """A tile's box in the grid's CRS and its buffered box in the storage CRS."""
+
+    srid: int
+    box: tuple[float, float, float, float]
+    storage_box: tuple[float, float, float, float]
+    tolerance: float  # simplification tolerance in storage units (metres)
+
+
+def tile_bounds(tms: morecantile.TileMatrixSet, z: int, x: int, y: int) -> TileBounds:
+    """Bounds of tile z/x/y; NotFound when the grid has no such tile."""
+    if not tms.minzoom <= z <= tms.maxzoom:
+        raise NotFound(f"{tms.id}: zoom {z} is outside {tms.minzoom}–{tms.maxzoom}")
+    matrix = tms.matrix(z)
+    if not (0 <= x < matrix.matrixWidth and 0 <= y < matrix.matrixHeight):
+        raise NotFound(f"{tms.id}: no tile column {x} / row {y} at zoom {z} "
+                       f"(0–{matrix.matrixWidth - 1} / 0–{matrix.matrixHeight - 1})")
+    b = tms.xy_bounds(morecantile.Tile(x, y, z))
+    srid = srid_of(tms)
+    margin = (b.right - b.left) * BUFFER / EXTENT
+    grown = (b.left - margin, b.bottom - margin, b.right + margin, b.top + margin)
+    if srid == STORAGE_SRID:
+        storage = grown
+    else:
+        storage = _to_storage(srid).transform_bounds(*grown, densify_pts=21)
+    width = (storage[2] - storage[0]) / (1 + 2 * BUFFER / EXTENT)
+    return TileBounds(srid, (b.left, b.bottom, b.right, b.top), tuple(storage),
+                      width / DISPLAY_PX * SIMPLIFY_PX)
+
+
+def _geometry_sql(col: Collection, srid: int) -> str:
+    """The collection's geometry clipped, simplified and reprojected for one tile."""
+    g = col.geometry
+    if col.geometry_type == "Geometry":  # mixed: points pass as they are
+        g = (f"CASE WHEN ST_Dimension({g}) = 0 THEN {g} "
+             f"ELSE ST_Simplify(ST_ClipByBox2D({g}, {_STORAGE_BOX}), :tol, true) END")
+    elif col.geometry_type not in POINT_TYPES:
+        g = f"ST_Simplify(ST_ClipByBox2D({g}, {_STORAGE_BOX}), :tol, true)"
+    if srid != STORAGE_SRID:
+        g = f"ST_Transform({g}, {srid})"
+    return f"ST_AsMVTGeom({g}, ST_MakeEnvelope(:x0, :y0, :x1, :y1, {srid}), {EXTENT}, {BUFFER}, true)"
+
+
+_STORAGE_BOX = f"ST_MakeEnvelope(:sx0, :sy0, :sx1, :sy1, {STORAGE_SRID})"
+
+
+_SQL: dict[tuple[str, str, int], str] = {}
+
+
+def tile_sql(col: Collection, srid: int) -> str:
+    """SQL of one MVT tile of a collection in the grid CRS ``srid`` (one layer, named by the
+    collection id; integer ids become the MVT feature id as well)."""
+    key = (col.id, col.table, srid)
+    if key not in _SQL:
+        _SQL[key] = _build_sql(col, srid)
+    return _SQL[key]
+
+
+def _build_sql(col: Collection, srid: int) -> str:
+    props = ", ".join(f'{col.properties[name]} AS "{name}"' for name in col.tile_properties)
+    fid = f', t.{col.id_column} AS "__fid"' if col.id_kind == "integer" else ""
+    fid_arg = ", '__fid'" if fid else ""
+    return (
+        f"SELECT ST_AsMVT(m.*, :layer, {EXTENT}, '__geom'{fid_arg}) FROM ("
+        f"SELECT {props}{fid}, {_geometry_sql(col, srid)} AS \"__geom\" "
+        f"FROM {col.from_clause()} "
+        f"WHERE {col.base_where()} AND t.geom && {_STORAGE_BOX}) m "
+        f"WHERE m.\"__geom\" IS NOT NULL"
+    )
+
+
+def tile(conn: Connection, col: Collection, tms: morecantile.TileMatrixSet,
+         z: int, x: int, y: int) -> bytes:
+    """The Mapbox Vector Tile z/x/y of a collection (empty bytes: nothing there)."""
+    bounds = tile_bounds(tms, z, x, y)
+    params = dict(zip(("x0", "y0", "x1", "y1"), bounds.box, strict=True))
+    params.update(zip(("sx0", "sy0", "sx1", "sy1"), bounds.storage_box, strict=True))
+    params.update(layer=col.id, tol=bounds.tolerance)
+    raw = conn.execute(text(tile_sql(col, bounds.srid)), params).scalar()
+    return bytes(raw or b"")
+
+
+PROJECT_ATTRIBUTION = "quarters (CC BY 4.0)"
+
+
+def attribution(conn: Connection, col: Collection) -> str:
+    """The attributions of the sources the collection's rows come from (measures: the
+    project's own)."""
+    if col.table.startswith("measures"):
+        return PROJECT_ATTRIBUTION
+    rows = conn.execute(text(
+        f"SELECT DISTINCT s.attribution FROM {col.table} t JOIN sources s ON s.id = t.source_id "
+        f"WHERE {col.base_where()} AND s.attribution IS NOT NULL ORDER BY 1")).scalars()
+    return "; ".join(rows) or PROJECT_ATTRIBUTION

@@ -1,0 +1,265 @@
+"""OGC API Tiles: Mapbox Vector Tiles decoded and compared with the database, the published
+view as the only source of measures, the never-stale cache (memory, disk, ETag/304) and 4xx
+for tiles that do not exist."""
+
+from __future__ import annotations
+
+import json
+
+import mapbox_vector_tile
+import morecantile
+import pytest
+from openapi_spec_validator import validate
+from sqlalchemy import text
+
+from factories import bearer, measure_feature
+from quarters.tiles import BUFFER, EXTENT, TILE_MATRIX_SETS
+
+HALLE = (11.97, 51.48)
+MEASURE_CENTRE = (11.9975, 51.4795)  # inside factories.HALLE_POLYGON
+WM = "WebMercatorQuad"
+UTM = "ETRS89UTM32Quad"
+MVT = "application/vnd.mapbox-vector-tile"
+
+
+def tile_of(lon: float, lat: float, z: int, tms: str = WM) -> morecantile.Tile:
+    return TILE_MATRIX_SETS[tms].tile(lon, lat, z)
+
+
+def tile_url(collection: str, t: morecantile.Tile, tms: str = WM) -> str:
+    return f"/api/collections/{collection}/tiles/{tms}/{t.z}/{t.y}/{t.x}"
+
+
+def decode(body: bytes) -> dict:
+    return mapbox_vector_tile.decode(body) if body else {}
+
+
+def get_tile(client, collection: str, t: morecantile.Tile, tms: str = WM, **headers):
+    response = client.get(tile_url(collection, t, tms), headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == MVT
+    return response
+
+
+def layer_features(body: bytes, layer: str) -> list[dict]:
+    return decode(body).get(layer, {}).get("features", [])
+
+
+def expected_ids(conn, table: str, id_column: str, t: morecantile.Tile, tms: str = WM,
+                 where: str = "TRUE") -> set:
+    """Ids of rows meeting the buffered tile, asked of PostGIS independently of quarters.tiles
+    (ST_TileEnvelope with its margin for WebMercatorQuad, morecantile's bounds otherwise)."""
+    margin = BUFFER / EXTENT
+    if tms == WM:
+        env = f"ST_TileEnvelope({t.z}, {t.x}, {t.y}, margin => {margin})"
+        geom = "ST_Transform(t.geom, 3857)"
+    else:
+        b = TILE_MATRIX_SETS[tms].xy_bounds(t)
+        m = (b.right - b.left) * margin
+        env = f"ST_MakeEnvelope({b.left - m}, {b.bottom - m}, {b.right + m}, {b.top + m}, 25832)"
+        geom = "t.geom"
+    rows = conn.execute(text(f"SELECT t.{id_column} FROM {table} t "
+                             f"WHERE ST_Intersects({geom}, {env}) AND {where}")).scalars()
+    return set(rows)
+
+
+# -- tile matrix sets and metadata ------------------------------------------------------------
+def test_tile_matrix_sets_web_mercator_and_etrs89_utm32(client):
+    body = client.get("/api/tileMatrixSets").json()
+    ids = {t["id"] for t in body["tileMatrixSets"]}
+    assert ids == {WM, UTM}
+    utm = client.get(f"/api/tileMatrixSets/{UTM}").json()
+    assert utm["crs"].endswith("/EPSG/0/25832")
+    level0 = utm["tileMatrices"][0]
+    assert level0["pointOfOrigin"] == [-46133.17, 6301219.54]
+    assert round(level0["scaleDenominator"], 2) == 17471320.75
+    wm = client.get(f"/api/tileMatrixSets/{WM}").json()
+    assert wm["crs"].endswith("/EPSG/0/3857") and len(wm["tileMatrices"]) == 23
+    missing = client.get("/api/tileMatrixSets/NoSuchGrid")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"].startswith("application/problem+json")
+
+
+def test_tilesets_metadata_and_tilejson(client):
+    tilesets = client.get("/api/collections/districts/tiles").json()["tilesets"]
+    assert {t["crs"].rsplit("/", 1)[1] for t in tilesets} == {"3857", "25832"}
+    for t in tilesets:
+        item = next(link for link in t["links"] if link["rel"] == "item")
+        assert item["type"] == MVT and item["href"].endswith("{tileMatrix}/{tileRow}/{tileCol}")
+    meta = client.get(f"/api/collections/municipalities/tiles/{WM}").json()
+    layer = meta["layers"][0]
+    assert layer["id"] == "municipalities" and layer["geometryDimension"] == 2
+    assert set(layer["propertiesSchema"]["properties"]) == {"ags", "name", "bez", "kreis",
+                                                            "project_city"}
+    assert 5 < meta["boundingBox"]["lowerLeft"][0] < 6.5
+    tj = client.get(f"/api/collections/municipalities/tiles/{WM}/tilejson.json").json()
+    assert tj["tilejson"] == "3.0.0" and tj["tiles"][0].endswith(f"/{WM}/{{z}}/{{y}}/{{x}}")
+    assert "GeoBasis-DE / BKG" in tj["attribution"]
+    assert tj["vector_layers"][0]["id"] == "municipalities"
+    assert client.get(f"/api/collections/municipalities/tiles/{UTM}/tilejson.json"
+                      ).status_code == 404
+
+
+def test_conformance_and_ogc_openapi_document_name_the_tiles(client):
+    classes = client.get("/api/conformance").json()["conformsTo"]
+    for name in ("core", "tileset", "tilesets-list", "mvt"):
+        assert f"http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/{name}" in classes
+    doc = client.get("/api/ogc/openapi.json").json()
+    validate(doc)
+    assert "/tileMatrixSets" in doc["paths"]
+    tile_path = "/collections/measures/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}"
+    op = doc["paths"][tile_path]["get"]
+    assert MVT in op["responses"]["200"]["content"]
+    assert "/collections/municipalities/tiles/{tileMatrixSetId}/tilejson.json" in doc["paths"]
+
+
+# -- tile content against the database ---------------------------------------------------------
+def test_z14_halle_districts_tile_matches_the_database(client, conn):
+    t = tile_of(*HALLE, 14)
+    features = layer_features(get_tile(client, "districts", t).content, "districts")
+    ids = {f["id"] for f in features}
+    assert ids and ids == expected_ids(conn, "districts", "id", t)
+    names = dict(conn.execute(text("SELECT id, name FROM districts WHERE id = ANY(:ids)"),
+                              {"ids": list(ids)}).all())
+    for f in features:
+        props = f["properties"]
+        assert set(props) <= {"id", "name", "code", "level", "city_ags", "stadtbezirk",
+                              "approximate", "area_ha", "population"}
+        assert props["id"] == f["id"] and props["name"] == names[f["id"]]
+        assert "geom" not in props and "__geom" not in props and "__fid" not in props
+
+
+def test_z8_municipalities_tile_counts_and_properties(client, conn):
+    t = tile_of(*HALLE, 8)
+    features = layer_features(get_tile(client, "municipalities", t).content, "municipalities")
+    by_ags = {f["properties"]["ags"]: f for f in features}
+    expected = expected_ids(conn, "municipalities", "ags", t)
+    assert len(features) == len(by_ags) == len(expected) > 100
+    assert set(by_ags) == expected
+    halle = by_ags["15002000"]["properties"]
+    assert halle["name"] == "Halle (Saale)" and halle["kreis"] == "15002"
+    assert halle["project_city"] is True
+    assert set(halle) == {"ags", "name", "bez", "kreis", "project_city"}
+
+
+def test_etrs89_utm32_tile_matches_the_database(client, conn):
+    t = tile_of(*HALLE, 10, UTM)
+    features = layer_features(get_tile(client, "districts", t, UTM).content, "districts")
+    ids = {f["id"] for f in features}
+    assert ids and ids == expected_ids(conn, "districts", "id", t, UTM)
+
+
+def _pairs(coords) -> int:
+    if coords and isinstance(coords[0], (int, float)):
+        return 1
+    return sum(_pairs(c) for c in coords)
+
+
+def test_polygons_are_simplified_per_zoom_and_points_stay_exact(client, conn):
+    """Polygons carry fewer vertices than ST_AsMVTGeom's grid snapping alone leaves (the
+    tolerance, half a screen pixel, is in metres 2^z times finer at each zoom); points are
+    not simplified."""
+    for z in (6, 7):  # from z9 on VG5000 (1:5,000,000) is coarser than the tolerance
+        t = tile_of(*HALLE, z)
+        features = layer_features(get_tile(client, "municipalities", t).content, "municipalities")
+        in_tile = sum(_pairs(f["geometry"]["coordinates"]) for f in features)
+        plain = conn.execute(text(
+            f"SELECT sum(ST_NPoints(ST_AsMVTGeom(ST_Transform(geom, 3857), ST_TileEnvelope("
+            f"{t.z}, {t.x}, {t.y}), {EXTENT}, {BUFFER}, true))) FROM municipalities "
+            f"WHERE ST_Intersects(ST_Transform(geom, 3857), ST_TileEnvelope({t.z}, {t.x}, {t.y}, "
+            f"margin => {BUFFER / EXTENT}))")).scalar_one()
+        assert in_tile < plain, (z, in_tile, plain)
+    t = tile_of(*HALLE, 12)
+    points = layer_features(get_tile(client, "measures-points", t).content, "measures-points")
+    expected = expected_ids(conn, "measures_public", "id", t, where="ST_Dimension(t.geom) = 0")
+    assert {f["id"] for f in points} == expected
+
+
+def test_a_draft_is_never_in_a_tile_and_a_publish_shows_on_the_next_request(client, conn):
+    planner = bearer(client, conn, "planner")
+    t = tile_of(*MEASURE_CENTRE, 14)
+    before = get_tile(client, "measures", t)
+    created = client.post("/api/collections/measures/items",
+                          content=json.dumps(measure_feature(title="Kachel-Entwurf")),
+                          headers={**planner, "Content-Type": "application/geo+json"})
+    assert created.status_code == 201, created.text
+    mid = created.json()["id"]
+    draft = get_tile(client, "measures", t)
+    assert mid not in {f["id"] for f in layer_features(draft.content, "measures")}
+    # a draft is a write too: the version moved, yet the draft is not in the new tile
+    assert draft.headers["etag"] != before.headers["etag"]
+    for z in (10, 14, 16):
+        staff = client.get(tile_url("measures", tile_of(*MEASURE_CENTRE, z)), headers=planner)
+        assert mid not in {f["id"] for f in layer_features(staff.content, "measures")}
+    assert client.get(tile_url("measures", t)).headers["x-tile-cache"] == "memory"
+
+    published = client.post(f"/api/measures/{mid}/publish",
+                            headers={**planner, "If-Match": created.headers["etag"]})
+    assert published.status_code == 200, published.text
+    after = client.get(tile_url("measures", t), headers={"If-None-Match": draft.headers["etag"]})
+    assert after.status_code == 200 and after.headers["x-tile-cache"] == "miss"
+    mine = [f for f in layer_features(after.content, "measures") if f["id"] == mid]
+    assert len(mine) == 1
+    assert mine[0]["properties"]["title"] == "Kachel-Entwurf"
+    assert mine[0]["properties"]["status"] == "geplant"
+
+
+def test_304_and_memory_cache_hit_after_the_first_request(client):
+    t = tile_of(*HALLE, 13)
+    first = get_tile(client, "districts", t)
+    assert first.headers["x-tile-cache"] == "miss"
+    cache_control = first.headers["cache-control"]
+    assert cache_control.startswith("public") and "max-age=" in cache_control
+    second = get_tile(client, "districts", t)
+    assert second.headers["x-tile-cache"] == "memory" and second.content == first.content
+    assert second.headers["etag"] == first.headers["etag"]
+    unchanged = client.get(tile_url("districts", t), headers={"If-None-Match": first.headers["etag"]})
+    assert unchanged.status_code == 304 and unchanged.content == b""
+    assert unchanged.headers["etag"] == first.headers["etag"]
+    other = get_tile(client, "districts", tile_of(*HALLE, 12))
+    assert other.headers["etag"] != first.headers["etag"]
+
+
+def test_disk_cache_is_shared_and_survives_a_new_process(app, client, tmp_path, conn):
+    app.state.settings = app.state.settings.model_copy(
+        update={"tile_cache_dir": tmp_path, "tile_cache_size": 0})
+    t = tile_of(*HALLE, 12)
+    first = get_tile(client, "quarters", t)
+    assert first.headers["x-tile-cache"] == "miss"
+    files = list(tmp_path.glob("v*/quarters-WebMercatorQuad-12-*.mvt"))
+    assert len(files) == 1 and files[0].read_bytes() == first.content
+    assert not list(tmp_path.glob("v*/.tmp-*"))  # written atomically, nothing left over
+    app.state.tile_cache = None  # as a fresh worker: an empty memory, the same directory
+    again = get_tile(client, "quarters", t)
+    assert again.headers["x-tile-cache"] == "disk" and again.content == first.content
+    # a write moves to a new version directory and removes the old one
+    conn.execute(text("UPDATE quarters SET name = name"))
+    fresh = get_tile(client, "quarters", t)
+    assert fresh.headers["x-tile-cache"] == "miss"
+    assert {p.parent.name for p in tmp_path.glob("v*/*.mvt")} == {files[0].parent.name[:1] + str(
+        int(files[0].parent.name[1:]) + 1)}
+
+
+@pytest.mark.parametrize("path", [
+    f"/api/collections/districts/tiles/{WM}/23/0/0",
+    f"/api/collections/districts/tiles/{WM}/14/16384/0",
+    f"/api/collections/districts/tiles/{WM}/14/0/16384",
+    f"/api/collections/districts/tiles/{WM}/-1/0/0",
+    f"/api/collections/districts/tiles/{WM}/3/-1/0",
+    f"/api/collections/districts/tiles/{UTM}/18/0/0",
+    f"/api/collections/districts/tiles/{UTM}/1/2/0",
+    f"/api/collections/districts/tiles/{WM}/99999999999999999999/0/0",
+    "/api/collections/districts/tiles/NoSuchGrid/1/0/0",
+    f"/api/collections/nothing/tiles/{WM}/1/0/0",
+])
+def test_tiles_that_do_not_exist_are_404_problems(client, path):
+    response = client.get(path)
+    assert response.status_code == 404, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+
+
+@pytest.mark.parametrize("zyx", ["a/0/0", "1/0.5/0", "1/0/x", "1/0/1e3"])
+def test_malformed_tile_addresses_are_400_problems(client, zyx):
+    response = client.get(f"/api/collections/districts/tiles/{WM}/{zyx}")
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
