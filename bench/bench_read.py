@@ -30,6 +30,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,7 +56,15 @@ BBOX = "11.962788,51.475503,11.977212,51.484497"  # (a) 1 km box around the cent
 BBOX_MATCHES = 2171
 FEATURE_DISTRICT = 25  # (d): district of the bench dataset fetched by id
 FEATURE_MEASURE = 4242  # (d′): the measure of the shared README's (d)
-GOALS = {"a": 5.0, "b": 3.0, "d": 3.0, "d2": 3.0}
+GOALS = {"a": 5.0, "b": 3.0, "d": 3.0, "d2": 3.0, "f": 5.0}
+# (f) a CQL2-filtered page (OGC API Features Part 3), the same filter text for both servers
+CQL2_FILTER = "action_field = 'Verkehr' AND budget_planned >= 500000"
+REFERENCE_F = """
+SELECT json_build_object('type', 'FeatureCollection', 'features',
+       json_agg(ST_AsGeoJSON(m.*, 'geom', 9)::json))
+FROM (SELECT * FROM measures WHERE category = 'Verkehr' AND budget >= 500000
+      ORDER BY id LIMIT 100) m;
+"""
 MEDIAN_NOTE = "; the run with the median req/s is shown (of an even number the lower middle one)"
 
 
@@ -385,6 +394,11 @@ def build_requests(district_qid: int, measures: str, measures_note: str) -> list
                             f"/api/collections/measures/items/{FEATURE_MEASURE}",
                             f"/collections/{measures}/items/{FEATURE_MEASURE}", None,
                             str(PGBENCH_DIR / "q_feature.sql")))
+        cql2 = urllib.parse.quote(CQL2_FILTER)
+        reqs.append(Request("f", "(f) CQL2-filtered page, 100 measures",
+                            f"/api/collections/measures/items?filter={cql2}&limit=100",
+                            f"/collections/{measures}/items?filter={cql2}&limit=100", 100,
+                            REFERENCE_F, bbox_page=True))
     return reqs
 
 
