@@ -59,6 +59,7 @@ def item_filters(
     quarter: Text = None, edition: Text = None,
     district: Annotated[AsciiInt | None, Query(ge=1, le=2_147_483_647)] = None,
     parent_id: Annotated[AsciiInt | None, Query(ge=1, le=2_147_483_647)] = None,
+    origin_id: Annotated[AsciiInt | None, Query(ge=1, le=2_147_483_647)] = None,
     q: Annotated[str | None, Query(max_length=200, description="text search")] = None,
 ) -> None:
     """The query parameters of the measure lists, declared (and type-checked) for OpenAPI; the
