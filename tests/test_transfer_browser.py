@@ -100,7 +100,7 @@ def test_public_page_shows_the_transfer_map(browser, server, planner, engine, ar
         transfer_map = page.locator("#m-transfer-map")
         expect(transfer_map).to_have_attribute("data-districts", "2")
         # two district outlines and the measure itself
-        expect(transfer_map.locator("path")).to_have_count(3)
+        expect(transfer_map.locator(".leaflet-overlay-pane path")).to_have_count(3)
         expect(transfer_map.locator(".leaflet-control-attribution")).to_contain_text(
             "Stadtviertel:")
         expect(page.locator("#m-facts")).not_to_contain_text("noch offen")
