@@ -193,7 +193,7 @@ def test_planner_edits_the_profile_and_transfers(browser, server, planner, engin
         district.locator("button[data-transfer]").click()
         expect(page.locator("#transfer-district-rows li").nth(0).locator(
             '[data-sub="status"]')).to_have_value("übertragen")
-        page.screenshot(path=str(artifacts / "transfer-planner.png"), full_page=True)
+        page.locator("#transfer-section").screenshot(path=str(artifacts / "transfer-planner.png"))
         with engine.connect() as conn:
             new_id = conn.execute(text("SELECT id FROM measures WHERE origin_id = :o"),
                                   {"o": mid}).scalar_one()

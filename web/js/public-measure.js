@@ -240,7 +240,7 @@ async function renderTransfer(feature, cfg) {
       interactive: false,
     }).addTo(map);
   }
-  map.fitBounds(layer.getBounds(), { padding: [16, 16], animate: false });
+  map.fitBounds(layer.getBounds(), { paddingTopLeft: [48, 20], paddingBottomRight: [20, 56], animate: false });
   if (cfg?.tile_url) {
     addTileLayer(map, cfg.tile_url, cfg.tile_attribution || "", () => $("m-transfer-map").classList.add("map--no-tiles"));
   }
