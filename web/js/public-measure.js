@@ -99,7 +99,7 @@ function renderRecord(feature, cfg) {
   fact(facts, t("measure.editions"), Array.isArray(p.editions) && p.editions.length ? formatList(p.editions) : "");
   fact(facts, t("measure.updated"), formatDate(p.updated_at));
   if (Number.isInteger(p.origin_id)) {
-    fact(facts, t("measure.transferred_from"), el("a", { text: `Nr. ${p.origin_id}`, attrs: { href: `/massnahmen/${encodeURIComponent(p.origin_id)}` } }));
+    fact(facts, t("measure.transferred_from"), el("a", { text: t("measure.origin_link", { id: p.origin_id }), attrs: { href: `/massnahmen/${encodeURIComponent(p.origin_id)}` } }));
   }
 
   const milestones = Array.isArray(p.milestones) ? p.milestones : [];
@@ -173,10 +173,14 @@ function renderPlace(feature) {
   return map;
 }
 
-const SHOWN_STATUSES = ["übertragen", "geeignet"];
+// Status values of the record (not texts: the labels come from the catalogue).
+const TRANSFERRED = "\u00fcbertragen";
+const SUITABLE = "geeignet";
+const SHOWN_STATUSES = [TRANSFERRED, SUITABLE];
+const SWATCH = { [TRANSFERRED]: "transferred", [SUITABLE]: "suitable" };
 const TRANSFER_STYLE = {
-  "übertragen": { color: "#12414a", weight: 2, fillColor: "#12414a", fillOpacity: 0.45 },
-  geeignet: { color: "#8a6d00", weight: 2, fillColor: "#ffd166", fillOpacity: 0.35, dashArray: "6 4" },
+  [TRANSFERRED]: { color: "#12414a", weight: 2, fillColor: "#12414a", fillOpacity: 0.45 },
+  [SUITABLE]: { color: "#8a6d00", weight: 2, fillColor: "#ffd166", fillOpacity: 0.35, dashArray: "6 4" },
 };
 
 /** Where the (published) measure was transferred or is suitable: a small map of those
@@ -211,8 +215,8 @@ async function renderTransfer(feature, cfg) {
       const outline = byCode.get(code);
       const name = outline?.properties?.name || code;
       const item = el("li", { attrs: { "data-code": code, "data-status": d.status } }, [
-        el("span", { className: `transfer-swatch transfer-swatch--${d.status}`, attrs: { "aria-hidden": "true" } }),
-        el("span", { text: t("measure.transfer_item", { name, code, status: t(`measure.transfer_status.${d.status}`), date: formatDate(d.date) }) }),
+        el("span", { className: `transfer-swatch transfer-swatch--${SWATCH[d.status]}`, attrs: { "aria-hidden": "true" } }),
+        el("span", { text: t("measure.transfer_item", { name, code, status: t(`measure.transfer_status.${SWATCH[d.status]}`), date: formatDate(d.date) }) }),
       ]);
       const child = published.find((m) => (m.properties?.districts || []).some((x) => String(x) === String(outline?.id ?? outline?.properties?.id)));
       if (child) {
