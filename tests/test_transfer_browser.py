@@ -8,6 +8,7 @@ Real app in its own uvicorn process, Debian's Chromium; off-origin requests are 
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -22,6 +23,14 @@ sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
 
 PASSWORD = "richtig-geheim-123"
+AXE = Path(__file__).resolve().parent.parent / "web" / "node_modules" / "axe-core" / "axe.min.js"
+RUN_AXE = """
+async () => {
+  const result = await axe.run("#m-transfer-card",
+    { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] } });
+  return result.violations.map((v) => v.id + ": " + v.nodes.map((n) => n.target.join(" ")).join(", "));
+}
+"""
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +62,9 @@ def far_districts(engine, n: int) -> list[tuple[str, str, int]]:
     return [tuple(r) for r in rows]
 
 
-def open_context(browser, server, locale):
-    context = browser.new_context(viewport={"width": 1280, "height": 1000}, locale=locale)
+def open_context(browser, server, locale, bypass_csp=False):
+    context = browser.new_context(viewport={"width": 1280, "height": 1000}, locale=locale,
+                                  bypass_csp=bypass_csp)
     context.route("**/*", same_origin_only(server))
     return context
 
@@ -81,7 +91,8 @@ def test_public_page_shows_the_transfer_map(browser, server, planner, engine, ar
     assert status == 201, new
     problems: list[str] = []
     try:
-        context = open_context(browser, server, "de-DE")
+        # CSP bypassed only to inject axe-core from the file (the app does not serve it)
+        context = open_context(browser, server, "de-DE", bypass_csp=True)
         page = context.new_page()
         page.on("pageerror", lambda err: problems.append(str(err)))
         page.goto(f"{server}/massnahmen/{origin}")
@@ -104,6 +115,9 @@ def test_public_page_shows_the_transfer_map(browser, server, planner, engine, ar
         expect(transfer_map.locator(".leaflet-control-attribution")).to_contain_text(
             "Stadtviertel:")
         expect(page.locator("#m-facts")).not_to_contain_text("noch offen")
+        if AXE.exists():
+            page.add_script_tag(path=str(AXE))
+            assert page.evaluate(RUN_AXE) == []
         transfer_map.scroll_into_view_if_needed()
         page.screenshot(path=str(artifacts / "transfer-public-de.png"), full_page=True)
 
