@@ -162,6 +162,10 @@ def _matrix() -> dict[tuple[str, str], tuple]:
         ("POST", "/api/measures/{measure_id}/unpublish"): (
             lambda f: ("POST", f"/api/measures/{f['draft']}/unpublish",
                        {"headers": {"If-Match": f["draft_etag"]}}), WRITE, DRAFT_NONE),
+        ("POST", "/api/measures/{measure_id}/transfer"): (  # Gera has no districts: 422
+            lambda f: ("POST", f"/api/measures/{f['draft']}/transfer", {
+                "json": {"district_code": "01"}, "headers": {"If-Match": f["draft_etag"]}}),
+            {**WRITE, "planner": "any<500", "admin": "any<500"}, DRAFT_NONE),
         ("GET", "/api/measures/{measure_id}/history"): (
             lambda f: ("GET", f"/api/measures/{f['draft']}/history", {}), STAFF_READ, DRAFT_STAFF),
         ("POST", "/api/measures/{measure_id}/history/{to_version}/restore"): (

@@ -92,6 +92,7 @@ _MEASURE_PROPERTIES = {
     "end_date": "t.end_date", "budget_planned": "t.budget_planned",
     "budget_spent": "t.budget_spent",
     "responsible_unit": "t.responsible_unit", "parent_id": "t.parent_id",
+    "origin_id": "t.origin_id",
     "location_precision": "t.location_precision",
     "quarters": "t.quarter_slugs",
     "districts": "t.district_ids",
@@ -117,6 +118,7 @@ _MEASURE_QUERYABLES = {
                    sql="(t.search @@ websearch_to_tsquery('german', :{p}) OR "
                        "t.title ILIKE '%' || replace(replace(:{p}, '%', ''), '_', '') || '%')"),
     "parent_id": Queryable("t.parent_id", "integer", "übergeordnete Maßnahme"),
+    "origin_id": Queryable("t.origin_id", "integer", "übertragen aus Maßnahme"),
 }
 _MEASURE_TEMPORAL = {"temporal": ("t.start_date", "t.end_date"),
                      "temporal_names": ("start_date", "end_date")}

@@ -30,7 +30,7 @@ from quarters.safefiles import Limits, check_counts, check_file, kind_of, read_f
 from quarters.schemas import MeasureProperties
 
 LIST_FIELDS = ("partners", "editions")
-JSON_FIELDS = ("milestones", "links")
+JSON_FIELDS = ("milestones", "links", "transfer")
 FORMATS = {"geojson": "application/geo+json", "gpkg": "application/geopackage+sqlite3",
            "csv": "text/csv; charset=utf-8"}
 MAX_ROWS = 10_000
@@ -130,7 +130,8 @@ def _decode_lists(props: dict[str, Any]) -> dict[str, Any]:
     for key in JSON_FIELDS:
         if isinstance(props.get(key), str):
             try:
-                props[key] = json.loads(props[key]) if props[key].strip() else []
+                empty = None if key == "transfer" else []
+                props[key] = json.loads(props[key]) if props[key].strip() else empty
             except ValueError:
                 pass  # left as text: validation names the field
     for key in ("budget_planned", "budget_spent"):

@@ -23,7 +23,7 @@ from quarters.schemas import MeasureProperties
 from quarters.settings import STORAGE_SRID
 
 RECORD_FIELDS = [f for f in MeasureProperties.model_fields if f != "editions"]
-JSON_FIELDS = {"milestones", "partners", "links"}
+JSON_FIELDS = {"milestones", "partners", "links", "transfer"}
 CITY_BUFFER_M = 3000  # the VG5000 outline is generalised; sites like Star Park cross it
 PUBLIC, STAFF, ALL = "measures_public", "measures_current", "measures"
 
@@ -53,7 +53,7 @@ def _select(relation: str) -> str:
         else ("m.published, m.published_at, m.deleted_at, m.created_at, m.updated_at, m.version, "
               "(SELECT u.display_name FROM users u WHERE u.id = m.updated_by) AS updated_by")
     return f"""
-        SELECT m.id, {cols}, {extra},
+        SELECT m.id, {cols}, m.origin_id, {extra},
             ST_AsGeoJSON(m.geom_wgs84, 7)::json AS geometry,
             m.quarter_slugs AS quarters,
             (SELECT COALESCE(json_agg(json_build_object('id', d.id, 'code', d.code, 'name', d.name)
@@ -96,7 +96,7 @@ def feature(record: dict[str, Any]) -> dict[str, Any]:
 
 def for_history(record: dict[str, Any]) -> dict[str, Any]:
     """The fields of a record that history keeps (what a person can change)."""
-    keep = [*RECORD_FIELDS, "editions", "geometry", "published", "deleted"]
+    keep = [*RECORD_FIELDS, "origin_id", "editions", "geometry", "published", "deleted"]
     return {k: record.get(k) for k in keep}
 
 
@@ -139,6 +139,10 @@ def _check_links(conn: Connection, measure_id: int | None, props: MeasurePropert
             SELECT 1 FROM up WHERE id = :me"""), {"p": props.parent_id, "me": measure_id}).first():
             raise InvalidInput("parent_id would create a cycle", errors=[
                 {"pointer": "/properties/parent_id", "problem": "cycle"}])
+    if props.transfer is not None:
+        from quarters.transfer_profile import check_profile
+
+        check_profile(conn, props.city_ags, props.transfer)
     if props.editions:
         found = dict(conn.execute(text(
             "SELECT key, city_ags FROM editions WHERE key = ANY(:k)"), {"k": props.editions}).all())
@@ -153,7 +157,8 @@ def _check_links(conn: Connection, measure_id: int | None, props: MeasurePropert
 
 def _values(props: MeasureProperties, geom: BaseGeometry) -> dict[str, Any]:
     data = props.model_dump(mode="json")
-    values = {f: (json.dumps(data[f], ensure_ascii=False) if f in JSON_FIELDS else data[f])
+    values = {f: (json.dumps(data[f], ensure_ascii=False)
+                  if f in JSON_FIELDS and data[f] is not None else data[f])
               for f in RECORD_FIELDS}
     values["wkb"] = shapely.to_wkb(geom)
     return values
@@ -169,22 +174,25 @@ _GEOM_IN = f"ST_Transform(ST_GeomFromWKB(:wkb, 4326), {STORAGE_SRID})"
 
 # -- writing ----------------------------------------------------------------------------------
 def create(conn: Connection, props: MeasureProperties, geom: BaseGeometry, actor: Actor,
-           *, slug: str | None = None, published: bool = False) -> dict[str, Any]:
-    """Insert a measure (a draft unless ``published``) and record it in history."""
+           *, slug: str | None = None, published: bool = False, origin_id: int | None = None,
+           action: str = "create") -> dict[str, Any]:
+    """Insert a measure (a draft unless ``published``) and record it in history;
+    ``origin_id`` links a measure transferred from another one (set by the server only)."""
     _check_place(conn, props, geom)
     _check_links(conn, None, props)
     cols = ", ".join(RECORD_FIELDS)
     binds = ", ".join(f"CAST(:{f} AS jsonb)" if f in JSON_FIELDS else f":{f}"
                       for f in RECORD_FIELDS)
     measure_id = conn.execute(text(f"""
-        INSERT INTO measures ({cols}, slug, geom, published, published_at, created_by, updated_by)
+        INSERT INTO measures ({cols}, slug, geom, published, published_at, created_by, updated_by,
+                              origin_id)
         VALUES ({binds}, :slug, {_GEOM_IN}, :published, CASE WHEN :published THEN now() END,
-                :actor, :actor)
+                :actor, :actor, :origin)
         RETURNING id"""), {**_values(props, geom), "slug": slug, "published": published,
-                           "actor": actor.id}).scalar_one()
+                           "actor": actor.id, "origin": origin_id}).scalar_one()
     _set_editions(conn, measure_id, props.editions)
     after = get(conn, measure_id, STAFF)
-    _append(conn, measure_id, after["version"], "create", actor, None, after)
+    _append(conn, measure_id, after["version"], action, actor, None, after)
     return after
 
 

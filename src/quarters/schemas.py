@@ -74,6 +74,41 @@ class Link(Strict_):
     url: Url
 
 
+OPS = ("<", "<=", ">", ">=", "=", "!=")
+DISTRICT_STATUSES = ("geprüft", "geeignet", "ungeeignet", "übertragen")
+IndicatorKey = Annotated[str, Strict(), StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,79}$")]
+DistrictCode = Annotated[str, Strict(), StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,40}$")]
+Number = Annotated[float, Strict(), Field(ge=-1e15, le=1e15, allow_inf_nan=False)]
+
+
+class Precondition(Strict_):
+    """A condition a candidate unit must meet for the measure to transfer: indicator op value
+    (the indicator is checked against the analysis indicators when stored)."""
+
+    indicator: IndicatorKey
+    op: Literal["<", "<=", ">", ">=", "=", "!="]
+    value: Number
+
+
+class DistrictTransfer(Strict_):
+    """Where a measure stands in one district: checked, suitable, unsuitable or transferred."""
+
+    status: Literal["geprüft", "geeignet", "ungeeignet", "übertragen"]
+    date: date
+    note: _text(1_000, multiline=True) | None = None
+
+    _year = field_validator("date")(lambda cls, v: _check_year(v))
+
+
+class TransferProfile(Strict_):
+    """What a measure needs to transfer and where it was tried (district codes of its city)."""
+
+    preconditions: list[Precondition] = Field(default_factory=list, max_length=20)
+    follow_up_costs_per_year: Money | None = None
+    notes: _text(4_000, multiline=True) | None = None
+    districts: dict[DistrictCode, DistrictTransfer] = Field(default_factory=dict, max_length=200)
+
+
 class MeasureProperties(Strict_):
     """The record of a measure (Maßnahme) as planners edit it."""
 
@@ -100,6 +135,7 @@ class MeasureProperties(Strict_):
     location_note: _text(1_000, multiline=True) | None = None
     editions: list[Annotated[str, Strict(), StringConstraints(pattern=r"^[a-z0-9-]{1,40}$")]] = \
         Field(default_factory=list, max_length=20)
+    transfer: TransferProfile | None = None
 
     _years = field_validator("start_date", "end_date")(lambda cls, v: _check_year(v))
 

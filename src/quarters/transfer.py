@@ -34,6 +34,7 @@ import pandas as pd
 import shapely
 from sqlalchemy import Connection, text
 
+from quarters import transfer_profile
 from quarters.analysis.similarity import SensitivityResult, SimilarityResult, explain
 from quarters.analysis.similarity import sensitivity as run_sensitivity
 from quarters.analysis.similarity import similarity as run_similarity
@@ -236,13 +237,15 @@ class Reference:
     profile: pd.Series | None = None
     derivations: dict[str, str] = field(default_factory=dict)
     note: str = ""
+    preconditions: dict[str, Any] | None = None  # a measure's, see quarters.transfer_profile
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready description."""
         return {"spec": self.spec, "kind": self.kind, "level": self.level, "code": self.code,
                 "name": self.name, "is_candidate": self.unit_id is not None, "note": self.note,
                 "values": None if self.profile is None else _clean(self.profile.to_dict()),
-                "derivations": self.derivations or None}
+                "derivations": self.derivations or None,
+                **({"preconditions": _clean(self.preconditions)} if self.preconditions else {})}
 
 
 def _split_reference(conn: Connection, spec: str) -> tuple[str, str]:
@@ -462,8 +465,9 @@ def run_transfer(conn: Connection, params: TransferParams, progress: Progress | 
         hit = _cache_get(_RESULT_CACHE, key, "ranking")
         if hit is not None:
             took = time.perf_counter() - t0
-            return replace(hit, params=params, cache={"ranking": "hit"},
-                           timings={"fetch_s": took, "total_s": took})
+            return transfer_profile.apply(conn, replace(
+                hit, params=params, cache={"ranking": "hit"},
+                timings={"fetch_s": took, "total_s": took}))
     names = units(conn, level)["name"]
     timings["fetch_s"] = time.perf_counter() - t0
     ref_arg: Any = reference.unit_id if reference.unit_id is not None else reference.profile
@@ -540,7 +544,7 @@ def run_transfer(conn: Connection, params: TransferParams, progress: Progress | 
                          cache_info)
     if key is not None:
         _cache_put(_RESULT_CACHE, key, res, _RESULT_CACHE_SIZE)
-    return res
+    return transfer_profile.apply(conn, res)  # a measure's preconditions (never cached)
 
 
 def _k_for(k: int | None, n_units: int) -> int | None:
@@ -646,6 +650,7 @@ def row_dict(res: TransferResult, code: str, with_explanation: bool = True) -> d
     if "share_in_top" in r.index and pd.notna(r["share_in_top"]):
         out["sensitivity"] = {"share_in_top": r["share_in_top"], "rank_min": r["rank_min"],
                               "rank_median": r["rank_median"], "rank_max": r["rank_max"]}
+    out.update(transfer_profile.row_fields(r))
     if with_explanation:
         ex = explanation(res, code)
         out["explanation"] = {k: ex[k] for k in ("most_similar", "least_similar", "text_de",

@@ -164,3 +164,13 @@ export async function getHistory(id) {
   const { data } = await request("GET", apiUrl(`measures/${encodeURIComponent(id)}/history`));
   return Array.isArray(data?.history) ? data.history : [];
 }
+
+/** POST /api/measures/{id}/transfer {district_code} with the origin's If-Match → {feature, etag}
+ * of the new draft (the origin changed too: load it again for its new ETag). */
+export async function transferMeasure(id, etag, districtCode) {
+  const result = await request("POST", apiUrl(`measures/${encodeURIComponent(id)}/transfer`), {
+    body: { district_code: districtCode },
+    etag,
+  });
+  return { feature: result.data, etag: result.etag };
+}

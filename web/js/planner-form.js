@@ -24,6 +24,16 @@ export const MILESTONE_STATUS_LABELS = {
   verschoben: "verschoben",
 };
 
+export const DISTRICT_STATUS_LABELS = {
+  "geprüft": "geprüft",
+  geeignet: "geeignet",
+  ungeeignet: "ungeeignet",
+  "übertragen": "übertragen",
+};
+
+export const OPERATORS = ["<", "<=", ">", ">=", "=", "!="];
+const OPERATOR_LABELS = { "<": "<", "<=": "≤", ">": ">", ">=": "≥", "=": "=", "!=": "≠" };
+
 export const FIELD_LABELS = {
   title: "Titel",
   summary: "Kurzbeschreibung",
@@ -47,6 +57,8 @@ export const FIELD_LABELS = {
   location_precision: "Genauigkeit der Verortung",
   location_note: "Hinweis zur Verortung",
   editions: "Strategie-Fortschreibungen",
+  transfer: "Übertragbarkeit",
+  origin_id: "Übertragen aus",
   geometry: "Geometrie",
   published: "Veröffentlicht",
   deleted: "Gelöscht",
@@ -57,7 +69,7 @@ export const RECORD_FIELDS = [
   "title", "summary", "description", "plain_summary", "city_ags", "action_field", "status",
   "start_date", "end_date", "milestones", "budget_planned", "budget_spent", "funding_line",
   "responsible_unit", "partners", "parent_id", "links", "source", "licence",
-  "location_precision", "location_note", "editions",
+  "location_precision", "location_note", "editions", "transfer",
 ];
 
 const TEXT_FIELDS = [
@@ -180,6 +192,10 @@ export function formatValue(field, value, context = {}) {
     }
     case "geometry":
       return describeGeometry(value);
+    case "transfer":
+      return describeTransfer(value);
+    case "origin_id":
+      return `Nr. ${value}`;
     case "published":
     case "deleted":
       return value ? "ja" : "nein";
@@ -188,12 +204,55 @@ export function formatValue(field, value, context = {}) {
   }
 }
 
+/** A transfer profile in one German line (history, conflict table). */
+export function describeTransfer(value) {
+  if (!value || typeof value !== "object") return "–";
+  const parts = [];
+  const conditions = Array.isArray(value.preconditions) ? value.preconditions : [];
+  if (conditions.length) {
+    parts.push(`Vorbedingungen: ${conditions.map((c) => `${c?.indicator} ${OPERATOR_LABELS[c?.op] || c?.op} ${c?.value}`).join(", ")}`);
+  }
+  if (Number.isFinite(value.follow_up_costs_per_year)) {
+    parts.push(`Folgekosten ${EURO.format(value.follow_up_costs_per_year)}/Jahr`);
+  }
+  const districts = Object.entries(value.districts || {});
+  if (districts.length) {
+    parts.push(`Stadtviertel: ${districts.map(([code, d]) => `${code} ${d?.status ?? ""}`).join(", ")}`);
+  }
+  if (value.notes) parts.push(`Hinweise: ${value.notes}`);
+  return shorten(parts.join("; ") || "–", 240);
+}
+
 // ---------------------------------------------------------------- record normalisation
 
 function text(value) {
   if (value === null || value === undefined) return null;
   const trimmed = String(value).trim();
   return trimmed === "" ? null : trimmed;
+}
+
+/** A transfer profile normalised (fixed key order, districts sorted); null when empty. */
+export function normaliseTransfer(value) {
+  if (!value || typeof value !== "object") return null;
+  const preconditions = (Array.isArray(value.preconditions) ? value.preconditions : []).map((c) => ({
+    indicator: text(c?.indicator),
+    op: c?.op || ">=",
+    value: typeof c?.value === "number" ? c.value : c?.value === null || c?.value === undefined ? null : Number(c.value),
+  }));
+  const costs = value.follow_up_costs_per_year;
+  const districts = {};
+  for (const code of Object.keys(value.districts || {}).sort()) {
+    const d = value.districts[code] || {};
+    districts[code] = { status: d.status || "geprüft", date: d.date ? String(d.date).slice(0, 10) : null, note: text(d.note) };
+  }
+  const profile = {
+    preconditions,
+    follow_up_costs_per_year: typeof costs === "number" ? costs : costs === null || costs === undefined ? null : Number(costs),
+    notes: text(value.notes),
+    districts,
+  };
+  const empty = !preconditions.length && profile.follow_up_costs_per_year === null && !profile.notes && !Object.keys(districts).length;
+  return empty ? null : profile;
 }
 
 /** The record fields of a server feature's properties, normalised for comparison. */
@@ -216,6 +275,7 @@ export function normaliseRecord(props) {
     url: text(l?.url),
   }));
   record.editions = (Array.isArray(p.editions) ? p.editions : []).map(String).sort();
+  record.transfer = normaliseTransfer(p.transfer);
   return record;
 }
 
@@ -344,12 +404,115 @@ export function addLinkRow(link = {}) {
   return finishRow(row);
 }
 
+const ROW_NOUNS = {
+  "milestone-rows": "Meilenstein",
+  "link-rows": "Link",
+  "precondition-rows": "Vorbedingung",
+  "transfer-district-rows": "Stadtviertel",
+};
+
+/** Add a precondition row: indicator (key, suggestions from the analysis), comparison, value. */
+export function addPreconditionRow(condition = {}) {
+  const row = newRow("precondition-rows", "Vorbedingung");
+  const indicator = element("input");
+  indicator.type = "text";
+  indicator.maxLength = 80;
+  indicator.spellcheck = false;
+  indicator.autocapitalize = "none";
+  indicator.setAttribute("list", "indicator-keys");
+  indicator.value = condition.indicator || "";
+  rowField(row.fields, "indicator", "Indikator", indicator);
+  const op = element("select");
+  for (const value of OPERATORS) op.appendChild(option(value, OPERATOR_LABELS[value], value === (condition.op || ">=")));
+  rowField(row.fields, "op", "Vergleich", op);
+  const value = element("input");
+  value.type = "number";
+  value.step = "any";
+  value.inputMode = "decimal";
+  value.value = condition.value ?? "";
+  rowField(row.fields, "value", "Wert", value);
+  return finishRow(row);
+}
+
+/** Add a district row: code (suggestions: the city's Stadtviertel), status, date, note and the
+ * one-step transfer button. */
+export function addTransferDistrictRow(code = "", entry = {}) {
+  const row = newRow("transfer-district-rows", "Stadtviertel");
+  const district = element("input");
+  district.type = "text";
+  district.maxLength = 40;
+  district.spellcheck = false;
+  district.setAttribute("list", "district-codes");
+  district.value = code;
+  rowField(row.fields, "code", "Stadtviertel (Nummer)", district);
+  const status = element("select");
+  for (const [value, label] of Object.entries(DISTRICT_STATUS_LABELS)) {
+    status.appendChild(option(value, label, value === (entry.status || "geprüft")));
+  }
+  rowField(row.fields, "status", "Stand", status);
+  const date = element("input");
+  date.type = "date";
+  date.min = "1900-01-01";
+  date.max = "2100-12-31";
+  date.value = entry.date || new Date().toISOString().slice(0, 10);
+  rowField(row.fields, "date", "Datum", date);
+  const note = element("input");
+  note.type = "text";
+  note.maxLength = 1000;
+  note.value = entry.note || "";
+  rowField(row.fields, "note", "Notiz", note);
+  const transfer = element("button", "button button--small", "Als Entwurf übertragen");
+  transfer.type = "button";
+  transfer.dataset.transfer = "";
+  transfer.setAttribute("aria-describedby", "transfer-button-hint");
+  row.fields.appendChild(transfer);
+  return finishRow(row);
+}
+
+function onTransferClick(event) {
+  const button = event.target.closest("button[data-transfer]");
+  if (!button) return;
+  const row = button.closest("li");
+  const code = row.querySelector('[data-sub="code"]').value.trim();
+  state.onTransfer?.(code, button);
+}
+
+/** Suggestions for the district code inputs: the Stadtviertel of a city. */
+async function loadDistrictCodes(ags) {
+  const list = $("district-codes");
+  list.replaceChildren();
+  if (!ags) return;
+  try {
+    const url = `/api/collections/districts/items?city_ags=${encodeURIComponent(ags)}&limit=1000`;
+    const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/geo+json" } });
+    if (!response.ok) return;
+    const data = await response.json();
+    const props = (data.features || []).map((f) => f.properties || {})
+      .sort((a, b) => String(a.code).localeCompare(String(b.code), "de", { numeric: true }));
+    list.replaceChildren(...props.map((p) => option(String(p.code), `${p.code} ${p.name}`)));
+  } catch (err) {
+    console.error("districts:", err);
+  }
+}
+
+async function loadIndicatorKeys() {
+  try {
+    const response = await fetch("/api/analysis/indicators", { credentials: "same-origin" });
+    if (!response.ok) return;
+    const data = await response.json();
+    const items = Array.isArray(data.indicators) ? data.indicators : [];
+    $("indicator-keys").replaceChildren(...items.map((i) => option(String(i.key), `${i.key} – ${i.name_de ?? ""}`)));
+  } catch (err) {
+    console.error("indicators:", err);
+  }
+}
+
 function onRowRemove(event) {
   const button = event.target.closest("button[data-remove]");
   if (!button) return;
   const list = button.closest("ol");
   const row = button.closest("li");
-  const noun = list.id === "milestone-rows" ? "Meilenstein" : "Link";
+  const noun = ROW_NOUNS[list.id] || "Eintrag";
   const rows = [...list.children];
   const next = rows[rows.indexOf(row) + 1] || rows[rows.indexOf(row) - 1];
   row.remove();
@@ -364,8 +527,9 @@ function onRowRemove(event) {
  * Prepare the form once: options from /api/config, add/remove rows, change notifications.
  * `onChange()` runs after every edit; `onCityChange(ags)` after the city changed.
  */
-export function setupForm(config, { onChange, onCityChange: cityChanged }) {
+export function setupForm(config, { onChange, onCityChange: cityChanged, onTransfer }) {
   state.config = config;
+  state.onTransfer = onTransfer;
   state.onChange = onChange || (() => {});
   state.onCityChange = cityChanged;
   const cities = Array.isArray(config?.cities) ? config.cities : [];
@@ -387,6 +551,19 @@ export function setupForm(config, { onChange, onCityChange: cityChanged }) {
   });
   $("milestone-rows").addEventListener("click", onRowRemove);
   $("link-rows").addEventListener("click", onRowRemove);
+  $("add-precondition").addEventListener("click", () => {
+    addPreconditionRow().querySelector("input")?.focus();
+    state.onChange();
+  });
+  $("add-transfer-district").addEventListener("click", () => {
+    addTransferDistrictRow().querySelector("input")?.focus();
+    state.onChange();
+  });
+  $("precondition-rows").addEventListener("click", onRowRemove);
+  $("transfer-district-rows").addEventListener("click", onRowRemove);
+  $("transfer-district-rows").addEventListener("click", onTransferClick);
+  $("f-city_ags").addEventListener("change", () => loadDistrictCodes($("f-city_ags").value));
+  loadIndicatorKeys();
   const form = $("measure-form");
   form.addEventListener("input", () => state.onChange());
   form.addEventListener("change", () => state.onChange());
@@ -436,6 +613,43 @@ export function fillForm(record) {
   $("link-rows").replaceChildren();
   for (const l of record.links || []) addLinkRow(l);
   $("f-parent_id").value = record.parent_id ? String(record.parent_id) : "";
+  const transfer = record.transfer || {};
+  $("precondition-rows").replaceChildren();
+  for (const c of transfer.preconditions || []) addPreconditionRow(c);
+  $("f-transfer_costs").value = transfer.follow_up_costs_per_year ?? "";
+  $("f-transfer_notes").value = transfer.notes ?? "";
+  $("transfer-district-rows").replaceChildren();
+  for (const [code, entry] of Object.entries(transfer.districts || {})) addTransferDistrictRow(code, entry);
+  loadDistrictCodes($("f-city_ags").value);
+}
+
+function readTransfer() {
+  const preconditions = [...$("precondition-rows").children]
+    .map((row) => {
+      const raw = row.querySelector('[data-sub="value"]');
+      return {
+        indicator: text(row.querySelector('[data-sub="indicator"]').value),
+        op: row.querySelector('[data-sub="op"]').value || ">=",
+        value: raw.validity.badInput ? Number.NaN : raw.value.trim() === "" ? null : Number(raw.value),
+      };
+    })
+    .filter((c) => c.indicator || c.value !== null);
+  const districts = {};
+  for (const row of $("transfer-district-rows").children) {
+    const code = row.querySelector('[data-sub="code"]').value.trim();
+    if (!code) continue;
+    districts[code] = {
+      status: row.querySelector('[data-sub="status"]').value,
+      date: row.querySelector('[data-sub="date"]').value || null,
+      note: text(row.querySelector('[data-sub="note"]').value),
+    };
+  }
+  return normaliseTransfer({
+    preconditions,
+    follow_up_costs_per_year: moneyValue("f-transfer_costs"),
+    notes: $("f-transfer_notes").value,
+    districts,
+  });
 }
 
 /** Split partners: one per line, or (on a single line) by comma. */
@@ -475,6 +689,7 @@ export function readForm() {
     }))
     .filter((l) => l.title || l.url);
   record.editions = $("f-editions").value.split(",").map((e) => e.trim()).filter(Boolean).sort();
+  record.transfer = readTransfer();
   return record;
 }
 
@@ -524,6 +739,21 @@ export function validateRecord(record, { geometry } = {}) {
       message: `„${badEdition}“: nur Kleinbuchstaben, Ziffern und Bindestrich (höchstens 40 Zeichen).`,
     });
   }
+  const transfer = record.transfer;
+  if (transfer) {
+    transfer.preconditions.forEach((c, i) => {
+      if (!c.indicator) errors.push({ field: "transfer", message: `Vorbedingung ${i + 1}: bitte einen Indikator angeben.` });
+      if (c.value === null || !Number.isFinite(c.value)) {
+        errors.push({ field: "transfer", message: `Vorbedingung ${i + 1}: bitte einen Zahlenwert angeben.` });
+      }
+    });
+    const costs = transfer.follow_up_costs_per_year;
+    if (Number.isNaN(costs)) errors.push({ field: "transfer", message: "Folgekosten: bitte eine Zahl angeben." });
+    else if (costs !== null && costs < 0) errors.push({ field: "transfer", message: "Folgekosten: der Betrag darf nicht negativ sein." });
+    for (const [code, d] of Object.entries(transfer.districts)) {
+      if (!d.date) errors.push({ field: "transfer", message: `Stadtviertel ${code}: bitte ein Datum angeben.` });
+    }
+  }
   if (geometry === null) {
     errors.push({ field: "geometry", message: "Bitte die Maßnahme auf der Karte zeichnen." });
   }
@@ -555,6 +785,8 @@ const PROBLEMS = [
   [/unknown measure/i, () => "Diese Maßnahme gibt es nicht (mehr)."],
   [/^cycle$/i, () => "Das ergäbe einen Kreis: die Maßnahme wäre sich selbst übergeordnet."],
   [/unknown city/i, () => "Diese Stadt ist nicht geladen."],
+  [/unknown indicator/i, () => "Diesen Indikator gibt es in der Analyse nicht."],
+  [/unknown district/i, () => "Dieses Stadtviertel gibt es in der Stadt nicht."],
   [/invalid character \(NUL\)/i, () => "Enthält ein ungültiges Zeichen."],
   [/geometry missing/i, () => "Bitte die Maßnahme auf der Karte zeichnen."],
   [/geometry empty/i, () => "Die Geometrie ist leer."],
@@ -590,7 +822,13 @@ export function serverErrors(problem) {
     } else if (parts[0] === "properties" && parts.length >= 2 && RECORD_FIELDS.includes(parts[1])) {
       const field = parts[1];
       const index = parts.length >= 3 && /^\d+$/.test(parts[2]) ? Number(parts[2]) : null;
-      if ((field === "milestones" || field === "links") && index !== null) {
+      if (field === "transfer" && parts.length >= 3) {
+        const where = parts[2] === "preconditions" && /^\d+$/.test(parts[3] || "")
+          ? `Vorbedingung ${Number(parts[3]) + 1}${parts[4] ? ` (${parts[4]})` : ""}`
+          : parts[2] === "districts" ? `Stadtviertel ${parts[3] ?? ""}${parts[4] ? ` (${parts[4]})` : ""}`
+            : parts[2] === "follow_up_costs_per_year" ? "Folgekosten" : parts[2] === "notes" ? "Hinweise" : parts[2];
+        errors.push({ field, message: `${where}: ${message}` });
+      } else if ((field === "milestones" || field === "links") && index !== null) {
         errors.push({ field, row: index, sub: parts[3] || null, message });
       } else if ((field === "partners" || field === "editions") && index !== null) {
         errors.push({ field, message: `Eintrag ${index + 1}: ${message}` });

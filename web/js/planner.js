@@ -19,6 +19,7 @@ import {
   serverErrors,
   setupForm,
   showErrors,
+  translateProblem,
   toProperties,
   validateRecord,
 } from "./planner-form.js";
@@ -507,6 +508,54 @@ async function save() {
     console.error("save:", err);
     await handleWriteError(err, { kind: "save", record, fields: changedFields(current.baseline, record) });
     return false;
+  } finally {
+    setBusy(false);
+  }
+}
+
+/** One-step transfer: a new linked draft in the district, the origin marked „übertragen“. */
+async function transferTo(code) {
+  const current = app.current;
+  if (!current || app.busy) return;
+  if (current.id === null) {
+    setStatus("Bitte die Maßnahme zuerst speichern, dann übertragen.", "error");
+    return;
+  }
+  if (!code) {
+    setStatus("Bitte zuerst die Nummer des Stadtviertels angeben.", "error");
+    return;
+  }
+  if (app.dirty) {
+    // The origin changes too: save the form first so nothing is lost.
+    if (!(await save())) return;
+  }
+  const origin = app.current;
+  setBusy(true);
+  setStatus(`Wird nach Stadtviertel ${code} übertragen …`);
+  try {
+    const { feature } = await api.transferMeasure(origin.id, origin.etag, code);
+    upsertFeature(feature);
+    const reloaded = await api.getMeasure(origin.id);
+    upsertFeature(reloaded.feature);
+    loadIntoForm(reloaded.feature, reloaded.etag);
+    loadHistory(origin.id);
+    setStatus(
+      `Übertragen: neuer Entwurf „${feature.properties.title}“ (Nr. ${feature.properties.id}); der Stand für Stadtviertel ${code} ist jetzt „übertragen“.`,
+      "success",
+    );
+  } catch (err) {
+    console.error("transfer:", err);
+    if (err.status === 412) {
+      // Never through the conflict dialog (its "apply again" knows save/publish/delete only).
+      const reloaded = await api.getMeasure(origin.id).catch(() => null);
+      if (reloaded) loadIntoForm(reloaded.feature, reloaded.etag);
+      setStatus("Nicht übertragen: die Maßnahme wurde zwischenzeitlich geändert. Die aktuelle Fassung ist geladen – bitte erneut übertragen.", "error");
+    } else if (err.status === 422) {
+      showErrors([{ field: "transfer", message: `Übertragung nach ${code}: ${translateProblem(err.problem?.errors?.[0]?.problem || err.message)}` }]);
+      setStatus("Nicht übertragen: der Server hat die Übertragung zurückgewiesen.", "error");
+    } else {
+      await handleWriteError(err, { kind: "transfer" });
+    }
   } finally {
     setBusy(false);
   }
@@ -1071,6 +1120,7 @@ async function main() {
   setupForm(config, {
     onChange: () => refreshDirty(),
     onCityChange: (ags) => fillParentOptions(app.features, ags, app.current?.id ?? null, null),
+    onTransfer: (code) => transferTo(code),
   });
   const start = app.cities.get(HALLE_AGS) || [...app.cities.values()][0];
   if (start) fitCity(start.bbox, { animate: false });

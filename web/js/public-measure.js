@@ -1,9 +1,9 @@
 // The page of one measure at its stable address /massnahmen/{id}: map, record, milestones,
 // plain-language summary and source. Everything from data is set as text.
 
-import { feedHref, getIdeas, getItems, getMeasure } from "./api.js";
+import { feedHref, getIdeas, getItems, getMeasure, getMeasures, getSources } from "./api.js";
 import { formatDate, formatList, formatMoney, label, t } from "./i18n.js";
-import { addTileLayer, createMap } from "./map.js";
+import { addTileLayer, createMap, escapeHtml } from "./map.js";
 import {
   LOCATED,
   cityName,
@@ -98,6 +98,9 @@ function renderRecord(feature, cfg) {
   fact(facts, t("measure.districts"), Array.isArray(p.districts) && p.districts.length ? districtsNode(p.districts) : "");
   fact(facts, t("measure.editions"), Array.isArray(p.editions) && p.editions.length ? formatList(p.editions) : "");
   fact(facts, t("measure.updated"), formatDate(p.updated_at));
+  if (Number.isInteger(p.origin_id)) {
+    fact(facts, t("measure.transferred_from"), el("a", { text: t("measure.origin_link", { id: p.origin_id }), attrs: { href: `/massnahmen/${encodeURIComponent(p.origin_id)}` } }));
+  }
 
   const milestones = Array.isArray(p.milestones) ? p.milestones : [];
   if (milestones.length) {
@@ -170,6 +173,84 @@ function renderPlace(feature) {
   return map;
 }
 
+// Status values of the record (not texts: the labels come from the catalogue).
+const TRANSFERRED = "\u00fcbertragen";
+const SUITABLE = "geeignet";
+const SHOWN_STATUSES = [TRANSFERRED, SUITABLE];
+const SWATCH = { [TRANSFERRED]: "transferred", [SUITABLE]: "suitable" };
+const TRANSFER_STYLE = {
+  [TRANSFERRED]: { color: "#12414a", weight: 2, fillColor: "#12414a", fillOpacity: 0.45 },
+  [SUITABLE]: { color: "#8a6d00", weight: 2, fillColor: "#ffd166", fillOpacity: 0.35, dashArray: "6 4" },
+};
+
+/** Where the (published) measure was transferred or is suitable: a small map of those
+ * districts and the same as a list; links only to transferred measures that are published. */
+async function renderTransfer(feature, cfg) {
+  const p = feature.properties || {};
+  const entries = Object.entries(p.transfer?.districts || {})
+    .filter(([, d]) => SHOWN_STATUSES.includes(d?.status))
+    .sort((a, b) => SHOWN_STATUSES.indexOf(a[1].status) - SHOWN_STATUSES.indexOf(b[1].status) || a[0].localeCompare(b[0], "de", { numeric: true }));
+  if (!entries.length) return;
+  let outlines = [];
+  let published = [];
+  let attribution = "";
+  try {
+    const [districts, children, sources] = await Promise.all([
+      getItems("districts", { city_ags: p.city_ags, limit: 1000 }),
+      getMeasures({ origin_id: p.id, limit: 1000 }).catch(() => ({ features: [] })),
+      getSources().catch(() => null),
+    ]);
+    const codes = new Set(entries.map(([code]) => code));
+    outlines = districts.features.filter((f) => codes.has(String(f.properties?.code)));
+    published = children?.features || [];
+    const keys = new Set(outlines.map((f) => f.properties?.source).filter(Boolean));
+    const list = Array.isArray(sources) ? sources : sources?.sources || [];
+    attribution = [...new Set(list.filter((s) => keys.has(s.key)).map((s) => s.attribution).filter(Boolean))].join("; ");
+  } catch (err) {
+    console.error("transfer:", err);
+  }
+  const byCode = new Map(outlines.map((f) => [String(f.properties.code), f]));
+  $("m-transfer-list").replaceChildren(
+    ...entries.map(([code, d]) => {
+      const outline = byCode.get(code);
+      const name = outline?.properties?.name || code;
+      const item = el("li", { attrs: { "data-code": code, "data-status": d.status } }, [
+        el("span", { className: `transfer-swatch transfer-swatch--${SWATCH[d.status]}`, attrs: { "aria-hidden": "true" } }),
+        el("span", { text: t("measure.transfer_item", { name, code, status: t(`measure.transfer_status.${SWATCH[d.status]}`), date: formatDate(d.date) }) }),
+      ]);
+      const child = published.find((m) => (m.properties?.districts || []).some((x) => String(x) === String(outline?.id ?? outline?.properties?.id)));
+      if (child) {
+        item.append(" – ", el("a", { text: t("measure.transfer_link"), attrs: { href: `/massnahmen/${encodeURIComponent(child.id ?? child.properties.id)}` } }));
+      }
+      return item;
+    }),
+  );
+  $("m-transfer-card").hidden = false;
+  if (!globalThis.L || !outlines.length) {
+    $("m-transfer-map").hidden = true;
+    return;
+  }
+  const map = createMap($("m-transfer-map"));
+  const statusOf = new Map(entries.map(([code, d]) => [code, d.status]));
+  const layer = L.geoJSON({ type: "FeatureCollection", features: outlines }, {
+    style: (f) => TRANSFER_STYLE[statusOf.get(String(f.properties.code))],
+    attribution: attribution ? escapeHtml(t("measure.transfer_districts_source", { attribution })) : undefined,
+    interactive: false,
+  }).addTo(map);
+  if (feature.geometry && LOCATED.has(p.location_precision || "unknown")) {
+    L.geoJSON(feature, {
+      style: { color: "#c0392b", weight: 3, fillOpacity: 0 },
+      pointToLayer: (f, latlng) => L.circleMarker(latlng, { radius: 6, color: "#c0392b", weight: 3, fillColor: "#fff", fillOpacity: 1 }),
+      interactive: false,
+    }).addTo(map);
+  }
+  map.fitBounds(layer.getBounds(), { paddingTopLeft: [48, 20], paddingBottomRight: [20, 56], animate: false });
+  if (cfg?.tile_url) {
+    addTileLayer(map, cfg.tile_url, cfg.tile_attribution || "", () => $("m-transfer-map").classList.add("map--no-tiles"));
+  }
+  $("m-transfer-map").dataset.districts = String(outlines.length);
+}
+
 async function renderIdeas(id) {
   try {
     const body = await getIdeas();
@@ -229,7 +310,7 @@ async function main() {
   if (map && cfg?.tile_url) {
     addTileLayer(map, cfg.tile_url, cfg.tile_attribution || "", () => $("m-map").classList.add("map--no-tiles"));
   }
-  await renderIdeas(id);
+  await Promise.all([renderIdeas(id), renderTransfer(feature, cfg)]);
   document.body.dataset.pageState = "ready";
 }
 

@@ -10,11 +10,11 @@ from typing import Annotated, Any, Literal
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy import text
 from starlette.datastructures import QueryParams
 
-from quarters import measures
+from quarters import measures, transfer_profile
 from quarters.api.deps import (
     AdminDep,
     BodyDep,
@@ -32,7 +32,7 @@ from quarters.db import commit
 from quarters.errors import InvalidInput
 from quarters.geometry import GeometryProblem, parse_geojson
 from quarters.measures import Actor, etag
-from quarters.schemas import MeasureFeature, MeasurePatch, MeasureProperties
+from quarters.schemas import DistrictCode, MeasureFeature, MeasurePatch, MeasureProperties
 from quarters.services import _where
 from quarters.validation import AsciiInt
 
@@ -59,6 +59,7 @@ def item_filters(
     quarter: Text = None, edition: Text = None,
     district: Annotated[AsciiInt | None, Query(ge=1, le=2_147_483_647)] = None,
     parent_id: Annotated[AsciiInt | None, Query(ge=1, le=2_147_483_647)] = None,
+    origin_id: Annotated[AsciiInt | None, Query(ge=1, le=2_147_483_647)] = None,
     q: Annotated[str | None, Query(max_length=200, description="text search")] = None,
 ) -> None:
     """The query parameters of the measure lists, declared (and type-checked) for OpenAPI; the
@@ -86,8 +87,12 @@ def _relation(user, include_deleted: bool = False) -> str:  # noqa: ANN001
 def _invalid(exc: ValidationError, prefix: str = "") -> InvalidInput:
     errors = []
     for e in exc.errors():
-        loc = "/".join(str(p) for p in e["loc"])
+        parts = [str(p) for p in e["loc"]]
         message = e["msg"].removeprefix("Value error, ")
+        if parts and parts[-1] == "[key]":  # a bad key of a mapping (a district code)
+            parts.pop()
+            message = f"invalid key: {message}"
+        loc = "/".join(parts)
         if e["type"] == "extra_forbidden":
             message = "unknown field"
         errors.append({"pointer": f"{prefix}/{loc}".replace("//", "/"), "problem": message})
@@ -305,6 +310,38 @@ def unpublish(measure_id: MeasureId, conn: ConnDep, user: PlannerDep,
     record = measures.set_published(conn, measure_id, version, False, Actor.of(user))
     commit(conn)
     return _respond(record)
+
+
+class TransferRequest(BaseModel):
+    """Target of a one-step transfer: a district code of the measure's city."""
+
+    model_config = ConfigDict(extra="forbid")
+    district_code: DistrictCode
+
+
+TRANSFER_BODY = json_body(model_schema(TransferRequest), "application/json")
+
+
+@router.post("/{measure_id}/transfer", status_code=201, openapi_extra=TRANSFER_BODY,
+             summary="Transfer to a district: a new linked draft (planners, If-Match of the origin)")
+def transfer_measure(measure_id: MeasureId, body: BodyDep, conn: ConnDep, user: PlannerDep,
+                     version: VersionDep) -> JSONResponse:
+    """Create a draft of the measure in the district ``district_code`` (its representative point
+    as a stand-in location, ``origin_id`` = this measure) and set this measure's transfer status
+    for the district to ``übertragen``. If-Match carries the origin's ETag, because the origin
+    changes too; the answer is the new draft (its ETag), the origin's new ETag is in
+    ``X-Origin-ETag``."""
+    try:
+        target = TransferRequest.model_validate(body)
+    except ValidationError as exc:
+        raise _invalid(exc) from None
+    new, origin = transfer_profile.transfer_to_district(conn, measure_id, version,
+                                                        target.district_code, Actor.of(user))
+    commit(conn)
+    response = _respond(new, 201)
+    response.headers["Location"] = f"/api/measures/{new['id']}"
+    response.headers["X-Origin-ETag"] = etag(origin["id"], origin["version"])
+    return response
 
 
 @router.get("/{measure_id}/history", summary="Change history (planners, admins)")
