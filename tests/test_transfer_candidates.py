@@ -175,3 +175,17 @@ def test_level_lists_filter_properties_and_default_rule(client, conn):
     assert "stadtbezirk" in sv["filter_properties"]
     assert "intensive" in body["default_rule"]
     assert get_level(conn, "stadtviertel").district_level == "stadtviertel"
+
+
+def test_report_states_filter_parts_bands_and_approximations(client):
+    r = client.post("/api/analysis/report", json={
+        "reference": NEUSTADT, "level": "stadtviertel", "top": 5, "types": False,
+        "sensitivity": False, "filter": "stadtbezirk <> 'Mitte'"})
+    assert r.status_code == 200, r.text
+    page = r.text
+    assert "Filter (CQL2):" in page and "stadtbezirk &lt;&gt; &#x27;Mitte&#x27;" in page
+    assert "Teil der Referenz (nicht bewertet)" in page and "Südliche Neustadt" in page
+    assert "Näherungen (*):</strong> alle der bewerteten" in page
+    assert "teils" not in page and "partly" not in page
+    assert page.count('<abbr title="genähert">*</abbr>') == 5
+    assert "Perzentil" in page and "Einordnung" in page

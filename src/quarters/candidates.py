@@ -144,4 +144,5 @@ def bands(distance: pd.Series, reference: str | None) -> pd.DataFrame:
         position = 100.0 * (below + 0.5 * same) / n  # mid-rank share of nearer candidates
         band = next(b for b in BANDS if position <= b[0] or b is BANDS[-1])
         out.loc[code] = [round(pct, 1), *band[1:]]
+    out["percentile"] = out["percentile"].astype(float)
     return out
