@@ -551,6 +551,11 @@ def result_frame(res: TransferResult) -> pd.DataFrame:
             "missing": ["; ".join(f"{k}: {v}" for k, v in r.items())
                         for r in res.excluded["reasons"]]})
         out = pd.concat([out, ex], ignore_index=True)
+    if res.part_of_reference:
+        parts = pd.DataFrame({"code": [p["code"] for p in res.part_of_reference],
+                              "name": [p["name"] for p in res.part_of_reference],
+                              "excluded": True, "missing": "part of the reference"})
+        out = pd.concat([out, parts], ignore_index=True)
     return out
 
 
