@@ -32,8 +32,8 @@ def _cli_indicators(settings, tmp_path: Path, level: str, reference: str) -> lis
            "QUARTERS_DATABASE_URL": settings.database_url,
            "QUARTERS_DATA_DIR": str(settings.data_dir), "COLUMNS": "200"}
     done = subprocess.run(
-        [sys.executable, "-c", "from quarters.cli import main; main()", "analyze", "transfer", "--reference", reference,
-         "--level", level, "--top", "3", "--no-sensitivity", "--no-types",
+        [sys.executable, "-c", "from quarters.cli import main; main()", "analyze", "transfer",
+         "--reference", reference, "--level", level, "--top", "3", "--no-sensitivity", "--no-types",
          "--out", str(tmp_path / f"r-{level}.html")],
         env=env, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -189,3 +189,32 @@ def test_report_states_filter_parts_bands_and_approximations(client):
     assert "teils" not in page and "partly" not in page
     assert page.count('<abbr title="genähert">*</abbr>') == 5
     assert "Perzentil" in page and "Einordnung" in page
+
+
+def test_imported_stadtviertel_statistics_become_defaults(conn, tmp_path):
+    """README example: the city's Stadtviertel statistics (age groups, SGB-II share,
+    households) go in with `quarters import indicators` and the shares and rates are
+    default-eligible at once; the household count (an absolute size) is not."""
+    from quarters.indicators import default_indicators, import_indicators
+    from quarters.transfer import TransferParams, run_transfer
+
+    codes = list(conn.execute(text(
+        "SELECT code FROM districts WHERE level = 'stadtviertel' ORDER BY code")).scalars())
+    lines = ["code;share_under_18 [%];share_65_plus [%];sgb2_share [%];households [Haushalte];"
+             "persons_per_household [Personen je Haushalt]"]
+    for i, code in enumerate(codes):
+        lines.append(f"{code};{12 + i % 9},5;{18 + i % 13},0;{5 + i % 17},2;{1000 + 37 * i};"
+                     f"1,{6 + i % 7}")
+    path = tmp_path / "stadtviertel_2023.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    level = get_level(conn, "stadtviertel")
+    before = default_indicators(conn, level)
+    import_indicators(conn, path, "stadtviertel", ref_date="2023-12-31", decimal=",",
+                      source_name="Stadt Halle (Saale), Stadtviertelstatistik 2023")
+    after = default_indicators(conn, level)
+    new = set(after) - set(before)
+    assert new == {"share_under_18", "share_65_plus", "sgb2_share", "persons_per_household"}
+    assert "households" not in after
+    res = run_transfer(conn, TransferParams(reference=NEUSTADT, level="stadtviertel",
+                                            sensitivity=False, types=False))
+    assert [d.key for d in res.indicators] == after

@@ -135,6 +135,18 @@ DEFAULT_RULE = ("intensive indicators (kind rate, share or class: densities, sha
                 "only when chosen")
 
 
+def kind_of_unit(unit: str) -> str:
+    """Kind of a NEW indicator from its unit: ``%`` or ``‰`` → share; "je …", "per …", "pro …"
+    or a slash (Einw./km²) → rate; anything else (counts, amounts) → amount. So an imported
+    share or rate is default-eligible at once, an absolute figure is not."""
+    u = unit.strip().lower()
+    if u in ("%", "‰", "prozent", "percent") or u.startswith("% "):
+        return "share"
+    if re.search(r"(^|\s)(je|per|pro)\s|/", u):
+        return "rate"
+    return "amount"
+
+
 def default_eligible(d: IndicatorDef) -> bool:
     """Whether an indicator may be a default (see DEFAULT_RULE)."""
     return (d.kind in DEFAULT_KINDS and d.key not in NOT_DEFAULT
@@ -1091,7 +1103,7 @@ def import_indicators(
                 note=f"indicator values imported from {name}")
         r["source_id"] = sources[combo]
     if new:
-        ensure_indicators(conn, [IndicatorDef(k, k, k, u, "amount", "none",
+        ensure_indicators(conn, [IndicatorDef(k, k, k, u, kind_of_unit(u), "none",
                                               description=f"imported from {name}")
                                  for k, u in new.items()])
     rows = pd.DataFrame({
