@@ -132,17 +132,18 @@ def bands(distance: pd.Series, reference: str | None) -> pd.DataFrame:
     """Percentile and band (BAND_RULE) of each candidate; the reference itself gets none."""
     others = distance.drop(reference) if reference is not None and reference in distance.index \
         else distance
-    d = np.sort(others.to_numpy(dtype=float))
+    values = others.to_numpy(dtype=float)
+    d = np.sort(values)
     n = len(d)
-    out = pd.DataFrame(index=distance.index, columns=["percentile", "band", "band_de",
-                                                      "band_en"], dtype=object)
-    for code, value in others.items():
-        below = np.searchsorted(d, value, side="left")
-        same = np.searchsorted(d, value, side="right") - below
-        farther = n - below - same
-        pct = 100.0 * (farther + 0.5 * (same - 1)) / (n - 1) if n > 1 else 100.0
-        position = 100.0 * (below + 0.5 * same) / n  # mid-rank share of nearer candidates
-        band = next(b for b in BANDS if position <= b[0] or b is BANDS[-1])
-        out.loc[code] = [round(pct, 1), *band[1:]]
-    out["percentile"] = out["percentile"].astype(float)
-    return out
+    below = np.searchsorted(d, values, side="left")
+    same = np.searchsorted(d, values, side="right") - below
+    farther = n - below - same
+    pct = 100.0 * (farther + 0.5 * (same - 1)) / (n - 1) if n > 1 else np.full(n, 100.0)
+    position = 100.0 * (below + 0.5 * same) / max(n, 1)  # mid-rank share of nearer candidates
+    idx = np.minimum(np.searchsorted([b[0] for b in BANDS], position, side="left"),
+                     len(BANDS) - 1)
+    out = pd.DataFrame({"percentile": np.round(pct, 1),
+                        "band": [BANDS[i][1] for i in idx],
+                        "band_de": [BANDS[i][2] for i in idx],
+                        "band_en": [BANDS[i][3] for i in idx]}, index=others.index)
+    return out.reindex(distance.index)

@@ -143,20 +143,26 @@ def cross_city_command(
 @analyze_app.command("indicators")
 def indicators_command() -> None:
     """List the indicators with their units and coverage per level."""
-    from quarters.indicators import catalogue
+    from quarters.indicators import DEFAULT_RULE, available_levels, catalogue, default_indicators
 
     engine = _engine()
     with engine.connect() as conn:
         items = catalogue(conn)
+        defaults = {lv.name: default_indicators(conn, lv) for lv in available_levels(conn)}
     engine.dispose()
     table = Table(title="Indikatoren")
-    for col in ("key", "name", "unit", "aggregation", "coverage (values / missing / absent)"):
+    for col in ("key", "name", "unit", "aggregation", "coverage (values / missing / absent)",
+                "default at", "source, date"):
         table.add_column(col)
     for it in items:
         cov = "; ".join(f"{lvl}: {c['values']}/{c['missing']}/{c['absent']}"
                         for lvl, c in it["coverage"].items())
-        table.add_row(it["key"], it["name_de"], it["unit"], it["aggregation"], cov)
+        at = ", ".join(lvl for lvl, keys in defaults.items() if it["key"] in keys)
+        src = "; ".join(f"{lvl}: {', '.join(c['sources'])} {' … '.join(c['ref_dates'])}"
+                        for lvl, c in it["coverage"].items())
+        table.add_row(it["key"], it["name_de"], it["unit"], it["aggregation"], cov, at, src)
     console.print(table)
+    console.print(f"defaults: {DEFAULT_RULE}")
 
 
 @analyze_app.command("refresh")

@@ -535,10 +535,10 @@ def run_transfer(conn: Connection, params: TransferParams, progress: Progress | 
             labels = typ.labels.reindex(ranking.index)
             ranking["cluster"] = labels.to_numpy()
             prof = typ.profiles
-            ranking["type_de"] = [prof.at[int(c), "label_de"] if pd.notna(c) else None
-                                  for c in labels]
-            ranking["type_en"] = [prof.at[int(c), "label_en"] if pd.notna(c) else None
-                                  for c in labels]
+            for col in ("label_de", "label_en"):  # one dict lookup per unit, not one .at
+                names_of = {int(c): v for c, v in prof[col].items()}
+                ranking[col.replace("label", "type")] = [
+                    names_of.get(int(c)) if pd.notna(c) else None for c in labels]
             ref_type = _reference_type(typ, reference, warnings)
             ranking["same_type"] = (labels == ref_type).fillna(False).astype(bool).to_numpy() \
                 if ref_type is not None else False
