@@ -310,3 +310,70 @@ def test_every_tab_stop_shows_its_focus(page):
         seen.append(focus["name"])
         assert focus["visible"], f"{focus['name']} has no visible focus"
     assert {"#reference-kind", "#level", "#run-button"} <= set(seen), seen
+
+
+# ------------------------------------------------------------------ issue 12
+
+BANDS = {"de": {"sehr ähnlich", "ähnlich", "eher ähnlich", "wenig ähnlich", "kaum ähnlich"},
+         "en": {"very similar", "similar", "rather similar", "little similar", "hardly similar"}}
+EAST_BIG = "land IN ('12','13','14','15','16') AND population >= 90000"
+TEXTS = {"de": {"parts": "Teil der Referenz", "filter": "Filter", "approx": "genähert",
+                "button": "Berechnen"},
+         "en": {"parts": "Part of the reference", "filter": "Filter", "approx": "approx.",
+                "button": "Calculate"}}
+
+
+def _get(live_server, path):
+    with urllib.request.urlopen(f"{live_server}{path}", timeout=60) as response:
+        return json.load(response)
+
+
+@pytest.mark.parametrize("lang", ["de", "en"])
+def test_neustadt_vs_stadtviertel_and_halle_vs_filtered_municipalities(page, live_server,
+                                                                       artifacts, lang):
+    page.goto(f"{live_server}/analysis.html?lang={lang}")
+    expect(page.locator("body")).to_have_attribute("data-analysis-state", "ready")
+    expect(page.locator("html")).to_have_attribute("lang", lang)
+    texts = TEXTS[lang]
+    levels = {lv["name"]: lv for lv in _get(live_server, "/api/analysis/levels")["levels"]}
+
+    # Neustadt → Stadtviertel, with the defaults the API serves (the page has no list of its own)
+    page.locator("#shortcut-neustadt").click()
+    expect(page.locator("#level")).to_have_value("stadtviertel")
+    checked = page.locator("#analysis-form input[name=indicator]:checked").evaluate_all(
+        "els => els.map((e) => e.value)")
+    assert sorted(checked) == sorted(levels["stadtviertel"]["default_indicators"])
+    expect(page.locator("#level-hint")).to_contain_text("43")
+    expect(page.locator("#indicator-sources-table tbody tr")).not_to_have_count(0)
+    expect(page.locator("#indicator-sources-table")).to_contain_text("halle-stadtviertel-facts")
+    page.locator("#run-button").click()
+    expect(page.locator("body")).to_have_attribute("data-analysis-state", "done")
+    rows = page.locator("#ranking-body tr")
+    codes = rows.evaluate_all("trs => trs.map((tr) => tr.dataset.code)")
+    assert codes and not {"71", "72", "73", "74"} & set(codes)  # its own Stadtviertel
+    assert rows.evaluate_all("trs => trs.every((tr) => tr.dataset.approximate === 'true')")
+    expect(rows.first.locator(".badge--approx")).to_have_text(texts["approx"])
+    bands = page.locator("#ranking-body td.band").all_text_contents()
+    assert bands and set(bands) <= BANDS[lang], bands
+    pct = page.locator("#ranking-body td.percentile").all_text_contents()
+    assert all(p != "–" for p in pct)
+    expect(page.locator("#ranking-context")).to_contain_text(texts["parts"])
+    expect(page.locator("#band-hint")).to_contain_text("5 %")
+
+    # Halle (Saale) → municipalities, restricted to large East-German ones
+    page.locator("#shortcut-halle").click()
+    expect(page.locator("#level")).to_have_value("gemeinde")
+    page.locator("#candidate-filter").fill(EAST_BIG)
+    page.get_by_role("button", name=texts["button"]).click()
+    expect(page.locator("body")).to_have_attribute("data-analysis-state", "done")
+    expected = transfer(live_server, {"reference": f"gemeinde:{HALLE_AGS}", "level": "gemeinde",
+                                      "filter": EAST_BIG, "top": 10, "sensitivity": False,
+                                      "types": False})
+    codes = rows.evaluate_all("trs => trs.map((tr) => tr.dataset.code)")
+    assert codes == [r["code"] for r in expected["rows"]]
+    assert all(c[:2] in {"12", "13", "14", "15", "16"} for c in codes)
+    expect(page.locator("#summary-facts")).to_contain_text(EAST_BIG)
+    expect(page.locator("#ranking-context")).to_contain_text(EAST_BIG)
+    bands = page.locator("#ranking-body td.band").all_text_contents()
+    assert set(bands) - {"–"} <= BANDS[lang]
+    page.screenshot(path=str(artifacts / f"analysis-issue12-{lang}.png"), full_page=True)

@@ -20,7 +20,8 @@ TIMEOUT_MS = 30_000
 @pytest.fixture
 def quarter_report(conn, settings, tmp_path):
     res = run_transfer(conn, TransferParams(reference="quarter:bildungsquartier-neustadt",
-                                            level="stadtviertel", top=8))
+                                            level="stadtviertel", top=8,
+                                            indicators=["population", "density"]))
     return res, write_report(conn, res, tmp_path / "neustadt.html", settings)
 
 

@@ -111,7 +111,8 @@ def test_quarter_reference_is_an_external_profile(client):
     assert not ref["is_candidate"] and ref["level"] == "quarter"
     assert ref["values"]["population"] > 0
     assert "tobler" in ref["derivations"]["population"]
-    assert body["n_candidates"] == 43
+    # its four Stadtviertel are part of the reference, not candidates (issue 12)
+    assert body["n_candidates"] == 43 - len(body["part_of_reference"]) == 39
     assert body["rows"][0]["rank"] == 1 and not body["rows"][0]["is_reference"]
     assert isinstance(body["rows"][0]["same_type"], bool)
 

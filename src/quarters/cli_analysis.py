@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -57,6 +58,9 @@ def transfer_command(
     k_classes: Annotated[int, typer.Option(help="number of map classes")] = 5,
     tiles: Annotated[bool, typer.Option(help="OSM background (needs the network when "
                                         "viewing)")] = False,
+    filter: Annotated[str | None, typer.Option(  # noqa: A002
+        "--filter", help="CQL2 text over the candidates' attributes, e.g. "
+        "\"land IN ('12','13','14','15','16') AND population >= 90000\"")] = None,
 ) -> None:
     """Rank candidates by similarity to a reference and write report.html, .csv and .gpkg."""
     from quarters.report import write_report
@@ -67,7 +71,7 @@ def transfer_command(
     params = TransferParams(reference=reference, level=level, indicators=indicator or None,
                             weights=parse_weights(weight) or None, method=method, metric=metric,
                             missing=missing, top=top, sensitivity=sensitivity, runs=runs,
-                            types=types, k=k)
+                            types=types, k=k, filter=filter)
     with _progress() as progress, engine.connect() as conn:
         task = progress.add_task("Analyse", total=100)
 
@@ -83,13 +87,26 @@ def transfer_command(
         progress.update(task, description="fertig", completed=100)
     engine.dispose()
     table = Table(title=f"{res.reference.name} – ähnlichste {res.level.label_de}")
-    for col in ("Rang", "Name", "Schlüssel", "Score", "gleicher Typ"):
+    for col in ("Rang", "Name", "Schlüssel", "Score", "Perzentil", "Einordnung",
+                "gleicher Typ"):
         table.add_column(col)
     for code, r in res.top.iterrows():
         same = r.get("same_type")
-        table.add_row(str(int(r["rank"])), str(r["name"]), code, f"{r['score']:.1f}",
+        pct = "" if pd.isna(r["percentile"]) else f"{r['percentile']:.1f}"
+        band = "" if pd.isna(r["band_de"]) else str(r["band_de"])
+        table.add_row(str(int(r["rank"])), str(r["name"]) + (" *" if r["approximate"] else ""),
+                      code, f"{r['score']:.1f}", pct, band,
                       "" if same is None else ("ja" if same else "nein"))
     console.print(table)
+    console.print("indicators: " + ", ".join(d.key for d in res.indicators))
+    if res.ranking["approximate"].any():
+        console.print("* genähert (Umriss oder Werte Näherungen/interpoliert)")
+    if res.params.filter:
+        console.print(f"filter: {res.params.filter} ({len(res.ranking)} candidates, "
+                      f"{res.n_filtered_out} filtered out)")
+    if res.part_of_reference:
+        console.print("part_of_reference (not ranked): " + ", ".join(
+            f"{p['name']} ({p['code']})" for p in res.part_of_reference))
     for w in res.warnings:
         console.print(f"[yellow]note:[/] {w}")
     for kind, path in paths.items():
@@ -126,20 +143,26 @@ def cross_city_command(
 @analyze_app.command("indicators")
 def indicators_command() -> None:
     """List the indicators with their units and coverage per level."""
-    from quarters.indicators import catalogue
+    from quarters.indicators import DEFAULT_RULE, available_levels, catalogue, default_indicators
 
     engine = _engine()
     with engine.connect() as conn:
         items = catalogue(conn)
+        defaults = {lv.name: default_indicators(conn, lv) for lv in available_levels(conn)}
     engine.dispose()
     table = Table(title="Indikatoren")
-    for col in ("key", "name", "unit", "aggregation", "coverage (values / missing / absent)"):
+    for col in ("key", "name", "unit", "aggregation", "coverage (values / missing / absent)",
+                "default at", "source, date"):
         table.add_column(col)
     for it in items:
         cov = "; ".join(f"{lvl}: {c['values']}/{c['missing']}/{c['absent']}"
                         for lvl, c in it["coverage"].items())
-        table.add_row(it["key"], it["name_de"], it["unit"], it["aggregation"], cov)
+        at = ", ".join(lvl for lvl, keys in defaults.items() if it["key"] in keys)
+        src = "; ".join(f"{lvl}: {', '.join(c['sources'])} {' … '.join(c['ref_dates'])}"
+                        for lvl, c in it["coverage"].items())
+        table.add_row(it["key"], it["name_de"], it["unit"], it["aggregation"], cov, at, src)
     console.print(table)
+    console.print(f"defaults: {DEFAULT_RULE}")
 
 
 @analyze_app.command("refresh")

@@ -120,12 +120,48 @@ BUILTIN: dict[str, IndicatorDef] = {d.key: d for d in (
                  "Measures per 1,000 inhabitants", "je 1.000 Einw.", "rate", "ratio",
                  "measures", "population", 1000.0),
 )}
-DEFAULT_INDICATORS = {
-    "gemeinde": ["population", "area_km2", "density", "female_share", "urbanisation"],
-    "kreis": ["population", "area_km2", "density", "female_share"],
-    "quarter": ["population", "area_km2", "density"],
-}
-DEFAULT_DISTRICT_INDICATORS = ["population", "area_km2", "density"]
+# Default indicators (the ONE definition CLI, API, page and report use): like with like, so
+# only intensive indicators — densities/rates, shares and classes — that have values for at
+# least half of the level's units. Absolute sizes (population, area, counts) only when chosen.
+# Indicators about the project itself (measures, share inside pilot quarters) and about the
+# drawn outline (compactness) describe no property of the place and are never defaults.
+DEFAULT_KINDS = ("rate", "share", "class")
+NOT_DEFAULT = ("quarter_area_share", "compactness")
+NOT_DEFAULT_PREFIXES = ("measures",)
+DEFAULT_MIN_COVERAGE = 0.5
+DEFAULT_RULE = ("intensive indicators (kind rate, share or class: densities, shares, "
+                "per-inhabitant values) with values for at least half of the level's units; "
+                "not the measures-based ones nor quarter_area_share/compactness; absolute sizes "
+                "only when chosen")
+
+
+def kind_of_unit(unit: str) -> str:
+    """Kind of a NEW indicator from its unit: ``%`` or ``‰`` → share; "je …", "per …", "pro …"
+    or a slash (Einw./km²) → rate; anything else (counts, amounts) → amount. So an imported
+    share or rate is default-eligible at once, an absolute figure is not."""
+    u = unit.strip().lower()
+    if u in ("%", "‰", "prozent", "percent") or u.startswith("% "):
+        return "share"
+    if re.search(r"(^|\s)(je|per|pro)\s|/", u):
+        return "rate"
+    return "amount"
+
+
+def default_eligible(d: IndicatorDef) -> bool:
+    """Whether an indicator may be a default (see DEFAULT_RULE)."""
+    return (d.kind in DEFAULT_KINDS and d.key not in NOT_DEFAULT
+            and not d.key.startswith(NOT_DEFAULT_PREFIXES))
+
+
+def default_indicators(conn: Connection, level: Level) -> list[str]:
+    """Indicators used when none are chosen (DEFAULT_RULE), sorted by key."""
+    defs = definitions(conn)
+    n_units = level_sizes(conn).get(level.name, 0)
+    counts = dict(conn.execute(text(
+        "SELECT indicator, count(DISTINCT unit_code) FROM indicator_values WHERE level = :l "
+        "AND value IS NOT NULL GROUP BY indicator"), {"l": level.name}).all())
+    return sorted(k for k, d in defs.items() if default_eligible(d)
+                  and counts.get(k, 0) >= max(1, DEFAULT_MIN_COVERAGE * n_units))
 
 
 def slug(value: str) -> str:
@@ -1067,7 +1103,7 @@ def import_indicators(
                 note=f"indicator values imported from {name}")
         r["source_id"] = sources[combo]
     if new:
-        ensure_indicators(conn, [IndicatorDef(k, k, k, u, "amount", "none",
+        ensure_indicators(conn, [IndicatorDef(k, k, k, u, kind_of_unit(u), "none",
                                               description=f"imported from {name}")
                                  for k, u in new.items()])
     rows = pd.DataFrame({
@@ -1120,7 +1156,7 @@ def catalogue(conn: Connection) -> list[dict[str, Any]]:
                 "sources": sorted(r["sources"]),
             }
         out.append({**definition_dict(d), "source": src.get(key, {}).get("source"),
-                    "coverage": levels})
+                    "default_eligible": default_eligible(d), "coverage": levels})
     return out
 
 

@@ -25,6 +25,7 @@ import shapely
 from sqlalchemy import Connection
 
 from quarters.errors import SetupError
+from quarters.indicators import DEFAULT_RULE
 from quarters.settings import Settings
 from quarters.transfer import (
     TransferResult,
@@ -261,6 +262,20 @@ h2 { font-size: 1.2rem; margin-top: 28px; border-bottom: 2px solid #225ea8; }
 # ----------------------------------------------------------------------------------------------
 # page parts
 # ----------------------------------------------------------------------------------------------
+def _approx_note(res: TransferResult) -> str:
+    """How many of the ranked units (and whether the reference) are approximations."""
+    n = int(res.ranking["approximate"].sum())
+    total = len(res.ranking)
+    if not n and not res.reference.approximate:
+        return ""
+    which = ("alle" if n == total else f"{n} von {total}") if n else "keine"
+    ref = (" Die Werte bzw. der Umriss der Referenz sind genähert oder interpoliert."
+           if res.reference.approximate else "")
+    return (f"<p id=\"q-approx\" class=\"q-small\"><strong>Näherungen (*):</strong> {which} "
+            f"der bewerteten {_esc(res.level.label_de)} haben genäherte Umrisse oder "
+            f"interpolierte Werte.{ref}</p>")
+
+
 def _header(res: TransferResult) -> str:
     ref = res.reference
     w = ", ".join(f"{_esc(d.name_de)} ({_num(res.result.weights.get(d.key, 0.0) * 100, 0)} %)"
@@ -273,6 +288,13 @@ def _header(res: TransferResult) -> str:
         + (f" – {_esc(ref.note)}" if ref.note else "") + "</p>"
         f"<p><strong>Kandidaten:</strong> {len(res.ranking)} {_esc(res.level.label_de)} "
         f"(Ebene {_esc(res.level.name)}), {len(res.excluded)} ausgeschlossen</p>"
+        + (f"<p id=\"q-filter\"><strong>Filter (CQL2):</strong> <code>{_esc(res.params.filter)}"
+           f"</code> – {res.n_filtered_out} Einheiten nicht darunter</p>"
+           if res.params.filter else "")
+        + ("<p id=\"q-parts\"><strong>Teil der Referenz (nicht bewertet):</strong> "
+           + ", ".join(f"{_esc(p['name'])} ({_esc(p['code'])})" for p in res.part_of_reference)
+           + "</p>" if res.part_of_reference else "")
+        + _approx_note(res) +
         f"<p><strong>Indikatoren (Gewicht):</strong> {w}</p>"
         f"<p class=\"q-small\">Erstellt {datetime.now().strftime('%d.%m.%Y %H:%M')} mit "
         "quarters. Karte: Farbe = Klasse der gewählten Größe (Auswahl unten rechts), rote "
@@ -284,7 +306,7 @@ def _table(res: TransferResult) -> str:
     digits = {d.key: _digits(res.ranking[f"value_{d.key}"]) for d in inds}
     has_types = "same_type" in res.ranking.columns
     has_sens = "share_in_top" in res.ranking.columns
-    head = ["Rang", "Name", "Schlüssel", "Score", "Distanz"]
+    head = ["Rang", "Name", "Schlüssel", "Score", "Perzentil", "Einordnung", "Distanz"]
     head += [f"{d.name_de} [{d.unit}]" for d in inds]
     head += (["Typ", "gleicher Typ"] if has_types else []) + (["Stabilität"] if has_sens else [])
     head.append("Begründung")
@@ -293,8 +315,9 @@ def _table(res: TransferResult) -> str:
     if res.reference.unit_id is None:
         rows.append(
             "<tr class=\"q-ref\"><td class=\"n\">Ref.</td><td>" + _esc(res.reference.name)
+            + (" *" if res.reference.approximate else "")
             + "</td><td>" + _esc(res.reference.code) + "</td><td class=\"n\">–</td>"
-            "<td class=\"n\">–</td>"
+            "<td class=\"n\">–</td><td></td><td class=\"n\">–</td>"
             + "".join(f"<td class=\"n\">{_num(ref_vals.get(d.key), digits[d.key])}</td>"
                       for d in inds)
             + ("<td></td><td></td>" if has_types else "") + ("<td></td>" if has_sens else "")
@@ -306,8 +329,15 @@ def _table(res: TransferResult) -> str:
         if has_types and r["same_type"]:
             cls.append("q-same")
         text_de = explanation(res, code)["text_de"]
-        cells = [f"<td class=\"n\">{int(r['rank'])}</td>", f"<td>{_esc(r['name'])}</td>",
+        if r["approximate"]:
+            cls.append("q-approx")
+        star = ' <abbr title="genähert">*</abbr>' if r["approximate"] else ""
+        pct = "–" if pd.isna(r["percentile"]) else _num(r["percentile"], 1)
+        band = "" if pd.isna(r["band_de"]) else _esc(r["band_de"])
+        cells = [f"<td class=\"n\">{int(r['rank'])}</td>",
+                 f"<td>{_esc(r['name'])}{star}</td>",
                  f"<td>{_esc(code)}</td>", f"<td class=\"n\">{_num(r['score'], 1)}</td>",
+                 f"<td class=\"n\">{pct}</td>", f"<td>{band}</td>",
                  f"<td class=\"n\">{_num(r['distance'], 3)}</td>"]
         cells += [f"<td class=\"n\">{_num(r[f'value_{d.key}'], digits[d.key])}</td>"
                   for d in inds]
@@ -382,6 +412,12 @@ def _method(res: TransferResult) -> str:
         "<li><strong>Score:</strong> 100 · (1 − Distanz / größte Distanz unter den Kandidaten): "
         "100 = wie die Referenz, 0 = unähnlichster Kandidat. Nur innerhalb dieses Laufs "
         "vergleichbar.</li>",
+        "<li><strong>Perzentil und Einordnung:</strong> Perzentil = Anteil der übrigen "
+        "Kandidaten, die weiter von der Referenz entfernt sind (Gleichstand zählt halb). "
+        "Einordnung nach der Lage der Distanz in der Verteilung aller Distanzen: unter den "
+        "nächsten 5 % „sehr ähnlich“, 20 % „ähnlich“, 50 % „eher ähnlich“, 80 % „wenig "
+        "ähnlich“, sonst „kaum ähnlich“.</li>",
+        f"<li><strong>Standard-Indikatoren:</strong> {_esc(DEFAULT_RULE)}.</li>",
         f"<li><strong>Fehlende Werte:</strong> {MISSING_DE[p.missing]}. Indikatoren, die bei "
         "der Referenz fehlen, werden weggelassen.</li>",
     ]
@@ -501,7 +537,8 @@ def result_frame(res: TransferResult) -> pd.DataFrame:
     """All candidates (ranked, then excluded) as a flat table for CSV and GeoPackage."""
     rk = res.ranking.copy()
     rk.index.name = "code"
-    cols = ["name", "rank", "score", "distance", "is_reference"]
+    cols = ["name", "rank", "score", "percentile", "band_de", "band_en", "distance",
+            "is_reference", "approximate"]
     cols += [c for c in rk.columns if c.startswith(("value_", "contrib_", "diff_"))]
     cols += [c for c in ("cluster", "type_de", "same_type", "share_in_top", "rank_median")
              if c in rk.columns]
@@ -514,6 +551,11 @@ def result_frame(res: TransferResult) -> pd.DataFrame:
             "missing": ["; ".join(f"{k}: {v}" for k, v in r.items())
                         for r in res.excluded["reasons"]]})
         out = pd.concat([out, ex], ignore_index=True)
+    if res.part_of_reference:
+        parts = pd.DataFrame({"code": [p["code"] for p in res.part_of_reference],
+                              "name": [p["name"] for p in res.part_of_reference],
+                              "excluded": True, "missing": "part of the reference"})
+        out = pd.concat([out, parts], ignore_index=True)
     return out
 
 

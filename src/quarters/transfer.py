@@ -34,14 +34,13 @@ import pandas as pd
 import shapely
 from sqlalchemy import Connection, text
 
-from quarters import transfer_profile
+from quarters import candidates, transfer_profile
 from quarters.analysis.similarity import SensitivityResult, SimilarityResult, explain
 from quarters.analysis.similarity import sensitivity as run_sensitivity
 from quarters.analysis.similarity import similarity as run_similarity
 from quarters.errors import InvalidInput, InvalidParameter, NotFound
 from quarters.indicators import (
-    DEFAULT_DISTRICT_INDICATORS,
-    DEFAULT_INDICATORS,
+    DEFAULT_RULE,
     IndicatorDef,
     Level,
     definitions,
@@ -131,6 +130,7 @@ class TransferParams:
     types: bool = True
     k: int | None = None
     cluster_method: str = "kmeans"
+    filter: str | None = None  # CQL2 text over the candidate level's attributes (candidates.py)
 
     def check(self, limits: Limits | None = None) -> None:
         """Raise InvalidParameter naming the first bad field (or the cap it exceeds)."""
@@ -163,6 +163,8 @@ class TransferParams:
                                            f">= 0, got {w!r}")
             if all(w == 0 for w in self.weights.values()):
                 raise InvalidParameter("weights: at least one weight must be positive")
+        if self.filter is not None and not self.filter.strip():
+            self.filter = None
 
 
 def parse_weights(items: list[str] | None, field_name: str = "weight") -> dict[str, float]:
@@ -188,9 +190,16 @@ def parse_weights(items: list[str] | None, field_name: str = "weight") -> dict[s
     return out
 
 
-def default_indicators(level: Level) -> list[str]:
-    """Indicators used when none are chosen."""
-    return DEFAULT_INDICATORS.get(level.name, DEFAULT_DISTRICT_INDICATORS)
+def default_indicators(conn: Connection, level: Level) -> list[str]:
+    """Indicators used when none are chosen — the one definition CLI, API, page and report
+    share (:data:`quarters.indicators.DEFAULT_RULE`)."""
+    from quarters.indicators import default_indicators as defaults
+
+    keys = defaults(conn, level)
+    if not keys:
+        raise InvalidInput(f"indicators: level '{level.name}' has no default-eligible indicator "
+                           f"({DEFAULT_RULE}); choose indicators")
+    return keys
 
 
 def resolve_indicators(conn: Connection, level: Level, indicators: list[str] | None,
@@ -199,7 +208,7 @@ def resolve_indicators(conn: Connection, level: Level, indicators: list[str] | N
     """Check the indicator keys and weights against the definitions and the level's data."""
     defs = definitions(conn)
     keys = list(dict.fromkeys(indicators or (list(weights) if weights else
-                                             default_indicators(level))))
+                                             default_indicators(conn, level))))
     if len(keys) > MAX_INDICATORS:
         raise InvalidParameter(f"indicators: at most {MAX_INDICATORS}, got {len(keys)}")
     unknown = [k for k in keys if k not in defs]
@@ -238,11 +247,13 @@ class Reference:
     derivations: dict[str, str] = field(default_factory=dict)
     note: str = ""
     preconditions: dict[str, Any] | None = None  # a measure's, see quarters.transfer_profile
+    approximate: bool = False  # outline or values approximated / interpolated
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready description."""
         return {"spec": self.spec, "kind": self.kind, "level": self.level, "code": self.code,
                 "name": self.name, "is_candidate": self.unit_id is not None, "note": self.note,
+                "approximate": self.approximate,
                 "values": None if self.profile is None else _clean(self.profile.to_dict()),
                 "derivations": self.derivations or None,
                 **({"preconditions": _clean(self.preconditions)} if self.preconditions else {})}
@@ -282,8 +293,9 @@ def resolve_reference(conn: Connection, spec: str, level: Level,
     name = _unit_name(conn, ref_level, key)
     if name is None:
         raise NotFound(f"reference: no unit '{key[:80]}' at level '{ref_level.name}'")
+    approx = key in candidates.approximate_codes(conn, ref_level)
     if ref_level.name == level.name:
-        return Reference(spec, kind, level.name, key, name, unit_id=key)
+        return Reference(spec, kind, level.name, key, name, unit_id=key, approximate=approx)
     if ref_level.name == "quarter":
         from quarters.profiles import profile_series, quarter_profile
 
@@ -292,7 +304,7 @@ def resolve_reference(conn: Connection, spec: str, level: Level,
                   for v in prof["values"] if v["indicator"] in indicators}
         return Reference(spec, kind, "quarter", key, name,
                          profile=profile_series(prof).reindex(indicators),
-                         derivations=derivs,
+                         derivations=derivs, approximate=True,
                          note=f"profile of the quarter derived from its "
                               f"{prof['source_level'] or 'districts'} (coverage "
                               f"{100 * prof['coverage']:.0f} %)")
@@ -300,7 +312,7 @@ def resolve_reference(conn: Connection, spec: str, level: Level,
     row = vals.loc[key]
     derivs = {k: f"missing: {reasons[k][key]}" for k in indicators if key in reasons[k]}
     return Reference(spec, kind, ref_level.name, key, name, profile=row,
-                     derivations=derivs,
+                     derivations=derivs, approximate=approx,
                      note=f"values of the {ref_level.name} unit compared with {level.name} "
                           "units (external reference; it does not influence the scaling)")
 
@@ -390,7 +402,7 @@ def _result_key(values: pd.DataFrame, reference: Reference, weights: dict[str, f
     return "|".join(map(str, [_frame_hash(values), reference.spec, ref,
                               sorted(weights.items()), p.level, p.method, p.metric, p.missing,
                               p.top, p.sensitivity, p.runs if p.sensitivity else 0, p.spread,
-                              p.seed, p.types, p.k, p.cluster_method]))
+                              p.seed, p.types, p.k, p.cluster_method, p.filter]))
 
 
 _PHRASES = {
@@ -432,6 +444,8 @@ class TransferResult:
     timings: dict[str, float]
     n_units: int
     cache: dict[str, str] = field(default_factory=dict)  # "ranking"/"typology" → hit | miss
+    part_of_reference: list[dict[str, Any]] = field(default_factory=list)
+    n_filtered_out: int = 0
 
     @property
     def top(self) -> pd.DataFrame:
@@ -460,6 +474,8 @@ def run_transfer(conn: Connection, params: TransferParams, progress: Progress | 
     step("Werte laden", 1, total)
     values, reasons, meta = values_table(conn, level, keys)
     limits.check_units(len(values), level.name, params.cluster_method if params.types else None)
+    n_units = len(values)
+    values, reference, parts, n_filtered = _candidates(conn, level, values, reference, params)
     key = _result_key(values, reference, weights, params) if cache else None
     if key is not None:
         hit = _cache_get(_RESULT_CACHE, key, "ranking")
@@ -485,6 +501,9 @@ def run_transfer(conn: Connection, params: TransferParams, progress: Progress | 
     for k in sim.indicators:
         ranking[f"value_{k}"] = sim.values[k].reindex(ranking.index).to_numpy()
     ranking["is_reference"] = ranking.index == reference.unit_id
+    approx = candidates.approximate_codes(conn, level)
+    ranking["approximate"] = [c in approx for c in ranking.index]
+    ranking = ranking.join(candidates.bands(ranking["distance"], reference.unit_id))
     done = 3
 
     sens = None
@@ -519,10 +538,10 @@ def run_transfer(conn: Connection, params: TransferParams, progress: Progress | 
             labels = typ.labels.reindex(ranking.index)
             ranking["cluster"] = labels.to_numpy()
             prof = typ.profiles
-            ranking["type_de"] = [prof.at[int(c), "label_de"] if pd.notna(c) else None
-                                  for c in labels]
-            ranking["type_en"] = [prof.at[int(c), "label_en"] if pd.notna(c) else None
-                                  for c in labels]
+            for col in ("label_de", "label_en"):  # one dict lookup per unit, not one .at
+                names_of = {int(c): v for c, v in prof[col].items()}
+                ranking[col.replace("label", "type")] = [
+                    names_of.get(int(c)) if pd.notna(c) else None for c in labels]
             ref_type = _reference_type(typ, reference, warnings)
             ranking["same_type"] = (labels == ref_type).fillna(False).astype(bool).to_numpy() \
                 if ref_type is not None else False
@@ -540,11 +559,38 @@ def run_transfer(conn: Connection, params: TransferParams, progress: Progress | 
     timings["total_s"] = time.perf_counter() - t0
     step("fertig", total, total)
     res = TransferResult(params, level, reference, defs, weights, sim, ranking, excluded, sens,
-                         typ, ref_type, warnings, sources, ref_dates, timings, len(values),
-                         cache_info)
+                         typ, ref_type, warnings, sources, ref_dates, timings, n_units,
+                         cache_info, [{"code": c, "name": names.get(c)} for c in parts],
+                         n_filtered)
     if key is not None:
         _cache_put(_RESULT_CACHE, key, res, _RESULT_CACHE_SIZE)
     return transfer_profile.apply(conn, res)  # a measure's preconditions (never cached)
+
+
+def _candidates(conn: Connection, level: Level, values: pd.DataFrame, reference: Reference,
+                params: TransferParams) -> tuple[pd.DataFrame, Reference, list[str], int]:
+    """The candidate set: without the units the reference covers and, with a filter, only the
+    units that pass it (the standardisation is over these candidates). A reference unit that
+    is removed becomes an external profile."""
+    parts = [] if reference.unit_id is not None else \
+        candidates.parts_of_reference(conn, reference.level, reference.code, level)
+    keep = ~values.index.isin(parts)
+    n_filtered = 0
+    if params.filter:
+        passed = candidates.filtered_codes(conn, level, params.filter)
+        inside = values.index.isin(list(passed))
+        n_filtered = int((keep & ~inside).sum())
+        keep &= inside
+    if reference.unit_id is not None and not keep[values.index.get_loc(reference.unit_id)]:
+        reference = replace(reference, profile=values.loc[reference.unit_id], unit_id=None,
+                            note="the reference does not pass the filter; its values are "
+                                 "compared as an external profile")
+    kept = values[keep]
+    if kept.empty or (reference.unit_id is not None and len(kept) == 1):
+        why = "the filter" if params.filter else "the parts of the reference"
+        raise InvalidInput(f"ranking: no candidates left after {why} (level '{level.name}', "
+                           f"{len(parts)} unit(s) part of the reference)")
+    return kept, reference, parts, n_filtered
 
 
 def _k_for(k: int | None, n_units: int) -> int | None:
@@ -638,6 +684,9 @@ def row_dict(res: TransferResult, code: str, with_explanation: bool = True) -> d
     out = {
         "rank": int(r["rank"]), "code": code, "name": r["name"], "score": float(r["score"]),
         "distance": float(r["distance"]), "is_reference": bool(r["is_reference"]),
+        "approximate": bool(r["approximate"]), "percentile": r["percentile"],
+        "band": None if pd.isna(r["band"]) else {"key": r["band"], "de": r["band_de"],
+                                                 "en": r["band_en"]},
         "values": {k: r[f"value_{k}"] for k in inds},
         "contributions": {k: r[f"contrib_{k}"] for k in inds},
         "shares": {k: (r[f"contrib_{k}"] / dist2 if dist2 > 0 else 0.0) for k in inds},
@@ -672,6 +721,10 @@ def to_json(res: TransferResult, *, scores: bool = False, scheme: str = "quantil
                         "ref_dates": res.ref_dates.get(d.key)} for d in res.indicators],
         "method": p.method, "metric": p.metric, "missing": p.missing,
         "n_candidates": len(res.ranking), "n_excluded": len(res.excluded),
+        "filter": p.filter, "n_filtered_out": res.n_filtered_out,
+        "part_of_reference": res.part_of_reference,
+        "n_approximate": int(res.ranking["approximate"].sum()),
+        "default_rule": DEFAULT_RULE, "band_rule": candidates.BAND_RULE,
         "excluded": res.excluded.head(max_excluded).to_dict(orient="records"),
         "warnings": res.warnings,
         "rows": [row_dict(res, c) for c in res.top.index],

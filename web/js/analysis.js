@@ -31,6 +31,7 @@ import {
   svgEl,
 } from "./analysis-format.js";
 import * as amap from "./analysis-map.js";
+import { lang, loadMessages, t, translate } from "./i18n.js";
 
 const MAX_INDICATORS = 30;
 const SLIDER_MAX = 5;
@@ -118,12 +119,35 @@ function fillLevels() {
 
 function updateLevelHint() {
   const lv = app.levelBy.get($("level").value);
-  const hint = {
-    gemeinde: "Alle Gemeinden Deutschlands (VG5000, stark generalisiert).",
-    kreis: "Alle Kreise und kreisfreien Städte Deutschlands.",
-    quarter: "Nur die Pilotquartiere selbst.",
-  }[lv?.name] || "Die Stadtviertel von Halle (Saale); Grenzen teils genähert.";
+  const key = { gemeinde: "analysis.level_gemeinde", kreis: "analysis.level_kreis", quarter: "analysis.level_quarter" }[lv?.name] || "analysis.level_district";
+  let hint = t(key);
+  const approx = lv?.approximate_units || 0;
+  if (approx && approx === lv.units) hint += ` ${t("analysis.approx_all", { count: approx })}`;
+  else if (approx) hint += ` ${t("analysis.approx_some", { count: approx, total: lv.units })}`;
   $("level-hint").textContent = hint;
+  $("filter-hint").textContent = t("analysis.filter_hint", { names: (lv?.filter_properties || []).join(", ") });
+  renderIndicatorSources(lv?.name);
+}
+
+/** Which indicators exist at `level`, from which source and of which date (catalogue). */
+function renderIndicatorSources(level) {
+  const rows = indicatorsAt(level || "");
+  const defaults = new Set(app.levelBy.get(level)?.default_indicators || []);
+  const table = el("table", { className: "data-table", attrs: { id: "indicator-sources-table" } },
+    el("caption", { className: "visually-hidden", text: t("analysis.available") }),
+    el("thead", {}, el("tr", {}, ...["analysis.src_indicator", "analysis.src_source", "analysis.src_date", "analysis.src_coverage", "analysis.src_default"]
+      .map((k) => el("th", { text: t(k), attrs: { scope: "col" } })))),
+    el("tbody", {}, ...rows.map((d) => {
+      const c = d.coverage[level];
+      return el("tr", { dataset: { key: d.key } },
+        el("th", { text: lang === "en" ? d.name_en || d.key : d.name_de, attrs: { scope: "row" } }),
+        el("td", { text: (c.sources || []).join(", ") }),
+        el("td", { text: (c.ref_dates || []).join(" … ") }),
+        el("td", { className: "num", text: `${formatCount(c.values)} / ${formatCount(c.units)}` }),
+        el("td", { text: defaults.has(d.key) ? t("analysis.yes") : "" }));
+    })));
+  $("indicator-sources-summary").textContent = t("analysis.available_n", { count: rows.length });
+  replaceChildren($("indicator-sources-body"), table);
 }
 
 /** Indicators with at least one value at `level`. */
@@ -330,12 +354,24 @@ function fillSuggestions(value, units) {
 
 function chooseShortcut(event) {
   const button = event.currentTarget;
-  const { kind, code } = button.dataset;
+  const { kind, code, level } = button.dataset;
   $("reference-kind").value = kind;
-  app.search = { kind, code, name: button.textContent.trim() };
-  $("reference-search").value = `${app.search.name} (${code})`;
+  if (kind === "quarter") {
+    $("reference-quarter").value = code;
+  } else {
+    app.search = { kind, code, name: button.textContent.trim() };
+    $("reference-search").value = `${app.search.name} (${code})`;
+  }
   showReferenceField();
   $("reference-search").removeAttribute("aria-invalid");
+  // a sensible level: a city among municipalities (not its own districts), a quarter among
+  // the Stadtviertel; the defaults of that level are checked afresh
+  if (level && app.levelBy.has(level) && $("level").value !== level) {
+    $("level").value = level;
+    app.checked.clear();
+    $("level").dispatchEvent(new Event("change"));
+  }
+  updateReferenceCurrent();
 }
 
 // ---------------------------------------------------------------- indicators
@@ -512,6 +548,7 @@ function readForm() {
     top,
     classes,
     k_classes: k,
+    ...($("candidate-filter").value.trim() ? { filter: $("candidate-filter").value.trim() } : {}),
   };
 }
 
@@ -590,6 +627,7 @@ function rememberInUrl(form) {
   params.set("method", form.method);
   params.set("metric", form.metric);
   params.set("top", String(form.top));
+  if (form.filter) params.set("filter", form.filter);
   history.replaceState(null, "", `?${params}`);
 }
 
@@ -623,6 +661,14 @@ function renderSummary(result) {
   const used = result.indicators.filter((d) => d.used);
   facts.push(["Kandidaten", `${formatCount(result.n_candidates)} von ${formatCount(result.level.units)} ${result.level.label_de}`]);
   facts.push(["Ausgeschlossen", result.n_excluded ? `${formatCount(result.n_excluded)} (fehlende Werte, siehe unten)` : "keine"]);
+  if (result.filter) facts.push([t("analysis.fact_filter"), t("analysis.fact_filter_value", { filter: result.filter, count: result.n_filtered_out })]);
+  if (result.part_of_reference?.length) {
+    facts.push([t("analysis.fact_parts"), result.part_of_reference.map((p) => `${p.name} (${p.code})`).join(", ")]);
+  }
+  if (result.n_approximate || ref.approximate) {
+    const all = result.n_approximate === result.n_candidates;
+    facts.push([t("analysis.fact_approx"), `${all ? t("analysis.approx_rows_all") : t("analysis.approx_rows", { count: result.n_approximate })}${ref.approximate ? ` ${t("analysis.approx_ref")}` : ""}`]);
+  }
   facts.push(["Indikatoren (Gewicht)", used.map((d) => `${d.name_de} ${formatPercent(d.weight)}`).join(", ")]);
   facts.push(["Verfahren", `${METHOD_LABELS[result.method] || result.method}; ${METRIC_LABELS[result.metric] || result.metric}`]);
   if (result.sensitivity) {
@@ -727,6 +773,11 @@ function renderRanking(result) {
   $("ranking-heading").textContent = `Rangfolge: die ${result.rows.filter((r) => !r.is_reference).length} ähnlichsten ${result.level.label_de}`;
   $("ranking-caption").textContent = `Rangfolge der ${result.level.label_de} nach Ähnlichkeit mit ${result.reference.name}`;
   const top = result.sensitivity?.top || app.body?.top;
+  $("band-hint").textContent = t("analysis.band_hint", { count: result.n_candidates });
+  const context = [];
+  if (result.filter) context.push(t("analysis.fact_filter_value", { filter: result.filter, count: result.n_filtered_out }));
+  if (result.part_of_reference?.length) context.push(`${t("analysis.fact_parts")}: ${result.part_of_reference.map((p) => p.name).join(", ")}`);
+  $("ranking-context").textContent = context.join(" · ");
   $("ranking-stability-head").textContent = result.sensitivity ? `In Top ${top}` : "Stabilität";
   const body = $("ranking-body");
   body.replaceChildren(...result.rows.map((row) => {
@@ -740,13 +791,18 @@ function renderRanking(result) {
     const nameCell = el("th", { attrs: { scope: "row" }, className: "unit-name" },
       button,
       el("span", { className: "unit-name__code", text: row.code }),
+      row.approximate ? el("span", { className: "badge badge--approx", text: t("analysis.approx_badge"), attrs: { title: t("analysis.approx_title") } }) : null,
       row.is_reference ? el("span", { className: "badge badge--reference", text: "Referenz" }) : null);
+    if (row.approximate) tr.dataset.approximate = "true";
     const score = el("td", { className: "score", dataset: { score: row.score } },
       scoreBar(row.score), el("span", { className: "score__value", text: formatScore(row.score) }));
+    const band = row.band ? (lang === "en" ? row.band.en : row.band.de) : "–";
     tr.append(
       el("td", { className: "num rank", text: String(row.rank) }),
       nameCell,
       score,
+      el("td", { className: "num percentile", text: Number.isFinite(row.percentile) ? formatNumber(row.percentile, 1) : "–" }),
+      el("td", { className: `band band--${row.band?.key || "none"}`, text: band, dataset: { band: row.band?.key || "" } }),
       typeCell(row),
       similarCell(row, result.method),
       differentCell(row, result.method),
@@ -1289,6 +1345,7 @@ async function applyUrl() {
     if (value && [...$(name).options].some((o) => o.value === value)) $(name).value = value;
   }
   if (params.get("top")) $("top").value = params.get("top");
+  if (params.get("filter")) $("candidate-filter").value = params.get("filter");
   if (!reference) return false;
   const [kind, code] = reference.split(":");
   if (kind === "quarter") {
@@ -1356,6 +1413,15 @@ function onTileError() {
 
 async function start() {
   setPageState("loading");
+  try {
+    await loadMessages();
+    translate();
+    for (const a of document.querySelectorAll(".lang-switch a")) {
+      if (a.dataset.lang === lang) a.setAttribute("aria-current", "true");
+    }
+  } catch (err) {
+    console.warn(`i18n: ${err}`);
+  }
   wire();
   if (!globalThis.L) {
     setStatus("Die Kartenbibliothek (Leaflet) konnte nicht geladen werden.", "error");

@@ -52,6 +52,8 @@ def _scheme(value: str, k: int) -> None:
 def levels(conn: ConnDep) -> dict:
     """Levels (gemeinde, kreis, quarter and the district levels) with their unit counts and
     the OGC API collection that holds their geometries."""
+    from quarters import candidates
+
     sizes = ind.level_sizes(conn)
     collections = {"municipalities": "municipalities", "counties": "counties",
                    "districts": "districts", "quarters": "quarters"}
@@ -60,8 +62,14 @@ def levels(conn: ConnDep) -> dict:
          "units": sizes.get(lv.name, 0), "collection": collections[lv.table],
          "code_property": {"municipalities": "ags", "counties": "ags", "districts": "code",
                            "quarters": "slug"}[lv.table],
-         "default_indicators": transfer.default_indicators(lv)}
-        for lv in ind.available_levels(conn)]}
+         "default_indicators": ind.default_indicators(conn, lv),
+         "approximate_units": len(candidates.approximate_codes(conn, lv)),
+         "filter_properties": sorted(candidates.filter_fields(lv))}
+        for lv in ind.available_levels(conn)],
+        "default_rule": ind.DEFAULT_RULE, "band_rule": candidates.BAND_RULE,
+        "bands": [{"key": k, "de": de, "en": en, "up_to_percent": b}
+                  for b, k, de, en in candidates.BANDS],
+        "urbanisation": candidates.URBANISATION_NOTE}
 
 
 @router.get("/indicators", summary="Indicators with units and coverage per level")
@@ -182,6 +190,9 @@ class TransferRequest(BaseModel):
                          "candidate (for a choropleth of the similarity)")
     classes: str = Field("quantiles", json_schema_extra={"enum": list(SCHEMES)})
     k_classes: int = Field(5, description="number of map classes of the score (2–9)")
+    filter: str | None = Field(None, description="CQL2 text over the candidates' attributes, "
+                               "e.g. land IN ('12','13','14','15','16') AND population >= 90000"
+                               " (see filter_properties in /api/analysis/levels)")
 
 
 def _params(body: TransferRequest) -> transfer.TransferParams:
@@ -189,7 +200,8 @@ def _params(body: TransferRequest) -> transfer.TransferParams:
         reference=body.reference, level=body.level, indicators=body.indicators,
         weights=body.weights, method=body.method, metric=body.metric, missing=body.missing,
         top=body.top, sensitivity=body.sensitivity, runs=body.runs, spread=body.spread,
-        seed=body.seed, types=body.types, k=body.k, cluster_method=body.cluster_method)
+        seed=body.seed, types=body.types, k=body.k, cluster_method=body.cluster_method,
+        filter=body.filter)
 
 
 def checked_body(body: TransferRequest, settings: SettingsDep) -> TransferRequest:
@@ -236,6 +248,8 @@ def transfer_query(
     top: int = 10, sensitivity: bool = True, runs: int = 200, spread: float = 0.25,
     seed: int = 0, types: bool = True, k: int | None = None, cluster_method: str = "kmeans",
     scores: bool = False, classes: str = "quantiles", k_classes: int = 5,
+    filter: Annotated[str | None, Query(description="CQL2 text over the candidates' "  # noqa: A002
+                                        "attributes")] = None,
 ) -> TransferRequest:
     """The query of GET /transfer as a checked body."""
     body = TransferRequest(
@@ -243,7 +257,7 @@ def transfer_query(
         weights=transfer.parse_weights(weights, "weights") or None, method=method,
         metric=metric, missing=missing, top=top, sensitivity=sensitivity, runs=runs,
         spread=spread, seed=seed, types=types, k=k, cluster_method=cluster_method,
-        scores=scores, classes=classes, k_classes=k_classes)
+        scores=scores, classes=classes, k_classes=k_classes, filter=filter)
     return checked_body(body, settings)
 
 
