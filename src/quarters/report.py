@@ -529,6 +529,8 @@ def write_report(conn: Connection, res: TransferResult, out: Path, settings: Set
     table = result_frame(res)
     csv_path = out.with_suffix(".csv")
     table.to_csv(csv_path, index=False)
+    if not res.level.outlines:  # no outlines, no GeoPackage (nothing is invented)
+        return {"html": out, "csv": csv_path, "gpkg": None}
     gpkg = out.with_suffix(".gpkg")
     geo = geometries(conn, res.level, srid=25832)
     frame = gpd.GeoDataFrame(table.merge(geo[["geometry"]], left_on="code", right_index=True,
