@@ -106,6 +106,6 @@ def test_a_measure_reference_at_the_level_is_refused_clearly(client, conn):
     resp = client.get("/api/analysis/transfer", params={
         "reference": f"measure:{measure}", "level": LEVEL, "sensitivity": "false",
         "types": "false"})
-    assert resp.status_code == 400
+    assert resp.status_code == 422
     assert resp.headers["content-type"].startswith("application/problem+json")
     assert "has no outlines" in resp.json()["detail"]
