@@ -109,3 +109,10 @@ def test_a_measure_reference_at_the_level_is_refused_clearly(client, conn):
     assert resp.status_code == 422
     assert resp.headers["content-type"].startswith("application/problem+json")
     assert "has no outlines" in resp.json()["detail"]
+
+
+def test_report_at_the_level_renders_without_a_map_geometry(client):
+    resp = client.post("/api/analysis/report", json={
+        "reference": f"{LEVEL}:10", "level": LEVEL, "sensitivity": False, "types": False})
+    assert resp.status_code == 200, resp.text
+    assert "Lusan-Laune" in resp.text and "cannot be mapped" in resp.text
