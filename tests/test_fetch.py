@@ -39,6 +39,7 @@ EXPECTED_IDS = {
     "halle-stadtviertel-facts",
     "places-facts",
     "gera-ortsteile-facts",
+    "gera-statistische-bezirke-facts",
     "wikipedia-halle-stadtteile",
     "osm-tiles",
     "quarters-pilot-quarters",

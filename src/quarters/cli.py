@@ -161,6 +161,12 @@ def import_boundaries(
     repair: Annotated[bool, typer.Option(help="repair invalid polygons (reported)")] = False,
     replace: Annotated[bool, typer.Option(
         help="delete districts of this city/level not in the file")] = False,
+    add: Annotated[bool, typer.Option(
+        help="keep existing units the new ones overlap (a second layer of the level)")] = False,
+    code_map: Annotated[Path | None, typer.Option(
+        help="CSV old,new: file codes → the stored codes")] = None,
+    code_rule: Annotated[str | None, typer.Option(
+        help="code rule, e.g. last2 (571 → 71)")] = None,
     source_name: Annotated[str | None, typer.Option(help="name of the data source")] = None,
     licence: Annotated[str, typer.Option(help="licence of the data")] = "nicht angegeben",
     attribution: Annotated[str | None, typer.Option(help="attribution text for maps")] = None,
@@ -171,9 +177,12 @@ def import_boundaries(
     settings = get_settings()
     engine = _engine(settings)
     from quarters.ingest import BoundarySpec
+    from quarters.layers import check_rule, read_code_map
 
     spec = BoundarySpec(level=level, city=city, code_field=code_field, name_field=name_field,
-                        parent_field=parent_field, layer=layer, repair=repair, replace=replace)
+                        parent_field=parent_field, layer=layer, repair=repair, replace=replace,
+                        add=add, code_map=read_code_map(code_map) if code_map else None,
+                        code_rule=check_rule(code_rule) if code_rule else None)
     with _progress() as progress:
         task = progress.add_task(path.name, total=None)
         summary = run(engine, path, spec, source_name=source_name, licence=licence,
@@ -183,8 +192,12 @@ def import_boundaries(
     console.print(f"[green]{path.name}[/]: {summary.read} read, {summary.inserted} new, "
                   f"{summary.updated} updated, {summary.deleted} removed → {summary.table} "
                   f"(from {summary.source_crs})")
+    if summary.mapped:
+        console.print(f"  {summary.mapped} codes mapped to the stored ones")
     for r in summary.repaired:
         console.print(f"  repaired: {r}")
+    for w in summary.warnings:
+        console.print(f"  [yellow]warning:[/] {w}")
 
 
 @import_app.command("measures")

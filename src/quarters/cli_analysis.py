@@ -110,7 +110,7 @@ def transfer_command(
     for w in res.warnings:
         console.print(f"[yellow]note:[/] {w}")
     for kind, path in paths.items():
-        console.print(f"{kind}: {path}")
+        console.print(f"{kind}: {path}" if path else f"{kind}: none (level has no outlines)")
 
 
 @analyze_app.command("cross-city")

@@ -16,6 +16,8 @@ Loaders (all inside the caller's transaction):
 * :func:`load_destatis` – Destatis Gemeindeverzeichnis extract (municipalities; Kreise as sums
   of their municipalities, because the file's Kreis rows, satzart 40, carry no figures),
 * :func:`load_halle_stadtviertel` – the facts table of Halle's 43 Stadtviertel,
+* :func:`quarters.statunits.load_gera_bezirke` – Gera's 12 statistical districts (level
+  ``gera_bezirk``, population 1997 and 2011, no outlines: units in ``statistical_units``),
 * :func:`refresh_computed` – values computed in the database (geometry area, compactness,
   share of area inside a pilot quarter, measures per action field per km² and per 1,000
   inhabitants, quarter profiles),
@@ -84,6 +86,11 @@ BUILTIN: dict[str, IndicatorDef] = {d.key: d for d in (
     IndicatorDef("population", "Einwohner", "Population", "Einw.", "count", "sum",
                  description="Bevölkerung: Destatis 31.12.2019 (Gemeinden, Kreise als Summe), "
                  "Faktentabelle mit Datum je Viertel (Halles Stadtviertel)."),
+    IndicatorDef("population_change_pct", "Bevölkerungsentwicklung", "Population change",
+                 "%", "rate", "none",
+                 description="100 · (Einwohner am späteren / am früheren Stichtag − 1), je "
+                 "Einheit aus zwei Stichtagen derselben Quelle (Geras statistische Bezirke: "
+                 "1997 → 2011)."),
     IndicatorDef("population_male", "Einwohner männlich", "Population, male", "Einw.", "count",
                  "sum", description="Destatis, 31.12.2019."),
     IndicatorDef("population_female", "Einwohner weiblich", "Population, female", "Einw.",
@@ -237,6 +244,7 @@ class Level:
     label_de: str
     label_en: str
     district_level: str | None = None
+    outlines: bool = True  # False: units with values only (table statistical_units)
 
     def from_where(self) -> tuple[str, dict[str, Any]]:
         """``FROM … WHERE …`` selecting the units of this level (table aliased t)."""
@@ -263,11 +271,23 @@ def available_levels(conn: Connection) -> list[Level]:
     for name in district_levels(conn):
         if name not in FIXED_LEVELS:
             levels.append(_district_level(name))
+    from quarters.statunits import outline_levels
+
+    for name in outline_levels(conn):
+        if name not in FIXED_LEVELS:
+            levels.append(_outline_less_level(name))
     return levels
 
 
 def _district_level(name: str) -> Level:
     return Level(name, "districts", "code", name.capitalize(), f"districts ({name})", name)
+
+
+def _outline_less_level(name: str) -> Level:
+    from quarters.statunits import NO_OUTLINES_DE, NO_OUTLINES_EN
+
+    return Level(name, "statistical_units", "code", f"{name.capitalize()} ({NO_OUTLINES_DE})",
+                 f"districts ({name}, {NO_OUTLINES_EN})", name, outlines=False)
 
 
 def get_level(conn: Connection, name: str, field_name: str = "level") -> Level:
@@ -277,7 +297,12 @@ def get_level(conn: Connection, name: str, field_name: str = "level") -> Level:
     levels = district_levels(conn)
     if name in levels:
         return _district_level(name)
-    choices = ", ".join([*FIXED_LEVELS, *levels])
+    from quarters.statunits import outline_levels
+
+    bare = outline_levels(conn)
+    if name in bare:
+        return _outline_less_level(name)
+    choices = ", ".join([*FIXED_LEVELS, *levels, *bare])
     raise InvalidParameter(f"{field_name}: unknown level '{name[:80]}'; available: {choices}")
 
 
@@ -285,7 +310,7 @@ def units(conn: Connection, level: Level) -> pd.DataFrame:
     """Units of a level: index ``code``, columns ``name`` and ``city_ags`` (if known)."""
     fw, params = level.from_where()
     city = {"municipalities": "t.ags", "counties": "NULL", "districts": "t.city_ags",
-            "quarters": "t.city_ags"}[level.table]
+            "quarters": "t.city_ags", "statistical_units": "t.city_ags"}[level.table]
     rows = conn.execute(text(
         f"SELECT t.{level.code_column} AS code, t.name, {city} AS city_ags FROM {fw} ORDER BY 1"
     ), params).all()
@@ -753,6 +778,8 @@ def refresh_computed(conn: Connection, today: str | None = None) -> IndicatorRep
     n_quarters = conn.execute(text("SELECT count(*) FROM quarters")).scalar_one()
     parts = []
     for level in available_levels(conn):
+        if not level.outlines:  # nothing to compute from a geometry that does not exist
+            continue
         geo = _geometry_frame(conn, level)
         if geo.empty:
             continue
@@ -859,6 +886,9 @@ def load_all_indicators(conn: Connection, data_dir: Path) -> IndicatorReport:
     report.merge(load_destatis(conn, data_dir))
     if conn.execute(text("SELECT 1 FROM districts WHERE level = 'stadtviertel' LIMIT 1")).first():
         report.merge(load_halle_stadtviertel(conn, data_dir))
+    from quarters.statunits import load_gera_bezirke
+
+    report.merge(load_gera_bezirke(conn, data_dir))
     report.merge(refresh_computed(conn))
     return report
 
@@ -1175,6 +1205,10 @@ def level_sizes(conn: Connection) -> dict[str, int]:
         "quarter": conn.execute(text("SELECT count(*) FROM quarters")).scalar_one(),
     }
     for lvl, n in conn.execute(text("SELECT level, count(*) FROM districts GROUP BY level")):
+        sizes.setdefault(lvl, n)
+    from quarters.statunits import sizes as outline_less_sizes
+
+    for lvl, n in outline_less_sizes(conn).items():
         sizes.setdefault(lvl, n)
     return sizes
 

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, text
 
 from quarters.errors import ImportRefused
 from quarters.geometry import problem_of, repair, to_multi
+from quarters.layers import map_codes, overlaps, refuse_overlaps
 from quarters.safefiles import (
     Limits,
     check_file,
@@ -48,7 +49,10 @@ class BoundarySpec:
     parent_field: str | None = None
     repair: bool = False
     replace: bool = False  # delete rows of this city/level that the file does not contain
+    add: bool = False  # keep existing units that the new ones overlap (a second layer on purpose)
     approximate: bool = False
+    code_map: dict[str, str] | None = None  # file code → stored code (see quarters.layers)
+    code_rule: str | None = None  # e.g. "last2"
 
     @property
     def table(self) -> str:
@@ -76,6 +80,8 @@ class ImportSummary:
     deleted: int = 0
     repaired: list[str] = field(default_factory=list)
     source_crs: str = ""
+    mapped: int = 0  # codes changed by the code map / rule
+    warnings: list[str] = field(default_factory=list)
 
 
 def file_checksum(path: Path) -> str:
@@ -197,6 +203,9 @@ def load_boundaries(path: Path, spec: BoundarySpec, limits: Limits | None = None
     if errors:
         raise refuse(errors, path.name)
     summary.read = len(gdf)
+    if spec.code_map or spec.code_rule:
+        gdf, summary.mapped = map_codes(gdf, spec.fields()[0], path.name, spec.code_map,
+                                        spec.code_rule)
     return prepare(gdf, spec, summary), summary
 
 
@@ -231,9 +240,11 @@ def write_boundaries(
             copy.write_row(row)
             if progress and (n % 500 == 0 or n == total):
                 progress(n, total)
-    sql = UPSERTS[spec.table]
     params = {"source": source_id, "city": spec.city, "level": spec.level,
               "approximate": spec.approximate, "srid": STORAGE_SRID}
+    if spec.table == "districts":
+        _one_layer(conn, spec, summary, params)
+    sql = UPSERTS[spec.table]
     rows = conn.execute(text(sql), params).all()
     summary.inserted = sum(1 for r in rows if r.inserted)
     summary.updated = len(rows) - summary.inserted
@@ -244,6 +255,36 @@ def write_boundaries(
         ), params).rowcount
     conn.execute(text("DROP TABLE _stage"))
     return summary
+
+
+def _one_layer(conn: Connection, spec: BoundarySpec, summary: ImportSummary,
+               params: dict[str, Any]) -> None:
+    """Refuse a second layer over the existing units of the city and level (unless --replace
+    or --add); warn when --replace drops units that carry indicator values."""
+    if spec.replace and spec.add:
+        raise ImportRefused("--replace and --add exclude each other")
+    name = Path(summary.path).name
+    existing = conn.execute(text(
+        "SELECT count(*) FROM districts WHERE city_ags = :city AND level = :level"),
+        params).scalar_one()
+    if not existing:
+        return
+    found = overlaps(conn, params)
+    if found and not (spec.replace or spec.add):
+        raise refuse_overlaps(found, name, spec.level, spec.city or "", summary.read, existing)
+    if found and spec.add:
+        summary.warnings.append(f"--add: {len(found)} new units overlap existing units of "
+                                f"level '{spec.level}' by more than half; both layers kept")
+    if spec.replace:
+        orphaned = conn.execute(text(
+            "SELECT count(DISTINCT unit_code) FROM indicator_values WHERE level = :level"
+            " AND unit_code IN (SELECT code FROM districts WHERE city_ags = :city"
+            " AND level = :level AND code NOT IN (SELECT code FROM _stage))"), params).scalar_one()
+        if orphaned:
+            summary.warnings.append(
+                f"--replace removes {orphaned} units of level '{spec.level}' that carry "
+                "indicator values under their codes; those values no longer join a unit "
+                "(use --code-map FILE or --code-rule so the codes meet)")
 
 
 def _json_default(value: Any) -> Any:

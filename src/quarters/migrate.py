@@ -13,7 +13,8 @@ from quarters.embedded import APP_ROLE
 MIGRATIONS = Path(__file__).parent / "migrations"
 # What the API only reads: reference data that migrations and `quarters data load` write.
 READ_ONLY = frozenset({"alembic_version", "sources", "municipalities", "counties", "districts",
-                       "quarters", "sites", "indicators", "indicator_values"})
+                       "statistical_units", "quarters", "sites", "indicators",
+                       "indicator_values"})
 APPEND_ONLY_SUFFIX = "_history"  # history tables: the API may add rows, never change them
 
 

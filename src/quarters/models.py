@@ -200,3 +200,21 @@ class IndicatorValue(Base):
     derivation: Mapped[str | None] = mapped_column(Text)
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
     loaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class StatisticalUnit(Base):
+    """A unit of a level known by code and name only, without an outline (migration 0011)."""
+
+    __tablename__ = "statistical_units"
+    __table_args__ = (
+        UniqueConstraint("city_ags", "level", "code", name="statistical_units_city_level_code"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    city_ags: Mapped[str] = mapped_column(ForeignKey("municipalities.ags"))
+    level: Mapped[str] = mapped_column(String(40))
+    code: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(Text)
+    parent_name: Mapped[str | None] = mapped_column(Text)
+    attributes: Mapped[dict] = mapped_column(JSONB, server_default="{}")
+    outline_note: Mapped[str | None] = mapped_column(Text)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))

@@ -22,7 +22,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 from quarters.errors import SetupError
 from quarters.indicators import DEFAULT_RULE
@@ -149,8 +149,17 @@ def _map_data(conn: Connection, res: TransferResult, scheme: str, k: int
         feats.append('{"type":"Feature","properties":' + _script_json(props)
                      + ',"geometry":' + shapely.to_geojson(g) + "}")
     del raw_all
-    bounds = geo.total_bounds.tolist()
+    bounds = geo.total_bounds.tolist() if len(geo) else _city_bounds(conn, level)
     return '{"type":"FeatureCollection","features":[' + ",".join(feats) + "]}", variables, bounds
+
+
+def _city_bounds(conn: Connection, level: Any) -> list[float]:
+    """Bounds (CRS84) of the cities of a level without outlines: the map shows the city only."""
+    box = conn.execute(text(
+        "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent("
+        "ST_Transform(m.geom, 4326)) AS e FROM municipalities m WHERE m.ags IN (SELECT city_ags "
+        "FROM statistical_units WHERE level = :l)) b"), {"l": level.name}).one()
+    return [float(v) for v in box] if box[0] is not None else [5.9, 47.3, 15.0, 55.1]
 
 
 MAP_JS = """
@@ -571,6 +580,8 @@ def write_report(conn: Connection, res: TransferResult, out: Path, settings: Set
     table = result_frame(res)
     csv_path = out.with_suffix(".csv")
     table.to_csv(csv_path, index=False)
+    if not res.level.outlines:  # no outlines, no GeoPackage (nothing is invented)
+        return {"html": out, "csv": csv_path, "gpkg": None}
     gpkg = out.with_suffix(".gpkg")
     geo = geometries(conn, res.level, srid=25832)
     frame = gpd.GeoDataFrame(table.merge(geo[["geometry"]], left_on="code", right_index=True,

@@ -326,6 +326,9 @@ def _measure_reference(conn: Connection, spec: str, key: str, level: Level,
                        {"id": measure_id}).first()
     if row is None:
         raise NotFound(f"reference: no published measure {key}")
+    if not level.outlines:
+        raise InvalidInput(f"reference: level '{level.name}' has no outlines, so no unit can "
+                           f"be found by a measure's location; name a unit ({level.name}:<code>)")
     fw, params = level.from_where()
     unit = conn.execute(text(
         f"SELECT t.{level.code_column}, t.name FROM {fw} AND ST_Intersects(t.geom, "
@@ -496,6 +499,9 @@ def run_transfer(conn: Connection, params: TransferParams, progress: Progress | 
     timings["ranking_s"] = time.perf_counter() - t1
     step("Rangfolge", 2, total)
     warnings = list(sim.warnings)
+    if not level.outlines:
+        warnings.append(f"level '{level.name}' has no outlines: ranked on values only; the "
+                        "result cannot be mapped")
     ranking = sim.ranking.copy()
     ranking.insert(0, "name", names.reindex(ranking.index).to_numpy())
     for k in sim.indicators:
@@ -714,7 +720,8 @@ def to_json(res: TransferResult, *, scores: bool = False, scheme: str = "quantil
     body: dict[str, Any] = {
         "reference": res.reference.as_dict(),
         "level": {"name": res.level.name, "label_de": res.level.label_de,
-                  "label_en": res.level.label_en, "units": res.n_units},
+                  "label_en": res.level.label_en, "units": res.n_units,
+                  "outlines": res.level.outlines},
         "indicators": [{"key": d.key, "name_de": d.name_de, "unit": d.unit,
                         "weight": res.result.weights.get(d.key, 0.0),
                         "used": d.key in res.result.indicators,
@@ -842,7 +849,10 @@ def cross_city(conn: Connection, level_name: str = "gemeinde", indicators: list[
 # ----------------------------------------------------------------------------------------------
 def geometries(conn: Connection, level: Level, *, simplify_m: float = 0.0,
                srid: int = 4326, codes: list[str] | None = None) -> gpd.GeoDataFrame:
-    """Unit geometries (code, name) of a level, optionally simplified (metres) and reprojected."""
+    """Unit geometries (code, name) of a level, optionally simplified (metres) and reprojected
+    (none for a level without outlines)."""
+    if not level.outlines:
+        return gpd.GeoDataFrame({"code": [], "name": []}, geometry=[], crs=srid).set_index("code")
     fw, params = level.from_where()
     g = "t.geom"
     if simplify_m > 0:
@@ -872,6 +882,8 @@ def reference_geometry(conn: Connection, reference: Reference, srid: int = 4326
                            {"i": int(mid)}).scalar()
     else:
         level = get_level(conn, reference.level)
+        if not level.outlines:
+            return None
         fw, params = level.from_where()
         wkb = conn.execute(text(f"SELECT ST_AsBinary({g.replace('geom', 't.geom')}) FROM {fw} "
                                 f"AND t.{level.code_column} = :c"), {**params, "c": key}).scalar()

@@ -51,25 +51,35 @@ def _scheme(value: str, k: int) -> None:
 @router.get("/levels", summary="Spatial levels that can be analysed")
 def levels(conn: ConnDep) -> dict:
     """Levels (gemeinde, kreis, quarter and the district levels) with their unit counts and
-    the OGC API collection that holds their geometries."""
+    the OGC API collection that holds their geometries. A level with values but no outlines
+    (e.g. Gera's statistical districts) has ``outlines: false``, no collection and a note on
+    where outlines would come from: it can be ranked on values, not mapped."""
     from quarters import candidates
+    from quarters.statunits import NO_OUTLINES_EN, outline_notes
 
     sizes = ind.level_sizes(conn)
     collections = {"municipalities": "municipalities", "counties": "counties",
-                   "districts": "districts", "quarters": "quarters"}
-    return {"levels": [
-        {"name": lv.name, "label_de": lv.label_de, "label_en": lv.label_en,
-         "units": sizes.get(lv.name, 0), "collection": collections[lv.table],
-         "code_property": {"municipalities": "ags", "counties": "ags", "districts": "code",
-                           "quarters": "slug"}[lv.table],
-         "default_indicators": ind.default_indicators(conn, lv),
-         "approximate_units": len(candidates.approximate_codes(conn, lv)),
-         "filter_properties": sorted(candidates.filter_fields(lv))}
-        for lv in ind.available_levels(conn)],
-        "default_rule": ind.DEFAULT_RULE, "band_rule": candidates.BAND_RULE,
-        "bands": [{"key": k, "de": de, "en": en, "up_to_percent": b}
-                  for b, k, de, en in candidates.BANDS],
-        "urbanisation": candidates.URBANISATION_NOTE}
+                   "districts": "districts", "quarters": "quarters", "statistical_units": None}
+    out = []
+    for lv in ind.available_levels(conn):
+        item = {"name": lv.name, "label_de": lv.label_de, "label_en": lv.label_en,
+                "units": sizes.get(lv.name, 0), "collection": collections[lv.table],
+                "code_property": {"municipalities": "ags", "counties": "ags",
+                                  "districts": "code", "quarters": "slug",
+                                  "statistical_units": "code"}[lv.table],
+                "outlines": lv.outlines,
+                "default_indicators": ind.default_indicators(conn, lv)}
+        if lv.outlines:
+            item["approximate_units"] = len(candidates.approximate_codes(conn, lv))
+            item["filter_properties"] = sorted(candidates.filter_fields(lv))
+        else:
+            item["note"] = f"{NO_OUTLINES_EN}: values only, not mapped. " + " ".join(
+                outline_notes(conn, lv.name))
+        out.append(item)
+    return {"levels": out, "default_rule": ind.DEFAULT_RULE, "band_rule": candidates.BAND_RULE,
+            "bands": [{"key": k, "de": de, "en": en, "up_to_percent": b}
+                      for b, k, de, en in candidates.BANDS],
+            "urbanisation": candidates.URBANISATION_NOTE}
 
 
 @router.get("/indicators", summary="Indicators with units and coverage per level")
@@ -123,18 +133,21 @@ def indicator_values(
              "missing_reason": reasons[key].get(code)}
             for code, v, c in zip(values.index, values[key], cls["classes"], strict=True)]
     ref_dates = None if key not in meta.index else [meta.at[key, "first"], meta.at[key, "last"]]
-    head = {"indicator": ind.definition_dict(d), "level": lvl.name,
+    head = {"indicator": ind.definition_dict(d), "level": lvl.name, "outlines": lvl.outlines,
             "classification": classification, "ref_dates": ref_dates,
             "n_units": len(rows), "n_missing": int(values[key].isna().sum())}
     if format == "json":
         import orjson
 
         return RawJSONResponse(orjson.dumps(transfer._clean({**head, "values": rows})))
-    geo = transfer.geometries(conn, lvl, simplify_m=SIMPLIFY_M.get(lvl.table, 0.0))
     import orjson
     import shapely
 
-    geoms = shapely.set_precision(geo.geometry.reindex(values.index).to_numpy(), 1e-6)
+    if lvl.outlines:
+        geo = transfer.geometries(conn, lvl, simplify_m=SIMPLIFY_M.get(lvl.table, 0.0))
+        geoms = shapely.set_precision(geo.geometry.reindex(values.index).to_numpy(), 1e-6)
+    else:  # units without outlines: features with geometry null, never invented shapes
+        geoms = [None] * len(rows)
     feats = [b'{"type":"Feature","id":' + orjson.dumps(r["code"]) + b',"properties":'
              + orjson.dumps(transfer._clean(r)) + b',"geometry":'
              + (shapely.to_geojson(g).encode() if g is not None else b"null") + b"}"

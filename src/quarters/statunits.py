@@ -1,0 +1,128 @@
+"""Levels with values but no outlines (table ``statistical_units``), and Gera's 12 statistical
+districts (level ``gera_bezirk``: population 1997 and 2011, TLUG figures).
+
+No outline is ever invented: these units have a code, a name and a source; the analysis ranks
+them on values only and says it cannot map them. When the city's outlines are imported
+(``quarters import boundaries --level gera_bezirk``) the level becomes a district level with
+outlines, and the same codes keep their values.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import Connection, text
+
+from quarters.errors import ImportRefused, SetupError
+from quarters.settings import GERA_AGS
+
+GERA_BEZIRK_KEY = "gera-statistische-bezirke-facts"
+GERA_BEZIRK_FACTS = Path("facts/gera_statistische_bezirke.csv")
+GERA_BEZIRK_LEVEL = "gera_bezirk"
+GERA_OUTLINE_NOTE = (
+    "Keine Umrisse: für Geras statistische Bezirke wurde keine Geometrie gefunden. Sie kämen "
+    "von der Stadt Gera (Statistik/Geodaten, Layer der statistischen Bezirke) oder aus dem "
+    "Geoportal Thüringen; Import mit 'quarters import boundaries --level gera_bezirk "
+    "--city 16052000' (gleiche Codes 01–12, die Werte bleiben erhalten).")
+NO_OUTLINES_DE = "keine Umrisse"
+NO_OUTLINES_EN = "no outlines"
+COLUMNS = {"code", "name", "population", "population_date", "confidence", "source", "licence"}
+
+
+def outline_levels(conn: Connection) -> list[str]:
+    """Levels whose units have no outlines (not also a district level with outlines)."""
+    return list(conn.execute(text(
+        "SELECT DISTINCT level FROM statistical_units WHERE level NOT IN "
+        "(SELECT DISTINCT level FROM districts) ORDER BY level")).scalars())
+
+
+def sizes(conn: Connection) -> dict[str, int]:
+    """Number of units per outline-less level."""
+    return dict(conn.execute(text(
+        "SELECT level, count(*) FROM statistical_units GROUP BY level")).all())
+
+
+def outline_notes(conn: Connection, level: str) -> list[str]:
+    """Where the outlines of a level would come from (one note per city)."""
+    return list(conn.execute(text(
+        "SELECT DISTINCT outline_note FROM statistical_units WHERE level = :l "
+        "AND outline_note IS NOT NULL ORDER BY 1"), {"l": level}).scalars())
+
+
+def read_gera_bezirke(data_dir: Path) -> pd.DataFrame:
+    """The facts table, checked: 12 codes, population and date per row, provenance kept."""
+    path = data_dir / GERA_BEZIRK_FACTS
+    if not path.exists():
+        raise SetupError(f"{path} is missing: set QUARTERS_DATA_DIR (see data/sources.toml, "
+                         f"dataset {GERA_BEZIRK_KEY})")
+    facts = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    missing = COLUMNS - set(facts.columns)
+    if missing:
+        raise ImportRefused(f"{path.name}: missing column(s) {', '.join(sorted(missing))}")
+    facts = facts.apply(lambda c: c.str.strip())
+    bad = facts.loc[~facts["code"].str.fullmatch(r"\d{2}"), "code"].tolist()
+    if bad:
+        raise ImportRefused(f"{path.name}: malformed district code(s) {bad[:5]}")
+    dup = facts[facts.duplicated(["code", "population_date"], keep=False)]
+    if len(dup):
+        raise ImportRefused(f"{path.name}: duplicate rows for {dup['code'].tolist()[:5]}")
+    return facts
+
+
+def load_gera_bezirke(conn: Connection, data_dir: Path):  # noqa: ANN201 - IndicatorReport
+    """Store Gera's statistical districts (no outlines) and their population per date."""
+    from quarters.indicators import (
+        BUILTIN,
+        IndicatorReport,
+        _rows,
+        ensure_indicators,
+        source_id,
+        write_values,
+    )
+
+    report = IndicatorReport()
+    facts = read_gera_bezirke(data_dir)
+    src = source_id(conn, GERA_BEZIRK_KEY)
+    names = facts.drop_duplicates("code").set_index("code")
+    for code, row in names.iterrows():
+        conn.execute(text("""
+            INSERT INTO statistical_units (city_ags, level, code, name, attributes,
+                                           outline_note, source_id)
+            VALUES (:city, :level, :code, :name,
+                    jsonb_build_object('name_city_list', CAST(:alt AS text)), :note, :src)
+            ON CONFLICT (city_ags, level, code) DO UPDATE SET name = EXCLUDED.name,
+                attributes = EXCLUDED.attributes, outline_note = EXCLUDED.outline_note,
+                source_id = EXCLUDED.source_id
+        """), {"city": GERA_AGS, "level": GERA_BEZIRK_LEVEL, "code": code, "name": row["name"],
+               "alt": row.get("name_city_list") or None, "note": GERA_OUTLINE_NOTE, "src": src})
+    ensure_indicators(conn, [BUILTIN["population"], BUILTIN["population_change_pct"]])
+    pop = pd.to_numeric(facts["population"], errors="coerce").to_numpy(dtype=float)
+    deriv = [f"TLUG Umwelt regional – Gera, Bevölkerung (confidence {c}"
+             + (f"; {n}" if n else "") + ")"
+             for c, n in zip(facts["confidence"], facts.get("note", [""] * len(facts)),
+                             strict=True)]
+    frame = _rows("population", GERA_BEZIRK_LEVEL, facts["code"].tolist(), pop,
+                  facts["population_date"].tolist(), src,
+                  ["no population in the facts table"] * len(facts), deriv)
+    frame = pd.concat([frame, _change_rows(facts, src)], ignore_index=True)
+    ins, upd = write_values(conn, frame)
+    report.add(frame, ins, upd)
+    dates = sorted(set(facts["population_date"]))
+    report.notes.append(f"Gera statistische Bezirke: {len(names)} districts without outlines "
+                        f"(level {GERA_BEZIRK_LEVEL}), population at {', '.join(dates)}")
+    return report
+
+
+def _change_rows(facts: pd.DataFrame, src: int) -> pd.DataFrame:
+    """population_change_pct per district: first → last date of the table (at the last date)."""
+    from quarters.indicators import _rows
+
+    pop = facts.assign(p=pd.to_numeric(facts["population"], errors="coerce"))
+    wide = pop.pivot(index="code", columns="population_date", values="p").sort_index()
+    first, last = min(wide.columns), max(wide.columns)
+    change = 100.0 * (wide[last] / wide[first].where(wide[first] > 0) - 1.0)
+    return _rows("population_change_pct", GERA_BEZIRK_LEVEL, wide.index.tolist(),
+                 change.to_numpy(dtype=float), last, src,
+                 ["population missing at one of the two dates"] * len(wide),
+                 f"100 · (population {last} / population {first} − 1), facts table")
