@@ -4,6 +4,7 @@ the statement timeout (503 + Retry-After) and the same answers as the shared SQL
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import psycopg
@@ -48,7 +49,9 @@ def test_the_pool_prepares_the_statements_and_sets_the_session(settings, engine)
         finally:
             await pool.close()
 
-    row, prepared, session = asyncio.run(run())
+    # in a thread of its own: an earlier test (Playwright's sync API) may run a loop here
+    with ThreadPoolExecutor(1) as one:
+        row, prepared, session = one.submit(asyncio.run, run()).result()
     assert row[1] == 2
     assert any("count(*) OVER ()" in p[0] and "$1" in p[0] for p in prepared)
     assert session == (APP_ROLE, str(settings.statement_timeout_ms), "off")
