@@ -148,17 +148,22 @@ function ideaItem(idea, measures) {
   ]);
 }
 
+let queueRequest = 0; // only the newest load may fill the list (loads can overlap)
+
 async function loadQueue() {
+  const mine = ++queueRequest;
   const summary = $("queue-summary");
   summary.textContent = t("common.loading");
   document.body.dataset.modState = "loading";
   try {
     const [body, measures] = await Promise.all([getIdeas({ state: $("queue-state").value }), measuresByCity()]);
+    if (mine !== queueRequest) return;
     const ideas = Array.isArray(body?.ideas) ? body.ideas : [];
     $("mod-list").replaceChildren(...ideas.map((idea) => ideaItem(idea, measures)));
     summary.textContent = ideas.length ? t("mod.count", { count: ideas.length }) : t("mod.empty");
     document.body.dataset.modState = "queue";
   } catch (err) {
+    if (mine !== queueRequest) return;
     if (err.status === 401 || err.status === 403) {
       showLogin();
       return;
