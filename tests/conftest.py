@@ -141,6 +141,25 @@ def client(app) -> Iterator[TestClient]:
         yield test_client
 
 
+def wait_healthy(url: str, proc: subprocess.Popen, seconds: float = 30) -> None:
+    """Wait until the server process at ``url`` answers /api/health with 200; raise if it exits
+    (with the tail of its stderr when that is a pipe) or does not come up in time."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/api/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if proc.poll() is not None:
+            tail = proc.stderr.read().decode(errors="replace")[-2000:] if proc.stderr else ""
+            raise RuntimeError(f"test server exited: {tail}")
+        if time.monotonic() > deadline:
+            raise RuntimeError("test server did not start")
+        time.sleep(0.1)
+
+
 @contextlib.contextmanager
 def serve_app(settings: Settings, **extra_env: str) -> Iterator[str]:
     """The real app in its own uvicorn process on 127.0.0.1 over the session database.
@@ -158,18 +177,11 @@ def serve_app(settings: Settings, **extra_env: str) -> Iterator[str]:
         env=env, cwd=PROJECT_ROOT,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/api/health", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError("test server did not start")
-        time.sleep(0.1)
+    try:
+        wait_healthy(url, proc)
+    except RuntimeError:
+        proc.kill()
+        raise
     try:
         yield url
     finally:

@@ -14,11 +14,10 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from conftest import free_port
+from conftest import free_port, wait_healthy
 from quarters.settings import PROJECT_ROOT, Settings
 
 
@@ -44,20 +43,6 @@ def app_process(settings: Settings, **extra_env: str) -> Iterator[tuple[subproce
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=10)
-
-
-def wait_healthy(url: str, proc: subprocess.Popen, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/api/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("test server did not start")
-        time.sleep(0.1)
 
 
 @dataclass

@@ -27,7 +27,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine, text
 
-from conftest import DATA_DIR, free_port
+from conftest import DATA_DIR, free_port, wait_healthy
 from factories import measure_feature
 from quarters import auth
 from quarters.catalogue import load_catalogue
@@ -82,7 +82,7 @@ def quarters_serve(settings: Settings, **env: str) -> Iterator[tuple[str, subpro
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_up(url, proc)
+        wait_healthy(url, proc, 60)
         yield url, proc
     finally:
         if proc.poll() is None:
@@ -94,20 +94,6 @@ def quarters_serve(settings: Settings, **env: str) -> Iterator[tuple[str, subpro
                 proc.wait(timeout=10)
         if proc.stderr:
             proc.stderr.close()
-
-
-def wait_until_up(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"quarters serve exited: {proc.stderr.read().decode()[-2000:]}")
-        try:
-            if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("quarters serve did not start")
 
 
 def assert_clean_503(r: httpx.Response) -> None:

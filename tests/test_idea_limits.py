@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -19,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import text
 
-from conftest import free_port
+from conftest import free_port, wait_healthy
 from factories import api_json, make_user
 from quarters import auth
 from quarters.clients import client_address, parse_networks
@@ -38,15 +37,7 @@ def quarters_serve(settings, **env: str):  # noqa: ANN001, ANN201
         cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/api/health", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("quarters serve did not start") from None
-                time.sleep(0.2)
+        wait_healthy(base, proc, 30)
         yield base
     finally:
         proc.terminate()

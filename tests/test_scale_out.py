@@ -22,7 +22,7 @@ import psycopg
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
-from conftest import free_port
+from conftest import free_port, wait_healthy
 from factories import PASSWORD, make_user, measure_feature
 from quarters import auth
 from quarters.api import create_app
@@ -45,15 +45,7 @@ def serve_workers(settings: Settings, workers: int, **env: str):  # noqa: ANN201
         cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/api/health", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("quarters serve did not start") from None
-                time.sleep(0.2)
+        wait_healthy(base, proc, 60)
         yield base, proc
     finally:
         proc.terminate()
