@@ -82,11 +82,13 @@ ONE = _responses(304, 404, 406, 503)
 READ = _responses(304, 400, 404, 406, 503)
 
 
-def _base(request: Request) -> str:
+def base_url(request: Request) -> str:
+    """The app's address as the client used it, without a trailing slash."""
     return str(request.base_url).rstrip("/")
 
 
-def _collection(collection_id: str) -> Collection:
+def collection_or_404(collection_id: str) -> Collection:
+    """The published collection of that id, or NotFound (404)."""
     try:
         return COLLECTIONS[collection_id]
     except KeyError:
@@ -102,7 +104,7 @@ def _validators(request: Request, conn, settings) -> dict[str, str]:  # noqa: AN
 
 def _tags(request: Request, settings, version: int, changed: datetime) -> dict[str, str]:  # noqa: ANN001
     query = sorted(request.query_params.multi_items())
-    key = hashlib.sha256(orjson.dumps([version, _base(request), request.url.path, query])
+    key = hashlib.sha256(orjson.dumps([version, base_url(request), request.url.path, query])
                          ).hexdigest()[:24]
     cache = (f"public, max-age={settings.cache_max_age}" if settings.cache_max_age
              else "public, no-cache")
@@ -170,7 +172,7 @@ def _json(obj: Any) -> bytes:
 
 # -- landing page, conformance, API definition ------------------------------------------------
 def _landing_doc(request: Request) -> dict:
-    base = _base(request)
+    base = base_url(request)
     return {
         "title": "quarters – Quartiere und Maßnahmen in Halle (Saale) und Gera",
         "description": "Pilotquartiere, Stadtviertel und Gemeinden als OGC API Features",
@@ -213,12 +215,12 @@ def ogc_api_definition(request: Request, conn: ConnDep, settings: SettingsDep) -
     """The OGC API as OpenAPI 3.0, generated from the collections (the landing page's
     service-desc); every items path lists its parameters and queryables."""
     return _cached(request, conn, settings,
-                   lambda: _json(ogc_openapi.document(f"{_base(request)}/api")),
+                   lambda: _json(ogc_openapi.document(f"{base_url(request)}/api")),
                    OpenAPIResponse, (OPENAPI_JSON, JSON, "application/vnd.oai.openapi+json"))
 
 
 # -- collections ------------------------------------------------------------------------------
-def _extent(request: Request, conn, col: Collection) -> dict:  # noqa: ANN001
+def cached_extent(request: Request, conn, col: Collection) -> dict:  # noqa: ANN001
     """The collection's extents, kept per data version (a temporal extent scans the table)."""
     version, _ = services.data_version(conn)
     cache = request.app.state.__dict__.setdefault("extent_cache", {})
@@ -261,12 +263,12 @@ def _collection_doc(base: str, col: Collection, extent: dict) -> dict:
 @router.get("/collections", summary="Feature collections", responses=META)
 def collections(request: Request, conn: ConnDep, settings: SettingsDep) -> Response:
     """All published collections with their spatial and temporal extents."""
-    base = _base(request)
+    base = base_url(request)
 
     def build() -> bytes:
         return _json({
             "links": [{"href": f"{base}/api/collections", "rel": "self", "type": JSON}],
-            "collections": [_collection_doc(base, c, _extent(request, conn, c))
+            "collections": [_collection_doc(base, c, cached_extent(request, conn, c))
                             for c in COLLECTIONS.values()],
         })
 
@@ -277,9 +279,9 @@ def collections(request: Request, conn: ConnDep, settings: SettingsDep) -> Respo
 def collection(collection_id: str, request: Request, conn: ConnDep,
                settings: SettingsDep) -> Response:
     """Metadata of one collection."""
-    col = _collection(collection_id)
+    col = collection_or_404(collection_id)
     return _cached(request, conn, settings, lambda: _json(
-        _collection_doc(_base(request), col, _extent(request, conn, col))))
+        _collection_doc(base_url(request), col, cached_extent(request, conn, col))))
 
 
 def queryables_schema(col: Collection, schema_id: str) -> dict:
@@ -313,8 +315,8 @@ class SchemaResponse(RawJSONResponse):
 def queryables(collection_id: str, request: Request, conn: ConnDep,
                settings: SettingsDep) -> Response:
     """JSON Schema of the properties that items can be filtered by."""
-    col = _collection(collection_id)
-    schema_id = f"{_base(request)}/api/collections/{col.id}/queryables"
+    col = collection_or_404(collection_id)
+    schema_id = f"{base_url(request)}/api/collections/{col.id}/queryables"
     return _cached(request, conn, settings, lambda: _json(queryables_schema(col, schema_id)),
                    SchemaResponse, (SCHEMA_JSON, JSON))
 
@@ -350,8 +352,8 @@ JSON_ID = {"integer": {"type": "integer"}, "string": {"type": "string"}}
             response_class=SchemaResponse, responses=ONE)
 def schema(collection_id: str, request: Request, conn: ConnDep, settings: SettingsDep) -> Response:
     """JSON Schema of the collection's features (the ``describedBy`` link)."""
-    col = _collection(collection_id)
-    schema_id = f"{_base(request)}/api/collections/{col.id}/schema"
+    col = collection_or_404(collection_id)
+    schema_id = f"{base_url(request)}/api/collections/{col.id}/schema"
     return _cached(request, conn, settings, lambda: _json(
         feature_schema(col, services.property_schemas(conn, col), schema_id)),
         SchemaResponse, (SCHEMA_JSON, JSON))
@@ -488,7 +490,7 @@ async def items(collection_id: str, request: Request, runner: RunnerDep, setting
     The collection's queryables are further query parameters (``?name=value``, listed in the
     OGC API definition at /api/ogc/openapi.json and at /collections/{id}/queryables).
     """
-    col = _collection(collection_id)
+    col = collection_or_404(collection_id)
     query = _item_query(col, request, settings)
 
     async def build() -> bytes:
@@ -516,7 +518,7 @@ def _page_links(request: Request, query: ItemQuery, returned: int, matched: int,
     """self/next/prev/collection. ``next`` carries the last id as ``after`` (keyset) when
     the page is in id order, so following it does not skip rows; ``offset`` stays for
     clients that count."""
-    url = f"{_base(request)}{request.url.path}"
+    url = f"{base_url(request)}{request.url.path}"
     params = {k: v for k, v in request.query_params.items() if k != "after"}
     params["limit"] = str(query.limit)
 
@@ -541,8 +543,8 @@ def _page_links(request: Request, query: ItemQuery, returned: int, matched: int,
 async def feature(collection_id: str, item_id: str, request: Request, runner: RunnerDep,
                   settings: SettingsDep, crs: TextQ = None) -> Response:
     """One feature as GeoJSON."""
-    col = _collection(collection_id)
-    base = _base(request)
+    col = collection_or_404(collection_id)
+    base = base_url(request)
     links = [
         {"href": f"{base}/api/collections/{col.id}/items/{item_id}", "rel": "self",
          "type": GEOJSON},

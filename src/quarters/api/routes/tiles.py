@@ -14,7 +14,8 @@ from fastapi.responses import Response
 from quarters import services, tiles
 from quarters.api.deps import ConnDep, SettingsDep
 from quarters.api.responses import RawJSONResponse
-from quarters.collections import COLLECTIONS, Collection
+from quarters.api.routes.features import base_url, cached_extent, collection_or_404
+from quarters.collections import Collection
 from quarters.errors import NotFound
 from quarters.tilecache import TileCache, TileKey
 
@@ -34,17 +35,6 @@ class MVTResponse(Response):
     """A Mapbox Vector Tile."""
 
     media_type = MVT
-
-
-def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
-
-
-def _collection(collection_id: str) -> Collection:
-    try:
-        return COLLECTIONS[collection_id]
-    except KeyError:
-        raise NotFound(f"no collection '{collection_id}'") from None
 
 
 def tile_cache(request: Request) -> TileCache:
@@ -77,7 +67,7 @@ def _matches(request: Request, etag: str) -> bool:
 def _json(request: Request, conn, settings, build, *key: Any) -> Response:  # noqa: ANN001
     """Metadata answered with an ETag from the data version (304 when unchanged)."""
     version, _ = services.data_version(conn)
-    etag = _etag(version, _base(request), request.url.path, *key)
+    etag = _etag(version, base_url(request), request.url.path, *key)
     headers = {"ETag": etag, "Cache-Control": _cache_control(settings)}
     if _matches(request, etag):
         return Response(status_code=304, headers=headers)
@@ -93,7 +83,7 @@ def _tms_link(base: str, tms_id: str) -> dict[str, str]:
 @router.get("/tileMatrixSets", summary="Tile matrix sets")
 def tile_matrix_sets(request: Request, conn: ConnDep, settings: SettingsDep) -> Response:
     """The tile grids tiles are offered in."""
-    base = _base(request)
+    base = base_url(request)
 
     def build() -> dict:
         return {"tileMatrixSets": [
@@ -116,15 +106,8 @@ def tile_matrix_set(tms_id: str, request: Request, conn: ConnDep,
 
 # -- tilesets of a collection -----------------------------------------------------------------
 def _extent(request: Request, conn, col: Collection) -> list[float] | None:  # noqa: ANN001
-    """The collection's CRS84 bbox, kept per data version."""
-    version, _ = services.data_version(conn)
-    cache = request.app.state.__dict__.setdefault("tile_extent_cache", {})
-    key = (version, col.id)
-    if key not in cache:
-        if len(cache) > 4 * len(COLLECTIONS):
-            cache.clear()
-        cache[key] = services.extent(conn, col)["bbox"]
-    return cache[key]
+    """The collection's CRS84 bbox (the collections' extents, kept per data version)."""
+    return cached_extent(request, conn, col)["bbox"]
 
 
 def _tileset_summary(base: str, col: Collection, tms) -> dict:  # noqa: ANN001
@@ -147,8 +130,8 @@ def _tileset_summary(base: str, col: Collection, tms) -> dict:  # noqa: ANN001
 def tilesets(collection_id: str, request: Request, conn: ConnDep,
              settings: SettingsDep) -> Response:
     """The tilesets of a collection: one per tile matrix set."""
-    col = _collection(collection_id)
-    base = _base(request)
+    col = collection_or_404(collection_id)
+    base = base_url(request)
     return _json(request, conn, settings, lambda: {
         "links": [{"href": f"{base}/api/collections/{col.id}/tiles", "rel": "self",
                    "type": JSON},
@@ -167,9 +150,9 @@ def _fields(conn, col: Collection) -> dict[str, dict]:  # noqa: ANN001
 def tileset(collection_id: str, tms_id: str, request: Request, conn: ConnDep,
             settings: SettingsDep) -> Response:
     """Metadata of a collection's tileset in one grid: layer, properties, zooms, extent."""
-    col = _collection(collection_id)
+    col = collection_or_404(collection_id)
     tms = tiles.tile_matrix_set(tms_id)
-    base = _base(request)
+    base = base_url(request)
 
     def build() -> dict:
         doc = _tileset_summary(base, col, tms)
@@ -198,11 +181,11 @@ def tileset(collection_id: str, tms_id: str, request: Request, conn: ConnDep,
 def tilejson(collection_id: str, tms_id: str, request: Request, conn: ConnDep,
              settings: SettingsDep) -> Response:
     """TileJSON 3.0.0 of a collection's WebMercatorQuad tiles (MapLibre, Leaflet plugins)."""
-    col = _collection(collection_id)
+    col = collection_or_404(collection_id)
     tms = tiles.tile_matrix_set(tms_id)
     if tms.id != tiles.WEB_MERCATOR:
         raise NotFound(f"TileJSON describes {tiles.WEB_MERCATOR} tiles only, not {tms.id}")
-    base = _base(request)
+    base = base_url(request)
 
     def build() -> dict:
         bbox = _extent(request, conn, col) or [-180.0, -85.05, 180.0, 85.05]
@@ -236,7 +219,7 @@ def vector_tile(collection_id: str, tms_id: str, z: int, y: int, x: int, request
                 conn: ConnDep, settings: SettingsDep) -> Response:
     """Tile z/y/x (OGC order: tileMatrix/tileRow/tileCol) of a collection as MVT, one layer
     named after the collection, published data only."""
-    col = _collection(collection_id)
+    col = collection_or_404(collection_id)
     tms = tiles.tile_matrix_set(tms_id)
     tiles.tile_bounds(tms, z, x, y)  # 404 before touching the database
     # read before the tile: a tile is never older than the version in its key
