@@ -83,10 +83,8 @@ def conn(engine: Engine) -> Iterator[Connection]:
     """A connection whose transaction is rolled back after the test."""
     with engine.connect() as connection:
         transaction = connection.begin()
-        connection.info["outer_transaction"] = True
         yield connection
         transaction.rollback()
-        connection.info.pop("outer_transaction", None)
 
 
 @pytest.fixture(scope="session")
@@ -99,9 +97,10 @@ def app_engine(settings: Settings, engine: Engine) -> Iterator[Engine]:
 
 @pytest.fixture
 def app(settings: Settings, app_engine: Engine, conn: Connection):
-    """The app, each request in a savepoint of the test's transaction (kept on success,
-    rolled back on error, like a commit or rollback in production) and with the rights of the
-    runtime role (SET LOCAL ROLE), as in production."""
+    """The app, each request's unit of work in a savepoint of the test's transaction instead of
+    a transaction of its own (released on success, rolled back on error, as ``get_conn`` and
+    ``get_connect`` commit or roll back in production) and with the rights of the runtime role
+    (SET LOCAL ROLE), as in production."""
     app = create_app(settings, engine=app_engine)
 
     @contextlib.contextmanager

@@ -90,21 +90,17 @@ def make_engine(settings: Settings, *, start: bool = True, role: Role = "owner",
     return engine
 
 
-def commit(conn) -> None:  # noqa: ANN001
-    """Commit the request's work, unless an enclosing transaction owns it (the test harness,
-    which runs each request in a savepoint of a transaction it rolls back)."""
-    if not conn.info.get("outer_transaction"):
-        conn.commit()
-
-
 def make_async_pool(settings: Settings, url: str | None = None) -> AsyncConnectionPool:
     """A psycopg async pool for the read path (not opened yet; ``open()`` in the lifespan):
-    autocommit, the runtime role (or ``url``: a replica), the same session settings as the
-    engine, and statements prepared from their first run (``prepare_threshold=0``)."""
+    autocommit and read-only (``default_transaction_read_only``: the async path never writes;
+    writes go through ``ConnDep``, which owns their transaction), the runtime role (or
+    ``url``: a replica), the same session settings as the engine, and statements prepared
+    from their first run (``prepare_threshold=0``)."""
     url = url or database_url(settings, start=False, role="app")
     conninfo = url.replace("postgresql+psycopg://", "postgresql://", 1)
     options = (f"-c statement_timeout={int(settings.statement_timeout_ms)} "
-               "-c max_parallel_workers_per_gather=0 -c jit=off")
+               "-c max_parallel_workers_per_gather=0 -c jit=off "
+               "-c default_transaction_read_only=on")
     async def check(conn) -> None:  # noqa: ANN001
         # as the engine: ping only a connection that sat idle (a restart left it dead)
         if time.monotonic() - getattr(conn, "quarters_returned_at", 0.0) >= IDLE_PING_S:

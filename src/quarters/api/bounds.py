@@ -94,4 +94,4 @@ def analysis_conn(request: Request, _slot: Annotated[None, Depends(analysis_slot
                 conn.invalidate()  # a broken connection is not handed out again
 
 
-AnalysisConnDep = Annotated[Connection, Depends(analysis_conn)]
+AnalysisConnDep = Annotated[Connection, Depends(analysis_conn, scope="function")]

@@ -30,18 +30,23 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+READ_METHODS = ("GET", "HEAD")
+
+
 def anonymous_read(request: Request) -> bool:
     """A GET/HEAD without a session cookie or bearer token: may be answered by a replica."""
-    return (request.method in ("GET", "HEAD") and SESSION_COOKIE not in request.cookies
+    return (request.method in READ_METHODS and SESSION_COOKIE not in request.cookies
             and "authorization" not in request.headers)
 
 
-def get_conn(request: Request) -> Iterator[Connection]:
-    """A connection from the app's pool, returned after the request.
+def get_connection(request: Request) -> Iterator[Connection]:
+    """A connection from the app's pool for the whole request, returned after the response has
+    been sent (a streaming response may still read while it sends).
 
-    Reads run in autocommit (one round trip per statement, no BEGIN/ROLLBACK); writes run in
-    a transaction that the route commits. Anonymous reads use the read replica when one is
-    configured (``QUARTERS_READ_DATABASE_URL``).
+    Reads (GET, HEAD) run in autocommit: one round trip per statement, no BEGIN/ROLLBACK.
+    Anonymous reads use the read replica when one is configured
+    (``QUARTERS_READ_DATABASE_URL``). Routes take the connection through ``get_conn``, which
+    owns the transaction.
     """
     state = request.app.state
     engine = state.engine
@@ -49,11 +54,30 @@ def get_conn(request: Request) -> Iterator[Connection]:
         engine = getattr(state, "read_engine", None) or engine
     try:
         conn = engine.connect()
-        if request.method in ("GET", "HEAD"):
+        if request.method in READ_METHODS:
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")
     except OperationalError as exc:
         raise DatabaseUnavailable("the database cannot be reached; try again shortly") from exc
     with conn:
+        yield conn
+
+
+def get_conn(request: Request,
+             conn: Annotated[Connection, Depends(get_connection)]) -> Iterator[Connection]:
+    """The request's unit of work: a write request (POST, PUT, PATCH, DELETE) runs in one
+    transaction that is committed when the route returns and rolled back when the route (or a
+    later dependency) raises. Routes never commit.
+
+    Function-scoped (``ConnDep``): the commit happens after the route returns and before the
+    response is sent, so a client that got 2xx finds its write from any other connection, and
+    a failed commit answers as an error instead of a 2xx for lost work. Reads are autocommit
+    and pass through. The test harness overrides this dependency with a savepoint of its
+    rolled-back transaction (tests/conftest.py).
+    """
+    if request.method in READ_METHODS:
+        yield conn
+        return
+    with conn.begin():  # commit on return, rollback on an exception
         yield conn
 
 
@@ -63,7 +87,7 @@ def _pooled(engine) -> Iterator[Connection]:  # noqa: ANN001
         conn = engine.connect()
     except OperationalError as exc:
         raise DatabaseUnavailable("the database cannot be reached; try again shortly") from exc
-    with conn:
+    with conn, conn.begin():
         yield conn
 
 
@@ -72,7 +96,10 @@ Connect = Callable[[], AbstractContextManager[Connection]]
 
 def get_connect(request: Request) -> Connect:
     """For routes that must not hold a connection for the whole request (sign-in: argon2 runs
-    in between): a function that takes a pooled connection for a ``with`` block."""
+    in between): a function that takes a pooled connection for a ``with`` block. Each block is
+    its own unit of work, committed when the block ends and rolled back if it raises, so a
+    route can keep a record although it then answers with an error (a failed sign-in is
+    counted, then 401/429 is raised after the block)."""
     engine = request.app.state.engine
     return lambda: _pooled(engine)
 
@@ -89,7 +116,7 @@ async def get_runner(request: Request) -> AsyncIterator[Runner]:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-ConnDep = Annotated[Connection, Depends(get_conn)]
+ConnDep = Annotated[Connection, Depends(get_conn, scope="function")]
 RunnerDep = Annotated[Runner, Depends(get_runner)]
 ConnectDep = Annotated[Connect, Depends(get_connect)]
 

@@ -21,7 +21,6 @@ from quarters.api.deps import (
     get_session,
 )
 from quarters.clients import request_client
-from quarters.db import commit
 from quarters.errors import BadRequest, InvalidInput, TooManyRequests, Unauthorized
 from quarters.settings import Settings
 from quarters.validation import control_problem
@@ -125,15 +124,15 @@ def login(body: BodyDep, request: Request, response: Response, connect: ConnectD
         raise _too_many(wait)
     user = auth.verify(creds, password)  # argon2 in this worker thread, no connection held
     if user is None:
+        # The failure must count although the answer is an error: its own unit of work,
+        # committed when the block ends, before the 401 is raised.
         with connect() as conn:
             auth.record_failure(conn, keys, auth.ThrottlePolicy.of(settings))
-            commit(conn)
         raise Unauthorized("Benutzername oder Passwort falsch")
     with connect() as conn:
         auth.clear_failures(conn, keys[0])
         session = auth.open_session(conn, user, settings.session_lifetime_s,
                                     settings.session_idle_s)
-        commit(conn)
     response.set_cookie(SESSION_COOKIE, session.token, httponly=True, samesite="strict",
                         secure=cookie_secure(settings, request),
                         max_age=settings.session_lifetime_s, path="/")
@@ -164,13 +163,11 @@ def change_password(body: BodyDep, request: Request, connect: ConnectDep,
     if wait:
         raise _too_many(wait)
     if auth.verify(creds, body["current_password"][:200]) is None:
-        with connect() as conn:
+        with connect() as conn:  # committed before the 401, as a failed sign-in
             auth.record_failure(conn, keys, auth.ThrottlePolicy.of(settings))
-            commit(conn)
         raise Unauthorized("the current password is wrong")
     with connect() as conn:
         auth.set_password(conn, session.user.id, body["new_password"], keep_token=session.token)
-        commit(conn)
     return {"changed": True, "other_sessions_ended": True}
 
 
@@ -179,7 +176,6 @@ def logout(session: SessionDep, response: Response, conn: ConnDep) -> dict:
     """End the session."""
     if session:
         auth.close_session(conn, session.token)
-        commit(conn)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return {"signed_out": True}
 

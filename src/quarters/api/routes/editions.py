@@ -9,7 +9,6 @@ from fastapi import APIRouter, Path, Query
 from quarters import editions
 from quarters.api.deps import AdminDep, ConnDep, UserDep
 from quarters.api.responses import GeoJSONResponse
-from quarters.db import commit
 from quarters.errors import NotFound
 
 
@@ -51,5 +50,4 @@ def freeze(key: Annotated[str, Path(max_length=40)], conn: ConnDep, user: AdminD
                         {"k": key}).first()
     if done is None:
         raise NotFound(f"no edition '{key}'")
-    commit(conn)
     return {"key": key, "frozen": True}

@@ -12,7 +12,6 @@ from quarters.api.deps import BodyDep, ConnDep, SettingsDep, StaffDep, UserDep
 from quarters.api.openapi import json_body
 from quarters.auth import User
 from quarters.clients import request_client
-from quarters.db import commit
 from quarters.errors import BadRequest, Forbidden
 from quarters.messages import language, t
 from quarters.settings import client_secret
@@ -65,8 +64,6 @@ def submit(body: BodyDep, request: Request, conn: ConnDep, settings: SettingsDep
     lang = language(request.headers.get("accept-language"))
     idea_id = ideas.submit(conn, body, _client(request, settings), lang=lang,
                            limit=settings.idea_limit, window_s=settings.idea_window_s)
-    if idea_id is not None:
-        commit(conn)
     return JSONResponse({"received": True, "id": idea_id,
                          "url": f"/ideen/{idea_id}" if idea_id is not None else None,
                          "message": t("idea.received", lang)}, status_code=202)
@@ -90,7 +87,6 @@ def open_workshop(body: BodyDep, conn: ConnDep, user: StaffDep, settings: Settin
                                    body.get("max_ideas"), user,
                                    max_hours=settings.workshop_max_hours,
                                    default_max=settings.workshop_max_ideas)
-    commit(conn)
     return workshop
 
 
@@ -139,5 +135,4 @@ def moderate(idea_id: IdeaId, body: BodyDep, request: Request, conn: ConnDep,
     idea = ideas.moderate(conn, idea_id, str(body.get("decision")), reason, measure_id, user,
                           language(request.headers.get("accept-language")),
                           staff_reason=staff_reason, text_public=text_public)
-    commit(conn)
     return idea

@@ -11,7 +11,6 @@ from quarters import measure_io
 from quarters.api.deps import ConnDep, PlannerDep, SettingsDep, UserDep
 from quarters.api.routes.measures import _relation
 from quarters.api.uploads import receive_file, upload_body_schema
-from quarters.db import commit
 from quarters.measures import Actor
 from quarters.safefiles import Limits, remove_quietly
 
@@ -43,6 +42,4 @@ async def import_file(request: Request, conn: ConnDep, user: PlannerDep, setting
             name=upload.name, limits=Limits.of(settings))
     finally:
         remove_quietly(upload.path)
-    if report.created:
-        await run_in_threadpool(commit, conn)
     return report.as_dict()

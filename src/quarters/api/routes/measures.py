@@ -28,7 +28,6 @@ from quarters.api.openapi import json_body, model_schema
 from quarters.api.responses import GeoJSONResponse, RawJSONResponse
 from quarters.api.routes.features import _item_query, page_body
 from quarters.collections import MEASURES_POINTS, MEASURES_PUBLIC, MEASURES_STAFF
-from quarters.db import commit
 from quarters.errors import InvalidInput
 from quarters.geometry import GeometryProblem, parse_geojson
 from quarters.measures import Actor, etag
@@ -209,24 +208,22 @@ def get_measure(measure_id: MeasureId, conn: ConnDep, user: UserDep,
 
 # -- the one write path: /api/measures and the OGC API (Part 4) routes both call these -------
 def create_record(body: Any, conn, user) -> dict:  # noqa: ANN001
-    """Create a draft from a GeoJSON Feature body and commit; the new record."""
+    """Create a draft from a GeoJSON Feature body; the new record (ConnDep commits)."""
     feature, geom = _feature_in(body)
     record = measures.create(conn, feature.properties, geom, Actor.of(user))
-    commit(conn)
     return record
 
 
 def replace_record(measure_id: int, body: Any, conn, user, version: int) -> dict:  # noqa: ANN001
-    """Replace record and geometry if ``version`` is current, and commit."""
+    """Replace record and geometry if ``version`` is current."""
     feature, geom = _feature_in(body)
     record = measures.update(conn, measure_id, version, feature.properties, geom, Actor.of(user))
-    commit(conn)
     return record
 
 
 def patch_record(measure_id: int, body: Any, conn, user, version: int) -> dict:  # noqa: ANN001
     """Merge some properties and/or a geometry into the current record, check the result as a
-    whole, write it if ``version`` is current, and commit."""
+    whole, write it if ``version`` is current."""
     try:
         patch = MeasurePatch.model_validate(body)
     except ValidationError as exc:
@@ -239,14 +236,12 @@ def patch_record(measure_id: int, body: Any, conn, user, version: int) -> dict: 
         raise _invalid(exc, "/properties") from None
     geom = _geometry(patch.geometry if patch.geometry is not None else current["geometry"])
     record = measures.update(conn, measure_id, version, props, geom, Actor.of(user))
-    commit(conn)
     return record
 
 
 def delete_record(measure_id: int, conn, user, version: int) -> None:  # noqa: ANN001
-    """Soft-delete if ``version`` is current, and commit."""
+    """Soft-delete if ``version`` is current."""
     measures.delete(conn, measure_id, version, Actor.of(user))
-    commit(conn)
 
 
 def respond(record: dict, status: int = 200) -> JSONResponse:
@@ -291,7 +286,6 @@ def restore_measure(measure_id: MeasureId, conn: ConnDep, user: AdminDep,
                     version: VersionDep) -> JSONResponse:
     """Undo a soft delete."""
     record = measures.restore_deleted(conn, measure_id, version, Actor.of(user))
-    commit(conn)
     return _respond(record)
 
 
@@ -299,7 +293,6 @@ def restore_measure(measure_id: MeasureId, conn: ConnDep, user: AdminDep,
 def publish(measure_id: MeasureId, conn: ConnDep, user: PlannerDep, version: VersionDep) -> JSONResponse:
     """Make a draft public."""
     record = measures.set_published(conn, measure_id, version, True, Actor.of(user))
-    commit(conn)
     return _respond(record)
 
 
@@ -308,7 +301,6 @@ def unpublish(measure_id: MeasureId, conn: ConnDep, user: PlannerDep,
               version: VersionDep) -> JSONResponse:
     """Take a measure back to draft."""
     record = measures.set_published(conn, measure_id, version, False, Actor.of(user))
-    commit(conn)
     return _respond(record)
 
 
@@ -337,7 +329,6 @@ def transfer_measure(measure_id: MeasureId, body: BodyDep, conn: ConnDep, user: 
         raise _invalid(exc) from None
     new, origin = transfer_profile.transfer_to_district(conn, measure_id, version,
                                                         target.district_code, Actor.of(user))
-    commit(conn)
     response = _respond(new, 201)
     response.headers["Location"] = f"/api/measures/{new['id']}"
     response.headers["X-Origin-ETag"] = etag(origin["id"], origin["version"])
@@ -357,5 +348,4 @@ def revert(measure_id: MeasureId, to_version: Annotated[AsciiInt, Path(ge=1, le=
            version: VersionDep) -> JSONResponse:
     """Write the record of an earlier version as the new current version."""
     record = measures.revert(conn, measure_id, version, to_version, Actor.of(user))
-    commit(conn)
     return _respond(record)
