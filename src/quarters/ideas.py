@@ -13,9 +13,9 @@ from sqlalchemy import Connection, text
 from quarters.auth import User
 from quarters.errors import InvalidInput, NotFound, TooManyRequests
 from quarters.messages import t
-from quarters.schemas import ACTION_FIELDS
 from quarters.settings import STORAGE_SRID
 from quarters.validation import control_problem
+from quarters.vocabulary import ACTION_FIELDS, IDEA_TEXT
 
 IDEA_FIELDS = {"title", "text", "action_field", "geometry", "contact", "website", "workshop_code"}
 HONEYPOT = "website"  # hidden field; people leave it empty, bots fill it
@@ -52,11 +52,12 @@ def check(conn: Connection, body: Any, lang: str) -> tuple[dict[str, Any], list[
             value = None
         values[key] = value.strip() if isinstance(value, str) else None
     flagged = {p["pointer"] for p in problems}
-    if "/title" not in flagged and not 3 <= len(values["title"] or "") <= 120:
+    title, text_, contact = IDEA_TEXT["title"], IDEA_TEXT["text"], IDEA_TEXT["contact"]
+    if "/title" not in flagged and not title.min <= len(values["title"] or "") <= title.max:
         problems.append(_problem("title", "idea.title", lang))
-    if "/text" not in flagged and not 10 <= len(values["text"] or "") <= 4000:
+    if "/text" not in flagged and not text_.min <= len(values["text"] or "") <= text_.max:
         problems.append(_problem("text", "idea.text", lang))
-    if values["contact"] and len(values["contact"]) > 200:
+    if values["contact"] and len(values["contact"]) > contact.max:
         problems.append(_problem("contact", "idea.contact", lang))
     values["contact"] = values["contact"] or None
     city = _city_of(conn, body.get("geometry"))
@@ -235,8 +236,8 @@ def moderate(conn: Connection, idea_id: int, decision: str, reason: str | None,
     reason = (reason or "").strip() or None
     staff_reason = (staff_reason or "").strip() or None
     for name, value in (("reason", reason), ("staff_reason", staff_reason)):
-        if value and len(value) > 2000:
-            raise InvalidInput(f"{name}: at most 2000 characters")
+        if value and len(value) > IDEA_TEXT[name].max:
+            raise InvalidInput(f"{name}: at most {IDEA_TEXT[name].max} characters")
         if value and control_problem(value, multiline=True):
             raise InvalidInput(f"{name}: {control_problem(value, multiline=True)}",
                                errors=[{"pointer": f"/{name}", "problem": t("idea.invalid_char", lang)}])

@@ -16,20 +16,27 @@ from pydantic import (
     model_validator,
 )
 
-from quarters.settings import GERA_AGS, HALLE_AGS
 from quarters.validation import check_text
+from quarters.vocabulary import (
+    ACTION_FIELDS,
+    DEFAULT_PRECISION,
+    DEFAULT_STATUS,
+    DISTRICT_STATUSES,
+    LOCATION_PRECISIONS,
+    MEASURE_ITEMS,
+    MEASURE_STATUSES,
+    MEASURE_TEXT,
+    MILESTONE_STATUSES,
+    MONEY,
+    YEARS,
+)
 
-ACTION_FIELDS: dict[str, tuple[str, ...]] = {
-    HALLE_AGS: ("Bildung", "Wirtschaft", "Mobilität", "Verwaltung"),
-    GERA_AGS: ("Wirtschaft", "Bildung und Kultur", "Energie und Umwelt",
-               "Städtebau, Stadtentwicklung und Verkehr", "Bürgerbeteiligung und Verwaltung"),
-}
-STATUSES = ("idee", "geplant", "in_umsetzung", "abgeschlossen", "eingestellt")
-PRECISIONS = ("exact", "approximate", "city", "unknown")
-MAX_MONEY = 1e11
+# the vocabularies live in quarters.vocabulary; these names stay for the modules that use them
+STATUSES = MEASURE_STATUSES
+PRECISIONS = LOCATION_PRECISIONS
 
-Status = Literal["idee", "geplant", "in_umsetzung", "abgeschlossen", "eingestellt"]
-Precision = Literal["exact", "approximate", "city", "unknown"]
+Status = Literal[MEASURE_STATUSES]  # type: ignore[valid-type]
+Precision = Literal[LOCATION_PRECISIONS]  # type: ignore[valid-type]
 
 
 def _text(max_length: int, min_length: int = 0, multiline: bool = False) -> Any:
@@ -40,8 +47,15 @@ def _text(max_length: int, min_length: int = 0, multiline: bool = False) -> Any:
                      AfterValidator(lambda v: check_text(v, multiline))]
 
 
-Money = Annotated[float, Strict(), Field(ge=0, le=MAX_MONEY, allow_inf_nan=False)]
-Url = Annotated[str, Strict(), StringConstraints(max_length=2000, pattern=r"^https?://\S+$"),
+def _field(name: str, multiline: bool = False) -> Any:
+    """The text field ``name`` of a measure, bounded as quarters.vocabulary.MEASURE_TEXT says."""
+    length = MEASURE_TEXT[name]
+    return _text(length.max, length.min, multiline)
+
+
+Money = Annotated[float, Strict(), Field(ge=MONEY.min, le=MONEY.max, allow_inf_nan=False)]
+Url = Annotated[str, Strict(), StringConstraints(max_length=MEASURE_TEXT["link_url"].max,
+                                                 pattern=r"^https?://\S+$"),
                AfterValidator(check_text)]
 
 
@@ -52,8 +66,8 @@ class Strict_(BaseModel):
 
 
 def _check_year(value: date | None) -> date | None:
-    if value is not None and not 1900 <= value.year <= 2100:
-        raise ValueError("year must be between 1900 and 2100")
+    if value is not None and not YEARS.min <= value.year <= YEARS.max:
+        raise ValueError(f"year must be between {YEARS.min:.0f} and {YEARS.max:.0f}")
     return value
 
 
@@ -61,8 +75,8 @@ class Milestone(Strict_):
     """A dated step of a measure."""
 
     date: date
-    title: _text(200, 1)
-    status: Literal["offen", "erreicht", "verschoben"] = "offen"
+    title: _field("milestone_title")
+    status: Literal[MILESTONE_STATUSES] = "offen"  # type: ignore[valid-type]
 
     _year = field_validator("date")(lambda cls, v: _check_year(v))
 
@@ -70,12 +84,11 @@ class Milestone(Strict_):
 class Link(Strict_):
     """A link to more information."""
 
-    title: _text(200, 1)
+    title: _field("link_title")
     url: Url
 
 
 OPS = ("<", "<=", ">", ">=", "=", "!=")
-DISTRICT_STATUSES = ("geprüft", "geeignet", "ungeeignet", "übertragen")
 IndicatorKey = Annotated[str, Strict(), StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,79}$")]
 DistrictCode = Annotated[str, Strict(), StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,40}$")]
 Number = Annotated[float, Strict(), Field(ge=-1e15, le=1e15, allow_inf_nan=False)]
@@ -93,9 +106,9 @@ class Precondition(Strict_):
 class DistrictTransfer(Strict_):
     """Where a measure stands in one district: checked, suitable, unsuitable or transferred."""
 
-    status: Literal["geprüft", "geeignet", "ungeeignet", "übertragen"]
+    status: Literal[DISTRICT_STATUSES]  # type: ignore[valid-type]
     date: date
-    note: _text(1_000, multiline=True) | None = None
+    note: _field("district_note", multiline=True) | None = None
 
     _year = field_validator("date")(lambda cls, v: _check_year(v))
 
@@ -103,38 +116,41 @@ class DistrictTransfer(Strict_):
 class TransferProfile(Strict_):
     """What a measure needs to transfer and where it was tried (district codes of its city)."""
 
-    preconditions: list[Precondition] = Field(default_factory=list, max_length=20)
+    preconditions: list[Precondition] = Field(default_factory=list,
+                                              max_length=MEASURE_ITEMS["preconditions"])
     follow_up_costs_per_year: Money | None = None
-    notes: _text(4_000, multiline=True) | None = None
-    districts: dict[DistrictCode, DistrictTransfer] = Field(default_factory=dict, max_length=200)
+    notes: _field("transfer_notes", multiline=True) | None = None
+    districts: dict[DistrictCode, DistrictTransfer] = Field(default_factory=dict,
+                                                            max_length=MEASURE_ITEMS["districts"])
 
 
 class MeasureProperties(Strict_):
     """The record of a measure (Maßnahme) as planners edit it."""
 
-    title: _text(200, 1)
-    summary: _text(500, multiline=True) | None = None
-    description: _text(20_000, multiline=True) | None = None
-    plain_summary: _text(2_000, multiline=True) | None = None
-    city_ags: Literal["15002000", "16052000"]
-    action_field: _text(100, 1)
-    status: Status = "idee"
+    title: _field("title")
+    summary: _field("summary", multiline=True) | None = None
+    description: _field("description", multiline=True) | None = None
+    plain_summary: _field("plain_summary", multiline=True) | None = None
+    city_ags: Literal[tuple(ACTION_FIELDS)]  # type: ignore[valid-type]
+    action_field: _field("action_field")
+    status: Status = DEFAULT_STATUS
     start_date: date | None = None
     end_date: date | None = None
-    milestones: list[Milestone] = Field(default_factory=list, max_length=100)
+    milestones: list[Milestone] = Field(default_factory=list, max_length=MEASURE_ITEMS["milestones"])
     budget_planned: Money | None = None
     budget_spent: Money | None = None
-    funding_line: _text(300) | None = None
-    responsible_unit: _text(300) | None = None
-    partners: list[_text(200, 1)] = Field(default_factory=list, max_length=50)
+    funding_line: _field("funding_line") | None = None
+    responsible_unit: _field("responsible_unit") | None = None
+    partners: list[_field("partner")] = Field(default_factory=list,
+                                              max_length=MEASURE_ITEMS["partners"])
     parent_id: Annotated[int, Strict(), Field(ge=1, le=2_147_483_647)] | None = None
-    links: list[Link] = Field(default_factory=list, max_length=20)
-    source: _text(4_000, multiline=True) | None = None
-    licence: _text(300) | None = None
-    location_precision: Precision = "exact"
-    location_note: _text(1_000, multiline=True) | None = None
+    links: list[Link] = Field(default_factory=list, max_length=MEASURE_ITEMS["links"])
+    source: _field("source", multiline=True) | None = None
+    licence: _field("licence") | None = None
+    location_precision: Precision = DEFAULT_PRECISION
+    location_note: _field("location_note", multiline=True) | None = None
     editions: list[Annotated[str, Strict(), StringConstraints(pattern=r"^[a-z0-9-]{1,40}$")]] = \
-        Field(default_factory=list, max_length=20)
+        Field(default_factory=list, max_length=MEASURE_ITEMS["editions"])
     transfer: TransferProfile | None = None
 
     _years = field_validator("start_date", "end_date")(lambda cls, v: _check_year(v))

@@ -16,18 +16,26 @@ from quarters.errors import BadRequest, Forbidden
 from quarters.messages import language, t
 from quarters.settings import client_secret
 from quarters.validation import AsciiInt
+from quarters.vocabulary import IDEA_DECISIONS, IDEA_TEXT
 
 router = APIRouter(prefix="/api/ideas", tags=["ideas"])
 IdeaId = Annotated[AsciiInt, Path(ge=1, le=2_147_483_647)]
-_TEXT = {"type": "string", "maxLength": 4000}
+_TEXT = {"type": "string"}
+
+
+def _length(name: str) -> dict:
+    length = IDEA_TEXT[name]
+    return {**_TEXT, "maxLength": length.max, **({"minLength": length.min} if length.min else {})}
+
+
 IDEA_BODY = json_body({
     "type": "object", "additionalProperties": False, "required": ["title", "text", "geometry"],
     "properties": {
-        "workshop_code": {"type": ["string", "null"], "maxLength": 64},
-        "title": {**_TEXT, "minLength": 3, "maxLength": 120},
-        "text": {**_TEXT, "minLength": 10},
-        "action_field": {**_TEXT, "maxLength": 100},
-        "contact": {"type": ["string", "null"], "maxLength": 200},
+        "workshop_code": {**_length("workshop_code"), "type": ["string", "null"]},
+        "title": _length("title"),
+        "text": _length("text"),
+        "action_field": _length("action_field"),
+        "contact": {**_length("contact"), "type": ["string", "null"]},
         "website": {"type": "string", "maxLength": 0, "description": "leave empty (spam trap)"},
         "geometry": {"type": "object", "required": ["type", "coordinates"], "properties": {
             "type": {"enum": ["Point"]},
@@ -37,9 +45,9 @@ IDEA_BODY = json_body({
 MODERATION_BODY = json_body({
     "type": "object", "additionalProperties": False, "required": ["decision"],
     "properties": {
-        "decision": {"enum": ["accept", "reject", "link", "hide"]},
-        "reason": {"type": ["string", "null"], "maxLength": 2000},
-        "staff_reason": {"type": ["string", "null"], "maxLength": 2000},
+        "decision": {"enum": list(IDEA_DECISIONS)},
+        "reason": {**_length("reason"), "type": ["string", "null"]},
+        "staff_reason": {**_length("staff_reason"), "type": ["string", "null"]},
         "text_public": {"type": "boolean"},
         "measure_id": {"type": ["integer", "null"], "minimum": 1, "maximum": 2_147_483_647}}})
 
