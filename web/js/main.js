@@ -744,7 +744,6 @@ async function main() {
     state.viewFromUrl = true;
     state.map.setView(view.center, view.zoom, { animate: false });
   }
-  $("legend-measures").replaceChildren(...statusLegendItems());
   const layerList = $("layer-list");
   layerList.addEventListener("change", onLayerToggle);
   layerList.addEventListener("click", onLegendClick);
@@ -767,6 +766,7 @@ async function main() {
     console.error("config:", err);
   }
   state.config = config;
+  $("legend-measures").replaceChildren(...statusLegendItems(config?.statuses || []));
   setupCities((config?.cities || []).filter((c) => c && validBbox(c.bbox)));
   state.map.on("moveend", onMoveEnd);
   // The measures first: usually they are in already (index.html preloads them, their cluster

@@ -8,9 +8,9 @@
 
 import { ApiError, login, logout, me } from "./api.js";
 import { formatNumber, label, lang, locale, t } from "./i18n.js";
-import { describeError, el, initPage } from "./public-common.js";
+import { config, describeError, el, initPage } from "./public-common.js";
 
-const STATUSES = ["idee", "geplant", "in_umsetzung", "abgeschlossen", "eingestellt"];
+let STATUSES = []; // the measure statuses in order, from /api/config
 const STAFF_ROLES = new Set(["planner", "admin"]);
 const FILTERS = ["city", "edition", "quarter", "due_days"];
 const SVG_NS = "http://www.w3.org/2000/svg";
@@ -432,6 +432,11 @@ async function main() {
     }
   } catch (err) {
     console.error("me:", err);
+  }
+  try {
+    STATUSES = (await config()).statuses || [];
+  } catch (err) {
+    console.error("config:", err);
   }
   await load();
 }

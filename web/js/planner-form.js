@@ -1,6 +1,11 @@
 // The measure form: German labels, reading and writing the record, client-side checks and the
 // server's 422 errors placed next to the matching field. Data reaches the DOM via textContent.
 
+import { applyLimits } from "./vocabulary.js";
+
+/** Longest text of a measure field (limits.measure of /api/config; 200 until it is known). */
+const limit = (name) => state.config?.limits?.measure?.[name]?.max ?? 200;
+
 // ---------------------------------------------------------------- labels
 
 export const STATUS_LABELS = {
@@ -375,7 +380,7 @@ export function addMilestoneRow(milestone = {}) {
   rowField(row.fields, "date", "Datum", date);
   const title = element("input");
   title.type = "text";
-  title.maxLength = 200;
+  title.maxLength = limit("milestone_title");
   title.value = milestone.title || "";
   rowField(row.fields, "title", "Bezeichnung", title);
   const status = element("select");
@@ -391,12 +396,12 @@ export function addLinkRow(link = {}) {
   const row = newRow("link-rows", "Link");
   const title = element("input");
   title.type = "text";
-  title.maxLength = 200;
+  title.maxLength = limit("link_title");
   title.value = link.title || "";
   rowField(row.fields, "title", "Bezeichnung", title);
   const url = element("input");
   url.type = "url";
-  url.maxLength = 2000;
+  url.maxLength = limit("link_url");
   url.placeholder = "https://…";
   url.spellcheck = false;
   url.value = link.url || "";
@@ -458,7 +463,7 @@ export function addTransferDistrictRow(code = "", entry = {}) {
   rowField(row.fields, "date", "Datum", date);
   const note = element("input");
   note.type = "text";
-  note.maxLength = 1000;
+  note.maxLength = limit("district_note");
   note.value = entry.note || "";
   rowField(row.fields, "note", "Notiz", note);
   const transfer = element("button", "button button--small", "Als Entwurf übertragen");
@@ -532,6 +537,7 @@ export function setupForm(config, { onChange, onCityChange: cityChanged, onTrans
   state.onTransfer = onTransfer;
   state.onChange = onChange || (() => {});
   state.onCityChange = cityChanged;
+  applyLimits(config?.limits?.measure, "f-");
   const cities = Array.isArray(config?.cities) ? config.cities : [];
   $("f-city_ags").replaceChildren(...cities.map((c) => option(c.ags, c.name)));
   const statuses = Array.isArray(config?.statuses) && config.statuses.length ? config.statuses : Object.keys(STATUS_LABELS);

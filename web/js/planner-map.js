@@ -17,15 +17,14 @@ import { STATUS_LABELS } from "./planner-form.js";
 
 const L = globalThis.L;
 
-// Okabe–Ito based, dark enough for 3:1 against the map; the dash pattern and the labels carry
-// the meaning as well (colour is never the only carrier).
-export const STATUS_COLOURS = {
-  idee: "#7a4f9e",
-  geplant: "#0060a0",
-  in_umsetzung: "#b84a00",
-  abgeschlossen: "#00704c",
-  eingestellt: "#555555",
-};
+// From /api/config (status_colours, defined once in quarters/vocabulary.py, the same as on the
+// public map); the dash pattern and the labels carry the meaning as well.
+export const STATUS_COLOURS = {};
+
+/** Take the status colours of /api/config (before the measures are drawn). */
+export function useStatusColours(colours) {
+  Object.assign(STATUS_COLOURS, colours || {});
+}
 const FALLBACK_COLOUR = "#333333";
 const DRAFT_DASH = "8 6";
 const NEW_COLOUR = "#c8102e";

@@ -36,6 +36,7 @@ import {
   renderMeasures,
   selectOnMap,
   setEditing,
+  useStatusColours,
 } from "./planner-map.js";
 
 const HALLE_AGS = "15002000";
@@ -1116,6 +1117,7 @@ async function main() {
     return;
   }
   app.config = config;
+  useStatusColours(config.status_colours);
   for (const city of config.cities || []) app.cities.set(String(city.ags), city);
   setupForm(config, {
     onChange: () => refreshDirty(),

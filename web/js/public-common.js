@@ -3,12 +3,14 @@
 
 import { describeError as httpDescription, getConfig } from "./api.js";
 import { label, lang, languageHref, loadMessages, t, translate } from "./i18n.js";
+import { applyStatusColours } from "./vocabulary.js";
 
 export const HALLE_AGS = "15002000";
 export const LOCATED = new Set(["exact", "approximate"]);
 
 /** Load the catalogue, translate the static page, wire the header. */
 export async function initPage() {
+  config().then((cfg) => applyStatusColours(cfg?.status_colours)).catch(() => {});
   try {
     await loadMessages();
     translate();

@@ -14,9 +14,9 @@ import {
   ideaBadge,
   initPage,
 } from "./public-common.js";
+import { applyLimits } from "./vocabulary.js";
 
 const L = globalThis.L;
-const TEXT_MAX = 4000;
 const EXCERPT = 260;
 const STATES = ["angenommen", "verknuepft", "abgelehnt"];
 // problem+json pointer → form control that gets the message and the focus.
@@ -153,7 +153,7 @@ function showErrors(problems) {
 
 function updateCount() {
   const length = $("idea-text").value.length;
-  $("idea-text-count").textContent = t("ideas.count", { count: length, max: formatNumber(TEXT_MAX) });
+  $("idea-text-count").textContent = t("ideas.count", { count: length, max: formatNumber($("idea-text").maxLength) });
 }
 
 async function onSubmit(event) {
@@ -324,6 +324,7 @@ async function main() {
   } catch (err) {
     console.error("config:", err);
   }
+  applyLimits(state.config?.limits?.idea, "idea-");
   const cities = state.config?.cities || [];
   fillSelect($("idea-city"), t("ideas.city_choose"), cities.map((c) => [String(c.ags), c.name]));
   fillSelect($("ideas-city"), t("filter.all_cities"), cities.map((c) => [String(c.ags), c.name]));

@@ -7,15 +7,14 @@ import { cssSafe, el, LOCATED } from "./public-common.js";
 const L = globalThis.L;
 const CLUSTER_RADIUS = 56;
 const MAX_CLUSTER_ZOOM = 16;
-const STATUS_ORDER = ["idee", "geplant", "in_umsetzung", "abgeschlossen", "eingestellt"];
 
 /** Marker symbol of a status (outline → half → full, so shape carries the meaning too). */
 export function statusSymbol(status) {
   return el("span", { className: `mk-symbol mk--${cssSafe(status)}`, attrs: { "aria-hidden": "true" } });
 }
 
-/** Legend entries: one per status, the map symbol and the word. */
-export function statusLegendItems(statuses = STATUS_ORDER) {
+/** Legend entries: one per status (in the order of /api/config), the map symbol and the word. */
+export function statusLegendItems(statuses) {
   return statuses.map((status) =>
     el("li", { className: "legend-item legend-item--status" }, [
       statusSymbol(status),

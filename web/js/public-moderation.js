@@ -8,7 +8,10 @@
 import { getIdeas, getMeasurePoints, getWorkshops, login, logout, me, moderateIdea, openWorkshop } from "./api.js";
 import { formatDateTime, label, t } from "./i18n.js";
 import { cityName, config as loadConfig, describeError, el, ideaBadge, initPage } from "./public-common.js";
+import { applyLimits } from "./vocabulary.js";
 
+/** Longest reason the server takes (limits.idea of /api/config). */
+const reasonMax = (name) => state.config?.limits?.idea?.[name]?.max ?? 2000;
 const STATES = ["eingereicht", "angenommen", "abgelehnt", "verknuepft", "verborgen"];
 const DECISIONS = ["accept", "reject", "link", "hide"];
 const PUBLISHING = new Set(["accept", "reject", "link"]); // these make the idea public
@@ -65,7 +68,7 @@ function decisionForm(idea, measures) {
       el("div", { className: "radio-row" }, radios),
       el("div", { className: "field" }, [
         el("label", { text: t("mod.reason"), attrs: { for: reasonId } }),
-        el("textarea", { attrs: { id: reasonId, name: "reason", rows: 3, maxlength: 2000, "aria-describedby": `${reasonId}-hint` } }),
+        el("textarea", { attrs: { id: reasonId, name: "reason", rows: 3, maxlength: reasonMax("reason"), "aria-describedby": `${reasonId}-hint` } }),
         el("p", { className: "field__hint", text: t("mod.reason_hint"), attrs: { id: `${reasonId}-hint` } }),
       ]),
       el("div", { className: "field field--check" }, [
@@ -75,7 +78,7 @@ function decisionForm(idea, measures) {
       ]),
       el("div", { className: "field" }, [
         el("label", { text: t("mod.staff_reason"), attrs: { for: staffId } }),
-        el("textarea", { attrs: { id: staffId, name: "staff_reason", rows: 2, maxlength: 2000, "aria-describedby": `${staffId}-hint` } }),
+        el("textarea", { attrs: { id: staffId, name: "staff_reason", rows: 2, maxlength: reasonMax("staff_reason"), "aria-describedby": `${staffId}-hint` } }),
         el("p", { className: "field__hint", text: t("mod.staff_reason_hint"), attrs: { id: `${staffId}-hint` } }),
       ]),
       el("div", { className: "field" }, [
@@ -352,6 +355,7 @@ async function main() {
   } catch (err) {
     console.error("config:", err);
   }
+  applyLimits({ label: state.config?.limits?.idea?.workshop_label }, "workshop-");
   const select = $("queue-state");
   select.replaceChildren(
     ...STATES.map((s) => el("option", { text: label("idea_state", s), attrs: { value: s } })),

@@ -5,9 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from quarters import services
+from quarters import services, vocabulary
 from quarters.api.deps import ConnDep, SettingsDep
-from quarters.schemas import ACTION_FIELDS, PRECISIONS, STATUSES
 
 router = APIRouter(prefix="/api", tags=["service"])
 
@@ -24,14 +23,15 @@ def sources(conn: ConnDep) -> dict:
     return {"sources": services.sources(conn)}
 
 
-@router.get("/config", summary="Settings the web map needs")
+@router.get("/config", summary="Settings, vocabularies and limits the pages need")
 def config(conn: ConnDep, settings: SettingsDep) -> dict:
-    """Background tiles and the project cities with their extents."""
+    """Background tiles, the project cities with their extents, and the vocabularies and
+    limits of quarters.vocabulary (the one definition the server checks against): measure
+    statuses (in order) and their colours, location precisions, action fields per city, idea
+    states, field lengths (``limits.measure``, ``limits.idea``), money and year ranges."""
     return {
         "tile_url": settings.tile_url,
         "tile_attribution": settings.tile_attribution,
         "cities": services.project_cities(conn),
-        "action_fields": ACTION_FIELDS,
-        "statuses": list(STATUSES),
-        "location_precisions": list(PRECISIONS),
+        **vocabulary.config(),
     }
