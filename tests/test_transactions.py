@@ -19,6 +19,7 @@ from fastapi import APIRouter
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
+from factories import make_user
 from quarters import auth
 from quarters.api import create_app
 from quarters.api.deps import ConnDep
@@ -178,3 +179,50 @@ def test_no_route_module_imports_or_calls_commit():
                 if name == "commit":
                     offenders.append(f"{path.name}:{node.lineno} calls commit")
     assert offenders == []
+
+
+@pytest.fixture
+def committed_planner(engine: Engine) -> Iterator[tuple[dict[str, str], int]]:
+    """A planner account and bearer session committed for real; afterwards the account, its
+    measures and their history are removed again (the history's append-only trigger is
+    switched off for that, inside the removing transaction only)."""
+    name = f"tx-planner-{uuid.uuid4().hex[:8]}"
+    with engine.begin() as owner:
+        user = make_user(owner, "planner", name)
+        session = auth.open_session(owner, user)
+    yield {"Authorization": f"Bearer {session.token}"}, user.id
+    with engine.begin() as owner:
+        ids = list(owner.execute(text("SELECT id FROM measures WHERE created_by = :u"),
+                                 {"u": user.id}).scalars())
+        owner.execute(text("ALTER TABLE measure_history DISABLE TRIGGER measure_history_no_change"))
+        owner.execute(text("DELETE FROM measure_history WHERE measure_id = ANY(:i)"), {"i": ids})
+        owner.execute(text("ALTER TABLE measure_history ENABLE TRIGGER measure_history_no_change"))
+        owner.execute(text("DELETE FROM measures WHERE id = ANY(:i)"), {"i": ids})
+        owner.execute(text("DELETE FROM users WHERE id = :u"), {"u": user.id})
+
+
+def _import_csv(titles: list[str], broken: bool = False) -> bytes:
+    rows = ["title,city_ags,action_field,status,lon,lat"]
+    rows += [f"{t},15002000,Mobilität,geplant,11.97,51.48" for t in titles]
+    if broken:
+        rows.append("Kaputt,15002000,Mobilität,gibtsnicht,11.97,51.48")
+    return ("\n".join(rows) + "\n").encode()
+
+
+def _measures_of(engine: Engine, user_id: int) -> list[str]:
+    with engine.connect() as other:
+        return sorted(other.execute(text("SELECT title FROM measures WHERE created_by = :u"),
+                                    {"u": user_id}).scalars())
+
+
+def test_an_import_in_the_threadpool_commits_all_or_nothing(committing, engine,
+                                                            committed_planner):
+    headers, user_id = committed_planner
+    refused = committing.post("/api/measures/import", headers=headers, files={
+        "file": ("m.csv", _import_csv(["Eins", "Zwei"], broken=True), "text/csv")})
+    assert refused.status_code == 422, refused.text
+    assert _measures_of(engine, user_id) == []
+    stored = committing.post("/api/measures/import", headers=headers, files={
+        "file": ("m.csv", _import_csv(["Eins", "Zwei"]), "text/csv")})
+    assert stored.status_code == 200 and stored.json()["stored"], stored.text
+    assert _measures_of(engine, user_id) == ["Eins", "Zwei"]
