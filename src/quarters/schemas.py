@@ -17,7 +17,7 @@ from pydantic import (
 )
 
 from quarters.settings import GERA_AGS, HALLE_AGS
-from quarters.validation import check_text
+from quarters.validation import check_text, custom_error
 
 ACTION_FIELDS: dict[str, tuple[str, ...]] = {
     HALLE_AGS: ("Bildung", "Wirtschaft", "Mobilität", "Verwaltung"),
@@ -53,7 +53,7 @@ class Strict_(BaseModel):
 
 def _check_year(value: date | None) -> date | None:
     if value is not None and not 1900 <= value.year <= 2100:
-        raise ValueError("year must be between 1900 and 2100")
+        raise custom_error("measure.year_range", {"min": 1900, "max": 2100})
     return value
 
 
@@ -143,10 +143,10 @@ class MeasureProperties(Strict_):
     def _rules(self) -> MeasureProperties:
         fields = ACTION_FIELDS[self.city_ags]
         if self.action_field not in fields:
-            raise ValueError(f"action_field '{self.action_field}' is not one of this city's "
-                             f"fields: {', '.join(fields)}")
+            raise custom_error("measure.action_field",
+                               {"value": self.action_field, "fields": ", ".join(fields)})
         if self.start_date and self.end_date and self.end_date < self.start_date:
-            raise ValueError("end_date is before start_date")
+            raise custom_error("measure.end_before_start")
         return self
 
 
@@ -174,5 +174,5 @@ class MeasurePatch(Strict_):
     def _known(cls, value: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(value) - PATCHABLE)
         if unknown:
-            raise ValueError(f"unknown field(s): {', '.join(unknown)}")
+            raise custom_error("measure.unknown_fields", {"fields": ", ".join(unknown)})
         return value
