@@ -52,7 +52,7 @@ class QuartersError(Exception):
         return t(key, lang) if has(key) else self.title
 
 
-def item(pointer: str | None, code: str, **params: Any) -> dict[str, Any]:
+def item(pointer: str | None, code: str, /, **params: Any) -> dict[str, Any]:
     """One entry of an error's ``errors`` list (written out per language by the handler)."""
     return {"pointer": pointer, "code": code, "params": params}
 
@@ -250,7 +250,7 @@ def problem_of(exc: QuartersError, lang: str = "de") -> dict[str, Any]:
                    errors=render_items(exc.errors, lang, exc.code), **exc.extra)
 
 
-def coded(status: int, code: str, lang: str, kind: str = "error", **params: Any) -> dict[str, Any]:
+def coded(status: int, code: str, lang: str, kind: str = "error", /, **params: Any) -> dict[str, Any]:
     """A problem body straight from a catalogue code (for handlers without an exception)."""
     from quarters.messages import t
 

@@ -101,7 +101,7 @@ def for_history(record: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- checks -----------------------------------------------------------------------------------
-def _rule(pointer: str, code: str, **params: Any) -> InvalidInput:
+def _rule(pointer: str, code: str, /, **params: Any) -> InvalidInput:
     """A broken rule about one place of the measure (422)."""
     return InvalidInput(code=code, params=params, pointer=pointer,
                         errors=[item(pointer, code, **params)])

@@ -60,7 +60,7 @@ def _value(value: Any, lang: str) -> str:
     return "" if value is None else str(value)
 
 
-def t(key: str, lang: str = DEFAULT_LANGUAGE, **values: Any) -> str:
+def t(key: str, lang: str = DEFAULT_LANGUAGE, /, **values: Any) -> str:
     """The message ``key`` in ``lang`` with its ``{placeholders}`` filled in (German when the
     language lacks the key; the key itself when no catalogue has it)."""
     if lang not in LANGUAGES:
@@ -125,7 +125,7 @@ class Note(dict):
     """A warning or note for people: ``{"code": …, "params": {…}}``, written out in a
     language by :meth:`text`. A dict, so results with notes stay JSON-serialisable."""
 
-    def __init__(self, code: str, **params: Any) -> None:
+    def __init__(self, code: str, /, **params: Any) -> None:
         super().__init__(code=code, params=params)
 
     @property

@@ -144,9 +144,10 @@ class MeasureProperties(Strict_):
         fields = ACTION_FIELDS[self.city_ags]
         if self.action_field not in fields:
             raise custom_error("measure.action_field",
-                               {"value": self.action_field, "fields": ", ".join(fields)})
+                               {"value": self.action_field, "fields": ", ".join(fields),
+                                "field": "action_field"})
         if self.start_date and self.end_date and self.end_date < self.start_date:
-            raise custom_error("measure.end_before_start")
+            raise custom_error("measure.end_before_start", {"field": "end_date"})
         return self
 
 

@@ -11,7 +11,8 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator
 from pydantic_core import PydanticCustomError
 
-from quarters.errors import BadRequest, InvalidParameter, item
+from quarters.errors import BadRequest, InvalidParameter
+from quarters.errors import item as error_item
 
 MAX_JSON_DEPTH = 64
 EXCERPT = 40
@@ -118,6 +119,8 @@ def pydantic_items(errors: list[dict[str, Any]], prefix: str = "") -> list[dict[
                 loc = loc[1:]
             pointer = (prefix + "/" + "/".join(loc)).replace("//", "/") if loc or prefix else "/"
         ctx = e.get("ctx") or {}
+        if "field" in ctx and loc[-1:] != [ctx["field"]]:  # a rule over several fields names one
+            pointer = pointer.rstrip("/") + "/" + str(ctx["field"])
         if has(f"problem.{kind}"):
             code, params = kind, dict(ctx)
         elif has(f"problem.validation.{kind}"):
@@ -127,7 +130,7 @@ def pydantic_items(errors: list[dict[str, Any]], prefix: str = "") -> list[dict[
             code, params = "validation.invalid", {}
         params = {k: v if isinstance(v, int | float | str | bool) or v is None else str(v)
                   for k, v in params.items()}
-        out.append(item(pointer, code, **params))
+        out.append(error_item(pointer, code, **params))
     return out
 
 
@@ -161,7 +164,7 @@ def check_json(value: Any) -> None:
         if isinstance(item, str):
             if "\x00" in item or _SURROGATE.search(item):
                 raise BadRequest(code="json.invalid_character", pointer=pointer or "/",
-                                 errors=[item(pointer or "/", "json.invalid_character")])
+                                 errors=[error_item(pointer or "/", "json.invalid_character")])
         elif isinstance(item, dict | list):
             if depth > MAX_JSON_DEPTH:
                 raise BadRequest(code="json.too_deep", params={"max": MAX_JSON_DEPTH})

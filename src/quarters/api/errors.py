@@ -76,14 +76,15 @@ HTTP_CODES = {404: "http.not_found", 405: "http.method_not_allowed"}
 REQUEST_ID_HEADER = "X-Request-Id"
 
 
-def coded_bytes(scope: dict, status: int, code: str, kind: str = "error",
-                headers: dict[str, str] | None = None, **params: object
-                ) -> tuple[list[tuple[bytes, bytes]], bytes]:
+def coded_bytes(scope: dict, status: int, code: str, kind: str = "error", /,
+                headers: dict[str, str] | None = None, extra: dict | None = None,
+                **params: object) -> tuple[list[tuple[bytes, bytes]], bytes]:
     """(ASGI headers, body) of a problem+json answer from a catalogue code, in the language of
-    the request ``scope``."""
+    the request ``scope`` (``extra``: more members of the body)."""
     import orjson
 
-    body = orjson.dumps(coded(status, code, scope_language(scope), kind, **params))
+    body = orjson.dumps({**coded(status, code, scope_language(scope), kind, **params),
+                         **(extra or {})})
     return _raw(body, headers)
 
 
@@ -132,8 +133,9 @@ class CatchAll:
                           scope.get("path"), request_id)
             if started:  # the answer is under way: nothing to do but end the connection
                 raise
-            headers, body = coded_bytes(scope, 500, "internal", kind="internal",
+            headers, body = coded_bytes(scope, 500, "internal", "internal",
                                         headers={REQUEST_ID_HEADER: request_id},
+                                        extra={"request_id": request_id},
                                         request_id=request_id)
             await send({"type": "http.response.start", "status": 500, "headers": headers})
             await send({"type": "http.response.body", "body": body})

@@ -55,7 +55,7 @@ class RequestGuard:
                 else:
                     code = problem_in("query", query, plus_is_space=True)
             if code:
-                headers, body = coded_bytes(scope, 400, code, kind="bad_request", part=part,
+                headers, body = coded_bytes(scope, 400, code, "bad_request", part=part,
                                             max=MAX_QUERY_BYTES)
                 await send({"type": "http.response.start", "status": 400, "headers": headers})
                 await send({"type": "http.response.body", "body": body})
