@@ -18,6 +18,21 @@ db_app = typer.Typer(help="The database (embedded PostGIS unless QUARTERS_DATABA
 data_app = typer.Typer(help="External data: fetch, check, load")
 import_app = typer.Typer(help="Import files into the database")
 app.add_typer(db_app, name="db")
+
+
+@app.callback()
+def _options(lang: Annotated[str | None, typer.Option(
+        "--lang", help="Sprache der Meldungen / language of messages: de or en (default: "
+                       "QUARTERS_LANG, then LANG, then de)")] = None) -> None:
+    """quarters – Quartiersplanung für Halle (Saale) und Gera."""
+    import os
+
+    if lang is not None:
+        if lang not in ("de", "en"):
+            raise typer.BadParameter("de or en", param_hint="--lang")
+        os.environ["QUARTERS_LANG"] = lang
+
+
 app.add_typer(data_app, name="data")
 app.add_typer(import_app, name="import")
 users_app = typer.Typer(help="Accounts of planners, moderators and admins")
@@ -317,7 +332,14 @@ def main() -> None:
     try:
         app()
     except QuartersError as exc:
-        console.print(f"[red]error:[/] {exc.detail}", soft_wrap=True, markup=True)
+        from quarters.errors import error_text
+        from quarters.messages import cli_language, t
+
+        lang = cli_language()
+        from rich.markup import escape
+
+        console.print(f"[red]{t('server.cli_error', lang)}[/] {escape(error_text(exc, lang))}",
+                      soft_wrap=True, markup=True, highlight=False)
         raise SystemExit(2) from None
 
 

@@ -155,3 +155,15 @@ def note_json(note: Any, lang: str = DEFAULT_LANGUAGE) -> dict[str, Any]:
         return {"code": note["code"], "params": dict(note.get("params") or {}),
                 "detail": note_text(note, lang)}
     return {"code": "text", "params": {"text": str(note)}, "detail": str(note)}
+
+
+def localise(body: Any, lang: str = DEFAULT_LANGUAGE) -> Any:
+    """``body`` (a JSON-ready answer) with every note (``{"code", "params"}``) written out in
+    ``lang``: ``{"code", "params", "detail"}``."""
+    if isinstance(body, dict):
+        if set(body) == {"code", "params"} and isinstance(body["params"], dict):
+            return note_json(body, lang)
+        return {k: localise(v, lang) for k, v in body.items()}
+    if isinstance(body, list | tuple):
+        return [localise(v, lang) for v in body]
+    return body

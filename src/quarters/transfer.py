@@ -51,6 +51,7 @@ from quarters.indicators import (
 )
 from quarters.settings import GERA_AGS, HALLE_AGS, PROJECT_CITIES, STORAGE_SRID
 from quarters.validation import parse_int
+from quarters.messages import Note
 
 Progress = Callable[[str, int, int], None]
 METHODS = ("zscore", "robust")
@@ -305,16 +306,15 @@ def resolve_reference(conn: Connection, spec: str, level: Level,
         return Reference(spec, kind, "quarter", key, name,
                          profile=profile_series(prof).reindex(indicators),
                          derivations=derivs, approximate=True,
-                         note=f"profile of the quarter derived from its "
-                              f"{prof['source_level'] or 'districts'} (coverage "
-                              f"{100 * prof['coverage']:.0f} %)")
+                         note=Note("reference_quarter_profile",
+                                   level=prof["source_level"] or "districts",
+                                   coverage=round(100 * prof["coverage"])))
     vals, reasons, _ = values_table(conn, ref_level, indicators)
     row = vals.loc[key]
     derivs = {k: f"missing: {reasons[k][key]}" for k in indicators if key in reasons[k]}
     return Reference(spec, kind, ref_level.name, key, name, profile=row,
                      derivations=derivs, approximate=approx,
-                     note=f"values of the {ref_level.name} unit compared with {level.name} "
-                          "units (external reference; it does not influence the scaling)")
+                     note=Note("reference_external", ref_level=ref_level.name, level=level.name))
 
 
 def _measure_reference(conn: Connection, spec: str, key: str, level: Level,
@@ -338,7 +338,7 @@ def _measure_reference(conn: Connection, spec: str, key: str, level: Level,
         raise InvalidInput(f"reference: measure {key} lies in no {level.label_en} unit of level "
                            f"'{level.name}'")
     return Reference(spec, "measure", level.name, unit[0], unit[1], unit_id=unit[0],
-                     note=f"unit containing measure {key} „{row.title}“")
+                     note=Note("reference_measure_unit", id=key, title=row.title))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -500,8 +500,7 @@ def run_transfer(conn: Connection, params: TransferParams, progress: Progress | 
     step("Rangfolge", 2, total)
     warnings = list(sim.warnings)
     if not level.outlines:
-        warnings.append(f"level '{level.name}' has no outlines: ranked on values only; the "
-                        "result cannot be mapped")
+        warnings.append(Note("level_without_outlines", level=level.name))
     ranking = sim.ranking.copy()
     ranking.insert(0, "name", names.reindex(ranking.index).to_numpy())
     for k in sim.indicators:
@@ -520,7 +519,7 @@ def run_transfer(conn: Connection, params: TransferParams, progress: Progress | 
                                    top=params.top, seed=params.seed, method=params.method,
                                    metric=params.metric, missing=params.missing)
         except ValueError as exc:
-            warnings.append(f"sensitivity check skipped: {exc}")
+            warnings.append(Note("sensitivity_skipped", reason=str(exc)))
         timings["sensitivity_s"] = time.perf_counter() - t2
         if sens is not None:
             for col in ("share_in_top", "rank_min", "rank_median", "rank_max"):
@@ -539,7 +538,7 @@ def run_transfer(conn: Connection, params: TransferParams, progress: Progress | 
                                            params.cluster_method, params.method, params.seed)
             cache_info["typology"] = "hit" if typ_hit else "miss"
         except ValueError as exc:
-            warnings.append(f"typology skipped: {exc}")
+            warnings.append(Note("typology_skipped", reason=str(exc)))
         if typ is not None:
             labels = typ.labels.reindex(ranking.index)
             ranking["cluster"] = labels.to_numpy()
@@ -589,8 +588,7 @@ def _candidates(conn: Connection, level: Level, values: pd.DataFrame, reference:
         keep &= inside
     if reference.unit_id is not None and not keep[values.index.get_loc(reference.unit_id)]:
         reference = replace(reference, profile=values.loc[reference.unit_id], unit_id=None,
-                            note="the reference does not pass the filter; its values are "
-                                 "compared as an external profile")
+                            note=Note("reference_filtered_out"))
     kept = values[keep]
     if kept.empty or (reference.unit_id is not None and len(kept) == 1):
         why = "the filter" if params.filter else "the parts of the reference"
@@ -617,7 +615,7 @@ def _reference_type(typ: Any, reference: Reference, warnings: list[str]) -> int 
             return int(value)
         return assign(typ, reference.profile.reindex(typ.indicators))
     except ValueError as exc:
-        warnings.append(f"type of the reference unknown: {exc}")
+        warnings.append(Note("reference_type_unknown", reason=str(exc)))
         return None
 
 
