@@ -25,8 +25,8 @@ import shapely
 from sqlalchemy import Connection, text
 
 from quarters.errors import SetupError
-from quarters.messages import note_text
 from quarters.indicators import DEFAULT_RULE
+from quarters.messages import note_text
 from quarters.settings import Settings
 from quarters.transfer import (
     TransferResult,

@@ -49,9 +49,9 @@ from quarters.indicators import (
     units,
     values_table,
 )
+from quarters.messages import Note
 from quarters.settings import GERA_AGS, HALLE_AGS, PROJECT_CITIES, STORAGE_SRID
 from quarters.validation import parse_int
-from quarters.messages import Note
 
 Progress = Callable[[str, int, int], None]
 METHODS = ("zscore", "robust")

@@ -19,7 +19,6 @@ Rules
 """
 
 from __future__ import annotations
-from quarters.messages import Note
 
 import warnings as _warnings
 from typing import Any, Literal
@@ -27,6 +26,8 @@ from typing import Any, Literal
 import mapclassify
 import numpy as np
 import pandas as pd
+
+from quarters.messages import Note
 
 __all__ = ["THIN_SPACE", "classify", "format_number"]
 

@@ -55,7 +55,6 @@ Ranks
 """
 
 from __future__ import annotations
-from quarters.messages import Note
 
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
@@ -63,6 +62,8 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+
+from quarters.messages import Note
 
 __all__ = [
     "MAD_SCALE",

@@ -23,7 +23,6 @@ Type names: for each cluster the indicators whose mean standardised value is at 
 """
 
 from __future__ import annotations
-from quarters.messages import Note
 
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +32,8 @@ import pandas as pd
 from scipy.cluster.hierarchy import fcluster, linkage
 from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
+
+from quarters.messages import Note
 
 from .similarity import _check_option, _check_values, _numeric, resolve_weights, standardise
 
