@@ -80,8 +80,13 @@ def error_text(exc: QuartersError, lang: str = "de") -> str:
     head = exc.text(lang)
     if not exc.errors or exc.plain is not None:
         return head
-    parts = [f"{e['pointer']}: {e['problem']}" if e.get("pointer") else e["problem"]
-             for e in render_items(exc.errors, lang, exc.code)]
+    from quarters.messages import t
+
+    parts = []
+    for e in render_items(exc.errors, lang, exc.code):
+        where = [t("server.row", lang, row=e["row"])] if e.get("row") else []
+        where += [e["pointer"]] if e.get("pointer") else []
+        parts.append(f"{' '.join(where)}: {e['problem']}" if where else e["problem"])
     return head + " " + "; ".join(parts)
 
 

@@ -13,6 +13,7 @@ from quarters.api.routes.measures import _relation
 from quarters.api.uploads import receive_file, upload_body_schema
 from quarters.db import commit
 from quarters.measures import Actor
+from quarters.messages import request_language
 from quarters.safefiles import Limits, remove_quietly
 
 router = APIRouter(prefix="/api/measures", tags=["measures"])
@@ -45,4 +46,4 @@ async def import_file(request: Request, conn: ConnDep, user: PlannerDep, setting
         remove_quietly(upload.path)
     if report.created:
         await run_in_threadpool(commit, conn)
-    return report.as_dict()
+    return report.as_dict(request_language(request))
