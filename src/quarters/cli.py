@@ -229,15 +229,15 @@ def import_measures(
     try:
         with engine.begin() as conn:
             report = run(conn, path, Actor(None, actor), dry_run=dry_run)
-    except QuartersError as exc:
-        for p in exc.errors[:200]:
-            console.print(f"  row {p.get('row')}: {p.get('field', '')} {p.get('problem')}",
-                          soft_wrap=True, markup=False)
-        raise
-    finally:
+    finally:  # a refused import: main() prints the problems, row by row, in the CLI's language
         engine.dispose()
-    for p in report.problems:
-        console.print(f"  row {p['row']}: {p['field']} {p['problem']}", soft_wrap=True, markup=False)
+    from quarters.errors import render_items
+    from quarters.messages import cli_language, t
+
+    lang = cli_language()
+    for p in render_items(report.problems, lang, "invalid_input"):
+        console.print(f"  {t('server.row', lang, row=p['row'])}: {p['field']} {p['problem']}",
+                      soft_wrap=True, markup=False)
     verdict = "would import" if dry_run else "imported"
     console.print(f"{path.name}: {report.rows} rows, {len(report.problems)} problems; "
                   f"{verdict} {report.rows - len({p['row'] for p in report.problems})} as drafts")
