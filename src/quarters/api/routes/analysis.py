@@ -41,9 +41,11 @@ def _list(values: list[str] | None) -> list[str] | None:
 
 def _scheme(value: str, k: int) -> None:
     if value not in SCHEMES:
-        raise InvalidParameter(f"classes: '{value}' is not one of {', '.join(SCHEMES)}")
+        raise InvalidParameter(code="analysis.not_one_of", pointer="classes", params={
+            "name": "classes", "value": value[:80], "allowed": ", ".join(SCHEMES)})
     if not 2 <= k <= 9:
-        raise InvalidParameter(f"k: must be between 2 and 9, got {k}")
+        raise InvalidParameter(code="analysis.between", pointer="k",
+                               params={"name": "k", "min": 2, "max": 9, "value": k})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -96,7 +98,7 @@ def indicator(key: str, conn: ConnDep) -> dict:
     for item in ind.catalogue(conn):
         if item["key"] == key:
             return item
-    raise NotFound(f"indicator: no indicator '{key}'")
+    raise NotFound(code="analysis.unknown_indicators", params={"keys": key[:80]})
 
 
 @router.get("/indicators/{key}/values", summary="Values of an indicator with map classes",
@@ -120,9 +122,11 @@ def indicator_values(
 
     _scheme(classes, k)
     if locale not in ("de", "en"):
-        raise InvalidParameter(f"locale: '{locale}' is not one of de, en")
+        raise InvalidParameter(code="analysis.not_one_of", pointer="locale", params={
+            "name": "locale", "value": locale[:80], "allowed": "de, en"})
     if format not in ("json", "geojson"):
-        raise InvalidParameter(f"format: '{format}' is not one of json, geojson")
+        raise InvalidParameter(code="analysis.not_one_of", pointer="format", params={
+            "name": "format", "value": format[:80], "allowed": "json, geojson"})
     d = ind.get_definition(conn, key)
     lvl = ind.get_level(conn, level)
     values, reasons, meta = ind.values_table(conn, lvl, [key])
@@ -348,10 +352,11 @@ def cross_city(
     cities rank in each other's list."""
     limits = transfer.Limits.from_settings(settings)
     if not 1 <= top <= limits.max_top:
-        raise InvalidParameter(f"top: must be between 1 and {limits.max_top} "
-                               f"(QUARTERS_ANALYSIS_MAX_TOP), got {top}")
+        raise InvalidParameter(code="analysis.between", pointer="top", params={
+            "name": "top", "min": 1, "max": limits.max_top, "value": top})
     if method not in transfer.METHODS:
-        raise InvalidParameter(f"method: '{method}' is not one of {', '.join(transfer.METHODS)}")
+        raise InvalidParameter(code="analysis.not_one_of", pointer="method", params={
+            "name": "method", "value": method[:80], "allowed": ", ".join(transfer.METHODS)})
     try:
         return localise(transfer.cross_city(conn, level, _list(indicators),
                                             transfer.parse_weights(weights, "weights") or None,
