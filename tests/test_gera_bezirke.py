@@ -109,7 +109,7 @@ def test_a_measure_reference_at_the_level_is_refused_clearly(client, conn):
         "types": "false"})
     assert resp.status_code == 422
     assert resp.headers["content-type"].startswith("application/problem+json")
-    assert "has no outlines" in resp.json()["detail"]
+    assert resp.json()["code"] == "analysis.measure_level_without_outlines"
 
 
 def test_report_at_the_level_renders_without_a_map_geometry(client):

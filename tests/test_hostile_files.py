@@ -277,7 +277,8 @@ def test_too_many_features_or_vertices_are_refused_through_the_api(capped_client
         f"Ladepunkt {i},15002000,Mobilität,geplant,11.97,51.48\n" for i in range(5))
     response = capped_client.post("/api/measures/import", headers=headers,
                                   files={"file": ("viele.csv", rows.encode(), "text/csv")})
-    assert response.status_code == 422 and "5 features; at most 3" in response.json()["detail"]
+    assert response.status_code == 422 and response.json()["code"] == "file.too_many_features"
+    assert {"count": 5, "max": 3}.items() <= response.json()["params"].items()
     ring = [[11.9 + i / 1000, 51.48] for i in range(60)] + [[11.9, 51.49], [11.9, 51.48]]
     feature = {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]},
                "properties": {"title": "Fläche", "city_ags": "15002000",
@@ -285,7 +286,8 @@ def test_too_many_features_or_vertices_are_refused_through_the_api(capped_client
     body = json.dumps({"type": "FeatureCollection", "features": [feature]}).encode()
     response = capped_client.post("/api/measures/import", headers=headers,
                                   files={"file": ("spitz.geojson", body, "application/geo+json")})
-    assert response.status_code == 422 and "62 vertices; at most 40" in response.json()["detail"]
+    assert response.status_code == 422 and response.json()["code"] == "file.too_many_vertices"
+    assert {"count": 62, "max": 40}.items() <= response.json()["params"].items()
     assert n_measures(conn) == before
 
 
