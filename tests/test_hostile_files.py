@@ -176,7 +176,8 @@ def test_api_refuses_vrt_uploads_without_reading_or_fetching(client, conn, setti
 # -- through the CLI -------------------------------------------------------------------------
 def run_cli(settings, *args: str, **env: str) -> subprocess.CompletedProcess:
     environment = {**os.environ, "QUARTERS_DATABASE_URL": settings.database_url,
-                   "QUARTERS_DATA_DIR": str(settings.data_dir), **env}
+                   "QUARTERS_DATA_DIR": str(settings.data_dir),
+                   "QUARTERS_LANG": "en", **env}  # these tests read the CLI's English texts
     return subprocess.run([sys.executable, "-c", "from quarters.cli import main; main()", *args],
                           capture_output=True, text=True, timeout=180, env=environment)
 
