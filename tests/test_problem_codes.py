@@ -52,10 +52,11 @@ def test_a_pydantic_error_has_a_code_and_a_detail_in_each_language(client):
     assert b["errors"][0]["problem"] == t("problem.validation.int_parsing", "en")
 
 
-def test_a_measure_outside_the_city_names_the_buffer_as_a_param(client, conn, tokens):
+def test_a_measure_outside_the_city_names_the_buffer_as_a_param(client, conn):
     before = conn.execute(text("SELECT count(*) FROM measures")).scalar_one()
     body = measure_feature({"type": "Point", "coordinates": [12.08, 50.88]})  # Gera, not Halle
-    de, en, en_param = both(client.post, "/api/measures", json=body, headers=tokens["planner"])
+    planner = bearer(client, conn, "planner")
+    de, en, en_param = both(client.post, "/api/measures", json=body, headers=planner)
     a, b = same_problem(de, en, en_param, 422)
     assert a["code"] == "measure.outside_area" and a["pointer"] == "/geometry"
     from quarters.measures import CITY_BUFFER_M
@@ -101,18 +102,19 @@ def test_import_row_problems_are_coded_in_the_dry_run_report(client, conn):
 
 
 def test_an_analysis_warning_has_a_code_and_a_detail_in_each_language(client):
-    body = {"reference": "stadtviertel:04", "level": "stadtviertel", "top": 500,
-            "types": False, "sensitivity": False}
-    de = client.post("/api/analysis/transfer", json=body, headers=GERMAN).json()
-    en = client.post("/api/analysis/transfer?lang=en", json=body).json()
+    query = "/api/analysis/transfer?reference=gera_bezirk:10&level=gera_bezirk" \
+            "&sensitivity=false&types=false"
+    de = client.get(query, headers=GERMAN).json()
+    en = client.get(query + "&lang=en", headers=GERMAN).json()
     assert [(w["code"], w["params"]) for w in de["warnings"]] == \
         [(w["code"], w["params"]) for w in en["warnings"]]
-    capped = next(w for w in de["warnings"] if w["code"] == "top_capped")
-    capped_en = next(w for w in en["warnings"] if w["code"] == "top_capped")
-    n = de["n_candidates"]
-    assert capped["params"] == {"top": 500, "count": n}
-    assert capped["detail"] == f"Top 500 ist mehr als die {n} Kandidaten; es werden {n} gezeigt."
-    assert capped_en["detail"] == f"Top 500 exceeds the {n} candidates; showing {n}."
+    a = next(w for w in de["warnings"] if w["code"] == "level_without_outlines")
+    b = next(w for w in en["warnings"] if w["code"] == "level_without_outlines")
+    assert a["params"] == b["params"] == {"level": "gera_bezirk"}
+    assert a["detail"] == t("warning.level_without_outlines", "de", level="gera_bezirk")
+    assert "lässt sich nicht kartieren" in a["detail"]
+    assert b["detail"] == t("warning.level_without_outlines", "en", level="gera_bezirk")
+    assert "cannot be mapped" in b["detail"]
 
 
 def test_a_request_line_problem_is_answered_in_the_request_language(client):

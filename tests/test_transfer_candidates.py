@@ -78,7 +78,7 @@ def test_a_quarter_is_never_ranked_against_its_own_stadtviertel(client, conn):
     # a city over its districts: nothing left to rank, said clearly
     r = client.post("/api/analysis/transfer", json={
         "reference": f"gemeinde:{HALLE_AGS}", "level": "stadtviertel", "types": False})
-    assert r.status_code == 422 and "no candidates left" in r.json()["detail"]
+    assert r.status_code == 422 and r.json()["code"] == "analysis.no_candidates"
 
 
 def test_filter_on_municipalities_counts_match_pandas(client, conn):

@@ -59,7 +59,7 @@ CONFORMANCE = [
 # Part 3: filter, filter-lang, filter-crs, sortby and properties (see _part3)
 PART3_PARAMS = {"filter", "filter-lang", "filter-crs", "sortby", "properties"}
 PAGING_PARAMS = {"limit", "offset", "after", "bbox", "bbox-crs", "crs", "datetime", "f",
-                 "view"} | PART3_PARAMS
+                 "view", "lang"} | PART3_PARAMS  # lang: the language of problems (messages.py)
 JSON = "application/json"
 GEOJSON = "application/geo+json"
 SCHEMA_JSON = "application/schema+json"
@@ -555,7 +555,7 @@ async def feature(collection_id: str, item_id: str, request: Request, runner: Ru
          "type": GEOJSON},
         {"href": f"{base}/api/collections/{col.id}", "rel": "collection", "type": JSON},
     ]
-    unknown = sorted(set(request.query_params) - {"crs", "f"})
+    unknown = sorted(set(request.query_params) - {"crs", "f", "lang"})
     if unknown:
         raise InvalidParameter(code="ogc.unknown_parameters",
                                params={"names": ", ".join(unknown), "allowed": "crs, f"})
