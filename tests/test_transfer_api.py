@@ -164,7 +164,7 @@ def test_get_form_and_scores_for_a_choropleth(client):
     ({"reference": "measure:999999"}, 404, "analysis.reference_measure_unknown"),
     ({"reference": "stadtviertel:71", "level": "stadtviertel", "indicators": "female_share"},
      422, "analysis.no_values"),
-    ({"reference": "gemeinde:15002000", "classes": "pretty"}, 400, "classes: 'pretty'"),
+    ({"reference": "gemeinde:15002000", "classes": "pretty"}, 400, "analysis.not_one_of"),
 ])
 def test_errors_name_the_bad_field(client, params, status, message):
     r = client.get("/api/analysis/transfer", params=params)
