@@ -61,23 +61,24 @@ def test_runs_beyond_the_cap_are_refused_fast_with_the_cap_named(client):
     for r in (post, get, report):
         assert r.status_code == 400, r.text
         assert r.headers["content-type"].startswith("application/problem+json")
-        detail = r.json()["detail"]
-        assert "runs: must be between 1 and 500" in detail
-        assert "QUARTERS_ANALYSIS_MAX_RUNS" in detail
+        problem = r.json()
+        assert problem["code"] == "analysis.between" and problem["pointer"] == "runs"
+        assert problem["params"] == {"name": "runs", "min": 1, "max": 500, "value": 5000}
     assert elapsed < 2.0  # refused before any computation (5000 runs took 105 s before)
     top = client.post("/api/analysis/transfer", json={"reference": HALLE, "top": 501})
-    assert top.status_code == 400 and "QUARTERS_ANALYSIS_MAX_TOP" in top.json()["detail"]
+    assert top.status_code == 400 and top.json()["params"]["max"] == 500
 
 
 def test_caps_come_from_the_settings(make_client):
     small = make_client(analysis_max_runs=20, analysis_max_top=5, analysis_max_units=100)
     r = small.post("/api/analysis/transfer", json={"reference": HALLE, "top": 5, "runs": 21})
-    assert r.status_code == 400 and "between 1 and 20" in r.json()["detail"]
+    assert r.status_code == 400 and r.json()["params"]["max"] == 20
     r = small.get("/api/analysis/cross-city", params={"top": 6})
-    assert r.status_code == 400 and "between 1 and 5" in r.json()["detail"]
+    assert r.status_code == 400 and r.json()["params"]["max"] == 5
     r = small.post("/api/analysis/transfer", json={"reference": HALLE, "top": 5, "runs": 20})
     assert r.status_code == 400, r.text
-    assert "'gemeinde' has 10997 units, more than the 100" in r.json()["detail"]
+    assert r.json()["code"] == "analysis.too_many_units"
+    assert r.json()["params"] == {"level": "gemeinde", "count": 10997, "max": 100}
     assert "QUARTERS_ANALYSIS_MAX_UNITS" in r.json()["detail"]
     ok = small.post("/api/analysis/transfer", json={
         "reference": "stadtviertel:71", "level": "stadtviertel", "top": 5, "runs": 20})
@@ -90,8 +91,8 @@ def test_agglomerative_typology_of_all_municipalities_is_refused(client):
               client.post("/api/analysis/transfer", json={
                   "reference": HALLE, "cluster_method": "agglomerative", "sensitivity": False})):
         assert r.status_code == 400, r.text
-        detail = r.json()["detail"]
-        assert "agglomerative (Ward)" in detail and "QUARTERS_ANALYSIS_MAX_WARD_UNITS" in detail
+        assert r.json()["code"] == "analysis.ward_too_many_units"
+        assert "QUARTERS_ANALYSIS_MAX_WARD_UNITS" in r.json()["detail"]
     small = client.get("/api/analysis/typology",
                        params={"level": "stadtviertel", "method": "agglomerative", "k": 4})
     assert small.status_code == 200 and small.json()["method"] == "agglomerative"
@@ -165,6 +166,7 @@ def test_slow_analysis_queries_hit_the_statement_timeout(make_client):
     r = hurried.get("/api/analysis/typology", params={"level": "gemeinde", "k": 5})
     assert r.status_code == 503, r.text
     assert r.headers["Retry-After"]
+    assert r.json()["code"] == "analysis.timeout"
     assert "QUARTERS_ANALYSIS_TIMEOUT_MS" in r.json()["detail"]
 
 
@@ -192,5 +194,5 @@ def test_a_second_concurrent_analysis_gets_503(settings, engine):
     assert second.status_code == 503, second.text
     assert second.headers["retry-after"] and busy_s < 1.0
     assert second.headers["content-type"].startswith("application/problem+json")
-    assert "QUARTERS_ANALYSIS_SLOTS" in second.json()["detail"]
+    assert second.json()["code"] == "analysis.busy"
     assert after.status_code == 200

@@ -186,7 +186,7 @@ def test_feed_is_valid_atom_with_published_changes_only(client, conn):
     assert not feed.bozo, feed.bozo_exception
     titles = [e.title for e in feed.entries]
     assert "Neue Maßnahme: Neue Ladesäule <b>fett</b>" in titles  # as text, escaped in XML
-    assert any("Status geändert" in t and "in Umsetzung" in t for t in titles)
+    assert any("Status geändert" in t and "In Umsetzung" in t for t in titles)
     assert b"<b>fett</b>" not in response.content
     assert all(e.link.endswith(f"/massnahmen/{mid}") for e in feed.entries if "Ladesäule" in e.title)
 

@@ -71,8 +71,8 @@ def test_users_add_creates_an_account_that_can_sign_in(cli_env, monkeypatch, eng
         stored = conn.exec_driver_sql(
             "SELECT password_hash FROM users WHERE username = 'cli-planerin'").scalar_one()
         assert stored.startswith("$argon2id$")
-    bad = run("users", "add", "x", "--role", "king")
-    assert bad.returncode == 2 and "role must be one of" in bad.stderr
+    bad = run("--lang", "de", "users", "add", "x", "--role", "king")
+    assert bad.returncode == 2 and "Fehler:" in bad.stderr and "„king“" in bad.stderr
 
 
 def test_export_measures_writes_a_geopackage(cli_env, tmp_path):

@@ -99,7 +99,8 @@ def test_ranking_at_the_level_works_on_values_and_says_it_cannot_map(client):
     assert [i["key"] for i in body["indicators"]] == ["population_change_pct"]
     assert body["n_candidates"] == 12
     assert body["rows"][0]["code"] == "10"
-    assert any("no outlines" in w and "cannot be mapped" in w for w in body["warnings"])
+    assert any(w["code"] == "level_without_outlines" and "nicht kartieren" in w["detail"]
+               for w in body["warnings"])
 
 
 def test_a_measure_reference_at_the_level_is_refused_clearly(client, conn):
@@ -109,11 +110,11 @@ def test_a_measure_reference_at_the_level_is_refused_clearly(client, conn):
         "types": "false"})
     assert resp.status_code == 422
     assert resp.headers["content-type"].startswith("application/problem+json")
-    assert "has no outlines" in resp.json()["detail"]
+    assert resp.json()["code"] == "analysis.measure_level_without_outlines"
 
 
 def test_report_at_the_level_renders_without_a_map_geometry(client):
     resp = client.post("/api/analysis/report", json={
         "reference": f"{LEVEL}:10", "level": LEVEL, "sensitivity": False, "types": False})
     assert resp.status_code == 200, resp.text
-    assert "Lusan-Laune" in resp.text and "cannot be mapped" in resp.text
+    assert "Lusan-Laune" in resp.text and "lässt sich nicht kartieren" in resp.text

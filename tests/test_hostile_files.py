@@ -176,7 +176,8 @@ def test_api_refuses_vrt_uploads_without_reading_or_fetching(client, conn, setti
 # -- through the CLI -------------------------------------------------------------------------
 def run_cli(settings, *args: str, **env: str) -> subprocess.CompletedProcess:
     environment = {**os.environ, "QUARTERS_DATABASE_URL": settings.database_url,
-                   "QUARTERS_DATA_DIR": str(settings.data_dir), **env}
+                   "QUARTERS_DATA_DIR": str(settings.data_dir),
+                   "QUARTERS_LANG": "en", **env}  # these tests read the CLI's English texts
     return subprocess.run([sys.executable, "-c", "from quarters.cli import main; main()", *args],
                           capture_output=True, text=True, timeout=180, env=environment)
 
@@ -277,7 +278,8 @@ def test_too_many_features_or_vertices_are_refused_through_the_api(capped_client
         f"Ladepunkt {i},15002000,Mobilität,geplant,11.97,51.48\n" for i in range(5))
     response = capped_client.post("/api/measures/import", headers=headers,
                                   files={"file": ("viele.csv", rows.encode(), "text/csv")})
-    assert response.status_code == 422 and "5 features; at most 3" in response.json()["detail"]
+    assert response.status_code == 422 and response.json()["code"] == "file.too_many_features"
+    assert {"count": 5, "max": 3}.items() <= response.json()["params"].items()
     ring = [[11.9 + i / 1000, 51.48] for i in range(60)] + [[11.9, 51.49], [11.9, 51.48]]
     feature = {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]},
                "properties": {"title": "Fläche", "city_ags": "15002000",
@@ -285,7 +287,8 @@ def test_too_many_features_or_vertices_are_refused_through_the_api(capped_client
     body = json.dumps({"type": "FeatureCollection", "features": [feature]}).encode()
     response = capped_client.post("/api/measures/import", headers=headers,
                                   files={"file": ("spitz.geojson", body, "application/geo+json")})
-    assert response.status_code == 422 and "62 vertices; at most 40" in response.json()["detail"]
+    assert response.status_code == 422 and response.json()["code"] == "file.too_many_vertices"
+    assert {"count": 62, "max": 40}.items() <= response.json()["params"].items()
     assert n_measures(conn) == before
 
 

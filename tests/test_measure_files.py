@@ -102,16 +102,17 @@ def test_geopackage_import_in_another_crs(client, conn, tmp_path):
 
 
 @pytest.mark.parametrize("name,content,expected", [
-    ("m.txt", b"title\nx", "unsupported file type"),
-    ("m.geojson", b"{broken", "not valid JSON"),
-    ("m.geojson", b'{"type": "Feature"}', "FeatureCollection"),
-    ("m.gpkg", b"not a geopackage", "not a GeoPackage"),
+    ("m.txt", b"title\nx", "file.unsupported_type"),
+    ("m.geojson", b"{broken", "file.bad_json_at"),
+    ("m.geojson", b'{"type": "Feature"}', "file.not_feature_collection"),
+    ("m.gpkg", b"not a geopackage", "file.wrong_content"),
 ])
 def test_broken_files_are_refused(client, conn, name, content, expected):
     before = n_measures(conn)
     response = client.post("/api/measures/import", headers=bearer(client, conn, "planner"),
                            files={"file": (name, content, "application/octet-stream")})
-    assert response.status_code == 422 and expected in response.text
+    assert response.status_code == 422 and response.json()["code"] == expected
+    assert response.json()["params"]["name"] == name
     assert n_measures(conn) == before
 
 
@@ -139,6 +140,7 @@ def test_cli_import_dry_run_and_refusal(settings, monkeypatch, tmp_path):
     from quarters.settings import get_settings
 
     monkeypatch.setenv("QUARTERS_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("QUARTERS_LANG", "en")  # the CLI's English texts
     get_settings.cache_clear()
     path = tmp_path / "massnahmen.csv"
     path.write_bytes(csv_bytes(rows_with_broken_middle()))

@@ -227,47 +227,52 @@ def test_quarters_and_districts_are_derived_from_geometry(client, tokens, draft)
 BOW_TIE = {"type": "Polygon", "coordinates": [[[11.99, 51.47], [12.0, 51.48], [12.0, 51.47],
                                                [11.99, 51.48], [11.99, 51.47]]]}
 BAD_BODIES = [
-    ("bow-tie", measure_feature(BOW_TIE), 422, "Self-intersection"),
+    ("bow-tie", measure_feature(BOW_TIE), 422, "geometry.invalid"),
     ("unclosed ring", measure_feature({"type": "Polygon", "coordinates": [[[11.99, 51.47],
-        [12.0, 51.48], [12.0, 51.47], [11.995, 51.475]]]}), 422, "not closed"),
+        [12.0, 51.48], [12.0, 51.47], [11.995, 51.475]]]}), 422, "geometry.ring_not_closed"),
     ("short ring", measure_feature({"type": "Polygon", "coordinates": [[[11.99, 51.47],
-        [12.0, 51.48], [11.99, 51.47]]]}), 422, "at least 4"),
-    ("empty polygon", measure_feature({"type": "Polygon", "coordinates": []}), 422, "empty"),
-    ("empty point", measure_feature({"type": "Point", "coordinates": []}), 422, "empty"),
-    ("null geometry", {**measure_feature(), "geometry": None}, 422, "geometry missing"),
+        [12.0, 51.48], [11.99, 51.47]]]}), 422, "geometry.ring_too_short"),
+    ("empty polygon", measure_feature({"type": "Polygon", "coordinates": []}), 422,
+     "geometry.empty"),
+    ("empty point", measure_feature({"type": "Point", "coordinates": []}), 422, "geometry.empty"),
+    ("null geometry", {**measure_feature(), "geometry": None}, 422, "geometry.missing"),
     ("huge coordinate", measure_feature({"type": "Point", "coordinates": [1e308, 1e308]}), 422,
-     "out of range"),
+     "geometry.out_of_range"),
     ("swapped axes", measure_feature({"type": "Point", "coordinates": [51.48, 11.97]}), 422,
-     "outside the planning area"),
-    ("outside city", measure_feature(GERA_POINT), 422, "outside the planning area"),
+     "measure.outside_area"),
+    ("outside city", measure_feature(GERA_POINT), 422, "measure.outside_area"),
     ("3D position", measure_feature({"type": "Point", "coordinates": [11.97, 51.48, 80]}), 422,
-     "2 numbers"),
+     "geometry.position_size"),
     ("crs member", measure_feature({"type": "Point", "coordinates": [11.97, 51.48],
-                                    "crs": {"type": "name"}}), 422, "crs member"),
+                                    "crs": {"type": "name"}}), 422, "geometry.crs_not_supported"),
     ("geometry collection", measure_feature({"type": "GeometryCollection", "geometries": []}),
-     422, "not allowed"),
-    ("unknown field", measure_feature(owner_id=5), 422, "unknown field"),
-    ("published by client", measure_feature(published=True), 422, "unknown field"),
-    ("wrong type", measure_feature(budget_planned="viel"), 422, "budget_planned"),
-    ("negative budget", measure_feature(budget_planned=-1.0), 422, "budget_planned"),
-    ("huge budget", measure_feature(budget_planned=1e30), 422, "budget_planned"),
+     422, "geometry.type_not_allowed"),
+    ("unknown field", measure_feature(owner_id=5), 422, "/properties/owner_id"),
+    ("published by client", measure_feature(published=True), 422, "validation.extra_forbidden"),
+    ("wrong type", measure_feature(budget_planned="viel"), 422, "/properties/budget_planned"),
+    ("negative budget", measure_feature(budget_planned=-1.0), 422,
+     "validation.greater_than_equal"),
+    ("huge budget", measure_feature(budget_planned=1e30), 422,
+     "validation.less_than_equal"),
     ("dates out of order", measure_feature(start_date="2026-01-01", end_date="2025-01-01"), 422,
-     "end_date is before start_date"),
-    ("year 10000", measure_feature(start_date="10000-01-01"), 422, "start_date"),
+     "measure.end_before_start"),
+    ("year 10000", measure_feature(start_date="10000-01-01"), 422,
+     "/properties/start_date"),
     ("foreign action field", measure_feature(action_field="Energie und Umwelt"), 422,
-     "action_field"),
+     "/properties/action_field"),
     ("NUL in title", measure_feature(title="Titel\x00"), 400, "/properties/title"),
     ("NUL in a list item", measure_feature(partners=["Stadt", "Uni\x00"]), 400,
      "/properties/partners/1"),
-    ("control character in title", measure_feature(title="Titel\x07"), 422, "U+0007"),
-    ("line break in title", measure_feature(title="Titel\nzweite Zeile"), 422, "U+000A"),
+    ("control character in title", measure_feature(title="Titel\x07"), 422, "text.control_character"),
+    ("line break in title", measure_feature(title="Titel\nzweite Zeile"), 422, "text.control_character"),
     ("control character in a link", measure_feature(
-        links=[{"title": "x", "url": "https://a.example/\x01"}]), 422, "U+0001"),
-    ("title too long", measure_feature(title="x" * 201), 422, "title"),
-    ("unknown edition", measure_feature(editions=["gibt-es-nicht"]), 422, "edition"),
-    ("unknown parent", measure_feature(parent_id=999999), 422, "parent_id"),
+        links=[{"title": "x", "url": "https://a.example/\x01"}]), 422, "text.control_character"),
+    ("title too long", measure_feature(title="x" * 201), 422, "validation.string_too_long"),
+    ("unknown edition", measure_feature(editions=["gibt-es-nicht"]), 422,
+     "measure.unknown_edition"),
+    ("unknown parent", measure_feature(parent_id=999999), 422, "measure.unknown_parent"),
     ("too many vertices", measure_feature({"type": "LineString", "coordinates":
-        [[11.97 + i * 1e-7, 51.48] for i in range(10_001)]}), 422, "too many vertices"),
+        [[11.97 + i * 1e-7, 51.48] for i in range(10_001)]}), 422, "geometry.too_many_vertices"),
 ]
 
 
@@ -277,7 +282,10 @@ def test_bad_measures_are_refused_and_nothing_is_stored(client, conn, tokens, na
     before = counts(conn)
     response = client.post("/api/measures", json=body, headers=tokens["planner"])
     assert response.status_code == status, response.text
-    assert message in response.text
+    problem = response.json()
+    found = {problem["code"], problem.get("pointer")} | {
+        v for e in problem.get("errors", []) for v in (e["code"], e["pointer"])}
+    assert message in found, problem  # a catalogue code or the JSON pointer
     assert response.headers["content-type"].startswith("application/problem+json")
     assert "Traceback" not in response.text and "psycopg" not in response.text
     assert counts(conn) == before

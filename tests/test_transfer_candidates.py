@@ -78,7 +78,7 @@ def test_a_quarter_is_never_ranked_against_its_own_stadtviertel(client, conn):
     # a city over its districts: nothing left to rank, said clearly
     r = client.post("/api/analysis/transfer", json={
         "reference": f"gemeinde:{HALLE_AGS}", "level": "stadtviertel", "types": False})
-    assert r.status_code == 422 and "no candidates left" in r.json()["detail"]
+    assert r.status_code == 422 and r.json()["code"] == "analysis.no_candidates"
 
 
 def test_filter_on_municipalities_counts_match_pandas(client, conn):
@@ -108,13 +108,14 @@ def test_filter_on_municipalities_counts_match_pandas(client, conn):
 
 
 @pytest.mark.parametrize(("cql", "message"), [
-    ("nope = 1", "nope"),
-    ("population >>= 3", "filter"),
+    ("nope = 1", "cql2.unknown_property"),
+    ("population >>= 3", "cql2.syntax_expected"),
 ])
 def test_bad_filter_is_a_400(client, cql, message):
     r = client.post("/api/analysis/transfer", json={
         "reference": f"gemeinde:{HALLE_AGS}", "level": "gemeinde", "filter": cql})
-    assert r.status_code == 400 and message in r.json()["detail"]
+    assert r.status_code == 400 and r.json()["code"] == message
+    assert r.json()["pointer"] == "filter"
 
 
 def test_stadtviertel_filter_by_stadtbezirk(client, conn):

@@ -14,7 +14,7 @@ from argon2.exceptions import InvalidHashError, VerifyMismatchError
 from sqlalchemy import Connection, text
 
 from quarters.errors import InvalidInput
-from quarters.validation import control_problem
+from quarters.validation import control_code
 
 ROLES = ("admin", "planner", "moderator")
 SESSION_LIFETIME = timedelta(hours=12)
@@ -49,22 +49,24 @@ class Session:
 
 def _check_password(password: str) -> None:
     if len(password) < 10:
-        raise InvalidInput("password must have at least 10 characters")
+        raise InvalidInput(code="auth.password_short", params={"min": 10})
     if len(password) > 200:
-        raise InvalidInput("password may have at most 200 characters")
+        raise InvalidInput(code="auth.password_long", params={"max": 200})
 
 
 def add_user(conn: Connection, username: str, password: str, role: str,
              display_name: str | None = None) -> User:
     """Create an account (or reset its password and role: its sessions end)."""
     if role not in ROLES:
-        raise InvalidInput(f"role must be one of {', '.join(ROLES)}, not '{role}'")
+        raise InvalidInput(code="auth.role_unknown",
+                           params={"role": str(role)[:40], "allowed": ", ".join(ROLES)})
     _check_password(password)
     if not username.isascii() or not username.replace("-", "").replace("_", "").replace(
             ".", "").isalnum():
-        raise InvalidInput("username may contain letters, digits, '.', '-' and '_' only")
-    if display_name and control_problem(display_name):
-        raise InvalidInput(f"display name: {control_problem(display_name)}")
+        raise InvalidInput(code="auth.username_chars")
+    bad = control_code(display_name) if display_name else None
+    if bad:
+        raise InvalidInput(code=bad[0], pointer="display_name", params=bad[1])
     row = conn.execute(text("""
         INSERT INTO users (username, display_name, role, password_hash)
         VALUES (:u, :d, :r, :h)

@@ -18,6 +18,21 @@ db_app = typer.Typer(help="The database (embedded PostGIS unless QUARTERS_DATABA
 data_app = typer.Typer(help="External data: fetch, check, load")
 import_app = typer.Typer(help="Import files into the database")
 app.add_typer(db_app, name="db")
+
+
+@app.callback()
+def _options(lang: Annotated[str | None, typer.Option(
+        "--lang", help="Sprache der Meldungen / language of messages: de or en (default: "
+                       "QUARTERS_LANG, then LANG, then de)")] = None) -> None:
+    """quarters – Quartiersplanung für Halle (Saale) und Gera."""
+    import os
+
+    if lang is not None:
+        if lang not in ("de", "en"):
+            raise typer.BadParameter("de or en", param_hint="--lang")
+        os.environ["QUARTERS_LANG"] = lang
+
+
 app.add_typer(data_app, name="data")
 app.add_typer(import_app, name="import")
 users_app = typer.Typer(help="Accounts of planners, moderators and admins")
@@ -214,15 +229,15 @@ def import_measures(
     try:
         with engine.begin() as conn:
             report = run(conn, path, Actor(None, actor), dry_run=dry_run)
-    except QuartersError as exc:
-        for p in exc.errors[:200]:
-            console.print(f"  row {p.get('row')}: {p.get('field', '')} {p.get('problem')}",
-                          soft_wrap=True, markup=False)
-        raise
-    finally:
+    finally:  # a refused import: main() prints the problems, row by row, in the CLI's language
         engine.dispose()
-    for p in report.problems:
-        console.print(f"  row {p['row']}: {p['field']} {p['problem']}", soft_wrap=True, markup=False)
+    from quarters.errors import render_items
+    from quarters.messages import cli_language, t
+
+    lang = cli_language()
+    for p in render_items(report.problems, lang, "invalid_input"):
+        console.print(f"  {t('server.row', lang, row=p['row'])}: {p['field']} {p['problem']}",
+                      soft_wrap=True, markup=False)
     verdict = "would import" if dry_run else "imported"
     console.print(f"{path.name}: {report.rows} rows, {len(report.problems)} problems; "
                   f"{verdict} {report.rows - len({p['row'] for p in report.problems})} as drafts")
@@ -317,7 +332,14 @@ def main() -> None:
     try:
         app()
     except QuartersError as exc:
-        console.print(f"[red]error:[/] {exc.detail}", soft_wrap=True, markup=True)
+        from quarters.errors import error_text
+        from quarters.messages import cli_language, t
+
+        lang = cli_language()
+        from rich.markup import escape
+
+        console.print(f"[red]{t('server.cli_error', lang)}[/] {escape(error_text(exc, lang))}",
+                      soft_wrap=True, markup=True, highlight=False)
         raise SystemExit(2) from None
 
 

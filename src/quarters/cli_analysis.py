@@ -8,9 +8,11 @@ from typing import Annotated
 import pandas as pd
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from quarters.messages import cli_language, note_text, t
 from quarters.settings import get_settings
 
 analyze_app = typer.Typer(help="Indicators, quarter profiles, transferability rankings",
@@ -107,8 +109,10 @@ def transfer_command(
     if res.part_of_reference:
         console.print("part_of_reference (not ranked): " + ", ".join(
             f"{p['name']} ({p['code']})" for p in res.part_of_reference))
+    lang = cli_language()
     for w in res.warnings:
-        console.print(f"[yellow]note:[/] {w}")
+        console.print(f"[yellow]{t('server.cli_note', lang)}[/] {escape(note_text(w, lang))}",
+                      highlight=False)
     for kind, path in paths.items():
         console.print(f"{kind}: {path}" if path else f"{kind}: none (level has no outlines)")
 

@@ -93,14 +93,18 @@ def _fields(queryables: Mapping[str, Field | tuple[str, str]]) -> dict[str, Fiel
     return out
 
 
+def _bad(code: str, where: str = "filter", /, **params: Any) -> InvalidParameter:
+    """A refused filter, sortby, filter-lang or filter-crs value (400), catalogue code
+    ``cql2.<code>``; ``where`` is the parameter."""
+    return InvalidParameter(code=f"cql2.{code}", pointer=where, params=params)
+
+
 def _lookup(fields: dict[str, Field], name: Any, what: str) -> Field:
     if not isinstance(name, str) or name not in fields:
-        hint = ""
-        if isinstance(name, str):
-            near = [n for n in fields if n.lower() == name.lower()]
-            hint = f" (did you mean '{near[0]}'?)" if near else ""
-        raise InvalidParameter(f"{what}: unknown property {str(name)[:80]!r}{hint}; allowed: "
-                               f"{', '.join(sorted(fields))}")
+        near = [n for n in fields if isinstance(name, str) and n.lower() == name.lower()]
+        code = "unknown_property_hint" if near else "unknown_property"
+        raise _bad(code, what, name=str(name)[:80], hint=near[0] if near else "",
+                   allowed=", ".join(sorted(fields)))
     return fields[name]
 
 
@@ -117,12 +121,12 @@ def parse_sortby(text: str, queryables: Mapping[str, Field | tuple[str, str]]) -
             direction = "DESC" if item[0] == "-" else "ASC"
             item = item[1:].strip()
         if not item:
-            raise InvalidParameter(f"sortby: empty item in {text[:200]!r}")
+            raise _bad("sortby_empty_item", "sortby", text=text[:200])
         field = _lookup(fields, item, "sortby")
         if field.type == "geometry":
-            raise InvalidParameter(f"sortby: cannot sort by the geometry ('{item}')")
+            raise _bad("sortby_geometry", "sortby", name=item)
         if item in seen:
-            raise InvalidParameter(f"sortby: '{item}' named twice")
+            raise _bad("sortby_twice", "sortby", name=item)
         seen.add(item)
         order.append(f"{field.sql} {direction}")
     return order
@@ -178,8 +182,8 @@ def _instant(raw: str, kind: str = "any") -> date | datetime:
             return date.fromisoformat(raw)
         value = datetime.fromisoformat(raw)
     except (ValueError, TypeError):
-        raise InvalidParameter(f"filter: {str(raw)[:40]!r} is not an ISO 8601 "
-                               f"{'date' if kind == 'date' else 'date or timestamp'}") from None
+        raise _bad("not_a_date" if kind == "date" else "not_a_timestamp",
+                   value=str(raw)[:40]) from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
@@ -189,8 +193,7 @@ class _Transformer(_text_parser.CQLTransformer):
         return str(token)[1:-1].replace("''", "'")
 
     def wkt__geometry_with_srid(self, srid, geometry):  # noqa: ANN001, ANN201, D102
-        raise InvalidParameter(f"filter: SRID={srid}; in a geometry is not supported; "
-                               "use filter-crs")
+        raise _bad("srid_in_geometry")
 
     def wkt__multipoint_2(self, *coordinates):  # noqa: ANN001, ANN201, D102
         return {"type": "MultiPoint", "coordinates": coordinates}
@@ -234,18 +237,21 @@ _TERMINALS = {"SINGLE_QUOTED": "'text'", "DOUBLE_QUOTED": '"name"', "INT": "a nu
 def _syntax_error(text: str, exc: lark.exceptions.UnexpectedInput) -> InvalidParameter:
     pos = getattr(exc, "pos_in_stream", None) or 0
     near = text[pos:pos + 20]
-    where = f"line {exc.line}, column {exc.column}" if getattr(exc, "line", -1) not in (None, -1) \
-        else f"position {pos + 1}"
+    where = f"{exc.line}:{exc.column}" if getattr(exc, "line", -1) not in (None, -1) \
+        else str(pos + 1)
     token = getattr(exc, "token", None)
     if isinstance(exc, lark.exceptions.UnexpectedEOF) or pos >= len(text) \
             or getattr(token, "type", None) == "$END":
-        return InvalidParameter("filter: syntax error: the filter ends too early "
-                                f"(after {text[-20:]!r})")
+        return _bad("ends_early", after=text[-20:])
     expected = sorted({_TERMINALS.get(t, t) for t in getattr(exc, "expected", None)
                        or getattr(exc, "allowed", None) or [] if not t.startswith("__")})
-    hint = f"; expected one of {', '.join(expected[:8])}" if expected else ""
-    return InvalidParameter(f"filter: syntax error at {where} near {near!r}{hint}",
-                            extra={"position": pos + 1})
+    if not expected:
+        return InvalidParameter(code="cql2.syntax", pointer="filter", extra={"position": pos + 1},
+                                params={"where": where, "near": near})
+    return InvalidParameter(code="cql2.syntax_expected", pointer="filter",
+                            extra={"position": pos + 1},
+                            params={"where": where, "near": near,
+                                    "expected": ", ".join(expected[:8])})
 
 
 def _parse_text(text: str) -> Any:
@@ -256,12 +262,11 @@ def _parse_text(text: str) -> Any:
     except lark.exceptions.VisitError as exc:
         if isinstance(exc.orig_exc, InvalidParameter):
             raise exc.orig_exc from None
-        raise InvalidParameter(f"filter: cannot read {exc.rule!r}: {exc.orig_exc}") from None
+        raise _bad("unreadable", reason=f"{exc.rule!r}: {str(exc.orig_exc)[:120]}") from None
     except InvalidParameter:
         raise
     except (ValueError, TypeError, AttributeError, IndexError, KeyError, RecursionError) as exc:
-        raise InvalidParameter(f"filter: cannot read the filter ({type(exc).__name__}: "
-                               f"{str(exc)[:120]})") from None
+        raise _bad("unreadable", reason=f"{type(exc).__name__}: {str(exc)[:120]}") from None
 
 
 def _json_bound(value: Any) -> Any:
@@ -281,12 +286,12 @@ def _json(node: Any) -> Any:
         return [_json(n) for n in node]
     if not isinstance(node, dict):
         if node is None or isinstance(node, float) and not math.isfinite(node):
-            raise InvalidParameter(f"filter: {node!r} is not a CQL2 JSON value")
+            raise _bad("json_value", value=repr(node))
         return node
     if "interval" in node:
         bounds = node["interval"]
         if not isinstance(bounds, list) or len(bounds) != 2:
-            raise InvalidParameter("filter: an interval has exactly two bounds")
+            raise _bad("interval_bounds")
         return values.Interval(*(_json_bound(b) for b in bounds))
     if node.get("type") in _GEOJSON_TYPES:  # a geometry (its own "bbox" member is ignored)
         return values.Geometry(node)
@@ -298,7 +303,7 @@ def _json(node: Any) -> Any:
         return _instant(node["timestamp"], "timestamp")
     if "property" in node:
         if not isinstance(node["property"], str):
-            raise InvalidParameter("filter: a property name must be a string")
+            raise _bad("property_not_string")
         return ast.Attribute(node["property"])
     if "filter" in node and "op" not in node:
         return _json(node["filter"])
@@ -308,17 +313,17 @@ def _json(node: Any) -> Any:
         return walk_cql_json(node)
     op, args = node["op"], node.get("args")
     if not isinstance(op, str) or not isinstance(args, list):
-        raise InvalidParameter("filter: 'op' must be a string and 'args' a list")
+        raise _bad("op_args")
     args = _json(args)
     if op == "s_dwithin":
         if len(args) != 3:
-            raise InvalidParameter("filter: s_dwithin needs a geometry, a geometry and a distance")
+            raise _bad("dwithin_args")
         return ast.DistanceWithin(args[0], args[1], args[2], "m")
     if op == "between" and len(args) == 3:
         return ast.Between(args[0], args[1], args[2], False)
     if op.startswith("t_"):
         if len(args) != 2:
-            raise InvalidParameter(f"filter: {op} needs two arguments")
+            raise _bad("two_arguments", op=op)
         return _Temporal(op, args[0], args[1])
     if op == "like" and len(args) == 2:
         return ast.Like(args[0], args[1], False, "%", "_", "\\", False)
@@ -326,7 +331,7 @@ def _json(node: Any) -> Any:
 
 
 def _refuse_constant(name: str) -> None:
-    raise InvalidParameter(f"filter: {name} is not a JSON number")
+    raise _bad("json_constant", name=name)
 
 
 def _parse_json(raw: str | dict) -> Any:
@@ -336,13 +341,13 @@ def _parse_json(raw: str | dict) -> Any:
     except InvalidParameter:
         raise
     except json.JSONDecodeError as exc:
-        raise InvalidParameter(f"filter: not valid JSON at position {exc.pos + 1}: {exc.msg}",
+        raise InvalidParameter(code="cql2.json_invalid", pointer="filter",
+                               params={"position": exc.pos + 1, "reason": exc.msg},
                                extra={"position": exc.pos + 1}) from None
     except RecursionError:
-        raise InvalidParameter("filter: nested too deeply") from None
+        raise _bad("too_deep") from None
     except Exception as exc:  # noqa: BLE001  pygeofilter's walker raises anything
-        raise InvalidParameter(f"filter (cql2-json): cannot read the filter ({str(exc)[:160]})") \
-            from None
+        raise _bad("unreadable", reason=str(exc)[:160]) from None
 
 
 # -- compiling --------------------------------------------------------------------------------
@@ -388,7 +393,7 @@ class _Box(values.Geometry):
 def _bbox_literal(coords: Any) -> values.Geometry:
     if not isinstance(coords, list) or len(coords) not in (4, 6) or not all(
             isinstance(c, (int, float)) and not isinstance(c, bool) for c in coords):
-        raise InvalidParameter("filter: a bbox has 4 (or 6) numbers")
+        raise _bad("bbox_numbers")
     minx, miny, maxx, maxy = (coords[0], coords[1], coords[3], coords[4]) if len(coords) == 6 \
         else coords
     return _Box({"type": "Polygon", "coordinates": [[[minx, miny], [maxx, miny], [maxx, maxy],
@@ -406,8 +411,8 @@ class _Compiler:
         self.fields = fields
         crs = filter_crs or CRS84
         if crs not in FILTER_CRS:
-            raise InvalidParameter(f"filter-crs: {crs[:100]!r} is not supported; use one of "
-                                   f"{', '.join(k for k in FILTER_CRS if '://' in k)}")
+            raise _bad("filter_crs", "filter-crs", crs=crs[:100],
+                       allowed=", ".join(k for k in FILTER_CRS if "://" in k))
         self.srid, self.swap = FILTER_CRS[crs]
         self.params: dict[str, Any] = {}
         self.time_ctx: str | None = None  # date or datetime: the kind of the property compared
@@ -438,7 +443,7 @@ class _Compiler:
             return _Operand(self.bind(value, cast), "number", value, True)
         if isinstance(value, float):
             if not math.isfinite(value):
-                raise InvalidParameter(f"filter: number {value} out of range")
+                raise _bad("number_range", value=str(value))
             return _Operand(self.bind(value, "double precision"), "number", value, True)
         if isinstance(value, str):
             return _Operand(self.bind(value, "text"), "string", value, True)
@@ -456,7 +461,7 @@ class _Compiler:
                 midnight = datetime(value.year, value.month, value.day, tzinfo=UTC)
                 return _Operand(self.bind(midnight, "timestamptz"), "time", value, True)
             return _Operand(self.bind(value, "date"), "time", value, True)
-        raise InvalidParameter(f"filter: {type(value).__name__} values are not supported here")
+        raise _bad("value_type", type=type(value).__name__)
 
     def scalar(self, node: Any) -> _Operand:
         if isinstance(node, ast.Attribute):
@@ -464,20 +469,19 @@ class _Compiler:
             return _Operand(field.sql, _SCALAR_KIND[field.type])
         if isinstance(node, ast.Function):
             if node.name.lower() != "lower" or len(node.arguments) != 1:
-                raise InvalidParameter(f"filter: function {str(node.name)[:60]!r} is not "
-                                       "supported (only CASEI)")
+                raise _bad("function", name=str(node.name)[:60])
             arg = self.scalar(node.arguments[0])
             if arg.kind != "string":
-                raise InvalidParameter("filter: CASEI takes a string")
+                raise _bad("casei_string")
             return _Operand(f"lower({arg.sql})", "string")
         if isinstance(node, ast.Arithmetic):
-            raise InvalidParameter("filter: arithmetic (+ - * /) is not supported")
+            raise _bad("arithmetic")
         if isinstance(node, (values.Geometry, values.Envelope)):
-            raise InvalidParameter("filter: a geometry is only allowed in S_… predicates")
+            raise _bad("geometry_value")
         if isinstance(node, (values.Interval, list)):
-            raise InvalidParameter("filter: an interval or list is not allowed here")
+            raise _bad("interval_value")
         if isinstance(node, ast.Node):
-            raise InvalidParameter(f"filter: a condition ({type(node).__name__}) is not a value")
+            raise _bad("condition_as_value", type=type(node).__name__)
         return self.literal(node)
 
     def as_date(self, node: Any, other: Any) -> Any:
@@ -497,16 +501,16 @@ class _Compiler:
         """``rhs`` compiled and checked to have the kind of ``a`` (compiled from ``lhs``)."""
         b = self.scalar(self.as_date(rhs, lhs))
         if a.kind != b.kind:
-            raise InvalidParameter(f"filter: {what} compares a {a.kind} with a {b.kind} "
-                                   f"({_describe(lhs)} vs {_describe(rhs)})")
+            raise _bad("type_mismatch", op=what, left=_describe(lhs), right=_describe(rhs),
+                       left_type=a.kind, right_type=b.kind)
         if a.kind == "geometry":
-            raise InvalidParameter(f"filter: {what} on geometries; use S_INTERSECTS etc.")
+            raise _bad("compare_geometries", op=what)
         return b
 
     # conditions
     def condition(self, node: Any, depth: int = 0) -> str:
         if depth > MAX_DEPTH:
-            raise InvalidParameter(f"filter: nested deeper than {MAX_DEPTH} levels")
+            raise _bad("depth", max=MAX_DEPTH)
         d = depth + 1
         if isinstance(node, ast.And):
             return f"({self.condition(node.lhs, d)} AND {self.condition(node.rhs, d)})"
@@ -523,7 +527,7 @@ class _Compiler:
             op = _COMPARISONS[type(node)]
             a, b = self.pair(node.lhs, node.rhs, f"'{op}'")
             if a.kind == "boolean" and op not in ("=", "<>"):
-                raise InvalidParameter(f"filter: '{op}' on booleans")
+                raise _bad("boolean_order", op=op)
             return f"({a.sql} {op} {b.sql})"
         if isinstance(node, ast.Like):
             return self.like(node)
@@ -535,14 +539,14 @@ class _Compiler:
         if isinstance(node, ast.In):
             items = node.sub_nodes if isinstance(node.sub_nodes, list) else [node.sub_nodes]
             if not items or len(items) > MAX_LIST:
-                raise InvalidParameter(f"filter: IN needs 1 to {MAX_LIST} values")
+                raise _bad("in_list", max=MAX_LIST)
             a = self.scalar(node.lhs)
             sqls = [self.against(a, node.lhs, item, "IN").sql for item in items]
             neg = "NOT " if node.not_ else ""
             return f"({a.sql} {neg}IN ({', '.join(sqls)}))"
         if isinstance(node, ast.IsNull):
             if not isinstance(node.lhs, ast.Attribute):
-                raise InvalidParameter("filter: IS NULL takes a property")
+                raise _bad("is_null")
             field = _lookup(self.fields, node.lhs.name, "filter")
             return f"({field.sql} IS {'NOT ' if node.not_ else ''}NULL)"
         if isinstance(node, ast.Include):
@@ -555,25 +559,25 @@ class _Compiler:
             return self.temporal(_Temporal(f"t_{node.op.name.lower()}", node.lhs, node.rhs))
         if isinstance(node, ast.Function):
             self.scalar(node)  # names the unsupported function
-            raise InvalidParameter("filter: a function call is a value, not a condition")
+            raise _bad("function_as_condition")
         if isinstance(node, ast.Node):
-            raise InvalidParameter(f"filter: {type(node).__name__} is not supported")
-        raise InvalidParameter(f"filter: {_describe(node)} is a value, not a condition")
+            raise _bad("node", type=type(node).__name__)
+        raise _bad("value_as_condition", value=_describe(node))
 
     def like(self, node: ast.Like) -> str:
         a = self.scalar(node.lhs)
         if a.kind != "string" or a.is_literal:
-            raise InvalidParameter("filter: LIKE needs a string property on the left")
+            raise _bad("like_property")
         pattern = node.pattern
         if isinstance(pattern, ast.Function) and len(pattern.arguments) == 1:
             pattern = pattern.arguments[0]  # CASEI('…')
         if not isinstance(pattern, str):
-            raise InvalidParameter("filter: the LIKE pattern must be a string literal")
+            raise _bad("like_literal")
         if (len(pattern) - len(pattern.rstrip("\\"))) % 2:
-            raise InvalidParameter("filter: the LIKE pattern ends with a lone escape '\\'")
+            raise _bad("like_escape")
         p = self.scalar(node.pattern)
         if p.kind != "string":
-            raise InvalidParameter("filter: the LIKE pattern must be a string")
+            raise _bad("like_literal")
         op = "ILIKE" if node.nocase else "LIKE"
         return f"({a.sql} {'NOT ' if node.not_ else ''}{op} {p.sql})"
 
@@ -581,7 +585,7 @@ class _Compiler:
     def spatial(self, node: Any) -> str:
         if isinstance(node, ast.BBox):
             if node.crs:
-                raise InvalidParameter("filter: BBOX with its own CRS; use filter-crs")
+                raise _bad("bbox_crs")
             name, lhs = "s_intersects", node.lhs
             rhs = _bbox_literal([node.minx, node.miny, node.maxx, node.maxy])
         elif isinstance(node, ast.DistanceWithin):
@@ -589,26 +593,22 @@ class _Compiler:
         else:
             name, lhs, rhs = f"s_{node.op.name.lower()}", node.lhs, node.rhs
         if name not in SPATIAL:
-            raise InvalidParameter(f"filter: {name.upper()} is not supported; use one of "
-                                   f"{', '.join(s.upper() for s in SPATIAL)}")
+            raise _bad("spatial_op", op=name.upper(), allowed=", ".join(s.upper() for s in SPATIAL))
         if isinstance(lhs, (values.Geometry, values.Envelope)) and isinstance(rhs, ast.Attribute):
             lhs, rhs = rhs, lhs
             name = {"s_within": "s_contains", "s_contains": "s_within"}.get(name, name)
         if not isinstance(lhs, ast.Attribute) or not isinstance(rhs, (values.Geometry,
                                                                       values.Envelope)):
-            raise InvalidParameter(f"filter: {name.upper()} compares the geometry property "
-                                   "with a literal geometry")
+            raise _bad("spatial_args", op=name.upper())
         field = _lookup(self.fields, lhs.name, "filter")
         if field.type != "geometry":
-            raise InvalidParameter(f"filter: {name.upper()} needs a geometry, "
-                                   f"'{lhs.name}' is a {field.type}")
+            raise _bad("spatial_property", op=name.upper(), name=lhs.name, type=field.type)
         distance = 0.0
         if name == "s_dwithin":
             distance = node.distance
             if isinstance(distance, bool) or not isinstance(distance, (int, float)) \
                     or not 0 <= distance <= MAX_DISTANCE_M:
-                raise InvalidParameter(f"filter: S_DWITHIN distance must be 0 to "
-                                       f"{MAX_DISTANCE_M} metres")
+                raise _bad("distance", max=MAX_DISTANCE_M)
         geom, whole = self.geometry(rhs, distance)
         if geom.is_empty or (name == "s_contains" and not whole):
             # the literal lies (partly) outside the area any stored feature can cover
@@ -627,29 +627,26 @@ class _Compiler:
         try:
             geom = shape(value.__geo_interface__)
         except Exception as exc:  # noqa: BLE001  shapely refuses malformed rings in many ways
-            raise InvalidParameter(f"filter: invalid geometry literal ({str(exc)[:100]})") \
-                from None
+            raise _bad("geometry_literal", reason=str(exc)[:100]) from None
         if isinstance(value, _Box):
             geom = self.bbox(value.bbox)
         if "crs" in value.__geo_interface__:
-            raise InvalidParameter("filter: SRID=… in a geometry is not supported; use filter-crs")
+            raise _bad("srid_in_geometry")
         coords = shapely.get_coordinates(geom)
         if geom.is_empty or not np.isfinite(coords).all():
-            raise InvalidParameter("filter: the geometry literal is empty or not finite")
+            raise _bad("geometry_empty")
         if self.swap:
             geom = shapely.transform(geom, lambda c: c[:, ::-1])
             coords = coords[:, ::-1]
         if not geom.is_valid:
-            raise InvalidParameter(f"filter: invalid geometry literal "
-                                   f"({shapely.is_valid_reason(geom)})")
+            raise _bad("geometry_literal", reason=shapely.is_valid_reason(geom))
         if self.srid == STORAGE_SRID:
             if np.abs(coords).max() > 1e8:
-                raise InvalidParameter("filter: coordinates far outside EPSG:25832")
+                raise _bad("utm_range")
             return geom, True
         if not ((-180 <= coords[:, 0]) & (coords[:, 0] <= 180) & (-90 <= coords[:, 1])
                 & (coords[:, 1] <= 90)).all():
-            raise InvalidParameter("filter: longitude/latitude out of range (check the axis "
-                                   "order: CRS84 is lon/lat, EPSG:4326 lat/lon)")
+            raise _bad("lonlat_range")
         mx = distance / 111_000 / math.cos(math.radians(DATA_REGION[3]))
         my = distance / 111_000
         w, s, e, n = DATA_REGION
@@ -663,7 +660,7 @@ class _Compiler:
         tr = _to_storage()
         out = shapely.transform(geom, lambda c: np.column_stack(tr.transform(c[:, 0], c[:, 1])))
         if not np.isfinite(shapely.get_coordinates(out)).all():
-            raise InvalidParameter("filter: the geometry cannot be projected to EPSG:25832")
+            raise _bad("projection")
         return shapely.make_valid(out) if not out.is_valid else out, whole
 
     def bbox(self, bbox: list[float]) -> Any:
@@ -672,16 +669,16 @@ class _Compiler:
         x1, y1, x2, y2 = bbox
         if self.swap:  # EPSG:4326: latitude first; the result is swapped back by the caller
             if x1 > x2:
-                raise InvalidParameter("filter: bbox with south above north")
+                raise _bad("bbox_south_north")
             if y1 <= y2:
                 return box(x1, y1, x2, y2)
             return shapely.MultiPolygon([box(x1, y1, x2, 180), box(x1, -180, x2, y2)])
         if y1 > y2:
-            raise InvalidParameter("filter: bbox with south above north")
+            raise _bad("bbox_south_north")
         if x1 <= x2:
             return box(x1, y1, x2, y2)
         if self.srid != 4326:
-            raise InvalidParameter("filter: bbox with west right of east")
+            raise _bad("bbox_west_east")
         return shapely.MultiPolygon([box(x1, y1, 180, y2), box(-180, y1, x2, y2)])
 
     # temporal
@@ -697,19 +694,17 @@ class _Compiler:
                     value = _instant(value)
                 op = self.scalar(value)
                 if op.kind != "time":
-                    raise InvalidParameter(f"filter: interval bound {_describe(value)} is not "
-                                           "a date or timestamp")
+                    raise _bad("interval_bound", value=_describe(value))
                 out.append(op.sql)
             return out[0], out[1]
         op = self.scalar(_instant(node) if isinstance(node, str) else node)
         if op.kind != "time":
-            raise InvalidParameter(f"filter: temporal predicates take dates, timestamps or "
-                                   f"intervals, not {_describe(node)}")
+            raise _bad("temporal_operand", value=_describe(node))
         return op.sql, op.sql
 
     def temporal(self, node: _Temporal) -> str:
         if node.op not in _TEMPORAL:
-            raise InvalidParameter(f"filter: {node.op.upper()} is not supported")
+            raise _bad("temporal_op", op=node.op.upper())
         if node.op == "t_disjoint":
             return f"(NOT {self.temporal(_Temporal('t_intersects', node.lhs, node.rhs))})"
         a, b = self.bounds(node.lhs), self.bounds(node.rhs)
@@ -737,10 +732,10 @@ def _compare_ends(x: str, op: str, y: str) -> str | bool:
 
 def _describe(node: Any) -> str:
     if isinstance(node, ast.Attribute):
-        return f"property '{node.name}'"
+        return str(node.name)
     if isinstance(node, str):
         return f"'{node[:40]}'"
-    return f"{type(node).__name__} {str(node)[:40]}"
+    return str(node)[:40]
 
 
 def compile_filter(filter: str | dict, lang: str | None,  # noqa: A002
@@ -753,17 +748,16 @@ def compile_filter(filter: str | dict, lang: str | None,  # noqa: A002
     when None; EPSG:4326 with latitude first; EPSG:25832). Raises InvalidParameter (400)."""
     lang = lang or "cql2-text"
     if lang not in ("cql2-text", "cql2-json"):
-        raise InvalidParameter(f"filter-lang: '{str(lang)[:40]}' is not supported; use "
-                               "cql2-text or cql2-json")
+        raise _bad("filter_lang", "filter-lang", lang=str(lang)[:40])
     compiler = _Compiler(_fields(queryables), filter_crs)
     if isinstance(filter, str):
         if len(filter) > MAX_FILTER_CHARS:
-            raise InvalidParameter(f"filter: longer than {MAX_FILTER_CHARS} characters")
+            raise _bad("too_long", max=MAX_FILTER_CHARS)
         if not filter.strip():
-            raise InvalidParameter("filter: empty")
+            raise _bad("empty")
     tree = _parse_json(filter) if lang == "cql2-json" else _parse_text(str(filter))
     try:
         sql = compiler.condition(tree)
     except RecursionError:
-        raise InvalidParameter("filter: nested too deeply") from None
+        raise _bad("too_deep") from None
     return Compiled(sql, compiler.params)

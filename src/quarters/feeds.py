@@ -9,13 +9,11 @@ from xml.etree import ElementTree as ET
 from sqlalchemy import Connection, text
 
 from quarters.errors import InvalidParameter, NotFound
-from quarters.messages import t
+from quarters.messages import has, t
 from quarters.settings import STORAGE_SRID
 from quarters.validation import xml_text
 
 ATOM = "http://www.w3.org/2005/Atom"
-LABELS = {"idee": "Idee", "geplant": "geplant", "in_umsetzung": "in Umsetzung",
-          "abgeschlossen": "abgeschlossen", "eingestellt": "eingestellt"}
 
 
 def place_filter(conn: Connection, *, district: int | None, quarter: str | None,
@@ -25,21 +23,21 @@ def place_filter(conn: Connection, *, district: int | None, quarter: str | None,
     if district is not None:
         name = conn.execute(text("SELECT name FROM districts WHERE id = :d"), {"d": district}).scalar()
         if name is None:
-            raise NotFound(f"no district with id {district}")
+            raise NotFound(code="feed.unknown_district", params={"id": district})
         return "ST_Intersects(m.geom, (SELECT geom FROM districts WHERE id = :d))", \
             {"d": district}, name
     if quarter is not None:
         name = conn.execute(text("SELECT name FROM quarters WHERE slug = :q"), {"q": quarter}).scalar()
         if name is None:
-            raise NotFound(f"no pilot quarter '{quarter}'")
+            raise NotFound(code="feed.unknown_quarter", params={"slug": quarter})
         return "ST_Intersects(m.geom, (SELECT geom FROM quarters WHERE slug = :q))", \
             {"q": quarter}, name
     if lon is not None and lat is not None and radius_m is not None:
         if not (-180 <= lon <= 180 and -90 <= lat <= 90) or not 0 < radius_m <= 20_000:
-            raise InvalidParameter("lon/lat out of range or radius not within 1..20000 m")
+            raise InvalidParameter(code="feed.bad_circle", params={"max": 20000})
         return (f"ST_DWithin(m.geom, ST_Transform(ST_Point(:lon, :lat, 4326), {STORAGE_SRID}), :r)",
                 {"lon": lon, "lat": lat, "r": radius_m}, f"{lat:.4f}, {lon:.4f} ({radius_m:.0f} m)")
-    raise InvalidParameter("name a place: district=ID, quarter=SLUG, or lon, lat and radius")
+    raise InvalidParameter(code="feed.no_place")
 
 
 def events(conn: Connection, condition: str, params: dict[str, Any],
@@ -56,18 +54,23 @@ def events(conn: Connection, condition: str, params: dict[str, Any],
     return [dict(r) for r in rows]
 
 
+def _status(value: Any, lang: str) -> str:
+    """A status in words (the pages' ``status.*`` keys), else the value itself."""
+    return t(f"status.{value}", lang) if has(f"status.{value}") else str(value)
+
+
 def _entry_title(event: dict[str, Any], lang: str) -> str:
     after, changes = event["after"], event["changes"]
     title = after.get("title") or "?"
     if event["action"] in ("create", "publish") or "published" in changes:
-        return t("feed.new", lang, title=title)
+        return t("server.feed_new", lang, title=title)
     if "status" in changes:
-        before = LABELS.get(changes["status"]["before"], changes["status"]["before"])
-        return t("feed.status", lang, title=title, before=before,
-                 after=LABELS.get(changes["status"]["after"], changes["status"]["after"]))
+        return t("server.feed_status", lang, title=title,
+                 before=_status(changes["status"]["before"], lang),
+                 after=_status(changes["status"]["after"], lang))
     milestones = (changes.get("milestones") or {}).get("after") or []
     latest = milestones[-1]["title"] if milestones else ""
-    return t("feed.milestone", lang, title=title, milestone=latest)
+    return t("server.feed_milestone", lang, title=title, milestone=latest)
 
 
 def atom(conn: Connection, base_url: str, self_url: str, place: str,
@@ -77,7 +80,7 @@ def atom(conn: Connection, base_url: str, self_url: str, place: str,
     ET.register_namespace("", ATOM)
     feed = ET.Element(f"{{{ATOM}}}feed", {"xml:lang": lang})
     ET.SubElement(feed, f"{{{ATOM}}}id").text = xml_text(self_url)
-    ET.SubElement(feed, f"{{{ATOM}}}title").text = xml_text(t("feed.title", lang, place=place))
+    ET.SubElement(feed, f"{{{ATOM}}}title").text = xml_text(t("server.feed_title", lang, place=place))
     updated = items[0]["at"] if items else datetime.now(UTC)
     ET.SubElement(feed, f"{{{ATOM}}}updated").text = updated.isoformat()
     ET.SubElement(feed, f"{{{ATOM}}}link", {"rel": "self", "href": xml_text(self_url),

@@ -53,10 +53,14 @@ MAX_VERTICES = 10_000
 class GeometryProblem(ValueError):
     """A GeoJSON geometry that cannot be stored; carries a JSON pointer."""
 
-    def __init__(self, pointer: str, problem: str) -> None:
-        super().__init__(f"{pointer}: {problem}")
+    def __init__(self, pointer: str, code: str, **params: object) -> None:
+        from quarters.messages import t
+
         self.pointer = pointer
-        self.problem = problem
+        self.code = f"geometry.{code}"
+        self.params = params
+        self.problem = t(f"problem.{self.code}", "en", **params)
+        super().__init__(f"{pointer}: {self.problem}")
 
 
 def parse_geojson(obj: object, pointer: str = "/geometry") -> BaseGeometry:
@@ -67,23 +71,23 @@ def parse_geojson(obj: object, pointer: str = "/geometry") -> BaseGeometry:
     short rings, more than MAX_VERTICES vertices, and invalid (e.g. self-intersecting) shapes.
     """
     if not isinstance(obj, dict):
-        raise GeometryProblem(pointer, "geometry missing (a GeoJSON geometry object is required)")
+        raise GeometryProblem(pointer, "missing")
     if "crs" in obj:
-        raise GeometryProblem(pointer + "/crs", "crs member not supported; send lon/lat (CRS84)")
+        raise GeometryProblem(pointer + "/crs", "crs_not_supported")
     kind = obj.get("type")
     if kind not in INPUT_TYPES:
-        raise GeometryProblem(pointer + "/type",
-                              f"geometry type {kind!r} not allowed; use one of {', '.join(INPUT_TYPES)}")
+        raise GeometryProblem(pointer + "/type", "type_not_allowed", type=str(kind),
+                              allowed=", ".join(INPUT_TYPES))
     coords = obj.get("coordinates")
     counter = [0]
     _check_level(coords, DEPTH[kind], f"{pointer}/coordinates", counter, kind)
     if counter[0] == 0:
-        raise GeometryProblem(pointer + "/coordinates", "geometry empty")
+        raise GeometryProblem(pointer + "/coordinates", "empty")
     geom = shapely.geometry.shape(obj)
     if geom.is_empty:
-        raise GeometryProblem(pointer + "/coordinates", "geometry empty")
+        raise GeometryProblem(pointer + "/coordinates", "empty")
     if not shapely.is_valid(geom):
-        raise GeometryProblem(pointer, f"invalid geometry: {_reason_lonlat(geom)}")
+        raise GeometryProblem(pointer, "invalid", reason=_reason_lonlat(geom))
     return geom
 
 
@@ -92,36 +96,36 @@ def _check_level(node: object, depth: int, pointer: str, counter: list[int], kin
         _check_position(node, pointer)
         counter[0] += 1
         if counter[0] > MAX_VERTICES:
-            raise GeometryProblem(pointer, f"too many vertices (max {MAX_VERTICES})")
+            raise GeometryProblem(pointer, "too_many_vertices", max=MAX_VERTICES)
         return
     if not isinstance(node, list):
-        raise GeometryProblem(pointer, "expected an array of coordinates")
+        raise GeometryProblem(pointer, "expected_array")
     for i, child in enumerate(node):
         _check_level(child, depth - 1, f"{pointer}/{i}", counter, kind)
     if depth == 1 and kind in ("LineString", "MultiLineString") and 0 < len(node) < 2:
-        raise GeometryProblem(pointer, "a line needs at least 2 positions")
+        raise GeometryProblem(pointer, "line_too_short")
     if depth == 1 and kind in ("Polygon", "MultiPolygon"):
         if len(node) < 4:
-            raise GeometryProblem(pointer, "a polygon ring needs at least 4 positions")
+            raise GeometryProblem(pointer, "ring_too_short")
         if node[0] != node[-1]:
-            raise GeometryProblem(pointer, "polygon ring not closed (first and last position differ)")
+            raise GeometryProblem(pointer, "ring_not_closed")
 
 
 def _check_position(node: object, pointer: str) -> None:
     if node == []:
-        raise GeometryProblem(pointer, "geometry empty")
+        raise GeometryProblem(pointer, "empty")
     if not isinstance(node, list):
-        raise GeometryProblem(pointer, "a position must be an array [lon, lat]")
+        raise GeometryProblem(pointer, "position_not_array")
     if len(node) != 2:
-        raise GeometryProblem(pointer, f"positions must have 2 numbers [lon, lat], got {len(node)}")
+        raise GeometryProblem(pointer, "position_size", count=len(node))
     for value in node:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise GeometryProblem(pointer, "coordinates must be numbers")
+            raise GeometryProblem(pointer, "not_numbers")
         if value != value or value in (float("inf"), float("-inf")):
-            raise GeometryProblem(pointer, "non-finite number")
+            raise GeometryProblem(pointer, "not_finite")
     lon, lat = node
     if not (-180 <= lon <= 180 and -90 <= lat <= 90):
-        raise GeometryProblem(pointer, "coordinate out of range (lon −180..180, lat −90..90)")
+        raise GeometryProblem(pointer, "out_of_range")
 
 
 def _reason_lonlat(geom: BaseGeometry) -> str:

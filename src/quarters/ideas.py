@@ -11,8 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from quarters.auth import User
-from quarters.errors import InvalidInput, NotFound, TooManyRequests
-from quarters.messages import t
+from quarters.errors import InvalidInput, NotFound, TooManyRequests, item
 from quarters.settings import STORAGE_SRID
 from quarters.validation import control_problem
 from quarters.vocabulary import ACTION_FIELDS, IDEA_TEXT
@@ -32,8 +31,8 @@ def client_hash(secret: str, client: str) -> str:
     return hashlib.sha256(f"{secret}:{client}".encode()).hexdigest()
 
 
-def _problem(where: str, key: str, lang: str, **values: object) -> dict[str, str]:
-    return {"pointer": f"/{where}", "problem": t(key, lang, **values)}
+def _problem(where: str, key: str, _lang: str = "de", **values: object) -> dict[str, Any]:
+    return item(f"/{where}", key, **values)
 
 
 def check(conn: Connection, body: Any, lang: str) -> tuple[dict[str, Any], list[dict]]:
@@ -110,7 +109,7 @@ def _charge(conn: Connection, key: str, limit: int, window_s: int, lang: str) ->
             WHERE window_start < now() - make_interval(secs => greatest(:w * 2, 172800))
             LIMIT 100 FOR UPDATE SKIP LOCKED)"""), {"w": window_s})
     if used.used > limit:
-        raise TooManyRequests(t("idea.rate_limited", lang),
+        raise TooManyRequests(code="idea.rate_limited",
                               headers={"Retry-After": str(max(1, used.wait))})
 
 
@@ -123,8 +122,8 @@ def _workshop(conn: Connection, code: Any, lang: str) -> Any:
         SELECT id, max_ideas, ceil(extract(epoch FROM expires_at - now()))::int AS left_s
         FROM workshop_codes WHERE code = :c AND expires_at > now()"""), {"c": code}).first()
     if row is None:
-        raise InvalidInput(t("idea.workshop_code", lang), errors=[
-            {"pointer": "/workshop_code", "problem": t("idea.workshop_code", lang)}])
+        raise InvalidInput(code="idea.workshop_code", pointer="/workshop_code",
+                           errors=[item("/workshop_code", "idea.workshop_code")])
     return row
 
 
@@ -140,7 +139,7 @@ def submit(conn: Connection, body: Any, client: str, *, lang: str, limit: int,
     code = _workshop(conn, body.get("workshop_code") if isinstance(body, dict) else None, lang)
     values, problems = check(conn, body, lang)
     if problems:
-        raise InvalidInput(" ".join(p["problem"] for p in problems), errors=problems)
+        raise InvalidInput(code="idea.invalid", errors=problems)
     if code is None:
         _charge(conn, f"client:{client}", limit, window_s, lang)
     else:
@@ -162,15 +161,15 @@ def open_workshop(conn: Connection, label: Any, hours: Any, max_ideas: Any, user
     """A new workshop code, valid for ``hours`` (at most ``max_hours``)."""
     problems = []
     if not isinstance(label, str) or not 1 <= len(label.strip()) <= 200 or CONTROL.search(label):
-        problems.append({"pointer": "/label", "problem": "name the workshop (1–200 characters)"})
+        problems.append(item("/label", "idea.workshop_label", min=1, max=200))
     if isinstance(hours, bool) or not isinstance(hours, (int, float)) or not 0 < hours <= max_hours:
-        problems.append({"pointer": "/hours", "problem": f"hours: more than 0, at most {max_hours}"})
+        problems.append(item("/hours", "idea.workshop_hours", max=max_hours))
     if max_ideas is None:
         max_ideas = default_max
     if isinstance(max_ideas, bool) or not isinstance(max_ideas, int) or not 1 <= max_ideas <= 10000:
-        problems.append({"pointer": "/max_ideas", "problem": "max_ideas: 1–10000"})
+        problems.append(item("/max_ideas", "idea.workshop_max_ideas", min=1, max=10000))
     if problems:
-        raise InvalidInput("; ".join(p["problem"] for p in problems), errors=problems)
+        raise InvalidInput(code="idea.workshop_invalid", errors=problems)
     code = "-".join("".join(secrets.choice(CODE_ALPHABET) for _ in range(4)) for _ in range(2))
     row = conn.execute(text("""
         INSERT INTO workshop_codes (code, label, max_ideas, created_by, expires_at)
@@ -207,7 +206,7 @@ def get(conn: Connection, idea_id: int, staff: bool) -> dict[str, Any]:
     row = conn.execute(text(f"SELECT {_columns(staff)} FROM {relation} i WHERE i.id = :id"),
                        {"id": idea_id}).first()
     if row is None:
-        raise NotFound(f"no idea with id {idea_id}")
+        raise NotFound(code="idea.not_found", params={"id": idea_id})
     return _plain(row)
 
 
@@ -232,28 +231,33 @@ def moderate(conn: Connection, idea_id: int, decision: str, reason: str | None,
     ``text_public``), link to a published measure, or hide (spam, abuse, personal data: on no
     public path; the ``staff_reason`` is kept for staff)."""
     if decision not in DECISIONS:
-        raise InvalidInput(f"decision must be one of {', '.join(DECISIONS)}")
+        raise InvalidInput(code="idea.decision", pointer="/decision",
+                           params={"allowed": ", ".join(DECISIONS)})
     reason = (reason or "").strip() or None
     staff_reason = (staff_reason or "").strip() or None
     for name, value in (("reason", reason), ("staff_reason", staff_reason)):
-        if value and len(value) > IDEA_TEXT[name].max:
-            raise InvalidInput(f"{name}: at most {IDEA_TEXT[name].max} characters")
+        limit = IDEA_TEXT[name].max
+        if value and len(value) > limit:
+            raise InvalidInput(code="validation.string_too_long", pointer=f"/{name}",
+                               params={"max_length": limit},
+                               errors=[item(f"/{name}", "validation.string_too_long",
+                                            max_length=limit)])
         if value and control_problem(value, multiline=True):
-            raise InvalidInput(f"{name}: {control_problem(value, multiline=True)}",
-                               errors=[{"pointer": f"/{name}", "problem": t("idea.invalid_char", lang)}])
+            raise InvalidInput(code="idea.invalid_char", pointer=f"/{name}",
+                               errors=[item(f"/{name}", "idea.invalid_char")])
     if decision == "reject" and not reason:
-        raise InvalidInput(t("idea.reason_required", lang),
-                           errors=[{"pointer": "/reason", "problem": t("idea.reason_required", lang)}])
+        raise InvalidInput(code="idea.reason_required", pointer="/reason",
+                           errors=[item("/reason", "idea.reason_required")])
     if decision == "hide":
         if not staff_reason:
-            raise InvalidInput(t("idea.hide_reason_required", lang), errors=[
-                {"pointer": "/staff_reason", "problem": t("idea.hide_reason_required", lang)}])
+            raise InvalidInput(code="idea.hide_reason_required", pointer="/staff_reason",
+                               errors=[item("/staff_reason", "idea.hide_reason_required")])
         reason = None
     if decision == "link":
         if not measure_id or not conn.execute(text(
                 "SELECT 1 FROM measures_public WHERE id = :m"), {"m": measure_id}).first():
-            raise InvalidInput(t("idea.measure_required", lang), errors=[
-                {"pointer": "/measure_id", "problem": t("idea.measure_required", lang)}])
+            raise InvalidInput(code="idea.measure_required", pointer="/measure_id",
+                               errors=[item("/measure_id", "idea.measure_required")])
     else:
         measure_id = None
     done = conn.execute(text("""
@@ -265,5 +269,5 @@ def moderate(conn: Connection, idea_id: int, decision: str, reason: str | None,
             "staff_reason": staff_reason, "text_public": bool(text_public) and decision == "reject",
             "user": user.id, "id": idea_id})
     if done.first() is None:
-        raise NotFound(f"no idea with id {idea_id}")
+        raise NotFound(code="idea.not_found", params={"id": idea_id})
     return get(conn, idea_id, staff=True)

@@ -23,11 +23,12 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from quarters import measures
-from quarters.errors import ImportRefused, InvalidParameter, QuartersError
+from quarters.errors import ImportRefused, InvalidParameter, QuartersError, item, render_items
 from quarters.geometry import GeometryProblem, parse_geojson
 from quarters.measures import Actor
 from quarters.safefiles import Limits, check_counts, check_file, kind_of, read_frame
 from quarters.schemas import MeasureProperties
+from quarters.validation import pydantic_items
 
 LIST_FIELDS = ("partners", "editions")
 JSON_FIELDS = ("milestones", "links", "transfer")
@@ -47,9 +48,11 @@ class ImportReport:
     problems: list[dict[str, Any]] = field(default_factory=list)
     dry_run: bool = False
 
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-friendly form."""
-        return {"rows": self.rows, "created": self.created, "problems": self.problems,
+    def as_dict(self, lang: str = "de") -> dict[str, Any]:
+        """JSON-friendly form; every problem with ``code``, ``params`` and ``problem`` in
+        ``lang``."""
+        return {"rows": self.rows, "created": self.created,
+                "problems": render_items(self.problems, lang, "invalid_input"),
                 "dry_run": self.dry_run, "stored": bool(self.created)}
 
 
@@ -68,7 +71,7 @@ def read_rows(path: Path, name: str | None = None, limits: Limits | None = None
     else:
         gdf = read_frame(path, name, kind, limits)
         if gdf.crs is None:
-            raise ImportRefused(f"{name}: no coordinate reference system")
+            raise ImportRefused(code="file.no_crs", params={"name": name})
         gdf = gdf.to_crs(4326)
         rows = []
         for _, row in gdf.iterrows():
@@ -84,17 +87,17 @@ def _read_geojson(path: Path, name: str) -> list[tuple[dict[str, Any], Any]]:
         data = json.loads(path.read_text(encoding="utf-8-sig"),
                           parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
     except RecursionError:
-        raise ImportRefused(f"{name}: not valid JSON (nested too deeply)") from None
+        raise ImportRefused(code="file.json_too_deep", params={"name": name}) from None
     except (ValueError, UnicodeDecodeError) as exc:
-        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8 or not JSON"
-        where = f" at line {exc.lineno} column {exc.colno}" \
-            if isinstance(exc, json.JSONDecodeError) else ""
-        raise ImportRefused(f"{name}: not valid JSON ({reason}{where})") from None
+        if isinstance(exc, json.JSONDecodeError):
+            raise ImportRefused(code="file.bad_json_at", params={
+                "name": name, "line": exc.lineno, "column": exc.colno, "reason": exc.msg}) from None
+        raise ImportRefused(code="file.bad_json", params={"name": name}) from None
     if not isinstance(data, dict) or data.get("type") != "FeatureCollection":
-        raise ImportRefused(f"{name}: expected a GeoJSON FeatureCollection")
+        raise ImportRefused(code="file.not_feature_collection", params={"name": name})
     features = data.get("features", [])
     if not isinstance(features, list):
-        raise ImportRefused(f"{name}: 'features' must be a list")
+        raise ImportRefused(code="file.features_not_list", params={"name": name})
     return [(f.get("properties") or {}, f.get("geometry")) if isinstance(f, dict) else ({}, None)
             for f in features]
 
@@ -146,17 +149,17 @@ def _read_csv(path: Path, name: str) -> list[tuple[dict[str, Any], Any]]:
     try:
         content = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
-        raise ImportRefused(f"{name}: not UTF-8 text") from None
+        raise ImportRefused(code="file.not_utf8", params={"name": name}) from None
     if "\x00" in content:
-        raise ImportRefused(f"{name}: not text (contains NUL bytes)")
+        raise ImportRefused(code="file.nul_bytes", params={"name": name})
     rows = []
     try:
         records = list(csv.DictReader(io.StringIO(content)))
     except csv.Error as exc:
-        raise ImportRefused(f"{name}: not valid CSV ({str(exc)[:80]})") from None
+        raise ImportRefused(code="file.bad_csv", params={"name": name, "reason": str(exc)[:80]}) from None
     for n, record in enumerate(records, start=1):
         if None in record:
-            raise ImportRefused(f"{name}: row {n} has more cells than the header")
+            raise ImportRefused(code="file.csv_row_cells", params={"name": name, "row": n})
         props = {k: (v if v != "" else None) for k, v in record.items()}
         geom = _csv_geometry(props)
         for key in ("budget_planned", "budget_spent"):
@@ -196,16 +199,15 @@ def check_rows(rows: list[tuple[dict, Any]]) -> tuple[list, list[dict[str, Any]]
             record = MeasureProperties.model_validate(fields)
         except ValidationError as exc:
             record = None
-            for e in exc.errors():
-                loc = "/".join(str(p) for p in e["loc"])[:80] or "row"
-                message = "unknown field" if e["type"] == "extra_forbidden" else \
-                    e["msg"].removeprefix("Value error, ")
-                row_problems.append({"row": n, "field": loc, "problem": message})
+            for e in pydantic_items(exc.errors()):
+                row_problems.append({"row": n, "field": e["pointer"].lstrip("/")[:80] or "row",
+                                     **e})
         try:
             geom = parse_geojson(geometry)
         except GeometryProblem as exc:
             geom = None
-            row_problems.append({"row": n, "field": exc.pointer.lstrip("/"), "problem": exc.problem})
+            row_problems.append({"row": n, "field": exc.pointer.lstrip("/"),
+                                 **item(exc.pointer, exc.code, **exc.params)})
         if row_problems:
             problems.extend(row_problems)
         else:
@@ -221,7 +223,8 @@ def import_measures(conn: Connection, path: Path, actor: Actor, *, dry_run: bool
     name = name or path.name
     rows = read_rows(path, name, limits)
     if len(rows) > MAX_ROWS:
-        raise ImportRefused(f"{name}: {len(rows)} rows; at most {MAX_ROWS} per import")
+        raise ImportRefused(code="file.too_many_rows",
+                            params={"name": name, "count": len(rows), "max": MAX_ROWS})
     report = ImportReport(rows=len(rows), dry_run=dry_run)
     valid, report.problems = check_rows(rows)
     savepoint = conn.begin_nested()
@@ -236,14 +239,14 @@ def import_measures(conn: Connection, path: Path, actor: Actor, *, dry_run: bool
                 raise
             except QuartersError as exc:  # place/parent/edition checks in the database
                 row_savepoint.rollback()
-                report.problems.append({"row": n, "field": "", "problem": exc.detail})
+                report.problems.append({"row": n, "field": (exc.pointer or "").lstrip("/"),
+                                        **item(exc.pointer, exc.code, **exc.params)})
             except SQLAlchemyError as exc:  # its message names tables and values: log it only
                 row_savepoint.rollback()
                 log.info("import row %d refused by the database: %s", n,
                          str(exc).splitlines()[0])
-                report.problems.append({"row": n, "field": "", "problem":
-                                        "refused by the database (a value or reference is "
-                                        "not allowed)"})
+                report.problems.append({"row": n, "field": "",
+                                        **item(None, "file.row_refused_by_database")})
         if report.problems or dry_run:
             savepoint.rollback()
             report.created = []
@@ -254,10 +257,8 @@ def import_measures(conn: Connection, path: Path, actor: Actor, *, dry_run: bool
             savepoint.rollback()
         raise
     if report.problems and not dry_run:
-        lines = "; ".join(f"row {p['row']}{' ' + p['field'] if p['field'] else ''}: {p['problem']}"
-                          for p in report.problems[:20])
-        raise ImportRefused(f"{name}: import refused, nothing stored. {lines}",
-                            errors=report.problems)
+        raise ImportRefused(code="file.import_refused", errors=report.problems,
+                            params={"name": name, "count": len(report.problems)})
     return report
 
 
@@ -265,7 +266,8 @@ def import_measures(conn: Connection, path: Path, actor: Actor, *, dry_run: bool
 def export(conn: Connection, relation: str, fmt: str) -> bytes:
     """All measures of a relation (what the caller may see) as GeoJSON, GeoPackage or CSV."""
     if fmt not in FORMATS:
-        raise InvalidParameter(f"format must be one of {', '.join(FORMATS)}")
+        raise InvalidParameter(code="file.export_format", pointer="format",
+                               params={"allowed": ", ".join(FORMATS)})
     ids = [r[0] for r in conn.execute(text(f"SELECT id FROM {relation} ORDER BY id"))]
     records = [measures.get(conn, i, relation) for i in ids]
     if fmt == "geojson":

@@ -18,7 +18,7 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection, text
 
 from quarters.auth import User
-from quarters.errors import InvalidInput, NotFound, PreconditionFailed
+from quarters.errors import InvalidInput, NotFound, PreconditionFailed, item
 from quarters.schemas import MeasureProperties
 from quarters.settings import STORAGE_SRID
 
@@ -83,7 +83,7 @@ def get(conn: Connection, measure_id: int, relation: str = PUBLIC) -> dict[str, 
     """One measure as a record dict (geometry as GeoJSON), or NotFound."""
     row = conn.execute(text(_select(relation) + " WHERE m.id = :id"), {"id": measure_id}).first()
     if row is None:
-        raise NotFound(f"no measure with id {measure_id}")
+        raise NotFound(code="measure.not_found", params={"id": measure_id})
     return _record(row)
 
 
@@ -101,6 +101,12 @@ def for_history(record: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- checks -----------------------------------------------------------------------------------
+def _rule(pointer: str, code: str, /, **params: Any) -> InvalidInput:
+    """A broken rule about one place of the measure (422)."""
+    return InvalidInput(code=code, params=params, pointer=pointer,
+                        errors=[item(pointer, code, **params)])
+
+
 def _check_place(conn: Connection, props: MeasureProperties, geom: BaseGeometry) -> None:
     row = conn.execute(text(f"""
         SELECT ST_Within(g, ST_Buffer(c.geom, :buffer)), ST_IsValid(g), ST_IsValidReason(g), c.name
@@ -109,17 +115,18 @@ def _check_place(conn: Connection, props: MeasureProperties, geom: BaseGeometry)
         WHERE c.ags = :city
     """), {"wkb": shapely.to_wkb(geom), "city": props.city_ags, "buffer": CITY_BUFFER_M}).first()
     if row is None:
-        raise InvalidInput(f"city {props.city_ags} is not loaded",
-                           errors=[{"pointer": "/properties/city_ags", "problem": "unknown city"}])
+        raise InvalidInput(code="measure.city_not_loaded", params={"ags": props.city_ags},
+                           pointer="/properties/city_ags", errors=[item(
+                               "/properties/city_ags", "measure.city_not_loaded", ags=props.city_ags)])
     inside, valid, reason, name = row
     if not valid:
-        raise InvalidInput(f"geometry invalid after projection: {reason}",
-                           errors=[{"pointer": "/geometry", "problem": reason}])
+        raise InvalidInput(code="geometry.invalid_projected", params={"reason": reason},
+                           pointer="/geometry", errors=[item(
+                               "/geometry", "geometry.invalid_projected", reason=reason)])
     if not inside:
-        raise InvalidInput(
-            f"geometry lies outside the planning area of {name} (city + {CITY_BUFFER_M} m); "
-            "coordinates must be [longitude, latitude]",
-            errors=[{"pointer": "/geometry", "problem": "outside planning area"}])
+        params = {"city": name, "buffer_km": CITY_BUFFER_M / 1000}
+        raise InvalidInput(code="measure.outside_area", params=params, pointer="/geometry",
+                           errors=[item("/geometry", "measure.outside_area", **params)])
 
 
 def _check_links(conn: Connection, measure_id: int | None, props: MeasureProperties) -> None:
@@ -127,18 +134,15 @@ def _check_links(conn: Connection, measure_id: int | None, props: MeasurePropert
         parent = conn.execute(text(
             "SELECT city_ags FROM measures_current WHERE id = :p"), {"p": props.parent_id}).first()
         if parent is None:
-            raise InvalidInput(f"parent_id {props.parent_id}: no such measure", errors=[
-                {"pointer": "/properties/parent_id", "problem": "unknown measure"}])
+            raise _rule("/properties/parent_id", "measure.unknown_parent", id=props.parent_id)
         if parent.city_ags != props.city_ags:
-            raise InvalidInput("parent_id: the parent measure belongs to another city", errors=[
-                {"pointer": "/properties/parent_id", "problem": "other city"}])
+            raise _rule("/properties/parent_id", "measure.parent_other_city")
         if measure_id is not None and conn.execute(text("""
             WITH RECURSIVE up(id) AS (SELECT CAST(:p AS integer) UNION
                 SELECT m.parent_id FROM measures m JOIN up ON m.id = up.id
                 WHERE m.parent_id IS NOT NULL)
             SELECT 1 FROM up WHERE id = :me"""), {"p": props.parent_id, "me": measure_id}).first():
-            raise InvalidInput("parent_id would create a cycle", errors=[
-                {"pointer": "/properties/parent_id", "problem": "cycle"}])
+            raise _rule("/properties/parent_id", "measure.parent_cycle")
     if props.transfer is not None:
         from quarters.transfer_profile import check_profile
 
@@ -148,11 +152,9 @@ def _check_links(conn: Connection, measure_id: int | None, props: MeasurePropert
             "SELECT key, city_ags FROM editions WHERE key = ANY(:k)"), {"k": props.editions}).all())
         for i, key in enumerate(props.editions):
             if key not in found:
-                raise InvalidInput(f"edition '{key}' does not exist", errors=[
-                    {"pointer": f"/properties/editions/{i}", "problem": "unknown edition"}])
+                raise _rule(f"/properties/editions/{i}", "measure.unknown_edition", key=key)
             if found[key] != props.city_ags:
-                raise InvalidInput(f"edition '{key}' belongs to another city", errors=[
-                    {"pointer": f"/properties/editions/{i}", "problem": "other city"}])
+                raise _rule(f"/properties/editions/{i}", "measure.edition_other_city", key=key)
 
 
 def _values(props: MeasureProperties, geom: BaseGeometry) -> dict[str, Any]:
@@ -236,7 +238,7 @@ def restore_deleted(conn: Connection, measure_id: int, version: int, actor: Acto
     """Bring a soft-deleted measure back."""
     before = get(conn, measure_id, ALL)
     if not before["deleted"]:
-        raise InvalidInput(f"measure {measure_id} is not deleted")
+        raise InvalidInput(code="measure.not_deleted", params={"id": measure_id})
     _check_version(conn, measure_id, version, ALL)
     _cas(conn, measure_id, version, "deleted_at = NULL", {}, actor, relation=ALL)
     after = get(conn, measure_id, STAFF)
@@ -251,7 +253,7 @@ def revert(conn: Connection, measure_id: int, version: int, to_version: int,
         "SELECT after FROM measure_history WHERE measure_id = :id AND version = :v"),
         {"id": measure_id, "v": to_version}).first()
     if row is None or row.after is None:
-        raise NotFound(f"measure {measure_id} has no version {to_version}")
+        raise NotFound(code="measure.no_version", params={"id": measure_id, "version": to_version})
     old = row.after
     props = MeasureProperties.model_validate(
         {k: old.get(k) for k in MeasureProperties.model_fields if k in old})
@@ -273,8 +275,8 @@ def _check_version(conn: Connection, measure_id: int, version: int, relation: st
     current = get(conn, measure_id, relation)
     if current["version"] != version:
         raise PreconditionFailed(
-            f"measure {measure_id} was changed meanwhile (you sent version {version}, "
-            f"current is {current['version']}); reload and apply your change again",
+            code="measure.changed", params={"id": measure_id, "sent": version,
+                                            "current": current["version"]},
             extra={"current": feature(current)},
             headers={"ETag": etag(measure_id, current["version"])})
 
@@ -296,7 +298,7 @@ def _cas(conn: Connection, measure_id: int, version: int, assignments: str,
                                 "actor": actor.id}).first()
     if changed is None:
         _check_version(conn, measure_id, version, ALL)
-        raise NotFound(f"no measure with id {measure_id}")
+        raise NotFound(code="measure.not_found", params={"id": measure_id})
 
 
 def _append(conn: Connection, measure_id: int, version: int, action: str, actor: Actor,

@@ -26,6 +26,7 @@ from sqlalchemy import Connection, text
 
 from quarters.errors import SetupError
 from quarters.indicators import DEFAULT_RULE
+from quarters.messages import note_text
 from quarters.settings import Settings
 from quarters.transfer import (
     TransferResult,
@@ -285,7 +286,7 @@ def _approx_note(res: TransferResult) -> str:
             f"interpolierte Werte.{ref}</p>")
 
 
-def _header(res: TransferResult) -> str:
+def _header(res: TransferResult, lang: str = "de") -> str:
     ref = res.reference
     w = ", ".join(f"{_esc(d.name_de)} ({_num(res.result.weights.get(d.key, 0.0) * 100, 0)} %)"
                   for d in res.indicators if d.key in res.result.indicators)
@@ -294,7 +295,7 @@ def _header(res: TransferResult) -> str:
         f"<h1>Übertragbarkeit: Welche {_esc(res.level.label_de)} ähneln "
         f"{_esc(ref.name)}?</h1>"
         f"<p><strong>Referenz:</strong> {_esc(ref.name)} ({_esc(ref.spec)})"
-        + (f" – {_esc(ref.note)}" if ref.note else "") + "</p>"
+        + (f" – {_esc(note_text(ref.note, lang))}" if ref.note else "") + "</p>"
         f"<p><strong>Kandidaten:</strong> {len(res.ranking)} {_esc(res.level.label_de)} "
         f"(Ebene {_esc(res.level.name)}), {len(res.excluded)} ausgeschlossen</p>"
         + (f"<p id=\"q-filter\"><strong>Filter (CQL2):</strong> <code>{_esc(res.params.filter)}"
@@ -411,7 +412,7 @@ def contributions_svg(res: TransferResult) -> str:
     return "".join(parts)
 
 
-def _method(res: TransferResult) -> str:
+def _method(res: TransferResult, lang: str = "de") -> str:
     p = res.params
     items = [
         f"<li><strong>Standardisierung:</strong> {METHOD_DE[p.method]}; Indikatoren ohne "
@@ -455,7 +456,7 @@ def _method(res: TransferResult) -> str:
     out = "<ul>" + "".join(items) + "</ul>"
     if res.warnings:
         out += "<div class=\"q-warn\"><strong>Hinweise:</strong><ul>" + "".join(
-            f"<li>{_esc(w)}</li>" for w in res.warnings) + "</ul></div>"
+            f"<li>{_esc(note_text(w, lang))}</li>" for w in res.warnings) + "</ul></div>"
     if len(res.excluded):
         reasons: dict[str, int] = {}
         for rs in res.excluded["reasons"]:
@@ -490,8 +491,9 @@ def _sources(res: TransferResult, tiles: bool, settings: Settings) -> str:
 # ----------------------------------------------------------------------------------------------
 def render_report(conn: Connection, res: TransferResult, settings: Settings, *,
                   scheme: str = "quantiles", k: int = 5, tiles: bool = False,
-                  progress: Progress | None = None) -> str:
-    """The report as one HTML string (works offline unless ``tiles``)."""
+                  progress: Progress | None = None, lang: str = "de") -> str:
+    """The report as one HTML string (works offline unless ``tiles``); notes and warnings
+    in ``lang`` (the rest of the page is German)."""
     import folium
     from branca.element import Element
 
@@ -519,7 +521,7 @@ def render_report(conn: Connection, res: TransferResult, settings: Settings, *,
     fig.header.add_child(Element(f"<style>{PAGE_CSS}</style>"), name="quarters_css")
     fig.header.add_child(Element(f"<title>Übertragbarkeit – {_esc(res.reference.name)}</title>"),
                          name="title")
-    fig.html.add_child(Element(_header(res)), name="quarters_header")
+    fig.html.add_child(Element(_header(res, lang)), name="quarters_header")
     attributions = "".join(
         f"map.attributionControl.addAttribution({_script_json(s['attribution'])});"
         for s in res.sources)
@@ -535,7 +537,7 @@ def render_report(conn: Connection, res: TransferResult, settings: Settings, *,
         '<main class="q-page">'
         f"<h2>Rangliste (Top {res.params.top})</h2>{_table(res)}"
         f"<h2>Beiträge der Indikatoren</h2>{contributions_svg(res)}"
-        f"<h2>Methode</h2>{_method(res)}"
+        f"<h2>Methode</h2>{_method(res, lang)}"
         f"<h2>Quellen und Lizenzen</h2>{_sources(res, tiles, settings)}"
         "</main>")
     step("fertig", 3, 3)

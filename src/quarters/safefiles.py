@@ -86,27 +86,29 @@ def kind_of(path: Path, name: str, allowed: tuple[str, ...]) -> str:
     kind = KINDS.get(Path(name).suffix.lower())
     if kind not in allowed:
         wanted = ", ".join(LABELS[k] for k in dict.fromkeys(allowed))
-        raise ImportRefused(f"{name}: unsupported file type '{Path(name).suffix}' (use {wanted})")
+        raise ImportRefused(code="file.unsupported_type",
+                            params={"name": name, "suffix": Path(name).suffix, "allowed": wanted})
     return kind
 
 
 def check_file(path: Path, name: str, kind: str, limits: Limits) -> None:
     """Refuse virtual paths, non-regular files, too large files and wrong magic bytes."""
     if "/vsi" in str(path).lower() or str(path).lower().startswith("vsi"):
-        raise ImportRefused(f"{name}: GDAL virtual file systems (/vsi…) are not allowed")
+        raise ImportRefused(code="file.virtual_path", params={"name": name})
     try:
         info = path.lstat()
     except OSError:
-        raise ImportRefused(f"{name}: file not found") from None
+        raise ImportRefused(code="file.not_found", params={"name": name}) from None
     if not stat.S_ISREG(info.st_mode):
-        raise ImportRefused(f"{name}: not a regular file")
+        raise ImportRefused(code="file.not_regular", params={"name": name})
     if info.st_size > limits.max_bytes:
-        raise ImportRefused(f"{name}: {info.st_size} bytes; at most {limits.max_bytes}")
+        raise ImportRefused(code="file.too_large", params={"name": name, "size": info.st_size,
+                                                               "max": limits.max_bytes})
     with path.open("rb") as fh:
         head = fh.read(4096)
     if not magic_matches(head, kind):
-        raise ImportRefused(f"{name}: the content is not a {LABELS[kind]} "
-                            f"(its first bytes do not match the extension)")
+        raise ImportRefused(code="file.wrong_content",
+                            params={"name": name, "format": LABELS[kind]})
 
 
 def magic_matches(head: bytes, kind: str) -> bool:
@@ -149,25 +151,28 @@ def unpack_shapefile(path: Path, name: str, dest: Path, limits: Limits) -> Path:
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError):
-        raise ImportRefused(f"{name}: not a readable zip file") from None
+        raise ImportRefused(code="file.bad_zip", params={"name": name}) from None
     with archive:
         members = archive.infolist()
         if len(members) > limits.max_zip_members:
-            raise ImportRefused(f"{name}: {len(members)} files in the zip; at most "
-                                f"{limits.max_zip_members}")
+            raise ImportRefused(code="file.zip_members",
+                                params={"name": name, "count": len(members),
+                                         "max": limits.max_zip_members})
         total = sum(m.file_size for m in members)
         if total > limits.max_bytes:
-            raise ImportRefused(f"{name}: unpacks to {total} bytes; at most {limits.max_bytes}")
+            raise ImportRefused(code="file.zip_too_large", params={"name": name, "size": total,
+                                                                   "max": limits.max_bytes})
         parts: dict[str, zipfile.ZipInfo] = {}
         stems = set()
         for m in members:
             member = PurePosixPath(m.filename.replace("\\", "/"))
             mode = m.external_attr >> 16
             if member.is_absolute() or ".." in member.parts or ":" in m.filename:
-                raise ImportRefused(f"{name}: zip member '{_short(m.filename)}' points outside "
-                                    "the zip")
+                raise ImportRefused(code="file.zip_outside",
+                                    params={"name": name, "member": _short(m.filename)})
             if stat.S_ISLNK(mode):
-                raise ImportRefused(f"{name}: zip member '{_short(m.filename)}' is a link")
+                raise ImportRefused(code="file.zip_link",
+                                    params={"name": name, "member": _short(m.filename)})
             if m.is_dir() or member.name.startswith(".") or "__MACOSX" in member.parts:
                 continue
             suffix = member.suffix.lower()
@@ -175,20 +180,22 @@ def unpack_shapefile(path: Path, name: str, dest: Path, limits: Limits) -> Path:
                 stems.add(str(member.with_suffix("")).lower())
                 parts[suffix] = m
         if ".shp" not in parts:
-            raise ImportRefused(f"{name}: no layer found (a zip must hold a .shp)")
+            raise ImportRefused(code="file.zip_no_shp", params={"name": name})
         if len(stems) > 1:
-            raise ImportRefused(f"{name}: several shapefiles in the zip; zip only one")
+            raise ImportRefused(code="file.zip_several", params={"name": name})
         dest.mkdir(parents=True, exist_ok=True)
         for suffix, m in parts.items():
             target = dest / f"layer{suffix}"
             with archive.open(m) as src, target.open("wb") as out:
                 shutil.copyfileobj(src, out, 1 << 20)  # zipfile stops at the declared size
             if target.stat().st_size != m.file_size:
-                raise ImportRefused(f"{name}: zip member '{_short(m.filename)}' is damaged")
+                raise ImportRefused(code="file.zip_damaged",
+                                    params={"name": name, "member": _short(m.filename)})
     shp = dest / "layer.shp"
     with shp.open("rb") as fh:
         if not magic_matches(fh.read(4), "shp"):
-            raise ImportRefused(f"{name}: the .shp in the zip is not a Shapefile")
+            raise ImportRefused(code="file.wrong_content",
+                                params={"name": name, "format": "Shapefile"})
     return shp
 
 
@@ -205,9 +212,11 @@ def scratch_dir(limits: Limits) -> Iterator[Path]:
 def check_counts(name: str, features: int, vertices: int, limits: Limits) -> None:
     """Refuse files with more features or vertices than the caps."""
     if features > limits.max_features:
-        raise ImportRefused(f"{name}: {features} features; at most {limits.max_features}")
+        raise ImportRefused(code="file.too_many_features", params={"name": name, "count": features,
+                                                                       "max": limits.max_features})
     if vertices > limits.max_vertices:
-        raise ImportRefused(f"{name}: {vertices} vertices; at most {limits.max_vertices}")
+        raise ImportRefused(code="file.too_many_vertices", params={"name": name, "count": vertices,
+                                                                       "max": limits.max_vertices})
 
 
 def count_vertices(geoms) -> int:  # noqa: ANN001
@@ -222,34 +231,39 @@ def read_frame(path: Path, name: str, kind: str, limits: Limits, layer: str | No
     if kind == "shp":  # GDAL has no prefix for shapefiles: the header is the pin
         with path.open("rb") as fh:
             if not magic_matches(fh.read(4), "shp"):
-                raise ImportRefused(f"{name}: the content is not a Shapefile")
+                raise ImportRefused(code="file.wrong_content",
+                                    params={"name": name, "format": "Shapefile"})
     try:
         with offline_gdal():
             layers = pyogrio.list_layers(source)
             if len(layers) > limits.max_layers:
-                raise ImportRefused(f"{name}: {len(layers)} layers; at most {limits.max_layers}")
+                raise ImportRefused(code="file.too_many_layers",
+                                    params={"name": name, "count": len(layers),
+                                                                         "max": limits.max_layers})
             if len(layers) == 0:
-                raise ImportRefused(f"{name}: no layer found")
+                raise ImportRefused(code="file.no_layer", params={"name": name})
             names = [str(n) for n in layers[:, 0]]
             if layer is None and len(names) > 1:
-                raise ImportRefused(f"{name}: several layers ({_short(', '.join(names), 200)}); "
-                                    "keep one in the file or choose one with --layer")
+                raise ImportRefused(code="file.several_layers",
+                                    params={"name": name, "layers": _short(", ".join(names), 200)})
             if layer is not None and layer not in names:
-                raise ImportRefused(f"{name}: no layer '{_short(layer)}'; has: "
-                                    f"{_short(', '.join(names), 200)}")
+                raise ImportRefused(code="file.unknown_layer",
+                                    params={"name": name, "layer": _short(layer),
+                                                                     "layers": _short(", ".join(names), 200)})
             info = pyogrio.read_info(source, layer=layer)
             if info.get("features", -1) > limits.max_features:
-                raise ImportRefused(f"{name}: {info['features']} features; at most "
-                                    f"{limits.max_features}")
+                raise ImportRefused(code="file.too_many_features",
+                                    params={"name": name, "count": info["features"],
+                                                                       "max": limits.max_features})
             gdf = pyogrio.read_dataframe(source, layer=layer)
     except ImportRefused:
         raise
     except Exception as exc:  # GDAL's message names server paths: log it, answer plainly
         log.info("import of %s refused: %s", name, str(exc).splitlines()[0] if str(exc) else exc)
-        raise ImportRefused(f"{name}: cannot be read as {LABELS[kind]} (damaged or not a "
-                            f"{LABELS[kind]})") from None
+        raise ImportRefused(code="file.unreadable",
+                            params={"name": name, "format": LABELS[kind]}) from None
     if "geometry" not in gdf.columns:
-        raise ImportRefused(f"{name}: no geometry column")
+        raise ImportRefused(code="file.no_geometry", params={"name": name})
     check_counts(name, len(gdf), count_vertices(gdf.geometry.values), limits)
     return gdf
 

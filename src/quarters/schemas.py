@@ -16,7 +16,7 @@ from pydantic import (
     model_validator,
 )
 
-from quarters.validation import check_text
+from quarters.validation import check_text, custom_error
 from quarters.vocabulary import (
     ACTION_FIELDS,
     DEFAULT_PRECISION,
@@ -67,7 +67,7 @@ class Strict_(BaseModel):
 
 def _check_year(value: date | None) -> date | None:
     if value is not None and not YEARS.min <= value.year <= YEARS.max:
-        raise ValueError(f"year must be between {YEARS.min:.0f} and {YEARS.max:.0f}")
+        raise custom_error("measure.year_range", {"min": int(YEARS.min), "max": int(YEARS.max)})
     return value
 
 
@@ -159,10 +159,11 @@ class MeasureProperties(Strict_):
     def _rules(self) -> MeasureProperties:
         fields = ACTION_FIELDS[self.city_ags]
         if self.action_field not in fields:
-            raise ValueError(f"action_field '{self.action_field}' is not one of this city's "
-                             f"fields: {', '.join(fields)}")
+            raise custom_error("measure.action_field",
+                               {"value": self.action_field, "fields": ", ".join(fields),
+                                "field": "action_field"})
         if self.start_date and self.end_date and self.end_date < self.start_date:
-            raise ValueError("end_date is before start_date")
+            raise custom_error("measure.end_before_start", {"field": "end_date"})
         return self
 
 
@@ -190,5 +191,5 @@ class MeasurePatch(Strict_):
     def _known(cls, value: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(value) - PATCHABLE)
         if unknown:
-            raise ValueError(f"unknown field(s): {', '.join(unknown)}")
+            raise custom_error("measure.unknown_fields", {"fields": ", ".join(unknown)})
         return value

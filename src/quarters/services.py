@@ -176,7 +176,8 @@ def item_sql(col: Collection, item_id: str, srid: int = 4326) -> Statement:
     value: Any = item_id
     if col.id_kind == "integer":
         if not ascii_digits(item_id) or len(item_id) > 18:
-            raise NotFound(f"{col.id}: no feature with id '{item_id}'")
+            raise NotFound(code="ogc.no_feature",
+                           params={"collection": col.id, "id": str(item_id)[:80]})
         value = int(item_id)
     sql = (f"SELECT {_feature_sql(col, srid)} FROM {col.from_clause()} "
            f"WHERE t.{col.id_column} = :id AND {col.base_where()}")
@@ -188,7 +189,8 @@ def item(conn: Connection, col: Collection, item_id: str, srid: int = 4326) -> s
     sql, params = item_sql(col, item_id, srid)
     row = conn.execute(text(sql), params).first()
     if row is None:
-        raise NotFound(f"{col.id}: no feature with id '{item_id}'")
+        raise NotFound(code="ogc.no_feature",
+                           params={"collection": col.id, "id": str(item_id)[:80]})
     return row[0]
 
 
@@ -281,30 +283,30 @@ def parse_bbox(raw: str, srid: int = 4326) -> tuple[float, float, float, float]:
     """
     parts = raw.split(",")
     if len(parts) not in (4, 6):
-        raise InvalidParameter(f"bbox: expected 4 or 6 numbers (minx,miny,maxx,maxy), got {len(parts)}")
+        raise InvalidParameter(code="bbox.count", pointer="bbox", params={"count": len(parts)})
     try:
         numbers = [float(p) for p in parts]
     except ValueError as exc:
-        raise InvalidParameter(f"bbox: '{raw}' contains something that is not a number") from exc
+        raise InvalidParameter(code="bbox.not_numbers", pointer="bbox",
+                               params={"value": raw[:80]}) from exc
     if not all(p.strip().isascii() for p in parts):
-        raise InvalidParameter(f"bbox: '{raw}' contains something that is not a number")
+        raise InvalidParameter(code="bbox.not_numbers", pointer="bbox", params={"value": raw[:80]})
     if any(v != v or v in (float("inf"), float("-inf")) for v in numbers):
-        raise InvalidParameter("bbox: numbers must be finite")
+        raise InvalidParameter(code="bbox.not_finite", pointer="bbox")
     if len(numbers) == 6:
         minx, miny, minz, maxx, maxy, maxz = numbers
         if minz > maxz:
-            raise InvalidParameter("bbox: minz is greater than maxz")
+            raise InvalidParameter(code="bbox.z_order", pointer="bbox")
     else:
         minx, miny, maxx, maxy = numbers
     values = (minx, miny, maxx, maxy)
     in_range = -180 <= minx <= 180 and -180 <= maxx <= 180 and -90 <= miny <= 90 and -90 <= maxy <= 90
     if srid == 4326 and not in_range:
-        raise InvalidParameter("bbox: longitude must be within -180..180 and latitude -90..90")
+        raise InvalidParameter(code="bbox.lonlat_range", pointer="bbox")
     if miny > maxy:
-        raise InvalidParameter("bbox: miny is greater than maxy")
+        raise InvalidParameter(code="bbox.y_order", pointer="bbox")
     if minx > maxx and srid != 4326:
-        raise InvalidParameter("bbox: minx is greater than maxx (only CRS84 boxes may cross "
-                               "the antimeridian)")
+        raise InvalidParameter(code="bbox.x_order", pointer="bbox")
     return values
 
 
@@ -318,16 +320,17 @@ def _instant(raw: str) -> date:
     """An RFC 3339 date or date-time as the UTC date ('2020-01-01T' as GDAL 3.6 sends it too)."""
     m = _INSTANT.match(raw)
     if not m:
-        raise InvalidParameter(f"datetime: '{raw}' is not an RFC 3339 date or date-time "
-                               f"(e.g. 2020-01-01 or 2020-01-01T12:00:00Z)")
+        raise InvalidParameter(code="datetime.form", pointer="datetime",
+                               params={"value": raw[:80]})
     try:
         day = date(int(m[1]), int(m[2]), int(m[3]))
         if m[4] is None:
             return day
         moment = datetime(day.year, day.month, day.day, int(m[4]), int(m[5] or 0),
                           min(int(m[6] or 0), 59))
-    except ValueError as exc:
-        raise InvalidParameter(f"datetime: '{raw}' is not a valid date ({exc})") from None
+    except ValueError:
+        raise InvalidParameter(code="datetime.invalid", pointer="datetime",
+                               params={"value": raw[:80]}) from None
     zone = m[7]
     if zone and zone not in ("Z", "z"):
         sign = 1 if zone[0] == "+" else -1
@@ -343,12 +346,14 @@ def parse_datetime(raw: str) -> tuple[date | None, date | None]:
         day = _instant(raw.strip())
         return day, day
     if raw.count("/") != 1:
-        raise InvalidParameter(f"datetime: '{raw}' has more than one '/'")
+        raise InvalidParameter(code="datetime.slashes", pointer="datetime",
+                               params={"value": raw[:80]})
     left, right = (p.strip() for p in raw.split("/"))
     start = None if left in ("", "..") else _instant(left)
     end = None if right in ("", "..") else _instant(right)
     if start is None and end is None:
-        raise InvalidParameter("datetime: an interval needs at least one end ('../..' is open on both)")
+        raise InvalidParameter(code="datetime.open", pointer="datetime")
     if start and end and start > end:
-        raise InvalidParameter(f"datetime: the start {start} is after the end {end}")
+        raise InvalidParameter(code="datetime.order", pointer="datetime",
+                               params={"start": str(start), "end": str(end)})
     return start, end

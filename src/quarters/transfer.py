@@ -49,6 +49,7 @@ from quarters.indicators import (
     units,
     values_table,
 )
+from quarters.messages import Note
 from quarters.settings import GERA_AGS, HALLE_AGS, PROJECT_CITIES, STORAGE_SRID
 from quarters.validation import parse_int
 
@@ -86,15 +87,12 @@ class Limits:
     def check_units(self, n_units: int, level: str, cluster_method: str | None) -> None:
         """InvalidParameter when a level is too large for one request or for Ward's method."""
         if self.max_units is not None and n_units > self.max_units:
-            raise InvalidParameter(
-                f"level: '{level}' has {n_units} units, more than the {self.max_units} one "
-                "analysis may use (QUARTERS_ANALYSIS_MAX_UNITS)")
+            raise InvalidParameter(code="analysis.too_many_units", pointer="level",
+                params={"level": level, "count": n_units, "max": self.max_units})
         if (cluster_method == "agglomerative" and self.max_ward_units is not None
                 and n_units > self.max_ward_units):
-            raise InvalidParameter(
-                f"cluster_method: agglomerative (Ward) needs memory growing with the square of "
-                f"the units; at most {self.max_ward_units} units (QUARTERS_ANALYSIS_MAX_WARD_UNITS),"
-                f" level '{level}' has {n_units}: use kmeans")
+            raise InvalidParameter(code="analysis.ward_too_many_units", pointer="cluster_method",
+                params={"level": level, "count": n_units, "max": self.max_ward_units})
 
 
 def round_weights(weights: dict[str, float]) -> dict[str, float]:
@@ -140,29 +138,31 @@ class TransferParams:
                                      ("missing", self.missing, MISSING),
                                      ("cluster_method", self.cluster_method, CLUSTER_METHODS)):
             if value not in allowed:
-                raise InvalidParameter(f"{name}: '{str(value)[:80]}' is not one of {', '.join(allowed)}")
+                raise InvalidParameter(code="analysis.not_one_of", pointer=name, params={
+                    "name": name, "value": str(value)[:80], "allowed": ", ".join(allowed)})
         if self.missing == "skip_pairwise" and self.metric == "mahalanobis":
-            raise InvalidParameter("missing: 'skip_pairwise' only works with metric 'euclidean'")
+            raise InvalidParameter(code="analysis.skip_pairwise_metric", pointer="missing")
         if not 1 <= self.top <= limits.max_top:
-            raise InvalidParameter(f"top: must be between 1 and {limits.max_top} "
-                                   f"(QUARTERS_ANALYSIS_MAX_TOP), got {self.top}")
+            raise InvalidParameter(code="analysis.between", pointer="top",
+                params={"name": "top", "min": 1, "max": limits.max_top, "value": self.top})
         if self.sensitivity and not 1 <= self.runs <= limits.max_runs:
-            raise InvalidParameter(f"runs: must be between 1 and {limits.max_runs} "
-                                   f"(QUARTERS_ANALYSIS_MAX_RUNS), got {self.runs}")
+            raise InvalidParameter(code="analysis.between", pointer="runs",
+                params={"name": "runs", "min": 1, "max": limits.max_runs, "value": self.runs})
         if not 0 <= self.spread < 1:
-            raise InvalidParameter(f"spread: must be in [0, 1), got {self.spread}")
+            raise InvalidParameter(code="analysis.spread", pointer="spread",
+                params={"value": self.spread})
         if self.k is not None and not 2 <= self.k <= 20:
-            raise InvalidParameter(f"k: must be between 2 and 20, got {self.k}")
+            raise InvalidParameter(code="analysis.between", pointer="k",
+                params={"name": "k", "min": 2, "max": 20, "value": self.k})
         if not self.reference or not self.reference.strip():
-            raise InvalidParameter("reference: required (e.g. quarter:bildungsquartier-neustadt, "
-                                   "gemeinde:15002000, stadtviertel:09, measure:12)")
+            raise InvalidParameter(code="analysis.reference_required", pointer="reference")
         if self.weights:
             for key, w in self.weights.items():
                 if not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
-                    raise InvalidParameter(f"weights: weight of '{key}' must be a finite number "
-                                           f">= 0, got {w!r}")
+                    raise InvalidParameter(code="analysis.weight_value", pointer="weights",
+                        params={"key": key, "value": repr(w)})
             if all(w == 0 for w in self.weights.values()):
-                raise InvalidParameter("weights: at least one weight must be positive")
+                raise InvalidParameter(code="analysis.weights_all_zero", pointer="weights")
         if self.filter is not None and not self.filter.strip():
             self.filter = None
 
@@ -176,16 +176,16 @@ def parse_weights(items: list[str] | None, field_name: str = "weight") -> dict[s
                 continue
             key, sep, raw = part.partition("=")
             if not sep or not key.strip():
-                raise InvalidParameter(
-                    f"{field_name}: '{part}' is not of the form indicator=number")
+                raise InvalidParameter(code="analysis.weight_form", pointer=field_name,
+                                       params={"value": part[:80]})
             try:
                 value = float(raw)
             except ValueError:
-                raise InvalidParameter(f"{field_name}: weight '{raw}' of '{key.strip()}' is not a "
-                                       "number") from None
+                raise InvalidParameter(code="analysis.weight_value", pointer=field_name,
+                                       params={"key": key.strip(), "value": raw[:40]}) from None
             if not math.isfinite(value) or value < 0:
-                raise InvalidParameter(f"{field_name}: weight of '{key.strip()}' must be a finite "
-                                       f"number >= 0, got {raw}")
+                raise InvalidParameter(code="analysis.weight_value", pointer=field_name,
+                                       params={"key": key.strip(), "value": raw[:40]})
             out[key.strip()] = value
     return out
 
@@ -197,8 +197,8 @@ def default_indicators(conn: Connection, level: Level) -> list[str]:
 
     keys = defaults(conn, level)
     if not keys:
-        raise InvalidInput(f"indicators: level '{level.name}' has no default-eligible indicator "
-                           f"({DEFAULT_RULE}); choose indicators")
+        raise InvalidInput(code="analysis.no_default_indicators", pointer="indicators",
+                           params={"level": level.name})
     return keys
 
 
@@ -210,23 +210,24 @@ def resolve_indicators(conn: Connection, level: Level, indicators: list[str] | N
     keys = list(dict.fromkeys(indicators or (list(weights) if weights else
                                              default_indicators(conn, level))))
     if len(keys) > MAX_INDICATORS:
-        raise InvalidParameter(f"indicators: at most {MAX_INDICATORS}, got {len(keys)}")
+        raise InvalidParameter(code="analysis.too_many_indicators", pointer="indicators",
+            params={"max": MAX_INDICATORS, "count": len(keys)})
     unknown = [k for k in keys if k not in defs]
     if unknown:
-        raise InvalidParameter(f"indicators: unknown indicator(s) {', '.join(unknown)}; "
-                               f"see /api/analysis/indicators")
+        raise InvalidParameter(code="analysis.unknown_indicators", pointer="indicators",
+            params={"keys": ", ".join(unknown)})
     weights = dict(weights or {})
     extra = [k for k in weights if k not in keys]
     if extra:
-        raise InvalidParameter(f"weights: indicator(s) {', '.join(extra)} not among the chosen "
-                               f"indicators {', '.join(keys)}")
+        raise InvalidParameter(code="analysis.weights_not_chosen", pointer="weights",
+            params={"keys": ", ".join(extra), "chosen": ", ".join(keys)})
     have = set(conn.execute(text(
         "SELECT DISTINCT indicator FROM indicator_values WHERE level = :l AND value IS NOT NULL "
         "AND indicator = ANY(:k)"), {"l": level.name, "k": keys}).scalars())
     empty = [k for k in keys if k not in have]
     if empty:
-        raise InvalidInput(f"indicators: no values at level '{level.name}' for "
-                           f"{', '.join(empty)}")
+        raise InvalidInput(code="analysis.no_values", pointer="indicators",
+                           params={"level": level.name, "keys": ", ".join(empty)})
     return [defs[k] for k in keys], round_weights({k: float(weights.get(k, 1.0)) for k in keys})
 
 
@@ -270,9 +271,8 @@ def _split_reference(conn: Connection, spec: str) -> tuple[str, str]:
         return "kreis", spec
     if conn.execute(text("SELECT 1 FROM quarters WHERE slug = :s"), {"s": spec}).first():
         return "quarter", spec
-    raise InvalidParameter(f"reference: '{spec[:80]}' is not understood; write kind:key, e.g. "
-                           "quarter:bildungsquartier-neustadt, gemeinde:15002000, kreis:15002, "
-                           "stadtviertel:09 or measure:12")
+    raise InvalidParameter(code="analysis.reference_form", pointer="reference",
+        params={"value": spec[:80]})
 
 
 def _unit_name(conn: Connection, level: Level, code: str) -> str | None:
@@ -292,7 +292,8 @@ def resolve_reference(conn: Connection, spec: str, level: Level,
     ref_level = get_level(conn, kind, "reference")
     name = _unit_name(conn, ref_level, key)
     if name is None:
-        raise NotFound(f"reference: no unit '{key[:80]}' at level '{ref_level.name}'")
+        raise NotFound(code="analysis.reference_unknown", pointer="reference",
+                       params={"key": key[:80], "level": ref_level.name})
     approx = key in candidates.approximate_codes(conn, ref_level)
     if ref_level.name == level.name:
         return Reference(spec, kind, level.name, key, name, unit_id=key, approximate=approx)
@@ -305,40 +306,40 @@ def resolve_reference(conn: Connection, spec: str, level: Level,
         return Reference(spec, kind, "quarter", key, name,
                          profile=profile_series(prof).reindex(indicators),
                          derivations=derivs, approximate=True,
-                         note=f"profile of the quarter derived from its "
-                              f"{prof['source_level'] or 'districts'} (coverage "
-                              f"{100 * prof['coverage']:.0f} %)")
+                         note=Note("reference_quarter_profile",
+                                   level=prof["source_level"] or "districts",
+                                   coverage=round(100 * prof["coverage"])))
     vals, reasons, _ = values_table(conn, ref_level, indicators)
     row = vals.loc[key]
     derivs = {k: f"missing: {reasons[k][key]}" for k in indicators if key in reasons[k]}
     return Reference(spec, kind, ref_level.name, key, name, profile=row,
                      derivations=derivs, approximate=approx,
-                     note=f"values of the {ref_level.name} unit compared with {level.name} "
-                          "units (external reference; it does not influence the scaling)")
+                     note=Note("reference_external", ref_level=ref_level.name, level=level.name))
 
 
 def _measure_reference(conn: Connection, spec: str, key: str, level: Level,
                        indicators: list[str]) -> Reference:
     measure_id = parse_int(key, "reference: measure id", minimum=1, maximum=2_147_483_647)
     if not measures_view_exists(conn):
-        raise NotFound("reference: no measures yet (measures are not set up)")
+        raise NotFound(code="analysis.no_measures", pointer="reference")
     row = conn.execute(text("SELECT id, title FROM measures_public WHERE id = :id"),
                        {"id": measure_id}).first()
     if row is None:
-        raise NotFound(f"reference: no published measure {key}")
+        raise NotFound(code="analysis.reference_measure_unknown", pointer="reference",
+                       params={"id": key})
     if not level.outlines:
-        raise InvalidInput(f"reference: level '{level.name}' has no outlines, so no unit can "
-                           f"be found by a measure's location; name a unit ({level.name}:<code>)")
+        raise InvalidInput(code="analysis.measure_level_without_outlines", pointer="reference",
+                           params={"level": level.name})
     fw, params = level.from_where()
     unit = conn.execute(text(
         f"SELECT t.{level.code_column}, t.name FROM {fw} AND ST_Intersects(t.geom, "
         f"(SELECT ST_PointOnSurface(geom) FROM measures_public WHERE id = :id)) LIMIT 1"),
         {**params, "id": measure_id}).first()
     if unit is None:
-        raise InvalidInput(f"reference: measure {key} lies in no {level.label_en} unit of level "
-                           f"'{level.name}'")
+        raise InvalidInput(code="analysis.measure_outside_level", pointer="reference",
+                           params={"id": key, "level": level.name})
     return Reference(spec, "measure", level.name, unit[0], unit[1], unit_id=unit[0],
-                     note=f"unit containing measure {key} „{row.title}“")
+                     note=Note("reference_measure_unit", id=key, title=row.title))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -500,8 +501,7 @@ def run_transfer(conn: Connection, params: TransferParams, progress: Progress | 
     step("Rangfolge", 2, total)
     warnings = list(sim.warnings)
     if not level.outlines:
-        warnings.append(f"level '{level.name}' has no outlines: ranked on values only; the "
-                        "result cannot be mapped")
+        warnings.append(Note("level_without_outlines", level=level.name))
     ranking = sim.ranking.copy()
     ranking.insert(0, "name", names.reindex(ranking.index).to_numpy())
     for k in sim.indicators:
@@ -520,7 +520,7 @@ def run_transfer(conn: Connection, params: TransferParams, progress: Progress | 
                                    top=params.top, seed=params.seed, method=params.method,
                                    metric=params.metric, missing=params.missing)
         except ValueError as exc:
-            warnings.append(f"sensitivity check skipped: {exc}")
+            warnings.append(Note("sensitivity_skipped", reason=str(exc)))
         timings["sensitivity_s"] = time.perf_counter() - t2
         if sens is not None:
             for col in ("share_in_top", "rank_min", "rank_median", "rank_max"):
@@ -539,7 +539,7 @@ def run_transfer(conn: Connection, params: TransferParams, progress: Progress | 
                                            params.cluster_method, params.method, params.seed)
             cache_info["typology"] = "hit" if typ_hit else "miss"
         except ValueError as exc:
-            warnings.append(f"typology skipped: {exc}")
+            warnings.append(Note("typology_skipped", reason=str(exc)))
         if typ is not None:
             labels = typ.labels.reindex(ranking.index)
             ranking["cluster"] = labels.to_numpy()
@@ -589,13 +589,11 @@ def _candidates(conn: Connection, level: Level, values: pd.DataFrame, reference:
         keep &= inside
     if reference.unit_id is not None and not keep[values.index.get_loc(reference.unit_id)]:
         reference = replace(reference, profile=values.loc[reference.unit_id], unit_id=None,
-                            note="the reference does not pass the filter; its values are "
-                                 "compared as an external profile")
+                            note=Note("reference_filtered_out"))
     kept = values[keep]
     if kept.empty or (reference.unit_id is not None and len(kept) == 1):
-        why = "the filter" if params.filter else "the parts of the reference"
-        raise InvalidInput(f"ranking: no candidates left after {why} (level '{level.name}', "
-                           f"{len(parts)} unit(s) part of the reference)")
+        code = "analysis.no_candidates_filter" if params.filter else "analysis.no_candidates"
+        raise InvalidInput(code=code, params={"level": level.name, "count": len(parts)})
     return kept, reference, parts, n_filtered
 
 
@@ -617,7 +615,7 @@ def _reference_type(typ: Any, reference: Reference, warnings: list[str]) -> int 
             return int(value)
         return assign(typ, reference.profile.reindex(typ.indicators))
     except ValueError as exc:
-        warnings.append(f"type of the reference unknown: {exc}")
+        warnings.append(Note("reference_type_unknown", reason=str(exc)))
         return None
 
 
@@ -776,11 +774,14 @@ def typology_for(conn: Connection, level_name: str, indicators: list[str] | None
                  scaling: str = "zscore", *, limits: Limits | None = None) -> dict[str, Any]:
     """Typology of a level's units as JSON (cached on the rounded weights)."""
     if method not in CLUSTER_METHODS:
-        raise InvalidParameter(f"method: '{method}' is not one of {', '.join(CLUSTER_METHODS)}")
+        raise InvalidParameter(code="analysis.not_one_of", pointer="method", params={
+            "name": "method", "value": method[:80], "allowed": ", ".join(CLUSTER_METHODS)})
     if scaling not in METHODS:
-        raise InvalidParameter(f"scaling: '{scaling}' is not one of {', '.join(METHODS)}")
+        raise InvalidParameter(code="analysis.not_one_of", pointer="scaling", params={
+            "name": "scaling", "value": scaling[:80], "allowed": ", ".join(METHODS)})
     if k is not None and not 2 <= k <= 20:
-        raise InvalidParameter(f"k: must be between 2 and 20, got {k}")
+        raise InvalidParameter(code="analysis.between", pointer="k",
+            params={"name": "k", "min": 2, "max": 20, "value": k})
     level = get_level(conn, level_name)
     defs, w = resolve_indicators(conn, level, indicators, weights)
     keys = [d.key for d in defs]
@@ -811,8 +812,8 @@ def cross_city(conn: Connection, level_name: str = "gemeinde", indicators: list[
                method: str = "zscore", *, limits: Limits | None = None) -> dict[str, Any]:
     """Which units resemble Halle (Saale), which resemble Gera, and how alike are the two?"""
     if level_name not in ("gemeinde", "kreis"):
-        raise InvalidParameter(f"level: cross-city works on 'gemeinde' or 'kreis', got "
-                               f"'{level_name}'")
+        raise InvalidParameter(code="analysis.cross_city", pointer="level",
+            params={"value": level_name[:80]})
     codes = {HALLE_AGS: HALLE_AGS, GERA_AGS: GERA_AGS} if level_name == "gemeinde" else \
         {HALLE_AGS: HALLE_AGS[:5], GERA_AGS: GERA_AGS[:5]}
     out: dict[str, Any] = {"level": level_name, "cities": []}

@@ -25,7 +25,7 @@ import pandas as pd
 import shapely
 from sqlalchemy import Connection, text
 
-from quarters.errors import InvalidInput
+from quarters.errors import InvalidInput, item
 from quarters.schemas import MeasureProperties, TransferProfile
 
 OPERATORS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
@@ -130,8 +130,9 @@ def _district(conn: Connection, city_ags: str, code: str) -> Any:
         ORDER BY d.level = 'stadtviertel' DESC, d.id LIMIT 1"""),
         {"c": city_ags, "code": code}).first()
     if row is None:
-        raise InvalidInput(f"/district_code: no district '{code}' in the measure's city",
-                           errors=[{"pointer": "/district_code", "problem": "unknown district"}])
+        raise InvalidInput(code="transfer.unknown_district", pointer="/district_code",
+                           params={"code": code},
+                           errors=[item("/district_code", "transfer.unknown_district", code=code)])
     return row
 
 
@@ -155,15 +156,17 @@ def transfer_to_district(conn: Connection, origin_id: int, version: int, distric
     origin = measures.get(conn, origin_id, measures.STAFF)
     district = _district(conn, origin["city_ags"], district_code)
     if district.id in [d["id"] for d in origin["districts"]]:
-        raise InvalidInput(f"/district_code: the measure already lies in {district.name}",
-                           errors=[{"pointer": "/district_code", "problem": "origin's district"}])
+        raise InvalidInput(code="transfer.origin_district", pointer="/district_code",
+                           params={"name": district.name}, errors=[
+                               item("/district_code", "transfer.origin_district",
+                                    name=district.name)])
     already = conn.execute(text(
         "SELECT id FROM measures_current WHERE origin_id = :o AND :d = ANY(district_ids)"),
         {"o": origin_id, "d": district.id}).scalar()
     if already is not None:
-        raise InvalidInput(f"/district_code: already transferred to {district.name} as measure "
-                           f"{already}", errors=[{"pointer": "/district_code",
-                                                  "problem": f"already transferred ({already})"}])
+        params = {"name": district.name, "id": already}
+        raise InvalidInput(code="transfer.already", pointer="/district_code", params=params,
+                           errors=[item("/district_code", "transfer.already", **params)])
     old = origin.get("transfer") or {}
     props = MeasureProperties.model_validate({
         "title": transferred_title(origin["title"], district.name),

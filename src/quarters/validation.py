@@ -9,8 +9,10 @@ import re
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator
+from pydantic_core import PydanticCustomError
 
 from quarters.errors import BadRequest, InvalidParameter
+from quarters.errors import item as error_item
 
 MAX_JSON_DEPTH = 64
 EXCERPT = 40
@@ -42,32 +44,94 @@ def parse_int(raw: str | None, name: str, default: int | None = None, *,
     if raw is None:
         return default
     if not isinstance(raw, str) or not _INT.fullmatch(raw):
-        raise InvalidParameter(f"{name}: '{excerpt(raw)}' is not an integer")
+        raise InvalidParameter(code="param.not_integer", pointer=name,
+                               params={"name": name, "value": excerpt(raw)})
     value = int(raw)
     if minimum is not None and value < minimum:
-        raise InvalidParameter(f"{name}: must be at least {minimum}, got {value}")
+        raise InvalidParameter(code="param.too_small", pointer=name,
+                               params={"name": name, "minimum": minimum, "value": value})
     if maximum is not None and value > maximum:
-        raise InvalidParameter(f"{name}: must be at most {maximum}, got {value}")
+        raise InvalidParameter(code="param.too_large", pointer=name,
+                               params={"name": name, "maximum": maximum, "value": value})
     return value
 
 
-def control_problem(text: str, multiline: bool = False) -> str | None:
-    """Why ``text`` may not be stored (a control character or a lone surrogate), or None."""
+def control_code(text: str, multiline: bool = False) -> tuple[str, dict[str, Any]] | None:
+    """Why ``text`` may not be stored, as ``(code, params)`` (a control character or a lone
+    surrogate), or None."""
     pattern = _CONTROL_MULTILINE if multiline else _CONTROL_SINGLE_LINE
     found = pattern.search(text)
     if found:
-        return f"control character U+{ord(found.group()):04X} is not allowed"
+        return "text.control_character", {"char": f"U+{ord(found.group()):04X}"}
     if _SURROGATE.search(text):
-        return "invalid character (lone surrogate)"
+        return "text.lone_surrogate", {}
     return None
 
 
+def control_problem(text: str, multiline: bool = False) -> str | None:
+    """Why ``text`` may not be stored (English, for import reports), or None."""
+    from quarters.messages import t
+
+    found = control_code(text, multiline)
+    return None if found is None else t(f"problem.{found[0]}", "en", **found[1])
+
+
 def check_text(text: str, multiline: bool = False) -> str:
-    """``text`` unchanged, or ValueError (for pydantic validators) naming the bad character."""
-    problem = control_problem(text, multiline)
-    if problem:
-        raise ValueError(problem)
+    """``text`` unchanged, or a pydantic error (its type is the catalogue code) naming the bad
+    character."""
+    found = control_code(text, multiline)
+    if found:
+        raise custom_error(*found)
     return text
+
+
+def custom_error(code: str, params: dict[str, Any] | None = None) -> PydanticCustomError:
+    """A pydantic validation error whose type is the catalogue code ``code``."""
+    from quarters.messages import t
+
+    params = params or {}
+    return PydanticCustomError(code, t(f"problem.{code}", "en", **params).replace("{", "(")
+                               .replace("}", ")"), params)
+
+
+# pydantic's error types that have a text of their own (``problem.validation.<type>``); the
+# others are "invalid value". Our validators raise :func:`custom_error` with a catalogue code.
+_PYDANTIC_CTX = ("min_length", "max_length", "ge", "gt", "le", "lt", "pattern", "expected",
+                 "multiple_of")
+
+
+def pydantic_items(errors: list[dict[str, Any]], prefix: str = "") -> list[dict[str, Any]]:
+    """pydantic's ``exc.errors()`` as coded entries of a problem's ``errors`` (see
+    :func:`quarters.errors.item`): body places as JSON pointers, query, path and header
+    values by their parameter name."""
+    from quarters.messages import has
+
+    out = []
+    for e in errors:
+        loc = [str(p) for p in e.get("loc", ())]
+        kind = e.get("type", "")
+        if loc and loc[-1] == "[key]":  # a bad key of a mapping (a district code)
+            loc.pop()
+        if loc and loc[0] in ("query", "path", "header", "cookie"):
+            pointer = loc[1] if len(loc) == 2 else ".".join(loc[1:])
+        else:
+            if loc and loc[0] == "body":
+                loc = loc[1:]
+            pointer = (prefix + "/" + "/".join(loc)).replace("//", "/") if loc or prefix else "/"
+        ctx = e.get("ctx") or {}
+        if "field" in ctx and loc[-1:] != [ctx["field"]]:  # a rule over several fields names one
+            pointer = pointer.rstrip("/") + "/" + str(ctx["field"])
+        if has(f"problem.{kind}"):
+            code, params = kind, dict(ctx)
+        elif has(f"problem.validation.{kind}"):
+            code = f"validation.{kind}"
+            params = {k: ctx[k] for k in _PYDANTIC_CTX if k in ctx}
+        else:
+            code, params = "validation.invalid", {}
+        params = {k: v if isinstance(v, int | float | str | bool) or v is None else str(v)
+                  for k, v in params.items()}
+        out.append(error_item(pointer, code, **params))
+    return out
 
 
 def xml_text(text: str) -> str:
@@ -85,8 +149,8 @@ def parse_json(raw: bytes) -> Any:
     except orjson.JSONDecodeError as exc:
         reason = str(exc).split(":")[0]
         if "depth" in reason or "recursion" in reason:
-            raise BadRequest(f"JSON nested too deeply (max {MAX_JSON_DEPTH} levels)") from None
-        raise BadRequest(f"body is not valid JSON: {reason}") from None
+            raise BadRequest(code="json.too_deep", params={"max": MAX_JSON_DEPTH}) from None
+        raise BadRequest(code="json.invalid", params={"reason": reason}) from None
     check_json(value)
     return value
 
@@ -99,12 +163,11 @@ def check_json(value: Any) -> None:
         item, depth, pointer = stack.pop()
         if isinstance(item, str):
             if "\x00" in item or _SURROGATE.search(item):
-                problem = "invalid character (NUL or lone surrogate)"
-                raise BadRequest(f"{pointer or '/'}: {problem}",
-                                 errors=[{"pointer": pointer or "/", "problem": problem}])
+                raise BadRequest(code="json.invalid_character", pointer=pointer or "/",
+                                 errors=[error_item(pointer or "/", "json.invalid_character")])
         elif isinstance(item, dict | list):
             if depth > MAX_JSON_DEPTH:
-                raise BadRequest(f"JSON nested too deeply (max {MAX_JSON_DEPTH} levels)")
+                raise BadRequest(code="json.too_deep", params={"max": MAX_JSON_DEPTH})
             if isinstance(item, list):
                 stack.extend((child, depth + 1, f"{pointer}/{i}") for i, child in enumerate(item))
                 continue
@@ -123,7 +186,7 @@ def ascii_int(value: Any) -> Any:
     """pydantic BeforeValidator: query/path integers are ASCII digits (optional minus) only —
     pydantic alone would also take ``+5``, `` 5`` and ``1_000``."""
     if isinstance(value, str) and not _INT.fullmatch(value):
-        raise ValueError("not an integer (ASCII digits with an optional leading minus)")
+        raise custom_error("validation.not_ascii_integer")
     return value
 
 

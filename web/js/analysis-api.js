@@ -1,6 +1,8 @@
 // Analysis page: requests to the analyst API (/api/analysis/…) and the few other endpoints it
 // reads (config, sources, collections, measures). Same origin only.
 
+import { lang } from "./i18n.js";
+
 const API_BASE = new URL("api/", document.baseURI);
 const TIMEOUT_MS = 120000;
 const MAX_PAGES = 50;
@@ -41,7 +43,8 @@ function problemText(body, status) {
 }
 
 async function send(method, url, { body, accept = "application/json", signal } = {}) {
-  const headers = { Accept: `${accept}, application/problem+json;q=0.8` };
+  // Accept-Language: the server writes problems and notes in the page's language.
+  const headers = { Accept: `${accept}, application/problem+json;q=0.8`, "Accept-Language": lang };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let response;
   try {

@@ -1,5 +1,7 @@
-// Analysis page: DOM helpers, number formatting (German) and German wording of the API's
-// English notes. Data only ever reaches the DOM through textContent / setAttribute.
+// Analysis page: DOM helpers, number formatting (German) and the API's notes by their codes
+// (web/i18n). Data only ever reaches the DOM through textContent / setAttribute.
+
+import { has, t } from "./i18n.js";
 
 export const SVG_NS = "http://www.w3.org/2000/svg";
 
@@ -130,47 +132,27 @@ export const SCHEME_LABELS = {
   equal_interval: "Gleiche Intervalle",
 };
 
-/** The API's English notes in German where the wording is known; else the original text. */
-export function translateNote(text, names = new Map()) {
-  const s = String(text ?? "");
-  const name = (key) => names.get(key) || key;
-  const rules = [
-    [/^(\d+) unit\(s\) excluded from the ranking because of missing indicator values/,
-      (m) => `${formatCount(Number(m[1]))} ${Number(m[1]) === 1 ? "Einheit wurde" : "Einheiten wurden"} wegen fehlender Indikatorwerte aus der Rangfolge ausgeschlossen.`],
-    [/^(\d+) unit\(s\) compared on fewer indicators/,
-      (m) => `${formatCount(Number(m[1]))} Einheiten wurden nur über die vorhandenen Indikatoren verglichen (fehlende paarweise ausgelassen).`],
-    [/^indicator '([^']+)' is missing for the reference and was dropped/,
-      (m) => `Indikator „${name(m[1])}“ fehlt für die Referenz und wurde nicht verwendet.`],
-    [/^indicator '([^']+)' has zero spread among the candidates and contributes 0/,
-      (m) => `Indikator „${name(m[1])}“ streut unter den Kandidaten nicht und trägt nichts bei.`],
-    [/^top=(\d+) exceeds the (\d+) candidates; using top=(\d+)/,
-      (m) => `Top ${m[1]} ist mehr als die ${m[2]} Kandidaten; es werden ${m[3]} gezeigt.`],
-    [/^sensitivity check skipped: (.*)$/,
-      (m) => `Stabilitätsprüfung ausgelassen (${m[1]}).`],
-    [/^typology skipped: (.*)$/, (m) => `Typologie ausgelassen (${m[1]}).`],
-    [/^type of the reference unknown: (.*)$/, (m) => `Typ der Referenz unbekannt (${m[1]}).`],
-    [/^profile of the quarter derived from its (\S+) \(coverage ([\d.,]+ %)\)/,
-      (m) => `Profil des Pilotquartiers, abgeleitet aus den überlappenden Einheiten der Ebene „${name(m[1])}“ (Abdeckung ${m[2]}).`],
-    [/^values of the (\S+) unit compared with (\S+) units/,
-      (m) => `Werte der Einheit (Ebene „${name(m[1])}“) verglichen mit den Einheiten der Ebene „${name(m[2])}“; als externe Referenz beeinflusst sie die Standardisierung nicht.`],
-    [/^unit containing measure (\d+) (.*)$/,
-      (m) => `Einheit, in der Maßnahme ${m[1]} ${m[2]} liegt.`],
-    [/^no value loaded/, () => "kein Wert geladen"],
-    [/^no inhabitants \(uninhabited area\)/, () => "keine Einwohner (unbewohntes Gebiet): Anteil nicht definiert"],
-    [/^no row for this AGS in the Destatis Gemeindeverzeichnis extract/,
-      () => "keine Zeile für diesen AGS im Destatis-Gemeindeverzeichnis (abweichender Gebietsstand)"],
-  ];
-  for (const [pattern, build] of rules) {
-    const m = s.match(pattern);
-    if (m) return { text: build(m), lang: "de" };
+// Notes the API names by code: these parameters are keys that the page shows by their names.
+const NAMED_PARAMS = ["indicator", "level", "ref_level"];
+
+/**
+ * A note of the API in the page's language: `t("warning." + code, params)` (indicator and
+ * level keys shown by their names), else the API's `detail` (already in the language the
+ * page asked for). Plain strings are data (e.g. a stored reason) and are shown as they are.
+ */
+export function noteText(note, names = new Map()) {
+  if (note && typeof note === "object") {
+    const params = { ...(note.params || {}) };
+    for (const name of NAMED_PARAMS) {
+      if (name in params) params[name] = names.get(params[name]) || params[name];
+    }
+    const key = `warning.${note.code}`;
+    return note.code && has(key) ? t(key, params) : String(note.detail ?? "");
   }
-  return { text: s, lang: "en" };
+  return String(note ?? "");
 }
 
-/** A <span> with the translated note; lang="en" when it stayed English. */
-export function noteNode(text, names, tag = "span") {
-  const { text: out, lang } = translateNote(text, names);
-  const node = el(tag, { text: out });
-  if (lang !== "de") node.lang = lang;
-  return node;
+/** A <span> (or `tag`) with the note's text. */
+export function noteNode(note, names, tag = "span") {
+  return el(tag, { text: noteText(note, names) });
 }

@@ -1286,7 +1286,8 @@ async function runCrossCity(event) {
     const body = await api.getCrossCity(params);
     const names = (body.indicators || []).map((k) => app.names.get(k) || k).join(", ");
     const label = level === "gemeinde" ? "Gemeinden" : "Kreise und kreisfreie Städte";
-    const warnings = [...new Set((body.cities || []).flatMap((c) => c.warnings || []))];
+    const warnings = [...new Map((body.cities || []).flatMap((c) => c.warnings || [])
+      .map((w) => [JSON.stringify(w), w])).values()];
     replaceChildren(out,
       el("p", { className: "crosscity__meta", text: `${formatCount(body.n_candidates)} ${label} verglichen; Indikatoren: ${names}.` }),
       pairStatements(body.pair, body.n_candidates, level),

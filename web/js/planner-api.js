@@ -1,6 +1,8 @@
 // API calls of the planning page: sign-in (cookie session + CSRF header) and measures with ETags.
 // Same origin only; every unsafe request carries X-CSRF-Token, every change If-Match.
 
+import { lang } from "./i18n.js";
+
 const API_BASE = new URL("api/", document.baseURI);
 const REQUEST_TIMEOUT_MS = 30000;
 const MAX_PAGES = 50;
@@ -43,7 +45,10 @@ async function parseBody(response) {
 
 /** One request; resolves to {data, etag, status} or throws PlannerApiError. */
 async function request(method, url, { body, etag } = {}) {
-  const headers = { Accept: "application/geo+json, application/json;q=0.9, application/problem+json;q=0.8" };
+  const headers = {
+    Accept: "application/geo+json, application/json;q=0.9, application/problem+json;q=0.8",
+    "Accept-Language": lang, // the server writes problems in the page's language
+  };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (UNSAFE.has(method) && csrfToken) headers["X-CSRF-Token"] = csrfToken;
   if (etag) headers["If-Match"] = etag;

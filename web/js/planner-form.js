@@ -1,6 +1,7 @@
 // The measure form: German labels, reading and writing the record, client-side checks and the
 // server's 422 errors placed next to the matching field. Data reaches the DOM via textContent.
 
+import { has, t } from "./i18n.js";
 import { applyLimits } from "./vocabulary.js";
 
 /** Longest text of a measure field (limits.measure of /api/config; 200 until it is known). */
@@ -766,53 +767,18 @@ export function validateRecord(record, { geometry } = {}) {
   return errors;
 }
 
-// The server's problems (English) in German; the server text stays as a fallback.
-const PROBLEMS = [
-  [/^field required$/i, () => "Pflichtangabe – bitte ausfüllen."],
-  [/at least 1 (character|item)/i, () => "Darf nicht leer sein."],
-  [/at most (\d+) characters?/i, (m) => `Höchstens ${INTEGER_DE.format(Number(m[1]))} Zeichen erlaubt.`],
-  [/at most (\d+) items?/i, (m) => `Höchstens ${INTEGER_DE.format(Number(m[1]))} Einträge erlaubt.`],
-  [/^unknown field/i, () => "Unbekanntes Feld – der Server nimmt es nicht an."],
-  [/extra inputs are not permitted/i, () => "Unbekanntes Feld – der Server nimmt es nicht an."],
-  [/outside planning area|outside the planning area/i, () =>
-    "Die Geometrie liegt außerhalb des Planungsgebiets der gewählten Stadt (Stadtgebiet und 3 km Umkreis)."],
-  [/end_date is before start_date/i, () => "Das Ende darf nicht vor dem Beginn liegen."],
-  [/is not one of this city's fields/i, () => "Dieses Handlungsfeld gibt es in der gewählten Stadt nicht."],
-  [/greater than or equal to 0/i, () => "Darf nicht negativ sein."],
-  [/less than or equal to/i, () => "Der Wert ist zu groß."],
-  [/year must be between 1900 and 2100/i, () => "Das Jahr muss zwischen 1900 und 2100 liegen."],
-  [/valid date/i, () => "Bitte ein gültiges Datum angeben."],
-  [/valid (number|integer)/i, () => "Bitte eine Zahl angeben."],
-  [/should match pattern '\^https\?/i, () => "Bitte eine Adresse mit http:// oder https:// angeben."],
-  [/should match pattern '\^\[a-z0-9-\]/i, () => "Nur Kleinbuchstaben, Ziffern und Bindestrich (höchstens 40 Zeichen)."],
-  [/^input should be/i, () => "Ungültiger Wert."],
-  [/unknown edition/i, () => "Diese Strategie-Fortschreibung gibt es nicht."],
-  [/^other city$/i, () => "Gehört zu einer anderen Stadt."],
-  [/unknown measure/i, () => "Diese Maßnahme gibt es nicht (mehr)."],
-  [/^cycle$/i, () => "Das ergäbe einen Kreis: die Maßnahme wäre sich selbst übergeordnet."],
-  [/unknown city/i, () => "Diese Stadt ist nicht geladen."],
-  [/unknown indicator/i, () => "Diesen Indikator gibt es in der Analyse nicht."],
-  [/unknown district/i, () => "Dieses Stadtviertel gibt es in der Stadt nicht."],
-  [/invalid character \(NUL\)/i, () => "Enthält ein ungültiges Zeichen."],
-  [/geometry missing/i, () => "Bitte die Maßnahme auf der Karte zeichnen."],
-  [/geometry empty/i, () => "Die Geometrie ist leer."],
-  [/self-intersection|invalid geometry|ring self|too few points/i, () =>
-    "Die Geometrie ist ungültig (z. B. überschneidet sich der Umriss selbst)."],
-  [/a polygon ring needs at least 4 positions/i, () => "Eine Fläche braucht mindestens drei Eckpunkte."],
-  [/a line needs at least 2 positions/i, () => "Eine Linie braucht mindestens zwei Punkte."],
-  [/too many vertices/i, () => "Die Geometrie hat zu viele Punkte."],
-  [/coordinate out of range/i, () => "Koordinaten außerhalb des gültigen Bereichs."],
-  [/geometry type .* not allowed/i, () => "Dieser Geometrietyp ist nicht erlaubt."],
-];
-
-/** A server problem text in German (unknown ones: "Vom Server abgelehnt: …"). */
-export function translateProblem(problem) {
-  const raw = String(problem ?? "").trim();
-  for (const [pattern, make] of PROBLEMS) {
-    const match = pattern.exec(raw);
-    if (match) return make(match);
+/**
+ * A server problem (an `errors` entry or the problem body) in the page's language: the
+ * catalogue text of its `code` with its `params`, else the server's own text (already in the
+ * language the page asked for). No server prose is translated here.
+ */
+export function problemText(problem) {
+  if (problem && typeof problem === "object") {
+    const key = `problem.${problem.code}`;
+    if (problem.code && has(key)) return t(key, problem.params || {});
+    return String(problem.problem ?? problem.detail ?? "").trim() || "Vom Server abgelehnt.";
   }
-  return raw ? `Vom Server abgelehnt: ${raw}` : "Vom Server abgelehnt.";
+  return String(problem ?? "").trim() || "Vom Server abgelehnt.";
 }
 
 /** problem+json `errors` → [{field, message, row?, sub?}] for showErrors(). */
@@ -821,7 +787,7 @@ export function serverErrors(problem) {
   const errors = [];
   for (const item of list) {
     const pointer = String(item?.pointer ?? "");
-    const message = translateProblem(item?.problem);
+    const message = problemText(item);
     const parts = pointer.split("/").filter(Boolean);
     if (parts[0] === "geometry") {
       errors.push({ field: "geometry", message });
@@ -841,17 +807,11 @@ export function serverErrors(problem) {
       } else {
         errors.push({ field, message });
       }
-    } else if (parts[0] === "properties") {
-      // Rules over several fields come without a field in the pointer: find it in the text.
-      const raw = String(item?.problem ?? "");
-      const named = RECORD_FIELDS.find((f) => raw.startsWith(`${f}:`) || raw.startsWith(`${f} `) || raw.startsWith(`${f}'`));
-      const field = /end_date/.test(raw) ? "end_date" : /action_field/.test(raw) ? "action_field" : named || null;
-      errors.push({ field, message });
     } else {
       errors.push({ field: null, message });
     }
   }
-  if (!errors.length && problem?.detail) errors.push({ field: null, message: translateProblem(problem.detail) });
+  if (!errors.length && problem?.detail) errors.push({ field: null, message: problemText(problem) });
   return errors;
 }
 

@@ -19,7 +19,7 @@ import {
   serverErrors,
   setupForm,
   showErrors,
-  translateProblem,
+  problemText,
   toProperties,
   validateRecord,
 } from "./planner-form.js";
@@ -552,7 +552,7 @@ async function transferTo(code) {
       if (reloaded) loadIntoForm(reloaded.feature, reloaded.etag);
       setStatus("Nicht übertragen: die Maßnahme wurde zwischenzeitlich geändert. Die aktuelle Fassung ist geladen – bitte erneut übertragen.", "error");
     } else if (err.status === 422) {
-      showErrors([{ field: "transfer", message: `Übertragung nach ${code}: ${translateProblem(err.problem?.errors?.[0]?.problem || err.message)}` }]);
+      showErrors([{ field: "transfer", message: `Übertragung nach ${code}: ${problemText(err.problem?.errors?.[0] || err.problem || err.message)}` }]);
       setStatus("Nicht übertragen: der Server hat die Übertragung zurückgewiesen.", "error");
     } else {
       await handleWriteError(err, { kind: "transfer" });

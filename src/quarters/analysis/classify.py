@@ -27,6 +27,8 @@ import mapclassify
 import numpy as np
 import pandas as pd
 
+from quarters.messages import Note
+
 __all__ = ["THIN_SPACE", "classify", "format_number"]
 
 Scheme = Literal["quantiles", "natural_breaks", "equal_interval"]
@@ -115,16 +117,16 @@ def classify(
     notes: list[str] = []
     classes = np.full(len(vals), -1, dtype=np.int64)
     if len(x) == 0:
-        notes.append("no values to classify: all missing")
+        notes.append(Note("classes_all_missing"))
         return _result(scheme, [], float("nan"), s, classes, [], [], 0, notes)
     n_unique = len(np.unique(x))
     if n_unique < k:
-        notes.append(f"only {n_unique} distinct value(s): {n_unique} class(es) instead of {k}")
+        notes.append(Note("classes_few_values", count=n_unique, k=int(k)))
         bins = np.unique(x)
     else:
         bins = _bins(x, scheme, int(k), seed)
         if len(bins) < k:
-            notes.append(f"{scheme} gave only {len(bins)} distinct class bound(s) for k={k}")
+            notes.append(Note("classes_few_bounds", scheme=scheme, count=len(bins), k=int(k)))
     classes[ok] = np.searchsorted(bins, x, side="left")
     counts = np.bincount(classes[ok], minlength=len(bins)).tolist()
     lower = float(x.min())

@@ -63,6 +63,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from quarters.messages import Note
+
 __all__ = [
     "MAD_SCALE",
     "SensitivityResult",
@@ -336,7 +338,7 @@ def _prepare(
     # 1. indicators missing for the reference are dropped
     dropped = [c for c in raw.columns if np.isnan(ref_raw[c])]
     for c in dropped:
-        notes.append(f"indicator {c!r} is missing for the reference and was dropped")
+        notes.append(Note("reference_missing_indicator", indicator=str(c)))
     if len(dropped) == len(raw.columns):
         raise ValueError(
             f"the reference has none of the indicators {list(raw.columns)}: nothing to compare"
@@ -352,16 +354,10 @@ def _prepare(
         cols = np.asarray(keep, dtype=object)
         for uid, row in zip(raw.index[drop_rows].tolist(), miss[drop_rows], strict=True):
             excluded[uid] = cols[row].tolist()
-        notes.append(
-            f"{int(drop_rows.sum())} unit(s) excluded from the ranking because of missing "
-            f"indicator values (see `excluded`)"
-        )
+        notes.append(Note("units_excluded", count=int(drop_rows.sum())))
     partial = int((miss.any(axis=1) & ~drop_rows).sum())
     if partial:
-        notes.append(
-            f"{partial} unit(s) compared on fewer indicators (missing='skip_pairwise'; "
-            f"see column n_indicators)"
-        )
+        notes.append(Note("units_fewer_indicators", count=partial))
     raw = raw[~drop_rows] if drop_rows.any() else raw
     if len(raw) < 2:
         raise ValueError(
@@ -372,7 +368,7 @@ def _prepare(
     # 3. standardise over the candidates
     zdf, center, scale, zero = standardise(raw, method)
     for c in zero:
-        notes.append(f"indicator {c!r} has zero spread among the candidates and contributes 0")
+        notes.append(Note("zero_spread", indicator=str(c)))
     with np.errstate(invalid="ignore", divide="ignore"):
         z_ref = np.array((ref_raw - center) / scale.where(scale > 0, 1.0), dtype=float)
     z_ref[scale.to_numpy() == 0] = 0.0
@@ -636,7 +632,7 @@ def sensitivity(
     else:
         ids = p.ids
     if top > len(ids):
-        notes.append(f"top={top} exceeds the {len(ids)} candidates; using top={len(ids)}")
+        notes.append(Note("top_capped", top=top, count=len(ids)))
         top = len(ids)
 
     def dist2(wb: np.ndarray) -> np.ndarray:

@@ -33,6 +33,8 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 
+from quarters.messages import Note
+
 from .similarity import _check_option, _check_values, _numeric, resolve_weights, standardise
 
 __all__ = ["TypologyResult", "assign", "same_type", "typology"]
@@ -177,7 +179,7 @@ def typology(
     bad = miss.any(axis=1)
     cols = np.asarray(raw.columns, dtype=object)
     excluded = {uid: cols[m].tolist() for uid, m in zip(raw.index[bad], miss[bad], strict=True)}
-    notes = [f"{len(excluded)} unit(s) with missing values not clustered"] if excluded else []
+    notes = [Note("not_clustered", count=len(excluded))] if excluded else []
     data = raw[~bad]
     n = len(data)
     if method == "agglomerative" and max_ward_units is not None and n > max_ward_units:
@@ -191,7 +193,7 @@ def typology(
             f"no usable k in k_range={list(k_range)} for {n} complete units (need 2 <= k < n)"
         )
     zdf, center, scale, zero = standardise(data, scaling)
-    notes += [f"indicator {c!r} has zero spread and does not shape the types" for c in zero]
+    notes += [Note("zero_spread_types", indicator=str(c)) for c in zero]
     x = zdf.to_numpy() * np.sqrt(w.to_numpy())
     runs = _cluster(x, ks, method, seed)
     sil = {kk: _silhouette(x, lab, seed) for kk, lab in runs.items()}

@@ -50,8 +50,7 @@ class Slots:
 
     @staticmethod
     def _busy() -> ServiceBusy:
-        return ServiceBusy("analysis: this server is busy with other analyses; try again in a "
-                           "few seconds (QUARTERS_ANALYSIS_SLOTS, QUARTERS_ANALYSIS_QUEUE)",
+        return ServiceBusy(code="analysis.busy",
                            headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
@@ -82,8 +81,7 @@ def analysis_conn(request: Request, _slot: Annotated[None, Depends(analysis_slot
         yield conn
     except OperationalError as exc:
         if isinstance(exc.orig, QueryCanceled):
-            raise ServiceBusy(f"analysis: a query took longer than {ms} ms "
-                              "(QUARTERS_ANALYSIS_TIMEOUT_MS); try again later",
+            raise ServiceBusy(code="analysis.timeout", params={"ms": ms},
                               headers={"Retry-After": str(RETRY_AFTER_S)}) from None
         raise
     finally:

@@ -57,7 +57,7 @@ def get_connection(request: Request) -> Iterator[Connection]:
         if request.method in READ_METHODS:
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")
     except OperationalError as exc:
-        raise DatabaseUnavailable("the database cannot be reached; try again shortly") from exc
+        raise DatabaseUnavailable(code="database.unreachable") from exc
     with conn:
         yield conn
 
@@ -86,7 +86,7 @@ def _pooled(engine) -> Iterator[Connection]:  # noqa: ANN001
     try:
         conn = engine.connect()
     except OperationalError as exc:
-        raise DatabaseUnavailable("the database cannot be reached; try again shortly") from exc
+        raise DatabaseUnavailable(code="database.unreachable") from exc
     with conn, conn.begin():
         yield conn
 
@@ -134,7 +134,7 @@ def get_session(request: Request, conn: ConnDep) -> Session | None:
     if header.lower().startswith("bearer "):
         session = session_for(conn, header[7:].strip(), idle_s)
         if session is None:
-            raise Unauthorized("the bearer token is unknown or expired")
+            raise Unauthorized(code="auth.token_unknown")
         return session
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
@@ -142,7 +142,7 @@ def get_session(request: Request, conn: ConnDep) -> Session | None:
     session = session_for(conn, token, idle_s)
     if session and request.method not in SAFE_METHODS:
         if not csrf_matches(session, request.headers.get(CSRF_HEADER)):
-            raise Forbidden(f"missing or wrong {CSRF_HEADER} header (CSRF protection)")
+            raise Forbidden(code="auth.csrf", params={"header": CSRF_HEADER})
     return session
 
 
@@ -162,10 +162,10 @@ def require(*roles: str):  # noqa: ANN201
 
     def check(user: UserDep) -> User:
         if user is None:
-            raise Unauthorized("sign in first")
+            raise Unauthorized(code="auth.sign_in")
         if not user.can(*roles):
-            raise Forbidden(f"your role '{user.role}' may not do this "
-                            f"(needs {' or '.join(roles) or 'admin'})")
+            raise Forbidden(code="auth.role", params={"role": user.role,
+                                                      "needs": " | ".join(roles) or "admin"})
         return user
 
     return check
@@ -180,13 +180,14 @@ def if_match(request: Request) -> int:
     """The version named by a strong If-Match ETag ("m<id>-v<version>")."""
     raw = request.headers.get("if-match")
     if not raw:
-        raise PreconditionRequired("send If-Match with the measure's ETag (from GET)")
+        raise PreconditionRequired(code="measure.if_match_missing")
     raw = raw.strip()
     if raw.startswith("W/") or raw == "*":
-        raise PreconditionFailed("If-Match needs the strong ETag of the measure, not W/… or *")
+        raise PreconditionFailed(code="measure.if_match_weak")
     _, _, version = raw.strip('"').partition("-v")
     if not (version.isascii() and version.isdigit() and len(version) <= 9):
-        raise PreconditionFailed(f"If-Match '{validation.excerpt(raw)}' is not an ETag of a measure")
+        raise PreconditionFailed(code="measure.if_match_unknown",
+                                 params={"value": validation.excerpt(raw)})
     return int(version)
 
 
@@ -198,14 +199,15 @@ async def json_body(request: Request) -> Any:
     settings: Settings = request.app.state.settings
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind not in ("application/json", "application/geo+json", "application/merge-patch+json"):
-        raise UnsupportedMediaType(f"send JSON (Content-Type application/json), not '{kind}'")
+        raise UnsupportedMediaType(code="request.not_json", params={"type": kind[:80]})
     # The ASGI middleware (quarters.api.limits) refuses larger bodies as they arrive; this
     # second count only guards apps built without it.
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > settings.max_body_bytes:
-            raise PayloadTooLarge(f"body larger than {settings.max_body_bytes} bytes")
+            raise PayloadTooLarge(code="request.body_too_large",
+                                      params={"limit": settings.max_body_bytes})
         chunks.append(chunk)
     return parse_json(b"".join(chunks))
 

@@ -13,7 +13,9 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
 from quarters.api.responses import ProblemResponse
-from quarters.errors import QuartersError, problem, status_for
+from quarters.errors import QuartersError, coded, problem, problem_of, render_items, status_for
+from quarters.messages import request_language, scope_language, t
+from quarters.validation import pydantic_items
 
 log = logging.getLogger("quarters")
 
@@ -22,55 +24,71 @@ def add_exception_handlers(app: FastAPI) -> None:
     """Register handlers that turn every error into a problem+json body."""
 
     @app.exception_handler(QuartersError)
-    async def _quarters_error(_request: Request, exc: QuartersError) -> ProblemResponse:
+    async def _quarters_error(request: Request, exc: QuartersError) -> ProblemResponse:
         status = status_for(exc)
         if status >= 500:
             log.error("%s: %s", type(exc).__name__, exc.detail)
         headers = {"Retry-After": "5"} if status == 503 else {}
         headers.update(exc.headers)
-        body = problem(status, exc.title, exc.detail, errors=exc.errors, **exc.extra)
+        body = problem_of(exc, request_language(request))
         return ProblemResponse(body, status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError) -> ProblemResponse:
-        errors = [
-            {"pointer": "/" + "/".join(str(p) for p in e.get("loc", ())), "problem": e.get("msg")}
-            for e in exc.errors()
-        ]
-        in_query = all(e.get("loc", ("",))[0] in ("query", "path", "header") for e in exc.errors())
+    async def _validation(request: Request, exc: RequestValidationError) -> ProblemResponse:
+        lang = request_language(request)
+        raw = exc.errors()
+        in_query = all(e.get("loc", ("",))[0] in ("query", "path", "header") for e in raw)
         status = 400 if in_query else 422
+        errors = render_items(pydantic_items(raw), lang, "validation.invalid")
+        first = errors[0] if errors else {"code": "validation.invalid", "params": {}}
         detail = "; ".join(f"{e['pointer']}: {e['problem']}" for e in errors)
-        return ProblemResponse(problem(status, "Ungültige Anfrage", detail, errors=errors),
-                               status_code=status)
+        body = problem(status, t("problem.title.bad_request", lang), detail,
+                       code="validation.failed" if len(errors) > 1 else first["code"],
+                       params={} if len(errors) > 1 else first["params"],
+                       pointer=first.get("pointer") if len(errors) == 1 else None, errors=errors)
+        return ProblemResponse(body, status_code=status)
 
     @app.exception_handler(HTTPException)
-    async def _http(_request: Request, exc: HTTPException) -> ProblemResponse:
-        return ProblemResponse(problem(exc.status_code, "Fehler", str(exc.detail)),
-                               status_code=exc.status_code, headers=exc.headers)
+    async def _http(request: Request, exc: HTTPException) -> ProblemResponse:
+        code = HTTP_CODES.get(exc.status_code, "http.error")
+        body = coded(exc.status_code, code, request_language(request), status=exc.status_code)
+        return ProblemResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(psycopg.OperationalError)  # the async read path (timeouts too)
-    async def _db_down(_request: Request, exc: OperationalError) -> ProblemResponse:
+    async def _db_down(request: Request, exc: OperationalError) -> ProblemResponse:
         log.error("database error: %s", str(exc).split("\n")[0])
-        body = problem(503, "Datenbank nicht erreichbar", "the database cannot be reached")
+        body = coded(503, "database.unreachable", request_language(request),
+                     kind="database_unavailable")
         return ProblemResponse(body, status_code=503, headers={"Retry-After": "5"})
 
     @app.exception_handler(PoolTimeout)
     @app.exception_handler(AsyncPoolTimeout)
-    async def _pool_exhausted(_request: Request, _exc: PoolTimeout) -> ProblemResponse:
+    async def _pool_exhausted(request: Request, _exc: PoolTimeout) -> ProblemResponse:
         log.warning("no pooled database connection free within the pool timeout")
-        body = problem(503, "Server ausgelastet", "all database connections are busy; try again")
+        body = coded(503, "database.pool_busy", request_language(request), kind="service_busy")
         return ProblemResponse(body, status_code=503, headers={"Retry-After": "2"})
+
+
+# Starlette's own HTTP errors (routing, methods) by status.
+HTTP_CODES = {404: "http.not_found", 405: "http.method_not_allowed"}
 
 REQUEST_ID_HEADER = "X-Request-Id"
 
 
-def problem_bytes(status: int, title: str, detail: str, headers: dict[str, str] | None = None,
-                  **extra: object) -> tuple[list[tuple[bytes, bytes]], bytes]:
-    """(ASGI headers, body) of a problem+json answer, for the pure ASGI layers."""
+def coded_bytes(scope: dict, status: int, code: str, kind: str = "error", /,
+                headers: dict[str, str] | None = None, extra: dict | None = None,
+                **params: object) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """(ASGI headers, body) of a problem+json answer from a catalogue code, in the language of
+    the request ``scope`` (``extra``: more members of the body)."""
     import orjson
 
-    body = orjson.dumps(problem(status, title, detail, **extra))
+    body = orjson.dumps({**coded(status, code, scope_language(scope), kind, **params),
+                         **(extra or {})})
+    return _raw(body, headers)
+
+
+def _raw(body: bytes, headers: dict[str, str] | None) -> tuple[list[tuple[bytes, bytes]], bytes]:
     raw = [(b"content-type", b"application/problem+json"),
            (b"content-length", str(len(body)).encode())]
     raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
@@ -115,9 +133,9 @@ class CatchAll:
                           scope.get("path"), request_id)
             if started:  # the answer is under way: nothing to do but end the connection
                 raise
-            headers, body = problem_bytes(
-                500, "Interner Fehler",
-                f"an unexpected error occurred; quote request id {request_id} when reporting it",
-                headers={REQUEST_ID_HEADER: request_id}, request_id=request_id)
+            headers, body = coded_bytes(scope, 500, "internal", "internal",
+                                        headers={REQUEST_ID_HEADER: request_id},
+                                        extra={"request_id": request_id},
+                                        request_id=request_id)
             await send({"type": "http.response.start", "status": 500, "headers": headers})
             await send({"type": "http.response.body", "body": body})

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote_to_bytes
 
-from quarters.api.errors import problem_bytes
+from quarters.api.errors import coded_bytes
 
 _BAD_PERCENT = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -18,18 +18,19 @@ MAX_QUERY_BYTES = 16_384
 
 
 def problem_in(part: str, raw: bytes, plus_is_space: bool) -> str | None:
-    """Why a raw (percent-encoded) path or query string is refused, or None."""
+    """Why a raw (percent-encoded) path or query string is refused (a catalogue code), or
+    None."""
     if _BAD_PERCENT.search(raw):
-        return f"invalid percent-encoding in the {part}"
+        return "request.bad_percent"
     pieces = raw.replace(b"+", b" ").split(b"&") if plus_is_space else [raw]
     for piece in pieces:
         for item in piece.split(b"=") if plus_is_space else [piece]:
             try:
                 text = unquote_to_bytes(item).decode("utf-8")
             except UnicodeDecodeError:
-                return f"the {part} is not valid UTF-8 text"
+                return "request.not_utf8"
             if _CONTROL.search(text):
-                return f"control character (e.g. NUL) in the {part}"
+                return "request.control_character"
     return None
 
 
@@ -44,13 +45,18 @@ class RequestGuard:
         if scope["type"] == "http":
             query = scope.get("query_string", b"")
             raw_path = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogatepass")
+            part, code = "query", None
             if len(query) > MAX_QUERY_BYTES:
-                reason = f"query string longer than {MAX_QUERY_BYTES} bytes"
+                code = "request.query_too_long"
             else:
-                reason = (problem_in("path", raw_path.split(b"?")[0], plus_is_space=False)
-                          or problem_in("query string", query, plus_is_space=True))
-            if reason:
-                headers, body = problem_bytes(400, "Ungültige Anfrage", reason)
+                code = problem_in("path", raw_path.split(b"?")[0], plus_is_space=False)
+                if code:
+                    part = "path"
+                else:
+                    code = problem_in("query", query, plus_is_space=True)
+            if code:
+                headers, body = coded_bytes(scope, 400, code, "bad_request", part=part,
+                                            max=MAX_QUERY_BYTES)
                 await send({"type": "http.response.start", "status": 400, "headers": headers})
                 await send({"type": "http.response.body", "body": body})
                 return

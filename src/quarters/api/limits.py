@@ -14,7 +14,8 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from quarters.api.responses import ProblemResponse
-from quarters.errors import PayloadTooLarge, problem
+from quarters.errors import coded
+from quarters.messages import scope_language
 
 UPLOAD_PATHS = frozenset({"/api/measures/import"})
 
@@ -24,11 +25,14 @@ class BodyTooLarge(HTTPException):
 
     def __init__(self, kind: str, limit: int) -> None:
         super().__init__(413, f"{kind} larger than {limit} bytes")
+        self.kind, self.limit = kind, limit
 
 
-def too_large_response(detail: str) -> ProblemResponse:
-    """413 problem+json; the connection is closed (the rest of the body is not read)."""
-    body = problem(413, PayloadTooLarge.title, detail)
+def too_large_response(scope: Scope, kind: str, limit: int) -> ProblemResponse:
+    """413 problem+json in the request's language; the connection is closed (the rest of the
+    body is not read)."""
+    body = coded(413, f"request.{kind}_too_large", scope_language(scope), "payload_too_large",
+                 limit=limit)
     return ProblemResponse(body, status_code=413, headers={"Connection": "close"})
 
 
@@ -60,7 +64,7 @@ class BodyLimits:
             ("body", self.max_body_bytes)
         declared = declared_length(scope)
         if declared is not None and declared > limit and not upload:
-            await too_large_response(f"{kind} larger than {limit} bytes")(scope, receive, send)
+            await too_large_response(scope, kind, limit)(scope, receive, send)
             return
         received = 0
         started = False
@@ -87,14 +91,14 @@ class BodyLimits:
         except BodyTooLarge as exc:
             if started:
                 raise
-            await too_large_response(str(exc.detail))(scope, receive, send)
+            await too_large_response(scope, exc.kind, exc.limit)(scope, receive, send)
 
 
 def add_body_limits(app, max_body_bytes: int, max_upload_bytes: int) -> None:  # noqa: ANN001
     """Install the middleware and the handler that answers its exception inside the app."""
 
-    async def _too_large(_request, exc: BodyTooLarge) -> ProblemResponse:  # noqa: ANN001
-        return too_large_response(str(exc.detail))
+    async def _too_large(request, exc: BodyTooLarge) -> ProblemResponse:  # noqa: ANN001
+        return too_large_response(request.scope, exc.kind, exc.limit)
 
     app.add_exception_handler(BodyTooLarge, _too_large)
     app.add_middleware(BodyLimits, max_body_bytes=max_body_bytes,

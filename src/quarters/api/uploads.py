@@ -44,7 +44,7 @@ async def receive_file(request: Request, tmp: Path, max_bytes: int, suffixes: tu
     kind, params = parse_options_header(request.headers.get("content-type", ""))
     boundary = params.get(b"boundary")
     if kind != b"multipart/form-data" or not boundary:
-        raise UnsupportedMediaType(f"send the file as multipart/form-data in the field '{field}'")
+        raise UnsupportedMediaType(code="upload.not_multipart", params={"field": field})
     state = _Parts(process_tmp(tmp), max_bytes, suffixes, field)
     parser = MultipartParser(boundary, state.callbacks())
     try:
@@ -54,7 +54,7 @@ async def receive_file(request: Request, tmp: Path, max_bytes: int, suffixes: tu
         parser.finalize()
     except FormParserError:
         state.discard()
-        raise BadRequest("the multipart body is malformed") from None
+        raise BadRequest(code="upload.malformed") from None
     except BaseException:
         state.discard()
         raise
@@ -62,7 +62,7 @@ async def receive_file(request: Request, tmp: Path, max_bytes: int, suffixes: tu
         state.close()
     if state.result is None:
         state.discard()
-        raise BadRequest(f"no file in the form field '{field}'")
+        raise BadRequest(code="upload.no_file", params={"field": field})
     return state.result
 
 
@@ -104,14 +104,14 @@ class _Parts:
         if options.get(b"name", b"").decode("utf-8", "replace") != self.field:
             return
         if self.result is not None or self.out is not None:
-            raise BadRequest(f"send one file in the form field '{self.field}'")
+            raise BadRequest(code="upload.one_file", params={"field": self.field})
         raw = options.get(b"filename", b"upload").decode("utf-8", "replace")
         name = Path(raw.replace("\\", "/")).name[:MAX_NAME] or "upload"
         name = "".join(c if c.isprintable() else "?" for c in name)
         suffix = Path(name).suffix.lower()
         if suffix not in self.suffixes:
-            raise ImportRefused(f"{name}: unsupported file type (use "
-                                f"{', '.join(self.suffixes)})")
+            raise ImportRefused(code="file.unsupported_type", params={
+                "name": name, "suffix": suffix, "allowed": ", ".join(self.suffixes)})
         fd, path = tempfile.mkstemp(prefix="upload-", suffix=suffix, dir=self.folder)
         self.out, self.path, self.name, self.size = os.fdopen(fd, "wb"), Path(path), name, 0
 
@@ -120,7 +120,8 @@ class _Parts:
             return
         self.size += end - start
         if self.size > self.max_bytes:
-            raise PayloadTooLarge(f"{self.name}: larger than {self.max_bytes} bytes")
+            raise PayloadTooLarge(code="file.upload_too_large",
+                                  params={"name": self.name, "max": self.max_bytes})
         self.out.write(data[start:end])
 
     def part_end(self) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,6 +19,7 @@ from quarters.api.bounds import AnalysisConnDep
 from quarters.api.deps import ConnDep, SettingsDep
 from quarters.api.responses import GeoJSONResponse, RawJSONResponse
 from quarters.errors import InvalidInput, InvalidParameter, NotFound
+from quarters.messages import localise, request_language
 from quarters.profiles import quarter_profile
 
 router = APIRouter(prefix="/api/analysis", tags=["analysis"])
@@ -40,9 +41,11 @@ def _list(values: list[str] | None) -> list[str] | None:
 
 def _scheme(value: str, k: int) -> None:
     if value not in SCHEMES:
-        raise InvalidParameter(f"classes: '{value}' is not one of {', '.join(SCHEMES)}")
+        raise InvalidParameter(code="analysis.not_one_of", pointer="classes", params={
+            "name": "classes", "value": value[:80], "allowed": ", ".join(SCHEMES)})
     if not 2 <= k <= 9:
-        raise InvalidParameter(f"k: must be between 2 and 9, got {k}")
+        raise InvalidParameter(code="analysis.between", pointer="k",
+                               params={"name": "k", "min": 2, "max": 9, "value": k})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -95,7 +98,7 @@ def indicator(key: str, conn: ConnDep) -> dict:
     for item in ind.catalogue(conn):
         if item["key"] == key:
             return item
-    raise NotFound(f"indicator: no indicator '{key}'")
+    raise NotFound(code="analysis.unknown_indicators", params={"keys": key[:80]})
 
 
 @router.get("/indicators/{key}/values", summary="Values of an indicator with map classes",
@@ -103,6 +106,7 @@ def indicator(key: str, conn: ConnDep) -> dict:
 def indicator_values(
     key: str,
     conn: ConnDep,
+    request: Request,
     level: Annotated[str, Query(description="gemeinde, kreis, quarter or a district level")]
     = "gemeinde",
     classes: Annotated[str, Query(description="quantiles, natural_breaks or equal_interval")]
@@ -118,9 +122,11 @@ def indicator_values(
 
     _scheme(classes, k)
     if locale not in ("de", "en"):
-        raise InvalidParameter(f"locale: '{locale}' is not one of de, en")
+        raise InvalidParameter(code="analysis.not_one_of", pointer="locale", params={
+            "name": "locale", "value": locale[:80], "allowed": "de, en"})
     if format not in ("json", "geojson"):
-        raise InvalidParameter(f"format: '{format}' is not one of json, geojson")
+        raise InvalidParameter(code="analysis.not_one_of", pointer="format", params={
+            "name": "format", "value": format[:80], "allowed": "json, geojson"})
     d = ind.get_definition(conn, key)
     lvl = ind.get_level(conn, level)
     values, reasons, meta = ind.values_table(conn, lvl, [key])
@@ -133,6 +139,7 @@ def indicator_values(
              "missing_reason": reasons[key].get(code)}
             for code, v, c in zip(values.index, values[key], cls["classes"], strict=True)]
     ref_dates = None if key not in meta.index else [meta.at[key, "first"], meta.at[key, "last"]]
+    classification = localise(classification, request_language(request))
     head = {"indicator": ind.definition_dict(d), "level": lvl.name, "outlines": lvl.outlines,
             "classification": classification, "ref_dates": ref_dates,
             "n_units": len(rows), "n_missing": int(values[key].isna().sum())}
@@ -224,11 +231,13 @@ def checked_body(body: TransferRequest, settings: SettingsDep) -> TransferReques
     return body
 
 
-def _run(conn: Any, body: TransferRequest, settings: Any, response: Response) -> dict:
+def _run(conn: Any, body: TransferRequest, settings: Any, response: Response,
+         request: Request) -> dict:
     res = transfer.run_transfer(conn, _params(body), limits=transfer.Limits.from_settings(settings),
                                 cache=True)
     response.headers[CACHE_HEADER] = res.cache.get("ranking", "miss")
-    return transfer.to_json(res, scores=body.scores, scheme=body.classes, k=body.k_classes)
+    return localise(transfer.to_json(res, scores=body.scores, scheme=body.classes,
+                                     k=body.k_classes), request_language(request))
 
 
 CheckedBody = Annotated[TransferRequest, Depends(checked_body)]
@@ -238,15 +247,16 @@ BUSY = {503: {"description": "busy with other analyses or too slow (Retry-After)
 @router.post("/transfer", summary="Rank candidates by similarity to a reference",
              responses=BUSY)
 def transfer_post(body: CheckedBody, conn: AnalysisConnDep, settings: SettingsDep,
-                  response: Response) -> dict:
+                  response: Response, request: Request) -> dict:
     """Transferability ranking: candidates of ``level`` ranked by weighted similarity to the
     reference, each row with score (0–100), distance, per-indicator contributions (sum =
     distance²), standardised differences, an explanation, sensitivity to the weights and
     whether it is of the reference's type. Missing values are never imputed: excluded
     candidates are listed with the reasons. Weights are rounded (``weights.rounding``); the
     same rounded question over the same data is answered from a cache
-    (header ``X-Analysis-Cache: hit``)."""
-    return _run(conn, body, settings, response)
+    (header ``X-Analysis-Cache: hit``). Warnings carry ``code``, ``params`` and ``detail`` in
+    the request's language."""
+    return _run(conn, body, settings, response, request)
 
 
 def transfer_query(
@@ -276,21 +286,24 @@ def transfer_query(
 
 @router.get("/transfer", summary="Ranking (GET form of POST /transfer)", responses=BUSY)
 def transfer_get(body: Annotated[TransferRequest, Depends(transfer_query)],
-                 conn: AnalysisConnDep, settings: SettingsDep, response: Response) -> dict:
+                 conn: AnalysisConnDep, settings: SettingsDep, response: Response,
+                 request: Request) -> dict:
     """Same as POST /transfer with query parameters (weights as ``density=2``)."""
-    return _run(conn, body, settings, response)
+    return _run(conn, body, settings, response, request)
 
 
 @router.post("/report", summary="Transferability report as a self-contained HTML file",
              response_class=Response,
              responses={200: {"content": {"text/html": {}}}, **BUSY})
-def report(body: CheckedBody, conn: AnalysisConnDep, settings: SettingsDep) -> Response:
+def report(body: CheckedBody, conn: AnalysisConnDep, settings: SettingsDep,
+           request: Request) -> Response:
     """The same analysis as POST /transfer, delivered as an offline HTML report (download)."""
     from quarters.report import render_report
 
     res = transfer.run_transfer(conn, _params(body), limits=transfer.Limits.from_settings(settings),
                                 cache=True)
-    page = render_report(conn, res, settings, scheme=body.classes, k=body.k_classes)
+    page = render_report(conn, res, settings, scheme=body.classes, k=body.k_classes,
+                         lang=request_language(request))
     name = re.sub(r"[^A-Za-z0-9_-]+", "-", f"transfer-{res.reference.code}-{res.level.name}")
     return Response(page, media_type="text/html; charset=utf-8", headers={
         "Content-Disposition": f'attachment; filename="{name}.html"'})
@@ -304,6 +317,7 @@ def typology(
     conn: AnalysisConnDep,
     settings: SettingsDep,
     response: Response,
+    request: Request,
     level: str = "gemeinde",
     indicators: Annotated[list[str] | None, Query(description="keys; repeat or "
                                                   "comma-separate")] = None,
@@ -319,7 +333,7 @@ def typology(
                                  transfer.parse_weights(weights, "weights") or None, k, method,
                                  scaling, limits=transfer.Limits.from_settings(settings))
     response.headers[CACHE_HEADER] = body["cache"]
-    return body
+    return localise(body, request_language(request))
 
 
 @router.get("/cross-city", summary="Which units resemble Halle (Saale), which resemble Gera",
@@ -327,6 +341,7 @@ def typology(
 def cross_city(
     conn: AnalysisConnDep,
     settings: SettingsDep,
+    request: Request,
     level: Annotated[str, Query(description="gemeinde or kreis")] = "gemeinde",
     indicators: Annotated[list[str] | None, Query(description="keys")] = None,
     weights: Annotated[list[str] | None, Query(description="indicator=weight")] = None,
@@ -337,13 +352,14 @@ def cross_city(
     cities rank in each other's list."""
     limits = transfer.Limits.from_settings(settings)
     if not 1 <= top <= limits.max_top:
-        raise InvalidParameter(f"top: must be between 1 and {limits.max_top} "
-                               f"(QUARTERS_ANALYSIS_MAX_TOP), got {top}")
+        raise InvalidParameter(code="analysis.between", pointer="top", params={
+            "name": "top", "min": 1, "max": limits.max_top, "value": top})
     if method not in transfer.METHODS:
-        raise InvalidParameter(f"method: '{method}' is not one of {', '.join(transfer.METHODS)}")
+        raise InvalidParameter(code="analysis.not_one_of", pointer="method", params={
+            "name": "method", "value": method[:80], "allowed": ", ".join(transfer.METHODS)})
     try:
-        return transfer.cross_city(conn, level, _list(indicators),
-                                   transfer.parse_weights(weights, "weights") or None, top,
-                                   method, limits=limits)
+        return localise(transfer.cross_city(conn, level, _list(indicators),
+                                            transfer.parse_weights(weights, "weights") or None,
+                                            top, method, limits=limits), request_language(request))
     except ValueError as exc:  # pragma: no cover - the core's checks surface as InvalidInput
         raise InvalidInput(str(exc)) from exc

@@ -23,7 +23,7 @@ from quarters.api.deps import (
 from quarters.clients import request_client
 from quarters.errors import BadRequest, InvalidInput, TooManyRequests, Unauthorized
 from quarters.settings import Settings
-from quarters.validation import control_problem
+from quarters.validation import control_code
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 LOGIN_FIELDS = {"username", "password", "token"}
@@ -73,23 +73,23 @@ def _client(request: Request) -> str:
 
 
 def _too_many(wait: int) -> TooManyRequests:
-    return TooManyRequests(f"too many failed sign-ins; try again in {wait} s",
+    return TooManyRequests(code="auth.locked", params={"wait": wait},
                            headers={"Retry-After": str(wait)})
 
 
 def _login_body(body: object) -> tuple[str, str, bool]:
     if not isinstance(body, dict) or not {"username", "password"} <= set(body) \
             or set(body) - LOGIN_FIELDS:
-        raise BadRequest("send {\"username\": …, \"password\": …} (and \"token\": true for a "
-                         "bearer token)")
+        raise BadRequest(code="auth.login_body")
     username, password, token = body["username"], body["password"], body.get("token", False)
     if not isinstance(username, str) or not isinstance(password, str):
-        raise BadRequest("username and password must be strings")
+        raise BadRequest(code="auth.not_text")
     if not isinstance(token, bool):
-        raise BadRequest("token must be true or false")
+        raise BadRequest(code="validation.bool_type", pointer="/token")
     _text(username, password)
-    if control_problem(username):
-        raise InvalidInput(f"username: {control_problem(username)}")
+    bad = control_code(username)
+    if bad:
+        raise InvalidInput(code=bad[0], pointer="/username", params=bad[1])
     return username[:80], password[:200], token
 
 
@@ -99,9 +99,9 @@ def _text(*values: str) -> None:
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            raise BadRequest("username and password must be valid text") from None
+            raise BadRequest(code="auth.not_text") from None
         if "\x00" in value:
-            raise BadRequest("username and password must not contain NUL")
+            raise BadRequest(code="auth.not_text")
 
 
 @router.post("/login", summary="Sign in", openapi_extra=LOGIN_DOC,
@@ -128,7 +128,7 @@ def login(body: BodyDep, request: Request, response: Response, connect: ConnectD
         # committed when the block ends, before the 401 is raised.
         with connect() as conn:
             auth.record_failure(conn, keys, auth.ThrottlePolicy.of(settings))
-        raise Unauthorized("Benutzername oder Passwort falsch")
+        raise Unauthorized(code="auth.wrong_password")
     with connect() as conn:
         auth.clear_failures(conn, keys[0])
         session = auth.open_session(conn, user, settings.session_lifetime_s,
@@ -151,12 +151,12 @@ def change_password(body: BodyDep, request: Request, connect: ConnectDep,
     the account ends. Wrong current passwords count like failed sign-ins."""
     if not isinstance(body, dict) or set(body) != {"current_password", "new_password"} \
             or not all(isinstance(v, str) for v in body.values()):
-        raise BadRequest("send {\"current_password\": …, \"new_password\": …} as strings")
+        raise BadRequest(code="auth.password_body")
     _text(*body.values())
     with connect() as conn:
         session = get_session(request, conn)
         if session is None:
-            raise Unauthorized("sign in first")
+            raise Unauthorized(code="auth.sign_in")
         keys = auth.throttle_keys(session.user.username, _client(request))
         wait = auth.locked_for(conn, keys)
         creds = None if wait else auth.credentials(conn, session.user.username)
@@ -165,7 +165,7 @@ def change_password(body: BodyDep, request: Request, connect: ConnectDep,
     if auth.verify(creds, body["current_password"][:200]) is None:
         with connect() as conn:  # committed before the 401, as a failed sign-in
             auth.record_failure(conn, keys, auth.ThrottlePolicy.of(settings))
-        raise Unauthorized("the current password is wrong")
+        raise Unauthorized(code="auth.current_password")
     with connect() as conn:
         auth.set_password(conn, session.user.id, body["new_password"], keep_token=session.token)
     return {"changed": True, "other_sessions_ended": True}

@@ -59,7 +59,7 @@ CONFORMANCE = [
 # Part 3: filter, filter-lang, filter-crs, sortby and properties (see _part3)
 PART3_PARAMS = {"filter", "filter-lang", "filter-crs", "sortby", "properties"}
 PAGING_PARAMS = {"limit", "offset", "after", "bbox", "bbox-crs", "crs", "datetime", "f",
-                 "view"} | PART3_PARAMS
+                 "view", "lang"} | PART3_PARAMS  # lang: the language of problems (messages.py)
 JSON = "application/json"
 GEOJSON = "application/geo+json"
 SCHEMA_JSON = "application/schema+json"
@@ -92,7 +92,7 @@ def collection_or_404(collection_id: str) -> Collection:
     try:
         return COLLECTIONS[collection_id]
     except KeyError:
-        raise NotFound(f"no collection '{collection_id}'") from None
+        raise NotFound(code="ogc.no_collection", params={"id": collection_id}) from None
 
 
 # -- HTTP caching and content negotiation -----------------------------------------------------
@@ -143,8 +143,8 @@ def _accepts(request: Request, *offered: str) -> None:
         kind = kind.lower()
         if kind in ("*/*", "application/*") or kind in offered:
             return
-    raise NotAcceptable(f"this resource is available as {', '.join(offered)}; "
-                        f"the Accept header '{accept}' allows none of them")
+    raise NotAcceptable(code="ogc.not_acceptable",
+                        params={"offered": ", ".join(offered), "accept": accept[:200]})
 
 
 def _cached(request: Request, conn, settings, build, response_class=RawJSONResponse,  # noqa: ANN001
@@ -365,18 +365,18 @@ def _item_query(col: Collection, request: Request, settings) -> ItemQuery:  # no
     unknown = sorted(set(params) - PAGING_PARAMS - set(col.queryables))
     if unknown:
         allowed = ", ".join(sorted(PAGING_PARAMS | set(col.queryables)))
-        raise InvalidParameter(f"unknown query parameter(s) {', '.join(unknown)}; allowed: {allowed}")
+        raise InvalidParameter(code="ogc.unknown_parameters",
+                               params={"names": ", ".join(unknown), "allowed": allowed})
     srid, bbox_srid = _srid(params, "crs"), _srid(params, "bbox-crs")
     limit = _int_param(params.get("limit"), "limit", settings.default_limit)
     offset = _int_param(params.get("offset"), "offset", 0)
     if limit < 1 or offset < 0:
-        raise InvalidParameter("limit must be at least 1 and offset not negative")
+        raise InvalidParameter(code="ogc.limit_offset")
     bbox = services.parse_bbox(params["bbox"], bbox_srid) if "bbox" in params else None
     span = services.parse_datetime(params["datetime"]) if "datetime" in params else None
     after = None
     if "after" in params and "sortby" in params:
-        raise InvalidParameter("after (keyset paging) works in the default order only; "
-                               "page a sorted list with offset")
+        raise InvalidParameter(code="ogc.after_with_sortby", pointer="after")
     if "after" in params:
         after = _int_param(params["after"], "after", 0) if col.id_kind == "integer" else params["after"]
     filters = tuple(
@@ -398,7 +398,7 @@ def _part3(col: Collection, params) -> dict[str, Any]:  # noqa: ANN001
                                        params.get("filter-crs"))
         out.update(where=compiled.sql, where_params=compiled.params)
     elif "filter-lang" in params or "filter-crs" in params:
-        raise InvalidParameter("filter-lang and filter-crs need a filter")
+        raise InvalidParameter(code="ogc.filter_options_alone")
     if "sortby" in params:
         sortable = {n: f for n, f in fields.items() if f.type != "geometry"}
         out["order_by"] = tuple(cql2.parse_sortby(params["sortby"], sortable))
@@ -419,7 +419,8 @@ def cql2_fields(col: Collection) -> dict[str, cql2.Field]:
 def _srid(params, name: str) -> int:  # noqa: ANN001
     raw = params.get(name, CRS84).strip("<>")
     if raw not in CRS_SRIDS:
-        raise InvalidParameter(f"{name}: '{raw}' is not supported; use one of {', '.join(CRS_SRIDS)}")
+        raise InvalidParameter(code="ogc.crs", pointer=name, params={
+            "name": name, "value": raw[:100], "allowed": ", ".join(CRS_SRIDS)})
     return CRS_SRIDS[raw]
 
 
@@ -434,14 +435,16 @@ def _int_param(raw: str | None, name: str, default: int) -> int:
         return default
     digits = raw[1:] if raw.startswith("-") else raw
     if not ascii_digits(digits) or len(raw) > 12:
-        raise InvalidParameter(f"{name}: '{raw}' is not an integer")
+        raise InvalidParameter(code="param.not_integer", pointer=name,
+                               params={"name": name, "value": raw[:40]})
     return int(raw)
 
 
 def _typed(kind: str, name: str, raw: str) -> object:
     if kind == "boolean":
         if raw.lower() not in ("true", "false"):
-            raise InvalidParameter(f"{name}: expected true or false, got '{raw}'")
+            raise InvalidParameter(code="param.not_boolean", pointer=name,
+                                   params={"name": name, "value": raw[:40]})
         return raw.lower() == "true"
     if kind == "integer":
         return _int_param(raw, name, 0)
@@ -451,7 +454,8 @@ def _typed(kind: str, name: str, raw: str) -> object:
         except ValueError:
             value = None
         if value is None or value != value or value in (float("inf"), float("-inf")):
-            raise InvalidParameter(f"{name}: '{raw}' is not a finite number")
+            raise InvalidParameter(code="param.not_number", pointer=name,
+                                   params={"name": name, "value": raw[:40]})
         return value
     if kind == "date":
         try:
@@ -459,7 +463,8 @@ def _typed(kind: str, name: str, raw: str) -> object:
                 raise ValueError
             return date.fromisoformat(raw)
         except ValueError:
-            raise InvalidParameter(f"{name}: '{raw}' is not a date (YYYY-MM-DD)") from None
+            raise InvalidParameter(code="param.not_date", pointer=name,
+                                   params={"name": name, "value": raw[:40]}) from None
     return raw
 
 
@@ -550,15 +555,17 @@ async def feature(collection_id: str, item_id: str, request: Request, runner: Ru
          "type": GEOJSON},
         {"href": f"{base}/api/collections/{col.id}", "rel": "collection", "type": JSON},
     ]
-    unknown = sorted(set(request.query_params) - {"crs", "f"})
+    unknown = sorted(set(request.query_params) - {"crs", "f", "lang"})
     if unknown:
-        raise InvalidParameter(f"unknown query parameter(s) {', '.join(unknown)}; allowed: crs, f")
+        raise InvalidParameter(code="ogc.unknown_parameters",
+                               params={"names": ", ".join(unknown), "allowed": "crs, f"})
     srid = _srid(request.query_params, "crs")
 
     async def build() -> bytes:
         row = await runner.first(services.item_sql(col, item_id, srid))
         if row is None:
-            raise NotFound(f"{col.id}: no feature with id '{item_id}'")
+            raise NotFound(code="ogc.no_feature", params={"collection": col.id,
+                                                          "id": str(item_id)[:80]})
         return (row[0][:-1] + ',"links":' + orjson.dumps(links).decode() + "}").encode()
 
     return await _cached_async(request, runner, settings, build, _crs_header(srid))

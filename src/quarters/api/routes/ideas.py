@@ -13,7 +13,7 @@ from quarters.api.openapi import json_body
 from quarters.auth import User
 from quarters.clients import request_client
 from quarters.errors import BadRequest, Forbidden
-from quarters.messages import language, t
+from quarters.messages import request_language, t
 from quarters.settings import client_secret
 from quarters.validation import AsciiInt
 from quarters.vocabulary import IDEA_DECISIONS, IDEA_TEXT
@@ -59,7 +59,7 @@ def _client(request: Request, settings) -> str:  # noqa: ANN001
 
 def _moderator(user: User) -> User:
     if not user.can("moderator"):
-        raise Forbidden("only moderators and admins decide on ideas")
+        raise Forbidden(code="idea.moderators_only")
     return user
 
 
@@ -69,12 +69,12 @@ def submit(body: BodyDep, request: Request, conn: ConnDep, settings: SettingsDep
     """Store an idea for moderation. Rate-limited per client, or per workshop code
     (``workshop_code``) for many people on one address; a spam trap discards bots. The answer
     names the idea's page (``url``), which shows the outcome once a moderator has decided."""
-    lang = language(request.headers.get("accept-language"))
+    lang = request_language(request)
     idea_id = ideas.submit(conn, body, _client(request, settings), lang=lang,
                            limit=settings.idea_limit, window_s=settings.idea_window_s)
     return JSONResponse({"received": True, "id": idea_id,
                          "url": f"/ideen/{idea_id}" if idea_id is not None else None,
-                         "message": t("idea.received", lang)}, status_code=202)
+                         "message": t("server.idea_received", lang)}, status_code=202)
 
 
 @router.get("/workshop-codes", summary="Workshop codes still valid (moderator)")
@@ -90,7 +90,7 @@ def open_workshop(body: BodyDep, conn: ConnDep, user: StaffDep, settings: Settin
     address (a workshop's Wi-Fi) submit; the code, not the address, is limited."""
     _moderator(user)
     if not isinstance(body, dict) or set(body) - {"label", "hours", "max_ideas"}:
-        raise BadRequest('send {"label": …, "hours": …, "max_ideas": …}')
+        raise BadRequest(code="idea.workshop_body")
     workshop = ideas.open_workshop(conn, body.get("label"), body.get("hours"),
                                    body.get("max_ideas"), user,
                                    max_hours=settings.workshop_max_hours,
@@ -128,19 +128,18 @@ def moderate(idea_id: IdeaId, body: BodyDep, request: Request, conn: ConnDep,
     _moderator(user)
     fields = {"decision", "reason", "measure_id", "staff_reason", "text_public"}
     if not isinstance(body, dict) or set(body) - fields:
-        raise BadRequest('send {"decision": accept|reject|link|hide, "reason": …, '
-                         '"measure_id": …, "staff_reason": …, "text_public": …}')
+        raise BadRequest(code="idea.moderation_body")
     measure_id = body.get("measure_id")
     if measure_id is not None and (not isinstance(measure_id, int) or isinstance(measure_id, bool)):
-        raise BadRequest("measure_id must be an integer")
+        raise BadRequest(code="idea.measure_id_integer", pointer="/measure_id")
     reason, staff_reason = body.get("reason"), body.get("staff_reason")
     for name, value in (("reason", reason), ("staff_reason", staff_reason)):
         if value is not None and not isinstance(value, str):
-            raise BadRequest(f"{name} must be text")
+            raise BadRequest(code="validation.string_type", pointer=f"/{name}")
     text_public = body.get("text_public", False)
     if not isinstance(text_public, bool):
-        raise BadRequest("text_public must be true or false")
+        raise BadRequest(code="validation.bool_type", pointer="/text_public")
     idea = ideas.moderate(conn, idea_id, str(body.get("decision")), reason, measure_id, user,
-                          language(request.headers.get("accept-language")),
+                          request_language(request),
                           staff_reason=staff_reason, text_public=text_public)
     return idea

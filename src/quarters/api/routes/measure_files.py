@@ -12,6 +12,7 @@ from quarters.api.deps import ConnDep, PlannerDep, SettingsDep, UserDep
 from quarters.api.routes.measures import _relation
 from quarters.api.uploads import receive_file, upload_body_schema
 from quarters.measures import Actor
+from quarters.messages import request_language
 from quarters.safefiles import Limits, remove_quietly
 
 router = APIRouter(prefix="/api/measures", tags=["measures"])
@@ -42,4 +43,4 @@ async def import_file(request: Request, conn: ConnDep, user: PlannerDep, setting
             name=upload.name, limits=Limits.of(settings))
     finally:
         remove_quietly(upload.path)
-    return report.as_dict()
+    return report.as_dict(request_language(request))

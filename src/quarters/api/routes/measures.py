@@ -28,12 +28,12 @@ from quarters.api.openapi import json_body, model_schema
 from quarters.api.responses import GeoJSONResponse, RawJSONResponse
 from quarters.api.routes.features import _item_query, page_body
 from quarters.collections import MEASURES_POINTS, MEASURES_PUBLIC, MEASURES_STAFF
-from quarters.errors import InvalidInput
+from quarters.errors import InvalidInput, item
 from quarters.geometry import GeometryProblem, parse_geojson
 from quarters.measures import Actor, etag
 from quarters.schemas import DistrictCode, MeasureFeature, MeasurePatch, MeasureProperties
 from quarters.services import _where
-from quarters.validation import AsciiInt
+from quarters.validation import AsciiInt, pydantic_items
 
 router = APIRouter(prefix="/api/measures", tags=["measures"])
 
@@ -84,27 +84,19 @@ def _relation(user, include_deleted: bool = False) -> str:  # noqa: ANN001
 
 
 def _invalid(exc: ValidationError, prefix: str = "") -> InvalidInput:
-    errors = []
-    for e in exc.errors():
-        parts = [str(p) for p in e["loc"]]
-        message = e["msg"].removeprefix("Value error, ")
-        if parts and parts[-1] == "[key]":  # a bad key of a mapping (a district code)
-            parts.pop()
-            message = f"invalid key: {message}"
-        loc = "/".join(parts)
-        if e["type"] == "extra_forbidden":
-            message = "unknown field"
-        errors.append({"pointer": f"{prefix}/{loc}".replace("//", "/"), "problem": message})
-    detail = "; ".join(f"{e['pointer']}: {e['problem']}" for e in errors)
-    return InvalidInput(detail, errors=errors)
+    errors = pydantic_items(exc.errors(), prefix)
+    if len(errors) == 1:
+        return InvalidInput(code=errors[0]["code"], params=errors[0]["params"],
+                            pointer=errors[0]["pointer"], errors=errors)
+    return InvalidInput(code="measure.invalid", errors=errors)
 
 
 def _geometry(obj: Any):  # noqa: ANN202
     try:
         return parse_geojson(obj)
     except GeometryProblem as exc:
-        raise InvalidInput(f"{exc.pointer}: {exc.problem}",
-                           errors=[{"pointer": exc.pointer, "problem": exc.problem}]) from None
+        raise InvalidInput(code=exc.code, params=exc.params, pointer=exc.pointer,
+                           errors=[item(exc.pointer, exc.code, **exc.params)]) from None
 
 
 def _feature_in(body: Any):  # noqa: ANN202

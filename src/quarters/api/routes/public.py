@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse, Response
 from quarters import feeds, places
 from quarters.api.deps import ConnDep, SettingsDep
 from quarters.errors import InvalidParameter, NotFound
-from quarters.messages import language
+from quarters.messages import request_language
 from quarters.validation import AsciiInt
 
 router = APIRouter(tags=["public"])
@@ -24,11 +24,12 @@ def near(conn: ConnDep, settings: SettingsDep,
          radius: float = Query(1000, gt=0)) -> dict:
     """Measures within ``radius`` metres, nearest first, with the district and its quarters."""
     if radius > settings.near_max_radius_m:
-        raise InvalidParameter(f"radius: at most {settings.near_max_radius_m} m")
+        raise InvalidParameter(code="near.radius", pointer="radius",
+                               params={"max": settings.near_max_radius_m})
     if district is not None:
         lon, lat, _ = places.centre_of_district(conn, district)
     elif lon is None or lat is None:
-        raise InvalidParameter("give lon and lat, or district")
+        raise InvalidParameter(code="near.no_place")
     return places.near(conn, lon, lat, radius)
 
 
@@ -43,14 +44,14 @@ def changes_feed(request: Request, conn: ConnDep,
                                                   lon=lon, lat=lat, radius_m=radius)
     base = str(request.base_url).rstrip("/")
     body = feeds.atom(conn, base, str(request.url), place, feeds.events(conn, condition, params),
-                      language(request.headers.get("accept-language")))
+                      request_language(request))
     return Response(body, media_type="application/atom+xml; charset=utf-8")
 
 
 def _page(settings, name: str) -> FileResponse:  # noqa: ANN001
     path = settings.web_dir / name
     if not path.exists():
-        raise NotFound(f"page {name} is missing")
+        raise NotFound(code="page.missing", params={"name": name})
     return FileResponse(path, media_type="text/html; charset=utf-8")
 
 
