@@ -1,6 +1,9 @@
 // The measure form: German labels, reading and writing the record, client-side checks and the
 // server's 422 errors placed next to the matching field. Data reaches the DOM via textContent.
 
+import { $, element } from "./core/dom.js";
+import { formatDate, formatDateTime, locale } from "./i18n.js";
+
 // ---------------------------------------------------------------- labels
 
 export const STATUS_LABELS = {
@@ -82,21 +85,10 @@ const MONEY_FIELDS = ["budget_planned", "budget_spent"];
 const EDITION_PATTERN = /^[a-z0-9-]{1,40}$/;
 const URL_PATTERN = /^https?:\/\/\S+$/;
 
-const EURO = new Intl.NumberFormat("de-DE", { style: "currency", currency: "EUR" });
-const INTEGER_DE = new Intl.NumberFormat("de-DE");
+const EURO = new Intl.NumberFormat(locale, { style: "currency", currency: "EUR" });
+const INTEGER_DE = new Intl.NumberFormat(locale);
 
 // ---------------------------------------------------------------- small DOM helpers
-
-function $(id) {
-  return document.getElementById(id);
-}
-
-function element(tag, className, text) {
-  const el = document.createElement(tag);
-  if (className) el.className = className;
-  if (text !== undefined && text !== null) el.textContent = String(text);
-  return el;
-}
 
 function option(value, text, selected = false) {
   const el = document.createElement("option");
@@ -108,18 +100,7 @@ function option(value, text, selected = false) {
 
 // ---------------------------------------------------------------- formatting
 
-/** "2025-03-01" → "01.03.2025" (anything else unchanged). */
-export function formatDate(value) {
-  const match = /^(\d{4})-(\d{2})-(\d{2})/.exec(String(value ?? ""));
-  return match ? `${match[3]}.${match[2]}.${match[1]}` : String(value ?? "");
-}
-
-/** An ISO timestamp in German local time. */
-export function formatDateTime(value) {
-  const date = new Date(value);
-  if (Number.isNaN(date.getTime())) return String(value ?? "");
-  return date.toLocaleString("de-DE", { dateStyle: "medium", timeStyle: "short" });
-}
+export { formatDate, formatDateTime };
 
 function countPositions(coords) {
   if (!Array.isArray(coords)) return 0;
