@@ -1,7 +1,9 @@
 // Analysis page: DOM helpers, number formatting (German) and German wording of the API's
 // English notes. Data only ever reaches the DOM through textContent / setAttribute.
 
-export { $, el, replaceChildren, SVG_NS, svgEl } from "./core/dom.js";
+import { $, el, replaceChildren, SVG_NS, svgEl } from "./core/dom.js";
+
+export { $, el, replaceChildren, SVG_NS, svgEl };
 
 // ---------------------------------------------------------------- numbers
 
