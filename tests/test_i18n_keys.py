@@ -2,7 +2,7 @@
 
 - both catalogues have the same keys, plural forms and placeholders;
 - every key a page uses exists: ``data-i18n`` and ``data-i18n-attr`` in web/*.html and the
-  chrome template, ``t("…")`` and ``title_key`` in the templates, ``t("…")`` and key strings in
+  chrome template, ``t("…")`` and the page ``title`` in the templates, ``t("…")`` and key strings in
   every script under web/js;
 - no catalogue key is unused (keys of a family read with a computed suffix, ``label("status",
   …)`` or ``t(`mod.decision_${…}`)``, count as used by their prefix). The ``problem.*`` and
@@ -41,7 +41,7 @@ def used(known: set[str]) -> tuple[set[str], set[str]]:
         for attrs in re.findall(r'data-i18n-attr="([^"]+)"', html):
             keys |= {pair.split(":")[1].strip() for pair in attrs.split(";")}
         keys |= set(re.findall(r"""\bt\(\s*["']([^"']+)["']\s*\)""", html))
-        keys |= set(re.findall(r'set title_key = "([^"]+)"', html))
+        keys |= set(re.findall(r'set page = \{"title": "([^"]+)"', html))
         prefixes |= set(re.findall(r"""\bt\(\s*["']([\w.]+)["']\s*~""", html))
     for path in scripts():
         js = path.read_text(encoding="utf-8")

@@ -1,7 +1,7 @@
 """``/vendor``: only the library files the pages load, not all of ``node_modules``.
 
-The allow-list is built once from the ``/vendor/…`` references in ``web/*.html`` (script and
-link tags) and the ``url(…)`` references inside those style sheets (Leaflet's images).
+The allow-list is built once from the ``/vendor/…`` references in ``web/*.html`` and the page
+chrome ``web/templates/*.html`` (script and link tags) and the ``url(…)`` references inside those style sheets (Leaflet's images).
 Anything else under ``node_modules`` (package.json, READMEs, sources) answers 404.
 """
 
@@ -24,7 +24,7 @@ def vendor_files(web_dir: Path) -> frozenset[str]:
     """Paths below node_modules that the pages load (relative, POSIX)."""
     vendor = web_dir / "node_modules"
     files: set[str] = set()
-    for page in sorted(web_dir.glob("*.html")):
+    for page in sorted(web_dir.glob("*.html")) + sorted(web_dir.glob("templates/*.html")):
         files.update(TAG_REF.findall(page.read_text(encoding="utf-8")))
     for css in [f for f in files if f.endswith(".css")]:
         path = vendor / css
