@@ -2,10 +2,10 @@
 // small DOM builders. Text from data only ever reaches the DOM through textContent.
 
 import { describeError as httpDescription, getConfig } from "./api.js";
-import { el } from "./core/dom.js";
+import { cssToken as cssSafe, el } from "./core/dom.js";
 import { label, lang, startPage, t } from "./i18n.js";
 
-export { el };
+export { cssSafe, el };
 
 export const HALLE_AGS = "15002000";
 export const LOCATED = new Set(["exact", "approximate"]);
@@ -13,6 +13,16 @@ export const LOCATED = new Set(["exact", "approximate"]);
 /** Load the catalogue and translate the static page (the chrome comes from the server). */
 export async function initPage() {
   await startPage();
+}
+
+/** initPage, with /api/config asked for meanwhile: the config, or null (pages work without). */
+export async function initPageWithConfig() {
+  const pending = config().catch((err) => {
+    console.error("config:", err);
+    return null;
+  });
+  await initPage();
+  return pending;
 }
 
 /** An http(s) URL from data, or null (javascript:, data: and the like are refused). */
@@ -41,14 +51,6 @@ export function ideaBadge(state) {
     el("span", { className: "idea-badge__symbol", attrs: { "aria-hidden": "true" } }),
     el("span", { text: label("idea_state", state) }),
   ]);
-}
-
-/** Reduce a value to characters that are safe in a CSS class name. */
-export function cssSafe(value) {
-  return String(value ?? "")
-    .toLowerCase()
-    .replace(/[^a-z0-9_-]+/g, "-")
-    .replace(/^-+|-+$/g, "");
 }
 
 /** What an error means for a person (HTTP status or no connection). */

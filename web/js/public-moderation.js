@@ -7,7 +7,7 @@
 
 import { getIdeas, getMeasurePoints, getWorkshops, login, logout, me, moderateIdea, openWorkshop } from "./api.js";
 import { formatDateTime, label, t } from "./i18n.js";
-import { cityName, config as loadConfig, describeError, el, ideaBadge, initPage } from "./public-common.js";
+import { cityName, describeError, el, ideaBadge, initPageWithConfig } from "./public-common.js";
 
 const STATES = ["eingereicht", "angenommen", "abgelehnt", "verknuepft", "verborgen"];
 const DECISIONS = ["accept", "reject", "link", "hide"];
@@ -346,12 +346,7 @@ async function onLogout() {
 }
 
 async function main() {
-  await initPage();
-  try {
-    state.config = await loadConfig();
-  } catch (err) {
-    console.error("config:", err);
-  }
+  state.config = await initPageWithConfig();
   const select = $("queue-state");
   select.replaceChildren(
     ...STATES.map((s) => el("option", { text: label("idea_state", s), attrs: { value: s } })),

@@ -62,3 +62,11 @@ export function replaceChildren(node, ...children) {
 export function escapeHtml(value) {
   return String(value ?? "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
+
+/** Reduce a value from data to characters that are safe in a CSS class name. */
+export function cssToken(value) {
+  return String(value ?? "")
+    .toLowerCase()
+    .replace(/[^a-z0-9_-]+/g, "-")
+    .replace(/^-+|-+$/g, "");
+}
