@@ -2,6 +2,7 @@
 // server's 422 errors placed next to the matching field. Data reaches the DOM via textContent.
 
 import { $, element } from "./core/dom.js";
+import { apiUrl, getJson, GEOJSON } from "./core/http.js";
 import { formatDate, formatDateTime, locale } from "./i18n.js";
 
 // ---------------------------------------------------------------- labels
@@ -464,10 +465,8 @@ async function loadDistrictCodes(ags) {
   list.replaceChildren();
   if (!ags) return;
   try {
-    const url = `/api/collections/districts/items?city_ags=${encodeURIComponent(ags)}&limit=1000`;
-    const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/geo+json" } });
-    if (!response.ok) return;
-    const data = await response.json();
+    const url = apiUrl("collections/districts/items", { city_ags: ags, limit: 1000 });
+    const data = await getJson(url, { accept: GEOJSON });
     const props = (data.features || []).map((f) => f.properties || {})
       .sort((a, b) => String(a.code).localeCompare(String(b.code), "de", { numeric: true }));
     list.replaceChildren(...props.map((p) => option(String(p.code), `${p.code} ${p.name}`)));
@@ -478,9 +477,7 @@ async function loadDistrictCodes(ags) {
 
 async function loadIndicatorKeys() {
   try {
-    const response = await fetch("/api/analysis/indicators", { credentials: "same-origin" });
-    if (!response.ok) return;
-    const data = await response.json();
+    const data = await getJson(apiUrl("analysis/indicators"));
     const items = Array.isArray(data.indicators) ? data.indicators : [];
     $("indicator-keys").replaceChildren(...items.map((i) => option(String(i.key), `${i.key} – ${i.name_de ?? ""}`)));
   } catch (err) {
