@@ -2,6 +2,7 @@
 // English notes. Data only ever reaches the DOM through textContent / setAttribute.
 
 import { $, el, replaceChildren, SVG_NS, svgEl } from "./core/dom.js";
+import { locale } from "./i18n.js";
 
 export { $, el, replaceChildren, SVG_NS, svgEl };
 
@@ -12,7 +13,7 @@ const formatters = new Map();
 function formatter(digits) {
   const key = `${digits}`;
   if (!formatters.has(key)) {
-    formatters.set(key, new Intl.NumberFormat("de-DE", {
+    formatters.set(key, new Intl.NumberFormat(locale, {
       minimumFractionDigits: digits,
       maximumFractionDigits: digits,
     }));
