@@ -1,21 +1,23 @@
-"""Accessibility and language of the public pages.
+"""Accessibility and language of every page.
 
-- axe-core (web/node_modules/axe-core, served at /vendor/axe-core/) reports no WCAG 2.1 A/AA
-  violation on any public page, in German and in English, with the disclosure sections open;
-- every Tab stop on every public page shows a visible focus indicator;
-- every UI string is in both message catalogues (web/i18n/de.json, en.json): same keys, every
-  key the pages and scripts use exists, and the public scripts hold no German text of their own.
+- axe-core (web/node_modules/axe-core) reports no WCAG 2.1 A/AA violation on any page (map,
+  measure, ideas, idea, moderation, monitoring, analysis, planning), in German and in English,
+  with the disclosure sections open; a line per page and language shows the result;
+- every Tab stop on every page shows a visible focus indicator, and it is not the error red;
+- the language chosen on one page is kept on the next ones (navigation, server-rendered chrome,
+  <html lang>).
+The catalogue checks are in tests/test_i18n_keys.py.
 
 Fixtures from tests/conftest.py: ``live_server``, ``browser``, ``engine``, ``artifacts``.
 """
 
 from __future__ import annotations
 
+import colorsys
 import json
 import re
 import urllib.parse
 import uuid
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -23,11 +25,6 @@ from sqlalchemy import text
 from conftest import inject_axe
 from quarters import auth, ideas
 
-WEB = Path(__file__).resolve().parent.parent / "web"
-PUBLIC_HTML = ["index.html", "measure.html", "idea.html", "ideas.html", "moderation.html"]
-# The public pages' scripts (other pages, e.g. planner*.js, have their own conventions).
-PUBLIC_JS = ["api.js", "i18n.js", "main.js", "map.js"] + sorted(
-    p.name for p in (WEB / "js").glob("public-*.js"))
 AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 TIMEOUT_MS = 30_000
 PASSWORD = "richtig-geheim-123"
@@ -36,10 +33,14 @@ LANGS = ["de", "en"]
 RUN_AXE = """
 async (tags) => {
   const result = await axe.run(document, { runOnly: { type: "tag", values: tags } });
-  return result.violations.map((v) => ({
-    id: v.id, impact: v.impact, help: v.help,
-    nodes: v.nodes.slice(0, 5).map((n) => n.target.join(" ") + " :: " + n.failureSummary),
-  }));
+  return {
+    passes: result.passes.length,
+    incomplete: result.incomplete.length,
+    violations: result.violations.map((v) => ({
+      id: v.id, impact: v.impact, help: v.help,
+      nodes: v.nodes.slice(0, 5).map((n) => n.target.join(" ") + " :: " + n.failureSummary),
+    })),
+  };
 }
 """
 
@@ -53,7 +54,8 @@ FOCUS_STYLE = """
   // An outline on the map is focused by a thick red stroke instead of a box (app.css).
   const stroke = el instanceof SVGElement && parseFloat(s.strokeWidth) >= 5;
   const name = el.id ? "#" + el.id : el.tagName.toLowerCase() + "." + [...el.classList].join(".");
-  return { name, visible: outline || ring || stroke };
+  const colour = stroke ? s.stroke : outline ? s.outlineColor : s.boxShadow;
+  return { name, visible: outline || ring || stroke, colour };
 }
 """
 
@@ -111,6 +113,11 @@ def expect_ready(page, kind):
         expect(page.locator("#near-section")).to_have_attribute("data-state", "ready")
     elif kind == "moderation":
         expect(body).to_have_attribute("data-mod-state", re.compile("login|queue"))
+    elif kind == "analysis":
+        expect(body).to_have_attribute("data-analysis-state", "ready")
+    elif kind == "planner":
+        expect(body).to_have_attribute("data-planner-state", "signed-out")
+        return  # the planner's own texts are not from the catalogue (yet)
     else:
         expect(body).to_have_attribute("data-page-state", "ready")
     expect(body).to_have_attribute("data-i18n", "ready")
@@ -123,33 +130,45 @@ PAGES = {
     "ideas": "/ideas.html",
     "idea": "/ideen/{idea}",
     "moderation": "/moderation.html",
+    "monitoring": "/monitoring.html",
+    "analysis": "/analysis.html",
+    "planner": "/planner.html",
 }
+KINDS = {"map": "map", "moderation": "moderation", "analysis": "analysis", "planner": "planner"}
 
 
 def kind_of(name):
-    return "map" if name == "map" else "moderation" if name == "moderation" else "page"
+    return KINDS.get(name, "page")
 
 
-def run_axe(page):
+def run_axe(page, label, capsys):
+    """The violations; one line per page and language in the test output."""
     inject_axe(page)
-    return page.evaluate(RUN_AXE, AXE_TAGS)
+    result = page.evaluate(RUN_AXE, AXE_TAGS)
+    found = result["violations"]
+    with capsys.disabled():
+        print(f"\n  axe WCAG 2.1 AA {label:<24} {len(found)} violations, "
+              f"{result['passes']} rules passed, {result['incomplete']} to review"
+              + "".join(f"\n    {v['impact']}: {v['id']} – {v['help']}" for v in found), end="")
+    return found
 
 
 @pytest.mark.browser
 @pytest.mark.parametrize("lang", LANGS)
 @pytest.mark.parametrize("name", list(PAGES))
-def test_axe_finds_no_violations(open_page, moderated_idea, name, lang, artifacts):
+def test_axe_finds_no_violations(open_page, moderated_idea, name, lang, artifacts, capsys):
     page = open_page(PAGES[name].format(idea=moderated_idea), lang)
     expect_ready(page, kind_of(name))
     assert page.evaluate("document.documentElement.lang") == lang
-    violations = run_axe(page)
+    violations = run_axe(page, f"{name} ({lang})", capsys)
     page.screenshot(path=str(artifacts / f"a11y-{name}-{lang}.png"), full_page=True)
     assert violations == [], json.dumps(violations, indent=1, ensure_ascii=False)
 
 
 @pytest.mark.browser
 @pytest.mark.parametrize("lang", LANGS)
-def test_axe_moderation_queue_signed_in(open_page, engine, moderated_idea, lang, artifacts):
+def test_axe_moderation_queue_signed_in(open_page, engine, moderated_idea, lang, artifacts,
+                                        capsys):
     username = f"a11y-mod-{uuid.uuid4().hex[:6]}"
     with engine.begin() as conn:
         auth.add_user(conn, username, PASSWORD, "moderator")
@@ -164,7 +183,7 @@ def test_axe_moderation_queue_signed_in(open_page, engine, moderated_idea, lang,
     page.select_option("#queue-state", "")
     expect(page.locator("body")).to_have_attribute("data-mod-state", "queue")
     expect(page.locator("#mod-list li").first).to_be_visible()
-    violations = run_axe(page)
+    violations = run_axe(page, f"moderation queue ({lang})", capsys)
     page.screenshot(path=str(artifacts / f"a11y-moderation-queue-{lang}.png"), full_page=True)
     assert violations == [], json.dumps(violations, indent=1, ensure_ascii=False)
 
@@ -174,6 +193,11 @@ def test_axe_moderation_queue_signed_in(open_page, engine, moderated_idea, lang,
 def test_every_tab_stop_has_a_visible_focus(open_page, moderated_idea, name):
     page = open_page(PAGES[name].format(idea=moderated_idea))
     expect_ready(page, kind_of(name))
+    error = page.evaluate("getComputedStyle(document.documentElement).getPropertyValue("
+                          "'--error-ink')")
+    error = page.evaluate("(c) => { const d = document.createElement('i'); d.style.color = c;"
+                          " document.body.append(d); const v = getComputedStyle(d).color;"
+                          " d.remove(); return v; }", error.strip())
     page.locator("body").click(position={"x": 1, "y": 1})
     seen = []
     for _ in range(60):
@@ -183,51 +207,62 @@ def test_every_tab_stop_has_a_visible_focus(open_page, moderated_idea, name):
             continue
         seen.append(focus["name"])
         assert focus["visible"], f"{name}: {focus['name']} has no visible focus"
+        assert not reddish(focus["colour"], error), f"{name}: {focus['name']} {focus['colour']}"
     assert len(seen) > 5, seen
 
 
-# ------------------------------------------------------------------ catalogues
-
-def catalogue(lang):
-    return json.loads((WEB / "i18n" / f"{lang}.json").read_text(encoding="utf-8"))
-
-
-def used_keys():
-    keys, prefixes = set(), set()
-    for name in PUBLIC_HTML:
-        html = (WEB / name).read_text(encoding="utf-8")
-        keys |= set(re.findall(r'data-i18n="([^"]+)"', html))
-        for attrs in re.findall(r'data-i18n-attr="([^"]+)"', html):
-            keys |= {pair.split(":")[1].strip() for pair in attrs.split(";")}
-    for name in PUBLIC_JS:
-        js = (WEB / "js" / name).read_text(encoding="utf-8")
-        keys |= set(re.findall(r'\bt\(\s*"([^"]+)"', js))
-        keys |= set(re.findall(r'title: "([a-z_]+\.[a-z_]+)"', js))
-        prefixes |= set(re.findall(r'label\(\s*"([^"]+)"', js))
-    return keys, prefixes
+def rgb(css):
+    """The first rgb()/rgba() colour of a computed style value, as 0..1 floats."""
+    match = re.search(r"rgba?\(([\d.]+),\s*([\d.]+),\s*([\d.]+)", css or "")
+    return tuple(float(v) / 255 for v in match.groups()) if match else None
 
 
-def test_catalogues_have_the_same_keys_and_every_used_key():
-    de, en = catalogue("de"), catalogue("en")
-    assert set(de) == set(en)
-    for key in de:
-        assert isinstance(de[key], type(en[key])), key
-        if isinstance(de[key], dict):
-            assert set(de[key]) == set(en[key]) and "other" in de[key], key
-        placeholders = lambda v: set(re.findall(r"\{(\w+)\}", json.dumps(v)))  # noqa: E731
-        assert placeholders(de[key]) == placeholders(en[key]), key
-    keys, prefixes = used_keys()
-    missing = sorted(k for k in keys if k not in de)
-    assert missing == []
-    for prefix in prefixes:
-        assert any(k.startswith(f"{prefix}.") for k in de), prefix
-    for status in ("idee", "geplant", "in_umsetzung", "abgeschlossen", "eingestellt"):
-        assert f"status.{status}" in de
+def reddish(css, error_css):
+    """A focus colour that reads as the error colour: a saturated hue within 25° of it."""
+    colour, error = rgb(css), rgb(error_css)
+    if colour is None or error is None:
+        return False
+    h, _, s = colorsys.rgb_to_hls(*colour)
+    eh = colorsys.rgb_to_hls(*error)[0]
+    distance = min(abs(h - eh), 1 - abs(h - eh)) * 360
+    return s > 0.3 and distance < 25
 
 
-def test_public_scripts_hold_no_text_of_their_own():
-    """German text in a script would be a string outside the catalogues."""
-    for name in PUBLIC_JS:
-        code = (WEB / "js" / name).read_text(encoding="utf-8")
-        code = re.sub(r"//.*|/\*[\s\S]*?\*/", "", code)  # comments may be German
-        assert not re.search(r"[äöüÄÖÜß]", code), name
+# ------------------------------------------------------------------ language across pages
+
+@pytest.mark.browser
+def test_the_language_choice_is_kept_across_pages(browser, live_server):
+    """English chosen on / stays English on Analysis, Planning and Ideas (followed links)."""
+    expect = pytest.importorskip("playwright.sync_api").expect
+    context = browser.new_context(locale="de-DE")
+    origin = urllib.parse.urlsplit(live_server)
+    context.route("**/*", lambda route: route.continue_()
+                  if urllib.parse.urlsplit(route.request.url).netloc == origin.netloc
+                  else route.abort())
+    try:
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(f"{live_server}/")
+        assert page.evaluate("document.documentElement.lang") == "de"
+        page.locator(".lang-switch a[data-lang=en]").click()
+        expect(page.locator("html")).to_have_attribute("lang", "en")
+        expect(page.locator(".main-nav a[data-nav=analysis]")).to_have_text("Analysis")
+        for nav, heading in (("analysis", "Transferability"), ("planning", "Planning of measures"),
+                             ("ideas", "Ideas")):
+            page.locator(f".main-nav a[data-nav={nav}]").click()
+            expect(page.locator("html")).to_have_attribute("lang", "en")
+            assert "?lang=" not in page.url  # kept by the choice, not by the address
+            expect(page.locator(".main-nav a[aria-current=page]")).to_have_attribute(
+                "data-nav", nav)
+            expect(page.locator("h1").first).to_contain_text(heading)
+            expect(page.locator(".lang-switch a[aria-current=true]")).to_have_attribute(
+                "data-lang", "en")
+            expect(page.locator(".skip-link").first).to_have_text(re.compile(r"^Skip to"))
+        # and back to German the same way
+        page.locator(".lang-switch a[data-lang=de]").click()
+        expect(page.locator("html")).to_have_attribute("lang", "de")
+        page.locator(".main-nav a[data-nav=analysis]").click()
+        expect(page.locator("html")).to_have_attribute("lang", "de")
+        expect(page.locator(".main-nav a[data-nav=analysis]")).to_have_text("Analyse")
+    finally:
+        context.close()

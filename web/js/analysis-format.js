@@ -3,57 +3,10 @@
 
 import { has, t } from "./i18n.js";
 
-export const SVG_NS = "http://www.w3.org/2000/svg";
+import { $, el, replaceChildren, SVG_NS, svgEl } from "./core/dom.js";
+import { locale } from "./i18n.js";
 
-/** document.getElementById */
-export function $(id) {
-  return document.getElementById(id);
-}
-
-/**
- * Create an element: el("p", {className: "x", text: "…", attrs: {id: "y"}}, child, …).
- * Children may be nodes, strings (text nodes) or null (skipped).
- */
-export function el(tag, options = {}, ...children) {
-  const node = document.createElement(tag);
-  applyOptions(node, options);
-  appendAll(node, children);
-  return node;
-}
-
-/** The same for SVG elements. */
-export function svgEl(tag, attrs = {}, text) {
-  const node = document.createElementNS(SVG_NS, tag);
-  for (const [name, value] of Object.entries(attrs)) {
-    if (value !== undefined && value !== null) node.setAttribute(name, String(value));
-  }
-  if (text !== undefined && text !== null) node.textContent = String(text);
-  return node;
-}
-
-function applyOptions(node, { className, text, attrs, dataset, hidden } = {}) {
-  if (className) node.className = className;
-  if (text !== undefined && text !== null) node.textContent = String(text);
-  for (const [name, value] of Object.entries(attrs || {})) {
-    if (value === undefined || value === null || value === false) continue;
-    node.setAttribute(name, value === true ? "" : String(value));
-  }
-  for (const [name, value] of Object.entries(dataset || {})) node.dataset[name] = String(value);
-  if (hidden) node.hidden = true;
-}
-
-function appendAll(node, children) {
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-}
-
-/** Remove all children, then append the given ones. */
-export function replaceChildren(node, ...children) {
-  node.replaceChildren();
-  appendAll(node, children);
-}
+export { $, el, replaceChildren, SVG_NS, svgEl };
 
 // ---------------------------------------------------------------- numbers
 
@@ -62,7 +15,7 @@ const formatters = new Map();
 function formatter(digits) {
   const key = `${digits}`;
   if (!formatters.has(key)) {
-    formatters.set(key, new Intl.NumberFormat("de-DE", {
+    formatters.set(key, new Intl.NumberFormat(locale, {
       minimumFractionDigits: digits,
       maximumFractionDigits: digits,
     }));

@@ -31,7 +31,7 @@ import {
   svgEl,
 } from "./analysis-format.js";
 import * as amap from "./analysis-map.js";
-import { lang, loadMessages, t, translate } from "./i18n.js";
+import { lang, startPage, t } from "./i18n.js";
 
 const MAX_INDICATORS = 30;
 const SLIDER_MAX = 5;
@@ -1414,15 +1414,7 @@ function onTileError() {
 
 async function start() {
   setPageState("loading");
-  try {
-    await loadMessages();
-    translate();
-    for (const a of document.querySelectorAll(".lang-switch a")) {
-      if (a.dataset.lang === lang) a.setAttribute("aria-current", "true");
-    }
-  } catch (err) {
-    console.warn(`i18n: ${err}`);
-  }
+  await startPage();
   wire();
   if (!globalThis.L) {
     setStatus("Die Kartenbibliothek (Leaflet) konnte nicht geladen werden.", "error");

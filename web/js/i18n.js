@@ -2,40 +2,32 @@
 // No user-visible string lives in code: every text comes from a catalogue key.
 
 export const LANGUAGES = ["de", "en"];
-const STORAGE_KEY = "quarters.lang";
+const COOKIE = "quarters_lang"; // the server reads it too (src/quarters/api/pages.py)
 const LOCALES = { de: "de-DE", en: "en-GB" };
 
 let messages = {};
 let fallback = {};
 
-function storedLanguage() {
-  try {
-    return localStorage.getItem(STORAGE_KEY);
-  } catch {
-    return null;
-  }
-}
-
-function rememberLanguage(value) {
-  try {
-    localStorage.setItem(STORAGE_KEY, value);
-  } catch {
-    // private mode: the ?lang= parameter still works
-  }
-}
-
-/** The language of this page view: ?lang=, then the stored choice, then German. */
+/**
+ * The language of this page view: the server rendered it into <html lang> (from ?lang=, the
+ * cookie, German); ?lang= and the cookie are asked only when the page came from elsewhere.
+ */
 function pickLanguage() {
   const param = new URLSearchParams(location.search).get("lang");
-  if (LANGUAGES.includes(param)) {
-    rememberLanguage(param);
-    return param;
-  }
-  const stored = storedLanguage();
+  if (LANGUAGES.includes(param)) return param;
+  const rendered = document.documentElement.lang;
+  if (LANGUAGES.includes(rendered)) return rendered;
+  const stored = /(?:^|;\s*)quarters_lang=(\w+)/.exec(document.cookie)?.[1];
   return LANGUAGES.includes(stored) ? stored : "de";
 }
 
+/** Keep the choice for the next pages (the server sets the same cookie on ?lang=). */
+function rememberLanguage(value) {
+  document.cookie = `${COOKIE}=${value}; path=/; max-age=31536000; samesite=lax`;
+}
+
 export const lang = pickLanguage();
+rememberLanguage(lang);
 export const locale = LOCALES[lang];
 
 async function fetchCatalogue(code) {
@@ -162,9 +154,13 @@ export function translate(root = document) {
   }
 }
 
-/** The current address with ?lang= set to `code` (all other parameters kept). */
-export function languageHref(code) {
-  const url = new URL(location.href);
-  url.searchParams.set("lang", code);
-  return url.pathname + url.search + url.hash;
+/** Load the catalogue, translate the static markup, mark the page (body[data-i18n=ready]). */
+export async function startPage() {
+  try {
+    await loadMessages();
+    translate();
+  } catch (err) {
+    console.error("i18n:", err);
+  }
+  document.body.dataset.i18n = "ready";
 }

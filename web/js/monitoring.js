@@ -6,7 +6,8 @@
 // edition, pilot quarter, days ahead for milestones; they live in the address (permalinks).
 // Texts from data only reach the DOM through textContent.
 
-import { ApiError, login, logout, me } from "./api.js";
+import { login, logout, me } from "./api.js";
+import { getJson } from "./core/http.js";
 import { formatNumber, label, lang, locale, t } from "./i18n.js";
 import { config, describeError, el, initPage } from "./public-common.js";
 
@@ -46,18 +47,6 @@ function filterParams() {
     if (value) params.set(name, value);
   }
   return params;
-}
-
-async function getJson(url) {
-  let response;
-  try {
-    response = await fetch(url, { headers: { Accept: "application/json", "Accept-Language": lang }, credentials: "same-origin", signal: AbortSignal.timeout(30000) });
-  } catch (err) {
-    throw new ApiError(`network error: ${err.message}`, 0, String(url));
-  }
-  const data = await response.json().catch(() => null);
-  if (!response.ok) throw new ApiError(`HTTP ${response.status}`, response.status, String(url), data);
-  return data;
 }
 
 function svg(tag, attrs = {}, text = null) {

@@ -1,85 +1,19 @@
-// API calls of the planning page: sign-in (cookie session + CSRF header) and measures with ETags.
-// Same origin only; every unsafe request carries X-CSRF-Token, every change If-Match.
+// API calls of the planning page, on the one HTTP client (core/http.js): sign-in (cookie
+// session + CSRF header, kept by the client) and measures with ETags (If-Match).
 
-import { lang } from "./i18n.js";
+import { apiUrl, getAllFeatures, HttpError, requestJson, setCsrfToken } from "./core/http.js";
 
-const API_BASE = new URL("api/", document.baseURI);
-const REQUEST_TIMEOUT_MS = 30000;
+export { HttpError as PlannerApiError, setCsrfToken };
+
 const MAX_PAGES = 50;
-const UNSAFE = new Set(["POST", "PUT", "PATCH", "DELETE"]);
+const ACCEPT = "application/geo+json, application/json;q=0.9";
 
-let csrfToken = null;
-
-/**
- * A failed request. `status` is the HTTP status (0: no connection), `problem` the
- * problem+json body if there was one, `etag` the ETag header (412 carries the current one).
- */
-export class PlannerApiError extends Error {
-  constructor(message, status, problem = null, etag = null) {
-    super(message);
-    this.name = "PlannerApiError";
-    this.status = status;
-    this.problem = problem;
-    this.etag = etag;
-  }
-}
-
-function apiUrl(path, params) {
-  const url = new URL(path, API_BASE);
-  for (const [key, value] of Object.entries(params || {})) {
-    if (value !== undefined && value !== null) url.searchParams.set(key, String(value));
-  }
-  return url;
-}
-
-async function parseBody(response) {
-  if (response.status === 204) return null;
-  const type = (response.headers.get("Content-Type") || "").toLowerCase();
-  if (!type.includes("json")) return null;
-  try {
-    return await response.json();
-  } catch {
-    return null;
-  }
-}
-
-/** One request; resolves to {data, etag, status} or throws PlannerApiError. */
-async function request(method, url, { body, etag } = {}) {
-  const headers = {
-    Accept: "application/geo+json, application/json;q=0.9, application/problem+json;q=0.8",
-    "Accept-Language": lang, // the server writes problems in the page's language
-  };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  if (UNSAFE.has(method) && csrfToken) headers["X-CSRF-Token"] = csrfToken;
-  if (etag) headers["If-Match"] = etag;
-  let response;
-  try {
-    response = await fetch(url, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      credentials: "same-origin",
-      cache: "no-store",
-      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-    });
-  } catch (err) {
-    throw new PlannerApiError(`keine Verbindung (${err.message})`, 0);
-  }
-  const data = await parseBody(response);
-  const responseEtag = response.headers.get("ETag");
-  if (!response.ok) {
-    const detail = data && typeof data.detail === "string" ? data.detail : `HTTP ${response.status}`;
-    throw new PlannerApiError(detail, response.status, data, responseEtag);
-  }
-  return { data, etag: responseEtag, status: response.status };
+/** One request; resolves to {data, etag, status} or throws HttpError (no HTTP cache). */
+function request(method, url, { body, etag } = {}) {
+  return requestJson(url, { method, body, etag, accept: ACCEPT, cache: "no-store" });
 }
 
 // ------------------------------------------------------------------ sign-in
-
-/** Remember the CSRF token of the current session (null when signed out). */
-export function setCsrfToken(token) {
-  csrfToken = typeof token === "string" && token ? token : null;
-}
 
 /** POST /api/auth/login → {user, csrf_token}; keeps the CSRF token for later requests. */
 export async function login(username, password) {
@@ -106,26 +40,11 @@ export async function logout() {
 
 // ------------------------------------------------------------------ measures
 
-function sameOriginNext(body, current) {
-  const links = Array.isArray(body?.links) ? body.links : [];
-  const next = links.find((link) => link && link.rel === "next" && link.href);
-  if (!next) return null;
-  const url = new URL(next.href, current);
-  return new URL(url.pathname + url.search, API_BASE.origin);
-}
-
 /** GET /api/measures (all pages): staff see drafts as well. */
 export async function listMeasures() {
-  const features = [];
-  let url = apiUrl("measures", { limit: 1000 });
-  for (let page = 0; url && page < MAX_PAGES; page += 1) {
-    const { data } = await request("GET", url);
-    if (!data || data.type !== "FeatureCollection" || !Array.isArray(data.features)) {
-      throw new PlannerApiError("keine GeoJSON-FeatureCollection", 200);
-    }
-    features.push(...data.features);
-    url = sameOriginNext(data, url);
-  }
+  const { features } = await getAllFeatures(apiUrl("measures", { limit: 1000 }), {
+    maxPages: MAX_PAGES, accept: ACCEPT, cache: "no-store",
+  });
   return features;
 }
 

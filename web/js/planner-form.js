@@ -1,7 +1,9 @@
 // The measure form: German labels, reading and writing the record, client-side checks and the
 // server's 422 errors placed next to the matching field. Data reaches the DOM via textContent.
 
-import { has, t } from "./i18n.js";
+import { $, element } from "./core/dom.js";
+import { apiUrl, getJson, GEOJSON } from "./core/http.js";
+import { formatDate, formatDateTime, has, locale, t } from "./i18n.js";
 import { applyLimits } from "./vocabulary.js";
 
 /** Longest text of a measure field (limits.measure of /api/config; 200 until it is known). */
@@ -88,21 +90,10 @@ const MONEY_FIELDS = ["budget_planned", "budget_spent"];
 const EDITION_PATTERN = /^[a-z0-9-]{1,40}$/;
 const URL_PATTERN = /^https?:\/\/\S+$/;
 
-const EURO = new Intl.NumberFormat("de-DE", { style: "currency", currency: "EUR" });
-const INTEGER_DE = new Intl.NumberFormat("de-DE");
+const EURO = new Intl.NumberFormat(locale, { style: "currency", currency: "EUR" });
+const INTEGER_DE = new Intl.NumberFormat(locale);
 
 // ---------------------------------------------------------------- small DOM helpers
-
-function $(id) {
-  return document.getElementById(id);
-}
-
-function element(tag, className, text) {
-  const el = document.createElement(tag);
-  if (className) el.className = className;
-  if (text !== undefined && text !== null) el.textContent = String(text);
-  return el;
-}
 
 function option(value, text, selected = false) {
   const el = document.createElement("option");
@@ -114,18 +105,7 @@ function option(value, text, selected = false) {
 
 // ---------------------------------------------------------------- formatting
 
-/** "2025-03-01" → "01.03.2025" (anything else unchanged). */
-export function formatDate(value) {
-  const match = /^(\d{4})-(\d{2})-(\d{2})/.exec(String(value ?? ""));
-  return match ? `${match[3]}.${match[2]}.${match[1]}` : String(value ?? "");
-}
-
-/** An ISO timestamp in German local time. */
-export function formatDateTime(value) {
-  const date = new Date(value);
-  if (Number.isNaN(date.getTime())) return String(value ?? "");
-  return date.toLocaleString("de-DE", { dateStyle: "medium", timeStyle: "short" });
-}
+export { formatDate, formatDateTime };
 
 function countPositions(coords) {
   if (!Array.isArray(coords)) return 0;
@@ -489,10 +469,8 @@ async function loadDistrictCodes(ags) {
   list.replaceChildren();
   if (!ags) return;
   try {
-    const url = `/api/collections/districts/items?city_ags=${encodeURIComponent(ags)}&limit=1000`;
-    const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/geo+json" } });
-    if (!response.ok) return;
-    const data = await response.json();
+    const url = apiUrl("collections/districts/items", { city_ags: ags, limit: 1000 });
+    const data = await getJson(url, { accept: GEOJSON });
     const props = (data.features || []).map((f) => f.properties || {})
       .sort((a, b) => String(a.code).localeCompare(String(b.code), "de", { numeric: true }));
     list.replaceChildren(...props.map((p) => option(String(p.code), `${p.code} ${p.name}`)));
@@ -503,9 +481,7 @@ async function loadDistrictCodes(ags) {
 
 async function loadIndicatorKeys() {
   try {
-    const response = await fetch("/api/analysis/indicators", { credentials: "same-origin" });
-    if (!response.ok) return;
-    const data = await response.json();
+    const data = await getJson(apiUrl("analysis/indicators"));
     const items = Array.isArray(data.indicators) ? data.indicators : [];
     $("indicator-keys").replaceChildren(...items.map((i) => option(String(i.key), `${i.key} – ${i.name_de ?? ""}`)));
   } catch (err) {

@@ -2,6 +2,7 @@
 // deleting, history and the conflict dialogue when a colleague changed the measure meanwhile.
 
 import { getConfig, getItems, getSources } from "./api.js";
+import { $, element } from "./core/dom.js";
 import * as api from "./planner-api.js";
 import {
   FIELD_LABELS,
@@ -64,17 +65,6 @@ const app = {
   busy: false,
   conflict: null,
 };
-
-function $(id) {
-  return document.getElementById(id);
-}
-
-function element(tag, className, text) {
-  const el = document.createElement(tag);
-  if (className) el.className = className;
-  if (text !== undefined && text !== null) el.textContent = String(text);
-  return el;
-}
 
 // ---------------------------------------------------------------- status line
 

@@ -2,47 +2,29 @@
 // small DOM builders. Text from data only ever reaches the DOM through textContent.
 
 import { describeError as httpDescription, getConfig } from "./api.js";
-import { label, lang, languageHref, loadMessages, t, translate } from "./i18n.js";
+import { cssToken as cssSafe, el } from "./core/dom.js";
+import { label, lang, startPage, t } from "./i18n.js";
 import { applyStatusColours } from "./vocabulary.js";
+
+export { cssSafe, el };
 
 export const HALLE_AGS = "15002000";
 export const LOCATED = new Set(["exact", "approximate"]);
 
-/** Load the catalogue, translate the static page, wire the header. */
+/** Load the catalogue and translate the static page (the chrome comes from the server). */
 export async function initPage() {
   config().then((cfg) => applyStatusColours(cfg?.status_colours)).catch(() => {});
-  try {
-    await loadMessages();
-    translate();
-  } catch (err) {
-    console.error("i18n:", err);
-  }
-  for (const link of document.querySelectorAll(".lang-switch a[data-lang]")) {
-    link.href = languageHref(link.dataset.lang);
-    if (link.dataset.lang === lang) link.setAttribute("aria-current", "true");
-    else link.removeAttribute("aria-current");
-  }
-  const page = document.body.dataset.page;
-  for (const link of document.querySelectorAll(".main-nav a[data-nav]")) {
-    if (link.dataset.nav === page) link.setAttribute("aria-current", "page");
-  }
-  document.body.dataset.i18n = "ready";
+  await startPage();
 }
 
-/** Create an element; `text` is set with textContent, `attrs` with setAttribute. */
-export function el(tag, options = {}, children = []) {
-  const node = document.createElement(tag);
-  const { className, text, attrs, dataset } = options;
-  if (className) node.className = className;
-  if (text !== undefined && text !== null) node.textContent = String(text);
-  for (const [name, value] of Object.entries(attrs || {})) {
-    if (value !== undefined && value !== null && value !== false) node.setAttribute(name, String(value));
-  }
-  Object.assign(node.dataset, dataset || {});
-  for (const child of children) {
-    if (child !== null && child !== undefined && child !== false) node.append(child);
-  }
-  return node;
+/** initPage, with /api/config asked for meanwhile: the config, or null (pages work without). */
+export async function initPageWithConfig() {
+  const pending = config().catch((err) => {
+    console.error("config:", err);
+    return null;
+  });
+  await initPage();
+  return pending;
 }
 
 /** An http(s) URL from data, or null (javascript:, data: and the like are refused). */
@@ -71,14 +53,6 @@ export function ideaBadge(state) {
     el("span", { className: "idea-badge__symbol", attrs: { "aria-hidden": "true" } }),
     el("span", { text: label("idea_state", state) }),
   ]);
-}
-
-/** Reduce a value to characters that are safe in a CSS class name. */
-export function cssSafe(value) {
-  return String(value ?? "")
-    .toLowerCase()
-    .replace(/[^a-z0-9_-]+/g, "-")
-    .replace(/^-+|-+$/g, "");
 }
 
 /** What an error means for a person (HTTP status or no connection). */

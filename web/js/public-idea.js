@@ -7,12 +7,11 @@ import { formatDate, label, t } from "./i18n.js";
 import { addTileLayer, createMap } from "./map.js";
 import {
   cityName,
-  config as loadConfig,
   describeError,
   el,
   idFromPath,
   ideaBadge,
-  initPage,
+  initPageWithConfig,
 } from "./public-common.js";
 
 const L = globalThis.L;
@@ -70,15 +69,9 @@ function renderMap(idea, cfg) {
 }
 
 async function main() {
-  await initPage();
+  const cfg = await initPageWithConfig();
   const status = $("page-status");
   const id = idFromPath() || new URLSearchParams(location.search).get("id");
-  let cfg = null;
-  try {
-    cfg = await loadConfig();
-  } catch (err) {
-    console.error("config:", err);
-  }
   let idea = null;
   try {
     if (id) idea = await getIdea(id);

@@ -8,11 +8,10 @@ import { formatDate, formatNumber, label, t } from "./i18n.js";
 import { addTileLayer, createMap, fitBbox } from "./map.js";
 import {
   cityName,
-  config as loadConfig,
   describeError,
   el,
   ideaBadge,
-  initPage,
+  initPageWithConfig,
 } from "./public-common.js";
 import { applyLimits } from "./vocabulary.js";
 
@@ -318,12 +317,7 @@ function fillSelect(select, allText, entries) {
 }
 
 async function main() {
-  await initPage();
-  try {
-    state.config = await loadConfig();
-  } catch (err) {
-    console.error("config:", err);
-  }
+  state.config = await initPageWithConfig();
   applyLimits(state.config?.limits?.idea, "idea-");
   const cities = state.config?.cities || [];
   fillSelect($("idea-city"), t("ideas.city_choose"), cities.map((c) => [String(c.ags), c.name]));

@@ -7,11 +7,10 @@ import { addTileLayer, createMap, escapeHtml } from "./map.js";
 import {
   LOCATED,
   cityName,
-  config as loadConfig,
   describeError,
   el,
   idFromPath,
-  initPage,
+  initPageWithConfig,
   quarterName,
   safeHttpUrl,
   statusBadge,
@@ -268,15 +267,9 @@ async function renderIdeas(id) {
 }
 
 async function main() {
-  await initPage();
+  const cfg = await initPageWithConfig();
   const status = $("page-status");
   const id = idFromPath() || new URLSearchParams(location.search).get("id");
-  let cfg = null;
-  try {
-    cfg = await loadConfig();
-  } catch (err) {
-    console.error("config:", err);
-  }
   if (!id) {
     status.textContent = "";
     $("not-found").hidden = false;

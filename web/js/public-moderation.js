@@ -7,7 +7,7 @@
 
 import { getIdeas, getMeasurePoints, getWorkshops, login, logout, me, moderateIdea, openWorkshop } from "./api.js";
 import { formatDateTime, label, t } from "./i18n.js";
-import { cityName, config as loadConfig, describeError, el, ideaBadge, initPage } from "./public-common.js";
+import { cityName, describeError, el, ideaBadge, initPageWithConfig } from "./public-common.js";
 import { applyLimits } from "./vocabulary.js";
 
 /** Longest reason the server takes (limits.idea of /api/config). */
@@ -349,12 +349,7 @@ async function onLogout() {
 }
 
 async function main() {
-  await initPage();
-  try {
-    state.config = await loadConfig();
-  } catch (err) {
-    console.error("config:", err);
-  }
+  state.config = await initPageWithConfig();
   applyLimits({ label: state.config?.limits?.idea?.workshop_label }, "workshop-");
   const select = $("queue-state");
   select.replaceChildren(

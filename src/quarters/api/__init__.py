@@ -6,7 +6,6 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
-from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
 from quarters import __version__
@@ -16,6 +15,7 @@ from quarters.api.guard import RequestGuard
 from quarters.api.limits import add_body_limits
 from quarters.api.methods import Methods
 from quarters.api.openapi import install as install_openapi
+from quarters.api.pages import WebFiles
 from quarters.api.responses import PROBLEM_RESPONSES
 from quarters.api.routes import (
     analysis,
@@ -102,5 +102,5 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     if (settings.web_dir / "node_modules").is_dir():  # only the files the pages load
         app.mount("/vendor", VendorFiles(settings.web_dir), name="vendor")
     if settings.web_dir.is_dir():
-        app.mount("/", StaticFiles(directory=settings.web_dir, html=True), name="web")
+        app.mount("/", WebFiles(settings.web_dir), name="web")
     return app

@@ -1,7 +1,8 @@
 """``/vendor``: only the library files the pages load, not all of ``node_modules``.
 
-The allow-list is built once from the ``/vendor/…`` references in ``web/*.html`` (script and
-link tags) and the ``url(…)`` references inside those style sheets (Leaflet's images).
+The allow-list is built once from the ``/vendor/…`` references in ``web/*.html`` (script and link
+tags), the library list of the page chrome (``web/templates/chrome.html``) and the ``url(…)``
+references inside those style sheets (Leaflet's images).
 Anything else under ``node_modules`` (package.json, READMEs, sources) answers 404.
 """
 
@@ -16,6 +17,8 @@ from starlette.types import Scope
 
 TAG_REF = re.compile(
     r"""<(?:script|link)\b[^>]*?(?:src|href)\s*=\s*["'](?:\.?/)?vendor/([^"'?#]+)""", re.I)
+# the chrome template names the libraries as strings: ("leaflet", "/vendor/leaflet/…")
+TEMPLATE_REF = re.compile(r"""["']/vendor/([^"'?#]+)["']""")
 IMAGES = (".png", ".svg", ".gif", ".jpg", ".webp")
 CSS_URL = re.compile(r"""url\(\s*["']?([^"')?#]+)""")
 
@@ -26,6 +29,8 @@ def vendor_files(web_dir: Path) -> frozenset[str]:
     files: set[str] = set()
     for page in sorted(web_dir.glob("*.html")):
         files.update(TAG_REF.findall(page.read_text(encoding="utf-8")))
+    for template in sorted(web_dir.glob("templates/*.html")):
+        files.update(TEMPLATE_REF.findall(template.read_text(encoding="utf-8")))
     for css in [f for f in files if f.endswith(".css")]:
         path = vendor / css
         if not path.is_file():

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import Response
 
 from quarters import feeds, places
 from quarters.api.deps import ConnDep, SettingsDep
+from quarters.api.pages import render_page
 from quarters.errors import InvalidParameter, NotFound
 from quarters.messages import request_language
 from quarters.validation import AsciiInt
@@ -48,20 +49,19 @@ def changes_feed(request: Request, conn: ConnDep,
     return Response(body, media_type="application/atom+xml; charset=utf-8")
 
 
-def _page(settings, name: str) -> FileResponse:  # noqa: ANN001
-    path = settings.web_dir / name
-    if not path.exists():
+def _page(request: Request, settings, name: str) -> Response:  # noqa: ANN001
+    if not (settings.web_dir / name).exists():
         raise NotFound(code="page.missing", params={"name": name})
-    return FileResponse(path, media_type="text/html; charset=utf-8")
+    return render_page(request, settings.web_dir, name)
 
 
 @router.get("/massnahmen/{measure_id}", include_in_schema=False)
-def measure_page(measure_id: AsciiInt, settings: SettingsDep) -> FileResponse:
+def measure_page(request: Request, measure_id: AsciiInt, settings: SettingsDep) -> Response:
     """Stable address of a measure's page."""
-    return _page(settings, "measure.html")
+    return _page(request, settings, "measure.html")
 
 
 @router.get("/ideen/{idea_id}", include_in_schema=False)
-def idea_page(idea_id: AsciiInt, settings: SettingsDep) -> FileResponse:
+def idea_page(request: Request, idea_id: AsciiInt, settings: SettingsDep) -> Response:
     """Stable address of an idea's page."""
-    return _page(settings, "idea.html")
+    return _page(request, settings, "idea.html")
