@@ -34,20 +34,22 @@ GEOCODER_MAX_BYTES = 256 * 1024
 # the text the query is matched against (m).
 _SOURCES = {
     "city": """SELECT 'city' AS kind, t.ags AS id, t.name, t.bez AS detail, t.ags AS city_ags,
-                      t.geom AS g, t.name AS m, NOT t.project_city AS far
+                      t.geom AS g, t.name AS m, NOT t.project_city AS far,
+                      NULL::text AS slug, NULL::boolean AS approximate
                FROM municipalities t""",
     "district": """SELECT 'district', t.id::text, t.name, t.parent_name, t.city_ags, t.geom,
-                          t.name, false FROM districts t""",
+                          t.name, false, t.code::text, t.approximate FROM districts t""",
     "quarter": """SELECT 'quarter', t.id::text, t.name, t.name_en, t.city_ags, t.geom,
-                         t.name || ' ' || coalesce(t.name_en, ''), false FROM quarters t""",
+                         t.name || ' ' || coalesce(t.name_en, ''), false, t.slug, t.approximate
+                  FROM quarters t""",
     "site": """SELECT 'site', t.id::text, t.name, q.name, q.city_ags, t.geom,
-                      t.name || ' ' || coalesce(t.name_en, ''), false
+                      t.name || ' ' || coalesce(t.name_en, ''), false, t.slug, t.approximate
                FROM sites t JOIN quarters q ON q.id = t.quarter_id""",
     "measure": """SELECT 'measure', t.id::text, t.title, t.status, t.city_ags, t.geom, t.title,
-                         false FROM measures_public t""",
+                         false, NULL::text, NULL::boolean FROM measures_public t""",
     # The places named in a measure's note ("Friedemann-Bach-Platz"): the measure's place.
     "place": """SELECT 'place', t.id::text, t.title, t.location_note, t.city_ags, t.geom,
-                       t.location_note, false FROM measures_public t
+                       t.location_note, false, NULL::text, NULL::boolean FROM measures_public t
                 WHERE t.location_precision IN ('exact', 'approximate')""",
 }
 _ORDER = {kind: i for i, kind in enumerate(KINDS)}
@@ -66,10 +68,10 @@ def _sql(kinds: tuple[str, ...], matched: bool, in_city: bool) -> str:
             if matched else "0")
     order_kind = "CASE p.kind " + " ".join(f"WHEN '{k}' THEN {_ORDER[k]}" for k in kinds) + " END"
     return f"""
-        WITH p(kind, id, name, detail, city_ags, g, m, far) AS ({union})
-        SELECT kind, id, name, detail, city_ags,
+        WITH p(kind, id, name, detail, city_ags, g, m, far, slug, approximate) AS ({union})
+        SELECT kind, id, name, detail, city_ags, slug, approximate,
                ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b), ST_X(c), ST_Y(c)
-        FROM (SELECT kind, id, name, detail, city_ags, kind_order, rank, far,
+        FROM (SELECT kind, id, name, detail, city_ags, slug, approximate, kind_order, rank, far,
                      ST_Transform(ST_Envelope(g), 4326) AS b,
                      ST_Transform(ST_PointOnSurface(g), 4326) AS c
               FROM (SELECT p.*, {rank} AS rank, {order_kind} AS kind_order FROM p {where}
@@ -110,9 +112,10 @@ def search(conn: Connection, q: str | None, *, kinds: list[str] | None = None,
 
 
 def _place(row) -> dict[str, Any]:  # noqa: ANN001
-    kind, pid, name, detail, city, x0, y0, x1, y1, cx, cy = row
+    kind, pid, name, detail, city, slug, approximate, x0, y0, x1, y1, cx, cy = row
     place: dict[str, Any] = {
         "kind": kind, "id": pid, "name": name, "detail": detail, "city_ags": city,
+        "slug": slug, "approximate": approximate,
         "bbox": [round(v, 6) for v in (x0, y0, x1, y1)] if x0 is not None else None,
         "centre": [round(cx, 6), round(cy, 6)] if cx is not None else None,
     }
@@ -145,7 +148,7 @@ def geocode(url: str, q: str, limit: int) -> list[dict[str, Any]]:
             continue
         places.append({"kind": "geocoder", "id": str(item.get("place_id", "")),
                        "name": str(item.get("display_name", ""))[:200], "detail": None,
-                       "city_ags": None, "bbox": [west, south, east, north],
+                       "city_ags": None, "slug": None, "approximate": None, "bbox": [west, south, east, north],
                        "centre": [lon, lat]})
         if len(places) >= limit:
             break
