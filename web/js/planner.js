@@ -1124,8 +1124,7 @@ async function main() {
   });
   const start = app.cities.get(HALLE_AGS) || [...app.cities.values()][0];
   if (start) fitCity(start.bbox, { animate: false });
-  if (config.tile_url) addBackground(config.tile_url, config.tile_attribution || "", onTileError);
-  else onTileError();
+  addBackground(config, onTileError);
 
   await applyUser(me.user);
   const [contextOk, measuresOk] = await Promise.all([

@@ -2,12 +2,12 @@
 // clustered (supercluster) and only the clusters and markers in view are drawn.
 
 import { label, t } from "./i18n.js";
+import { STATUS_ORDER } from "./map.js";
 import { cssSafe, el, LOCATED } from "./public-common.js";
 
 const L = globalThis.L;
 const CLUSTER_RADIUS = 56;
 const MAX_CLUSTER_ZOOM = 16;
-const STATUS_ORDER = ["idee", "geplant", "in_umsetzung", "abgeschlossen", "eingestellt"];
 
 /** Marker symbol of a status (outline → half → full, so shape carries the meaning too). */
 export function statusSymbol(status) {
