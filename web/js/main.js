@@ -904,6 +904,20 @@ async function main() {
   } catch (err) {
     console.error("near:", err);
   }
+  try {
+    const { setupPlaceSearch } = await import("./place-search.js");
+    setupPlaceSearch({
+      map: state.map,
+      input: $("place-q"),
+      list: $("place-list"),
+      status: $("place-status"),
+      onPlace: (place) => {
+        if (place.kind === "measure" || place.kind === "place") state.measures.show(place.id);
+      },
+    });
+  } catch (err) {
+    console.error("place search:", err);
+  }
   writeUrl();
   // Base layers and sources compete for the same server: they follow the measures.
   await results;

@@ -129,6 +129,7 @@ export function districtStyle(feature) {
     weight: 1.5,
     opacity: 0.9,
     dashArray: approximate ? "5 4" : null,
+    fill: true, // vector tiles take the style as it is (no polygon default)
     fillColor: "#8c8c8c",
     fillOpacity: 0.06,
   };
@@ -161,6 +162,7 @@ export function quarterStyle(feature) {
     weight: 3,
     opacity: 1,
     dashArray: approximate ? "10 5" : null,
+    fill: true,
     fillColor: colour,
     fillOpacity: 0.18,
   };
