@@ -148,8 +148,8 @@ def geocode(url: str, q: str, limit: int) -> list[dict[str, Any]]:
             continue
         places.append({"kind": "geocoder", "id": str(item.get("place_id", "")),
                        "name": str(item.get("display_name", ""))[:200], "detail": None,
-                       "city_ags": None, "slug": None, "approximate": None, "bbox": [west, south, east, north],
-                       "centre": [lon, lat]})
+                       "city_ags": None, "slug": None, "approximate": None,
+                       "bbox": [west, south, east, north], "centre": [lon, lat]})
         if len(places) >= limit:
             break
     return places
