@@ -321,3 +321,12 @@ def test_quarter_slug(feature):
         quarters = {q["properties"]["slug"]: shape(q["geometry"])
                     for q in json.loads(QUARTERS_FILE.read_text(encoding="utf-8"))["features"]}
         assert shape(feature["geometry"]).intersects(quarters[p["quarter_slug"]])
+
+
+def test_place_notes_speak_to_citizens_not_developers():
+    """The place note is shown on /massnahmen/{id}: no loader, null geometry or other
+    developer words (it said "Geometrie null, der Loader verwendet die Stadtgrenze")."""
+    developer = re.compile(r"\b(loader|geometrie null|null-geometrie|geometry|fallback)\b", re.I)
+    for feature in json.loads(MEASURES_FILE.read_text(encoding="utf-8"))["features"]:
+        note = feature["properties"].get("location_note") or ""
+        assert not developer.search(note), (feature["properties"]["title"], note)

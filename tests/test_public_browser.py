@@ -615,3 +615,171 @@ def test_markup_in_titles_and_texts_is_shown_as_text(open_page, public_server, e
     assert b"<img" not in raw
     feed = feedparser.parse(raw)
     assert any(SCRIPT_TITLE in entry.title for entry in feed.entries)
+
+
+# ------------------------------------------------------------------ map: tiles, shapes, places, phone
+
+LINE_TITLE = "Radroute Testlinie am Riebeckplatz"
+
+
+@pytest.fixture
+def line_measure(engine, public_server):
+    """A published line (a cycle route) in Halle's centre; deleted afterwards."""
+    token = bearer(public_server, account(engine, "planner"))
+    status, _, created = api_json(public_server, "POST", "/api/measures", {
+        "type": "Feature",
+        "geometry": {"type": "LineString", "coordinates": [
+            [11.9700, 51.4800], [11.9760, 51.4815], [11.9820, 51.4790], [11.9870, 51.4776]]},
+        "properties": {"title": LINE_TITLE, "city_ags": HALLE_AGS, "action_field": "Mobilität",
+                       "status": "in_umsetzung", "location_precision": "exact"},
+    }, token=token)
+    assert status == 201, created
+    measure_id = created["properties"]["id"]
+    status, headers, _ = api_json(public_server, "POST", f"/api/measures/{measure_id}/publish",
+                                  token=token,
+                                  etag=f'"m{measure_id}-v{created["properties"]["version"]}"')
+    assert status == 200
+    yield measure_id
+    api_json(public_server, "DELETE", f"/api/measures/{measure_id}", token=token,
+             etag=headers["ETag"])
+
+
+def map_zoom(page):
+    expect(page.locator("#map")).to_have_attribute("data-view", re.compile(r"^\d+/"))
+    return int(page.locator("#map").get_attribute("data-view").split("/")[0])
+
+
+def test_districts_and_quarters_come_from_vector_tiles(open_page):
+    requests: list[str] = []
+    page = open_page("/?map=12/51.48/11.97")
+    page.on("request", lambda r: requests.append(r.url))
+    page.reload()
+    wait_results(page)
+    expect(page.locator("#map path.district").first).to_be_attached()
+    expect(page.locator("#map path.quarter").first).to_be_visible()
+    tile = re.compile(r"/api/collections/(districts|quarters)/tiles/WebMercatorQuad/\d+/\d+/\d+$")
+    tiled = {tile.search(u).group(1) for u in requests if tile.search(u)}
+    assert tiled == {"districts", "quarters"}
+    # no full GeoJSON of either collection on the way to the first view
+    assert not [u for u in requests if re.search(r"/collections/(districts|quarters)/items", u)]
+    # the district filter and the near-me list still name every district (from /api/places)
+    n_districts = len(get(page.url, "/api/places?kind=district&limit=1000")["places"])
+    expect(page.locator("#filter-district option")).to_have_count(n_districts + 1)
+
+    # a click on a quarter opens its popup with the full record (description from the API)
+    page.locator("#layers-section > summary").click()
+    page.locator("#legend-quarters button", has_text="Bildungsquartier Neustadt").click()
+    expect(page.locator(".leaflet-popup-content .popup__title")).to_have_text(
+        "Bildungsquartier Neustadt")
+    expect(page.locator(".leaflet-popup-content .popup__description")).not_to_be_empty()
+
+
+def test_lines_are_lines_and_areas_are_shapes_at_city_zoom(open_page, line_measure, artifacts):
+    page = open_page("/")
+    wait_results(page)
+    assert map_zoom(page) >= 11, "the start view shows Halle at city zoom"
+    areas = page.locator("#map path.measure-shape--area")
+    expect(areas.first).to_be_visible()
+    area_fill = areas.first.get_attribute("fill")
+    assert area_fill and area_fill != "none"
+    line = page.locator("#map path.measure-shape--line")
+    expect(line.first).to_be_attached()
+    assert line.first.get_attribute("fill") == "none"
+    assert float(line.first.get_attribute("stroke-width")) >= 3
+    # zoomed out to the region, the shapes give way to the clustered markers
+    page.goto(page.url.split("?")[0] + "?map=9/51.3/12.0")
+    wait_results(page)
+    expect(page.locator("#map .leaflet-marker-icon").first).to_be_visible()
+    expect(page.locator("#map path.measure-shape")).to_have_count(0)
+    # filters apply to the shapes too: another status hides the line
+    page.goto(page.url.split("?")[0] + "?status=geplant&map=15/51.4800/11.9780")
+    wait_results(page)
+    expect(page.locator("#map path.measure-shape--line")).to_have_count(0)
+    page.goto(page.url.split("?")[0] + "?status=in_umsetzung&map=15/51.4800/11.9780")
+    wait_results(page)
+    expect(page.locator("#map path.measure-shape--line").first).to_be_attached()
+    page.screenshot(path=str(artifacts / "public-shapes.png"))
+
+
+def test_place_search_by_keyboard_moves_the_map(open_page, public_server):
+    page = open_page("/")
+    wait_results(page)
+    focus_by_tab(page, "place-q", 200)
+    combo = page.locator("#place-q")
+    expect(combo).to_have_attribute("role", "combobox")
+    before = page.locator("#map").get_attribute("data-view")
+
+    page.keyboard.type("Freiimfelde")
+    expect(combo).to_have_attribute("aria-expanded", "true")
+    options = page.locator("#place-list [role=option]")
+    expect(options.first).to_contain_text("Freiimfelde/Kanenaer Weg")
+    page.keyboard.press("ArrowDown")
+    active = combo.get_attribute("aria-activedescendant")
+    expect(page.locator(f"#{active}")).to_have_attribute("aria-selected", "true")
+    page.keyboard.press("Enter")
+    expect(combo).to_have_attribute("aria-expanded", "false")
+    district = get(public_server, "/api/places?q=Freiimfelde&kind=district")["places"][0]
+    expect(page.locator("#map")).to_have_attribute("data-place", f"district:{district['id']}")
+    expect(page.locator("#map")).not_to_have_attribute("data-view", before)
+    expect(page.locator("#place-status")).to_contain_text("Freiimfelde/Kanenaer Weg")
+    lon, lat = district["centre"]
+    centre = page.evaluate("() => document.querySelector('#map').dataset.view.split('/').map(Number)")
+    west, south, east, north = district["bbox"]
+    assert west - 0.01 <= centre[2] <= east + 0.01 and south - 0.01 <= centre[1] <= north + 0.01
+
+    # a measure by its title: the map goes there and opens its popup
+    measures = get(public_server, "/api/measures?limit=1000")["features"]
+    located = next(f for f in measures
+                   if f["properties"].get("location_precision") in ("exact", "approximate"))
+    title = located["properties"]["title"]
+    combo.fill("")
+    page.keyboard.type(title[:30])
+    measure_id = located["properties"]["id"]
+    option = page.locator(f'#place-list [role=option][data-kind="measure"][data-id="{measure_id}"]')
+    expect(option).to_have_count(1)
+    index = int(option.get_attribute("data-index"))
+    for _ in range(index + 1):
+        page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    expect(page.locator("#map")).to_have_attribute("data-place",
+                                                   f"measure:{located['properties']['id']}")
+    expect(page.locator(".leaflet-popup-content .popup__title")).to_have_text(title)
+    # Escape closes the list without choosing
+    combo.fill("")
+    page.keyboard.type("Neustadt")
+    expect(combo).to_have_attribute("aria-expanded", "true")
+    page.keyboard.press("Escape")
+    expect(combo).to_have_attribute("aria-expanded", "false")
+    expect(page.locator("#place-list")).to_be_hidden()
+
+
+def test_phone_view_shows_the_map_first_and_a_small_attribution(open_page, artifacts):
+    page = open_page("/", viewport=(390, 844))
+    wait_results(page)
+    page.screenshot(path=str(artifacts / "public-phone.png"))
+    map_box = page.locator("#map").bounding_box()
+    assert map_box["y"] < 844 * 0.5, f"map starts at {map_box['y']} px"
+    assert map_box["y"] + map_box["height"] <= 844 + 1, "the map fits in the first screen"
+    assert map_box["height"] >= 300
+    expect(page.locator(".leaflet-control-attribution")).to_contain_text("GeoBasis-DE / BKG")
+    attribution = page.locator(".leaflet-control-attribution").bounding_box()
+    assert attribution["height"] <= 24, f"attribution {attribution['height']} px high"
+    assert attribution["height"] * attribution["width"] < map_box["height"] * map_box["width"] / 20
+    # the list follows the map (a sheet below it), the place search is above it
+    list_box = page.locator("#results-heading").bounding_box()
+    assert list_box["y"] > map_box["y"] + map_box["height"] - 20
+    assert page.locator("#place-q").bounding_box()["y"] < map_box["y"]
+    page.screenshot(path=str(artifacts / "public-phone.png"))
+
+
+def test_measure_page_speaks_to_citizens(open_page, public_server, engine):
+    with engine.connect() as conn:
+        measure_id = conn.execute(text(
+            "SELECT id FROM measures_public WHERE location_precision = 'city' "
+            "AND location_note IS NOT NULL ORDER BY id LIMIT 1")).scalar_one()
+    page = open_page(f"/massnahmen/{measure_id}")
+    expect(page.locator("body")).to_have_attribute("data-page-state", "ready")
+    body = page.locator("main").inner_text()
+    for word in ("Loader", "Geometrie null", "Fallback"):
+        assert word not in body, word
+    expect(page.locator("#m-place-text")).to_contain_text("Stadt")

@@ -196,6 +196,9 @@ def _matrix() -> dict[tuple[str, str], tuple]:
                        {"json": {"label": "Werkstatt", "hours": 3}}), MODERATE, DRAFT_NONE),
         ("GET", "/api/near"): (lambda f: ("GET", f"/api/near?{near}&radius=5000", {}), ANY,
                                DRAFT_NONE),
+        # the place search is asked for the draft's own title marker
+        ("GET", "/api/places"): (lambda f: ("GET", "/api/places?q=Entwurfsmarke&limit=20", {}),
+                                 ANY, DRAFT_NONE),
         ("GET", "/api/feeds/changes.atom"): (
             lambda f: ("GET", f"/api/feeds/changes.atom?{near}&radius=5000", {}), ANY, DRAFT_NONE),
         ("GET", "/api/analysis/levels"): (lambda f: ("GET", "/api/analysis/levels", {}), ANY,

@@ -123,6 +123,10 @@ class Settings(BaseSettings):
                                               "CDNs revalidate with the ETag afterwards)")
     tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
     tile_attribution: str = "© OpenStreetMap-Mitwirkende"
+    geocoder_url: str | None = Field(
+        None, description="Nominatim-compatible search URL (e.g. https://nominatim.example/search) "
+                          "the place search also asks when the database has few places; unset: "
+                          "the search stays offline")
 
     @field_validator("database_url", "app_database_url", "read_database_url")
     @classmethod
@@ -134,6 +138,14 @@ class Settings(BaseSettings):
             if value.startswith(prefix):
                 return "postgresql+psycopg://" + value[len(prefix) :]
         return value
+
+    @field_validator("geocoder_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        """A geocoder is an http(s) URL (or unset)."""
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("geocoder_url must start with http:// or https://")
+        return value or None
 
     @field_validator("trusted_proxies")
     @classmethod

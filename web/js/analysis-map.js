@@ -6,6 +6,7 @@
 
 import { getItems } from "./analysis-api.js";
 import { el, formatCount, replaceChildren, svgEl } from "./analysis-format.js";
+import { addSourceAttributions, addTileLayer, createMap } from "./map.js";
 
 const L = globalThis.L;
 const CANVAS_FROM = 800; // features; from here on the canvas renderer draws the choropleth
@@ -32,10 +33,6 @@ export function palette(k) {
   return PALETTES[Math.min(k, 9)];
 }
 
-function escapeHtml(value) {
-  return String(value ?? "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
-
 const state = {
   map: null,
   canvas: null,
@@ -60,22 +57,16 @@ const state = {
 
 /** Create the map inside `container`. */
 export function initMap(container) {
-  const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
-  const map = L.map(container, {
-    zoomControl: false,
-    zoomAnimation: !reducedMotion,
-    fadeAnimation: !reducedMotion,
-    markerZoomAnimation: !reducedMotion,
+  // The shared map set-up (map.js); the panes and zoom steps are this page's own.
+  const map = createMap(container, {
+    panes: [["choropleth", 410], ["highlight", 450]],
+    labels: { zoomIn: "Hineinzoomen", zoomOut: "Herauszoomen", close: "Schließen", closeLabel: "Info schließen" },
     preferCanvas: false,
     minZoom: 4,
     zoomSnap: 0.25,
     zoomDelta: 0.5,
     scrollWheelZoom: false, // the page scrolls; the wheel zooms once the map is clicked or focused
   });
-  L.control.zoom({ zoomInTitle: "Hineinzoomen", zoomOutTitle: "Herauszoomen" }).addTo(map);
-  L.control.scale({ imperial: false }).addTo(map);
-  map.createPane("choropleth").style.zIndex = "410";
-  map.createPane("highlight").style.zIndex = "450";
   map.attributionControl.setPrefix(
     '<a href="https://leafletjs.com" title="JavaScript-Bibliothek für interaktive Karten">Leaflet</a>');
   state.canvas = L.canvas({ pane: "choropleth", padding: 0.3, tolerance: 1 });
@@ -83,43 +74,21 @@ export function initMap(container) {
   state.overlaySvg = L.svg({ pane: "highlight" });
   state.overlay = L.layerGroup().addTo(map);
   state.map = map;
-  map.on("popupopen", labelPopupClose);
   map.on("focus click", () => map.scrollWheelZoom.enable());
   map.on("blur mouseout", () => map.scrollWheelZoom.disable());
   map.setView([51.2, 10.4], 6);
   return map;
 }
 
-function labelPopupClose(event) {
-  const close = event.popup.getElement()?.querySelector(".leaflet-popup-close-button");
-  if (close) {
-    close.setAttribute("aria-label", "Info schließen");
-    close.title = "Schließen";
-  }
-}
-
 /** Background tiles; `onError` runs once when the first tile fails. */
 export function addTiles(url, attribution, onError) {
   if (!url) return;
-  const layer = L.tileLayer(url, {
-    attribution: escapeHtml(attribution),
-    maxZoom: 18,
-    opacity: 0.55,
-    referrerPolicy: "strict-origin-when-cross-origin",
-  });
-  layer.once("tileerror", onError);
-  layer.addTo(state.map);
+  addTileLayer(state.map, url, attribution, onError, { opacity: 0.55, maxZoom: 18 });
 }
 
 /** Every attribution text of /api/sources in the attribution control (plain text). */
 export function addAttributions(sources) {
-  const seen = new Set();
-  for (const source of sources) {
-    const text = source && (source.attribution || source.publisher || source.name);
-    if (!text || seen.has(text)) continue;
-    seen.add(text);
-    state.map.attributionControl.addAttribution(escapeHtml(text));
-  }
+  addSourceAttributions(state.map, sources);
 }
 
 /** Which popup content to show for a unit: `build(code, name)` returns a Node. */

@@ -59,6 +59,11 @@ export async function getMeasurePoints(params) {
   return data;
 }
 
+/** GET /api/places: places whose name contains `q` (or every place of one `kind`). */
+export function searchPlaces(params) {
+  return fetchJson(apiUrl("places", params));
+}
+
 /** GET /api/measures/{id}: the full record of one published measure. */
 export function getMeasure(id) {
   return fetchJson(apiUrl(`measures/${encodeURIComponent(id)}`), GEOJSON);

@@ -1,27 +1,33 @@
 // The public map page: filters, the result list and the clustered measures on the map always
 // show the same set; filter state, page, map view and the near-me place live in the URL.
 
-import { getItems, getMeasurePoints, getMeasures, getSources } from "./api.js";
+import { getItems, getMeasurePoints, getMeasures, getSources, searchPlaces } from "./api.js";
 import { formatNumber, label, t } from "./i18n.js";
 import {
   approximateText,
-  addSourceAttributions,
-  addTileLayer,
+  addBaseMap,
+  applyStatusColours,
   createGeoJsonLayer,
   createMap,
   cssToken,
+  districtPopup,
   districtStyle,
   fitBbox,
   legendSwatch,
+  loadVectorGrid,
+  measureAreaStyle,
+  measureLineStyle,
   municipalityStyle,
   onEachDistrict,
   onEachMunicipality,
   onEachQuarter,
   onEachSite,
   quarterLabel,
+  quarterPopup,
   quarterStyle,
   registerQuarters,
   siteStyle,
+  vectorTileLayer,
 } from "./map.js";
 import {
   HALLE_AGS,
@@ -36,6 +42,7 @@ import {
 } from "./public-common.js";
 import { MeasureLayer, clusterIndex, statusLegendItems } from "./public-measures.js";
 
+const L = globalThis.L;
 const FALLBACK_VIEW = { center: [51.18, 12.02], zoom: 9 };
 const PAGE_SIZE = 20;
 const SUMMARY_LENGTH = 220;
@@ -60,9 +67,11 @@ const LAYERS = [
     onEachFeature: onEachMunicipality,
   },
   {
+    // Drawn from the vector tiles; names, extents and the approximation flag come from the
+    // place list (/api/places?kind=district), the full record on a click.
     key: "districts",
     collection: "districts",
-    params: { limit: 1000 },
+    tiles: { kind: "district", popup: districtPopup, lookup: (p) => ({ code: p.code, city_ags: p.city_ags }) },
     title: "layers.districts_short",
     style: districtStyle,
     onEachFeature: onEachDistrict,
@@ -70,7 +79,7 @@ const LAYERS = [
   {
     key: "quarters",
     collection: "quarters",
-    params: {},
+    tiles: { kind: "quarter", popup: quarterPopup, lookup: (p) => ({ slug: p.slug }), labels: true },
     title: "layers.quarters",
     style: quarterStyle,
     onEachFeature: onEachQuarter,
@@ -101,6 +110,8 @@ const state = {
   request: 0,
   measures: null,
   near: null,
+  shapes: null, // L.LayerGroup of the measures' lines and areas (vector tiles)
+  shown: null, // ids of the measures the filters keep (null: all)
 };
 
 const $ = (id) => document.getElementById(id);
@@ -407,7 +418,11 @@ async function loadResults(pending = null) {
   const offset = (state.page - 1) * PAGE_SIZE;
   const [pageRequest, pointsRequest] = pending || fetchResults();
   // The map does not wait for the list page (nor the list for the map).
-  const drawn = pointsRequest.then((points) => (request === state.request ? state.measures.setData(points) : 0));
+  const drawn = pointsRequest.then((points) => {
+    if (request !== state.request) return 0;
+    setShownShapes(points, Object.keys(apiFilters()).length > 0);
+    return state.measures.setData(points);
+  });
   try {
     const [page, mapped] = await Promise.all([pageRequest, drawn]);
     if (request !== state.request) return;
@@ -508,9 +523,9 @@ function districtLegendItems(features) {
   return items;
 }
 
-function fillLegend(def, layer) {
+/** `features`: the feature layers of a GeoJSON layer, or the places of a tiled one. */
+function fillLegend(def, features) {
   const container = $(`legend-${def.key}`);
-  const features = layer.getLayers();
   if (def.key === "municipalities") {
     const slot = document.querySelector('[data-swatch="municipalities"]');
     slot.replaceChildren(legendSwatch(municipalityStyle({ properties: {} }), "line"));
@@ -540,6 +555,10 @@ function updateApproximateNote() {
 function setLayerVisible(key, visible) {
   if (key === "measures") {
     state.measures.setVisible(visible);
+    if (state.shapes) {
+      if (visible) state.shapes.addTo(state.map);
+      else state.shapes.remove();
+    }
   } else {
     const layer = state.layers.get(key);
     if (!layer) return;
@@ -566,6 +585,12 @@ function onLegendClick(event) {
     checkbox.checked = true;
     setLayerVisible(key, true);
   }
+  if (featureLayer.place) {
+    const { bbox, centre } = featureLayer.place;
+    if (bbox) fitBbox(state.map, bbox, { padding: [40, 40], maxZoom: 15 });
+    if (centre) openTilePopup(LAYERS.find((d) => d.key === key), featureLayer.feature.properties, L.latLng(centre[1], centre[0]));
+    return;
+  }
   if (featureLayer.getBounds) {
     state.map.fitBounds(featureLayer.getBounds(), { padding: [40, 40], maxZoom: 15 });
   } else if (featureLayer.getLatLng) {
@@ -574,8 +599,68 @@ function onLegendClick(event) {
   featureLayer.openPopup();
 }
 
+const TILE_POPUP = { maxWidth: 340, maxHeight: 340, autoPanPadding: [24, 24] };
+
+/**
+ * The popup of a tile feature: at once from the tile's properties, then with the full record
+ * of the OGC API (description, dates) when it is in.
+ */
+function openTilePopup(def, properties, latlng) {
+  const popup = L.popup(TILE_POPUP)
+    .setLatLng(latlng)
+    .setContent(def.tiles.popup({ feature: { properties } }))
+    .openOn(state.map);
+  getItems(def.collection, { ...def.tiles.lookup(properties), limit: 1 })
+    .then((fc) => {
+      const full = fc.features[0];
+      if (full && state.map.hasLayer(popup)) popup.setContent(def.tiles.popup({ feature: full }));
+    })
+    .catch((err) => console.error(`${def.key} record:`, err));
+}
+
+/** A place of /api/places as the feature the legend, labels and style functions take. */
+function placeFeature(def, place) {
+  const properties = {
+    id: Number(place.id),
+    slug: place.slug,
+    code: place.slug,
+    name: place.name,
+    city_ags: place.city_ags,
+    approximate: Boolean(place.approximate),
+  };
+  if (def.key === "quarters" && place.detail) properties.name_en = place.detail;
+  return { feature: { type: "Feature", properties }, place };
+}
+
+/** A tiled base layer: the vector tiles, and for quarters a name label at a point inside. */
+async function loadTiledLayer(def) {
+  const [, body] = await Promise.all([loadVectorGrid(), searchPlaces({ kind: def.tiles.kind, limit: 1000 })]);
+  const entries = (body?.places || []).map((place) => placeFeature(def, place));
+  const features = entries.map((e) => e.feature);
+  if (def.key === "quarters") registerQuarters(features);
+  const tiles = vectorTileLayer(def.collection, def.style, { pane: def.key });
+  tiles.on("click", (event) => {
+    L.DomEvent.stop(event);
+    openTilePopup(def, event.layer?.properties || {}, event.latlng);
+  });
+  const container = state.map.getContainer();
+  tiles.on("loading", () => { container.dataset[`${def.key}Tiles`] = "loading"; });
+  tiles.on("load", () => { container.dataset[`${def.key}Tiles`] = "loaded"; });
+  const group = L.layerGroup([tiles]);
+  if (def.tiles.labels) {
+    for (const { feature, place } of entries) {
+      if (!place.centre) continue;
+      group.addLayer(L.tooltip({ permanent: true, direction: "center", className: "map-label", interactive: false })
+        .setLatLng([place.centre[1], place.centre[0]])
+        .setContent(el("span", { text: quarterLabel(feature.properties) })));
+    }
+  }
+  return { layer: group, features, entries };
+}
+
 async function loadLayer(def) {
-  const collection = await getItems(def.collection, def.params);
+  const tiled = def.tiles ? await loadTiledLayer(def) : null;
+  const collection = tiled ? { features: tiled.features } : await getItems(def.collection, def.params);
   if (def.key === "quarters") {
     registerQuarters(collection.features);
     state.quarters = collection.features
@@ -589,12 +674,12 @@ async function loadLayer(def) {
       .filter((d) => d.id !== undefined && d.name)
       .sort((a, b) => a.name.localeCompare(b.name, "de"));
   }
-  const layer = createGeoJsonLayer(collection, def.style, def.onEachFeature);
+  const layer = tiled ? tiled.layer : createGeoJsonLayer(collection, def.style, def.onEachFeature);
   state.layers.set(def.key, layer);
   const approx = collection.features.filter((f) => f.properties?.approximate).length;
   state.approximate.set(def.key, [approx, collection.features.length]);
   if ($(`layer-${def.key}`).checked) layer.addTo(state.map);
-  fillLegend(def, layer);
+  fillLegend(def, tiled ? tiled.entries : layer.getLayers());
   updateApproximateNote();
   return layer;
 }
@@ -625,6 +710,38 @@ async function loadAllLayers() {
   } else {
     setStatus(t("map.layers_failed", { list: failed.join(", ") }), "error");
   }
+}
+
+// ---------------------------------------------------------------- lines and areas
+
+// Published lines and areas are drawn as shapes from the zoom at which a city fills the map
+// (below it they are only their cluster markers); the markers stay the clickable part.
+const SHAPES_FROM_ZOOM = 11;
+
+/** The filters keep only some measures: the shapes follow the same set as list and markers. */
+function setShownShapes(data, filtered) {
+  state.shown = filtered ? new Set(data.points.map((f) => String(f.properties.id))) : null;
+  if (state.shapes) state.shapes.eachLayer((layer) => layer.redraw());
+}
+
+function shapeStyle(style) {
+  return (feature, zoom) =>
+    state.shown && !state.shown.has(String(feature.properties?.id)) ? [] : style(feature, zoom);
+}
+
+async function loadMeasureShapes() {
+  try {
+    await loadVectorGrid();
+  } catch (err) {
+    console.error("shapes:", err);
+    return;
+  }
+  const options = { pane: "measureShapes", minZoom: SHAPES_FROM_ZOOM, interactive: false };
+  state.shapes = L.layerGroup([
+    vectorTileLayer("measures-areas", shapeStyle(measureAreaStyle), options),
+    vectorTileLayer("measures-lines", shapeStyle(measureLineStyle), options),
+  ]);
+  if ($("layer-measures").checked) state.shapes.addTo(state.map);
 }
 
 // ---------------------------------------------------------------- cities
@@ -699,9 +816,10 @@ async function loadSources(tileAttribution) {
   try {
     const body = await getSources();
     const sources = (Array.isArray(body?.sources) ? body.sources : []).filter(Boolean);
-    addSourceAttributions(state.map, sources);
+    state.resolveSources?.(sources);
     renderSources(sources, tileAttribution);
   } catch (err) {
+    state.resolveSources?.([]);
     console.error("sources:", err);
     $("source-list").replaceChildren(legendItem(null, t("footer.sources_failed", { reason: describeError(err) })));
   }
@@ -766,6 +884,7 @@ async function main() {
     console.error("config:", err);
   }
   state.config = config;
+  applyStatusColours(config);
   $("legend-measures").replaceChildren(...statusLegendItems(config?.statuses || []));
   setupCities((config?.cities || []).filter((c) => c && validBbox(c.bbox)));
   state.map.on("moveend", onMoveEnd);
@@ -774,11 +893,9 @@ async function main() {
   // filter options and the near-me search follow right after that frame.
   const results = loadResults(earlyResults);
   await afterNextFrame();
-  if (config?.tile_url) {
-    addTileLayer(state.map, config.tile_url, config.tile_attribution || "", showTileFailure);
-  } else {
-    showTileFailure();
-  }
+  // Background tiles now; the sources' attributions once /api/sources is in (loadSources).
+  const sources = new Promise((resolve) => { state.resolveSources = resolve; });
+  addBaseMap(state.map, config, { sources, onTileError: showTileFailure });
   fillFilterOptions();
   try {
     // Not needed for the first view: loaded after the measures are drawn.
@@ -787,10 +904,24 @@ async function main() {
   } catch (err) {
     console.error("near:", err);
   }
+  try {
+    const { setupPlaceSearch } = await import("./place-search.js");
+    setupPlaceSearch({
+      map: state.map,
+      input: $("place-q"),
+      list: $("place-list"),
+      status: $("place-status"),
+      onPlace: (place) => {
+        if (place.kind === "measure" || place.kind === "place") state.measures.show(place.id);
+      },
+    });
+  } catch (err) {
+    console.error("place search:", err);
+  }
   writeUrl();
   // Base layers and sources compete for the same server: they follow the measures.
   await results;
-  await Promise.all([loadSources(config?.tile_attribution), loadAllLayers()]);
+  await Promise.all([loadSources(config?.tile_attribution), loadAllLayers(), loadMeasureShapes()]);
   if (!config) {
     setStatus(`${$("status-data").textContent} ${t("map.config_failed")}`, "error");
   }

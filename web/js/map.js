@@ -19,6 +19,7 @@ const PANES = [
   ["districts", 420],
   ["quarters", 430],
   ["sites", 440],
+  ["measureShapes", 445],
   ["near", 450],
   // Measure markers above the permanent quarter labels (tooltip pane 650), below popups (700).
   ["measureMarkers", 660],
@@ -40,6 +41,45 @@ export function cssToken(value) {
 /** Escape text for the few Leaflet APIs that only take HTML strings (attribution control). */
 export function escapeHtml(value) {
   return String(value ?? "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+// ---------------------------------------------------------------- status colours
+
+// The statuses of a measure and their colours come from /api/config (`status_colours`, defined
+// once in quarters/vocabulary.py; `statuses` as objects with a colour is read too). Marker shape,
+// dash pattern and labels carry the meaning as well; before the config is in, one neutral colour.
+const FALLBACK_STATUS_COLOUR = "#333333";
+const HEX_COLOUR = /^#[0-9a-f]{3}(?:[0-9a-f]{3})?$/i;
+const statusColours = new Map();
+
+/** {status: colour} from /api/config (either form), only valid hex colours. */
+export function statusColoursOf(config) {
+  const found = {};
+  const given = config?.status_colours || config?.status_colors;
+  if (given && typeof given === "object") Object.assign(found, given);
+  for (const entry of Array.isArray(config?.statuses) ? config.statuses : []) {
+    if (!entry || typeof entry !== "object") continue;
+    const key = entry.id ?? entry.value ?? entry.key ?? entry.name ?? entry.status;
+    const colour = entry.colour ?? entry.color;
+    if (key && colour) found[key] = colour;
+  }
+  return Object.fromEntries(Object.entries(found).filter(([, c]) => HEX_COLOUR.test(String(c))));
+}
+
+/**
+ * Take the status colours of /api/config: statusColour() answers with them and the CSS
+ * custom properties --st-<status> (markers, badges, legends) follow.
+ */
+export function applyStatusColours(config) {
+  for (const [status, colour] of Object.entries(statusColoursOf(config))) statusColours.set(status, colour);
+  const root = document.documentElement.style;
+  for (const [status, colour] of statusColours) root.setProperty(`--st-${cssToken(status).replace(/-/g, "_")}`, colour);
+  return Object.fromEntries(statusColours);
+}
+
+/** The colour of a status on every map. */
+export function statusColour(status) {
+  return statusColours.get(status) || FALLBACK_STATUS_COLOUR;
 }
 
 function isApproximate(feature) {
@@ -71,6 +111,7 @@ export function districtStyle(feature) {
     weight: 1.5,
     opacity: 0.9,
     dashArray: approximate ? "5 4" : null,
+    fill: true, // vector tiles take the style as it is (no polygon default)
     fillColor: "#8c8c8c",
     fillOpacity: 0.06,
   };
@@ -103,6 +144,7 @@ export function quarterStyle(feature) {
     weight: 3,
     opacity: 1,
     dashArray: approximate ? "10 5" : null,
+    fill: true,
     fillColor: colour,
     fillOpacity: 0.18,
   };
@@ -123,6 +165,35 @@ export function siteStyle(feature) {
     fillColor: "#f0c020",
     fillOpacity: 0.55,
     radius: 7,
+  };
+}
+
+/** A published line (street, route): a line in its status colour, never filled. */
+export function measureLineStyle(feature) {
+  const status = feature?.properties?.status;
+  return {
+    className: `measure-shape measure-shape--line measure-shape--${cssToken(status)}`,
+    color: statusColour(status),
+    weight: 4,
+    opacity: 0.9,
+    dashArray: feature?.properties?.location_precision === "approximate" ? "8 5" : null,
+    fill: false,
+  };
+}
+
+/** A published area: outline and a light fill in its status colour. */
+export function measureAreaStyle(feature) {
+  const status = feature?.properties?.status;
+  const colour = statusColour(status);
+  return {
+    className: `measure-shape measure-shape--area measure-shape--${cssToken(status)}`,
+    color: colour,
+    weight: 2,
+    opacity: 0.9,
+    dashArray: feature?.properties?.location_precision === "approximate" ? "6 4" : null,
+    fill: true,
+    fillColor: colour,
+    fillOpacity: 0.22,
   };
 }
 
@@ -326,44 +397,77 @@ export function createGeoJsonLayer(collection, style, onEachFeature) {
   return L.geoJSON(collection, { style, onEachFeature, pointToLayer: pointAsCircle });
 }
 
-/** Leaflet labels the popup close button in English only. */
-function onPopupOpen(event) {
-  const close = event.popup.getElement()?.querySelector(".leaflet-popup-close-button");
-  if (close) {
-    close.setAttribute("aria-label", t("popup.close_label"));
-    close.title = t("popup.close");
-  }
-}
-
-/** Create the map with its panes inside `container`. */
-export function createMap(container) {
+/**
+ * Create the map inside `container`: zoom and scale controls, the panes (the public map's by
+ * default) and popup close buttons labelled in the page language. `labels` overrides the
+ * control texts (pages without the catalogue), other options go to L.map.
+ */
+export function createMap(container, { panes = PANES, labels = {}, ...options } = {}) {
   const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
   const map = L.map(container, {
     zoomControl: false,
     zoomAnimation: !reducedMotion,
     fadeAnimation: !reducedMotion,
     markerZoomAnimation: !reducedMotion,
+    ...options,
   });
-  L.control.zoom({ zoomInTitle: t("map.zoom_in"), zoomOutTitle: t("map.zoom_out") }).addTo(map);
+  const text = {
+    zoomIn: labels.zoomIn ?? t("map.zoom_in"),
+    zoomOut: labels.zoomOut ?? t("map.zoom_out"),
+    close: labels.close ?? t("popup.close"),
+    closeLabel: labels.closeLabel ?? t("popup.close_label"),
+  };
+  L.control.zoom({ zoomInTitle: text.zoomIn, zoomOutTitle: text.zoomOut }).addTo(map);
   L.control.scale({ imperial: false }).addTo(map);
-  for (const [name, zIndex] of PANES) {
+  for (const [name, zIndex] of panes) {
     map.createPane(name).style.zIndex = String(zIndex);
   }
-  map.on("popupopen", onPopupOpen);
+  // Leaflet labels the popup close button in English only.
+  map.on("popupopen", (event) => {
+    const close = event.popup.getElement()?.querySelector(".leaflet-popup-close-button");
+    if (close) {
+      close.setAttribute("aria-label", text.closeLabel);
+      close.title = text.close;
+    }
+  });
   return map;
 }
 
 /** Add the background tile layer; `onError` runs once, on the first tile that fails. */
-export function addTileLayer(map, url, attribution, onError) {
+export function addTileLayer(map, url, attribution, onError, { opacity = 1, maxZoom = 19 } = {}) {
   const layer = L.tileLayer(url, {
     attribution: escapeHtml(attribution),
-    maxZoom: 19,
+    maxZoom,
+    opacity,
     // Tile servers such as OSM ask for a Referer; send the origin only.
     referrerPolicy: "strict-origin-when-cross-origin",
   });
-  layer.once("tileerror", onError);
+  if (onError) layer.once("tileerror", onError);
   layer.addTo(map);
   return layer;
+}
+
+/**
+ * The base map of every page: the background tiles of /api/config (`onTileError` when they
+ * fail or none are configured) and the attribution of every data source ("© GeoBasis-DE /
+ * BKG 2021", …) in the attribution control. `sources` is the page's /api/sources answer (or
+ * a promise of it); resolves to the list of sources once their attributions are shown.
+ */
+export async function addBaseMap(map, config, { sources, onTileError, opacity, maxZoom } = {}) {
+  if (config?.tile_url) {
+    addTileLayer(map, config.tile_url, config.tile_attribution || "", onTileError, { opacity, maxZoom });
+  } else {
+    onTileError?.();
+  }
+  let list = [];
+  try {
+    const body = await sources;
+    list = (Array.isArray(body) ? body : Array.isArray(body?.sources) ? body.sources : []).filter(Boolean);
+  } catch (err) {
+    console.error("sources:", err);
+  }
+  addSourceAttributions(map, list);
+  return list;
 }
 
 /** Add every attribution text from /api/sources to the attribution control (as plain text). */
@@ -426,4 +530,50 @@ export function legendSwatch(style, kind = "area") {
   }
   svg.appendChild(shape);
   return svg;
+}
+
+// ---------------------------------------------------------------- vector tiles
+
+const VECTORGRID_SRC = "/vendor/leaflet.vectorgrid/dist/Leaflet.VectorGrid.bundled.min.js";
+const TILE_GRID = "WebMercatorQuad";
+let vectorGridLoading = null;
+
+/** Leaflet.VectorGrid, loaded on first use (pages that draw no tiles never load it). */
+export function loadVectorGrid() {
+  if (L.vectorGrid) return Promise.resolve(L.vectorGrid);
+  vectorGridLoading ||= new Promise((resolve, reject) => {
+    const script = document.createElement("script");
+    script.src = VECTORGRID_SRC;
+    script.onload = () => (L.vectorGrid ? resolve(L.vectorGrid) : reject(new Error("Leaflet.VectorGrid missing")));
+    script.onerror = () => {
+      vectorGridLoading = null;
+      reject(new Error("Leaflet.VectorGrid could not be loaded"));
+    };
+    document.head.append(script);
+  });
+  return vectorGridLoading;
+}
+
+/** URL template of a collection's Mapbox Vector Tiles (OGC API Tiles, z/row/col). */
+export function vectorTileUrl(collection) {
+  return `/api/collections/${encodeURIComponent(collection)}/tiles/${TILE_GRID}/{z}/{y}/{x}`;
+}
+
+/**
+ * A layer of a collection's vector tiles, drawn as SVG paths (interactive: clicks carry the
+ * tile feature's properties as event.layer.properties). `style(feature, zoom)` is the same
+ * style function a GeoJSON layer of the collection takes (feature = {properties}). Tiles
+ * below `minZoom` are not asked for; above `maxNativeZoom` the last tiles are scaled.
+ */
+export function vectorTileLayer(collection, style, { minZoom, maxNativeZoom = 16, interactive = true, pane } = {}) {
+  return L.vectorGrid.protobuf(vectorTileUrl(collection), {
+    rendererFactory: L.svg.tile,
+    interactive,
+    pane,
+    minZoom,
+    maxNativeZoom,
+    vectorTileLayerStyles: { [collection]: (properties, zoom) => style({ properties }, zoom) },
+    getFeatureId: (feature) => feature.properties?.id,
+    fetchOptions: { credentials: "same-origin" },
+  });
 }

@@ -3,8 +3,9 @@
 // Geoman only ever edits the selected measure (or the new, unsaved drawing).
 
 import {
+  addBaseMap,
   addSourceAttributions,
-  addTileLayer,
+  applyStatusColours,
   createMap,
   cssToken,
   fitBbox,
@@ -12,20 +13,14 @@ import {
   municipalityStyle,
   quarterStyle,
   registerQuarters,
+  statusColour,
 } from "./map.js";
 import { STATUS_LABELS } from "./planner-form.js";
 
 const L = globalThis.L;
 
-// From /api/config (status_colours, defined once in quarters/vocabulary.py, the same as on the
-// public map); the dash pattern and the labels carry the meaning as well.
-export const STATUS_COLOURS = {};
-
-/** Take the status colours of /api/config (before the measures are drawn). */
-export function useStatusColours(colours) {
-  Object.assign(STATUS_COLOURS, colours || {});
-}
-const FALLBACK_COLOUR = "#333333";
+// Status colours: one definition for every map (map.js, from /api/config); the dash pattern
+// and the labels carry the meaning as well (colour is never the only carrier).
 const DRAFT_DASH = "8 6";
 const NEW_COLOUR = "#c8102e";
 const GEOMETRY_PRECISION = 7;
@@ -65,10 +60,6 @@ const state = {
 };
 
 // ---------------------------------------------------------------- styles
-
-function statusColour(status) {
-  return STATUS_COLOURS[status] || FALLBACK_COLOUR;
-}
 
 // Measures located only by their city carry the city boundary as a stand-in geometry: drawn as
 // an outline without fill, so they neither hide nor swallow clicks for everything inside.
@@ -259,9 +250,13 @@ export function setEditing(enabled) {
   updateEditable();
 }
 
-/** Background tiles; `onError` runs once when a tile fails. */
-export function addBackground(url, attribution, onError) {
-  return addTileLayer(state.map, url, attribution, onError);
+/**
+ * The shared base map of /api/config: background tiles (`onError` once when they fail or none
+ * are configured) and the status colours every map uses.
+ */
+export function addBackground(config, onError) {
+  applyStatusColours(config);
+  addBaseMap(state.map, config, { onTileError: onError });
 }
 
 /** Attribution texts from /api/sources. */

@@ -37,7 +37,6 @@ import {
   renderMeasures,
   selectOnMap,
   setEditing,
-  useStatusColours,
 } from "./planner-map.js";
 
 const HALLE_AGS = "15002000";
@@ -1107,7 +1106,6 @@ async function main() {
     return;
   }
   app.config = config;
-  useStatusColours(config.status_colours);
   for (const city of config.cities || []) app.cities.set(String(city.ags), city);
   setupForm(config, {
     onChange: () => refreshDirty(),
@@ -1116,8 +1114,7 @@ async function main() {
   });
   const start = app.cities.get(HALLE_AGS) || [...app.cities.values()][0];
   if (start) fitCity(start.bbox, { animate: false });
-  if (config.tile_url) addBackground(config.tile_url, config.tile_attribution || "", onTileError);
-  else onTileError();
+  addBackground(config, onTileError);
 
   await applyUser(me.user);
   const [contextOk, measuresOk] = await Promise.all([

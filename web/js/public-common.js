@@ -4,7 +4,7 @@
 import { describeError as httpDescription, getConfig } from "./api.js";
 import { cssToken as cssSafe, el } from "./core/dom.js";
 import { label, lang, startPage, t } from "./i18n.js";
-import { applyStatusColours } from "./vocabulary.js";
+import { applyStatusColours } from "./map.js";
 
 export { cssSafe, el };
 
@@ -13,7 +13,7 @@ export const LOCATED = new Set(["exact", "approximate"]);
 
 /** Load the catalogue and translate the static page (the chrome comes from the server). */
 export async function initPage() {
-  config().then((cfg) => applyStatusColours(cfg?.status_colours)).catch(() => {});
+  config().then((cfg) => applyStatusColours(cfg)).catch(() => {});
   await startPage();
 }
 

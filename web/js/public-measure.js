@@ -3,7 +3,7 @@
 
 import { feedHref, getIdeas, getItems, getMeasure, getMeasures, getSources } from "./api.js";
 import { formatDate, formatList, formatMoney, label, t } from "./i18n.js";
-import { addTileLayer, createMap, escapeHtml } from "./map.js";
+import { addBaseMap, applyStatusColours, createMap, escapeHtml } from "./map.js";
 import {
   LOCATED,
   cityName,
@@ -197,7 +197,7 @@ async function renderTransfer(feature, cfg) {
     const [districts, children, sources] = await Promise.all([
       getItems("districts", { city_ags: p.city_ags, limit: 1000 }),
       getMeasures({ origin_id: p.id, limit: 1000 }).catch(() => ({ features: [] })),
-      getSources().catch(() => null),
+      pageSources(),
     ]);
     const codes = new Set(entries.map(([code]) => code));
     outlines = districts.features.filter((f) => codes.has(String(f.properties?.code)));
@@ -244,10 +244,15 @@ async function renderTransfer(feature, cfg) {
     }).addTo(map);
   }
   map.fitBounds(layer.getBounds(), { paddingTopLeft: [48, 20], paddingBottomRight: [20, 56], animate: false });
-  if (cfg?.tile_url) {
-    addTileLayer(map, cfg.tile_url, cfg.tile_attribution || "", () => $("m-transfer-map").classList.add("map--no-tiles"));
-  }
+  addBaseMap(map, cfg, { sources: pageSources(), onTileError: () => $("m-transfer-map").classList.add("map--no-tiles") });
   $("m-transfer-map").dataset.districts = String(outlines.length);
+}
+
+let sourcesRequest = null;
+/** /api/sources once for both maps of the page (their attributions). */
+function pageSources() {
+  sourcesRequest ||= getSources().catch(() => []);
+  return sourcesRequest;
 }
 
 async function renderIdeas(id) {
@@ -270,6 +275,7 @@ async function main() {
   const cfg = await initPageWithConfig();
   const status = $("page-status");
   const id = idFromPath() || new URLSearchParams(location.search).get("id");
+  applyStatusColours(cfg);
   if (!id) {
     status.textContent = "";
     $("not-found").hidden = false;
@@ -300,9 +306,7 @@ async function main() {
   $("measure").hidden = false;
   status.textContent = "";
   const map = globalThis.L ? renderPlace(feature) : null;
-  if (map && cfg?.tile_url) {
-    addTileLayer(map, cfg.tile_url, cfg.tile_attribution || "", () => $("m-map").classList.add("map--no-tiles"));
-  }
+  if (map) addBaseMap(map, cfg, { sources: pageSources(), onTileError: () => $("m-map").classList.add("map--no-tiles") });
   await Promise.all([renderIdeas(id), renderTransfer(feature, cfg)]);
   document.body.dataset.pageState = "ready";
 }

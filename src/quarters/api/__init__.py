@@ -28,6 +28,7 @@ from quarters.api.routes import (
     measures,
     meta,
     monitoring,
+    places,
     public,
     tiles,
 )
@@ -85,7 +86,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         app.state.engine = engine
     add_exception_handlers(app)
     routers = (meta, features, tiles, features_write, auth, measure_files, measures, editions, ideas,
-               public, analysis, monitoring)
+               public, places, analysis, monitoring)
     for module in routers:
         app.include_router(module.router, responses=PROBLEM_RESPONSES)
     install_openapi(app)
