@@ -6,7 +6,7 @@
   every script under web/js;
 - no catalogue key is unused (keys of a family read with a computed suffix, ``label("status",
   …)`` or ``t(`mod.decision_${…}`)``, count as used by their prefix). The ``problem.*`` and
-  ``warning.*`` keys belong to the server's problem catalogue and have a test of their own.
+  ``warning.*`` and ``server.*`` keys belong to the server's catalogue and have a test of their own.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 
 WEB = Path(__file__).resolve().parent.parent / "web"
-OWN_TEST = ("problem.", "warning.")  # the server's codes (their own catalogue test)
+OWN_TEST = ("problem.", "warning.", "server.")  # the server's catalogue (tests/test_catalogue_codes.py)
 
 
 def catalogue(lang: str) -> dict:
@@ -45,7 +45,9 @@ def used(known: set[str]) -> tuple[set[str], set[str]]:
         prefixes |= set(re.findall(r"""\bt\(\s*["']([\w.]+)["']\s*~""", html))
     for path in scripts():
         js = path.read_text(encoding="utf-8")
-        keys |= set(re.findall(r'\bt\(\s*"([^"]+)"', js))
+        named = set(re.findall(r'\bt\(\s*"([^"]+)"', js))
+        keys |= {k for k in named if not k.endswith(".")}  # t("x." + code): a prefix
+        prefixes |= {k for k in named if k.endswith(".")}
         # keys handed around as values ({title: "x.y"}, [["mon.total.due", …]])
         keys |= set(re.findall(r'"([a-z_]+(?:\.[a-z0-9_]+)+)"', js)) & known
         prefixes |= {f"{p}." for p in re.findall(r'\blabel\(\s*"([^"]+)"', js)}

@@ -33,7 +33,7 @@ def test_maps_tiles_and_attributions_come_from_map_js():
 
 def test_status_colours_are_defined_once():
     defining = [p.name for p in WEB_JS.glob("*.js") if STATUS_HEX.search(p.read_text("utf-8"))]
-    assert defining == ["map.js"]
-    # the map module reads /api/config's colours (either form) before its fallback
+    assert defining == []  # quarters/vocabulary.py defines them, /api/config serves them
+    # the map module reads /api/config's colours (either form)
     shared = source("map.js")
     assert "config?.status_colours" in shared and "entry.colour ?? entry.color" in shared
