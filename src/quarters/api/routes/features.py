@@ -494,9 +494,51 @@ async def items(collection_id: str, request: Request, runner: RunnerDep, setting
     query = _item_query(col, request, settings)
 
     async def build() -> bytes:
-        return _page_doc(request, query, *await runner.first(services.items_page_sql(col, query)))
+        counts = _count_cache(request)
+        key = services.count_key(col, query)
+        known = counts.get(key)
+        row = await runner.first(services.items_page_sql(
+            col, query, None if known is None else known[2]))
+        if known is not None and (row[4], row[5]) != known[:2]:
+            # the data changed since that count: this snapshot counts for itself
+            row = await runner.first(services.items_page_sql(col, query))
+        if known is None or (row[4], row[5]) != known[:2]:
+            counts.put(key, (row[4], row[5], row[2]))
+        return _page_doc(request, query, *row[:4])
 
     return await _cached_async(request, runner, settings, build, _crs_header(query.srid))
+
+
+class CountCache:
+    """numberMatched per filter, valid for one data version.
+
+    A value is ``(version, changed_at, count)`` as read in the snapshot that counted; a page
+    statement returns the version of its own snapshot, and a value whose version differs
+    from it is counted again (``changed_at`` tells apart two writes that rolled back to the
+    same number). Bounded: the oldest entries go first.
+    """
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self.entries: dict[tuple, tuple[int, datetime, int]] = {}
+
+    def get(self, key: tuple) -> tuple[int, datetime, int] | None:
+        """The entry of a filter (None: not counted yet)."""
+        return self.entries.get(key)
+
+    def put(self, key: tuple, value: tuple[int, datetime, int]) -> None:
+        """Keep a count (the oldest entry makes room when full)."""
+        self.entries.pop(key, None)
+        if len(self.entries) >= self.size:
+            self.entries.pop(next(iter(self.entries)))
+        self.entries[key] = value
+
+
+def _count_cache(request: Request) -> CountCache:
+    state = request.app.state
+    if not hasattr(state, "count_cache"):
+        state.count_cache = CountCache()
+    return state.count_cache
 
 
 def page_body(request: Request, conn, col: Collection, query: ItemQuery) -> bytes:  # noqa: ANN001
