@@ -200,14 +200,16 @@ def items_page(conn: Connection, col: Collection, query: ItemQuery) -> tuple[str
 
 
 def item_sql(col: Collection, item_id: str, srid: int = 4326) -> Statement:
-    """The statement of one feature (GeoJSON text, no row: none); NotFound for an id that
-    cannot be one of the collection's."""
+    """The statement of one feature (GeoJSON text and the data version and its time, read in
+    the same snapshot; no row: none); NotFound for an id that cannot be one of the
+    collection's."""
     value: Any = item_id
     if col.id_kind == "integer":
         if not ascii_digits(item_id) or len(item_id) > 18:
             raise NotFound(f"{col.id}: no feature with id '{item_id}'")
         value = int(item_id)
-    sql = (f"SELECT {_feature_sql(col, srid)} FROM {col.from_clause()} "
+    sql = (f"SELECT {_feature_sql(col, srid)}, d.version, d.changed_at "
+           f"FROM {col.from_clause()} CROSS JOIN data_version d "
            f"WHERE t.{col.id_column} = :id AND {col.base_where()}")
     return sql, {"id": value}
 
