@@ -150,9 +150,10 @@ def items_page_sql(col: Collection, query: ItemQuery, matched: int | None = None
     numberReturned, numberMatched, id of the last one, and the data version and its time
     the count was taken at). Both execution paths run it.
 
-    The page's ids are chosen first (order, limit, offset over the bare rows, so an index in
-    the sort order stops after the page); only those rows are then reprojected and
-    serialised, so a deep page costs about what the first does. numberMatched:
+    A page with an offset chooses its ids first (order, limit, offset over the bare rows, so
+    an index in the sort order stops after the page); only those rows are then serialised,
+    so a deep page costs about what the first does. A first or keyset page (offset 0) builds
+    its features in the same scan. numberMatched:
 
     - ``matched`` given (the caller's count of this filter at this data version): used as is;
     - a page that is not full and not a keyset page: offset + numberReturned, no count;
@@ -172,16 +173,29 @@ def items_page_sql(col: Collection, query: ItemQuery, matched: int | None = None
         count = count_all if query.after is not None else (
             f"CASE WHEN count(p.k) < :limit AND (count(p.k) > 0 OR :offset = 0) "
             f"THEN :offset + count(p.k) ELSE {count_all} END")
-    sql = f"""
-        SELECT '[' || COALESCE(string_agg(p.f, ',' ORDER BY p.n), '') || ']', count(p.k),
-               {count}, (array_agg(p.k ORDER BY p.n DESC))[1],
-               (SELECT version FROM data_version), (SELECT changed_at FROM data_version) FROM (
-            SELECT ids.n, ids.k, {_feature_sql(col, query.srid, query.properties)} AS f
+    feature = _feature_sql(col, query.srid, query.properties)
+    if params["offset"] == 0:
+        # a first or keyset page: no skipped rows, so the features are built in the scan
+        # (above a sort, as PostgreSQL postpones costly output past Sort + Limit) without
+        # fetching the page's rows a second time by id
+        page = f"""
+            SELECT s.k, s.f, row_number() OVER () AS n FROM (
+                SELECT t.{col.id_column} AS k, {feature} AS f
+                FROM {col.from_clause()} WHERE {where}
+                ORDER BY {order} LIMIT :limit OFFSET :offset) s"""
+    else:
+        page = f"""
+            SELECT ids.n, ids.k, {feature} AS f
             FROM (SELECT s.k, row_number() OVER () AS n FROM (
                     SELECT t.{col.id_column} AS k
                     FROM {col.from_clause()} WHERE {where}
                     ORDER BY {order} LIMIT :limit OFFSET :offset) s) ids
-            JOIN {col.table} t ON t.{col.id_column} = ids.k {col.joins}) p"""
+            JOIN {col.table} t ON t.{col.id_column} = ids.k {col.joins}"""
+    sql = f"""
+        SELECT '[' || COALESCE(string_agg(p.f, ',' ORDER BY p.n), '') || ']', count(p.k),
+               {count}, (array_agg(p.k ORDER BY p.n DESC))[1],
+               (SELECT version FROM data_version), (SELECT changed_at FROM data_version)
+        FROM ({page}) p"""
     return sql, params
 
 
