@@ -81,25 +81,34 @@ def _boxes(query: ItemQuery) -> list[tuple[float, float, float, float]]:
     return [b for b in clipped if b[0] <= b[2] and b[1] <= b[3]]
 
 
-def _box_sql(n: int, box: tuple[float, float, float, float], srid: int) -> str:
+def _box_sql(n: int, box: tuple[float, float, float, float], srid: int,
+             native: bool = False) -> str:
+    """The box as SQL in the storage CRS, or in its own CRS when ``native`` (a CRS84 box
+    tested on a stored EPSG:4326 column)."""
     x0, y0, x1, y1 = (f":b{n}_{k}" for k in ("minx", "miny", "maxx", "maxy"))
     if box[0] == box[2] or box[1] == box[3]:
         # ST_Envelope of the diagonal degrades to a line or point for zero-area boxes
         sql = f"ST_Envelope(ST_MakeLine(ST_Point({x0}, {y0}, {srid}), ST_Point({x1}, {y1}, {srid})))"
     else:
         sql = f"ST_MakeEnvelope({x0}, {y0}, {x1}, {y1}, {srid})"
-        if srid == 4326:
+        if srid == 4326 and not native:
             sql = f"ST_Segmentize({sql}, {DENSIFY_DEGREES})"
-    return sql if srid == STORAGE_SRID else f"ST_Transform({sql}, {STORAGE_SRID})"
+    return sql if srid == STORAGE_SRID or native else f"ST_Transform({sql}, {STORAGE_SRID})"
 
 
 def _where(col: Collection, query: ItemQuery, keyset: bool = True) -> tuple[str, dict[str, Any]]:
     clauses, params = [col.base_where()], {}
     if query.bbox:
         tests = []
+        # a CRS84 box is tested where it is defined, on the stored EPSG:4326 column (GiST)
+        native = query.bbox_srid == 4326 and col.bbox_wgs84 is not None
+        g = col.bbox_wgs84 if native else "t.geom"
         for n, box in enumerate(_boxes(query)):
-            sql = _box_sql(n, box, query.bbox_srid)
-            tests.append(f"(t.geom && {sql} AND ST_Intersects(t.geom, {sql}))")
+            sql = _box_sql(n, box, query.bbox_srid, native)
+            # ST_Intersects brings its own index condition (PostGIS 3); a second ``&&``
+            # would square the planner's selectivity estimate (43 rows expected instead of
+            # 2,171 in the benchmark's box: an index scan in random heap order, not a bitmap)
+            tests.append(f"ST_Intersects({g}, {sql})")
             params.update(zip((f"b{n}_minx", f"b{n}_miny", f"b{n}_maxx", f"b{n}_maxy"), box,
                               strict=True))
         clauses.append("(" + (" OR ".join(tests) or "FALSE") + ")")
@@ -136,50 +145,86 @@ Statement = tuple[str, dict[str, Any]]  # SQL with :name parameters, and their v
 DATA_VERSION_SQL = "SELECT version, changed_at FROM data_version"
 
 
-def items_page_sql(col: Collection, query: ItemQuery) -> Statement:
+def items_page_sql(col: Collection, query: ItemQuery, matched: int | None = None) -> Statement:
     """The one statement of an items page; it returns one row (features JSON array text,
-    numberReturned, numberMatched, id of the last one). Both execution paths run it.
+    numberReturned, numberMatched, id of the last one, and the data version and its time
+    the count was taken at). Both execution paths run it.
 
-    The page's ids are chosen first (order, limit, offset over the bare rows); only those
-    rows are then reprojected and serialised, so a deep page costs about what the first does.
-    numberMatched comes from the same scan (a window count before the limit); only a keyset
-    page (its count ignores ``after``) or a page past the end count in a second scan.
+    A page with an offset chooses its ids first (order, limit, offset over the bare rows, so
+    an index in the sort order stops after the page); only those rows are then serialised,
+    so a deep page costs about what the first does. A first or keyset page (offset 0) builds
+    its features in the same scan. numberMatched:
+
+    - ``matched`` given (the caller's count of this filter at this data version): used as is;
+    - a page that is not full and not a keyset page: offset + numberReturned, no count;
+    - otherwise a separate ``count(*)`` over the filter (an InitPlan, run only then), which
+      the planner answers from the filter's own indexes (migration 0012: an index-only scan)
+      rather than by walking every match in the page's sort order.
     """
     where, params = _where(col, query)
     where_all, _ = _where(col, query, keyset=False)
     params.update(limit=query.limit, offset=0 if query.after is not None else query.offset)
     order = ", ".join([*query.order_by, f"t.{col.id_column}"])
-    count_all = f"(SELECT count(*) FROM {col.from_clause()} WHERE {where_all})"
-    matched = count_all if query.after is not None else f"COALESCE(max(p.total), {count_all})"
-    sql = f"""
-        SELECT '[' || COALESCE(string_agg(p.f, ',' ORDER BY p.n), '') || ']', count(*),
-               {matched}, (array_agg(p.k ORDER BY p.n DESC))[1] FROM (
-            SELECT ids.n, ids.k, ids.total, {_feature_sql(col, query.srid, query.properties)} AS f
-            FROM (SELECT s.k, s.total, row_number() OVER () AS n FROM (
-                    SELECT t.{col.id_column} AS k, count(*) OVER () AS total
+    if matched is not None:
+        params["matched"] = matched
+        count = "CAST(:matched AS bigint)"
+    else:
+        count_all = f"(SELECT count(*) FROM {col.from_clause()} WHERE {where_all})"
+        count = count_all if query.after is not None else (
+            f"CASE WHEN count(p.k) < :limit AND (count(p.k) > 0 OR :offset = 0) "
+            f"THEN :offset + count(p.k) ELSE {count_all} END")
+    feature = _feature_sql(col, query.srid, query.properties)
+    if params["offset"] == 0:
+        # a first or keyset page: no skipped rows, so the features are built in the scan
+        # (above a sort, as PostgreSQL postpones costly output past Sort + Limit) without
+        # fetching the page's rows a second time by id
+        page = f"""
+            SELECT s.k, s.f, row_number() OVER () AS n FROM (
+                SELECT t.{col.id_column} AS k, {feature} AS f
+                FROM {col.from_clause()} WHERE {where}
+                ORDER BY {order} LIMIT :limit OFFSET :offset) s"""
+    else:
+        page = f"""
+            SELECT ids.n, ids.k, {feature} AS f
+            FROM (SELECT s.k, row_number() OVER () AS n FROM (
+                    SELECT t.{col.id_column} AS k
                     FROM {col.from_clause()} WHERE {where}
                     ORDER BY {order} LIMIT :limit OFFSET :offset) s) ids
-            JOIN {col.table} t ON t.{col.id_column} = ids.k {col.joins}) p"""
+            JOIN {col.table} t ON t.{col.id_column} = ids.k {col.joins}"""
+    sql = f"""
+        SELECT '[' || COALESCE(string_agg(p.f, ',' ORDER BY p.n), '') || ']', count(p.k),
+               {count}, (array_agg(p.k ORDER BY p.n DESC))[1],
+               (SELECT version FROM data_version), (SELECT changed_at FROM data_version)
+        FROM ({page}) p"""
     return sql, params
+
+
+def count_key(col: Collection, query: ItemQuery) -> tuple:
+    """What numberMatched of a page depends on besides the data: collection and filter
+    (bbox, datetime, queryables, CQL2), not paging, order or the properties returned."""
+    where_all, params = _where(col, query, keyset=False)
+    return col.id, where_all, tuple(sorted((k, repr(v)) for k, v in params.items()))
 
 
 def items_page(conn: Connection, col: Collection, query: ItemQuery) -> tuple[str, int, int, Any]:
     """Return (features JSON array text, numberReturned, numberMatched, id of the last one)."""
     sql, params = items_page_sql(col, query)
-    features, returned, matched, last = conn.execute(text(sql), params).one()
+    features, returned, matched, last, *_ = conn.execute(text(sql), params).one()
     return features, returned, matched, last
 
 
 def item_sql(col: Collection, item_id: str, srid: int = 4326) -> Statement:
-    """The statement of one feature (GeoJSON text, no row: none); NotFound for an id that
-    cannot be one of the collection's."""
+    """The statement of one feature (GeoJSON text and the data version and its time, read in
+    the same snapshot; no row: none); NotFound for an id that cannot be one of the
+    collection's."""
     value: Any = item_id
     if col.id_kind == "integer":
         if not ascii_digits(item_id) or len(item_id) > 18:
             raise NotFound(code="ogc.no_feature",
                            params={"collection": col.id, "id": str(item_id)[:80]})
         value = int(item_id)
-    sql = (f"SELECT {_feature_sql(col, srid)} FROM {col.from_clause()} "
+    sql = (f"SELECT {_feature_sql(col, srid)}, d.version, d.changed_at "
+           f"FROM {col.from_clause()} CROSS JOIN data_version d "
            f"WHERE t.{col.id_column} = :id AND {col.base_where()}")
     return sql, {"id": value}
 

@@ -158,12 +158,26 @@ def _cached(request: Request, conn, settings, build, response_class=RawJSONRespo
 
 async def _cached_async(request: Request, runner: Runner, settings, build,  # noqa: ANN001
                         extra: dict[str, str]) -> Response:
-    """``_cached`` for the async read path: the same checks, headers and 304."""
+    """``_cached`` for the async read path: the same checks, headers and 304.
+
+    ``build()`` returns the body and the data version of the snapshot it was read in. A
+    request without If-None-Match/If-Modified-Since is answered in that one statement (one
+    round trip, tagged exactly with its data's version); a conditional one reads the version
+    first, so a 304 costs no page.
+    """
     _accepts(request, GEOJSON, JSON)
-    version, changed = await runner.first((services.DATA_VERSION_SQL, {}))
+    conditional = ("if-none-match" in request.headers
+                   or "if-modified-since" in request.headers)
+    if conditional:
+        version, changed = await runner.first((services.DATA_VERSION_SQL, {}))
+        headers = _tags(request, settings, version, changed)
+        headers.update(extra)
+        if (hit := _not_modified(request, headers)) is not None:
+            return hit
+    body, version, changed = await build()
     headers = _tags(request, settings, version, changed)
     headers.update(extra)
-    return _not_modified(request, headers) or GeoJSONResponse(await build(), headers=headers)
+    return GeoJSONResponse(body, headers=headers)
 
 
 def _json(obj: Any) -> bytes:
@@ -498,10 +512,52 @@ async def items(collection_id: str, request: Request, runner: RunnerDep, setting
     col = collection_or_404(collection_id)
     query = _item_query(col, request, settings)
 
-    async def build() -> bytes:
-        return _page_doc(request, query, *await runner.first(services.items_page_sql(col, query)))
+    async def build() -> tuple[bytes, int, datetime]:
+        counts = _count_cache(request)
+        key = services.count_key(col, query)
+        known = counts.get(key)
+        row = await runner.first(services.items_page_sql(
+            col, query, None if known is None else known[2]))
+        if known is not None and (row[4], row[5]) != known[:2]:
+            # the data changed since that count: this snapshot counts for itself
+            row = await runner.first(services.items_page_sql(col, query))
+        if known is None or (row[4], row[5]) != known[:2]:
+            counts.put(key, (row[4], row[5], row[2]))
+        return _page_doc(request, query, *row[:4]), row[4], row[5]
 
     return await _cached_async(request, runner, settings, build, _crs_header(query.srid))
+
+
+class CountCache:
+    """numberMatched per filter, valid for one data version.
+
+    A value is ``(version, changed_at, count)`` as read in the snapshot that counted; a page
+    statement returns the version of its own snapshot, and a value whose version differs
+    from it is counted again (``changed_at`` tells apart two writes that rolled back to the
+    same number). Bounded: the oldest entries go first.
+    """
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self.entries: dict[tuple, tuple[int, datetime, int]] = {}
+
+    def get(self, key: tuple) -> tuple[int, datetime, int] | None:
+        """The entry of a filter (None: not counted yet)."""
+        return self.entries.get(key)
+
+    def put(self, key: tuple, value: tuple[int, datetime, int]) -> None:
+        """Keep a count (the oldest entry makes room when full)."""
+        self.entries.pop(key, None)
+        if len(self.entries) >= self.size:
+            self.entries.pop(next(iter(self.entries)))
+        self.entries[key] = value
+
+
+def _count_cache(request: Request) -> CountCache:
+    state = request.app.state
+    if not hasattr(state, "count_cache"):
+        state.count_cache = CountCache()
+    return state.count_cache
 
 
 def page_body(request: Request, conn, col: Collection, query: ItemQuery) -> bytes:  # noqa: ANN001
@@ -561,11 +617,12 @@ async def feature(collection_id: str, item_id: str, request: Request, runner: Ru
                                params={"names": ", ".join(unknown), "allowed": "crs, f"})
     srid = _srid(request.query_params, "crs")
 
-    async def build() -> bytes:
+    async def build() -> tuple[bytes, int, datetime]:
         row = await runner.first(services.item_sql(col, item_id, srid))
         if row is None:
             raise NotFound(code="ogc.no_feature", params={"collection": col.id,
                                                           "id": str(item_id)[:80]})
-        return (row[0][:-1] + ',"links":' + orjson.dumps(links).decode() + "}").encode()
+        body = (row[0][:-1] + ',"links":' + orjson.dumps(links).decode() + "}").encode()
+        return body, row[1], row[2]
 
     return await _cached_async(request, runner, settings, build, _crs_header(srid))
