@@ -57,6 +57,13 @@ NOT_IN_MODELS = {
     "function": ("measure_history_append_only", "measures_derive_areas", "data_version_bump",
                  "quarters_ref_date", "quarters_figure", "quarters_figure_date"),
 }
+# Migration 0012: what a filtered page of the published measures counts and sorts from.
+PUBLIC_FILTER_INDEXES = {
+    "measures_public_action_field_idx": ("action_field", "budget_planned"),
+    "measures_public_status_idx": ("status", "budget_planned"),
+    "measures_public_budget_idx": ("budget_planned",),
+    "measures_public_start_idx": ("start_date",),
+}
 # Tables of the database that are no table of ours: Alembic's bookkeeping, PostGIS' own.
 NOT_OURS = ("alembic_version", "spatial_ref_sys")
 
@@ -76,6 +83,18 @@ def include_object(obj, name, type_, reflected, compare_to) -> bool:  # noqa: AN
 def multipolygon() -> Geometry:
     """Column type for area features."""
     return Geometry("MULTIPOLYGON", srid=STORAGE_SRID, spatial_index=True)
+
+
+def wgs84_outline():  # noqa: ANN201
+    """The stored CRS84 copy of a boundary (migration 0012): what the OGC API sends and tests a
+    CRS84 bbox against, kept in step with ``geom`` by PostgreSQL."""
+    return mapped_column(Geometry("MULTIPOLYGON", srid=4326, spatial_index=False), Computed(
+        "ST_ForcePolygonCCW(ST_Transform(geom, 4326))", persisted=True))
+
+
+def wgs84_index(table: str) -> Index:
+    """The spatial index of a boundary's stored CRS84 copy."""
+    return Index(f"{table}_geom_wgs84_idx", "geom_wgs84", postgresql_using="gist")
 
 
 def valid_geom(table: str) -> CheckConstraint:
@@ -109,7 +128,7 @@ class Municipality(Base):
     """A German municipality (Gemeinde) keyed by its AGS."""
 
     __tablename__ = "municipalities"
-    __table_args__ = (valid_geom("municipalities"),)
+    __table_args__ = (valid_geom("municipalities"), wgs84_index("municipalities"))
     ags: Mapped[str] = mapped_column(String(8), primary_key=True)
     ars: Mapped[str | None] = mapped_column(String(12))
     name: Mapped[str] = mapped_column(Text)
@@ -118,13 +137,14 @@ class Municipality(Base):
     attributes: Mapped[dict] = mapped_column(JSONB, server_default="{}")
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
     geom = mapped_column(multipolygon(), nullable=False)
+    geom_wgs84 = wgs84_outline()
 
 
 class County(Base):
     """A Kreis or kreisfreie Stadt keyed by its 5-digit AGS."""
 
     __tablename__ = "counties"
-    __table_args__ = (valid_geom("counties"),)
+    __table_args__ = (valid_geom("counties"), wgs84_index("counties"))
     ags: Mapped[str] = mapped_column(String(5), primary_key=True)
     ars: Mapped[str | None] = mapped_column(String(12))
     name: Mapped[str] = mapped_column(Text)
@@ -132,6 +152,7 @@ class County(Base):
     attributes: Mapped[dict] = mapped_column(JSONB, server_default="{}")
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
     geom = mapped_column(multipolygon(), nullable=False)
+    geom_wgs84 = wgs84_outline()
 
 
 class District(Base):
@@ -141,6 +162,7 @@ class District(Base):
     __table_args__ = (
         UniqueConstraint("city_ags", "level", "code", name="districts_city_level_code"),
         valid_geom("districts"),
+        wgs84_index("districts"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     city_ags: Mapped[str] = mapped_column(ForeignKey("municipalities.ags"))
@@ -155,13 +177,14 @@ class District(Base):
     attributes: Mapped[dict] = mapped_column(JSONB, server_default="{}")
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
     geom = mapped_column(multipolygon(), nullable=False)
+    geom_wgs84 = wgs84_outline()
 
 
 class Quarter(Base):
     """A pilot quarter (Beispielquartier)."""
 
     __tablename__ = "quarters"
-    __table_args__ = (valid_geom("quarters"),)
+    __table_args__ = (valid_geom("quarters"), wgs84_index("quarters"))
     id: Mapped[int] = mapped_column(primary_key=True)
     slug: Mapped[str] = mapped_column(String(80), unique=True)
     name: Mapped[str] = mapped_column(Text)
@@ -176,13 +199,14 @@ class Quarter(Base):
     sources: Mapped[list] = mapped_column(JSONB, server_default="[]")
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
     geom = mapped_column(multipolygon(), nullable=False)
+    geom_wgs84 = wgs84_outline()
 
 
 class Site(Base):
     """A site inside a pilot quarter (RAW-Gelände, Star Park)."""
 
     __tablename__ = "sites"
-    __table_args__ = (valid_geom("sites"),)
+    __table_args__ = (valid_geom("sites"), wgs84_index("sites"))
     id: Mapped[int] = mapped_column(primary_key=True)
     slug: Mapped[str] = mapped_column(String(80), unique=True)
     quarter_id: Mapped[int] = mapped_column(ForeignKey("quarters.id", ondelete="CASCADE"))
@@ -196,6 +220,7 @@ class Site(Base):
     sources: Mapped[list] = mapped_column(JSONB, server_default="[]")
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
     geom = mapped_column(multipolygon(), nullable=False)
+    geom_wgs84 = wgs84_outline()
 
 
 class Indicator(Base):
@@ -392,6 +417,9 @@ class Measure(Base):
         Index("measures_public_idx", "id",
               postgresql_where=text("published AND deleted_at IS NULL")),
         Index("measures_origin_idx", "origin_id", postgresql_where=text("origin_id IS NOT NULL")),
+        Index("measures_geom_wgs84_idx", "geom_wgs84", postgresql_using="gist"),
+        *(Index(name, *columns, postgresql_where=text("published AND deleted_at IS NULL"))
+          for name, columns in PUBLIC_FILTER_INDEXES.items()),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     slug: Mapped[str | None] = mapped_column(String(120), unique=True)
