@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import orjson
 import pandas as pd
 import shapely
@@ -158,24 +159,34 @@ def _feature_error(name: str, idx: Any, code: Any, problem: str) -> dict[str, An
 
 
 def prepare(gdf: gpd.GeoDataFrame, spec: BoundarySpec, summary: ImportSummary) -> gpd.GeoDataFrame:
-    """Reproject to the storage CRS, repair when asked, promote to MultiPolygon."""
+    """Reproject to the storage CRS, repair when asked, promote to MultiPolygon (on the whole
+    geometry array; only the invalid ones are handled one by one)."""
     code_field, name_field = spec.fields()
     summary.source_crs = gdf.crs.to_string()
     out = gdf.to_crs(STORAGE_SRID)
-    geoms = []
-    valid = shapely.is_valid(out.geometry.values)
-    for (idx, geom), ok in zip(out.geometry.items(), valid, strict=True):
-        if not ok:
-            if not spec.repair:
-                raise ImportRefused(
-                    f"feature {idx} ({out.at[idx, code_field]}) became invalid after "
-                    f"reprojection: {shapely.is_valid_reason(geom)}"
-                )
-            summary.repaired.append(f"{out.at[idx, code_field]} {out.at[idx, name_field]}: "
-                                    f"{shapely.is_valid_reason(geom)}")
-            geom = repair(geom)
-        geoms.append(to_multi(geom))
-    return out.set_geometry(gpd.GeoSeries(geoms, index=out.index, crs=STORAGE_SRID))
+    geoms = np.array(out.geometry.array, dtype=object)
+    for i in np.flatnonzero(~shapely.is_valid(geoms)):
+        idx, geom = out.index[i], geoms[i]
+        if not spec.repair:
+            raise ImportRefused(
+                f"feature {idx} ({out.at[idx, code_field]}) became invalid after "
+                f"reprojection: {shapely.is_valid_reason(geom)}"
+            )
+        summary.repaired.append(f"{out.at[idx, code_field]} {out.at[idx, name_field]}: "
+                                f"{shapely.is_valid_reason(geom)}")
+        geoms[i] = repair(geom)
+    return out.set_geometry(gpd.GeoSeries(multi(geoms), index=out.index, crs=STORAGE_SRID))
+
+
+def multi(geoms: np.ndarray) -> np.ndarray:
+    """:func:`quarters.geometry.to_multi` over an array (non-empty Polygons at once)."""
+    geoms = np.array(geoms, dtype=object)
+    polys = (shapely.get_type_id(geoms) == 3) & ~shapely.is_empty(geoms)
+    if polys.any():
+        geoms[polys] = shapely.multipolygons(geoms[polys][:, np.newaxis])
+    for i in np.flatnonzero(shapely.get_type_id(geoms) == 3):
+        geoms[i] = to_multi(geoms[i])
+    return geoms
 
 
 def refuse(errors: list[dict[str, Any]], name: str) -> ImportRefused:
@@ -217,37 +228,32 @@ def write_boundaries(
     summary: ImportSummary,
     progress: Progress | None = None,
 ) -> ImportSummary:
-    """Upsert the prepared rows through a COPY-filled staging table (same transaction)."""
-    code_field, name_field = spec.fields()
+    """Store the prepared rows (same transaction). A first load (no stored row shares a key
+    with the file) is COPYed straight into the table; otherwise the rows are COPYed into a
+    staging table and upserted from there. Writers of the table wait meanwhile (readers not)."""
+    if spec.table == "districts" and spec.replace and spec.add:
+        raise ImportRefused("--replace and --add exclude each other")
+    rows = CopyRows.of(gdf, spec)
+    params = {"source": source_id, "city": spec.city, "level": spec.level,
+              "approximate": spec.approximate, "srid": STORAGE_SRID}
+    conn.execute(text(f"LOCK TABLE {spec.table} IN SHARE ROW EXCLUSIVE MODE"))
+    if conn.execute(text(FIRST_LOAD[spec.table]), {**params, "codes": rows.codes}).scalar_one():
+        summary.inserted = _copy(conn, COPY_INTO[spec.table], rows.lines(spec, params),
+                                 rows.total, progress)
+        return summary
     conn.execute(text("DROP TABLE IF EXISTS _stage"))
     conn.execute(text(
         "CREATE TEMP TABLE _stage (code text, name text, parent text, attrs jsonb, wkb bytea)"
         " ON COMMIT DROP"
     ))
-    skip = {code_field, name_field, "geometry"}
-    attrs = gdf.drop(columns=[c for c in gdf.columns if c in skip])
-    attr_json = [orjson.dumps(row, option=orjson.OPT_SERIALIZE_NUMPY, default=_json_default)
-                 .decode() for row in attrs.to_dict("records")]
-    codes = gdf[code_field].astype(str).str.strip().tolist()
-    names = gdf[name_field].astype(str).str.strip().tolist()
-    parents = ([None if pd.isna(v) else str(v) for v in gdf[spec.parent_field]]
-               if spec.parent_field else [None] * len(gdf))
-    wkbs = shapely.to_wkb(gdf.geometry.values)
-    raw = conn.connection.driver_connection
-    total = len(gdf)
-    with raw.cursor() as cur, cur.copy("COPY _stage FROM STDIN") as copy:
-        for n, row in enumerate(zip(codes, names, parents, attr_json, wkbs, strict=True), start=1):
-            copy.write_row(row)
-            if progress and (n % 500 == 0 or n == total):
-                progress(n, total)
-    params = {"source": source_id, "city": spec.city, "level": spec.level,
-              "approximate": spec.approximate, "srid": STORAGE_SRID}
+    _copy(conn, "COPY _stage (code, name, parent, attrs, wkb) FROM STDIN",
+          rows.stage_lines(), rows.total, progress)
     if spec.table == "districts":
         _one_layer(conn, spec, summary, params)
     sql = UPSERTS[spec.table]
-    rows = conn.execute(text(sql), params).all()
-    summary.inserted = sum(1 for r in rows if r.inserted)
-    summary.updated = len(rows) - summary.inserted
+    result = conn.execute(text(sql), params).all()
+    summary.inserted = sum(1 for r in result if r.inserted)
+    summary.updated = len(result) - summary.inserted
     if spec.replace and spec.table == "districts":
         summary.deleted = conn.execute(text(
             "DELETE FROM districts WHERE city_ags = :city AND level = :level"
@@ -257,12 +263,126 @@ def write_boundaries(
     return summary
 
 
+NULL = "\\N"  # COPY text format
+CHUNK = 500  # rows per COPY write (and per progress tick)
+
+
+def _field(value: str | None) -> str:
+    """One field of COPY's text format (backslash, tab, newline and CR escaped)."""
+    if value is None:
+        return NULL
+    if "\\" in value:
+        value = value.replace("\\", "\\\\")
+    if "\t" in value or "\n" in value or "\r" in value:
+        value = value.replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return value
+
+
+@dataclass
+class CopyRows:
+    """The columns of a boundary file as COPY wants them, built column-wise."""
+
+    codes: list[str]
+    names: list[str]
+    parents: list[str | None]
+    attrs: pd.DataFrame
+    geoms: np.ndarray
+
+    @classmethod
+    def of(cls, gdf: gpd.GeoDataFrame, spec: BoundarySpec) -> CopyRows:
+        """Codes, names, parents, attributes and MultiPolygons of a prepared frame."""
+        code_field, name_field = spec.fields()
+        skip = {code_field, name_field, "geometry"}
+        parents = ([None if pd.isna(v) else str(v) for v in gdf[spec.parent_field]]
+                   if spec.parent_field else [None] * len(gdf))
+        return cls(codes=gdf[code_field].astype(str).str.strip().tolist(),
+                   names=gdf[name_field].astype(str).str.strip().tolist(), parents=parents,
+                   attrs=pd.DataFrame(gdf.drop(columns=[c for c in gdf.columns if c in skip])),
+                   geoms=multi(np.asarray(gdf.geometry.array, dtype=object)))
+
+    @property
+    def total(self) -> int:
+        """Number of rows."""
+        return len(self.codes)
+
+    def lines(self, spec: BoundarySpec, params: dict[str, Any]) -> list[str]:
+        """Rows of the target table's COPY (see :data:`COPY_INTO`), text format."""
+        srid = f"SRID={STORAGE_SRID};"
+        ewkb = [srid + g for g in shapely.to_wkb(self.geoms, hex=True)]
+        attrs = attribute_json(self.attrs)
+        source = str(params["source"])
+        if spec.table == "districts":
+            head = f"{_field(spec.city)}\t{_field(spec.level)}"
+            flag = "t" if spec.approximate else "f"
+            return [f"{head}\t{_field(c)}\t{_field(n)}\t{_field(p)}\t{flag}\t{_field(a)}"
+                    f"\t{source}\t{g}" for c, n, p, a, g in
+                    zip(self.codes, self.names, self.parents, attrs, ewkb, strict=True)]
+        ars, bez = (self._text_of(key) for key in ("ARS", "BEZ"))
+        return [f"{_field(c)}\t{_field(r)}\t{_field(n)}\t{_field(b)}\t{_field(a)}\t{source}\t{g}"
+                for c, r, n, b, a, g in
+                zip(self.codes, ars, self.names, bez, attrs, ewkb, strict=True)]
+
+    def stage_lines(self) -> list[str]:
+        """Rows of the staging table ``_stage`` (code, name, parent, attrs, wkb)."""
+        wkb = shapely.to_wkb(self.geoms, hex=True)
+        return [f"{_field(c)}\t{_field(n)}\t{_field(p)}\t{_field(a)}\t\\\\x{g}" for c, n, p, a, g in
+                zip(self.codes, self.names, self.parents, attribute_json(self.attrs), wkb,
+                    strict=True)]
+
+    def _text_of(self, key: str) -> list[str | None]:
+        """An attribute as ``attributes->>key`` gives it (NULL when absent)."""
+        if key not in self.attrs.columns:
+            return [None] * self.total
+        return [_json_text(v) for v in self.attrs[key].tolist()]
+
+
+def _json_text(value: Any) -> str | None:
+    """What PostgreSQL's ``->>`` gives for this attribute value."""
+    if value is None or (not isinstance(value, (list, dict)) and pd.isna(value)):
+        return None
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY, default=_json_default).decode()
+
+
+def attribute_json(attrs: pd.DataFrame) -> list[str]:
+    """One JSON object per row (missing values null, timestamps ISO 8601), column-wise."""
+    if len(attrs.columns) == 0:
+        return ["{}"] * len(attrs)
+    keys = list(attrs.columns)
+    columns = [_iso(attrs[c]) if str(attrs[c].dtype).startswith("datetime")
+               else attrs[c].tolist() for c in keys]
+    dumps, option = orjson.dumps, orjson.OPT_SERIALIZE_NUMPY
+    return [dumps(dict(zip(keys, row, strict=True)), option=option, default=_json_default)
+            .decode() for row in zip(*columns, strict=True)]
+
+
+def _iso(column: pd.Series) -> list[str | None]:
+    """Timestamps as ``Timestamp.isoformat()`` writes them (whole seconds at once)."""
+    values = column.to_numpy()
+    if values.dtype.kind == "M" and (values.astype("datetime64[s]") == values)[~pd.isna(values)].all():
+        text = np.datetime_as_string(values, unit="s")
+        return [None if t == "NaT" else str(t) for t in text.tolist()]
+    return [None if pd.isna(v) else v.isoformat() for v in column.tolist()]
+
+
+def _copy(conn: Connection, sql: str, lines: list[str], total: int,
+          progress: Progress | None) -> int:
+    """COPY the lines in chunks (psycopg sends while the next chunk is built); return rows."""
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cur:
+        with cur.copy(sql) as copy:
+            for start in range(0, total, CHUNK):
+                copy.write("\n".join(lines[start:start + CHUNK]) + "\n")
+                if progress:
+                    progress(min(start + CHUNK, total), total)
+        return cur.rowcount
+
+
 def _one_layer(conn: Connection, spec: BoundarySpec, summary: ImportSummary,
                params: dict[str, Any]) -> None:
     """Refuse a second layer over the existing units of the city and level (unless --replace
     or --add); warn when --replace drops units that carry indicator values."""
-    if spec.replace and spec.add:
-        raise ImportRefused("--replace and --add exclude each other")
     name = Path(summary.path).name
     existing = conn.execute(text(
         "SELECT count(*) FROM districts WHERE city_ags = :city AND level = :level"),
@@ -296,17 +416,6 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def _plain(value: Any) -> Any:
-    """JSON-friendly scalar."""
-    if value is None or (not isinstance(value, (list, dict)) and pd.isna(value)):
-        return None
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    if hasattr(value, "item"):
-        return value.item()
-    return value
-
-
 _GEOM = "ST_Multi(ST_GeomFromWKB(s.wkb, :srid))"
 
 
@@ -336,4 +445,20 @@ UPSERTS = {
             attributes = districts.attributes || EXCLUDED.attributes,
             source_id = EXCLUDED.source_id, geom = EXCLUDED.geom
         RETURNING (xmax = 0) AS inserted""",
+}
+
+
+COPY_INTO = {
+    "municipalities": "COPY municipalities (ags, ars, name, bez, attributes, source_id, geom)"
+                      " FROM STDIN",
+    "counties": "COPY counties (ags, ars, name, bez, attributes, source_id, geom) FROM STDIN",
+    "districts": "COPY districts (city_ags, level, code, name, parent_name, approximate,"
+                 " attributes, source_id, geom) FROM STDIN",
+}
+# True when no stored row shares a key with the file (then COPY straight into the table).
+FIRST_LOAD = {
+    "municipalities": "SELECT NOT EXISTS (SELECT 1 FROM municipalities WHERE ags = ANY(:codes))",
+    "counties": "SELECT NOT EXISTS (SELECT 1 FROM counties WHERE ags = ANY(:codes))",
+    "districts": "SELECT NOT EXISTS (SELECT 1 FROM districts WHERE city_ags = :city"
+                 " AND level = :level)",
 }
