@@ -37,7 +37,7 @@ def import_into(
     """Check the file, then store it with its source inside the caller's transaction."""
     if spec.table == "districts" and not spec.city:
         raise ImportRefused(f"{path.name}: level '{spec.level}' needs --city (AGS of the city)")
-    gdf, summary = load_boundaries(path, spec)
+    gdf, summary = load_boundaries(path, spec, reproject=False)
     if spec.city and not conn.execute(
         text("SELECT 1 FROM municipalities WHERE ags = :a"), {"a": spec.city}
     ).first():
@@ -49,4 +49,4 @@ def import_into(
         attribution=attribution or source_name or path.name, checksum=file_checksum(path),
         note=f"imported from {path.name} ({summary.read} features)",
     )
-    return write_boundaries(conn, gdf, spec, src, summary, progress)
+    return write_boundaries(conn, gdf, spec, src, summary, progress, reproject=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -205,9 +205,11 @@ def refuse(errors: list[dict[str, Any]], name: str) -> ImportRefused:
     )
 
 
-def load_boundaries(path: Path, spec: BoundarySpec, limits: Limits | None = None
-                    ) -> tuple[gpd.GeoDataFrame, ImportSummary]:
-    """Read and check a boundary file; raise ImportRefused naming every problem."""
+def load_boundaries(path: Path, spec: BoundarySpec, limits: Limits | None = None, *,
+                    reproject: bool = True) -> tuple[gpd.GeoDataFrame, ImportSummary]:
+    """Read and check a boundary file; raise ImportRefused naming every problem. With
+    ``reproject=False`` the frame stays in the file's CRS and :func:`write_boundaries`
+    (``reproject=True``) prepares it chunk by chunk while the database takes the rows."""
     summary = ImportSummary(path=str(path), table=spec.table)
     gdf = read_file(path, spec.layer, limits)
     errors = check_frame(gdf, path.name, spec)
@@ -217,7 +219,8 @@ def load_boundaries(path: Path, spec: BoundarySpec, limits: Limits | None = None
     if spec.code_map or spec.code_rule:
         gdf, summary.mapped = map_codes(gdf, spec.fields()[0], path.name, spec.code_map,
                                         spec.code_rule)
-    return prepare(gdf, spec, summary), summary
+    summary.source_crs = gdf.crs.to_string()
+    return (prepare(gdf, spec, summary) if reproject else gdf), summary
 
 
 def write_boundaries(
@@ -227,19 +230,29 @@ def write_boundaries(
     source_id: int,
     summary: ImportSummary,
     progress: Progress | None = None,
+    *,
+    reproject: bool = False,
 ) -> ImportSummary:
-    """Store the prepared rows (same transaction). A first load (no stored row shares a key
-    with the file) is COPYed straight into the table; otherwise the rows are COPYed into a
-    staging table and upserted from there. Writers of the table wait meanwhile (readers not)."""
+    """Store the rows (same transaction); ``reproject``: the frame is still in its file's CRS
+    and is prepared (:func:`prepare`) chunk by chunk while psycopg sends the previous chunk.
+    A first load (no stored row shares a key with the file) is COPYed straight into the
+    table; otherwise the rows are COPYed into a staging table and upserted from there.
+    Writers of the table wait meanwhile (readers do not)."""
     if spec.table == "districts" and spec.replace and spec.add:
         raise ImportRefused("--replace and --add exclude each other")
-    rows = CopyRows.of(gdf, spec)
     params = {"source": source_id, "city": spec.city, "level": spec.level,
               "approximate": spec.approximate, "srid": STORAGE_SRID}
+    codes = gdf[spec.fields()[0]].astype(str).str.strip().tolist()
+
+    def chunks() -> Iterator[gpd.GeoDataFrame]:
+        for start in range(0, len(gdf), CHUNK):
+            part = gdf.iloc[start:start + CHUNK]
+            yield prepare(part, spec, summary) if reproject else part
+
     conn.execute(text(f"LOCK TABLE {spec.table} IN SHARE ROW EXCLUSIVE MODE"))
-    if conn.execute(text(FIRST_LOAD[spec.table]), {**params, "codes": rows.codes}).scalar_one():
-        summary.inserted = _copy(conn, COPY_INTO[spec.table], rows.lines(spec, params),
-                                 rows.total, progress)
+    if conn.execute(text(FIRST_LOAD[spec.table]), {**params, "codes": codes}).scalar_one():
+        lines = (CopyRows.of(part, spec).lines(spec, params) for part in chunks())
+        summary.inserted = _copy(conn, COPY_INTO[spec.table], lines, len(gdf), progress)
         return summary
     conn.execute(text("DROP TABLE IF EXISTS _stage"))
     conn.execute(text(
@@ -247,7 +260,7 @@ def write_boundaries(
         " ON COMMIT DROP"
     ))
     _copy(conn, "COPY _stage (code, name, parent, attrs, wkb) FROM STDIN",
-          rows.stage_lines(), rows.total, progress)
+          (CopyRows.of(part, spec).stage_lines() for part in chunks()), len(gdf), progress)
     if spec.table == "districts":
         _one_layer(conn, spec, summary, params)
     sql = UPSERTS[spec.table]
@@ -366,16 +379,18 @@ def _iso(column: pd.Series) -> list[str | None]:
     return [None if pd.isna(v) else v.isoformat() for v in column.tolist()]
 
 
-def _copy(conn: Connection, sql: str, lines: list[str], total: int,
+def _copy(conn: Connection, sql: str, chunks: Iterable[list[str]], total: int,
           progress: Progress | None) -> int:
-    """COPY the lines in chunks (psycopg sends while the next chunk is built); return rows."""
+    """COPY the chunks of lines (psycopg sends one while the next is built); return rows."""
     raw = conn.connection.driver_connection
+    done = 0
     with raw.cursor() as cur:
         with cur.copy(sql) as copy:
-            for start in range(0, total, CHUNK):
-                copy.write("\n".join(lines[start:start + CHUNK]) + "\n")
+            for lines in chunks:
+                copy.write("\n".join(lines) + "\n")
+                done += len(lines)
                 if progress:
-                    progress(min(start + CHUNK, total), total)
+                    progress(done, total)
         return cur.rowcount
 
 

@@ -88,9 +88,9 @@ def load_bkg(conn: Connection, data_dir: Path, progress: Step | None = None) -> 
             )
         # BKG's own file has 3 self-touching rings; repairing is explicit and reported.
         spec = BoundarySpec(level=level, repair=True)
-        gdf, summary = load_boundaries(path, spec)
+        gdf, summary = load_boundaries(path, spec, reproject=False)
         tick = (lambda d, t, label=name: progress(label, d, t)) if progress else None
-        summaries.append(write_boundaries(conn, gdf, spec, src, summary, tick))
+        summaries.append(write_boundaries(conn, gdf, spec, src, summary, tick, reproject=True))
     conn.execute(text("UPDATE municipalities SET project_city = (ags = ANY(:cities))"),
                  {"cities": list(PROJECT_CITIES)})
     return summaries
