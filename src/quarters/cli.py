@@ -33,13 +33,13 @@ def _progress() -> Progress:
 
 
 def _engine(settings: Settings, *, migrate: bool = True):  # noqa: ANN202
+    """An engine on the database, migrated to the newest revision unless it is there already
+    (checked without loading Alembic: start-up time of every command)."""
     from quarters.db import make_engine
-    from quarters.migrate import upgrade
+    from quarters.migrate import migrated
 
     engine = make_engine(settings)
-    if migrate:
-        upgrade(engine)
-    return engine
+    return migrated(engine) if migrate else engine
 
 
 # -- db -------------------------------------------------------------------------------------
@@ -87,8 +87,13 @@ def db_status() -> None:
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Apply pending migrations."""
-    _engine(get_settings()).dispose()
+    """Apply pending migrations (and set the runtime role's grants again)."""
+    from quarters.db import make_engine
+    from quarters.migrate import upgrade
+
+    engine = make_engine(get_settings())
+    upgrade(engine)
+    engine.dispose()
     console.print("[green]schema up to date[/]")
 
 

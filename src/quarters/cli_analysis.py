@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -20,11 +19,9 @@ console = Console(stderr=True)
 
 def _engine():  # noqa: ANN202
     from quarters.db import make_engine
-    from quarters.migrate import upgrade
+    from quarters.migrate import migrated
 
-    engine = make_engine(get_settings())
-    upgrade(engine)
-    return engine
+    return migrated(make_engine(get_settings()))
 
 
 def _progress() -> Progress:
@@ -63,6 +60,8 @@ def transfer_command(
         "\"land IN ('12','13','14','15','16') AND population >= 90000\"")] = None,
 ) -> None:
     """Rank candidates by similarity to a reference and write report.html, .csv and .gpkg."""
+    import pandas as pd
+
     from quarters.report import write_report
     from quarters.transfer import TransferParams, parse_weights, run_transfer
 
