@@ -41,8 +41,9 @@ from quarters import transfer  # noqa: E402
 from quarters.analysis.similarity import similarity  # noqa: E402
 from quarters.catalogue import load_catalogue  # noqa: E402
 from quarters.db import make_engine  # noqa: E402
-from quarters.indicators import get_level, values_table  # noqa: E402
-from quarters.loading import load_all  # noqa: E402
+from quarters.imports.data_load import load_all  # noqa: E402
+from quarters.indicators.levels import get_level  # noqa: E402
+from quarters.indicators.reading import values_table  # noqa: E402
 from quarters.migrate import upgrade  # noqa: E402
 from quarters.report import render_report, write_report  # noqa: E402
 from quarters.settings import HALLE_AGS, Settings  # noqa: E402

@@ -8,8 +8,7 @@ from sqlalchemy import text
 
 from geofiles import BOW_TIE, GERA_A, GERA_B, frame, write_geojson_raw, zip_shapefile
 from quarters.errors import ImportRefused
-from quarters.importing import import_into
-from quarters.ingest import BoundarySpec
+from quarters.imports.boundaries import BoundarySpec, import_into
 
 GERA = "16052000"
 
@@ -176,7 +175,7 @@ def test_first_load_and_reimport_store_text_and_attributes_exactly(conn, tmp_pat
     exactly, over more than one COPY chunk."""
     import shapely
 
-    from quarters.ingest import CHUNK
+    from quarters.imports.boundaries import CHUNK
 
     odd = "Tab\there, new\nline, back\\slash \\N, \"quoted\", CR\r, Ümlaut ß"
     cells = shapely.box(0, 0, 1, 1)

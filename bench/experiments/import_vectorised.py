@@ -24,8 +24,14 @@ import shapely  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from quarters.geometry import repair  # noqa: E402
-from quarters.ingest import UPSERTS, BoundarySpec, check_frame, file_checksum, read_file  # noqa: E402
-from quarters.loading import upsert_source  # noqa: E402
+from quarters.imports.boundaries import (
+    UPSERTS,
+    BoundarySpec,
+    check_frame,
+    file_checksum,
+    read_file,
+)  # noqa: E402
+from quarters.sources import upsert_source  # noqa: E402
 
 
 def prepare(gdf, spec):  # noqa: ANN001, ANN201

@@ -102,7 +102,7 @@ def db_upgrade() -> None:
 def data_load() -> None:
     """Load the sources, all Gemeinden and Kreise (BKG VG5000), Halle's Stadtviertel, the pilot quarters."""
     from quarters.catalogue import load_catalogue
-    from quarters.loading import load_all
+    from quarters.imports.data_load import load_all
 
     settings = get_settings()
     engine = _engine(settings)
@@ -177,11 +177,11 @@ def import_boundaries(
     attribution: Annotated[str | None, typer.Option(help="attribution text for maps")] = None,
 ) -> None:
     """Import boundaries from GeoJSON, GeoPackage or (zipped) Shapefile in one transaction."""
-    from quarters.importing import import_boundaries as run
+    from quarters.imports.boundaries import import_boundaries as run
 
     settings = get_settings()
     engine = _engine(settings)
-    from quarters.ingest import BoundarySpec
+    from quarters.imports.boundaries import BoundarySpec
     from quarters.layers import check_rule, read_code_map
 
     spec = BoundarySpec(level=level, city=city, code_field=code_field, name_field=name_field,
@@ -212,7 +212,7 @@ def import_measures(
     actor: Annotated[str, typer.Option(help="name recorded in the history")] = "cli-import",
 ) -> None:
     """Import measures (GeoJSON, GeoPackage, CSV with WKT or lon/lat) as drafts, all or nothing."""
-    from quarters.measure_io import import_measures as run
+    from quarters.imports.measure_files import import_measures as run
     from quarters.measures import Actor
 
     engine = _engine(get_settings())
@@ -241,7 +241,7 @@ def export_measures(
     all_: Annotated[bool, typer.Option("--all", help="include drafts (staff export)")] = False,
 ) -> None:
     """Export measures (published only unless --all) as .geojson, .gpkg or .csv by file suffix."""
-    from quarters.measure_io import export
+    from quarters.imports.measure_files import export
 
     fmt = out.suffix.lower().lstrip(".")
     engine = _engine(get_settings())

@@ -142,7 +142,9 @@ def cross_city_command(
 @analyze_app.command("indicators")
 def indicators_command() -> None:
     """List the indicators with their units and coverage per level."""
-    from quarters.indicators import DEFAULT_RULE, available_levels, catalogue, default_indicators
+    from quarters.indicators.definitions import DEFAULT_RULE
+    from quarters.indicators.levels import available_levels
+    from quarters.indicators.reading import catalogue, default_indicators
 
     engine = _engine()
     with engine.connect() as conn:
@@ -167,7 +169,7 @@ def indicators_command() -> None:
 @analyze_app.command("refresh")
 def refresh_command() -> None:
     """Recompute the computed indicators (areas, measures per area/inhabitants, profiles)."""
-    from quarters.indicators import refresh_computed
+    from quarters.indicators.computed import refresh_computed
 
     engine = _engine()
     with engine.begin() as conn:
@@ -215,7 +217,7 @@ def import_indicators(
     source, licence. Wide layout: key column plus one column per indicator, its unit in square
     brackets after the name. Empty cells are stored as explicitly missing.
     """
-    from quarters.indicators import import_indicators as run
+    from quarters.imports.indicator_tables import import_indicators as run
 
     engine = _engine()
     with engine.begin() as conn:

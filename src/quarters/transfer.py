@@ -39,16 +39,9 @@ from quarters.analysis.similarity import SensitivityResult, SimilarityResult, ex
 from quarters.analysis.similarity import sensitivity as run_sensitivity
 from quarters.analysis.similarity import similarity as run_similarity
 from quarters.errors import InvalidInput, InvalidParameter, NotFound
-from quarters.indicators import (
-    DEFAULT_RULE,
-    IndicatorDef,
-    Level,
-    definitions,
-    get_level,
-    measures_view_exists,
-    units,
-    values_table,
-)
+from quarters.indicators.definitions import DEFAULT_RULE, IndicatorDef, definitions
+from quarters.indicators.levels import Level, get_level, units
+from quarters.indicators.reading import measures_view_exists, values_table
 from quarters.settings import GERA_AGS, HALLE_AGS, PROJECT_CITIES, STORAGE_SRID
 from quarters.validation import parse_int
 
@@ -193,7 +186,7 @@ def parse_weights(items: list[str] | None, field_name: str = "weight") -> dict[s
 def default_indicators(conn: Connection, level: Level) -> list[str]:
     """Indicators used when none are chosen — the one definition CLI, API, page and report
     share (:data:`quarters.indicators.DEFAULT_RULE`)."""
-    from quarters.indicators import default_indicators as defaults
+    from quarters.indicators.reading import default_indicators as defaults
 
     keys = defaults(conn, level)
     if not keys:

@@ -1,4 +1,9 @@
-"""Files → validated, reprojected GeoDataFrames → PostGIS, one transaction per import."""
+"""Boundary files (GeoJSON, GeoPackage, zipped Shapefile) → municipalities, counties or
+districts: read within caps, checked, reprojected, stored with their source in one transaction.
+
+:func:`import_boundaries` / :func:`import_into` are the use-case (CLI, API upload);
+:func:`load_boundaries` and :func:`write_boundaries` its two halves (also used by
+``quarters data load``)."""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ import numpy as np
 import orjson
 import pandas as pd
 import shapely
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
 
 from quarters.errors import ImportRefused
 from quarters.geometry import problem_of, repair, to_multi
@@ -28,6 +33,7 @@ from quarters.safefiles import (
     unpack_shapefile,
 )
 from quarters.settings import STORAGE_SRID
+from quarters.sources import upsert_source
 
 Progress = Callable[[int, int], None]
 ALLOWED_SUFFIXES = (".geojson", ".json", ".gpkg", ".shp", ".zip")
@@ -477,3 +483,37 @@ FIRST_LOAD = {
     "districts": "SELECT NOT EXISTS (SELECT 1 FROM districts WHERE city_ags = :city"
                  " AND level = :level)",
 }
+
+
+def import_boundaries(engine: Engine, path: Path, spec: BoundarySpec, **kwargs) -> ImportSummary:
+    """Import a boundary file in its own transaction (all or nothing)."""
+    with engine.begin() as conn:
+        return import_into(conn, path, spec, **kwargs)
+
+
+def import_into(
+    conn: Connection,
+    path: Path,
+    spec: BoundarySpec,
+    *,
+    source_name: str | None = None,
+    licence: str = "nicht angegeben",
+    attribution: str | None = None,
+    progress: Progress | None = None,
+) -> ImportSummary:
+    """Check the file, then store it with its source inside the caller's transaction."""
+    if spec.table == "districts" and not spec.city:
+        raise ImportRefused(f"{path.name}: level '{spec.level}' needs --city (AGS of the city)")
+    gdf, summary = load_boundaries(path, spec, reproject=False)
+    if spec.city and not conn.execute(
+        text("SELECT 1 FROM municipalities WHERE ags = :a"), {"a": spec.city}
+    ).first():
+        raise ImportRefused(f"{path.name}: city {spec.city} is not loaded "
+                            "(run 'quarters data load' first or check the AGS)")
+    src = upsert_source(
+        conn, f"import:{spec.table}:{spec.level}:{path.name}"[:80],
+        name=source_name or path.name, licence=licence,
+        attribution=attribution or source_name or path.name, checksum=file_checksum(path),
+        note=f"imported from {path.name} ({summary.read} features)",
+    )
+    return write_boundaries(conn, gdf, spec, src, summary, progress, reproject=True)
