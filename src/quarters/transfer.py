@@ -185,7 +185,7 @@ def parse_weights(items: list[str] | None, field_name: str = "weight") -> dict[s
 
 def default_indicators(conn: Connection, level: Level) -> list[str]:
     """Indicators used when none are chosen — the one definition CLI, API, page and report
-    share (:data:`quarters.indicators.DEFAULT_RULE`)."""
+    share (:data:`quarters.indicators.definitions.DEFAULT_RULE`)."""
     from quarters.indicators.reading import default_indicators as defaults
 
     keys = defaults(conn, level)
