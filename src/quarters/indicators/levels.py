@@ -93,7 +93,9 @@ def units(conn: Connection, level: Level) -> pd.DataFrame:
     rows = conn.execute(text(
         f"SELECT t.{level.code_column} AS code, t.name, {city} AS city_ags FROM {fw} ORDER BY 1"
     ), params).all()
-    return pd.DataFrame(rows, columns=["code", "name", "city_ags"]).set_index("code")
+    # plain tuples: pandas probes SQLAlchemy rows attribute by attribute (0.3 s for 11,000)
+    return pd.DataFrame([tuple(r) for r in rows],
+                        columns=["code", "name", "city_ags"]).set_index("code")
 
 
 def level_sizes(conn: Connection) -> dict[str, int]:
