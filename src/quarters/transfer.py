@@ -744,9 +744,12 @@ def to_json(res: TransferResult, *, scores: bool = False, scheme: str = "quantil
             "reference_type": res.reference_type,
             "types": [{"cluster": int(c), "size": int(row["size"]), "label_de": row["label_de"],
                        "label_en": row["label_en"]} for c, row in t.profiles.iterrows()]}
-    if scores:
-        body["scores"] = score_classes(res, scheme, k)
-    return _clean(body)
+    out = _clean(body)
+    if scores:  # ~11,000 rows of plain str/float/int: cleaned where they are built
+        classes = score_classes(res, scheme, k)
+        out["scores"] = {"classification": _clean(classes["classification"]),
+                         "units": classes["units"]}
+    return out
 
 
 def score_classes(res: TransferResult, scheme: str = "quantiles", k: int = 5) -> dict[str, Any]:
@@ -756,7 +759,8 @@ def score_classes(res: TransferResult, scheme: str = "quantiles", k: int = 5) ->
     cls = classify(res.ranking["score"], scheme, k)
     return {"classification": {key: cls[key] for key in ("scheme", "k", "bins", "lower",
                                                             "counts", "labels", "n_missing")},
-            "units": [{"code": c, "score": round(float(s), 3), "class": int(cl)}
+            "units": [{"code": str(c), "score": round(float(s), 3) if math.isfinite(s) else None,
+                       "class": int(cl)}
                       for c, s, cl in zip(res.ranking.index, res.ranking["score"],
                                           cls["classes"], strict=True)]}
 
