@@ -32,13 +32,18 @@ def _progress() -> Progress:
                     TimeElapsedColumn(), console=console, disable=not console.is_terminal)
 
 
-def _engine(settings: Settings, *, migrate: bool = True):  # noqa: ANN202
+def _engine(settings: Settings, *, migrate: bool = True, full: bool = False):  # noqa: ANN202
     """An engine on the database, migrated to the newest revision unless it is there already
-    (checked without loading Alembic: start-up time of every command)."""
+    (checked without loading Alembic: start-up time of every command). ``full``: always run
+    the upgrade, which also sets the runtime role's grants (`db start`, `db upgrade`, `serve`:
+    a cluster of an older version gains its roles there)."""
     from quarters.db import make_engine
-    from quarters.migrate import migrated
+    from quarters.migrate import migrated, upgrade
 
     engine = make_engine(settings)
+    if full:
+        upgrade(engine)
+        return engine
     return migrated(engine) if migrate else engine
 
 
@@ -49,7 +54,7 @@ def db_start() -> None:
     settings = get_settings()
     if not settings.embedded:
         console.print("QUARTERS_DATABASE_URL is set: using that server, nothing to start.")
-    engine = _engine(settings)
+    engine = _engine(settings, full=True)
     engine.dispose()
     console.print(f"[green]database ready[/] (port {settings.db_port})" if settings.embedded
                   else "[green]database ready[/]")
@@ -88,12 +93,7 @@ def db_status() -> None:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply pending migrations (and set the runtime role's grants again)."""
-    from quarters.db import make_engine
-    from quarters.migrate import upgrade
-
-    engine = make_engine(get_settings())
-    upgrade(engine)
-    engine.dispose()
+    _engine(get_settings(), full=True).dispose()
     console.print("[green]schema up to date[/]")
 
 
@@ -302,7 +302,7 @@ def serve(
     from quarters.settings import client_secret
 
     settings = get_settings()
-    _engine(settings).dispose()
+    _engine(settings, full=True).dispose()
     client_secret(settings)  # made once here (embedded: kept in the home), the workers share it
     host, port = host or settings.host, port or settings.port
     workers = workers or os.cpu_count() or 1
