@@ -84,13 +84,9 @@ def load_base_data(settings) -> None:  # noqa: ANN001
     """Migrations and what the map page shows besides the measures."""
     from quarters.catalogue import load_catalogue
     from quarters.db import make_engine
-    from quarters.loading import (
-        load_bkg,
-        load_catalogue_sources,
-        load_pilot_quarters,
-        load_stadtviertel,
-    )
+    from quarters.imports.data_load import load_bkg, load_pilot_quarters, load_stadtviertel
     from quarters.migrate import upgrade
+    from quarters.sources import load_catalogue_sources
 
     engine = make_engine(settings)
     try:

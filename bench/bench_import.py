@@ -32,8 +32,10 @@ from common import log  # noqa: E402
 from sqlalchemy import Engine, create_engine, text  # noqa: E402
 
 from quarters.embedded import Cluster  # noqa: E402
-from quarters.importing import import_boundaries  # noqa: E402
-from quarters.ingest import BoundarySpec  # noqa: E402
+from quarters.imports.boundaries import (
+    BoundarySpec,  # noqa: E402
+    import_boundaries,  # noqa: E402
+)
 from quarters.migrate import upgrade  # noqa: E402
 
 SHAPEFILE = common.DATA_DIR / "raw" / "bkg-vg5000-2021" / "VG5000_GEM.shp"

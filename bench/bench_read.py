@@ -44,8 +44,8 @@ from shapely.geometry import shape  # noqa: E402
 from sqlalchemy import Engine, create_engine, text  # noqa: E402
 
 from quarters.embedded import Cluster  # noqa: E402
-from quarters.loading import upsert_source  # noqa: E402
 from quarters.migrate import upgrade  # noqa: E402
+from quarters.sources import upsert_source  # noqa: E402
 
 DATASET = common.SHARED_BENCH / "dataset.sql"
 PGBENCH_DIR = common.SHARED_BENCH / "pgbench"

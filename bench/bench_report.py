@@ -1,11 +1,11 @@
 """Benchmark of the transferability analysis on real data: database fetch, ranking, report.
 
 On a throwaway PostgreSQL + PostGIS cluster (or ``--database-url``) with all data loaded
-(``quarters.loading.load_all``: BKG VG5000, Destatis, Stadtviertel, computed indicators), it
+(``quarters.imports.data_load.load_all``: BKG VG5000, Destatis, Stadtviertel, computed indicators), it
 times, with ``time.perf_counter`` (median and best of ``--runs`` runs after one warm-up):
 
 * fetching the values table of all 10,997 municipalities × 10 indicators from the database
-  (:func:`quarters.indicators.values_table`),
+  (:func:`quarters.indicators.reading.values_table`),
 * the ranking itself in process (:func:`quarters.analysis.similarity` on that table),
 * the whole service call (:func:`quarters.transfer.run_transfer`: reference, fetch, ranking)
   without and with the sensitivity check (200 runs),
@@ -41,8 +41,9 @@ from quarters import transfer  # noqa: E402
 from quarters.analysis.similarity import similarity  # noqa: E402
 from quarters.catalogue import load_catalogue  # noqa: E402
 from quarters.db import make_engine  # noqa: E402
-from quarters.indicators import get_level, values_table  # noqa: E402
-from quarters.loading import load_all  # noqa: E402
+from quarters.imports.data_load import load_all  # noqa: E402
+from quarters.indicators.levels import get_level  # noqa: E402
+from quarters.indicators.reading import values_table  # noqa: E402
 from quarters.migrate import upgrade  # noqa: E402
 from quarters.report import render_report, write_report  # noqa: E402
 from quarters.settings import HALLE_AGS, Settings  # noqa: E402

@@ -33,7 +33,7 @@ import common  # noqa: E402
 
 from quarters.catalogue import load_catalogue  # noqa: E402
 from quarters.db import make_engine  # noqa: E402
-from quarters.loading import load_all  # noqa: E402
+from quarters.imports.data_load import load_all  # noqa: E402
 from quarters.migrate import upgrade  # noqa: E402
 from quarters.settings import HALLE_AGS, Settings  # noqa: E402
 

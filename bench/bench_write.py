@@ -24,7 +24,7 @@ import common  # noqa: E402
 from quarters import auth  # noqa: E402
 from quarters.catalogue import load_catalogue  # noqa: E402
 from quarters.db import make_engine  # noqa: E402
-from quarters.loading import load_all  # noqa: E402
+from quarters.imports.data_load import load_all  # noqa: E402
 from quarters.migrate import upgrade  # noqa: E402
 from quarters.settings import Settings  # noqa: E402
 

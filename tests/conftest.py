@@ -29,7 +29,7 @@ from quarters.api.deps import get_conn, get_connect, get_runner
 from quarters.catalogue import load_catalogue
 from quarters.db import make_engine
 from quarters.embedded import APP_ROLE, OWNER_ROLE, Cluster
-from quarters.loading import load_all
+from quarters.imports.data_load import load_all
 from quarters.migrate import upgrade
 from quarters.runner import ThreadRunner
 from quarters.settings import PROJECT_ROOT, Settings

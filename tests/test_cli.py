@@ -82,3 +82,22 @@ def test_export_measures_writes_a_geopackage(cli_env, tmp_path):
     result = run("export", "measures", str(out))
     assert result.returncode == 0, result.stderr
     assert len(pyogrio.read_dataframe(out)) >= 30
+
+
+def test_commands_skip_alembic_when_the_schema_is_at_head(cli_env, engine):
+    """Start-up: a database at the newest revision is recognised from the migration files and
+    one query, without importing Alembic (which `db upgrade` still runs in full)."""
+    from quarters.migrate import at_head, head_revision
+
+    assert head_revision() == HEAD  # the files' head, read without Alembic, is Alembic's head
+    assert at_head(engine)
+    probe = ("import sys; from quarters.cli import _engine; from quarters.settings import "
+             "get_settings; _engine(get_settings()).dispose(); "
+             "print('alembic' in sys.modules, 'pandas' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "False"]
+    upgraded = run("db", "upgrade")
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "schema up to date" in upgraded.stderr

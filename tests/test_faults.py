@@ -33,7 +33,7 @@ from quarters import auth
 from quarters.catalogue import load_catalogue
 from quarters.db import make_engine
 from quarters.embedded import Cluster
-from quarters.loading import load_all
+from quarters.imports.data_load import load_all
 from quarters.migrate import upgrade
 from quarters.settings import PROJECT_ROOT, Settings
 

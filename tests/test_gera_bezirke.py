@@ -8,7 +8,7 @@ import csv
 from sqlalchemy import text
 
 from conftest import DATA_DIR
-from quarters.indicators import load_all_indicators
+from quarters.indicators.loaders import load_all_indicators
 from quarters.statunits import GERA_BEZIRK_FACTS, GERA_BEZIRK_KEY
 
 LEVEL = "gera_bezirk"

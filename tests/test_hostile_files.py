@@ -29,8 +29,7 @@ from geofiles import GERA_A, GERA_B, frame, zip_shapefile
 from quarters.api import create_app
 from quarters.api.deps import get_conn
 from quarters.errors import ImportRefused
-from quarters.importing import import_into
-from quarters.ingest import BoundarySpec
+from quarters.imports.boundaries import BoundarySpec, import_into
 from quarters.safefiles import Limits, offline_gdal, read_frame
 
 GERA = "16052000"
@@ -223,7 +222,7 @@ def test_zip_slip_and_zip_bomb_are_refused_before_unpacking(conn, tmp_path):
     spec = BoundarySpec(level="testviertel", city=GERA, code_field="code", name_field="name")
     work = tmp_path / "work"
     limits = dataclasses.replace(Limits.of(), tmp=work, max_bytes=4 << 20)
-    from quarters.ingest import load_boundaries
+    from quarters.imports.boundaries import load_boundaries
 
     slip = zip_slip(tmp_path)
     with pytest.raises(ImportRefused, match="points outside the zip"):

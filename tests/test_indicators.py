@@ -7,8 +7,13 @@ import math
 import pytest
 from sqlalchemy import text
 
-from quarters import indicators as ind
 from quarters.errors import ImportRefused, InvalidParameter
+from quarters.imports.indicator_tables import import_indicators
+from quarters.indicators import computed
+from quarters.indicators.computed import refresh_computed
+from quarters.indicators.levels import get_level
+from quarters.indicators.loaders import parse_destatis
+from quarters.indicators.reading import values_table
 from quarters.settings import GERA_AGS, HALLE_AGS
 
 
@@ -35,7 +40,7 @@ def test_destatis_parser_reads_bom_spaces_and_decimal_points(tmp_path):
             ' 122 849, 1 768,06108,"11,970666","51,48295",X,Y,01,dicht besiedelt\n'
             '60,64,15,0,02,0000,999,Gemeindefrei, 3.5, 0, 0, 0, 0,,,,,,,\n')
     path.write_bytes("\ufeff".encode() + (header + rows).encode())
-    gem, kreise = ind.parse_destatis(path)
+    gem, kreise = parse_destatis(path)
     assert gem.loc["15002000", "population"] == 238762
     assert gem.loc["15002000", "area_km2"] == pytest.approx(135.03)
     assert gem.loc["15002000", "population_female"] == 122849
@@ -120,7 +125,7 @@ def test_measure_indicators_count_published_measures(conn):
                ST_PointOnSurface(d.geom), true, 'exact'
         FROM districts d, generate_series(1, 3) n WHERE d.level = 'stadtviertel' AND d.code = '71'
     """), {"c": HALLE_AGS})
-    report = ind.refresh_computed(conn)
+    report = refresh_computed(conn)
     assert value(conn, "measures", "stadtviertel", "71").value == before + 3
     assert value(conn, "measures__bildung", "stadtviertel", "71").value >= 3
     assert value(conn, "measures", "gemeinde", HALLE_AGS).value == before_city + 3
@@ -132,16 +137,16 @@ def test_measure_indicators_count_published_measures(conn):
         1000 * (before + 3) / pop)
     # outside the project cities measures are not recorded: explicitly missing, never 0
     assert value(conn, "measures", "gemeinde", "09162000") is None  # no row for München
-    level = ind.get_level(conn, "gemeinde")
-    table, reasons, _ = ind.values_table(conn, level, ["measures"])
+    level = get_level(conn, "gemeinde")
+    table, reasons, _ = values_table(conn, level, ["measures"])
     assert math.isnan(table.at["09162000", "measures"])
     assert "project cities" in reasons["measures"]["09162000"]
     assert any("measures" in n for n in report.notes)
 
 
 def test_no_measures_view_is_reported_gracefully(conn, monkeypatch):
-    monkeypatch.setattr(ind, "measures_view_exists", lambda _conn: False)
-    report = ind.refresh_computed(conn)
+    monkeypatch.setattr(computed, "measures_view_exists", lambda _conn: False)
+    report = refresh_computed(conn)
     assert any("no measures yet" in n for n in report.notes)
     assert value(conn, "area_geom_km2", "gemeinde", HALLE_AGS).value > 0
 
@@ -153,7 +158,7 @@ def test_import_long_csv_and_update(conn, tmp_path):
                     f"{HALLE_AGS},unemployment_rate,7.9,%,2022-12-31\n"
                     f"{GERA_AGS},unemployment_rate,8.4,%,2022-12-31\n"
                     "1001000,unemployment_rate,NA,%,2022-12-31\n")  # leading zero dropped
-    summary = ind.import_indicators(conn, path, "gemeinde", source_name="Testquelle",
+    summary = import_indicators(conn, path, "gemeinde", source_name="Testquelle",
                                     licence="CC BY 4.0")
     assert (summary.values, summary.missing, summary.inserted) == (2, 1, 3)
     assert summary.new_indicators == ["unemployment_rate"]
@@ -166,7 +171,7 @@ def test_import_long_csv_and_update(conn, tmp_path):
     assert src == "CC BY 4.0"
     path.write_text("ags,indicator,value,unit,ref_date\n"
                     f"{HALLE_AGS},unemployment_rate,8.1,%,2022-12-31\n")
-    again = ind.import_indicators(conn, path, "gemeinde")
+    again = import_indicators(conn, path, "gemeinde")
     assert (again.inserted, again.updated) == (0, 1)
     assert value(conn, "unemployment_rate", "gemeinde", HALLE_AGS).value == 8.1
 
@@ -176,7 +181,7 @@ def test_import_wide_csv_with_semicolons_and_decimal_commas(conn, tmp_path):
     path.write_text("code;name;green_share [%];population [Einw.]\n"
                     "71;Nördliche Neustadt;12,5;16 241\n"
                     "01;Altstadt;3,25;5 952\n", encoding="utf-8")
-    summary = ind.import_indicators(conn, path, "stadtviertel", ref_date="2024", decimal=",")
+    summary = import_indicators(conn, path, "stadtviertel", ref_date="2024", decimal=",")
     assert summary.values == 4
     assert value(conn, "green_share", "stadtviertel", "01").value == 3.25
     assert value(conn, "population", "stadtviertel", "71").value == 16241
@@ -186,7 +191,7 @@ def test_import_by_ars_for_kreise(conn, tmp_path):
     path = tmp_path / "kreise.csv"
     path.write_text("ars,indicator,value,unit,ref_date\n"
                     "150020000000,population,238762,Einw.,2030-01-01\n")
-    ind.import_indicators(conn, path, "kreis")
+    import_indicators(conn, path, "kreis")
     assert value(conn, "population", "kreis", "15002").value == 238762
 
 
@@ -213,7 +218,7 @@ def test_import_refuses_with_file_row_and_problem(conn, tmp_path, content, messa
     path.write_text(content)
     before = count(conn)
     with pytest.raises(ImportRefused) as exc:
-        ind.import_indicators(conn, path, "gemeinde")
+        import_indicators(conn, path, "gemeinde")
     assert message in exc.value.detail
     assert count(conn) == before
 
@@ -225,7 +230,7 @@ def test_import_is_all_or_nothing(conn, tmp_path):
                     "00000000,test_all_or_nothing,2,x,2020\n")
     before = count(conn)
     with pytest.raises(ImportRefused) as exc:
-        ind.import_indicators(conn, path, "gemeinde")
+        import_indicators(conn, path, "gemeinde")
     assert "nothing stored" in exc.value.detail and "row 3" in exc.value.detail
     assert count(conn) == before
     assert conn.execute(text("SELECT 1 FROM indicators WHERE key = 'test_all_or_nothing'")
@@ -236,12 +241,12 @@ def test_import_rejects_unknown_level(conn, tmp_path):
     path = tmp_path / "x.csv"
     path.write_text("code,indicator,value,ref_date\n1,population,1,2020\n")
     with pytest.raises(InvalidParameter, match="level: unknown level 'bezirk'"):
-        ind.import_indicators(conn, path, "bezirk")
+        import_indicators(conn, path, "bezirk")
 
 
 def test_values_table_reports_reasons(conn, engine):
-    level = ind.get_level(conn, "gemeinde")
-    values, reasons, meta = ind.values_table(conn, level, ["population", "female_share"])
+    level = get_level(conn, "gemeinde")
+    values, reasons, meta = values_table(conn, level, ["population", "female_share"])
     assert len(values) == conn.execute(text("SELECT count(*) FROM municipalities")).scalar_one()
     missing = values.index[values["female_share"].isna()]
     assert len(missing) > 0

@@ -8,8 +8,7 @@ from sqlalchemy import text
 
 from geofiles import BOW_TIE, GERA_A, GERA_B, frame, write_geojson_raw, zip_shapefile
 from quarters.errors import ImportRefused
-from quarters.importing import import_into
-from quarters.ingest import BoundarySpec
+from quarters.imports.boundaries import BoundarySpec, import_into
 
 GERA = "16052000"
 
@@ -168,3 +167,47 @@ def test_official_stadtviertel_layer_replaces_the_approximation(conn, tmp_path):
         f"SELECT DISTINCT s.attribution FROM districts d JOIN sources s ON s.id = d.source_id "
         f"WHERE {where}")).scalar_one()
     assert attribution == "© Stadt Halle (Saale)"
+
+
+def test_first_load_and_reimport_store_text_and_attributes_exactly(conn, tmp_path):
+    """A first load COPYs straight into the table, a re-import goes through the staging table:
+    both keep tabs, newlines, backslashes, quotes, umlauts, numbers, dates and missing values
+    exactly, over more than one COPY chunk."""
+    import shapely
+
+    from quarters.imports.boundaries import CHUNK
+
+    odd = "Tab\there, new\nline, back\\slash \\N, \"quoted\", CR\r, Ümlaut ß"
+    cells = shapely.box(0, 0, 1, 1)
+    n = CHUNK + 3
+    features = [{"type": "Feature", "geometry": mapping(shapely.affinity.translate(
+                 shapely.affinity.scale(cells, 0.001, 0.001), 12.05 + (i % 30) * 0.001,
+                 50.85 + (i // 30) * 0.001)),
+                 "properties": {"code": f"T{i:04d}", "name": f"{odd} {i}", "note": odd,
+                                "count": i, "share": i / 7, "empty": None,
+                                "when": "2021-09-13"}} for i in range(n)]
+    path = write_geojson_raw(tmp_path / "odd.geojson", features)
+    spec = BoundarySpec(level="oddviertel", city=GERA, code_field="code", name_field="name")
+
+    def stored() -> dict[str, tuple]:
+        rows = conn.execute(text(
+            "SELECT code, name, attributes FROM districts WHERE level = 'oddviertel'")).all()
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    def check(rows: dict[str, tuple]) -> None:
+        assert len(rows) == n
+        for i in (0, CHUNK, n - 1):
+            name, attrs = rows[f"T{i:04d}"]
+            assert name == f"{odd} {i}"
+            # GDAL reads the ISO date as a date; it is stored as Timestamp.isoformat() writes it
+            assert attrs == {"note": odd, "count": i, "share": pytest.approx(i / 7),
+                             "empty": None, "when": "2021-09-13T00:00:00"}
+
+    ticks: list[tuple[int, int]] = []
+    first = import_into(conn, path, spec, progress=lambda d, t: ticks.append((d, t)))
+    assert (first.inserted, first.updated) == (n, 0)
+    assert ticks == [(CHUNK, n), (n, n)]
+    check(stored())
+    again = import_into(conn, path, spec)
+    assert (again.inserted, again.updated) == (0, n)
+    check(stored())

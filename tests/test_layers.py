@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import text
 
 from quarters.errors import ImportRefused
-from quarters.importing import import_into
-from quarters.indicators import get_level, values_table
-from quarters.ingest import BoundarySpec
+from quarters.imports.boundaries import BoundarySpec, import_into
+from quarters.indicators.levels import get_level
+from quarters.indicators.reading import values_table
 from quarters.layers import read_code_map
 from test_cli import cli_env, run  # noqa: F401  (fixture and runner of the real command)
 

@@ -77,7 +77,7 @@ def test_scaling_an_indicator_changes_nothing(client, conn, tmp_path):
     path = tmp_path / "dichte_ha.csv"
     path.write_text("code,density_per_ha [Einw./ha]\n"
                     + "".join(f"{c},{v / 100!r}\n" for c, v in rows))
-    from quarters.indicators import import_indicators
+    from quarters.imports.indicator_tables import import_indicators
 
     import_indicators(conn, path, "stadtviertel", ref_date="2020")
     a = post(client, reference="stadtviertel:04", level="stadtviertel", top=43,

@@ -14,7 +14,8 @@ import pytest
 from sqlalchemy import text
 
 from quarters.candidates import BANDS
-from quarters.indicators import DEFAULT_KINDS, definitions, get_level
+from quarters.indicators.definitions import DEFAULT_KINDS, definitions
+from quarters.indicators.levels import get_level
 from quarters.settings import HALLE_AGS
 
 NEUSTADT = "quarter:bildungsquartier-neustadt"
@@ -196,7 +197,8 @@ def test_imported_stadtviertel_statistics_become_defaults(conn, tmp_path):
     """README example: the city's Stadtviertel statistics (age groups, SGB-II share,
     households) go in with `quarters import indicators` and the shares and rates are
     default-eligible at once; the household count (an absolute size) is not."""
-    from quarters.indicators import default_indicators, import_indicators
+    from quarters.imports.indicator_tables import import_indicators
+    from quarters.indicators.reading import default_indicators
     from quarters.transfer import TransferParams, run_transfer
 
     codes = list(conn.execute(text(

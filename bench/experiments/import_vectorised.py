@@ -1,6 +1,6 @@
 """quarters' boundary import with its per-row pandas loops vectorised (experiment).
 
-Same steps and same result as ``quarters.importing.import_boundaries`` (checked: identical
+Same steps and same result as ``quarters.imports.boundaries.import_boundaries`` (checked: identical
 rows), but ``prepare`` and the row building of ``write_boundaries`` work on whole arrays:
 ``shapely.is_valid``/``to_wkb`` on the geometry array, ``DataFrame.to_json(orient="records",
 lines=True)`` for the attributes. Prints per-step times next to the current importer and
@@ -24,8 +24,14 @@ import shapely  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from quarters.geometry import repair  # noqa: E402
-from quarters.ingest import UPSERTS, BoundarySpec, check_frame, file_checksum, read_file  # noqa: E402
-from quarters.loading import upsert_source  # noqa: E402
+from quarters.imports.boundaries import (
+    UPSERTS,
+    BoundarySpec,
+    check_frame,
+    file_checksum,
+    read_file,
+)  # noqa: E402
+from quarters.sources import upsert_source  # noqa: E402
 
 
 def prepare(gdf, spec):  # noqa: ANN001, ANN201

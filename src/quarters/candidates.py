@@ -23,7 +23,7 @@ from sqlalchemy import Connection, text
 
 from quarters import cql2
 from quarters.collections import COLLECTIONS
-from quarters.indicators import Level, get_level
+from quarters.indicators.levels import Level, get_level
 
 PART_SHARE = 0.5  # a candidate is part of the reference when more than half of its area is in it
 

@@ -47,14 +47,19 @@ def _progress() -> Progress:
                     TimeElapsedColumn(), console=console, disable=not console.is_terminal)
 
 
-def _engine(settings: Settings, *, migrate: bool = True):  # noqa: ANN202
+def _engine(settings: Settings, *, migrate: bool = True, full: bool = False):  # noqa: ANN202
+    """An engine on the database, migrated to the newest revision unless it is there already
+    (checked without loading Alembic: start-up time of every command). ``full``: always run
+    the upgrade, which also sets the runtime role's grants (`db start`, `db upgrade`, `serve`:
+    a cluster of an older version gains its roles there)."""
     from quarters.db import make_engine
-    from quarters.migrate import upgrade
+    from quarters.migrate import migrated, upgrade
 
     engine = make_engine(settings)
-    if migrate:
+    if full:
         upgrade(engine)
-    return engine
+        return engine
+    return migrated(engine) if migrate else engine
 
 
 # -- db -------------------------------------------------------------------------------------
@@ -64,7 +69,7 @@ def db_start() -> None:
     settings = get_settings()
     if not settings.embedded:
         console.print("QUARTERS_DATABASE_URL is set: using that server, nothing to start.")
-    engine = _engine(settings)
+    engine = _engine(settings, full=True)
     engine.dispose()
     console.print(f"[green]database ready[/] (port {settings.db_port})" if settings.embedded
                   else "[green]database ready[/]")
@@ -102,8 +107,8 @@ def db_status() -> None:
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Apply pending migrations."""
-    _engine(get_settings()).dispose()
+    """Apply pending migrations (and set the runtime role's grants again)."""
+    _engine(get_settings(), full=True).dispose()
     console.print("[green]schema up to date[/]")
 
 
@@ -112,7 +117,7 @@ def db_upgrade() -> None:
 def data_load() -> None:
     """Load the sources, all Gemeinden and Kreise (BKG VG5000), Halle's Stadtviertel, the pilot quarters."""
     from quarters.catalogue import load_catalogue
-    from quarters.loading import load_all
+    from quarters.imports.data_load import load_all
 
     settings = get_settings()
     engine = _engine(settings)
@@ -187,11 +192,11 @@ def import_boundaries(
     attribution: Annotated[str | None, typer.Option(help="attribution text for maps")] = None,
 ) -> None:
     """Import boundaries from GeoJSON, GeoPackage or (zipped) Shapefile in one transaction."""
-    from quarters.importing import import_boundaries as run
+    from quarters.imports.boundaries import import_boundaries as run
 
     settings = get_settings()
     engine = _engine(settings)
-    from quarters.ingest import BoundarySpec
+    from quarters.imports.boundaries import BoundarySpec
     from quarters.layers import check_rule, read_code_map
 
     spec = BoundarySpec(level=level, city=city, code_field=code_field, name_field=name_field,
@@ -222,7 +227,7 @@ def import_measures(
     actor: Annotated[str, typer.Option(help="name recorded in the history")] = "cli-import",
 ) -> None:
     """Import measures (GeoJSON, GeoPackage, CSV with WKT or lon/lat) as drafts, all or nothing."""
-    from quarters.measure_io import import_measures as run
+    from quarters.imports.measure_files import import_measures as run
     from quarters.measures import Actor
 
     engine = _engine(get_settings())
@@ -251,7 +256,7 @@ def export_measures(
     all_: Annotated[bool, typer.Option("--all", help="include drafts (staff export)")] = False,
 ) -> None:
     """Export measures (published only unless --all) as .geojson, .gpkg or .csv by file suffix."""
-    from quarters.measure_io import export
+    from quarters.imports.measure_files import export
 
     fmt = out.suffix.lower().lstrip(".")
     engine = _engine(get_settings())
@@ -312,7 +317,7 @@ def serve(
     from quarters.settings import client_secret
 
     settings = get_settings()
-    _engine(settings).dispose()
+    _engine(settings, full=True).dispose()
     client_secret(settings)  # made once here (embedded: kept in the home), the workers share it
     host, port = host or settings.host, port or settings.port
     workers = workers or os.cpu_count() or 1

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -22,11 +21,9 @@ console = Console(stderr=True)
 
 def _engine():  # noqa: ANN202
     from quarters.db import make_engine
-    from quarters.migrate import upgrade
+    from quarters.migrate import migrated
 
-    engine = make_engine(get_settings())
-    upgrade(engine)
-    return engine
+    return migrated(make_engine(get_settings()))
 
 
 def _progress() -> Progress:
@@ -65,6 +62,8 @@ def transfer_command(
         "\"land IN ('12','13','14','15','16') AND population >= 90000\"")] = None,
 ) -> None:
     """Rank candidates by similarity to a reference and write report.html, .csv and .gpkg."""
+    import pandas as pd
+
     from quarters.report import write_report
     from quarters.transfer import TransferParams, parse_weights, run_transfer
 
@@ -147,7 +146,9 @@ def cross_city_command(
 @analyze_app.command("indicators")
 def indicators_command() -> None:
     """List the indicators with their units and coverage per level."""
-    from quarters.indicators import DEFAULT_RULE, available_levels, catalogue, default_indicators
+    from quarters.indicators.definitions import DEFAULT_RULE
+    from quarters.indicators.levels import available_levels
+    from quarters.indicators.reading import catalogue, default_indicators
 
     engine = _engine()
     with engine.connect() as conn:
@@ -172,7 +173,7 @@ def indicators_command() -> None:
 @analyze_app.command("refresh")
 def refresh_command() -> None:
     """Recompute the computed indicators (areas, measures per area/inhabitants, profiles)."""
-    from quarters.indicators import refresh_computed
+    from quarters.indicators.computed import refresh_computed
 
     engine = _engine()
     with engine.begin() as conn:
@@ -220,7 +221,7 @@ def import_indicators(
     source, licence. Wide layout: key column plus one column per indicator, its unit in square
     brackets after the name. Empty cells are stored as explicitly missing.
     """
-    from quarters.indicators import import_indicators as run
+    from quarters.imports.indicator_tables import import_indicators as run
 
     engine = _engine()
     with engine.begin() as conn:

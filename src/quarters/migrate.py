@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, Engine, text
 
 from quarters.embedded import APP_ROLE
@@ -16,10 +16,16 @@ READ_ONLY = frozenset({"alembic_version", "sources", "municipalities", "counties
                        "statistical_units", "quarters", "sites", "indicators",
                        "indicator_values"})
 APPEND_ONLY_SUFFIX = "_history"  # history tables: the API may add rows, never change them
+_REVISION = re.compile(r"""^(down_)?revision\s*=\s*(?:["']([^"']+)["']|None)""", re.MULTILINE)
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 
 def alembic_config(url: str | None = None) -> Config:
     """Alembic configuration pointing at the packaged migrations."""
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     if url:
@@ -30,6 +36,8 @@ def alembic_config(url: str | None = None) -> Config:
 def upgrade(engine: Engine, revision: str = "head", app_role: str = APP_ROLE) -> None:
     """Upgrade the schema to ``revision`` in one transaction, then set the runtime role's
     grants (when that role exists)."""
+    from alembic import command
+
     with engine.begin() as conn:
         cfg = alembic_config()
         cfg.attributes["connection"] = conn
@@ -72,3 +80,35 @@ def current(engine: Engine) -> str | None:
 
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision() -> str | None:
+    """The newest shipped revision, read from the migration files without importing Alembic
+    (None when the files do not show exactly one head)."""
+    revisions, parents = set(), set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        for down, value in _REVISION.findall(path.read_text(encoding="utf-8")):
+            (parents if down else revisions).add(value)
+    heads = revisions - parents - {""}
+    return heads.pop() if len(heads) == 1 else None
+
+
+def at_head(engine: Engine) -> bool:
+    """Whether the database is at the newest shipped revision (then nothing is to migrate;
+    the grants were set by the upgrade that got it there)."""
+    head = head_revision()
+    if head is None:
+        return False
+    with engine.connect() as conn:
+        if conn.execute(text("SELECT to_regclass('alembic_version')")).scalar() is None:
+            return False
+        found = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    return found == [head]
+
+
+def migrated(engine: Engine) -> Engine:
+    """``engine`` after upgrading its database, unless it is at the newest revision already
+    (the command line's start-up: no Alembic import when nothing is to do)."""
+    if not at_head(engine):
+        upgrade(engine)
+    return engine

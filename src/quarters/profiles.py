@@ -32,19 +32,12 @@ import shapely
 from sqlalchemy import Connection, text
 
 from quarters.errors import InvalidParameter, NotFound
-from quarters.indicators import (
-    IndicatorDef,
-    IndicatorReport,
-    _district_level,
-    _rows,
-    computed_source,
-    definitions,
-    measures_view_exists,
-    slug,
-    values_table,
-    write_values,
-)
+from quarters.indicators.definitions import IndicatorDef, definitions, slug
+from quarters.indicators.levels import _district_level
+from quarters.indicators.reading import measures_view_exists, values_table
+from quarters.indicators.values import IndicatorReport, _rows, write_values
 from quarters.settings import STORAGE_SRID
+from quarters.sources import computed_source
 
 DIRECT = ("area_geom_km2", "compactness", "quarter_area_share")
 COVERAGE_WARNING = 0.995

@@ -25,7 +25,7 @@ import shapely
 from sqlalchemy import Connection, text
 
 from quarters.errors import SetupError
-from quarters.indicators import DEFAULT_RULE
+from quarters.indicators.definitions import DEFAULT_RULE
 from quarters.messages import note_text
 from quarters.settings import Settings
 from quarters.transfer import (

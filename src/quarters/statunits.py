@@ -72,14 +72,9 @@ def read_gera_bezirke(data_dir: Path) -> pd.DataFrame:
 
 def load_gera_bezirke(conn: Connection, data_dir: Path):  # noqa: ANN201 - IndicatorReport
     """Store Gera's statistical districts (no outlines) and their population per date."""
-    from quarters.indicators import (
-        BUILTIN,
-        IndicatorReport,
-        _rows,
-        ensure_indicators,
-        source_id,
-        write_values,
-    )
+    from quarters.indicators.definitions import BUILTIN, ensure_indicators
+    from quarters.indicators.values import IndicatorReport, _rows, write_values
+    from quarters.sources import source_id
 
     report = IndicatorReport()
     facts = read_gera_bezirke(data_dir)
@@ -116,7 +111,7 @@ def load_gera_bezirke(conn: Connection, data_dir: Path):  # noqa: ANN201 - Indic
 
 def _change_rows(facts: pd.DataFrame, src: int) -> pd.DataFrame:
     """population_change_pct per district: first → last date of the table (at the last date)."""
-    from quarters.indicators import _rows
+    from quarters.indicators.values import _rows
 
     pop = facts.assign(p=pd.to_numeric(facts["population"], errors="coerce"))
     wide = pop.pivot(index="code", columns="population_date", values="p").sort_index()

@@ -39,16 +39,9 @@ from quarters.analysis.similarity import SensitivityResult, SimilarityResult, ex
 from quarters.analysis.similarity import sensitivity as run_sensitivity
 from quarters.analysis.similarity import similarity as run_similarity
 from quarters.errors import InvalidInput, InvalidParameter, NotFound
-from quarters.indicators import (
-    DEFAULT_RULE,
-    IndicatorDef,
-    Level,
-    definitions,
-    get_level,
-    measures_view_exists,
-    units,
-    values_table,
-)
+from quarters.indicators.definitions import DEFAULT_RULE, IndicatorDef, definitions
+from quarters.indicators.levels import Level, get_level, units
+from quarters.indicators.reading import measures_view_exists, values_table
 from quarters.messages import Note
 from quarters.settings import GERA_AGS, HALLE_AGS, PROJECT_CITIES, STORAGE_SRID
 from quarters.validation import parse_int
@@ -192,8 +185,8 @@ def parse_weights(items: list[str] | None, field_name: str = "weight") -> dict[s
 
 def default_indicators(conn: Connection, level: Level) -> list[str]:
     """Indicators used when none are chosen — the one definition CLI, API, page and report
-    share (:data:`quarters.indicators.DEFAULT_RULE`)."""
-    from quarters.indicators import default_indicators as defaults
+    share (:data:`quarters.indicators.definitions.DEFAULT_RULE`)."""
+    from quarters.indicators.reading import default_indicators as defaults
 
     keys = defaults(conn, level)
     if not keys:
@@ -749,9 +742,12 @@ def to_json(res: TransferResult, *, scores: bool = False, scheme: str = "quantil
             "reference_type": res.reference_type,
             "types": [{"cluster": int(c), "size": int(row["size"]), "label_de": row["label_de"],
                        "label_en": row["label_en"]} for c, row in t.profiles.iterrows()]}
-    if scores:
-        body["scores"] = score_classes(res, scheme, k)
-    return _clean(body)
+    out = _clean(body)
+    if scores:  # ~11,000 rows of plain str/float/int: cleaned where they are built
+        classes = score_classes(res, scheme, k)
+        out["scores"] = {"classification": _clean(classes["classification"]),
+                         "units": classes["units"]}
+    return out
 
 
 def score_classes(res: TransferResult, scheme: str = "quantiles", k: int = 5) -> dict[str, Any]:
@@ -761,7 +757,8 @@ def score_classes(res: TransferResult, scheme: str = "quantiles", k: int = 5) ->
     cls = classify(res.ranking["score"], scheme, k)
     return {"classification": {key: cls[key] for key in ("scheme", "k", "bins", "lower",
                                                             "counts", "labels", "n_missing")},
-            "units": [{"code": c, "score": round(float(s), 3), "class": int(cl)}
+            "units": [{"code": str(c), "score": round(float(s), 3) if math.isfinite(s) else None,
+                       "class": int(cl)}
                       for c, s, cl in zip(res.ranking.index, res.ranking["score"],
                                           cls["classes"], strict=True)]}
 

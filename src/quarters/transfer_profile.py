@@ -37,7 +37,7 @@ POINTER = "/properties/transfer"
 # -- checks on write ---------------------------------------------------------------------------
 def check_profile(conn: Connection, city_ags: str, profile: TransferProfile) -> None:
     """InvalidInput (422) naming the pointer of an unknown indicator or district code."""
-    from quarters.indicators import definitions
+    from quarters.indicators.definitions import definitions
 
     if profile.preconditions:
         known = definitions(conn)
@@ -85,7 +85,7 @@ def evaluate(values: pd.DataFrame, preconditions: list[dict[str, Any]]) -> pd.Da
 def apply(conn: Connection, res: Any) -> Any:
     """The ranking of ``res`` with preconditions applied, if its reference is a published
     measure with preconditions; otherwise ``res`` unchanged. Never mutates ``res``."""
-    from quarters.indicators import values_table
+    from quarters.indicators.reading import values_table
 
     reference = res.reference
     if reference.kind != "measure":

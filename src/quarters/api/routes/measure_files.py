@@ -7,10 +7,10 @@ from typing import Literal
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from quarters import measure_io
 from quarters.api.deps import ConnDep, PlannerDep, SettingsDep, UserDep
 from quarters.api.routes.measures import _relation
 from quarters.api.uploads import receive_file, upload_body_schema
+from quarters.imports import measure_files
 from quarters.measures import Actor
 from quarters.messages import request_language
 from quarters.safefiles import Limits, remove_quietly
@@ -23,9 +23,9 @@ SUFFIXES = (".geojson", ".json", ".gpkg", ".csv")
 def export(conn: ConnDep, user: UserDep,
            format: Literal["geojson", "gpkg", "csv"] = "geojson") -> Response:  # noqa: A002
     """All measures visible to the caller as GeoJSON, GeoPackage or CSV."""
-    body = measure_io.export(conn, _relation(user), format)
+    body = measure_files.export(conn, _relation(user), format)
     suffix = {"geojson": "geojson", "gpkg": "gpkg", "csv": "csv"}[format]
-    return Response(body, media_type=measure_io.FORMATS[format], headers={
+    return Response(body, media_type=measure_files.FORMATS[format], headers={
         "Content-Disposition": f'attachment; filename="massnahmen.{suffix}"'})
 
 
@@ -39,7 +39,7 @@ async def import_file(request: Request, conn: ConnDep, user: PlannerDep, setting
                                 SUFFIXES)
     try:
         report = await run_in_threadpool(
-            measure_io.import_measures, conn, upload.path, Actor.of(user), dry_run=dry_run,
+            measure_files.import_measures, conn, upload.path, Actor.of(user), dry_run=dry_run,
             name=upload.name, limits=Limits.of(settings))
     finally:
         remove_quietly(upload.path)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +16,14 @@ from sqlalchemy import Connection, Engine, text
 from quarters.approximate import approximate_districts
 from quarters.errors import ImportRefused, SetupError
 from quarters.geometry import problem_of, to_multi
-from quarters.ingest import BoundarySpec, ImportSummary, load_boundaries, write_boundaries
+from quarters.imports.boundaries import (
+    BoundarySpec,
+    ImportSummary,
+    load_boundaries,
+    write_boundaries,
+)
 from quarters.settings import HALLE_AGS, PROJECT_CITIES, STORAGE_SRID, Settings
+from quarters.sources import load_catalogue_sources, source_id
 
 Step = Callable[[str, int, int], None]  # (label, done, total)
 
@@ -37,44 +42,6 @@ class LoadReport:
     notes: list[str] = field(default_factory=list)
 
 
-def upsert_source(conn: Connection, key: str, **fields: Any) -> int:
-    """Insert or update a row of the sources table and return its id."""
-    cols = ["name", "publisher", "licence", "licence_url", "attribution", "url", "retrieved",
-            "checksum", "note"]
-    values = {c: fields.get(c) for c in cols}
-    values["key"] = key
-    sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in cols)
-    return conn.execute(text(
-        f"INSERT INTO sources (key, {', '.join(cols)}) VALUES (:key, {', '.join(':' + c for c in cols)})"
-        f" ON CONFLICT (key) DO UPDATE SET {sets} RETURNING id"
-    ), values).scalar_one()
-
-
-def load_catalogue_sources(conn: Connection, catalogue: Any) -> dict[str, int]:
-    """Store every catalogue entry as a source row (attribution of derived data where it applies)."""
-    ids = {}
-    for key, entry in catalogue.datasets.items():
-        retrieved = entry.retrieved
-        ids[key] = upsert_source(
-            conn, key,
-            name=entry.name, publisher=entry.publisher, licence=entry.licence,
-            licence_url=entry.licence_url,
-            attribution=entry.attribution_derived or entry.attribution,
-            url=entry.download_url or entry.landing_page,
-            retrieved=retrieved if isinstance(retrieved, date) else None,
-            checksum=entry.sha256, note=entry.note,
-        )
-    return ids
-
-
-def source_id(conn: Connection, key: str) -> int:
-    """Id of a loaded source, or a clear error."""
-    found = conn.execute(text("SELECT id FROM sources WHERE key = :k"), {"k": key}).scalar()
-    if found is None:
-        raise SetupError(f"source '{key}' is not loaded; run 'quarters data load'")
-    return found
-
-
 def load_bkg(conn: Connection, data_dir: Path, progress: Step | None = None) -> list[ImportSummary]:
     """Load the VG5000 Gemeinden and Kreise and mark the project cities."""
     src = source_id(conn, BKG_KEY)
@@ -88,9 +55,9 @@ def load_bkg(conn: Connection, data_dir: Path, progress: Step | None = None) -> 
             )
         # BKG's own file has 3 self-touching rings; repairing is explicit and reported.
         spec = BoundarySpec(level=level, repair=True)
-        gdf, summary = load_boundaries(path, spec)
+        gdf, summary = load_boundaries(path, spec, reproject=False)
         tick = (lambda d, t, label=name: progress(label, d, t)) if progress else None
-        summaries.append(write_boundaries(conn, gdf, spec, src, summary, tick))
+        summaries.append(write_boundaries(conn, gdf, spec, src, summary, tick, reproject=True))
     conn.execute(text("UPDATE municipalities SET project_city = (ags = ANY(:cities))"),
                  {"cities": list(PROJECT_CITIES)})
     return summaries
@@ -201,7 +168,7 @@ def load_all(engine: Engine, settings: Settings, catalogue: Any,
             progress("Stadtviertel (Näherung)", 1, 1)
         count = load_pilot_quarters(conn, settings.geo_dir)
         report.notes.append(f"{count} pilot quarters and sites loaded")
-        from quarters.seed import load_seed
+        from quarters.imports.seed import load_seed
 
         seeded = load_seed(conn, settings.geo_dir)
         report.notes.append("editions and measures: " + ", ".join(
@@ -215,7 +182,7 @@ def load_all(engine: Engine, settings: Settings, catalogue: Any,
 
 def load_indicators(conn: Connection, settings: Settings) -> list[str]:
     """Indicator values: Destatis, Halle's Stadtviertel, computed ones; returns report lines."""
-    from quarters.indicators import load_all_indicators
+    from quarters.indicators.loaders import load_all_indicators
 
     report = load_all_indicators(conn, settings.data_dir)
     return report.notes + [f"warning: {w}" for w in report.warnings]

@@ -1,0 +1,519 @@
+"""Boundary files (GeoJSON, GeoPackage, zipped Shapefile) → municipalities, counties or
+districts: read within caps, checked, reprojected, stored with their source in one transaction.
+
+:func:`import_boundaries` / :func:`import_into` are the use-case (CLI, API upload);
+:func:`load_boundaries` and :func:`write_boundaries` its two halves (also used by
+``quarters data load``)."""
+
+from __future__ import annotations
+
+import hashlib
+import stat
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import orjson
+import pandas as pd
+import shapely
+from sqlalchemy import Connection, Engine, text
+
+from quarters.errors import ImportRefused
+from quarters.geometry import problem_of, repair, to_multi
+from quarters.layers import map_codes, overlaps, refuse_overlaps
+from quarters.safefiles import (
+    Limits,
+    check_file,
+    kind_of,
+    read_frame,
+    scratch_dir,
+    unpack_shapefile,
+)
+from quarters.settings import STORAGE_SRID
+from quarters.sources import upsert_source
+
+Progress = Callable[[int, int], None]
+ALLOWED_SUFFIXES = (".geojson", ".json", ".gpkg", ".shp", ".zip")
+BOUNDARY_KINDS = ("geojson", "gpkg", "shp", "zip")
+MAX_ERRORS_SHOWN = 20
+
+LEVEL_TABLES = {"gemeinde": "municipalities", "kreis": "counties"}
+DEFAULT_FIELDS = {"gemeinde": ("AGS", "GEN"), "kreis": ("AGS", "GEN")}
+
+
+@dataclass
+class BoundarySpec:
+    """What a boundary file holds and where it goes."""
+
+    level: str
+    code_field: str | None = None
+    name_field: str | None = None
+    city: str | None = None  # AGS of the city, for district levels
+    layer: str | None = None
+    parent_field: str | None = None
+    repair: bool = False
+    replace: bool = False  # delete rows of this city/level that the file does not contain
+    add: bool = False  # keep existing units that the new ones overlap (a second layer on purpose)
+    approximate: bool = False
+    code_map: dict[str, str] | None = None  # file code → stored code (see quarters.layers)
+    code_rule: str | None = None  # e.g. "last2"
+
+    @property
+    def table(self) -> str:
+        """Target table of this level."""
+        return LEVEL_TABLES.get(self.level, "districts")
+
+    def fields(self) -> tuple[str, str]:
+        """(code field, name field), with the defaults of BKG data for Gemeinden/Kreise."""
+        code, name = DEFAULT_FIELDS.get(self.level, (None, None))
+        code, name = self.code_field or code, self.name_field or name
+        if not code or not name:
+            raise ImportRefused(f"level '{self.level}' needs --code-field and --name-field")
+        return code, name
+
+
+@dataclass
+class ImportSummary:
+    """What an import did."""
+
+    path: str
+    table: str
+    read: int = 0
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    repaired: list[str] = field(default_factory=list)
+    source_crs: str = ""
+    mapped: int = 0  # codes changed by the code map / rule
+    warnings: list[str] = field(default_factory=list)
+
+
+def file_checksum(path: Path) -> str:
+    """sha256 of a file (of all sidecar files for a shapefile)."""
+    digest = hashlib.sha256()
+    files = [path]
+    if path.suffix.lower() == ".shp":
+        files = sorted(p for p in path.parent.glob(path.stem + ".*"))
+    for f in files:
+        digest.update(f.read_bytes())
+    return digest.hexdigest()
+
+
+def read_file(path: Path, layer: str | None = None, limits: Limits | None = None,
+              name: str | None = None) -> gpd.GeoDataFrame:
+    """Read GeoJSON, GeoPackage or (zipped) Shapefile as its extension claims; refuse anything
+    else, files whose content does not match, and files beyond the caps."""
+    limits = limits or Limits.of()
+    name = name or path.name
+    kind = kind_of(path, name, BOUNDARY_KINDS)
+    check_file(path, name, kind, limits)
+    if kind == "zip":
+        with scratch_dir(limits) as folder:
+            shp = unpack_shapefile(path, name, folder, limits)
+            return read_frame(shp, name, "shp", limits, layer)
+    if kind == "shp":
+        _check_sidecars(path, name, limits)
+    return read_frame(path, name, kind, limits, layer)
+
+
+def _check_sidecars(path: Path, name: str, limits: Limits) -> None:
+    """The parts of a shapefile next to it must be regular files within the size cap."""
+    total = 0
+    for part in path.parent.glob(path.stem + ".*"):
+        info = part.lstat()
+        if not stat.S_ISREG(info.st_mode):
+            raise ImportRefused(f"{name}: {part.suffix} beside it is not a regular file")
+        total += info.st_size
+    if total > limits.max_bytes:
+        raise ImportRefused(f"{name}: {total} bytes with its parts; at most {limits.max_bytes}")
+
+
+def check_frame(gdf: gpd.GeoDataFrame, name: str, spec: BoundarySpec) -> list[dict[str, Any]]:
+    """Check CRS, fields, keys and geometries; return the problems found (empty when fine)."""
+    code_field, name_field = spec.fields()
+    if gdf.crs is None:
+        return [{"file": name, "problem": "no coordinate reference system (add a .prj / crs)"}]
+    missing = [f for f in (code_field, name_field, spec.parent_field) if f and f not in gdf.columns]
+    if missing:
+        have = ", ".join(c for c in gdf.columns if c != "geometry")
+        return [{"file": name, "problem": f"missing field(s) {', '.join(missing)}; has: {have}"}]
+    if len(gdf) == 0:
+        return [{"file": name, "problem": "no features"}]
+    errors: list[dict[str, Any]] = []
+    codes = gdf[code_field].astype("string")
+    for idx in gdf.index[codes.isna() | (codes.str.strip() == "")]:
+        errors.append(_feature_error(name, idx, None, f"empty {code_field}"))
+    for code in codes[codes.duplicated(keep=False)].dropna().unique():
+        errors.append({"file": name, "code": code, "problem": f"duplicate {code_field} '{code}'"})
+    geoms = gdf.geometry.values
+    suspicious = ~(shapely.is_valid(geoms) & (shapely.get_type_id(geoms) >= 3)
+                   & (shapely.get_type_id(geoms) != 4) & (shapely.get_type_id(geoms) <= 6)
+                   & ~shapely.is_empty(geoms))
+    for idx in gdf.index[suspicious]:
+        problem = problem_of(gdf.geometry[idx])
+        if problem and not (spec.repair and problem.startswith("invalid")):
+            errors.append(_feature_error(name, idx, codes.get(idx), problem))
+    return errors
+
+
+def _feature_error(name: str, idx: Any, code: Any, problem: str) -> dict[str, Any]:
+    return {"file": name, "feature": int(idx), "code": None if pd.isna(code) else str(code),
+            "problem": problem}
+
+
+def prepare(gdf: gpd.GeoDataFrame, spec: BoundarySpec, summary: ImportSummary) -> gpd.GeoDataFrame:
+    """Reproject to the storage CRS, repair when asked, promote to MultiPolygon (on the whole
+    geometry array; only the invalid ones are handled one by one)."""
+    code_field, name_field = spec.fields()
+    summary.source_crs = gdf.crs.to_string()
+    out = gdf.to_crs(STORAGE_SRID)
+    geoms = np.array(out.geometry.array, dtype=object)
+    for i in np.flatnonzero(~shapely.is_valid(geoms)):
+        idx, geom = out.index[i], geoms[i]
+        if not spec.repair:
+            raise ImportRefused(
+                f"feature {idx} ({out.at[idx, code_field]}) became invalid after "
+                f"reprojection: {shapely.is_valid_reason(geom)}"
+            )
+        summary.repaired.append(f"{out.at[idx, code_field]} {out.at[idx, name_field]}: "
+                                f"{shapely.is_valid_reason(geom)}")
+        geoms[i] = repair(geom)
+    return out.set_geometry(gpd.GeoSeries(multi(geoms), index=out.index, crs=STORAGE_SRID))
+
+
+def multi(geoms: np.ndarray) -> np.ndarray:
+    """:func:`quarters.geometry.to_multi` over an array (non-empty Polygons at once)."""
+    geoms = np.array(geoms, dtype=object)
+    polys = (shapely.get_type_id(geoms) == 3) & ~shapely.is_empty(geoms)
+    if polys.any():
+        geoms[polys] = shapely.multipolygons(geoms[polys][:, np.newaxis])
+    for i in np.flatnonzero(shapely.get_type_id(geoms) == 3):
+        geoms[i] = to_multi(geoms[i])
+    return geoms
+
+
+def refuse(errors: list[dict[str, Any]], name: str) -> ImportRefused:
+    """Build the refusal that names file, feature and problem."""
+    shown = errors[:MAX_ERRORS_SHOWN]
+    lines = [
+        f"{e.get('file', name)}"
+        + (f", feature {e['feature']}" if "feature" in e else "")
+        + (f" ({e['code']})" if e.get("code") else "")
+        + f": {e['problem']}"
+        for e in shown
+    ]
+    more = f" … and {len(errors) - len(shown)} more" if len(errors) > len(shown) else ""
+    return ImportRefused(
+        f"{name}: import refused, nothing stored. " + "; ".join(lines) + more, errors=errors
+    )
+
+
+def load_boundaries(path: Path, spec: BoundarySpec, limits: Limits | None = None, *,
+                    reproject: bool = True) -> tuple[gpd.GeoDataFrame, ImportSummary]:
+    """Read and check a boundary file; raise ImportRefused naming every problem. With
+    ``reproject=False`` the frame stays in the file's CRS and :func:`write_boundaries`
+    (``reproject=True``) prepares it chunk by chunk while the database takes the rows."""
+    summary = ImportSummary(path=str(path), table=spec.table)
+    gdf = read_file(path, spec.layer, limits)
+    errors = check_frame(gdf, path.name, spec)
+    if errors:
+        raise refuse(errors, path.name)
+    summary.read = len(gdf)
+    if spec.code_map or spec.code_rule:
+        gdf, summary.mapped = map_codes(gdf, spec.fields()[0], path.name, spec.code_map,
+                                        spec.code_rule)
+    summary.source_crs = gdf.crs.to_string()
+    return (prepare(gdf, spec, summary) if reproject else gdf), summary
+
+
+def write_boundaries(
+    conn: Connection,
+    gdf: gpd.GeoDataFrame,
+    spec: BoundarySpec,
+    source_id: int,
+    summary: ImportSummary,
+    progress: Progress | None = None,
+    *,
+    reproject: bool = False,
+) -> ImportSummary:
+    """Store the rows (same transaction); ``reproject``: the frame is still in its file's CRS
+    and is prepared (:func:`prepare`) chunk by chunk while psycopg sends the previous chunk.
+    A first load (no stored row shares a key with the file) is COPYed straight into the
+    table; otherwise the rows are COPYed into a staging table and upserted from there.
+    Writers of the table wait meanwhile (readers do not)."""
+    if spec.table == "districts" and spec.replace and spec.add:
+        raise ImportRefused("--replace and --add exclude each other")
+    params = {"source": source_id, "city": spec.city, "level": spec.level,
+              "approximate": spec.approximate, "srid": STORAGE_SRID}
+    codes = gdf[spec.fields()[0]].astype(str).str.strip().tolist()
+
+    def chunks() -> Iterator[gpd.GeoDataFrame]:
+        for start in range(0, len(gdf), CHUNK):
+            part = gdf.iloc[start:start + CHUNK]
+            yield prepare(part, spec, summary) if reproject else part
+
+    conn.execute(text(f"LOCK TABLE {spec.table} IN SHARE ROW EXCLUSIVE MODE"))
+    if conn.execute(text(FIRST_LOAD[spec.table]), {**params, "codes": codes}).scalar_one():
+        lines = (CopyRows.of(part, spec).lines(spec, params) for part in chunks())
+        summary.inserted = _copy(conn, COPY_INTO[spec.table], lines, len(gdf), progress)
+        return summary
+    conn.execute(text("DROP TABLE IF EXISTS _stage"))
+    conn.execute(text(
+        "CREATE TEMP TABLE _stage (code text, name text, parent text, attrs jsonb, wkb bytea)"
+        " ON COMMIT DROP"
+    ))
+    _copy(conn, "COPY _stage (code, name, parent, attrs, wkb) FROM STDIN",
+          (CopyRows.of(part, spec).stage_lines() for part in chunks()), len(gdf), progress)
+    if spec.table == "districts":
+        _one_layer(conn, spec, summary, params)
+    sql = UPSERTS[spec.table]
+    result = conn.execute(text(sql), params).all()
+    summary.inserted = sum(1 for r in result if r.inserted)
+    summary.updated = len(result) - summary.inserted
+    if spec.replace and spec.table == "districts":
+        summary.deleted = conn.execute(text(
+            "DELETE FROM districts WHERE city_ags = :city AND level = :level"
+            " AND code NOT IN (SELECT code FROM _stage)"
+        ), params).rowcount
+    conn.execute(text("DROP TABLE _stage"))
+    return summary
+
+
+NULL = "\\N"  # COPY text format
+CHUNK = 500  # rows per COPY write (and per progress tick)
+
+
+def _field(value: str | None) -> str:
+    """One field of COPY's text format (backslash, tab, newline and CR escaped)."""
+    if value is None:
+        return NULL
+    if "\\" in value:
+        value = value.replace("\\", "\\\\")
+    if "\t" in value or "\n" in value or "\r" in value:
+        value = value.replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return value
+
+
+@dataclass
+class CopyRows:
+    """The columns of a boundary file as COPY wants them, built column-wise."""
+
+    codes: list[str]
+    names: list[str]
+    parents: list[str | None]
+    attrs: pd.DataFrame
+    geoms: np.ndarray
+
+    @classmethod
+    def of(cls, gdf: gpd.GeoDataFrame, spec: BoundarySpec) -> CopyRows:
+        """Codes, names, parents, attributes and MultiPolygons of a prepared frame."""
+        code_field, name_field = spec.fields()
+        skip = {code_field, name_field, "geometry"}
+        parents = ([None if pd.isna(v) else str(v) for v in gdf[spec.parent_field]]
+                   if spec.parent_field else [None] * len(gdf))
+        return cls(codes=gdf[code_field].astype(str).str.strip().tolist(),
+                   names=gdf[name_field].astype(str).str.strip().tolist(), parents=parents,
+                   attrs=pd.DataFrame(gdf.drop(columns=[c for c in gdf.columns if c in skip])),
+                   geoms=multi(np.asarray(gdf.geometry.array, dtype=object)))
+
+    @property
+    def total(self) -> int:
+        """Number of rows."""
+        return len(self.codes)
+
+    def lines(self, spec: BoundarySpec, params: dict[str, Any]) -> list[str]:
+        """Rows of the target table's COPY (see :data:`COPY_INTO`), text format."""
+        srid = f"SRID={STORAGE_SRID};"
+        ewkb = [srid + g for g in shapely.to_wkb(self.geoms, hex=True)]
+        attrs = attribute_json(self.attrs)
+        source = str(params["source"])
+        if spec.table == "districts":
+            head = f"{_field(spec.city)}\t{_field(spec.level)}"
+            flag = "t" if spec.approximate else "f"
+            return [f"{head}\t{_field(c)}\t{_field(n)}\t{_field(p)}\t{flag}\t{_field(a)}"
+                    f"\t{source}\t{g}" for c, n, p, a, g in
+                    zip(self.codes, self.names, self.parents, attrs, ewkb, strict=True)]
+        ars, bez = (self._text_of(key) for key in ("ARS", "BEZ"))
+        return [f"{_field(c)}\t{_field(r)}\t{_field(n)}\t{_field(b)}\t{_field(a)}\t{source}\t{g}"
+                for c, r, n, b, a, g in
+                zip(self.codes, ars, self.names, bez, attrs, ewkb, strict=True)]
+
+    def stage_lines(self) -> list[str]:
+        """Rows of the staging table ``_stage`` (code, name, parent, attrs, wkb)."""
+        wkb = shapely.to_wkb(self.geoms, hex=True)
+        return [f"{_field(c)}\t{_field(n)}\t{_field(p)}\t{_field(a)}\t\\\\x{g}" for c, n, p, a, g in
+                zip(self.codes, self.names, self.parents, attribute_json(self.attrs), wkb,
+                    strict=True)]
+
+    def _text_of(self, key: str) -> list[str | None]:
+        """An attribute as ``attributes->>key`` gives it (NULL when absent)."""
+        if key not in self.attrs.columns:
+            return [None] * self.total
+        return [_json_text(v) for v in self.attrs[key].tolist()]
+
+
+def _json_text(value: Any) -> str | None:
+    """What PostgreSQL's ``->>`` gives for this attribute value."""
+    if value is None or (not isinstance(value, (list, dict)) and pd.isna(value)):
+        return None
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY, default=_json_default).decode()
+
+
+def attribute_json(attrs: pd.DataFrame) -> list[str]:
+    """One JSON object per row (missing values null, timestamps ISO 8601), column-wise."""
+    if len(attrs.columns) == 0:
+        return ["{}"] * len(attrs)
+    keys = list(attrs.columns)
+    columns = [_iso(attrs[c]) if str(attrs[c].dtype).startswith("datetime")
+               else attrs[c].tolist() for c in keys]
+    dumps, option = orjson.dumps, orjson.OPT_SERIALIZE_NUMPY
+    return [dumps(dict(zip(keys, row, strict=True)), option=option, default=_json_default)
+            .decode() for row in zip(*columns, strict=True)]
+
+
+def _iso(column: pd.Series) -> list[str | None]:
+    """Timestamps as ``Timestamp.isoformat()`` writes them (whole seconds at once)."""
+    values = column.to_numpy()
+    if values.dtype.kind == "M" and (values.astype("datetime64[s]") == values)[~pd.isna(values)].all():
+        text = np.datetime_as_string(values, unit="s")
+        return [None if t == "NaT" else str(t) for t in text.tolist()]
+    return [None if pd.isna(v) else v.isoformat() for v in column.tolist()]
+
+
+def _copy(conn: Connection, sql: str, chunks: Iterable[list[str]], total: int,
+          progress: Progress | None) -> int:
+    """COPY the chunks of lines (psycopg sends one while the next is built); return rows."""
+    raw = conn.connection.driver_connection
+    done = 0
+    with raw.cursor() as cur:
+        with cur.copy(sql) as copy:
+            for lines in chunks:
+                copy.write("\n".join(lines) + "\n")
+                done += len(lines)
+                if progress:
+                    progress(done, total)
+        return cur.rowcount
+
+
+def _one_layer(conn: Connection, spec: BoundarySpec, summary: ImportSummary,
+               params: dict[str, Any]) -> None:
+    """Refuse a second layer over the existing units of the city and level (unless --replace
+    or --add); warn when --replace drops units that carry indicator values."""
+    name = Path(summary.path).name
+    existing = conn.execute(text(
+        "SELECT count(*) FROM districts WHERE city_ags = :city AND level = :level"),
+        params).scalar_one()
+    if not existing:
+        return
+    found = overlaps(conn, params)
+    if found and not (spec.replace or spec.add):
+        raise refuse_overlaps(found, name, spec.level, spec.city or "", summary.read, existing)
+    if found and spec.add:
+        summary.warnings.append(f"--add: {len(found)} new units overlap existing units of "
+                                f"level '{spec.level}' by more than half; both layers kept")
+    if spec.replace:
+        orphaned = conn.execute(text(
+            "SELECT count(DISTINCT unit_code) FROM indicator_values WHERE level = :level"
+            " AND unit_code IN (SELECT code FROM districts WHERE city_ags = :city"
+            " AND level = :level AND code NOT IN (SELECT code FROM _stage))"), params).scalar_one()
+        if orphaned:
+            summary.warnings.append(
+                f"--replace removes {orphaned} units of level '{spec.level}' that carry "
+                "indicator values under their codes; those values no longer join a unit "
+                "(use --code-map FILE or --code-rule so the codes meet)")
+
+
+def _json_default(value: Any) -> Any:
+    """orjson fallback: missing values become null, other objects their text."""
+    if value is None or pd.isna(value):
+        return None
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+_GEOM = "ST_Multi(ST_GeomFromWKB(s.wkb, :srid))"
+
+
+def _admin_upsert(table: str) -> str:
+    """Upsert of BKG administrative areas (Gemeinden, Kreise), keyed by AGS."""
+    return f"""
+        INSERT INTO {table} (ags, ars, name, bez, attributes, source_id, geom)
+        SELECT s.code, s.attrs->>'ARS', s.name, s.attrs->>'BEZ', s.attrs, :source, {_GEOM}
+        FROM _stage s
+        ON CONFLICT (ags) DO UPDATE SET ars = EXCLUDED.ars, name = EXCLUDED.name,
+            bez = EXCLUDED.bez, attributes = EXCLUDED.attributes,
+            source_id = EXCLUDED.source_id, geom = EXCLUDED.geom
+        RETURNING (xmax = 0) AS inserted"""
+
+
+UPSERTS = {
+    "municipalities": _admin_upsert("municipalities"),
+    "counties": _admin_upsert("counties"),
+    "districts": f"""
+        INSERT INTO districts (city_ags, level, code, name, parent_name, approximate,
+                               attributes, source_id, geom)
+        SELECT :city, :level, s.code, s.name, s.parent, :approximate, s.attrs, :source, {_GEOM}
+        FROM _stage s
+        ON CONFLICT (city_ags, level, code) DO UPDATE SET name = EXCLUDED.name,
+            parent_name = COALESCE(EXCLUDED.parent_name, districts.parent_name),
+            approximate = EXCLUDED.approximate,
+            attributes = districts.attributes || EXCLUDED.attributes,
+            source_id = EXCLUDED.source_id, geom = EXCLUDED.geom
+        RETURNING (xmax = 0) AS inserted""",
+}
+
+
+COPY_INTO = {
+    "municipalities": "COPY municipalities (ags, ars, name, bez, attributes, source_id, geom)"
+                      " FROM STDIN",
+    "counties": "COPY counties (ags, ars, name, bez, attributes, source_id, geom) FROM STDIN",
+    "districts": "COPY districts (city_ags, level, code, name, parent_name, approximate,"
+                 " attributes, source_id, geom) FROM STDIN",
+}
+# True when no stored row shares a key with the file (then COPY straight into the table).
+FIRST_LOAD = {
+    "municipalities": "SELECT NOT EXISTS (SELECT 1 FROM municipalities WHERE ags = ANY(:codes))",
+    "counties": "SELECT NOT EXISTS (SELECT 1 FROM counties WHERE ags = ANY(:codes))",
+    "districts": "SELECT NOT EXISTS (SELECT 1 FROM districts WHERE city_ags = :city"
+                 " AND level = :level)",
+}
+
+
+def import_boundaries(engine: Engine, path: Path, spec: BoundarySpec, **kwargs) -> ImportSummary:
+    """Import a boundary file in its own transaction (all or nothing)."""
+    with engine.begin() as conn:
+        return import_into(conn, path, spec, **kwargs)
+
+
+def import_into(
+    conn: Connection,
+    path: Path,
+    spec: BoundarySpec,
+    *,
+    source_name: str | None = None,
+    licence: str = "nicht angegeben",
+    attribution: str | None = None,
+    progress: Progress | None = None,
+) -> ImportSummary:
+    """Check the file, then store it with its source inside the caller's transaction."""
+    if spec.table == "districts" and not spec.city:
+        raise ImportRefused(f"{path.name}: level '{spec.level}' needs --city (AGS of the city)")
+    gdf, summary = load_boundaries(path, spec, reproject=False)
+    if spec.city and not conn.execute(
+        text("SELECT 1 FROM municipalities WHERE ags = :a"), {"a": spec.city}
+    ).first():
+        raise ImportRefused(f"{path.name}: city {spec.city} is not loaded "
+                            "(run 'quarters data load' first or check the AGS)")
+    src = upsert_source(
+        conn, f"import:{spec.table}:{spec.level}:{path.name}"[:80],
+        name=source_name or path.name, licence=licence,
+        attribution=attribution or source_name or path.name, checksum=file_checksum(path),
+        note=f"imported from {path.name} ({summary.read} features)",
+    )
+    return write_boundaries(conn, gdf, spec, src, summary, progress, reproject=True)

@@ -1,0 +1,295 @@
+"""`quarters import indicators`: a user's indicator table (CSV) in one step, all or nothing.
+
+One row per unit (key column ``unit_code``, ``ags``, ``ars`` or ``code``) and one column per
+indicator, or long form (``indicator``, ``value``); new indicators get their kind from the unit
+(% → share, "je …" → rate), so shares and rates are default indicators at once."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import math
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Connection
+
+from quarters.errors import ImportRefused, InvalidParameter
+from quarters.indicators.definitions import IndicatorDef, definitions, ensure_indicators, kind_of_unit
+from quarters.indicators.levels import Level, get_level, units
+from quarters.indicators.values import REF_DATE, write_values
+
+MAX_ERRORS_SHOWN = 20
+
+
+
+
+INDICATOR_KEY = re.compile(r"^[a-z][a-z0-9_]{0,79}$")
+
+
+MISSING_TOKENS = {"", "na", "n/a", "nan", "null", "none", ".", "...", "x", "–", "—"}
+
+
+KEY_COLUMNS = ("unit_code", "ags", "ars", "code")
+
+
+META_COLUMNS = {"name", "ref_date", "unit", "source", "licence", "attribution",
+                "missing_reason", "indicator", "value", "note"}
+
+
+@dataclass
+class IndicatorImportSummary:
+    """What an indicator CSV import did."""
+
+    path: str
+    level: str
+    rows: int = 0
+    values: int = 0
+    missing: int = 0
+    inserted: int = 0
+    updated: int = 0
+    new_indicators: list[str] = field(default_factory=list)
+    indicators: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _norm_unit(unit: str) -> str:
+    u = unicodedata.normalize("NFKC", unit).replace("²", "2").replace("³", "3")
+    return re.sub(r"\s+", "", u).lower()
+
+
+def _sniff_sep(path: Path) -> str:
+    with path.open(encoding="utf-8-sig", errors="replace") as fh:
+        first = fh.readline()
+    return ";" if first.count(";") > first.count(",") else ("\t" if "\t" in first and
+                                                             "," not in first else ",")
+
+
+def _parse_value(raw: str, decimal: str) -> float | None:
+    """Number or None for a missing token; ValueError if not numeric."""
+    s = raw.strip()
+    if s.lower() in MISSING_TOKENS:
+        return None
+    s = s.replace("\u00a0", "").replace("\u202f", "").replace(" ", "")
+    if decimal == ",":
+        s = s.replace(".", "").replace(",", ".")
+    value = float(s)  # raises ValueError
+    if not math.isfinite(value):
+        raise ValueError("not finite")
+    return value
+
+
+def _key_normaliser(conn: Connection, level: Level, key_column: str):  # noqa: ANN202
+    """Function raw key → (unit_code or None, note) for the level and key column."""
+    known = set(units(conn, level).index)
+
+    def digits(raw: str, n: int) -> str | None:
+        s = raw.strip()
+        if not (s.isascii() and s.isdigit()) or len(s) > n:
+            return None
+        return s.zfill(n)  # spreadsheets drop leading zeros of AGS/ARS
+
+    def norm(raw: str) -> str | None:
+        if level.table == "municipalities":
+            if key_column == "ars":
+                s = digits(raw, 12)
+                code = s[:5] + s[9:] if s else None
+            else:
+                code = digits(raw, 8)
+        elif level.table == "counties":
+            s = digits(raw, 12 if key_column == "ars" else 5) if len(raw.strip()) > 5 \
+                else digits(raw, 5)
+            code = s[:5] if s else None
+        else:
+            code = raw.strip()
+        return code if code in known else None
+
+    return norm
+
+
+def import_indicators(
+    conn: Connection,
+    path: Path,
+    level: str,
+    *,
+    ref_date: str | None = None,
+    key_column: str | None = None,
+    decimal: str = ".",
+    source_name: str | None = None,
+    licence: str = "nicht angegeben",
+    attribution: str | None = None,
+) -> IndicatorImportSummary:
+    """Import indicator values from a CSV into the caller's transaction: all or nothing.
+
+    Layouts (detected from the header; separator ``,`` ``;`` or tab; UTF-8, BOM allowed):
+
+    * long: a key column plus ``indicator`` and ``value`` (optional ``unit``, ``ref_date``,
+      ``missing_reason``, ``source``, ``licence``, ``attribution``),
+    * wide: a key column plus one column per indicator, named ``key`` or ``key [unit]``.
+
+    The key column is ``unit_code``, ``ags``, ``ars`` (municipalities / Kreise) or ``code``
+    (district codes as stored, quarter slugs), or the one named by ``key_column``. Empty cells
+    and the tokens NA, ".", "x", "…" are stored as explicitly missing (reason from
+    ``missing_reason`` or "not given in FILE"). Refused with every problem named (file, row,
+    problem): unknown unit key, unknown indicator without a unit, unit clash with the
+    indicator's unit, non-numeric value, bad or missing reference date, duplicate rows.
+    """
+    from quarters.imports.boundaries import file_checksum
+    from quarters.safefiles import Limits, check_counts, check_file
+    from quarters.sources import upsert_source
+
+    name = path.name
+    if decimal not in (".", ","):
+        raise InvalidParameter(f"decimal: must be '.' or ',', got '{decimal[:10]}'")
+    if ref_date is not None and not REF_DATE.match(ref_date):
+        raise InvalidParameter(f"ref_date: '{ref_date[:40]}' is not YYYY, YYYY-MM or YYYY-MM-DD")
+    if path.suffix.lower() not in (".csv", ".tsv", ".txt"):
+        raise ImportRefused(f"{name}: unsupported file type '{path.suffix}' (use CSV)")
+    limits = Limits.of()
+    check_file(path, name, "csv", limits)
+    lvl = get_level(conn, level)
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig",
+                            sep=_sniff_sep(path), quoting=csv.QUOTE_MINIMAL)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        raise ImportRefused(f"{name}: cannot be read as CSV ({reason})") from exc
+    check_counts(name, len(frame), 0, limits)
+    frame.columns = [c.strip() for c in frame.columns]
+    lower = {c.lower(): c for c in frame.columns}
+    key_col = key_column or next((lower[k] for k in KEY_COLUMNS if k in lower), None)
+    if key_col is None or key_col not in frame.columns:
+        raise ImportRefused(f"{name}: no key column; expected one of {', '.join(KEY_COLUMNS)} "
+                            f"(or --key-column); has: {', '.join(frame.columns)}")
+    if frame.empty:
+        raise ImportRefused(f"{name}: no data rows")
+    long = "indicator" in lower and "value" in lower
+    records: list[dict[str, Any]] = []
+    errors: list[str] = []
+
+    def get(row: pd.Series, col: str) -> str:
+        c = lower.get(col)
+        return row[c].strip() if c else ""
+
+    if long:
+        for i, row in frame.iterrows():
+            records.append({"row": int(i) + 2, "raw_key": row[key_col], "indicator":
+                            get(row, "indicator"), "raw": row[lower["value"]],
+                            "unit": get(row, "unit"), "ref_date": get(row, "ref_date"),
+                            "reason": get(row, "missing_reason"), "source": get(row, "source"),
+                            "licence": get(row, "licence"),
+                            "attribution": get(row, "attribution")})
+    else:
+        value_cols = [c for c in frame.columns
+                      if c != key_col and c.lower() not in META_COLUMNS and c.lower()
+                      not in KEY_COLUMNS]
+        if not value_cols:
+            raise ImportRefused(f"{name}: no indicator columns (long layout needs columns "
+                                "'indicator' and 'value'; wide layout one column per indicator)")
+        heads = {}
+        for c in value_cols:
+            m = re.fullmatch(r"(.+?)\s*\[(.+)\]", c)
+            heads[c] = (m.group(1).strip(), m.group(2).strip()) if m else (c.strip(), "")
+        for i, row in frame.iterrows():
+            for c in value_cols:
+                ind, unit = heads[c]
+                records.append({"row": int(i) + 2, "raw_key": row[key_col], "indicator": ind,
+                                "raw": row[c], "unit": unit, "ref_date": get(row, "ref_date"),
+                                "reason": get(row, "missing_reason"),
+                                "source": get(row, "source"), "licence": get(row, "licence"),
+                                "attribution": get(row, "attribution")})
+
+    defs = definitions(conn)
+    norm = _key_normaliser(conn, lvl, key_col.lower())
+    file_units: dict[str, tuple[str, int]] = {}
+    seen: dict[tuple[str, str, str], int] = {}
+    new: dict[str, str] = {}
+    for r in records:
+        where = f"{name}, row {r['row']}"
+        ind = r["indicator"]
+        if not INDICATOR_KEY.match(ind):
+            errors.append(f"{where}: indicator '{ind}' is not a valid key (lower-case letters, "
+                          "digits and _; starting with a letter)")
+            continue
+        code = norm(r["raw_key"])
+        if code is None:
+            errors.append(f"{where}: unknown {key_col} '{r['raw_key'].strip()}' (no "
+                          f"{lvl.label_en} unit of level '{lvl.name}' has this key)")
+        r["code"] = code
+        unit = r["unit"]
+        if ind in defs:
+            if unit and _norm_unit(unit) != _norm_unit(defs[ind].unit):
+                errors.append(f"{where}: unit '{unit}' of indicator '{ind}' clashes with its "
+                              f"unit '{defs[ind].unit}'")
+        elif unit:
+            first = file_units.setdefault(ind, (unit, r["row"]))
+            if _norm_unit(first[0]) != _norm_unit(unit):
+                errors.append(f"{where}: unit '{unit}' of new indicator '{ind}' clashes with "
+                              f"unit '{first[0]}' in row {first[1]}")
+            new.setdefault(ind, unit)
+        else:
+            errors.append(f"{where}: unknown indicator '{ind}' and no unit given (give a unit "
+                          f"column or a header '{ind} [unit]' to create it)")
+        try:
+            r["value"] = _parse_value(r["raw"], decimal)
+        except ValueError:
+            errors.append(f"{where}: value '{r['raw'].strip()}' of indicator '{ind}' is not a "
+                          f"number" + (" (use --decimal , for decimal commas)"
+                                       if decimal == "." and "," in r["raw"] else ""))
+            r["value"] = None
+        ref = r["ref_date"] or ref_date
+        if not ref:
+            errors.append(f"{where}: no reference date (add a ref_date column or --ref-date)")
+        elif not REF_DATE.match(ref):
+            errors.append(f"{where}: ref_date '{ref}' is not YYYY, YYYY-MM or YYYY-MM-DD")
+        r["ref"] = ref
+        if code is not None and ref:
+            k = (ind, code, ref)
+            if k in seen:
+                errors.append(f"{where}: duplicate row for indicator '{ind}', unit '{code}', "
+                              f"date {ref} (first in row {seen[k]})")
+            else:
+                seen[k] = r["row"]
+    if errors:
+        shown = errors[:MAX_ERRORS_SHOWN]
+        more = f" … and {len(errors) - len(shown)} more" if len(errors) > len(shown) else ""
+        raise ImportRefused(f"{name}: import refused, nothing stored. " + "; ".join(shown) + more,
+                            errors=[{"file": name, "problem": e} for e in errors])
+
+    checksum = file_checksum(path)
+    sources: dict[tuple[str, str, str], int] = {}
+    for r in records:
+        combo = (r["source"] or source_name or name, r["licence"] or licence,
+                 r["attribution"] or attribution or r["source"] or source_name or name)
+        if combo not in sources:
+            digest = hashlib.sha1("|".join(combo).encode()).hexdigest()[:8]
+            sources[combo] = upsert_source(
+                conn, f"import:indicators:{lvl.name}:{name}:{digest}"[:80], name=combo[0],
+                licence=combo[1], attribution=combo[2], checksum=checksum,
+                note=f"indicator values imported from {name}")
+        r["source_id"] = sources[combo]
+    if new:
+        ensure_indicators(conn, [IndicatorDef(k, k, k, u, kind_of_unit(u), "none",
+                                              description=f"imported from {name}")
+                                 for k, u in new.items()])
+    rows = pd.DataFrame({
+        "indicator": [r["indicator"] for r in records], "level": lvl.name,
+        "unit_code": [r["code"] for r in records], "ref_date": [r["ref"] for r in records],
+        "value": [r["value"] for r in records],
+        "missing_reason": [None if r["value"] is not None else
+                           (r["reason"] or f"not given in {name}") for r in records],
+        "derivation": f"imported from {name}",
+        "source_id": [r["source_id"] for r in records]})
+    ins, upd = write_values(conn, rows)
+    missing = int(rows["value"].isna().sum())
+    summary = IndicatorImportSummary(
+        path=str(path), level=lvl.name, rows=len(frame), values=len(rows) - missing,
+        missing=missing, inserted=ins, updated=upd, new_indicators=sorted(new),
+        indicators=sorted(set(rows["indicator"])))
+    if missing:
+        summary.notes.append(f"{missing} value(s) stored as explicitly missing")
+    return summary
