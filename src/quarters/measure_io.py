@@ -46,11 +46,12 @@ class ImportReport:
     created: list[int] = field(default_factory=list)
     problems: list[dict[str, Any]] = field(default_factory=list)
     dry_run: bool = False
+    valid: int = 0  # rows that passed every check (a dry run's "would create")
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""
         return {"rows": self.rows, "created": self.created, "problems": self.problems,
-                "dry_run": self.dry_run, "stored": bool(self.created)}
+                "dry_run": self.dry_run, "stored": bool(self.created), "valid": self.valid}
 
 
 def read_rows(path: Path, name: str | None = None, limits: Limits | None = None
@@ -244,6 +245,7 @@ def import_measures(conn: Connection, path: Path, actor: Actor, *, dry_run: bool
                 report.problems.append({"row": n, "field": "", "problem":
                                         "refused by the database (a value or reference is "
                                         "not allowed)"})
+        report.valid = len(report.created)
         if report.problems or dry_run:
             savepoint.rollback()
             report.created = []

@@ -174,3 +174,39 @@ export async function transferMeasure(id, etag, districtCode) {
   });
   return { feature: result.data, etag: result.etag };
 }
+
+/** POST /api/measures/{id}/history/{version}/restore with If-Match (admin) → {feature, etag}:
+ * the record of that version becomes the new current version. */
+export async function restoreVersion(id, etag, version) {
+  const path = `measures/${encodeURIComponent(id)}/history/${encodeURIComponent(version)}/restore`;
+  const result = await request("POST", apiUrl(path), { etag });
+  return { feature: result.data, etag: result.etag };
+}
+
+/** POST /api/measures/import (multipart field "file"); dryRun checks only. → the report
+ * {rows, created, problems, dry_run, stored, valid}. */
+export async function importMeasures(file, { dryRun }) {
+  const form = new FormData();
+  form.append("file", file, file.name);
+  const headers = { Accept: "application/json, application/problem+json;q=0.8" };
+  if (csrfToken) headers["X-CSRF-Token"] = csrfToken;
+  let response;
+  try {
+    response = await fetch(apiUrl("measures/import", dryRun ? { dry_run: "true" } : {}), {
+      method: "POST",
+      headers,
+      body: form,
+      credentials: "same-origin",
+      cache: "no-store",
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS * 4),
+    });
+  } catch (err) {
+    throw new PlannerApiError(`keine Verbindung (${err.message})`, 0);
+  }
+  const data = await parseBody(response);
+  if (!response.ok) {
+    const detail = data && typeof data.detail === "string" ? data.detail : `HTTP ${response.status}`;
+    throw new PlannerApiError(detail, response.status, data);
+  }
+  return data;
+}
