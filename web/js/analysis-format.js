@@ -1,6 +1,8 @@
 // Analysis page: DOM helpers, number formatting (German) and German wording of the API's
 // English notes. Data only ever reaches the DOM through textContent / setAttribute.
 
+import { lang, locale } from "./i18n.js";
+
 export const SVG_NS = "http://www.w3.org/2000/svg";
 
 /** document.getElementById */
@@ -60,7 +62,7 @@ const formatters = new Map();
 function formatter(digits) {
   const key = `${digits}`;
   if (!formatters.has(key)) {
-    formatters.set(key, new Intl.NumberFormat("de-DE", {
+    formatters.set(key, new Intl.NumberFormat(locale, {
       minimumFractionDigits: digits,
       maximumFractionDigits: digits,
     }));
@@ -81,7 +83,7 @@ export function formatNumber(value, digits) {
   if (value === null || value === undefined || !Number.isFinite(Number(value))) return "–";
   const v = Number(value);
   const text = formatter(digits ?? autoDigits(v)).format(v);
-  return text === "-0" || /^-0,0+$/.test(text) ? text.slice(1) : text;
+  return text === "-0" || /^-0[.,]0+$/.test(text) ? text.slice(1) : text;
 }
 
 /** A value with its unit ("40.017 Einw."), unit left out for class-like units. */
@@ -167,10 +169,11 @@ export function translateNote(text, names = new Map()) {
   return { text: s, lang: "en" };
 }
 
-/** A <span> with the translated note; lang="en" when it stayed English. */
+/** A <span> with the note in the page's language; lang="en" when it stayed English. */
 export function noteNode(text, names, tag = "span") {
-  const { text: out, lang } = translateNote(text, names);
+  // the API's notes are English: an English page shows them as they are
+  const { text: out, lang: noteLang } = lang === "en" ? { text: String(text ?? ""), lang: "en" } : translateNote(text, names);
   const node = el(tag, { text: out });
-  if (lang !== "de") node.lang = lang;
+  if (noteLang !== lang) node.lang = noteLang;
   return node;
 }
