@@ -1,6 +1,8 @@
 // Analysis page: requests to the analyst API (/api/analysis/…) and the few other endpoints it
 // reads (config, sources, collections, measures). Same origin only.
 
+import { lang } from "./i18n.js";
+
 const API_BASE = new URL("api/", document.baseURI);
 const TIMEOUT_MS = 120000;
 const MAX_PAGES = 50;
@@ -94,7 +96,7 @@ export const getIndicators = () => getJson("analysis/indicators");
 /** GET /api/analysis/indicators/{key}/values (format json or geojson). */
 export function getValues(key, { level, classes, k, format = "json", signal } = {}) {
   return getJson(`analysis/indicators/${encodeURIComponent(key)}/values`,
-    { level, classes, k, format, locale: "de" },
+    { level, classes, k, format, locale: lang },
     { accept: format === "geojson" ? "application/geo+json" : "application/json", signal });
 }
 

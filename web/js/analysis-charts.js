@@ -48,14 +48,15 @@ function startSvg(height, titleText, descText, className) {
 
 /**
  * Items of the contributions chart: one per used indicator, largest contribution first.
- * `indicators`: [{key, name_de, unit, weight}], `reference`: key → reference value.
+ * `indicators`: [{key, name?, name_de, unit, weight}] (`name`: in the page's language),
+ * `reference`: key → reference value.
  */
 export function contributionItems(row, indicators, reference) {
   const items = indicators
     .filter((d) => d.used !== false && row.contributions && d.key in row.contributions)
     .map((d) => ({
       key: d.key,
-      name: d.name_de || d.key,
+      name: d.name || d.name_de || d.key,
       unit: d.unit,
       weight: d.weight,
       value: row.values?.[d.key],

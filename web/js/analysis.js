@@ -418,7 +418,8 @@ function indicatorRow(d, level, refLevel) {
     text: notes.join(" · "),
     attrs: { id: `ind-${key}-cov` },
   });
-  const desc = el("span", { className: "visually-hidden", text: d.description || "", attrs: { id: `ind-${key}-desc` } });
+  // the catalogue's descriptions are German: marked as such on the English page
+  const desc = el("span", { className: "visually-hidden", text: d.description || "", attrs: { id: `ind-${key}-desc`, lang: lang === "en" ? "de" : null } });
   const range = el("input", {
     className: "weight__range",
     attrs: {
@@ -895,7 +896,8 @@ function renderContrib() {
     figure.replaceChildren();
     return;
   }
-  const items = contributionItems(row, result.indicators, referenceValues(result));
+  const indicators = result.indicators.map((d) => ({ ...d, name: indName(d) }));
+  const items = contributionItems(row, indicators, referenceValues(result));
   const chart = contributionsChart(row, items, result.method);
   const caption = el("figcaption", { className: "visually-hidden", text: t("analysis.contrib_caption", { name: row.name }) });
   figure.replaceChildren(chart, caption);
