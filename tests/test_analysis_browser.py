@@ -447,3 +447,76 @@ def test_neustadt_vs_stadtviertel_and_halle_vs_filtered_municipalities(page, liv
     bands = page.locator("#ranking-body td.band").all_text_contents()
     assert set(bands) - {"–"} <= BANDS[lang]
     page.screenshot(path=str(artifacts / f"analysis-issue12-{lang}.png"), full_page=True)
+
+
+PRECOND = {"de": {"met": "erfüllt", "failed": "nicht erfüllt", "head": "Vorbedingungen",
+                  "hint": "Vorbedingungen der Maßnahme"},
+           "en": {"met": "met", "failed": "not met", "head": "Preconditions",
+                  "hint": "Preconditions of measure"}}
+
+
+@pytest.mark.parametrize("lang", ["de", "en"])
+def test_measure_reference_marks_who_meets_the_preconditions(page, live_server, engine,
+                                                             artifacts, lang):
+    """``reference=measure:<id>``: a column says per candidate whether it meets the measure's
+    preconditions (✔/✗ with the failed conditions and the values), the same verdicts as the
+    API, those that meet them first; a hint explains the order."""
+    import uuid
+
+    from factories import PASSWORD, api_json, make_user, measure_feature
+
+    words = PRECOND[lang]
+    with engine.begin() as conn:
+        user = make_user(conn, "planner", f"precond-{uuid.uuid4().hex[:6]}")
+        densities = sorted(r[0] for r in conn.exec_driver_sql(
+            "SELECT quarters_figure('density', 'stadtviertel', code) FROM districts "
+            "WHERE level = 'stadtviertel'") if r[0] is not None)
+    threshold = densities[len(densities) // 2]
+    _, _, login = api_json(live_server, "POST", "/api/auth/login",
+                           {"username": user.username, "password": PASSWORD, "token": True})
+    token = login["token"]
+    status, headers, created = api_json(live_server, "POST", "/api/measures", measure_feature(
+        title=f"Vorbedingungen {uuid.uuid4().hex[:6]}",
+        transfer={"preconditions": [{"indicator": "density", "op": ">=", "value": threshold}]}),
+        token=token)
+    assert status == 201, created
+    mid = created["properties"]["id"]
+    status, headers, body = api_json(live_server, "POST", f"/api/measures/{mid}/publish",
+                                     token=token, etag=headers["ETag"])
+    assert status == 200, body
+    try:
+        expected = transfer(live_server, {"reference": f"measure:{mid}", "level": "stadtviertel",
+                                          "indicators": ["population", "density"], "top": 43,
+                                          "sensitivity": False, "types": False})
+        page.goto(f"{live_server}/analysis.html?lang={lang}&reference=measure:{mid}"
+                  "&level=stadtviertel&indicators=population:1,density:1&top=43")
+        expect(page.locator("body")).to_have_attribute("data-analysis-state", "done",
+                                                       timeout=TIMEOUT_MS)
+        head = page.locator("#ranking-precond-head")
+        expect(head).to_be_visible()
+        expect(head).to_have_text(words["head"])
+        expect(page.locator("#precond-hint")).to_contain_text(words["hint"])
+        rows = page.locator("#ranking-body tr")
+        shown = rows.evaluate_all("trs => trs.map((tr) => [tr.dataset.code, tr.dataset.meets])")
+        verdicts = {r["code"]: r["meets_preconditions"] for r in expected["rows"]
+                    if "meets_preconditions" in r}
+        assert [c for c, _ in shown] == [r["code"] for r in expected["rows"]]
+        assert {c: m == "true" for c, m in shown if m is not None} == verdicts
+        flags = [m == "true" for _, m in shown if m is not None]
+        assert 0 < sum(flags) < len(flags) and flags == sorted(flags, reverse=True)
+        failing = page.locator('#ranking-body td.precond[data-meets="false"]').first
+        expect(failing).to_contain_text(words["failed"])
+        expect(failing.locator(".precond__failed li").first).to_contain_text("≥")
+        expect(page.locator('#ranking-body td.precond[data-meets="true"]').first).to_have_text(
+            f"✔{words['met']}")
+        # every row has one cell per visible column, and no stray text
+        columns = page.locator("#ranking-table thead th:visible").count()
+        cells = rows.evaluate_all("trs => trs.map((tr) => tr.children.length)")
+        assert set(cells) == {columns}, (cells, columns)
+        expect(page.locator("#ranking-body")).not_to_contain_text("null")
+        page.locator("#ranking-section").screenshot(
+            path=str(artifacts / f"analysis-preconditions-{lang}.png"))
+    finally:
+        _, headers, _ = api_json(live_server, "GET", f"/api/measures/{mid}", token=token)
+        api_json(live_server, "DELETE", f"/api/measures/{mid}", token=token,
+                 etag=headers["ETag"])

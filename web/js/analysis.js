@@ -843,7 +843,7 @@ function renderRanking(result) {
     const score = el("td", { className: "score", dataset: { score: row.score } },
       scoreBar(row.score), el("span", { className: "score__value", text: formatScore(row.score) }));
     const band = row.band ? (lang === "en" ? row.band.en : row.band.de) : "–";
-    tr.append(
+    tr.append(...[
       el("td", { className: "num rank", text: String(row.rank) }),
       nameCell,
       score,
@@ -853,7 +853,7 @@ function renderRanking(result) {
       typeCell(row),
       similarCell(row, result.method),
       differentCell(row, result.method),
-      stabilityCell(row, top));
+      stabilityCell(row, top)].filter(Boolean)); // no precondition cell without preconditions
     return tr;
   }));
   markSelected();
