@@ -1,5 +1,6 @@
-// Analysis page: DOM helpers, number formatting (German) and German wording of the API's
-// English notes. Data only ever reaches the DOM through textContent / setAttribute.
+// Analysis page: DOM helpers, number formatting (in the page's locale) and German wording of
+// the API's English notes (German pages only). Data only ever reaches the DOM through
+// textContent / setAttribute.
 
 import { lang, locale } from "./i18n.js";
 
@@ -110,27 +111,8 @@ export function formatCount(n) {
   return formatNumber(n, 0);
 }
 
-/** Singular/plural: plural(1, "Einheit", "Einheiten"). */
-export function plural(n, one, many) {
-  return `${formatCount(n)} ${n === 1 ? one : many}`;
-}
 
 // ---------------------------------------------------------------- wording
-
-export const METHOD_LABELS = {
-  zscore: "z-Standardisierung (Mittelwert, Standardabweichung)",
-  robust: "robust (Median, MAD)",
-};
-export const METRIC_LABELS = { euclidean: "euklidisch", mahalanobis: "Mahalanobis" };
-export const MISSING_LABELS = {
-  drop_indicator: "Einheiten mit fehlenden Werten ausschließen",
-  skip_pairwise: "fehlende Indikatoren paarweise auslassen",
-};
-export const SCHEME_LABELS = {
-  quantiles: "Quantile",
-  natural_breaks: "Natürliche Brüche (Jenks)",
-  equal_interval: "Gleiche Intervalle",
-};
 
 /** The API's English notes in German where the wording is known; else the original text. */
 export function translateNote(text, names = new Map()) {
