@@ -332,17 +332,19 @@ def test_rank_stadtviertel_like_neustadt_then_municipalities_like_halle(page, li
     page.screenshot(path=str(artifacts / f"analysis-{lang}.png"), full_page=True)
 
 
-def test_report_download_holds_the_ranked_table(page, live_server, artifacts):
-    choose_neustadt_two_indicators(page)
-    with page.expect_download() as info:
-        page.get_by_role("button", name="Bericht herunterladen").click()
+@pytest.mark.parametrize("lang", ["de", "en"])
+def test_report_download_holds_the_ranked_table(page, live_server, artifacts, lang):
+    open_in(page, live_server, lang)
+    choose_neustadt_two_indicators(page, lang)
+    with page.expect_download(timeout=TIMEOUT_MS) as info:
+        page.get_by_role("button", name=WORDS[lang]["report"]).click()
     download = info.value
     assert download.suggested_filename.endswith(".html")
     assert NEUSTADT in download.suggested_filename
     html = open(download.path(), encoding="utf-8").read()
     target = artifacts / download.suggested_filename
     download.save_as(str(target))
-    expect(page.locator("#status")).to_contain_text("heruntergeladen")
+    expect(page.locator("#status")).to_contain_text(WORDS[lang]["downloaded"])
     assert 'id="ranking"' in html
     expected = transfer(live_server, {"reference": f"quarter:{NEUSTADT}", "level": "stadtviertel",
                                       "indicators": ["population", "density"],
@@ -354,14 +356,20 @@ def test_report_download_holds_the_ranked_table(page, live_server, artifacts):
     assert positions == sorted(positions)
 
 
-def test_incomplete_form_is_explained_not_sent(page):
-    page.get_by_label("Art der Referenz").select_option("gemeinde")
+INCOMPLETE = {"de": ("Gemeinde aus der Vorschlagsliste", "mindestens einen Indikator"),
+              "en": ("municipality from the suggestions", "at least one indicator")}
+
+
+@pytest.mark.parametrize("lang", ["de", "en"])
+def test_incomplete_form_is_explained_not_sent(page, live_server, lang):
+    open_in(page, live_server, lang)
+    page.get_by_label(WORDS[lang]["kind"]).select_option("gemeinde")
     uncheck_all_indicators(page)
-    page.get_by_role("button", name="Berechnen").click()
+    page.get_by_role("button", name=WORDS[lang]["run"], exact=True).click()
     errors = page.locator("#form-error")
     expect(errors).to_be_visible()
-    expect(errors).to_contain_text("Gemeinde aus der Vorschlagsliste")
-    expect(errors).to_contain_text("mindestens einen Indikator")
+    for text in INCOMPLETE[lang]:
+        expect(errors).to_contain_text(text)
     expect(page.locator("#reference-search")).to_be_focused()
     expect(page.locator("body")).to_have_attribute("data-analysis-state", "ready")
     # an AGS typed into the search is a reference
