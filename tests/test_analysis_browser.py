@@ -425,7 +425,8 @@ def test_neustadt_vs_stadtviertel_and_halle_vs_filtered_municipalities(page, liv
     expect(page.locator("#indicator-sources-table tbody tr")).not_to_have_count(0)
     expect(page.locator("#indicator-sources-table")).to_contain_text("halle-stadtviertel-facts")
     page.locator("#run-button").click()
-    expect(page.locator("body")).to_have_attribute("data-analysis-state", "done")
+    expect(page.locator("body")).to_have_attribute("data-analysis-state", "done",
+                                                   timeout=TIMEOUT_MS)
     rows = page.locator("#ranking-body tr")
     codes = rows.evaluate_all("trs => trs.map((tr) => tr.dataset.code)")
     assert codes and not {"71", "72", "73", "74"} & set(codes)  # its own Stadtviertel
@@ -443,7 +444,8 @@ def test_neustadt_vs_stadtviertel_and_halle_vs_filtered_municipalities(page, liv
     expect(page.locator("#level")).to_have_value("gemeinde")
     page.locator("#candidate-filter").fill(EAST_BIG)
     page.get_by_role("button", name=texts["button"]).click()
-    expect(page.locator("body")).to_have_attribute("data-analysis-state", "done")
+    expect(page.locator("body")).to_have_attribute("data-analysis-state", "done",
+                                                   timeout=TIMEOUT_MS)
     expected = transfer(live_server, {"reference": f"gemeinde:{HALLE_AGS}", "level": "gemeinde",
                                       "filter": EAST_BIG, "top": 10, "sensitivity": False,
                                       "types": False})
