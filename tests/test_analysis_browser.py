@@ -103,24 +103,86 @@ def uncheck_all_indicators(page):
         checked.first.uncheck()
 
 
-def choose_neustadt_two_indicators(page):
+# What the page says, per language (the page's own words; data names come from the API).
+WORDS = {
+    "de": {"kind": "Art der Referenz", "quarter": "Pilotquartier", "candidates": "Kandidaten",
+           "weight": "Gewicht {}", "run": "Berechnen", "population": "Einwohner",
+           "density": "Einwohnerdichte", "types": ("gleicher Typ", "anderer Typ"),
+           "candidate": "Kandidat", "reference": "Referenz: {}", "shown": "Dargestellt",
+           "classification": "Klassifizierung", "equal": "Gleiche Intervalle",
+           "quantiles": "Quantile", "compare": "Vergleichen", "similar_to": "Ähnlich wie {}",
+           "report": "Bericht herunterladen", "downloaded": "heruntergeladen"},
+    "en": {"kind": "Kind of reference", "quarter": "Pilot quarter", "candidates": "Candidates",
+           "weight": "Weight {}", "run": "Calculate", "population": "Population",
+           "density": "Population density", "types": ("same type", "other type"),
+           "candidate": "Candidate", "reference": "Reference: {}", "shown": "Shown",
+           "classification": "Classification", "equal": "Equal intervals",
+           "quantiles": "Quantiles", "compare": "Compare", "similar_to": "Similar to {}",
+           "report": "Download report", "downloaded": "downloaded"},
+}
+# German words of the page's own texts that must not show on the English page (unit and
+# source names are data and stay as they are; they are left out of the check).
+GERMAN_UI_WORDS = ["Rangfolge", "Ähnlichkeit", "Einheiten", "Referenz", "Indikatoren",
+                   "Gewicht", "Berechn", "Verfahren", "Stabilität", "Kandidat", "Karte",
+                   "ausgeschlossen", "Bitte", "Beiträge", "Vergleich", "Schlüssel", " wird ",
+                   "nicht ", " der ", " die ", " mit "]  # (" und " is in action field names)
+PAGE_TEXT = """
+() => {
+  const skip = "#source-list, .leaflet-control-attribution, .unit-name__button, .unit-name__text,"
+    + " #indicator-sources-body td, .derivation, .leaflet-popup, .ref-label, .rank-label, .chart-label,"
+    + " #reference-quarter, #reference-district, #reference-measure, #contrib-candidate,"
+    + " .crosscity-table th, .pair-list__why, .reasons, .type__label, caption, desc";
+  const out = [];
+  const walker = document.createTreeWalker(document.querySelector("main"), NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const el = n.parentElement;
+    if (!el || el.closest(skip) || el.closest("[hidden]") || el.closest("noscript")) continue;
+    if (el.closest('[lang="de"]')) continue; // German data marked as German (descriptions)
+    if (n.textContent.trim()) out.push(n.textContent.trim());
+  }
+  return out.join(" | ");
+}
+"""
+
+
+def choose_neustadt_two_indicators(page, lang="de"):
     """Reference Bildungsquartier Neustadt, level Stadtviertel, Einwohner ×1 and Einwohnerdichte ×2."""
-    page.get_by_label("Art der Referenz").select_option("quarter")
-    page.get_by_label("Pilotquartier", exact=True).select_option(label="Bildungsquartier Neustadt")
-    page.get_by_label("Kandidaten", exact=True).select_option("stadtviertel")
+    w = WORDS[lang]
+    page.get_by_label(w["kind"]).select_option("quarter")
+    page.get_by_label(w["quarter"], exact=True).select_option(label="Bildungsquartier Neustadt")
+    page.get_by_label(w["candidates"], exact=True).select_option("stadtviertel")
     uncheck_all_indicators(page)
     page.locator("#ind-population").check()
     page.locator("#ind-density").check()
-    page.get_by_label("Gewicht Einwohner", exact=True).fill("1")
-    page.get_by_label("Gewicht Einwohnerdichte", exact=True).fill("2")
+    page.get_by_label(w["weight"].format(w["population"]), exact=True).fill("1")
+    page.get_by_label(w["weight"].format(w["density"]), exact=True).fill("2")
     expect(page.locator("#reference-current")).to_contain_text("Bildungsquartier Neustadt")
 
 
-def calculate(page):
-    page.get_by_role("button", name="Berechnen").click()
-    expect(page.locator("body")).to_have_attribute("data-analysis-state", "done")
-    expect(page.locator("#map")).to_have_attribute("data-map-state", "ready")
+def calculate(page, lang="de"):
+    """Run and wait for the page's own state (the Germany-wide ranking may take long on a busy
+    machine: no short fixed expectation)."""
+    page.get_by_role("button", name=WORDS[lang]["run"], exact=True).click()
+    expect(page.locator("body")).to_have_attribute("data-analysis-state", "done",
+                                                   timeout=TIMEOUT_MS)
+    expect(page.locator("#map")).to_have_attribute("data-map-state", "ready", timeout=TIMEOUT_MS)
     expect(page.locator("#map")).to_have_attribute("data-variable", "score")
+
+
+def open_in(page, live_server, lang):
+    """The page again in ``lang`` (the fixture opened it in German)."""
+    if lang != "de":
+        page.goto(f"{live_server}/analysis.html?lang={lang}")
+        expect(page.locator("html")).to_have_attribute("lang", lang)
+        expect(page.locator("body")).to_have_attribute("data-analysis-state", "ready")
+        expect(page.locator("#map")).to_have_attribute("data-map-state", "ready")
+
+
+def assert_no_german(page):
+    text = page.evaluate(PAGE_TEXT)
+    found = [w for w in GERMAN_UI_WORDS if w in text]
+    where = [text[max(0, text.index(w) - 120):text.index(w) + 60] for w in found]
+    assert not found, f"German words on the English page: {found}: {where}"
 
 
 def ranked_scores(page):
@@ -138,10 +200,13 @@ def transfer(live_server, body):
 
 # ------------------------------------------------------------------ tests
 
+@pytest.mark.parametrize("lang", ["de", "en"])
 def test_rank_stadtviertel_like_neustadt_then_municipalities_like_halle(page, live_server,
-                                                                        artifacts):
-    choose_neustadt_two_indicators(page)
-    calculate(page)
+                                                                        artifacts, lang):
+    w = WORDS[lang]
+    open_in(page, live_server, lang)
+    choose_neustadt_two_indicators(page, lang)
+    calculate(page, lang)
 
     # ranked table: top 10 (the quarter is an external reference), scores 0–100, descending
     rows = page.locator("#ranking-body tr")
@@ -158,19 +223,19 @@ def test_rank_stadtviertel_like_neustadt_then_municipalities_like_halle(page, li
     first = rows.first
     expect(first.locator(".select-button")).to_have_text(expected["rows"][0]["name"])
     expect(first.locator(".reasons--different")).not_to_be_empty()
-    assert first.locator(".type__text").text_content() in ("gleicher Typ", "anderer Typ")
-    expect(page.locator("#summary-facts")).to_contain_text("Einwohnerdichte 67 %")
+    assert first.locator(".type__text").text_content() in w["types"]
+    expect(page.locator("#summary-facts")).to_contain_text(f"{w['density']} 67 %")
 
     # contributions of the first candidate: an accessible SVG with one bar per indicator
     expect(first).to_have_class("is-selected")
-    expect(page.get_by_label("Kandidat", exact=True)).to_have_value(expected["rows"][0]["code"])
+    expect(page.get_by_label(w["candidate"], exact=True)).to_have_value(expected["rows"][0]["code"])
     chart = page.locator("#contrib-chart svg.contrib-chart")
     expect(chart).to_be_visible()
     expect(chart).to_have_attribute("role", "img")
     expect(chart.locator("title")).to_contain_text(expected["rows"][0]["name"])
     expect(chart.locator("rect.contrib-bar")).to_have_count(2)
     contributions = expected["rows"][0]["contributions"]
-    names = {"population": "Einwohner", "density": "Einwohnerdichte"}
+    names = {"population": w["population"], "density": w["density"]}
     largest_first = sorted(contributions, key=lambda key: -contributions[key])
     expect(chart.locator("text.chart-label")).to_have_text([names[k] for k in largest_first])
     expect(page.locator("#contrib-table tbody tr")).to_have_count(2)
@@ -189,17 +254,17 @@ def test_rank_stadtviertel_like_neustadt_then_municipalities_like_halle(page, li
     expect(the_map.locator("path.ref-outline")).to_have_count(1)
     expect(the_map.locator(".ref-label")).to_contain_text("Bildungsquartier Neustadt")
     expect(the_map.locator(".rank-label")).to_have_count(10)
-    expect(page.locator("#map-legend")).to_contain_text("Referenz: Bildungsquartier Neustadt")
+    expect(page.locator("#map-legend")).to_contain_text(w["reference"].format("Bildungsquartier Neustadt"))
 
     # the map can show an indicator instead, with the classes the API computed
-    page.get_by_label("Dargestellt").select_option("density")
-    page.get_by_label("Klassifizierung").select_option("equal_interval")
+    page.get_by_label(w["shown"]).select_option("density")
+    page.get_by_label(w["classification"]).select_option("equal_interval")
     expect(the_map).to_have_attribute("data-variable", "density")
     expect(the_map).to_have_attribute("data-map-state", "ready")
-    expect(page.locator("#map-legend .legend-title")).to_contain_text("Gleiche Intervalle")
-    page.get_by_label("Dargestellt").select_option("score")
-    page.get_by_label("Klassifizierung").select_option("quantiles")
-    expect(page.locator("#map-legend .legend-title")).to_contain_text("Quantile")
+    expect(page.locator("#map-legend .legend-title")).to_contain_text(w["equal"])
+    page.get_by_label(w["shown"]).select_option("score")
+    page.get_by_label(w["classification"]).select_option("quantiles")
+    expect(page.locator("#map-legend .legend-title")).to_contain_text(w["quantiles"])
     expect(the_map).to_have_attribute("data-variable", "score")
     expect(the_map).to_have_attribute("data-map-state", "ready")
 
@@ -214,6 +279,8 @@ def test_rank_stadtviertel_like_neustadt_then_municipalities_like_halle(page, li
     inject_axe(page)
     violations = page.evaluate(RUN_AXE, AXE_TAGS)
     assert violations == [], json.dumps(violations, indent=1, ensure_ascii=False)
+    if lang == "en":
+        assert_no_german(page)
 
     # all municipalities like Halle (Saale): drawn from vector tiles on canvas, the classes
     # joined in the browser by AGS; the 11,000 polygons are never fetched as GeoJSON
@@ -221,8 +288,8 @@ def test_rank_stadtviertel_like_neustadt_then_municipalities_like_halle(page, li
     page.on("request", lambda r: asked.append(r.url))
     page.locator("#shortcut-halle").click()
     expect(page.locator("#reference-current")).to_contain_text("Halle (Saale)")
-    page.get_by_label("Kandidaten", exact=True).select_option("gemeinde")
-    calculate(page)
+    page.get_by_label(w["candidates"], exact=True).select_option("gemeinde")
+    calculate(page, lang)
     expect(the_map).to_have_attribute("data-level", "gemeinde")
     expect(the_map).to_have_attribute("data-renderer", "canvas")
     expect(rows).to_have_count(11)  # top 10 and the reference itself
@@ -232,7 +299,7 @@ def test_rank_stadtviertel_like_neustadt_then_municipalities_like_halle(page, li
     assert scores[0] == 100 and all(0 <= s <= 100 for s in scores)
     assert scores == sorted(scores, reverse=True)
     expect(rows.nth(1)).to_have_class("is-selected")  # the first candidate, not the reference
-    expect(page.get_by_label("Kandidat", exact=True)).to_have_value(
+    expect(page.get_by_label(w["candidate"], exact=True)).to_have_value(
         rows.nth(1).get_attribute("data-code"))
     expect(the_map).to_have_attribute("data-source", "tiles")
     expect(the_map).to_have_attribute("data-tiles", "loaded")
@@ -250,29 +317,34 @@ def test_rank_stadtviertel_like_neustadt_then_municipalities_like_halle(page, li
     expect(page.locator("#excluded-text")).not_to_be_empty()
 
     # Halle ↔ Gera
-    page.get_by_role("button", name="Vergleichen").click()
+    page.get_by_role("button", name=w["compare"]).click()
     result = page.locator("#crosscity-result")
-    expect(result).to_have_attribute("data-state", "done")
+    expect(result).to_have_attribute("data-state", "done", timeout=TIMEOUT_MS)
     expect(result.locator("table")).to_have_count(2)
-    expect(result.locator("caption")).to_have_text(["Ähnlich wie Halle (Saale)", "Ähnlich wie Gera"])
+    expect(result.locator("caption")).to_have_text([w["similar_to"].format("Halle (Saale)"),
+                                                    w["similar_to"].format("Gera")])
     expect(result.locator(".pair-list li")).to_have_count(2)
+    if lang == "en":
+        assert_no_german(page)
 
-    page.locator(".map-card").screenshot(path=str(artifacts / "analysis-map.png"))
+    page.locator(".map-card").screenshot(path=str(artifacts / f"analysis-map-{lang}.png"))
     page.evaluate("window.scrollTo(0, 0)")
-    page.screenshot(path=str(artifacts / "analysis.png"), full_page=True)
+    page.screenshot(path=str(artifacts / f"analysis-{lang}.png"), full_page=True)
 
 
-def test_report_download_holds_the_ranked_table(page, live_server, artifacts):
-    choose_neustadt_two_indicators(page)
-    with page.expect_download() as info:
-        page.get_by_role("button", name="Bericht herunterladen").click()
+@pytest.mark.parametrize("lang", ["de", "en"])
+def test_report_download_holds_the_ranked_table(page, live_server, artifacts, lang):
+    open_in(page, live_server, lang)
+    choose_neustadt_two_indicators(page, lang)
+    with page.expect_download(timeout=TIMEOUT_MS) as info:
+        page.get_by_role("button", name=WORDS[lang]["report"]).click()
     download = info.value
     assert download.suggested_filename.endswith(".html")
     assert NEUSTADT in download.suggested_filename
     html = open(download.path(), encoding="utf-8").read()
     target = artifacts / download.suggested_filename
     download.save_as(str(target))
-    expect(page.locator("#status")).to_contain_text("heruntergeladen")
+    expect(page.locator("#status")).to_contain_text(WORDS[lang]["downloaded"])
     assert 'id="ranking"' in html
     expected = transfer(live_server, {"reference": f"quarter:{NEUSTADT}", "level": "stadtviertel",
                                       "indicators": ["population", "density"],
@@ -284,14 +356,20 @@ def test_report_download_holds_the_ranked_table(page, live_server, artifacts):
     assert positions == sorted(positions)
 
 
-def test_incomplete_form_is_explained_not_sent(page):
-    page.get_by_label("Art der Referenz").select_option("gemeinde")
+INCOMPLETE = {"de": ("Gemeinde aus der Vorschlagsliste", "mindestens einen Indikator"),
+              "en": ("municipality from the suggestions", "at least one indicator")}
+
+
+@pytest.mark.parametrize("lang", ["de", "en"])
+def test_incomplete_form_is_explained_not_sent(page, live_server, lang):
+    open_in(page, live_server, lang)
+    page.get_by_label(WORDS[lang]["kind"]).select_option("gemeinde")
     uncheck_all_indicators(page)
-    page.get_by_role("button", name="Berechnen").click()
+    page.get_by_role("button", name=WORDS[lang]["run"], exact=True).click()
     errors = page.locator("#form-error")
     expect(errors).to_be_visible()
-    expect(errors).to_contain_text("Gemeinde aus der Vorschlagsliste")
-    expect(errors).to_contain_text("mindestens einen Indikator")
+    for text in INCOMPLETE[lang]:
+        expect(errors).to_contain_text(text)
     expect(page.locator("#reference-search")).to_be_focused()
     expect(page.locator("body")).to_have_attribute("data-analysis-state", "ready")
     # an AGS typed into the search is a reference
@@ -347,7 +425,8 @@ def test_neustadt_vs_stadtviertel_and_halle_vs_filtered_municipalities(page, liv
     expect(page.locator("#indicator-sources-table tbody tr")).not_to_have_count(0)
     expect(page.locator("#indicator-sources-table")).to_contain_text("halle-stadtviertel-facts")
     page.locator("#run-button").click()
-    expect(page.locator("body")).to_have_attribute("data-analysis-state", "done")
+    expect(page.locator("body")).to_have_attribute("data-analysis-state", "done",
+                                                   timeout=TIMEOUT_MS)
     rows = page.locator("#ranking-body tr")
     codes = rows.evaluate_all("trs => trs.map((tr) => tr.dataset.code)")
     assert codes and not {"71", "72", "73", "74"} & set(codes)  # its own Stadtviertel
@@ -365,7 +444,8 @@ def test_neustadt_vs_stadtviertel_and_halle_vs_filtered_municipalities(page, liv
     expect(page.locator("#level")).to_have_value("gemeinde")
     page.locator("#candidate-filter").fill(EAST_BIG)
     page.get_by_role("button", name=texts["button"]).click()
-    expect(page.locator("body")).to_have_attribute("data-analysis-state", "done")
+    expect(page.locator("body")).to_have_attribute("data-analysis-state", "done",
+                                                   timeout=TIMEOUT_MS)
     expected = transfer(live_server, {"reference": f"gemeinde:{HALLE_AGS}", "level": "gemeinde",
                                       "filter": EAST_BIG, "top": 10, "sensitivity": False,
                                       "types": False})
@@ -377,3 +457,76 @@ def test_neustadt_vs_stadtviertel_and_halle_vs_filtered_municipalities(page, liv
     bands = page.locator("#ranking-body td.band").all_text_contents()
     assert set(bands) - {"–"} <= BANDS[lang]
     page.screenshot(path=str(artifacts / f"analysis-issue12-{lang}.png"), full_page=True)
+
+
+PRECOND = {"de": {"met": "erfüllt", "failed": "nicht erfüllt", "head": "Vorbedingungen",
+                  "hint": "Vorbedingungen der Maßnahme"},
+           "en": {"met": "met", "failed": "not met", "head": "Preconditions",
+                  "hint": "Preconditions of measure"}}
+
+
+@pytest.mark.parametrize("lang", ["de", "en"])
+def test_measure_reference_marks_who_meets_the_preconditions(page, live_server, engine,
+                                                             artifacts, lang):
+    """``reference=measure:<id>``: a column says per candidate whether it meets the measure's
+    preconditions (✔/✗ with the failed conditions and the values), the same verdicts as the
+    API, those that meet them first; a hint explains the order."""
+    import uuid
+
+    from factories import PASSWORD, api_json, make_user, measure_feature
+
+    words = PRECOND[lang]
+    with engine.begin() as conn:
+        user = make_user(conn, "planner", f"precond-{uuid.uuid4().hex[:6]}")
+        densities = sorted(r[0] for r in conn.exec_driver_sql(
+            "SELECT quarters_figure('density', 'stadtviertel', code) FROM districts "
+            "WHERE level = 'stadtviertel'") if r[0] is not None)
+    threshold = densities[len(densities) // 2]
+    _, _, login = api_json(live_server, "POST", "/api/auth/login",
+                           {"username": user.username, "password": PASSWORD, "token": True})
+    token = login["token"]
+    status, headers, created = api_json(live_server, "POST", "/api/measures", measure_feature(
+        title=f"Vorbedingungen {uuid.uuid4().hex[:6]}",
+        transfer={"preconditions": [{"indicator": "density", "op": ">=", "value": threshold}]}),
+        token=token)
+    assert status == 201, created
+    mid = created["properties"]["id"]
+    status, headers, body = api_json(live_server, "POST", f"/api/measures/{mid}/publish",
+                                     token=token, etag=headers["ETag"])
+    assert status == 200, body
+    try:
+        expected = transfer(live_server, {"reference": f"measure:{mid}", "level": "stadtviertel",
+                                          "indicators": ["population", "density"], "top": 43,
+                                          "sensitivity": False, "types": False})
+        page.goto(f"{live_server}/analysis.html?lang={lang}&reference=measure:{mid}"
+                  "&level=stadtviertel&indicators=population:1,density:1&top=43")
+        expect(page.locator("body")).to_have_attribute("data-analysis-state", "done",
+                                                       timeout=TIMEOUT_MS)
+        head = page.locator("#ranking-precond-head")
+        expect(head).to_be_visible()
+        expect(head).to_have_text(words["head"])
+        expect(page.locator("#precond-hint")).to_contain_text(words["hint"])
+        rows = page.locator("#ranking-body tr")
+        shown = rows.evaluate_all("trs => trs.map((tr) => [tr.dataset.code, tr.dataset.meets])")
+        verdicts = {r["code"]: r["meets_preconditions"] for r in expected["rows"]
+                    if "meets_preconditions" in r}
+        assert [c for c, _ in shown] == [r["code"] for r in expected["rows"]]
+        assert {c: m == "true" for c, m in shown if m is not None} == verdicts
+        flags = [m == "true" for _, m in shown if m is not None]
+        assert 0 < sum(flags) < len(flags) and flags == sorted(flags, reverse=True)
+        failing = page.locator('#ranking-body td.precond[data-meets="false"]').first
+        expect(failing).to_contain_text(words["failed"])
+        expect(failing.locator(".precond__failed li").first).to_contain_text("≥")
+        expect(page.locator('#ranking-body td.precond[data-meets="true"]').first).to_have_text(
+            f"✔{words['met']}")
+        # every row has one cell per visible column, and no stray text
+        columns = page.locator("#ranking-table thead th:visible").count()
+        cells = rows.evaluate_all("trs => trs.map((tr) => tr.children.length)")
+        assert set(cells) == {columns}, (cells, columns)
+        expect(page.locator("#ranking-body")).not_to_contain_text("null")
+        page.locator("#ranking-section").screenshot(
+            path=str(artifacts / f"analysis-preconditions-{lang}.png"))
+    finally:
+        _, headers, _ = api_json(live_server, "GET", f"/api/measures/{mid}", token=token)
+        api_json(live_server, "DELETE", f"/api/measures/{mid}", token=token,
+                 etag=headers["ETag"])

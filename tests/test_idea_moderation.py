@@ -161,3 +161,100 @@ def test_workshop_code_is_valid_for_its_hours_only(client, conn, moderator):
                        ).status_code == 422
     assert code not in {w["code"] for w in client.get(
         "/api/ideas/workshop-codes", headers=moderator).json()["workshops"]}
+
+
+# -- the moderation page in a real browser ------------------------------------------------------
+@pytest.fixture(scope="module")
+def moderation_server(settings, engine):
+    """The app in a uvicorn process of its own (idea limit raised for the submissions here)."""
+    from conftest import serve_app
+
+    with serve_app(settings, QUARTERS_IDEA_LIMIT="1000") as url:
+        yield url
+
+
+def published_measure(base_url: str, engine, title: str) -> int:
+    """A published measure in Halle, through the API as a planner would."""
+    import uuid
+
+    from factories import PASSWORD, api_json, make_user, measure_feature
+
+    with engine.begin() as c:
+        user = make_user(c, "planner", f"mod-link-planner-{uuid.uuid4().hex[:6]}")
+    status, _, body = api_json(base_url, "POST", "/api/auth/login",
+                               {"username": user.username, "password": PASSWORD, "token": True})
+    assert status == 200, body
+    token = body["token"]
+    status, headers, created = api_json(base_url, "POST", "/api/measures",
+                                        measure_feature(title=title), token=token)
+    assert status == 201, created
+    mid = created["properties"]["id"]
+    status, _, body = api_json(base_url, "POST", f"/api/measures/{mid}/publish", token=token,
+                               etag=headers["ETag"])
+    assert status == 200, body
+    return mid
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("lang", ["de", "en"])
+def test_moderator_links_an_idea_to_a_measure_in_the_page(browser, moderation_server, engine,
+                                                          artifacts, lang):
+    """The "link to a measure" list holds the city's published measures (it was always empty:
+    the page read ``features`` of an answer of parallel arrays); nothing is preselected; the
+    publishing decision waits for a confirmation that the keyboard can cancel (Escape)."""
+    import uuid
+
+    from playwright.sync_api import expect
+
+    from conftest import same_origin_only
+    from factories import PASSWORD, api_json, make_user
+
+    tag = uuid.uuid4().hex[:6]
+    mid = published_measure(moderation_server, engine, f"Fahrradparken Innenstadt {tag}")
+    status, _, answer = api_json(moderation_server, "POST", "/api/ideas",
+                                 idea(f"Idee zum Verknüpfen {tag}", "Mehr Radbügel am Markt, bitte."))
+    assert status == 202, answer
+    with engine.begin() as c:
+        moderator = make_user(c, "moderator", f"mod-link-{tag}")
+
+    context = browser.new_context(locale="de-DE" if lang == "de" else "en-GB")
+    context.route("**/*", same_origin_only(moderation_server))
+    errors: list[str] = []
+    try:
+        page = context.new_page()
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        page.goto(f"{moderation_server}/moderation.html?lang={lang}")
+        expect(page.locator("body")).to_have_attribute("data-mod-state", "login")
+        page.locator("#login-user").fill(moderator.username)
+        page.locator("#login-password").fill(PASSWORD)
+        page.locator("#login-form button[type=submit]").click()
+        expect(page.locator("body")).to_have_attribute("data-mod-state", "queue")
+        item = page.locator(f'#mod-list li.mod-item[data-id="{answer["id"]}"]')
+        expect(item).to_be_visible()
+        expect(item.locator('input[type="radio"]:checked')).to_have_count(0)
+        select = item.locator("select[name=measure]")
+        expect(select.locator(f'option[value="{mid}"]')).to_have_text(f"Fahrradparken Innenstadt {tag}")
+
+        item.locator('input[value="link"]').check()
+        select.select_option(str(mid))
+        item.locator('[data-role="save"]').click()
+        dialog = item.get_by_role("alertdialog")
+        expect(dialog).to_be_visible()
+        expect(dialog.locator('[data-role="confirm-yes"]')).to_be_focused()
+        page.keyboard.press("Escape")  # cancelled: nothing published, focus back on "save"
+        expect(dialog).to_be_hidden()
+        expect(item.locator('[data-role="save"]')).to_be_focused()
+        status, _, one = api_json(moderation_server, "GET", f"/api/ideas/{answer['id']}")
+        assert status == 404, one  # still not public
+
+        item.locator('[data-role="save"]').click()
+        expect(dialog).to_be_visible()
+        page.keyboard.press("Enter")  # on the focused "Yes"
+        expect(page.locator("#page-status")).to_contain_text(f"Idee zum Verknüpfen {tag}")
+        page.screenshot(path=str(artifacts / f"moderation-link-{lang}.png"), full_page=True)
+    finally:
+        context.close()
+    status, _, public = api_json(moderation_server, "GET", f"/api/ideas/{answer['id']}")
+    assert status == 200 and public["state"] == "verknuepft", public
+    assert public["measure_id"] == mid, public
+    assert errors == []

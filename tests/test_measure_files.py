@@ -63,6 +63,28 @@ def test_dry_run_reports_every_problem_row_and_stores_nothing(client, conn):
     assert n_measures(conn) == before
 
 
+def test_clean_dry_run_says_what_would_be_created_and_stores_nothing(client, conn):
+    """The planner's import shows this report before anything is stored."""
+    headers = bearer(client, conn, "planner")
+    collection = {"type": "FeatureCollection", "features": [
+        measure_feature(title=f"Probelauf {i}") for i in range(3)]}
+    before = n_measures(conn)
+    history = conn.execute(text("SELECT count(*) FROM measure_history")).scalar_one()
+    response = client.post("/api/measures/import?dry_run=true", headers=headers, files={
+        "file": ("m.geojson", json.dumps(collection).encode(), "application/geo+json")})
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert report == {"rows": 3, "created": [], "problems": [], "dry_run": True,
+                      "stored": False, "valid": 3}
+    assert n_measures(conn) == before
+    assert conn.execute(text("SELECT count(*) FROM measure_history")).scalar_one() == history
+    broken = rows_with_broken_middle()
+    report = client.post("/api/measures/import?dry_run=true", headers=headers, files={
+        "file": ("m.csv", csv_bytes(broken), "text/csv")}).json()
+    assert report["valid"] == 4 and {p["row"] for p in report["problems"]} == {3}
+    assert n_measures(conn) == before
+
+
 def test_clean_geojson_import_creates_drafts_with_history(client, conn):
     headers = bearer(client, conn, "planner")
     collection = {"type": "FeatureCollection", "features": [

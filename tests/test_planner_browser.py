@@ -83,8 +83,9 @@ def open_planner(browser, live_server):
         problems.append(f"dialog: {dialog.message}")
         dialog.dismiss()
 
-    def open_page():
-        context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="de-DE")
+    def open_page(lang="de"):
+        context = browser.new_context(viewport={"width": 1440, "height": 900},
+                                      locale="de-DE" if lang == "de" else "en-GB")
         contexts.append(context)
         context.route("**/*", block_other_origins)
         context.route("**/tile.openstreetmap.org/**", lambda route: route.abort())
@@ -94,7 +95,7 @@ def open_planner(browser, live_server):
         page.on("pageerror", lambda err: problems.append(f"page error: {err}"))
         page.on("console", on_console)
         page.on("dialog", on_dialog)
-        page.goto(live_server + "/planner.html")
+        page.goto(f"{live_server}/planner.html?lang={lang}")
         expect(page.locator("body")).to_have_attribute("data-planner-ready", "true",
                                                        timeout=TIMEOUT_MS)
         return page
@@ -400,3 +401,170 @@ def test_reshape_with_geoman_and_delete(open_planner, engine, live_server):
     page.get_by_role("button", name="Verwerfen").click()
     expect(page.locator("#measure-form")).to_be_hidden()
     expect(page.locator("#status")).to_contain_text("verworfen")
+
+
+# ------------------------------------------------------------------ restore, import, lines
+
+def sign_in_by_ids(page, username):
+    """Sign in without relying on the language of the labels."""
+    expect(page.locator("#login-section")).to_be_visible()
+    page.locator("#login-username").fill(username)
+    page.locator("#login-password").fill(PASSWORD)
+    page.locator("#login-button").click()
+    expect(page.locator("#user-name")).to_have_text(username)
+    expect(page.locator("#login-section")).to_be_hidden()
+
+
+def account(engine, prefix, role):
+    username = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    with engine.begin() as conn:
+        auth.add_user(conn, username, PASSWORD, role)
+    return username
+
+
+RESTORE = {"de": {"button": "Diese Version wiederherstellen", "ok": "Wiederherstellen",
+                  "done": "Version 1 wiederhergestellt"},
+           "en": {"button": "Restore this version", "ok": "Restore",
+                  "done": "Version 1 restored"}}
+
+
+@pytest.mark.parametrize("lang", ["de", "en"])
+def test_admin_restores_an_earlier_version_from_the_history(open_planner, engine, live_server,
+                                                             artifacts, lang):
+    words = RESTORE[lang]
+    admin = account(engine, "admin-restore", "admin")
+    token = bearer_token(live_server, admin)
+    title = f"Sitzbänke Franckeplatz {uuid.uuid4().hex[:6]}"
+    lon, lat = HBF[0] - 0.006, HBF[1] + 0.004
+    status, headers, created = api_json(live_server, "POST", "/api/measures", {
+        "type": "Feature",
+        "geometry": {"type": "Polygon", "coordinates": [[*box(lon, lat), box(lon, lat)[0]]]},
+        "properties": {"title": title, "city_ags": HALLE_AGS, "action_field": "Bildung",
+                       "status": "idee", "summary": "Erste Fassung."},
+    }, token=token)
+    assert status == 201, created
+    measure_id = created["properties"]["id"]
+    status, _, changed = api_json(live_server, "PATCH", f"/api/measures/{measure_id}",
+                                  {"properties": {"title": f"{title} (falsch)",
+                                                  "summary": "Versehentlich überschrieben."}},
+                                  token=token, etag=headers["ETag"])
+    assert status == 200, changed
+
+    # A planner sees the history but no restore button (restoring is for admins).
+    planner = account(engine, "planner-restore", "planner")
+    page = open_planner(lang)
+    sign_in_by_ids(page, planner)
+    page.locator("#measure-select").select_option(str(measure_id))
+    expect(page.locator("#history-list li")).to_have_count(2)
+    expect(page.locator(".history__restore")).to_have_count(0)
+
+    page = open_planner(lang)
+    sign_in_by_ids(page, admin)
+    page.locator("#measure-select").select_option(str(measure_id))
+    expect(page.locator("#f-title")).to_have_value(f"{title} (falsch)")
+    entry = page.locator('#history-list li[data-version="1"]')
+    restore = entry.get_by_role("button", name=words["button"].replace("Diese Version", "Version 1")
+                                if lang == "de" else "Restore version 1")
+    expect(restore).to_have_text(words["button"])
+    # the current version has no button of its own
+    expect(page.locator('#history-list li[data-version="2"] .history__restore')).to_have_count(0)
+    restore.click()
+    dialog = page.locator("#confirm-dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text(f"{title} (falsch)")
+    dialog.locator("#confirm-ok").click()
+    expect(page.locator("#status")).to_contain_text(words["done"])
+    expect(page.locator("#status")).to_have_attribute("data-kind", "success")
+    expect(page.locator("#f-title")).to_have_value(title)
+    expect(page.locator("#f-summary")).to_have_value("Erste Fassung.")
+    expect(page.locator('#history-list li[data-action="revert:1"]')).to_have_count(1)
+    page.locator("#history-panel").scroll_into_view_if_needed()
+    page.screenshot(path=str(artifacts / f"planner-restore-{lang}.png"))
+
+    status, _, now = api_json(live_server, "GET", f"/api/measures/{measure_id}", token=token)
+    assert status == 200
+    assert now["properties"]["version"] == 3
+    assert now["properties"]["title"] == title
+    assert now["properties"]["summary"] == "Erste Fassung."
+
+
+IMPORT = {"de": {"problems": "Zeile 3", "checked": "3 Zeilen gelesen, davon 2 ohne Fehler",
+                 "ready": "Keine Fehler", "stored": "Importiert: 2 Maßnahmen"},
+          "en": {"problems": "Row 3", "checked": "3 rows read, 2 of them without errors",
+                 "ready": "No errors", "stored": "Imported: 2 measures"}}
+
+
+def count_titled(engine, prefix):
+    from sqlalchemy import text
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT count(*) FROM measures WHERE title LIKE :p"),
+                            {"p": f"{prefix}%"}).scalar_one()
+
+
+@pytest.mark.parametrize("lang", ["de", "en"])
+def test_import_shows_a_dry_run_report_first_and_lines_stay_lines(open_planner, engine,
+                                                                  live_server, artifacts,
+                                                                  tmp_path, lang):
+    import json
+
+    words = IMPORT[lang]
+    tag = f"Import {uuid.uuid4().hex[:6]}"
+    planner = account(engine, "planner-import", "planner")
+    page = open_planner(lang)
+    sign_in_by_ids(page, planner)
+    expect(page.locator("#import-section")).to_be_visible()
+
+    # A file with a broken row: the report names the row, nothing is stored, no import button.
+    line = {"type": "LineString", "coordinates": [[HBF[0] - 0.004, HBF[1] - 0.003],
+                                                  [HBF[0] + 0.004, HBF[1] - 0.003],
+                                                  [HBF[0] + 0.006, HBF[1] + 0.001]]}
+    point = {"type": "Point", "coordinates": [HBF[0] + 0.002, HBF[1] + 0.002]}
+    props = {"city_ags": HALLE_AGS, "action_field": "Mobilität", "status": "geplant"}
+    features = [
+        {"type": "Feature", "geometry": line, "properties": {**props, "title": f"{tag} Radweg"}},
+        {"type": "Feature", "geometry": point, "properties": {**props, "title": f"{tag} Bügel"}},
+        {"type": "Feature", "geometry": point,
+         "properties": {**props, "title": f"{tag} kaputt", "action_field": "Raumfahrt"}},
+    ]
+    broken = tmp_path / "massnahmen-fehler.geojson"
+    broken.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    page.locator("#import-file").set_input_files(str(broken))
+    page.locator("#import-check").click()
+    report = page.locator("#import-report")
+    expect(report).to_have_attribute("data-state", "problems")
+    expect(report).to_contain_text(words["checked"])
+    expect(report.locator(".import-report__problem")).to_contain_text(words["problems"])
+    expect(page.locator("#import-run")).to_be_disabled()
+    assert count_titled(engine, tag) == 0
+
+    # The corrected file: checked first (still nothing stored), then imported.
+    features[2]["properties"]["action_field"] = "Bildung"
+    good = tmp_path / "massnahmen.geojson"
+    good.write_text(json.dumps({"type": "FeatureCollection", "features": features[:2]}))
+    page.locator("#import-file").set_input_files(str(good))
+    expect(page.locator("#import-run")).to_be_disabled()
+    page.locator("#import-check").click()
+    expect(report).to_have_attribute("data-state", "checked")
+    expect(report).to_contain_text(words["ready"])
+    expect(page.locator("#import-run")).to_be_enabled()
+    assert count_titled(engine, tag) == 0
+    page.locator("#import-section").screenshot(path=str(artifacts / f"planner-import-{lang}.png"))
+    page.locator("#import-run").click()
+    expect(report).to_have_attribute("data-state", "stored")
+    expect(report).to_contain_text(words["stored"])
+    assert count_titled(engine, tag) == 2
+
+    # The imported line is drawn as a line (stroke only), the map list has both drafts.
+    from sqlalchemy import text
+    with engine.connect() as conn:
+        line_id = conn.execute(text("SELECT id FROM measures WHERE title = :t"),
+                               {"t": f"{tag} Radweg"}).scalar_one()
+    expect(page.locator(f'#measure-select option[value="{line_id}"]')).to_have_count(1)
+    path = page.locator(f'#map path[data-measure-id="{line_id}"]')
+    expect(path).to_have_count(1)
+    assert path.get_attribute("fill") == "none", "a line must not be filled like a polygon"
+    page.locator("#measure-select").select_option(str(line_id))
+    expect(path).to_have_class(re.compile(r"\bmeasure--selected\b"))
+    assert path.get_attribute("fill") == "none", "a selected line must stay unfilled"
+    show_on_map(page, *HBF, zoom=16)
+    page.screenshot(path=str(artifacts / f"planner-line-{lang}.png"))

@@ -148,3 +148,42 @@ def test_cli_imports_indicators(settings, tmp_path, monkeypatch, engine):
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM sources WHERE key LIKE "
                                  "'import:indicators:%kaputt%'")).scalar_one() == 0
+
+
+def test_report_marks_who_meets_the_measure_preconditions(client, conn):
+    """A ranking with ``reference=measure:<id>`` shows ✔/✗ per candidate, the failed
+    conditions with the candidate's value, and the conditions in the header — the same
+    verdicts as the API's ``meets_preconditions``."""
+    from factories import bearer, measure_feature
+
+    planner = bearer(client, conn, "planner")
+    densities = sorted(r[0] for r in conn.execute(text_sql(
+        "SELECT quarters_figure('density', 'stadtviertel', code) FROM districts "
+        "WHERE level = 'stadtviertel'")) if r[0] is not None)
+    threshold = densities[len(densities) // 2]
+    created = client.post("/api/measures", headers=planner, json=measure_feature(
+        transfer={"preconditions": [{"indicator": "density", "op": ">=", "value": threshold}]}))
+    assert created.status_code == 201, created.text
+    mid = created.json()["id"]
+    assert client.post(f"/api/measures/{mid}/publish", headers={
+        **planner, "If-Match": created.headers["etag"]}).status_code == 200
+    body = {"reference": f"measure:{mid}", "level": "stadtviertel", "top": 100,
+            "sensitivity": False, "types": False}
+    rows = client.post("/api/analysis/transfer", json=body).json()["rows"]
+    verdicts = {r["code"]: r["meets_preconditions"] for r in rows if not r["is_reference"]}
+    assert 0 < sum(verdicts.values()) < len(verdicts)
+
+    report = client.post("/api/analysis/report", json=body)
+    assert report.status_code == 200, report.text[:500]
+    page = report.text
+    assert 'id="q-preconditions"' in page and "≥" in page
+    assert "<th>Vorbedingungen</th>" in page
+    shown = dict(re.findall(r'<tr class="q-row[^"]*" data-code="([^"]+)">(?:(?!</tr>).)*?'
+                            r'<td class="q-(?:meets|fails)" data-meets="(true|false)"', page))
+    assert {code: value == "true" for code, value in shown.items()} == verdicts
+    assert re.search(r"nicht erfüllt: [^<]*\(Wert: ", page)
+
+
+def text_sql(sql):
+    from sqlalchemy import text
+    return text(sql)

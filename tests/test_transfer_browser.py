@@ -157,7 +157,20 @@ def test_public_page_shows_the_transfer_map(browser, server, planner, engine, ar
     assert problems == []
 
 
-def test_planner_edits_the_profile_and_transfers(browser, server, planner, engine, artifacts):
+PLANNER_WORDS = {
+    "de": {"legend": "Übertragbarkeit", "add": "Vorbedingung hinzufügen", "op": "Vergleich",
+           "transfer": "Als Entwurf übertragen", "status": "geeignet", "error": "Vorbedingung 1"},
+    "en": {"legend": "Transferability", "add": "Add a precondition", "op": "Comparison",
+           "transfer": "Transfer as a draft", "status": "suitable", "error": "Precondition 1"},
+}
+
+
+@pytest.mark.parametrize("lang", ["de", "en"])
+def test_planner_edits_the_profile_and_transfers(browser, server, planner, engine, artifacts,
+                                                 lang):
+    """The transfer fieldset speaks the page's language (?lang=en: English labels, statuses,
+    button and messages), and saving and transferring work in both."""
+    words = PLANNER_WORDS[lang]
     username, token = planner
     (code_a, name_a, _), = far_districts(engine, 1)
     title = f"Werkstatt {uuid.uuid4().hex[:6]}"
@@ -168,10 +181,10 @@ def test_planner_edits_the_profile_and_transfers(browser, server, planner, engin
     problems: list[str] = []
     new_id = None
     try:
-        context = open_context(browser, server, "de-DE")
+        context = open_context(browser, server, "de-DE" if lang == "de" else "en-GB")
         page = context.new_page()
         page.on("pageerror", lambda err: problems.append(str(err)))
-        page.goto(f"{server}/planner.html")
+        page.goto(f"{server}/planner.html?lang={lang}")
         expect(page.locator("body")).to_have_attribute("data-planner-ready", "true")
         page.fill("#login-username", username)
         page.fill("#login-password", PASSWORD)
@@ -179,8 +192,12 @@ def test_planner_edits_the_profile_and_transfers(browser, server, planner, engin
         expect(page.locator("#measure-select")).to_contain_text(title)
         page.select_option("#measure-select", str(mid))
         expect(page.locator("#f-title")).to_have_value(title)
+        section = page.locator("#transfer-section")
+        expect(section.locator("legend")).to_have_text(words["legend"])
+        expect(page.locator("#add-precondition")).to_have_text(words["add"])
         page.click("#add-precondition")
         row = page.locator("#precondition-rows li").nth(0)
+        expect(row.locator('label[for$="-op"]')).to_contain_text(words["op"])
         row.locator('[data-sub="indicator"]').fill("density")
         row.locator('[data-sub="op"]').select_option(">=")
         row.locator('[data-sub="value"]').fill("1500")
@@ -189,6 +206,8 @@ def test_planner_edits_the_profile_and_transfers(browser, server, planner, engin
         district = page.locator("#transfer-district-rows li").nth(0)
         district.locator('[data-sub="code"]').fill(code_a)
         district.locator('[data-sub="status"]').select_option("geeignet")
+        expect(district.locator('[data-sub="status"] option:checked')).to_have_text(words["status"])
+        expect(district.locator("button[data-transfer]")).to_have_text(words["transfer"])
         page.click("#save-button")
         expect(page.locator("body")).to_have_attribute("data-dirty", "false")
         status, _, body = api_json(server, "GET", f"/api/measures/{mid}", token=token)
@@ -201,13 +220,13 @@ def test_planner_edits_the_profile_and_transfers(browser, server, planner, engin
         # a bad comparison value from the server side: an unknown indicator is refused
         row.locator('[data-sub="indicator"]').fill("no_such_indicator")
         page.click("#save-button")
-        expect(page.locator("#f-transfer-error")).to_contain_text("Vorbedingung 1")
+        expect(page.locator("#f-transfer-error")).to_contain_text(words["error"])
         row.locator('[data-sub="indicator"]').fill("density")
 
         district.locator("button[data-transfer]").click()
         expect(page.locator("#transfer-district-rows li").nth(0).locator(
             '[data-sub="status"]')).to_have_value("übertragen")
-        page.locator("#transfer-section").screenshot(path=str(artifacts / "transfer-planner.png"))
+        section.screenshot(path=str(artifacts / f"transfer-planner-{lang}.png"))
         with engine.connect() as conn:
             new_id = conn.execute(text("SELECT id FROM measures WHERE origin_id = :o"),
                                   {"o": mid}).scalar_one()

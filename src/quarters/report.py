@@ -286,6 +286,32 @@ def _approx_note(res: TransferResult) -> str:
             f"interpolierte Werte.{ref}</p>")
 
 
+OP_TEXT = {"<": "<", "<=": "≤", ">": ">", ">=": "≥", "=": "=", "!=": "≠"}
+
+
+def _condition(res: TransferResult, cond: dict[str, Any], actual: bool = False) -> str:
+    """„SGB-II-Quote ≤ 12“ (with the candidate's value when ``actual``)."""
+    names = {d.key: d.name_de for d in res.indicators}
+    text = (f"{names.get(cond['indicator'], cond['indicator'])} "
+            f"{OP_TEXT.get(cond['op'], cond['op'])} {_num(cond['value'], 2)}")
+    if actual:
+        value = cond.get("actual")
+        text += f" (Wert: {'keiner' if value is None else _num(value, 2)})"
+    return text
+
+
+def _preconditions_note(res: TransferResult) -> str:
+    """A measure's preconditions: which they are and how many candidates meet them."""
+    pre = res.reference.preconditions
+    if not pre:
+        return ""
+    conds = "; ".join(_esc(_condition(res, c)) for c in pre["conditions"])
+    return (f"<p id=\"q-preconditions\"><strong>Vorbedingungen der Maßnahme "
+            f"{int(pre['measure_id'])}:</strong> {conds}. {pre['candidates_meeting']} "
+            f"Kandidaten erfüllen alle und stehen vorn (✔), {pre['candidates_failing']} nicht "
+            "(✗; innerhalb beider Gruppen nach Ähnlichkeit).</p>")
+
+
 def _header(res: TransferResult, lang: str = "de") -> str:
     ref = res.reference
     w = ", ".join(f"{_esc(d.name_de)} ({_num(res.result.weights.get(d.key, 0.0) * 100, 0)} %)"
@@ -304,7 +330,7 @@ def _header(res: TransferResult, lang: str = "de") -> str:
         + ("<p id=\"q-parts\"><strong>Teil der Referenz (nicht bewertet):</strong> "
            + ", ".join(f"{_esc(p['name'])} ({_esc(p['code'])})" for p in res.part_of_reference)
            + "</p>" if res.part_of_reference else "")
-        + _approx_note(res) +
+        + _approx_note(res) + _preconditions_note(res) +
         f"<p><strong>Indikatoren (Gewicht):</strong> {w}</p>"
         f"<p class=\"q-small\">Erstellt {datetime.now().strftime('%d.%m.%Y %H:%M')} mit "
         "quarters. Karte: Farbe = Klasse der gewählten Größe (Auswahl unten rechts), rote "
@@ -316,7 +342,9 @@ def _table(res: TransferResult) -> str:
     digits = {d.key: _digits(res.ranking[f"value_{d.key}"]) for d in inds}
     has_types = "same_type" in res.ranking.columns
     has_sens = "share_in_top" in res.ranking.columns
+    has_pre = "meets_preconditions" in res.ranking.columns
     head = ["Rang", "Name", "Schlüssel", "Score", "Perzentil", "Einordnung", "Distanz"]
+    head += ["Vorbedingungen"] if has_pre else []
     head += [f"{d.name_de} [{d.unit}]" for d in inds]
     head += (["Typ", "gleicher Typ"] if has_types else []) + (["Stabilität"] if has_sens else [])
     head.append("Begründung")
@@ -328,6 +356,7 @@ def _table(res: TransferResult) -> str:
             + (" *" if res.reference.approximate else "")
             + "</td><td>" + _esc(res.reference.code) + "</td><td class=\"n\">–</td>"
             "<td class=\"n\">–</td><td></td><td class=\"n\">–</td>"
+            + ("<td></td>" if has_pre else "")
             + "".join(f"<td class=\"n\">{_num(ref_vals.get(d.key), digits[d.key])}</td>"
                       for d in inds)
             + ("<td></td><td></td>" if has_types else "") + ("<td></td>" if has_sens else "")
@@ -349,6 +378,8 @@ def _table(res: TransferResult) -> str:
                  f"<td>{_esc(code)}</td>", f"<td class=\"n\">{_num(r['score'], 1)}</td>",
                  f"<td class=\"n\">{pct}</td>", f"<td>{band}</td>",
                  f"<td class=\"n\">{_num(r['distance'], 3)}</td>"]
+        if has_pre:
+            cells.append(_precondition_cell(res, r))
         cells += [f"<td class=\"n\">{_num(r[f'value_{d.key}'], digits[d.key])}</td>"
                   for d in inds]
         if has_types:
@@ -363,6 +394,15 @@ def _table(res: TransferResult) -> str:
     return ("<table class=\"q-table\" id=\"ranking\"><thead><tr>"
             + "".join(f"<th>{_esc(h)}</th>" for h in head) + "</tr></thead><tbody>"
             + "".join(rows) + "</tbody></table>")
+
+
+def _precondition_cell(res: TransferResult, r: pd.Series) -> str:
+    if r["is_reference"]:
+        return "<td></td>"
+    if r["meets_preconditions"]:
+        return "<td class=\"q-meets\" data-meets=\"true\">✔ erfüllt</td>"
+    failed = "; ".join(_esc(_condition(res, c, actual=True)) for c in r["failed_preconditions"])
+    return f"<td class=\"q-fails\" data-meets=\"false\">✗ nicht erfüllt: {failed}</td>"
 
 
 def contributions_svg(res: TransferResult) -> str:
@@ -551,8 +591,8 @@ def result_frame(res: TransferResult) -> pd.DataFrame:
     cols = ["name", "rank", "score", "percentile", "band_de", "band_en", "distance",
             "is_reference", "approximate"]
     cols += [c for c in rk.columns if c.startswith(("value_", "contrib_", "diff_"))]
-    cols += [c for c in ("cluster", "type_de", "same_type", "share_in_top", "rank_median")
-             if c in rk.columns]
+    cols += [c for c in ("cluster", "type_de", "same_type", "share_in_top", "rank_median",
+                         "meets_preconditions", "similarity_rank") if c in rk.columns]
     out = rk[cols].reset_index()
     out["excluded"] = False
     out["missing"] = ""

@@ -2,6 +2,7 @@
 // role="img", a title and a description, and a data table as the accessible alternative.
 
 import { el, formatNumber, formatPercent, formatValue, svgEl } from "./analysis-format.js";
+import { t } from "./i18n.js";
 
 const WIDTH = 640;
 const SIMILAR_SD = 0.5; // below this standardised difference an indicator counts as similar
@@ -21,10 +22,10 @@ function truncate(text, max) {
 
 /** "3,85 SD niedriger" / "gleich" for a signed standardised difference. */
 export function describeDiff(diff, method) {
-  if (diff === null || diff === undefined || !Number.isFinite(diff)) return "kein Wert";
-  const sd = method === "robust" ? "robuste SD" : "SD";
-  if (Math.abs(diff) < 0.005) return "gleich";
-  return `${formatNumber(Math.abs(diff), 2)} ${sd} ${diff > 0 ? "höher" : "niedriger"}`;
+  if (diff === null || diff === undefined || !Number.isFinite(diff)) return t("analysis.no_value");
+  const sd = t(method === "robust" ? "analysis.sd_robust" : "analysis.sd");
+  if (Math.abs(diff) < 0.005) return t("analysis.diff_equal");
+  return t(diff > 0 ? "analysis.diff_higher" : "analysis.diff_lower", { value: formatNumber(Math.abs(diff), 2), sd });
 }
 
 function startSvg(height, titleText, descText, className) {
@@ -47,14 +48,15 @@ function startSvg(height, titleText, descText, className) {
 
 /**
  * Items of the contributions chart: one per used indicator, largest contribution first.
- * `indicators`: [{key, name_de, unit, weight}], `reference`: key → reference value.
+ * `indicators`: [{key, name?, name_de, unit, weight}] (`name`: in the page's language),
+ * `reference`: key → reference value.
  */
 export function contributionItems(row, indicators, reference) {
   const items = indicators
     .filter((d) => d.used !== false && row.contributions && d.key in row.contributions)
     .map((d) => ({
       key: d.key,
-      name: d.name_de || d.key,
+      name: d.name || d.name_de || d.key,
       unit: d.unit,
       weight: d.weight,
       value: row.values?.[d.key],
@@ -83,14 +85,14 @@ export function contributionsChart(row, items, method) {
   const zeroX = (Math.abs(min) / span) * barWidth;
   const summary = items.length
     ? items.map((i) => `${i.name} ${formatPercent(i.share)}`).join(", ")
-    : "keine Indikatoren";
+    : t("analysis.no_indicators");
   const isReference = row.is_reference || row.distance === 0;
   const svg = startSvg(
     height,
-    `Beiträge der Indikatoren zur Distanz: ${row.name}`,
+    t("analysis.chart_contrib_title", { name: row.name }),
     isReference
-      ? `${row.name} ist die Referenz selbst; alle Beiträge sind 0.`
-      : `Anteile an der quadrierten Distanz zur Referenz: ${summary}. Größere Balken bedeuten größere Unterschiede.`,
+      ? t("analysis.chart_contrib_self", { name: row.name })
+      : t("analysis.chart_contrib_desc", { summary }),
     "chart contrib-chart",
   );
   items.forEach((item, i) => {
@@ -114,10 +116,10 @@ export function contributionsChart(row, items, method) {
       x: (Math.max(x + length, zeroX) + 6).toFixed(2), y: y + 32, class: "chart-value",
     }, formatPercent(item.share)));
     const detail = [
-      `Wert ${formatValue(item.value, item.unit)}`,
-      `Referenz ${formatValue(item.reference, item.unit)}`,
+      t("analysis.chart_value", { value: formatValue(item.value, item.unit) }),
+      t("analysis.chart_reference", { value: formatValue(item.reference, item.unit) }),
       describeDiff(item.diff, method),
-      similar ? "ähnlich" : "verschieden",
+      t(similar ? "analysis.similar" : "analysis.different"),
     ].join(" · ");
     g.append(svgEl("text", { x: 0, y: y + 52, class: "chart-detail" }, detail));
     svg.append(g);
@@ -133,10 +135,10 @@ export function contributionsChart(row, items, method) {
 /** The same numbers as a table (accessible alternative and for copying). */
 export function contributionsTable(row, items, method) {
   const table = el("table", { className: "data-table contrib-table", attrs: { id: "contrib-table" } });
-  table.append(el("caption", { text: `Beiträge der Indikatoren: ${row.name}` }));
+  table.append(el("caption", { text: t("analysis.contrib_table_caption", { name: row.name }) }));
   const head = el("tr", {},
-    ...["Indikator", "Gewicht", "Wert", "Referenz", "Unterschied", "Beitrag zur Distanz²", "Anteil"]
-      .map((text) => el("th", { text, attrs: { scope: "col" } })));
+    ...["analysis.th_indicator", "analysis.th_weight", "analysis.th_value", "analysis.reference", "analysis.th_difference", "analysis.th_contribution", "analysis.th_share"]
+      .map((key) => el("th", { text: t(key), attrs: { scope: "col" } })));
   table.append(el("thead", {}, head));
   const body = el("tbody");
   for (const item of items) {
@@ -176,8 +178,8 @@ export function sensitivityChart(rows, info) {
   const plot = WIDTH - left - right;
   const maxRank = Math.max(info.top + 1, ...rows.map((r) => r.sensitivity.rank_max || 1));
   const x = (rank) => left + ((rank - 1) / Math.max(maxRank - 1, 1)) * plot;
-  const desc = rows.map((r) => `${r.name}: Rang ${formatNumber(r.sensitivity.rank_min, 0)} bis ${formatNumber(r.sensitivity.rank_max, 0)}, in ${formatPercent(r.sensitivity.share_in_top)} der Läufe unter den ersten ${info.top}`).join("; ");
-  const svg = startSvg(height, `Stabilität der Rangfolge bei ±${formatPercent(info.spread)} Gewichtsänderung (${info.runs} Läufe)`, desc, "chart sensitivity-chart");
+  const desc = rows.map((r) => t("analysis.sens_row", { name: r.name, min: formatNumber(r.sensitivity.rank_min, 0), max: formatNumber(r.sensitivity.rank_max, 0), share: formatPercent(r.sensitivity.share_in_top), top: info.top })).join("; ");
+  const svg = startSvg(height, t("analysis.sens_title", { spread: formatPercent(info.spread), runs: info.runs }), desc, "chart sensitivity-chart");
   // axis
   const step = niceStep(maxRank - 1);
   const axis = svgEl("g", { class: "chart-axis" });
@@ -185,8 +187,8 @@ export function sensitivityChart(rows, info) {
     axis.append(svgEl("line", { x1: x(r), x2: x(r), y1: top - 6, y2: height - 8, class: "chart-grid" }));
     axis.append(svgEl("text", { x: x(r), y: top - 10, class: "chart-tick" }, formatNumber(r, 0)));
   }
-  axis.append(svgEl("text", { x: left - 8, y: top - 10, class: "chart-tick chart-tick--start" }, "Rang"));
-  axis.append(svgEl("text", { x: WIDTH - 2, y: top - 10, class: "chart-tick chart-tick--end" }, `in Top ${info.top}`));
+  axis.append(svgEl("text", { x: left - 8, y: top - 10, class: "chart-tick chart-tick--start" }, t("analysis.col_rank")));
+  axis.append(svgEl("text", { x: WIDTH - 2, y: top - 10, class: "chart-tick chart-tick--end" }, t("analysis.in_top_lower", { top: info.top })));
   const cut = x(info.top + 0.5);
   axis.append(svgEl("line", { x1: cut, x2: cut, y1: top - 6, y2: height - 8, class: "chart-cut" }));
   svg.append(axis);

@@ -36,7 +36,7 @@ export function formatNumber(value, digits) {
   if (value === null || value === undefined || !Number.isFinite(Number(value))) return "–";
   const v = Number(value);
   const text = formatter(digits ?? autoDigits(v)).format(v);
-  return text === "-0" || /^-0,0+$/.test(text) ? text.slice(1) : text;
+  return text === "-0" || /^-0[.,]0+$/.test(text) ? text.slice(1) : text;
 }
 
 /** A value with its unit ("40.017 Einw."), unit left out for class-like units. */
@@ -63,27 +63,8 @@ export function formatCount(n) {
   return formatNumber(n, 0);
 }
 
-/** Singular/plural: plural(1, "Einheit", "Einheiten"). */
-export function plural(n, one, many) {
-  return `${formatCount(n)} ${n === 1 ? one : many}`;
-}
 
 // ---------------------------------------------------------------- wording
-
-export const METHOD_LABELS = {
-  zscore: "z-Standardisierung (Mittelwert, Standardabweichung)",
-  robust: "robust (Median, MAD)",
-};
-export const METRIC_LABELS = { euclidean: "euklidisch", mahalanobis: "Mahalanobis" };
-export const MISSING_LABELS = {
-  drop_indicator: "Einheiten mit fehlenden Werten ausschließen",
-  skip_pairwise: "fehlende Indikatoren paarweise auslassen",
-};
-export const SCHEME_LABELS = {
-  quantiles: "Quantile",
-  natural_breaks: "Natürliche Brüche (Jenks)",
-  equal_interval: "Gleiche Intervalle",
-};
 
 // Notes the API names by code: these parameters are keys that the page shows by their names.
 const NAMED_PARAMS = ["indicator", "level", "ref_level"];

@@ -6,6 +6,7 @@
 
 import { getItems } from "./analysis-api.js";
 import { el, formatCount, replaceChildren, svgEl } from "./analysis-format.js";
+import { t } from "./i18n.js";
 import { addSourceAttributions, addTileLayer, createMap } from "./map.js";
 
 const L = globalThis.L;
@@ -443,22 +444,22 @@ export function renderLegend(container, { title, labels, counts, nMissing, missi
   if (nMissing) {
     list.append(el("li", { className: "legend-class legend-class--missing" },
       swatch(MISSING_FILL, "#5a5a5a"),
-      el("span", { className: "legend-class__label", text: missingLabel || "ohne Wert" }),
+      el("span", { className: "legend-class__label", text: missingLabel || t("analysis.without_value") }),
       el("span", { className: "legend-class__count", text: `(${formatCount(nMissing)})` })));
   }
   const marks = el("ul", { className: "legend-list legend-list--marks" });
   if (reference) {
     marks.append(el("li", { className: "legend-mark" }, swatch(null, REFERENCE_COLOUR, null, 3),
-      el("span", { text: `Referenz: ${reference}` })));
+      el("span", { text: `${t("analysis.reference_label")} ${reference}` })));
   }
   if (selected) {
     marks.append(el("li", { className: "legend-mark" }, swatch(null, SELECTED_COLOUR, "5 3", 3),
-      el("span", { text: `Ausgewählt: ${selected}` })));
+      el("span", { text: t("analysis.selected", { name: selected }) })));
   }
   if (ranks) {
     marks.append(el("li", { className: "legend-mark" },
       el("span", { className: "rank-chip", text: "1", attrs: { "aria-hidden": "true" } }),
-      el("span", { text: `Rang der ${ranks} ähnlichsten Einheiten` })));
+      el("span", { text: t("analysis.legend_ranks", { count: ranks }) })));
   }
   replaceChildren(container,
     el("h3", { className: "legend-title", text: title }),

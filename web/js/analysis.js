@@ -22,12 +22,8 @@ import {
   formatPercent,
   formatScore,
   formatValue,
-  METHOD_LABELS,
-  METRIC_LABELS,
   noteNode,
-  plural,
   replaceChildren,
-  SCHEME_LABELS,
   svgEl,
 } from "./analysis-format.js";
 import * as amap from "./analysis-map.js";
@@ -39,11 +35,11 @@ const SIMILAR_SD = 0.5;
 const SEARCH_RESULTS = 30;
 const SENSITIVITY_ROWS = 25; // rows of the stability figure (all are in the table)
 const RANK_LABELS = 30; // rank labels on the map
-const KIND_LABELS = {
-  quarter: "Pilotquartier",
-  gemeinde: "Gemeinde",
-  kreis: "Kreis",
-  measure: "Maßnahme",
+const KIND_KEYS = {
+  quarter: "analysis.kind_quarter",
+  gemeinde: "analysis.kind_gemeinde",
+  kreis: "analysis.kind_kreis",
+  measure: "analysis.kind_measure",
 };
 const FIXED_LEVELS = new Set(["gemeinde", "kreis", "quarter"]);
 
@@ -94,7 +90,22 @@ function setBusy(busy) {
 function levelLabel(level) {
   const lv = app.levelBy.get(level);
   if (!lv) return level;
-  return lv.label_de;
+  return levelName(lv);
+}
+
+/** A level's name in the page's language ({label_de, label_en} of the API). */
+function levelName(lv) {
+  return (lang === "en" ? lv?.label_en : lv?.label_de) || lv?.label_de || lv?.name || "";
+}
+
+/** An indicator's name in the page's language (the API's result rows carry name_de only). */
+function indName(d) {
+  return app.names.get(d.key) || d.name_de || d.key;
+}
+
+/** A type's label in the page's language. */
+function typeName(x) {
+  return (lang === "en" ? x?.label_en : x?.label_de) || x?.label_de || "";
 }
 
 function orderedLevels() {
@@ -104,8 +115,8 @@ function orderedLevels() {
 }
 
 function levelOptionText(lv) {
-  const label = FIXED_LEVELS.has(lv.name) ? lv.label_de : `${lv.label_de} (Halle)`;
-  return `${label} – ${plural(lv.units, "Einheit", "Einheiten")}`;
+  const label = FIXED_LEVELS.has(lv.name) ? levelName(lv) : `${levelName(lv)} (Halle)`;
+  return `${label} – ${t("analysis.units_n", { count: lv.units })}`;
 }
 
 function fillLevels() {
@@ -188,15 +199,15 @@ function districtLevel() {
 
 function fillReferenceKinds() {
   const select = $("reference-kind");
-  const options = [el("option", { text: "Pilotquartier", attrs: { value: "quarter" } })];
+  const options = [el("option", { text: t("analysis.kind_quarter"), attrs: { value: "quarter" } })];
   for (const lv of app.levels.filter((l) => !FIXED_LEVELS.has(l.name))) {
-    options.push(el("option", { text: `${lv.label_de} (Halle)`, attrs: { value: `district:${lv.name}` } }));
+    options.push(el("option", { text: `${levelName(lv)} (Halle)`, attrs: { value: `district:${lv.name}` } }));
   }
   options.push(
-    el("option", { text: "Gemeinde (Name oder AGS)", attrs: { value: "gemeinde" } }),
-    el("option", { text: "Kreis oder kreisfreie Stadt", attrs: { value: "kreis" } }));
+    el("option", { text: t("analysis.ref_gemeinde"), attrs: { value: "gemeinde" } }),
+    el("option", { text: t("analysis.ref_kreis"), attrs: { value: "kreis" } }));
   if (app.measures.length) {
-    options.push(el("option", { text: "Maßnahme (Ort einer Maßnahme)", attrs: { value: "measure" } }));
+    options.push(el("option", { text: t("analysis.ref_measure"), attrs: { value: "measure" } }));
   }
   select.replaceChildren(...options);
 }
@@ -211,7 +222,7 @@ function fillMeasures() {
   const select = $("reference-measure");
   const items = [...app.measures].sort((a, b) => a.id - b.id);
   select.replaceChildren(...items.map((m) =>
-    el("option", { text: `Nr. ${m.id}: ${m.title}`, attrs: { value: String(m.id) } })));
+    el("option", { text: t("analysis.measure_option", { id: m.id, title: m.title }), attrs: { value: String(m.id) } })));
 }
 
 let districtFill = null; // {level, promise}: one fill per district level
@@ -221,7 +232,7 @@ function fillDistricts() {
   if (!level) return Promise.resolve();
   if (districtFill?.level === level) return districtFill.promise;
   const select = $("reference-district");
-  select.replaceChildren(el("option", { text: "wird geladen …", attrs: { value: "" } }));
+  select.replaceChildren(el("option", { text: t("analysis.loading_short"), attrs: { value: "" } }));
   const promise = unitList(level).then((units) => {
     const sorted = [...units].sort((a, b) => a.code.localeCompare(b.code, "de", { numeric: true }));
     select.replaceChildren(...sorted.map((u) =>
@@ -229,7 +240,7 @@ function fillDistricts() {
     updateReferenceCurrent();
   }).catch((err) => {
     districtFill = null;
-    select.replaceChildren(el("option", { text: "nicht verfügbar", attrs: { value: "" } }));
+    select.replaceChildren(el("option", { text: t("analysis.unavailable"), attrs: { value: "" } }));
     setStatus(api.describeError(err), "error");
   });
   districtFill = { level, promise };
@@ -244,7 +255,7 @@ function showReferenceField() {
   }
   if (group === "district") fillDistricts();
   if (group === "gemeinde" || group === "kreis") {
-    $("reference-search-label").textContent = group === "gemeinde" ? "Gemeinde suchen" : "Kreis suchen";
+    $("reference-search-label").textContent = t(group === "gemeinde" ? "analysis.search_gemeinde" : "analysis.search_kreis");
     if (app.search && app.search.kind !== group) {
       app.search = null;
       $("reference-search").value = "";
@@ -260,12 +271,12 @@ function currentReference() {
   const kind = referenceKind();
   if (kind === "quarter") {
     const select = $("reference-quarter");
-    if (!select.value) return { problem: "Bitte ein Pilotquartier wählen.", field: select };
+    if (!select.value) return { problem: t("analysis.need_quarter"), field: select };
     return { spec: `quarter:${select.value}`, label: select.selectedOptions[0].textContent, kind };
   }
   if (kind.startsWith("district:")) {
     const select = $("reference-district");
-    if (!select.value) return { problem: "Bitte ein Stadtviertel wählen.", field: select };
+    if (!select.value) return { problem: t("analysis.need_district"), field: select };
     const text = select.selectedOptions[0].textContent.replace(/^\S+\s/, "");
     return { spec: `${districtLevel()}:${select.value}`, label: text, kind: "district" };
   }
@@ -273,8 +284,8 @@ function currentReference() {
     if (!app.search || app.search.kind !== kind) {
       return {
         problem: kind === "gemeinde"
-          ? "Bitte eine Gemeinde aus der Vorschlagsliste wählen oder ihren AGS (8 Ziffern) eingeben."
-          : "Bitte einen Kreis aus der Vorschlagsliste wählen oder seinen Schlüssel (5 Ziffern) eingeben.",
+          ? t("analysis.need_gemeinde")
+          : t("analysis.need_kreis"),
         field: $("reference-search"),
       };
     }
@@ -282,22 +293,22 @@ function currentReference() {
   }
   if (kind === "measure") {
     const select = $("reference-measure");
-    if (!select.value) return { problem: "Bitte eine Maßnahme wählen.", field: select };
+    if (!select.value) return { problem: t("analysis.need_measure"), field: select };
     return { spec: `measure:${select.value}`, label: select.selectedOptions[0].textContent, kind };
   }
-  return { problem: "Bitte eine Referenz wählen.", field: $("reference-kind") };
+  return { problem: t("analysis.need_reference"), field: $("reference-kind") };
 }
 
 function updateReferenceCurrent() {
   const ref = currentReference();
   const out = $("reference-current");
   if (ref.problem) {
-    out.textContent = "Noch keine Referenz gewählt.";
+    out.textContent = t("analysis.no_reference");
     out.classList.add("reference-current--empty");
     return;
   }
   out.classList.remove("reference-current--empty");
-  replaceChildren(out, "Referenz: ", el("strong", { text: ref.label }), ` (${ref.spec})`);
+  replaceChildren(out, `${t("analysis.reference_label")} `, el("strong", { text: ref.label }), ` (${ref.spec})`);
 }
 
 function parseSearch(value, units, kind) {
@@ -378,11 +389,11 @@ function chooseShortcut(event) {
 
 function coverageText(d, level) {
   const c = d.coverage?.[level];
-  if (!c) return "keine Werte";
+  if (!c) return t("analysis.cov_none");
   const missing = (c.missing || 0) + (c.absent || 0);
   return missing
-    ? `${formatCount(c.values)} von ${formatCount(c.units)} mit Wert`
-    : `alle ${formatCount(c.units)} mit Wert`;
+    ? t("analysis.cov_some", { values: formatCount(c.values), units: formatCount(c.units) })
+    : t("analysis.cov_all", { units: formatCount(c.units) });
 }
 
 function indicatorRow(d, level, refLevel) {
@@ -397,22 +408,23 @@ function indicatorRow(d, level, refLevel) {
   });
   checkbox.checked = checked;
   const name = el("label", { className: "indicator__name", attrs: { for: `ind-${key}` } },
-    el("span", { text: d.name_de || key }),
+    el("span", { text: indName(d) }),
     d.unit && d.unit.length <= 16 ? el("span", { className: "indicator__unit", text: d.unit }) : null);
   const notes = [coverageText(d, level)];
   const noRef = refLevel && !(d.coverage?.[refLevel]?.values > 0);
-  if (noRef) notes.push(`für ${refLevel === "quarter" ? "Pilotquartiere" : "die Referenz"} nicht verfügbar`);
+  if (noRef) notes.push(t(refLevel === "quarter" ? "analysis.no_ref_quarter" : "analysis.no_ref"));
   const coverage = el("span", {
     className: `indicator__coverage${noRef ? " indicator__coverage--warn" : ""}`,
     text: notes.join(" · "),
     attrs: { id: `ind-${key}-cov` },
   });
-  const desc = el("span", { className: "visually-hidden", text: d.description || "", attrs: { id: `ind-${key}-desc` } });
+  // the catalogue's descriptions are German: marked as such on the English page
+  const desc = el("span", { className: "visually-hidden", text: d.description || "", attrs: { id: `ind-${key}-desc`, lang: lang === "en" ? "de" : null } });
   const range = el("input", {
     className: "weight__range",
     attrs: {
       type: "range", id: `weight-range-${key}`, min: 0, max: SLIDER_MAX, step: 0.5,
-      "aria-label": `Gewicht ${d.name_de || key} (Schieberegler)`,
+      "aria-label": t("analysis.weight_slider", { name: indName(d) }),
     },
   });
   range.value = String(Math.min(weight, SLIDER_MAX));
@@ -420,7 +432,7 @@ function indicatorRow(d, level, refLevel) {
     className: "weight__number",
     attrs: {
       type: "number", id: `weight-${key}`, min: 0, max: 1000, step: "any", inputmode: "decimal",
-      "aria-label": `Gewicht ${d.name_de || key}`,
+      "aria-label": t("analysis.weight_number", { name: indName(d) }),
     },
   });
   number.value = String(weight);
@@ -474,7 +486,7 @@ function renderIndicators() {
   $("indicator-list").replaceChildren(...core.map((d) => indicatorRow(d, level, refLevel)));
   $("indicator-list-more").replaceChildren(...more.map((d) => indicatorRow(d, level, refLevel)));
   $("indicator-more").hidden = more.length === 0;
-  $("indicator-more-summary").textContent = `Weitere Indikatoren: Maßnahmen je Handlungsfeld (${more.length})`;
+  $("indicator-more-summary").textContent = t("analysis.more_indicators", { count: more.length });
   if (more.some((d) => app.checked.has(d.key))) $("indicator-more").open = true;
   updateIndicatorCount();
 }
@@ -483,8 +495,8 @@ function updateIndicatorCount() {
   const n = app.checked.size;
   const out = $("indicator-count");
   out.textContent = n > MAX_INDICATORS
-    ? `${n} Indikatoren gewählt – höchstens ${MAX_INDICATORS} sind möglich.`
-    : `${plural(n, "Indikator", "Indikatoren")} gewählt.`;
+    ? t("analysis.too_many_chosen", { count: n, max: MAX_INDICATORS })
+    : t("analysis.chosen_n", { count: n });
   out.classList.toggle("indicator-count--error", n === 0 || n > MAX_INDICATORS);
 }
 
@@ -514,28 +526,28 @@ function readForm() {
   for (const key of indicators) {
     const w = Number($(`weight-${key}`)?.value);
     if (!Number.isFinite(w) || w < 0) {
-      problems.push({ text: `Gewicht von „${app.names.get(key)}“ muss eine Zahl ≥ 0 sein.`, field: $(`weight-${key}`) });
+      problems.push({ text: t("analysis.bad_weight", { name: app.names.get(key) || key }), field: $(`weight-${key}`) });
     }
     weights[key] = w;
   }
   if (!indicators.length) {
-    problems.push({ text: "Bitte mindestens einen Indikator ankreuzen.", field: $("indicator-list").querySelector("input") });
+    problems.push({ text: t("analysis.need_indicator"), field: $("indicator-list").querySelector("input") });
   } else if (indicators.length > MAX_INDICATORS) {
-    problems.push({ text: `Höchstens ${MAX_INDICATORS} Indikatoren.`, field: $("indicator-list").querySelector("input") });
+    problems.push({ text: t("analysis.max_indicators", { max: MAX_INDICATORS }), field: $("indicator-list").querySelector("input") });
   } else if (Object.values(weights).every((w) => !(w > 0))) {
-    problems.push({ text: "Mindestens ein Gewicht muss größer als 0 sein.", field: $(`weight-${indicators[0]}`) });
+    problems.push({ text: t("analysis.need_weight"), field: $(`weight-${indicators[0]}`) });
   }
   const metric = $("metric").value;
   const missing = $("missing").value;
   if (missing === "skip_pairwise" && metric === "mahalanobis") {
-    problems.push({ text: "Paarweises Auslassen geht nur mit dem euklidischen Distanzmaß.", field: $("missing") });
+    problems.push({ text: t("analysis.pairwise_euclid"), field: $("missing") });
   }
   const top = Number($("top").value);
   if (!Number.isInteger(top) || top < 1 || top > 500) {
-    problems.push({ text: "Top N muss eine ganze Zahl von 1 bis 500 sein.", field: $("top") });
+    problems.push({ text: t("analysis.bad_top", { max: 500 }), field: $("top") });
   }
   const { classes, k } = mapClasses();
-  if (k === null) problems.push({ text: "Die Zahl der Kartenklassen muss zwischen 2 und 9 liegen.", field: $("map-k") });
+  if (k === null) problems.push({ text: t("analysis.bad_k"), field: $("map-k") });
   if (problems.length) throw new FormProblem(problems);
   return {
     reference: ref.spec,
@@ -562,7 +574,7 @@ function clearFormErrors() {
 function showFormErrors(problems) {
   const box = $("form-error");
   box.replaceChildren(
-    el("p", { className: "error-summary__title", text: "Bitte prüfen:" }),
+    el("p", { className: "error-summary__title", text: t("analysis.please_check") }),
     el("ul", {}, ...problems.map((p) => el("li", { text: p.text }))));
   box.hidden = false;
   for (const p of problems) p.field?.setAttribute("aria-invalid", "true");
@@ -586,7 +598,7 @@ async function run(event) {
   } catch (err) {
     if (err instanceof FormProblem) {
       showFormErrors(err.problems);
-      setStatus("Die Einstellungen sind noch unvollständig.", "error");
+      setStatus(t("analysis.incomplete"), "error");
       return;
     }
     throw err;
@@ -595,7 +607,7 @@ async function run(event) {
   setBusy(true);
   setPageState("running");
   const many = (app.levelBy.get(form.level)?.units || 0) > 2000;
-  setStatus(`Berechnung läuft …${many ? " (alle Gemeinden: einige Sekunden)" : ""}`);
+  setStatus(t(many ? "analysis.running_many" : "analysis.running"));
   const started = performance.now();
   try {
     const result = await api.postTransfer(body);
@@ -608,11 +620,11 @@ async function run(event) {
     fillMapVariables("score");
     rememberInUrl(form);
     const seconds = (performance.now() - started) / 1000;
-    setStatus(`Fertig: ${plural(result.n_candidates, "Einheit", "Einheiten")} der Ebene „${result.level.label_de}“ verglichen, ${formatCount(result.n_excluded)} ausgeschlossen (${formatNumber(seconds, 1)} s).`, "success");
+    setStatus(t("analysis.done", { units: t("analysis.units_n", { count: result.n_candidates }), level: levelName(result.level), excluded: formatCount(result.n_excluded), seconds: formatNumber(seconds, 1) }), "success");
     setPageState("done");
     await renderMap();
   } catch (err) {
-    setStatus(`Berechnung fehlgeschlagen: ${api.describeError(err)}`, "error");
+    setStatus(t("analysis.failed", { reason: api.describeError(err) }), "error");
     setPageState("error");
   } finally {
     setBusy(false);
@@ -628,6 +640,8 @@ function rememberInUrl(form) {
   params.set("metric", form.metric);
   params.set("top", String(form.top));
   if (form.filter) params.set("filter", form.filter);
+  const chosenLang = new URLSearchParams(location.search).get("lang");
+  if (chosenLang) params.set("lang", chosenLang); // the language stays with the address
   history.replaceState(null, "", `?${params}`);
 }
 
@@ -652,15 +666,17 @@ function renderResult() {
 function renderSummary(result) {
   const ref = result.reference;
   $("summary").hidden = false;
-  $("summary-heading").textContent = `Welche ${result.level.label_de} ähneln ${ref.name}?`;
-  const kind = KIND_LABELS[ref.kind] || levelLabel(ref.kind);
+  $("summary-heading").textContent = t("analysis.summary_heading", { level: levelName(result.level), name: ref.name });
+  const kind = KIND_KEYS[ref.kind] ? t(KIND_KEYS[ref.kind]) : levelLabel(ref.kind);
   const refNode = $("summary-reference");
-  replaceChildren(refNode, el("strong", { text: `Referenz: ${ref.name}` }), ` (${kind}, ${ref.code}). `,
+  replaceChildren(refNode, el("strong", { text: `${t("analysis.reference_label")} ${ref.name}` }), ` (${kind}, ${ref.code}). `,
     ref.note ? noteNode(ref.note, app.names) : null);
   const facts = [];
   const used = result.indicators.filter((d) => d.used);
-  facts.push(["Kandidaten", `${formatCount(result.n_candidates)} von ${formatCount(result.level.units)} ${result.level.label_de}`]);
-  facts.push(["Ausgeschlossen", result.n_excluded ? `${formatCount(result.n_excluded)} (fehlende Werte, siehe unten)` : "keine"]);
+  facts.push([t("analysis.fact_candidates"), t("analysis.fact_candidates_value", { count: formatCount(result.n_candidates), units: formatCount(result.level.units), level: levelName(result.level) })]);
+  facts.push([t("analysis.fact_excluded"), result.n_excluded ? t("analysis.fact_excluded_value", { count: formatCount(result.n_excluded) }) : t("analysis.none")]);
+  const pre = ref.preconditions;
+  if (pre) facts.push([t("analysis.fact_preconditions"), t("analysis.fact_preconditions_value", { conditions: pre.conditions.map(conditionText).join("; "), meeting: pre.candidates_meeting, failing: pre.candidates_failing })]);
   if (result.filter) facts.push([t("analysis.fact_filter"), t("analysis.fact_filter_value", { filter: result.filter, count: result.n_filtered_out })]);
   if (result.part_of_reference?.length) {
     facts.push([t("analysis.fact_parts"), result.part_of_reference.map((p) => `${p.name} (${p.code})`).join(", ")]);
@@ -669,17 +685,18 @@ function renderSummary(result) {
     const all = result.n_approximate === result.n_candidates;
     facts.push([t("analysis.fact_approx"), `${all ? t("analysis.approx_rows_all") : t("analysis.approx_rows", { count: result.n_approximate })}${ref.approximate ? ` ${t("analysis.approx_ref")}` : ""}`]);
   }
-  facts.push(["Indikatoren (Gewicht)", used.map((d) => `${d.name_de} ${formatPercent(d.weight)}`).join(", ")]);
-  facts.push(["Verfahren", `${METHOD_LABELS[result.method] || result.method}; ${METRIC_LABELS[result.metric] || result.metric}`]);
+  facts.push([t("analysis.fact_indicators"), used.map((d) => `${indName(d)} ${formatPercent(d.weight)}`).join(", ")]);
+  facts.push([t("analysis.fact_method"), `${t(`analysis.method_${result.method}`)}; ${t(`analysis.metric_${result.metric}`)}`]);
   if (result.sensitivity) {
-    facts.push([`Stabilität der Top ${result.sensitivity.top}`, `${formatNumber(result.sensitivity.stability, 2)} – ${stabilityWord(result.sensitivity.stability)}`]);
+    facts.push([t("analysis.fact_stability", { top: result.sensitivity.top }), `${formatNumber(result.sensitivity.stability, 2)} – ${stabilityWord(result.sensitivity.stability)}`]);
   }
   if (result.typology) {
-    const t = result.typology;
-    const refType = t.types.find((x) => x.cluster === t.reference_type);
-    facts.push(["Typ der Referenz", refType
-      ? `„${refType.label_de}“ (einer von ${t.k} Typen${Number.isFinite(t.silhouette) ? `, Silhouette ${formatNumber(t.silhouette, 2)}` : ""})`
-      : "unbekannt"]);
+    const ty = result.typology;
+    const refType = ty.types.find((x) => x.cluster === ty.reference_type);
+    facts.push([t("analysis.fact_type"), refType
+      ? t(Number.isFinite(ty.silhouette) ? "analysis.fact_type_value_s" : "analysis.fact_type_value",
+        { label: typeName(refType), k: ty.k, silhouette: formatNumber(ty.silhouette, 2) })
+      : t("analysis.unknown")]);
   }
   const list = $("summary-facts");
   list.replaceChildren(...facts.map(([term, value]) =>
@@ -688,10 +705,10 @@ function renderSummary(result) {
   const details = $("summary-derivation");
   if (ref.values) {
     const table = el("table", { className: "data-table" },
-      el("caption", { className: "visually-hidden", text: "Werte der Referenz" }),
-      el("thead", {}, el("tr", {}, ...["Indikator", "Wert", "Herleitung"].map((t) => el("th", { text: t, attrs: { scope: "col" } })))),
+      el("caption", { className: "visually-hidden", text: t("analysis.ref_values") }),
+      el("thead", {}, el("tr", {}, ...["analysis.th_indicator", "analysis.th_value", "analysis.th_derivation"].map((key) => el("th", { text: t(key), attrs: { scope: "col" } })))),
       el("tbody", {}, ...result.indicators.map((d) => el("tr", {},
-        el("th", { text: d.name_de, attrs: { scope: "row" } }),
+        el("th", { text: indName(d), attrs: { scope: "row" } }),
         el("td", { className: "num", text: formatValue(ref.values[d.key], d.unit) }),
         el("td", { className: "derivation", text: ref.derivations?.[d.key] || "–", attrs: { lang: "en" } })))));
     replaceChildren($("summary-derivation-body"), table);
@@ -702,10 +719,10 @@ function renderSummary(result) {
 }
 
 function stabilityWord(value) {
-  if (value >= 0.9) return "sehr stabil";
-  if (value >= 0.75) return "stabil";
-  if (value >= 0.5) return "mäßig stabil";
-  return "instabil: die Rangfolge hängt stark von den Gewichten ab";
+  if (value >= 0.9) return t("analysis.stab_very");
+  if (value >= 0.75) return t("analysis.stab_stable");
+  if (value >= 0.5) return t("analysis.stab_moderate");
+  return t("analysis.stab_unstable");
 }
 
 function scoreBar(score) {
@@ -716,9 +733,9 @@ function scoreBar(score) {
 }
 
 function signedSd(diff, method) {
-  if (!Number.isFinite(diff)) return "kein Wert";
+  if (!Number.isFinite(diff)) return t("analysis.no_value");
   const sign = diff > 0.005 ? "+" : diff < -0.005 ? "−" : "±";
-  return `${sign}${formatNumber(Math.abs(diff), 1)} ${method === "robust" ? "robuste SD" : "SD"}`;
+  return `${sign}${formatNumber(Math.abs(diff), 1)} ${t(method === "robust" ? "analysis.sd_robust" : "analysis.sd")}`;
 }
 
 function reasonList(items, method) {
@@ -730,7 +747,7 @@ function reasonList(items, method) {
 function similarCell(row, method) {
   const cell = el("td", { className: "reasons reasons--similar" });
   if (row.is_reference) {
-    cell.textContent = "Referenz selbst";
+    cell.textContent = t("analysis.reference_itself");
     return cell;
   }
   const items = (row.explanation?.most_similar || []).filter((i) => i.abs_diff < SIMILAR_SD);
@@ -745,40 +762,68 @@ function differentCell(row, method) {
     return cell;
   }
   const items = (row.explanation?.least_similar || []).filter((i) => i.abs_diff >= SIMILAR_SD);
-  cell.append(items.length ? reasonList(items, method) : "keine großen Unterschiede");
+  cell.append(items.length ? reasonList(items, method) : t("analysis.no_big_differences"));
   return cell;
 }
 
 function typeCell(row) {
   if (row.same_type === undefined) return el("td", { text: "–" });
-  const label = row.type?.label_de ? `„${row.type.label_de}“` : "ohne Typ";
+  const label = typeName(row.type) ? t("analysis.quoted", { text: typeName(row.type) }) : t("analysis.no_type");
   const cell = el("td", { className: row.same_type ? "type type--same" : "type type--other" });
   cell.append(
     el("span", { className: "type__icon", text: row.same_type ? "✔" : "○", attrs: { "aria-hidden": "true" } }),
-    el("span", { className: "type__text", text: row.same_type ? "gleicher Typ" : "anderer Typ" }),
+    el("span", { className: "type__text", text: t(row.same_type ? "analysis.same_type" : "analysis.other_type") }),
     el("span", { className: "type__label", text: label }));
   return cell;
 }
 
 function stabilityCell(row, top) {
   const s = row.sensitivity;
-  if (!s) return el("td", { text: row.is_reference ? "Referenz" : "–" });
+  if (!s) return el("td", { text: row.is_reference ? t("analysis.reference") : "–" });
   return el("td", { className: "stability" },
-    el("span", { text: formatPercent(s.share_in_top), attrs: { title: `Anteil der Läufe, in denen die Einheit unter den ersten ${top} blieb` } }),
-    el("span", { className: "stability__range", text: `Rang ${formatNumber(s.rank_min, 0)}–${formatNumber(s.rank_max, 0)}` }));
+    el("span", { text: formatPercent(s.share_in_top), attrs: { title: t("analysis.share_title", { top }) } }),
+    el("span", { className: "stability__range", text: t("analysis.rank_range", { min: formatNumber(s.rank_min, 0), max: formatNumber(s.rank_max, 0) }) }));
+}
+
+/** „Einwohnerdichte ≥ 2.500“ (with the candidate's value when it failed). */
+function conditionText(cond) {
+  const ops = { "<": "<", "<=": "≤", ">": ">", ">=": "≥", "=": "=", "!=": "≠" };
+  const text = `${app.names.get(cond.indicator) || cond.indicator} ${ops[cond.op] || cond.op} ${formatNumber(cond.value)}`;
+  if (!("actual" in cond)) return text;
+  return `${text} (${cond.actual === null ? t("analysis.no_value") : t("analysis.value_is", { value: formatNumber(cond.actual) })})`;
+}
+
+function preconditionCell(row) {
+  if (row.is_reference || row.meets_preconditions === undefined) return el("td", { className: "precond", text: "–" });
+  const meets = row.meets_preconditions;
+  const cell = el("td", {
+    className: `precond precond--${meets ? "meets" : "fails"}`,
+    dataset: { meets: String(meets) },
+    attrs: Number.isInteger(row.similarity_rank) ? { title: t("analysis.similarity_rank", { rank: row.similarity_rank }) } : {},
+  },
+  el("span", { className: "precond__icon", text: meets ? "✔" : "✗", attrs: { "aria-hidden": "true" } }),
+  el("span", { className: "precond__text", text: t(meets ? "analysis.precond_meets" : "analysis.precond_fails") }));
+  if (!meets && row.failed_preconditions?.length) {
+    cell.append(el("ul", { className: "precond__failed" }, ...row.failed_preconditions.map((c) => el("li", { text: conditionText(c) }))));
+  }
+  return cell;
 }
 
 function renderRanking(result) {
   $("ranking-section").hidden = false;
-  $("ranking-heading").textContent = `Rangfolge: die ${result.rows.filter((r) => !r.is_reference).length} ähnlichsten ${result.level.label_de}`;
-  $("ranking-caption").textContent = `Rangfolge der ${result.level.label_de} nach Ähnlichkeit mit ${result.reference.name}`;
+  $("ranking-heading").textContent = t("analysis.ranking_heading", { count: result.rows.filter((r) => !r.is_reference).length, level: levelName(result.level) });
+  $("ranking-caption").textContent = t("analysis.ranking_caption", { level: levelName(result.level), name: result.reference.name });
+  const pre = result.reference.preconditions;
+  $("ranking-precond-head").hidden = !pre;
+  $("precond-hint").hidden = !pre;
+  if (pre) $("precond-hint").textContent = t("analysis.precond_hint", { id: pre.measure_id, meeting: pre.candidates_meeting, failing: pre.candidates_failing });
   const top = result.sensitivity?.top || app.body?.top;
   $("band-hint").textContent = t("analysis.band_hint", { count: result.n_candidates });
   const context = [];
   if (result.filter) context.push(t("analysis.fact_filter_value", { filter: result.filter, count: result.n_filtered_out }));
   if (result.part_of_reference?.length) context.push(`${t("analysis.fact_parts")}: ${result.part_of_reference.map((p) => p.name).join(", ")}`);
   $("ranking-context").textContent = context.join(" · ");
-  $("ranking-stability-head").textContent = result.sensitivity ? `In Top ${top}` : "Stabilität";
+  $("ranking-stability-head").textContent = result.sensitivity ? t("analysis.in_top", { top }) : t("analysis.stability");
   const body = $("ranking-body");
   body.replaceChildren(...result.rows.map((row) => {
     const tr = el("tr", { dataset: { code: row.code, rank: row.rank }, className: row.is_reference ? "is-reference" : "" });
@@ -792,21 +837,23 @@ function renderRanking(result) {
       button,
       el("span", { className: "unit-name__code", text: row.code }),
       row.approximate ? el("span", { className: "badge badge--approx", text: t("analysis.approx_badge"), attrs: { title: t("analysis.approx_title") } }) : null,
-      row.is_reference ? el("span", { className: "badge badge--reference", text: "Referenz" }) : null);
+      row.is_reference ? el("span", { className: "badge badge--reference", text: t("analysis.reference") }) : null);
     if (row.approximate) tr.dataset.approximate = "true";
+    if (row.meets_preconditions !== undefined) tr.dataset.meets = String(row.meets_preconditions);
     const score = el("td", { className: "score", dataset: { score: row.score } },
       scoreBar(row.score), el("span", { className: "score__value", text: formatScore(row.score) }));
     const band = row.band ? (lang === "en" ? row.band.en : row.band.de) : "–";
-    tr.append(
+    tr.append(...[
       el("td", { className: "num rank", text: String(row.rank) }),
       nameCell,
       score,
       el("td", { className: "num percentile", text: Number.isFinite(row.percentile) ? formatNumber(row.percentile, 1) : "–" }),
       el("td", { className: `band band--${row.band?.key || "none"}`, text: band, dataset: { band: row.band?.key || "" } }),
+      pre ? preconditionCell(row) : null,
       typeCell(row),
       similarCell(row, result.method),
       differentCell(row, result.method),
-      stabilityCell(row, top));
+      stabilityCell(row, top)].filter(Boolean)); // no precondition cell without preconditions
     return tr;
   }));
   markSelected();
@@ -824,7 +871,7 @@ function markSelected() {
 function renderContribSelect(result) {
   const select = $("contrib-candidate");
   select.replaceChildren(...result.rows.map((row) => el("option", {
-    text: `${row.rank}. ${row.name}${row.is_reference ? " (Referenz)" : ""} – ${formatScore(row.score)}`,
+    text: `${row.rank}. ${row.name}${row.is_reference ? ` (${t("analysis.reference")})` : ""} – ${formatScore(row.score)}`,
     attrs: { value: row.code },
   })));
   if (app.selected) select.value = app.selected;
@@ -849,16 +896,15 @@ function renderContrib() {
     figure.replaceChildren();
     return;
   }
-  const items = contributionItems(row, result.indicators, referenceValues(result));
+  const indicators = result.indicators.map((d) => ({ ...d, name: indName(d) }));
+  const items = contributionItems(row, indicators, referenceValues(result));
   const chart = contributionsChart(row, items, result.method);
-  const caption = el("figcaption", { className: "visually-hidden", text: `Balkendiagramm der Beiträge für ${row.name}; dieselben Zahlen stehen in der Tabelle darunter.` });
+  const caption = el("figcaption", { className: "visually-hidden", text: t("analysis.contrib_caption", { name: row.name }) });
   figure.replaceChildren(chart, caption);
   replaceChildren($("contrib-table-wrap"), contributionsTable(row, items, result.method));
   $("contrib-intro").textContent = row.is_reference
-    ? `${row.name} ist die Referenz selbst (Distanz 0, Ähnlichkeit 100).`
-    : `${row.name}: Rang ${row.rank}, Ähnlichkeit ${formatScore(row.score)}, Distanz ${formatNumber(row.distance, 2)}. ` +
-      `Jeder Balken zeigt den Anteil eines Indikators an der quadrierten Distanz zur Referenz ${result.reference.name}: ` +
-      "je länger, desto mehr trägt er zum Unterschied bei.";
+    ? t("analysis.contrib_self", { name: row.name })
+    : t("analysis.contrib_intro", { name: row.name, rank: row.rank, score: formatScore(row.score), distance: formatNumber(row.distance, 2), reference: result.reference.name });
 }
 
 function renderSensitivity(result) {
@@ -877,11 +923,11 @@ function renderSensitivity(result) {
   section.hidden = false;
   replaceChildren($("stability-text"),
     el("strong", { className: "stability-value", text: formatNumber(s.stability, 2) }),
-    ` – ${stabilityWord(s.stability)}. Mittlerer Jaccard-Index der Top ${s.top} über ${formatCount(s.runs)} Läufe mit zufällig um bis zu ±${formatPercent(s.spread)} veränderten Gewichten (1 = die Top ${s.top} ändern sich nie).`);
+    ` – ${stabilityWord(s.stability)}. ${t("analysis.stability_text", { top: s.top, runs: formatCount(s.runs), spread: formatPercent(s.spread) })}`);
   const figure = $("sensitivity-figure");
   replaceChildren(figure, sensitivityChart(rows, { runs: s.runs, spread: s.spread, top: s.top }),
     all.length > rows.length
-      ? el("figcaption", { className: "card__hint", text: `Die ersten ${rows.length} von ${all.length}; alle stehen in der Rangfolge (Spalte „In Top ${s.top}“).` })
+      ? el("figcaption", { className: "card__hint", text: t("analysis.sens_first", { shown: rows.length, all: all.length, top: s.top }) })
       : null);
 }
 
@@ -890,23 +936,23 @@ function renderNotes(result) {
   const warnings = [...(result.warnings || [])];
   const items = warnings.map((w) => el("li", {}, noteNode(w, app.names)));
   for (const d of result.indicators.filter((x) => !x.used)) {
-    items.push(el("li", { text: `„${d.name_de}“ wurde nicht verwendet (kein Wert für die Referenz oder Gewicht 0).` }));
+    items.push(el("li", { text: t("analysis.not_used", { name: indName(d) }) }));
   }
-  if (!items.length) items.push(el("li", { className: "warning-list__none", text: "Keine Hinweise: alle Indikatoren verwendet, keine Einheit ausgeschlossen." }));
+  if (!items.length) items.push(el("li", { className: "warning-list__none", text: t("analysis.no_notes") }));
   $("warnings").replaceChildren(...items);
   renderExcluded(result.excluded || [], result.n_excluded || 0, result);
 }
 
 function excludedTable(rows) {
   const table = el("table", { className: "data-table excluded-table", attrs: { id: "excluded-table" } },
-    el("caption", { className: "visually-hidden", text: "Ausgeschlossene Einheiten mit den fehlenden Indikatoren" }),
-    el("thead", {}, el("tr", {}, ...["Gebiet", "Schlüssel", "Fehlende Werte"].map((t) => el("th", { text: t, attrs: { scope: "col" } })))));
+    el("caption", { className: "visually-hidden", text: t("analysis.excluded_caption") }),
+    el("thead", {}, el("tr", {}, ...["analysis.col_unit", "analysis.th_code", "analysis.th_missing"].map((key) => el("th", { text: t(key), attrs: { scope: "col" } })))));
   const body = el("tbody");
   for (const row of rows) {
     const reasons = el("ul", { className: "reason-list" });
     for (const key of row.missing || Object.keys(row.reasons || {})) {
       reasons.append(el("li", {}, el("span", { className: "reason-list__name", text: `${app.names.get(key) || key}: ` }),
-        noteNode(row.reasons?.[key] || "kein Wert", app.names)));
+        noteNode(row.reasons?.[key] || t("analysis.no_value"), app.names)));
     }
     body.append(el("tr", {},
       el("th", { text: row.name || row.code, attrs: { scope: "row" } }),
@@ -921,16 +967,16 @@ function renderExcluded(rows, total, result) {
   const text = $("excluded-text");
   const wrap = $("excluded-wrap");
   if (!total) {
-    text.textContent = "Keine Einheit wurde ausgeschlossen.";
+    text.textContent = t("analysis.none_excluded");
     wrap.replaceChildren();
     return;
   }
-  const parts = [`${plural(total, "Einheit wurde", "Einheiten wurden")} wegen fehlender Werte nicht gerankt (nichts wird geschätzt).`];
+  const parts = [t("analysis.excluded_n", { count: total })];
   const children = [excludedTable(rows)];
   if (rows.length < total) {
-    parts.push(`Die Antwort des Servers enthält die ersten ${formatCount(rows.length)}.`);
+    parts.push(t("analysis.excluded_first", { count: formatCount(rows.length) }));
     const more = el("button", {
-      className: "button button--small", text: `Alle ${formatCount(total)} auflisten`,
+      className: "button button--small", text: t("analysis.list_all", { count: formatCount(total) }),
       attrs: { type: "button", id: "excluded-all" },
     });
     more.addEventListener("click", () => loadAllExcluded(result, more));
@@ -943,7 +989,7 @@ function renderExcluded(rows, total, result) {
 /** The server lists at most 50 excluded units: derive the full list from the values. */
 async function loadAllExcluded(result, button) {
   button.disabled = true;
-  button.textContent = "wird geladen …";
+  button.textContent = t("analysis.loading_short");
   try {
     const used = result.indicators.filter((d) => d.used).map((d) => d.key);
     const tables = await Promise.all(used.map((key) => api.getValues(key, { level: result.level.name })));
@@ -963,11 +1009,11 @@ async function loadAllExcluded(result, button) {
       if (i >= 0) all.splice(i, 1);
     }
     all.sort((a, b) => a.code.localeCompare(b.code));
-    $("excluded-text").textContent = `${plural(all.length, "Einheit wurde", "Einheiten wurden")} wegen fehlender Werte nicht gerankt (nichts wird geschätzt); vollständige Liste aus den Indikatorwerten.`;
+    $("excluded-text").textContent = `${t("analysis.excluded_n", { count: all.length })} ${t("analysis.excluded_full")}`;
     $("excluded-wrap").replaceChildren(excludedTable(all));
   } catch (err) {
     button.disabled = false;
-    button.textContent = "Erneut versuchen";
+    button.textContent = t("analysis.retry");
     setStatus(api.describeError(err), "error");
   }
 }
@@ -985,11 +1031,11 @@ function fillMapVariables(prefer) {
   const options = [];
   const scoreAvailable = resultLevel() === level;
   options.push(el("option", {
-    text: scoreAvailable ? "Ähnlichkeit (0–100)" : "Ähnlichkeit (nach „Berechnen“)",
+    text: t(scoreAvailable ? "analysis.var_score" : "analysis.var_score_later"),
     attrs: { value: "score", disabled: !scoreAvailable },
   }));
   for (const d of indicatorsAt(level)) {
-    options.push(el("option", { text: d.unit && d.unit.length <= 16 ? `${d.name_de} (${d.unit})` : d.name_de, attrs: { value: d.key } }));
+    options.push(el("option", { text: d.unit && d.unit.length <= 16 ? `${indName(d)} (${d.unit})` : indName(d), attrs: { value: d.key } }));
   }
   select.replaceChildren(...options);
   const values = new Set(options.filter((o) => !o.disabled).map((o) => o.value));
@@ -1041,7 +1087,7 @@ async function renderMap() {
   const big = (app.levelBy.get(level)?.units || 0) > 2000;
   const mapStatus = $("map-legend");
   if (!amap.currentLevel() || amap.currentLevel() !== level) {
-    replaceChildren(mapStatus, el("p", { className: "map-loading", text: big ? "Gemeinden werden als Vektorkacheln geladen …" : "Karte wird geladen …" }));
+    replaceChildren(mapStatus, el("p", { className: "map-loading", text: t(big ? "analysis.map_loading_tiles" : "analysis.map_loading") }));
   }
   try {
     const geometryVariable = variable === "score" ? geometryKey(level) : variable;
@@ -1060,10 +1106,10 @@ async function renderMap() {
       classesByCode = new Map(scores.units.map((u) => [String(u.code), u.class]));
       for (const u of scores.units) values.set(String(u.code), { value: u.score, cls: u.class });
       classification = scores.classification;
-      title = `Ähnlichkeit zu ${app.result.reference.name} (0–100), ${SCHEME_LABELS[classification.scheme] || classification.scheme}, ${classification.k} Klassen`;
-      missingLabel = "nicht gerankt (fehlende Werte)";
+      title = t("analysis.map_title_score", { name: app.result.reference.name, scheme: t(`analysis.scheme_${classification.scheme}`), k: classification.k });
+      missingLabel = t("analysis.not_ranked_missing");
       nMissing = Math.max(0, (app.result.level.units || 0) - scores.units.length);
-      app.mapData = { variable, values, labels: classification.labels, unit: "", name: "Ähnlichkeit" };
+      app.mapData = { variable, values, labels: classification.labels, unit: "", name: t("analysis.col_score") };
     } else {
       const reuse = geo.key === variable && geo.classes === classes && geo.k === k;
       const body = reuse ? geo.collection : await api.getValues(variable, { level, classes, k });
@@ -1076,10 +1122,11 @@ async function renderMap() {
       }
       classification = body.classification;
       const d = app.indicatorBy.get(variable);
-      title = `${d?.name_de || variable}${d?.unit && d.unit.length <= 16 ? ` (${d.unit})` : ""}, ${SCHEME_LABELS[classification.scheme] || classification.scheme}, ${classification.k} Klassen`;
-      missingLabel = "ohne Wert";
+      const dName = d ? indName(d) : variable;
+      title = t("analysis.map_title_value", { name: `${dName}${d?.unit && d.unit.length <= 16 ? ` (${d.unit})` : ""}`, scheme: t(`analysis.scheme_${classification.scheme}`), k: classification.k });
+      missingLabel = t("analysis.without_value");
       nMissing = classification.n_missing;
-      app.mapData = { variable, values, labels: classification.labels, unit: d?.unit || "", name: d?.name_de || variable };
+      app.mapData = { variable, values, labels: classification.labels, unit: d?.unit || "", name: dName };
     }
     const colours = amap.paint(classesByCode, classification.k);
     const sameLevel = resultLevel() === level;
@@ -1103,13 +1150,13 @@ async function renderMap() {
       selected: selectedRow ? selectedRow.name : null,
       ranks: sameLevel ? Math.min(RANK_LABELS, app.result.rows.filter((r) => !r.is_reference).length) : null,
     });
-    $("map").setAttribute("aria-label", `Karte: ${title}`);
+    $("map").setAttribute("aria-label", t("analysis.map_label", { title }));
     $("map").dataset.variable = variable;
     setMapState("ready");
   } catch (err) {
     if (token !== app.mapToken) return;
     setMapState("error");
-    replaceChildren(mapStatus, el("p", { className: "map-loading map-loading--error", text: `Karte nicht verfügbar: ${api.describeError(err)}` }));
+    replaceChildren(mapStatus, el("p", { className: "map-loading map-loading--error", text: t("analysis.map_failed", { reason: api.describeError(err) }) }));
   }
 }
 
@@ -1145,7 +1192,7 @@ async function drawResultOverlay(token) {
     feature = null;
   }
   if (token !== app.mapToken) return;
-  amap.highlightReference(feature, `Referenz: ${result.reference.name}`, measure);
+  amap.highlightReference(feature, `${t("analysis.reference_label")} ${result.reference.name}`, measure);
   amap.showRanks(result.rows.filter((r) => !r.is_reference).slice(0, RANK_LABELS));
   updateMapSelection(false);
 }
@@ -1156,7 +1203,7 @@ function updateMapSelection(withLegend = true) {
   amap.highlightSelected(row ? row.code : null);
   if (withLegend) {
     const item = $("map-legend").querySelector(".legend-list--marks li:nth-child(2) span:last-child");
-    if (item && row) item.textContent = `Ausgewählt: ${row.name}`;
+    if (item && row) item.textContent = t("analysis.selected", { name: row.name });
   }
 }
 
@@ -1166,17 +1213,17 @@ function popupContent(code, name) {
   root.append(el("h3", { className: "unit-popup__title", text: name || code }));
   const list = el("dl", { className: "unit-popup__facts" });
   const add = (term, value) => list.append(el("dt", { text: term }), el("dd", { text: value }));
-  add("Schlüssel", code);
+  add(t("analysis.th_code"), code);
   if (app.mapData?.variable === "score") {
-    add("Ähnlichkeit", data ? formatScore(data.value) : "nicht gerankt");
+    add(t("analysis.col_score"), data ? formatScore(data.value) : t("analysis.not_ranked"));
   } else if (app.mapData) {
     add(app.mapData.name, data && data.value !== null && data.value !== undefined
-      ? formatValue(data.value, app.mapData.unit) : "kein Wert");
-    if (data?.reason) list.append(el("dt", { text: "Grund" }), el("dd", {}, noteNode(data.reason, app.names)));
+      ? formatValue(data.value, app.mapData.unit) : t("analysis.no_value"));
+    if (data?.reason) list.append(el("dt", { text: t("analysis.reason") }), el("dd", {}, noteNode(data.reason, app.names)));
   }
-  if (data && data.cls >= 0) add("Klasse", `${data.cls + 1}: ${app.mapData.labels[data.cls]}`);
+  if (data && data.cls >= 0) add(t("analysis.class"), `${data.cls + 1}: ${app.mapData.labels[data.cls]}`);
   const row = resultLevel() === amap.currentLevel() ? app.result?.rows.find((r) => r.code === code) : null;
-  if (row) add("Rang", row.is_reference ? "Referenz" : String(row.rank));
+  if (row) add(t("analysis.col_rank"), row.is_reference ? t("analysis.reference") : String(row.rank));
   root.append(list);
   return root;
 }
@@ -1197,7 +1244,7 @@ async function downloadReport() {
     throw err;
   }
   setBusy(true);
-  setStatus("Bericht wird erstellt …");
+  setStatus(t("analysis.report_running"));
   try {
     const { blob, filename } = await api.postReport({ ...form, sensitivity: true, types: true });
     const url = URL.createObjectURL(blob);
@@ -1206,9 +1253,9 @@ async function downloadReport() {
     link.click();
     link.remove();
     window.setTimeout(() => URL.revokeObjectURL(url), 60000);
-    setStatus(`Bericht „${filename}“ heruntergeladen.`, "success");
+    setStatus(t("analysis.report_done", { filename }), "success");
   } catch (err) {
-    setStatus(`Bericht fehlgeschlagen: ${api.describeError(err)}`, "error");
+    setStatus(t("analysis.report_failed", { reason: api.describeError(err) }), "error");
   } finally {
     setBusy(false);
   }
@@ -1221,17 +1268,17 @@ function pairStatements(pair, nCandidates, level) {
   if (Array.isArray(pair)) {
     for (const p of pair) {
       items.push({
-        head: `${p.city} steht in der Rangfolge von ${p.in_ranking_of} auf Rang ${formatCount(p.rank)} von ${formatCount(nCandidates)} (Ähnlichkeit ${formatScore(p.score)}).`,
-        text: p.explanation_de,
+        head: t("analysis.pair_head", { city: p.city, of: p.in_ranking_of, rank: formatCount(p.rank), n: formatCount(nCandidates), score: formatScore(p.score) }),
+        text: lang === "en" ? p.explanation_en || p.explanation : p.explanation_de,
       });
     }
   } else if (pair && typeof pair === "object") {
     for (const [key, p] of Object.entries(pair)) {
       const m = key.match(/^(.*) in the ranking of (.*)$/);
       const head = m
-        ? `${m[1]} steht in der Rangfolge von ${m[2]} auf Rang ${formatCount(p.rank)} von ${formatCount(nCandidates)} (Ähnlichkeit ${formatScore(p.score)}).`
-        : `${key}: Rang ${formatCount(p.rank)}, Ähnlichkeit ${formatScore(p.score)}.`;
-      items.push({ head, text: p.explanation_de || p.explanation });
+        ? t("analysis.pair_head", { city: m[1], of: m[2], rank: formatCount(p.rank), n: formatCount(nCandidates), score: formatScore(p.score) })
+        : t("analysis.pair_short", { key, rank: formatCount(p.rank), score: formatScore(p.score) });
+      items.push({ head, text: lang === "en" ? p.explanation_en || p.explanation : p.explanation_de || p.explanation });
     }
   }
   return el("ul", { className: "pair-list" }, ...items.map((i) => el("li", {},
@@ -1240,9 +1287,9 @@ function pairStatements(pair, nCandidates, level) {
 
 function crossCityTable(city, level) {
   const table = el("table", { className: "data-table crosscity-table" },
-    el("caption", { text: `Ähnlich wie ${city.name}` }),
-    el("thead", {}, el("tr", {}, ...[["Rang", "num"], ["Gebiet", ""], ["Ähnlichkeit", "num"]].map(([t, c]) =>
-      el("th", { text: t, className: c, attrs: { scope: "col" } })))));
+    el("caption", { text: t("analysis.similar_to", { name: city.name }) }),
+    el("thead", {}, el("tr", {}, ...[["analysis.col_rank", "num"], ["analysis.col_unit", ""], ["analysis.col_score", "num"]].map(([key, c]) =>
+      el("th", { text: t(key), className: c, attrs: { scope: "col" } })))));
   const body = el("tbody");
   for (const row of city.rows) {
     body.append(el("tr", { className: row.is_reference ? "is-reference" : "" },
@@ -1250,7 +1297,7 @@ function crossCityTable(city, level) {
       el("th", { attrs: { scope: "row" }, className: "unit-name" },
         el("span", { className: "unit-name__text", text: row.name }),
         el("span", { className: "unit-name__code", text: row.code }),
-        row.is_reference ? el("span", { className: "badge badge--reference", text: "Referenz" }) : null),
+        row.is_reference ? el("span", { className: "badge badge--reference", text: t("analysis.reference") }) : null),
       el("td", { className: "score" }, scoreBar(row.score), el("span", { className: "score__value", text: formatScore(row.score) }))));
   }
   table.append(body);
@@ -1264,7 +1311,7 @@ async function runCrossCity(event) {
   const out = $("crosscity-result");
   if (!Number.isInteger(top) || top < 1 || top > 50) {
     $("crosscity-top").setAttribute("aria-invalid", "true");
-    replaceChildren(out, el("p", { className: "field__error", text: "Top N muss eine ganze Zahl von 1 bis 50 sein." }));
+    replaceChildren(out, el("p", { className: "field__error", text: t("analysis.bad_top", { max: 50 }) }));
     $("crosscity-top").focus();
     return;
   }
@@ -1281,21 +1328,21 @@ async function runCrossCity(event) {
   const button = $("crosscity-button");
   button.disabled = true;
   out.setAttribute("aria-busy", "true");
-  replaceChildren(out, el("p", { className: "map-loading", text: "Vergleich wird berechnet …" }));
+  replaceChildren(out, el("p", { className: "map-loading", text: t("analysis.cross_running") }));
   try {
     const body = await api.getCrossCity(params);
     const names = (body.indicators || []).map((k) => app.names.get(k) || k).join(", ");
-    const label = level === "gemeinde" ? "Gemeinden" : "Kreise und kreisfreie Städte";
+    const label = t(level === "gemeinde" ? "analysis.cross_gemeinden" : "analysis.cross_kreise");
     const warnings = [...new Map((body.cities || []).flatMap((c) => c.warnings || [])
       .map((w) => [JSON.stringify(w), w])).values()];
     replaceChildren(out,
-      el("p", { className: "crosscity__meta", text: `${formatCount(body.n_candidates)} ${label} verglichen; Indikatoren: ${names}.` }),
+      el("p", { className: "crosscity__meta", text: t("analysis.cross_meta", { count: formatCount(body.n_candidates), label, names }) }),
       pairStatements(body.pair, body.n_candidates, level),
       el("div", { className: "crosscity__tables" }, ...(body.cities || []).map((c) => crossCityTable(c, level))),
       warnings.length ? el("ul", { className: "warning-list" }, ...warnings.map((w) => el("li", {}, noteNode(w, app.names)))) : null);
     out.dataset.state = "done";
   } catch (err) {
-    replaceChildren(out, el("p", { className: "field__error", text: `Vergleich fehlgeschlagen: ${api.describeError(err)}` }));
+    replaceChildren(out, el("p", { className: "field__error", text: t("analysis.cross_failed", { reason: api.describeError(err) }) }));
     out.dataset.state = "error";
   } finally {
     button.disabled = false;
@@ -1311,7 +1358,7 @@ function renderSources(sources, tileAttribution) {
     li.append(el("span", { className: "source__name", text: s.name || s.key }));
     if (s.publisher) li.append(` – ${s.publisher}`);
     if (s.licence) {
-      li.append(", Lizenz: ");
+      li.append(`, ${t("analysis.licence")} `);
       if (s.licence_url && /^https?:\/\//.test(s.licence_url)) {
         li.append(el("a", { text: s.licence, attrs: { href: s.licence_url, rel: "license noopener", target: "_blank" } }));
       } else {
@@ -1322,7 +1369,7 @@ function renderSources(sources, tileAttribution) {
     return li;
   });
   if (tileAttribution) {
-    items.push(el("li", { className: "source" }, el("span", { className: "source__name", text: "Hintergrundkarte" }), ` – ${tileAttribution}`));
+    items.push(el("li", { className: "source" }, el("span", { className: "source__name", text: t("analysis.basemap") }), ` – ${tileAttribution}`));
   }
   $("source-list").replaceChildren(...items);
 }
@@ -1417,7 +1464,7 @@ async function start() {
   await startPage();
   wire();
   if (!globalThis.L) {
-    setStatus("Die Kartenbibliothek (Leaflet) konnte nicht geladen werden.", "error");
+    setStatus(t("analysis.no_leaflet"), "error");
     setPageState("error");
     return;
   }
@@ -1440,13 +1487,13 @@ async function start() {
     app.levelBy = new Map(app.levels.map((lv) => [lv.name, lv]));
     app.indicators = indicators.indicators || [];
     app.indicatorBy = new Map(app.indicators.map((d) => [d.key, d]));
-    // indicator keys and level names → German names (for the API's English notes)
+    // indicator keys and level names → names in the page's language
     app.names = new Map([
-      ...app.levels.map((lv) => [lv.name, lv.label_de]),
-      ...app.indicators.map((d) => [d.key, d.name_de || d.key]),
+      ...app.levels.map((lv) => [lv.name, levelName(lv)]),
+      ...app.indicators.map((d) => [d.key, (lang === "en" ? d.name_en : d.name_de) || d.name_de || d.key]),
     ]);
     app.quarters = quarters.features.map((f) => ({ slug: f.properties.slug, name: f.properties.name }));
-    app.measures = measures.map((f) => ({ id: f.properties.id ?? f.id, title: f.properties.title || "(ohne Titel)" }));
+    app.measures = measures.map((f) => ({ id: f.properties.id ?? f.id, title: f.properties.title || t("analysis.untitled") }));
     fillLevels();
     fillReferenceKinds();
     fillQuarters();
@@ -1456,11 +1503,11 @@ async function start() {
     updateLevelHint();
     fillMapVariables();
     setPageState("ready");
-    setStatus("Bereit: Referenz, Ebene und Indikatoren wählen, dann „Berechnen“.");
+    setStatus(t("analysis.ready"));
     if (autoRun) run();
     else renderMap();
   } catch (err) {
-    setStatus(`Die Analyse konnte nicht geladen werden: ${api.describeError(err)}`, "error");
+    setStatus(t("analysis.start_failed", { reason: api.describeError(err) }), "error");
     setPageState("error");
   }
 }

@@ -98,3 +98,22 @@ export async function transferMeasure(id, etag, districtCode) {
   });
   return { feature: result.data, etag: result.etag };
 }
+
+/** POST /api/measures/{id}/history/{version}/restore with If-Match (admin) → {feature, etag}:
+ * the record of that version becomes the new current version. */
+export async function restoreVersion(id, etag, version) {
+  const path = `measures/${encodeURIComponent(id)}/history/${encodeURIComponent(version)}/restore`;
+  const result = await request("POST", apiUrl(path), { etag });
+  return { feature: result.data, etag: result.etag };
+}
+
+/** POST /api/measures/import (multipart field "file"); dryRun checks only. → the report
+ * {rows, created, problems, dry_run, stored, valid}. */
+export async function importMeasures(file, { dryRun }) {
+  const form = new FormData();
+  form.append("file", file, file.name);
+  const url = apiUrl("measures/import", dryRun ? { dry_run: "true" } : {});
+  const { data } = await requestJson(url, { method: "POST", body: form, cache: "no-store",
+    timeout: 120000 });
+  return data;
+}

@@ -40,6 +40,13 @@ export const DISTRICT_STATUS_LABELS = {
 };
 
 export const OPERATORS = ["<", "<=", ">", ">=", "=", "!="];
+// the transfer fieldset speaks the page's language (catalogue keys planner.*)
+const DISTRICT_STATUS_KEYS = {
+  "geprüft": "planner.dstatus_checked",
+  geeignet: "planner.dstatus_suitable",
+  ungeeignet: "planner.dstatus_unsuitable",
+  "übertragen": "planner.dstatus_transferred",
+};
 const OPERATOR_LABELS = { "<": "<", "<=": "≤", ">": ">", ">=": "≥", "=": "=", "!=": "≠" };
 
 export const FIELD_LABELS = {
@@ -308,7 +315,7 @@ function renumberRows(listId, noun) {
     row.dataset.index = String(i);
     for (const suffix of row.querySelectorAll(".row-number")) suffix.textContent = ` (${noun} ${i + 1})`;
     const remove = row.querySelector("button[data-remove]");
-    if (remove) remove.setAttribute("aria-label", `${noun} ${i + 1} entfernen`);
+    if (remove) remove.setAttribute("aria-label", t("planner.remove_row", { noun, n: i + 1 }));
   });
 }
 
@@ -334,7 +341,7 @@ function newRow(listId, noun) {
 }
 
 function finishRow({ li, fields, noun, listId }) {
-  const remove = element("button", "button button--small button--ghost", "Entfernen");
+  const remove = element("button", "button button--small button--ghost", t("planner.remove"));
   remove.type = "button";
   remove.dataset.remove = "";
   fields.appendChild(remove);
@@ -393,13 +400,19 @@ export function addLinkRow(link = {}) {
 const ROW_NOUNS = {
   "milestone-rows": "Meilenstein",
   "link-rows": "Link",
-  "precondition-rows": "Vorbedingung",
-  "transfer-district-rows": "Stadtviertel",
 };
+const ROW_NOUN_KEYS = {
+  "precondition-rows": "planner.precondition",
+  "transfer-district-rows": "planner.district",
+};
+
+function rowNoun(listId) {
+  return ROW_NOUN_KEYS[listId] ? t(ROW_NOUN_KEYS[listId]) : ROW_NOUNS[listId] || "Eintrag";
+}
 
 /** Add a precondition row: indicator (key, suggestions from the analysis), comparison, value. */
 export function addPreconditionRow(condition = {}) {
-  const row = newRow("precondition-rows", "Vorbedingung");
+  const row = newRow("precondition-rows", rowNoun("precondition-rows"));
   const indicator = element("input");
   indicator.type = "text";
   indicator.maxLength = 80;
@@ -407,47 +420,47 @@ export function addPreconditionRow(condition = {}) {
   indicator.autocapitalize = "none";
   indicator.setAttribute("list", "indicator-keys");
   indicator.value = condition.indicator || "";
-  rowField(row.fields, "indicator", "Indikator", indicator);
+  rowField(row.fields, "indicator", t("planner.pre_indicator"), indicator);
   const op = element("select");
   for (const value of OPERATORS) op.appendChild(option(value, OPERATOR_LABELS[value], value === (condition.op || ">=")));
-  rowField(row.fields, "op", "Vergleich", op);
+  rowField(row.fields, "op", t("planner.pre_op"), op);
   const value = element("input");
   value.type = "number";
   value.step = "any";
   value.inputMode = "decimal";
   value.value = condition.value ?? "";
-  rowField(row.fields, "value", "Wert", value);
+  rowField(row.fields, "value", t("planner.pre_value"), value);
   return finishRow(row);
 }
 
 /** Add a district row: code (suggestions: the city's Stadtviertel), status, date, note and the
  * one-step transfer button. */
 export function addTransferDistrictRow(code = "", entry = {}) {
-  const row = newRow("transfer-district-rows", "Stadtviertel");
+  const row = newRow("transfer-district-rows", rowNoun("transfer-district-rows"));
   const district = element("input");
   district.type = "text";
   district.maxLength = 40;
   district.spellcheck = false;
   district.setAttribute("list", "district-codes");
   district.value = code;
-  rowField(row.fields, "code", "Stadtviertel (Nummer)", district);
+  rowField(row.fields, "code", t("planner.district_code"), district);
   const status = element("select");
-  for (const [value, label] of Object.entries(DISTRICT_STATUS_LABELS)) {
-    status.appendChild(option(value, label, value === (entry.status || "geprüft")));
+  for (const [value, key] of Object.entries(DISTRICT_STATUS_KEYS)) {
+    status.appendChild(option(value, t(key), value === (entry.status || "geprüft")));
   }
-  rowField(row.fields, "status", "Stand", status);
+  rowField(row.fields, "status", t("planner.district_status"), status);
   const date = element("input");
   date.type = "date";
   date.min = "1900-01-01";
   date.max = "2100-12-31";
   date.value = entry.date || new Date().toISOString().slice(0, 10);
-  rowField(row.fields, "date", "Datum", date);
+  rowField(row.fields, "date", t("planner.district_date"), date);
   const note = element("input");
   note.type = "text";
   note.maxLength = limit("district_note");
   note.value = entry.note || "";
-  rowField(row.fields, "note", "Notiz", note);
-  const transfer = element("button", "button button--small", "Als Entwurf übertragen");
+  rowField(row.fields, "note", t("planner.district_note"), note);
+  const transfer = element("button", "button button--small", t("planner.transfer_button"));
   transfer.type = "button";
   transfer.dataset.transfer = "";
   transfer.setAttribute("aria-describedby", "transfer-button-hint");
@@ -494,7 +507,7 @@ function onRowRemove(event) {
   if (!button) return;
   const list = button.closest("ol");
   const row = button.closest("li");
-  const noun = ROW_NOUNS[list.id] || "Eintrag";
+  const noun = rowNoun(list.id);
   const rows = [...list.children];
   const next = rows[rows.indexOf(row) + 1] || rows[rows.indexOf(row) - 1];
   row.remove();
@@ -725,16 +738,16 @@ export function validateRecord(record, { geometry } = {}) {
   const transfer = record.transfer;
   if (transfer) {
     transfer.preconditions.forEach((c, i) => {
-      if (!c.indicator) errors.push({ field: "transfer", message: `Vorbedingung ${i + 1}: bitte einen Indikator angeben.` });
+      if (!c.indicator) errors.push({ field: "transfer", message: t("planner.pre_need_indicator", { n: i + 1 }) });
       if (c.value === null || !Number.isFinite(c.value)) {
-        errors.push({ field: "transfer", message: `Vorbedingung ${i + 1}: bitte einen Zahlenwert angeben.` });
+        errors.push({ field: "transfer", message: t("planner.pre_need_value", { n: i + 1 }) });
       }
     });
     const costs = transfer.follow_up_costs_per_year;
-    if (Number.isNaN(costs)) errors.push({ field: "transfer", message: "Folgekosten: bitte eine Zahl angeben." });
-    else if (costs !== null && costs < 0) errors.push({ field: "transfer", message: "Folgekosten: der Betrag darf nicht negativ sein." });
+    if (Number.isNaN(costs)) errors.push({ field: "transfer", message: t("planner.costs_need_number") });
+    else if (costs !== null && costs < 0) errors.push({ field: "transfer", message: t("planner.costs_negative") });
     for (const [code, d] of Object.entries(transfer.districts)) {
-      if (!d.date) errors.push({ field: "transfer", message: `Stadtviertel ${code}: bitte ein Datum angeben.` });
+      if (!d.date) errors.push({ field: "transfer", message: t("planner.district_need_date", { code }) });
     }
   }
   if (geometry === null) {
@@ -772,9 +785,9 @@ export function serverErrors(problem) {
       const index = parts.length >= 3 && /^\d+$/.test(parts[2]) ? Number(parts[2]) : null;
       if (field === "transfer" && parts.length >= 3) {
         const where = parts[2] === "preconditions" && /^\d+$/.test(parts[3] || "")
-          ? `Vorbedingung ${Number(parts[3]) + 1}${parts[4] ? ` (${parts[4]})` : ""}`
-          : parts[2] === "districts" ? `Stadtviertel ${parts[3] ?? ""}${parts[4] ? ` (${parts[4]})` : ""}`
-            : parts[2] === "follow_up_costs_per_year" ? "Folgekosten" : parts[2] === "notes" ? "Hinweise" : parts[2];
+          ? `${t("planner.where_precondition", { n: Number(parts[3]) + 1 })}${parts[4] ? ` (${parts[4]})` : ""}`
+          : parts[2] === "districts" ? `${t("planner.where_district", { code: parts[3] ?? "" })}${parts[4] ? ` (${parts[4]})` : ""}`
+            : parts[2] === "follow_up_costs_per_year" ? t("planner.where_costs") : parts[2] === "notes" ? t("planner.where_notes") : parts[2];
         errors.push({ field, message: `${where}: ${message}` });
       } else if ((field === "milestones" || field === "links") && index !== null) {
         errors.push({ field, row: index, sub: parts[3] || null, message });

@@ -75,11 +75,18 @@ export function isPublished(props = {}) {
   return props.published !== false;
 }
 
-/** Style of a measure: colour by status, dashed while a draft, solid when published. */
-export function measureStyle(props = {}) {
+/** A line (LineString, MultiLineString) is drawn as a line: never filled. */
+function isLine(geometryType) {
+  return /LineString$/.test(String(geometryType || ""));
+}
+
+/** Style of a measure: colour by status, dashed while a draft, solid when published;
+ * areas filled, lines (``geometryType`` LineString/MultiLineString) as strokes only. */
+export function measureStyle(props = {}, geometryType = null) {
   const colour = statusColour(props.status);
   const published = isPublished(props);
   const withoutPlace = WITHOUT_PLACE.has(props.location_precision);
+  const line = isLine(geometryType);
   return {
     pane: "measures",
     className: `measure measure--${cssToken(props.status)} measure--${published ? "published" : "draft"}` +
@@ -88,9 +95,9 @@ export function measureStyle(props = {}) {
     weight: withoutPlace ? 2 : 3,
     opacity: 1,
     dashArray: published ? null : DRAFT_DASH,
-    fill: !withoutPlace,
+    fill: !withoutPlace && !line,
     fillColor: colour,
-    fillOpacity: fillOpacityFor(props),
+    fillOpacity: line ? 0 : fillOpacityFor(props),
     radius: 8,
   };
 }
@@ -340,7 +347,7 @@ export function renderMeasures(features) {
   state.group.clearLayers();
   state.layers.clear();
   const layer = L.geoJSON({ type: "FeatureCollection", features }, {
-    style: (f) => measureStyle(f.properties),
+    style: (f) => measureStyle(f.properties, f.geometry?.type),
     pointToLayer: (f, latlng) => L.circleMarker(latlng, measureStyle(f.properties)),
     onEachFeature: onEachMeasure,
   });
@@ -363,7 +370,7 @@ function highlightSelected() {
   for (const [id, layer] of state.layers) {
     const selected = id === state.selectedId;
     layer.getElement?.()?.classList.toggle("measure--selected", selected);
-    const base = measureStyle(layer.feature?.properties);
+    const base = measureStyle(layer.feature?.properties, layer.feature?.geometry?.type);
     layer.setStyle?.({ weight: selected ? base.weight + 2 : base.weight, fillOpacity: selected && base.fill ? 0.4 : base.fillOpacity });
     if (selected) layer.bringToFront?.();
   }

@@ -3,6 +3,7 @@
 
 import { getConfig, getItems, getSources } from "./api.js";
 import { $, element } from "./core/dom.js";
+import { startPage, t } from "./i18n.js";
 import * as api from "./planner-api.js";
 import {
   FIELD_LABELS,
@@ -816,6 +817,8 @@ function historyEntry(entry) {
   time.dateTime = String(entry.at);
   meta.appendChild(time);
   li.append(head, meta);
+  const restore = restoreButton(entry);
+  if (restore) li.appendChild(restore);
 
   const changes = entry.changes && typeof entry.changes === "object" ? entry.changes : {};
   const implied = { publish: ["published"], unpublish: ["published"], delete: ["deleted"], restore: ["deleted"] };
@@ -839,6 +842,67 @@ function historyEntry(entry) {
     li.appendChild(details);
   }
   return li;
+}
+
+/** An admin may make an earlier version the current one again (not the current version,
+ * not a deletion, which has no record of its own). */
+function restoreButton(entry) {
+  const current = app.current;
+  const version = Number(entry.version);
+  const latest = Number(current?.feature?.properties?.version);
+  if (app.user?.role !== "admin" || !current?.id || !Number.isInteger(version)) return null;
+  if (!(version < latest) || entry.action === "delete") return null;
+  const button = element("button", "button button--small history__restore", t("planner.restore_button"));
+  button.type = "button";
+  button.dataset.version = String(version);
+  button.setAttribute("aria-label", t("planner.restore_label", { version }));
+  button.addEventListener("click", () => restoreVersion(version));
+  return button;
+}
+
+/** Restore an earlier version (If-Match with the current ETag), then show the new state. */
+async function restoreVersion(version) {
+  const current = app.current;
+  if (!current?.id || app.busy) return;
+  if (app.dirty && !(await confirmDiscard())) return;
+  const ok = await confirmAction({
+    title: t("planner.restore_confirm_title", { version }),
+    text: t("planner.restore_confirm_text", { version, title: current.baseline.title || `Nr. ${current.id}` }),
+    confirmLabel: t("planner.restore_confirm_ok"),
+    danger: false,
+  });
+  if (!ok) {
+    setStatus(t("planner.restore_cancelled"));
+    return;
+  }
+  const id = current.id;
+  setBusy(true);
+  setStatus(t("planner.restore_running", { version }));
+  try {
+    const { feature, etag } = await api.restoreVersion(id, current.etag, version);
+    app.dirty = false;
+    upsertFeature(feature);
+    loadIntoForm(feature, etag);
+    selectOnMap(id);
+    await loadHistory(id);
+    setStatus(t("planner.restore_done", { version, now: feature.properties.version, title: feature.properties.title }), "success");
+  } catch (err) {
+    console.error("restore:", err);
+    if (err.status === 412) {
+      const reloaded = await api.getMeasure(id).catch(() => null);
+      if (reloaded) {
+        loadIntoForm(reloaded.feature, reloaded.etag);
+        loadHistory(id);
+      }
+      setStatus(t("planner.restore_conflict"), "error");
+    } else if (err.status === 403) {
+      setStatus(t("planner.restore_forbidden"), "error");
+    } else {
+      await handleWriteError(err, { kind: "restore" });
+    }
+  } finally {
+    setBusy(false);
+  }
 }
 
 function renderHistory(entries) {
@@ -867,6 +931,107 @@ async function loadHistory(id) {
   }
 }
 
+// ---------------------------------------------------------------- import (dry run first)
+
+const importState = { file: null, checked: false };
+
+function problemRow(problem) {
+  const li = element("li", "import-report__problem");
+  const where = problem.field
+    ? t("planner.import_row_field", { row: problem.row, field: FIELD_LABELS[problem.field] || problem.field })
+    : t("planner.import_row", { row: problem.row });
+  li.append(element("strong", null, where), " ", element("span", null, translateProblem(String(problem.problem ?? ""))));
+  return li;
+}
+
+function renderImportReport(report, { stored }) {
+  const box = $("import-report");
+  const problems = Array.isArray(report?.problems) ? report.problems : [];
+  const parts = [];
+  if (stored) {
+    parts.push(element("p", "import-report__summary", t("planner.import_stored", { count: report.created.length })));
+  } else {
+    parts.push(element("p", "import-report__summary", t("planner.import_checked", { rows: report.rows, valid: report.valid ?? 0, count: report.rows })));
+    parts.push(element("p", "import-report__note", problems.length
+      ? t("planner.import_has_problems", { count: problems.length })
+      : t("planner.import_ready")));
+  }
+  if (problems.length) {
+    const list = element("ul", "import-report__problems");
+    list.append(...problems.slice(0, 200).map(problemRow));
+    parts.push(list);
+  }
+  box.replaceChildren(...parts);
+  box.dataset.state = stored ? "stored" : problems.length ? "problems" : "checked";
+}
+
+function importFailure(err) {
+  const problems = Array.isArray(err.problem?.errors) ? err.problem.errors : [];
+  const box = $("import-report");
+  const parts = [element("p", "import-report__summary status--error", t("planner.import_refused", {
+    reason: translateProblem(err.problem?.detail || err.message || describeFailure(err)),
+  }))];
+  if (problems.length && problems.every((p) => p && p.row !== undefined)) {
+    const list = element("ul", "import-report__problems");
+    list.append(...problems.slice(0, 200).map(problemRow));
+    parts.push(list);
+  }
+  box.replaceChildren(...parts);
+  box.dataset.state = "refused";
+}
+
+async function onImportCheck(event) {
+  event.preventDefault();
+  const file = $("import-file").files?.[0];
+  importState.checked = false;
+  $("import-run").disabled = true;
+  if (!file) {
+    $("import-report").replaceChildren(element("p", "import-report__summary", t("planner.import_no_file")));
+    $("import-report").dataset.state = "empty";
+    $("import-file").focus();
+    return;
+  }
+  importState.file = file;
+  $("import-check").disabled = true;
+  $("import-report").dataset.state = "checking";
+  $("import-report").replaceChildren(element("p", null, t("planner.import_checking", { name: file.name })));
+  try {
+    const report = await api.importMeasures(file, { dryRun: true });
+    renderImportReport(report, { stored: false });
+    importState.checked = !report.problems?.length && (report.valid ?? 0) > 0;
+    $("import-run").disabled = !importState.checked;
+  } catch (err) {
+    console.error("import check:", err);
+    importFailure(err);
+    if (err.status === 401) showLogin(true);
+  } finally {
+    $("import-check").disabled = false;
+    $("import-report").focus();
+  }
+}
+
+async function onImportRun() {
+  const file = importState.file;
+  if (!file || !importState.checked || app.busy) return;
+  $("import-run").disabled = true;
+  $("import-check").disabled = true;
+  $("import-report").dataset.state = "storing";
+  try {
+    const report = await api.importMeasures(file, { dryRun: false });
+    renderImportReport(report, { stored: true });
+    importState.checked = false;
+    $("import-file").value = "";
+    await loadMeasures();
+    setStatus(t("planner.import_stored", { count: report.created.length }), "success");
+  } catch (err) {
+    console.error("import:", err);
+    importFailure(err);
+  } finally {
+    $("import-check").disabled = false;
+    $("import-report").focus();
+  }
+}
+
 // ---------------------------------------------------------------- sign-in
 
 function showLogin(visible) {
@@ -883,6 +1048,7 @@ async function applyUser(user) {
   $("work-section").hidden = !user;
   $("login-section").hidden = Boolean(user);
   $("readonly-note").hidden = !user || app.canEdit;
+  $("import-section").hidden = !app.canEdit;
   setEditing(app.canEdit);
   document.body.dataset.plannerState = user ? "signed-in" : "signed-out";
   updateButtons();
@@ -1055,6 +1221,12 @@ function wireEvents() {
   $("delete-button").addEventListener("click", () => removeCurrent());
   $("conflict-reload").addEventListener("click", conflictReload);
   $("conflict-reapply").addEventListener("click", conflictReapply);
+  $("import-form").addEventListener("submit", onImportCheck);
+  $("import-run").addEventListener("click", onImportRun);
+  $("import-file").addEventListener("change", () => {
+    importState.checked = false;
+    $("import-run").disabled = true;
+  });
   $("new-point-button").addEventListener("click", () => {
     createPointAtCentre();
   });
@@ -1082,6 +1254,7 @@ async function main() {
     setStatus("Die Kartenbibliothek (Leaflet) konnte nicht geladen werden.", "error");
     return;
   }
+  await startPage();
   const map = initMap($("map"), {
     onSelect: (id) => selectMeasure(id),
     onDrawn,

@@ -6,7 +6,7 @@
 // the session goes with every change. Texts people wrote are set as text.
 
 import { getIdeas, getMeasurePoints, getWorkshops, login, logout, me, moderateIdea, openWorkshop } from "./api.js";
-import { formatDateTime, label, t } from "./i18n.js";
+import { formatDateTime, label, lang, t } from "./i18n.js";
 import { cityName, describeError, el, ideaBadge, initPageWithConfig } from "./public-common.js";
 import { applyLimits } from "./vocabulary.js";
 
@@ -39,10 +39,12 @@ async function showQueue() {
 
 async function measuresByCity() {
   if (!state.measures) {
+    // The points endpoint answers parallel arrays (id[i], title[i], city_ags[i], …).
     const points = await getMeasurePoints({});
-    state.measures = (points.features || [])
-      .map((f) => f.properties)
-      .sort((a, b) => String(a.title).localeCompare(String(b.title), "de"));
+    const ids = Array.isArray(points.id) ? points.id : [];
+    state.measures = ids
+      .map((id, i) => ({ id, title: points.title?.[i], city_ags: points.city_ags?.[i] }))
+      .sort((a, b) => String(a.title).localeCompare(String(b.title), lang));
   }
   return state.measures;
 }
@@ -89,8 +91,14 @@ function decisionForm(idea, measures) {
         ]),
       ]),
       el("div", { className: "notice notice--error", attrs: { role: "alert", hidden: true }, dataset: { role: "error" } }),
-      el("div", { className: "notice", attrs: { role: "alert", hidden: true }, dataset: { role: "confirm" } }, [
-        el("p", { dataset: { role: "confirm-text" } }),
+      // A non-modal alert dialog inside the form: focus goes to "Yes", Escape or "Cancel"
+      // closes it and returns to the save button; changing the form closes it too.
+      el("div", {
+        className: "notice mod-confirm",
+        attrs: { role: "alertdialog", "aria-modal": "false", "aria-labelledby": `${prefix}-confirm-text`, hidden: true },
+        dataset: { role: "confirm" },
+      }, [
+        el("p", { attrs: { id: `${prefix}-confirm-text` }, dataset: { role: "confirm-text" } }),
         el("button", { className: "button button--primary", text: t("mod.confirm_yes"), attrs: { type: "button" }, dataset: { role: "confirm-yes" } }),
         document.createTextNode(" "),
         el("button", { className: "button button--ghost", text: t("mod.confirm_no"), attrs: { type: "button" }, dataset: { role: "confirm-no" } }),
@@ -100,9 +108,16 @@ function decisionForm(idea, measures) {
   ]);
   form.addEventListener("submit", onDecide);
   form.querySelector('[data-role="confirm-yes"]').addEventListener("click", () => decide(form));
-  form.querySelector('[data-role="confirm-no"]').addEventListener("click", () => {
+  const cancel = () => {
     form.querySelector('[data-role="confirm"]').hidden = true;
     form.querySelector('[data-role="save"]').focus();
+  };
+  form.querySelector('[data-role="confirm-no"]').addEventListener("click", cancel);
+  form.querySelector('[data-role="confirm"]').addEventListener("keydown", (event) => {
+    if (event.key === "Escape") {
+      event.preventDefault();
+      cancel();
+    }
   });
   form.addEventListener("change", () => {
     form.querySelector('[data-role="confirm"]').hidden = true;

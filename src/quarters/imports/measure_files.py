@@ -47,13 +47,14 @@ class ImportReport:
     created: list[int] = field(default_factory=list)
     problems: list[dict[str, Any]] = field(default_factory=list)
     dry_run: bool = False
+    valid: int = 0  # rows that passed every check (a dry run's "would create")
 
     def as_dict(self, lang: str = "de") -> dict[str, Any]:
         """JSON-friendly form; every problem with ``code``, ``params`` and ``problem`` in
         ``lang``."""
         return {"rows": self.rows, "created": self.created,
                 "problems": render_items(self.problems, lang, "invalid_input"),
-                "dry_run": self.dry_run, "stored": bool(self.created)}
+                "dry_run": self.dry_run, "stored": bool(self.created), "valid": self.valid}
 
 
 def read_rows(path: Path, name: str | None = None, limits: Limits | None = None
@@ -247,6 +248,7 @@ def import_measures(conn: Connection, path: Path, actor: Actor, *, dry_run: bool
                          str(exc).splitlines()[0])
                 report.problems.append({"row": n, "field": "",
                                         **item(None, "file.row_refused_by_database")})
+        report.valid = len(report.created)
         if report.problems or dry_run:
             savepoint.rollback()
             report.created = []
