@@ -173,14 +173,16 @@ def moderation_server(settings, engine):
         yield url
 
 
-def published_measure(base_url: str, engine, title: str) -> int:
-    """A published measure in Halle, through the API as a planner would."""
+def published_measure(base_url: str, engine, title: str, made: list) -> int:
+    """A published measure in Halle, through the API as a planner would (its planner is noted in
+    ``made`` for the clean-up)."""
     import uuid
 
     from factories import PASSWORD, api_json, make_user, measure_feature
 
     with engine.begin() as c:
         user = make_user(c, "planner", f"mod-link-planner-{uuid.uuid4().hex[:6]}")
+    made.append(user.id)
     status, _, body = api_json(base_url, "POST", "/api/auth/login",
                                {"username": user.username, "password": PASSWORD, "token": True})
     assert status == 200, body
@@ -195,10 +197,30 @@ def published_measure(base_url: str, engine, title: str) -> int:
     return mid
 
 
+@pytest.fixture()
+def committed(engine):
+    """Planner ids whose measures the test committed through a live server; afterwards those
+    measures, their history and the ideas linked to them are removed again (the history's
+    append-only trigger is off for that, inside the removing transaction only), so later tests
+    count the seeded measures only."""
+    made: list[int] = []
+    yield made
+    with engine.begin() as owner:
+        ids = list(owner.execute(text("SELECT id FROM measures WHERE created_by = ANY(:u)"),
+                                 {"u": made}).scalars())
+        owner.execute(text("DELETE FROM ideas WHERE measure_id = ANY(:i)"), {"i": ids})
+        owner.execute(text("ALTER TABLE measure_history DISABLE TRIGGER measure_history_no_change"))
+        owner.execute(text("DELETE FROM measure_history WHERE measure_id = ANY(:i)"), {"i": ids})
+        owner.execute(text("ALTER TABLE measure_history ENABLE TRIGGER measure_history_no_change"))
+        owner.execute(text("DELETE FROM measures WHERE id = ANY(:i)"), {"i": ids})
+        owner.execute(text("DELETE FROM sessions WHERE user_id = ANY(:u)"), {"u": made})
+        owner.execute(text("DELETE FROM users WHERE id = ANY(:u)"), {"u": made})
+
+
 @pytest.mark.browser
 @pytest.mark.parametrize("lang", ["de", "en"])
 def test_moderator_links_an_idea_to_a_measure_in_the_page(browser, moderation_server, engine,
-                                                          artifacts, lang):
+                                                          artifacts, lang, committed):
     """The "link to a measure" list holds the city's published measures (it was always empty:
     the page read ``features`` of an answer of parallel arrays); nothing is preselected; the
     publishing decision waits for a confirmation that the keyboard can cancel (Escape)."""
@@ -210,7 +232,8 @@ def test_moderator_links_an_idea_to_a_measure_in_the_page(browser, moderation_se
     from factories import PASSWORD, api_json, make_user
 
     tag = uuid.uuid4().hex[:6]
-    mid = published_measure(moderation_server, engine, f"Fahrradparken Innenstadt {tag}")
+    mid = published_measure(moderation_server, engine, f"Fahrradparken Innenstadt {tag}",
+                            committed)
     status, _, answer = api_json(moderation_server, "POST", "/api/ideas",
                                  idea(f"Idee zum Verknüpfen {tag}", "Mehr Radbügel am Markt, bitte."))
     assert status == 202, answer

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import concurrent.futures
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -164,7 +165,9 @@ def test_the_async_read_path_cannot_write(settings: Settings):
         finally:
             await pool.close()
 
-    assert asyncio.run(attempt()) == "on"
+    # a thread of its own: the browser tests' sync Playwright may hold this thread's event loop
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        assert pool.submit(asyncio.run, attempt()).result(timeout=60) == "on"
 
 
 def test_no_route_module_imports_or_calls_commit():

@@ -940,7 +940,7 @@ function problemRow(problem) {
   const where = problem.field
     ? t("planner.import_row_field", { row: problem.row, field: FIELD_LABELS[problem.field] || problem.field })
     : t("planner.import_row", { row: problem.row });
-  li.append(element("strong", null, where), " ", element("span", null, translateProblem(String(problem.problem ?? ""))));
+  li.append(element("strong", null, where), " ", element("span", null, problemText(problem)));
   return li;
 }
 
@@ -969,7 +969,7 @@ function importFailure(err) {
   const problems = Array.isArray(err.problem?.errors) ? err.problem.errors : [];
   const box = $("import-report");
   const parts = [element("p", "import-report__summary status--error", t("planner.import_refused", {
-    reason: translateProblem(err.problem?.detail || err.message || describeFailure(err)),
+    reason: err.problem ? problemText(err.problem) : (err.message || describeFailure(err)),
   }))];
   if (problems.length && problems.every((p) => p && p.row !== undefined)) {
     const list = element("ul", "import-report__problems");
