@@ -41,6 +41,8 @@ from quarters.vocabulary import (
     DEFAULT_STATUS,
     IDEA_STATES,
     IDEA_TEXT,
+    INDICATOR_AGGREGATIONS,
+    INDICATOR_KINDS,
     LOCATION_PRECISIONS,
     MEASURE_GEOMETRY_TYPES,
     MEASURE_STATUSES,
@@ -226,9 +228,8 @@ class Indicator(Base):
 
     __tablename__ = "indicators"
     __table_args__ = (
-        CheckConstraint("kind IN ('count', 'rate', 'share', 'amount', 'class')",
-                        name="indicators_kind"),
-        CheckConstraint("aggregation IN ('sum', 'ratio', 'mean', 'none')",
+        CheckConstraint(f"kind IN {sql_in(INDICATOR_KINDS)}", name="indicators_kind"),
+        CheckConstraint(f"aggregation IN {sql_in(INDICATOR_AGGREGATIONS)}",
                         name="indicators_aggregation"),
         CheckConstraint(
             "aggregation <> 'ratio' OR (numerator IS NOT NULL AND denominator IS NOT NULL)",
