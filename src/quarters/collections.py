@@ -29,9 +29,9 @@ class Collection:
     title: str
     description: str
     table: str
-    id_column: str
-    id_kind: str  # "integer" or "string"
     properties: dict[str, str]
+    id_column: str = "id"
+    id_kind: str = "integer"  # "integer" or "string"
     queryables: dict[str, Queryable] = field(default_factory=dict)
     joins: str = ""
     attribution_keys: tuple[str, ...] = ()
@@ -146,8 +146,6 @@ MEASURES_PUBLIC = Collection(
                 "(Punkte, Linien und Flächen gemischt; je Geometrieart: measures-points, "
                 "measures-lines, measures-areas)",
     table="measures_public",
-    id_column="id",
-    id_kind="integer",
     properties=_MEASURE_PROPERTIES,
     queryables=_MEASURE_QUERYABLES,
     geometry_type="Geometry",
@@ -170,8 +168,6 @@ MEASURES_POINTS = Collection(
     title="Maßnahmen als Punkte",
     description="",
     table="measures_public",
-    id_column="id",
-    id_kind="integer",
     properties={"id": "t.id", "title": "t.title", "status": "t.status",
                 "action_field": "t.action_field", "city_ags": "t.city_ags",
                 "location_precision": "t.location_precision"},
@@ -200,8 +196,6 @@ MEASURE_KINDS = (
     _measures_of_kind("areas", "Flächen", 2, "MultiPolygon"),
 )
 
-_GEMEINDE = _figures("'gemeinde'", "t.ags")
-_KREIS = _figures("'kreis'", "t.ags")
 _M_KREISFREI = (f"EXISTS (SELECT 1 FROM counties k WHERE k.ags = left(t.ags, 5) "
                 f"AND k.bez IN {KREISFREI})")
 _DISTRICT_FIGURES = {
@@ -213,60 +207,77 @@ _DISTRICT_FIGURES = {
     "source_retrieved": "s.retrieved",
 }
 
+
+def _admin_area(table: str, title: str, description: str, what: str, names: tuple[str, str], *,
+                kreis: str, kreisfrei: str, own: dict[str, str] | None = None,
+                own_queryables: dict[str, Queryable] | None = None,
+                tile_properties: tuple[str, ...]) -> Collection:
+    """A table of the official boundaries keyed by AGS (municipalities, counties;
+    models.AdminArea) with its Destatis figures; ``what`` is the figures' level, ``names`` the
+    descriptions of the ``ags`` and ``bez`` queryables."""
+    figures = _figures(f"'{what}'", "t.ags")
+    return Collection(
+        id=table, title=title, description=description, table=table,
+        id_column="ags", id_kind="string",
+        properties={
+            "ags": "t.ags", "ars": "t.ars", "name": "t.name", "bez": "t.bez",
+            "land": "left(t.ags, 2)", "kreis": kreis, "kreisfrei": kreisfrei, **(own or {}),
+            "area_ha": _AREA_HA, **figures,
+        },
+        queryables={
+            **(own_queryables or {}),
+            "ags": Queryable("t.ags", description=names[0]),
+            "name": Queryable("t.name", description="Name"),
+            "bez": Queryable("t.bez", description=names[1]),
+            "land": Queryable("left(t.ags, 2)", description="Land (zweistelliger Schlüssel)"),
+            "kreis": Queryable(kreis, description="Kreis (fünfstelliger Schlüssel)"),
+            "kreisfrei": Queryable(kreisfrei, "boolean", "kreisfreie Stadt"),
+            **_figure_queryables(what),
+        },
+        temporal=(figures["population_date"], figures["population_date"]),
+        temporal_names=("population_date", "population_date"),
+        tile_properties=tile_properties,
+    )
+
+
+def _drawn_area(table: str, title: str, description: str, own: dict[str, str],
+                own_queryables: dict[str, Queryable], joins: str = "") -> Collection:
+    """A table of areas drawn for the project (pilot quarters, sites; models.DrawnArea): its
+    own properties (what it belongs to) after the names, then how it was drawn."""
+    return Collection(
+        id=table, title=title, description=description, table=table,
+        properties={
+            "id": "t.id", "slug": "t.slug", "name": "t.name", "name_en": "t.name_en", **own,
+            "description": "t.description", "approximate": "t.approximate",
+            "method": "t.method", "area_ha": _AREA_HA, "stated_area_ha": "t.stated_area_ha",
+            "area_source": "t.area_source", "sources": "t.sources",
+        },
+        queryables={**own_queryables, "slug": Queryable("t.slug", description="Kurzname"),
+                    "name": Queryable("t.name", description="Name")},
+        joins=joins,
+        tile_properties=("id", "slug", "name", "name_en", *own, "approximate"),
+    )
+
+
 COLLECTIONS: dict[str, Collection] = {
     c.id: c
     for c in (
-        Collection(
-            id="municipalities",
-            title="Gemeinden (BKG VG5000)",
-            description="Alle Gemeinden Deutschlands, Stand 01.01.2021, © GeoBasis-DE / BKG 2021; "
-                        "Einwohner und Fläche: Destatis Gemeindeverzeichnis",
-            table="municipalities",
-            id_column="ags",
-            id_kind="string",
-            properties={
-                "ags": "t.ags", "ars": "t.ars", "name": "t.name", "bez": "t.bez",
-                "land": "left(t.ags, 2)", "kreis": "left(t.ags, 5)", "kreisfrei": _M_KREISFREI,
-                "project_city": "t.project_city", "area_ha": _AREA_HA, **_GEMEINDE,
-            },
-            queryables={
-                "project_city": Queryable("t.project_city", "boolean", "Projektstadt"),
-                "ags": Queryable("t.ags", "string", "Amtlicher Gemeindeschlüssel"),
-                "name": Queryable("t.name", "string", "Name"),
-                "bez": Queryable("t.bez", "string", "Bezeichnung (Gemeinde, Stadt, …)"),
-                "land": Queryable("left(t.ags, 2)", "string", "Land (zweistelliger Schlüssel)"),
-                "kreis": Queryable("left(t.ags, 5)", "string", "Kreis (fünfstelliger Schlüssel)"),
-                "kreisfrei": Queryable(_M_KREISFREI, "boolean", "kreisfreie Stadt"),
-                **_figure_queryables("gemeinde"),
-            },
-            temporal=(_GEMEINDE["population_date"], _GEMEINDE["population_date"]),
-            temporal_names=("population_date", "population_date"),
+        _admin_area(
+            "municipalities", "Gemeinden (BKG VG5000)",
+            "Alle Gemeinden Deutschlands, Stand 01.01.2021, © GeoBasis-DE / BKG 2021; "
+            "Einwohner und Fläche: Destatis Gemeindeverzeichnis",
+            "gemeinde", ("Amtlicher Gemeindeschlüssel", "Bezeichnung (Gemeinde, Stadt, …)"),
+            kreis="left(t.ags, 5)", kreisfrei=_M_KREISFREI,
+            own={"project_city": "t.project_city"},
+            own_queryables={"project_city": Queryable("t.project_city", "boolean", "Projektstadt")},
             tile_properties=("ags", "name", "bez", "kreis", "project_city"),
         ),
-        Collection(
-            id="counties",
-            title="Kreise (BKG VG5000)",
-            description="Kreise und kreisfreie Städte, Stand 01.01.2021, © GeoBasis-DE / BKG 2021; "
-                        "Einwohner und Fläche: Summen der Gemeinden (Destatis)",
-            table="counties",
-            id_column="ags",
-            id_kind="string",
-            properties={
-                "ags": "t.ags", "ars": "t.ars", "name": "t.name", "bez": "t.bez",
-                "land": "left(t.ags, 2)", "kreis": "t.ags",
-                "kreisfrei": f"t.bez IN {KREISFREI}", "area_ha": _AREA_HA, **_KREIS,
-            },
-            queryables={
-                "ags": Queryable("t.ags", description="Kreisschlüssel"),
-                "name": Queryable("t.name", description="Name"),
-                "bez": Queryable("t.bez", description="Bezeichnung (Landkreis, …)"),
-                "land": Queryable("left(t.ags, 2)", description="Land (zweistelliger Schlüssel)"),
-                "kreis": Queryable("t.ags", description="Kreis (fünfstelliger Schlüssel)"),
-                "kreisfrei": Queryable(f"t.bez IN {KREISFREI}", "boolean", "kreisfreie Stadt"),
-                **_figure_queryables("kreis"),
-            },
-            temporal=(_KREIS["population_date"], _KREIS["population_date"]),
-            temporal_names=("population_date", "population_date"),
+        _admin_area(
+            "counties", "Kreise (BKG VG5000)",
+            "Kreise und kreisfreie Städte, Stand 01.01.2021, © GeoBasis-DE / BKG 2021; "
+            "Einwohner und Fläche: Summen der Gemeinden (Destatis)",
+            "kreis", ("Kreisschlüssel", "Bezeichnung (Landkreis, …)"),
+            kreis="t.ags", kreisfrei=f"t.bez IN {KREISFREI}",
             tile_properties=("ags", "name", "bez"),
         ),
         Collection(
@@ -274,8 +285,6 @@ COLLECTIONS: dict[str, Collection] = {
             title="Stadtteile und Stadtviertel",
             description="Statistische Bezirke der Projektstädte; 'approximate' kennzeichnet Näherungen",
             table="districts",
-            id_column="id",
-            id_kind="integer",
             properties={
                 "id": "t.id", "city_ags": "t.city_ags", "level": "t.level", "code": "t.code",
                 "name": "t.name", "stadtbezirk": "t.parent_name", "approximate": "t.approximate",
@@ -304,45 +313,15 @@ COLLECTIONS: dict[str, Collection] = {
             tile_properties=("id", "name", "code", "level", "city_ags", "stadtbezirk",
                              "approximate", "area_ha", "population"),
         ),
-        Collection(
-            id="quarters",
-            title="Pilotquartiere",
-            description="Beispielquartiere der Smart-City-Strategie (Näherungen, nicht amtlich)",
-            table="quarters",
-            id_column="id",
-            id_kind="integer",
-            properties={
-                "id": "t.id", "slug": "t.slug", "name": "t.name", "name_en": "t.name_en",
-                "city_ags": "t.city_ags", "theme": "t.theme", "description": "t.description",
-                "approximate": "t.approximate", "method": "t.method", "area_ha": _AREA_HA,
-                "stated_area_ha": "t.stated_area_ha", "area_source": "t.area_source",
-                "sources": "t.sources",
-            },
-            queryables={"city_ags": Queryable("t.city_ags", description="AGS der Stadt"),
-                        "slug": Queryable("t.slug", description="Kurzname"),
-                        "name": Queryable("t.name", description="Name")},
-            tile_properties=("id", "slug", "name", "name_en", "city_ags", "theme", "approximate"),
-        ),
-        Collection(
-            id="sites",
-            title="Standorte in Pilotquartieren",
-            description="Standorte wie RAW-Gelände und Star Park (Näherungen, nicht amtlich)",
-            table="sites",
-            id_column="id",
-            id_kind="integer",
-            properties={
-                "id": "t.id", "slug": "t.slug", "name": "t.name", "name_en": "t.name_en",
-                "quarter_slug": "q.slug", "description": "t.description",
-                "approximate": "t.approximate", "method": "t.method", "area_ha": _AREA_HA,
-                "stated_area_ha": "t.stated_area_ha", "area_source": "t.area_source",
-                "sources": "t.sources",
-            },
-            queryables={"quarter_slug": Queryable("q.slug", description="Pilotquartier (slug)"),
-                        "slug": Queryable("t.slug", description="Kurzname"),
-                        "name": Queryable("t.name", description="Name")},
-            joins="JOIN quarters q ON q.id = t.quarter_id",
-            tile_properties=("id", "slug", "name", "name_en", "quarter_slug", "approximate"),
-        ),
+        _drawn_area("quarters", "Pilotquartiere",
+                    "Beispielquartiere der Smart-City-Strategie (Näherungen, nicht amtlich)",
+                    {"city_ags": "t.city_ags", "theme": "t.theme"},
+                    {"city_ags": Queryable("t.city_ags", description="AGS der Stadt")}),
+        _drawn_area("sites", "Standorte in Pilotquartieren",
+                    "Standorte wie RAW-Gelände und Star Park (Näherungen, nicht amtlich)",
+                    {"quarter_slug": "q.slug"},
+                    {"quarter_slug": Queryable("q.slug", description="Pilotquartier (slug)")},
+                    joins="JOIN quarters q ON q.id = t.quarter_id"),
         MEASURES_PUBLIC,
         *MEASURE_KINDS,
     )

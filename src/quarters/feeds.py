@@ -20,18 +20,16 @@ def place_filter(conn: Connection, *, district: int | None, quarter: str | None,
                  lon: float | None, lat: float | None, radius_m: float | None
                  ) -> tuple[str, dict[str, Any], str]:
     """(SQL condition on m.geom, params, human name of the place)."""
-    if district is not None:
-        name = conn.execute(text("SELECT name FROM districts WHERE id = :d"), {"d": district}).scalar()
+    for value, table, column, bind, code in (
+            (district, "districts", "id", "d", "feed.unknown_district"),
+            (quarter, "quarters", "slug", "q", "feed.unknown_quarter")):
+        if value is None:
+            continue
+        row = f"FROM {table} WHERE {column} = :{bind}"
+        name = conn.execute(text(f"SELECT name {row}"), {bind: value}).scalar()
         if name is None:
-            raise NotFound(code="feed.unknown_district", params={"id": district})
-        return "ST_Intersects(m.geom, (SELECT geom FROM districts WHERE id = :d))", \
-            {"d": district}, name
-    if quarter is not None:
-        name = conn.execute(text("SELECT name FROM quarters WHERE slug = :q"), {"q": quarter}).scalar()
-        if name is None:
-            raise NotFound(code="feed.unknown_quarter", params={"slug": quarter})
-        return "ST_Intersects(m.geom, (SELECT geom FROM quarters WHERE slug = :q))", \
-            {"q": quarter}, name
+            raise NotFound(code=code, params={column: value})
+        return f"ST_Intersects(m.geom, (SELECT geom {row}))", {bind: value}, name
     if lon is not None and lat is not None and radius_m is not None:
         if not (-180 <= lon <= 180 and -90 <= lat <= 90) or not 0 < radius_m <= 20_000:
             raise InvalidParameter(code="feed.bad_circle", params={"max": 20000})

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, text
 
 from quarters.auth import User
 from quarters.errors import InvalidInput, NotFound, PreconditionFailed, item
-from quarters.schemas import MeasureProperties
+from quarters.schemas import MeasureProperties, TransferProfile
 from quarters.settings import STORAGE_SRID
 
 RECORD_FIELDS = [f for f in MeasureProperties.model_fields if f != "editions"]
@@ -144,9 +144,7 @@ def _check_links(conn: Connection, measure_id: int | None, props: MeasurePropert
             SELECT 1 FROM up WHERE id = :me"""), {"p": props.parent_id, "me": measure_id}).first():
             raise _rule("/properties/parent_id", "measure.parent_cycle")
     if props.transfer is not None:
-        from quarters.transfer_profile import check_profile
-
-        check_profile(conn, props.city_ags, props.transfer)
+        check_transfer(conn, props.city_ags, props.transfer)
     if props.editions:
         found = dict(conn.execute(text(
             "SELECT key, city_ags FROM editions WHERE key = ANY(:k)"), {"k": props.editions}).all())
@@ -155,6 +153,35 @@ def _check_links(conn: Connection, measure_id: int | None, props: MeasurePropert
                 raise _rule(f"/properties/editions/{i}", "measure.unknown_edition", key=key)
             if found[key] != props.city_ags:
                 raise _rule(f"/properties/editions/{i}", "measure.edition_other_city", key=key)
+
+
+TRANSFER = "/properties/transfer"
+
+
+def check_transfer(conn: Connection, city_ags: str, profile: TransferProfile) -> None:
+    """The database checks of a ``transfer`` profile (:mod:`quarters.transfer_profile`):
+    InvalidInput (422) naming the pointer of an unknown indicator or district code."""
+    from quarters.indicators.definitions import definitions
+
+    if profile.preconditions:
+        known = definitions(conn)
+        for i, cond in enumerate(profile.preconditions):
+            if cond.indicator not in known:
+                raise InvalidInput(
+                    f"{TRANSFER}/preconditions/{i}/indicator: '{cond.indicator}' is not an "
+                    "analysis indicator (see /api/analysis/indicators)",
+                    errors=[{"pointer": f"{TRANSFER}/preconditions/{i}/indicator",
+                             "problem": "unknown indicator"}])
+    if profile.districts:
+        codes = set(conn.execute(text(
+            "SELECT code FROM districts WHERE city_ags = :c AND code = ANY(:codes)"),
+            {"c": city_ags, "codes": list(profile.districts)}).scalars())
+        for code in profile.districts:
+            if code not in codes:
+                raise InvalidInput(
+                    f"{TRANSFER}/districts/{code}: no district with this code in the measure's "
+                    "city", errors=[{"pointer": f"{TRANSFER}/districts/{code}",
+                                     "problem": "unknown district"}])
 
 
 def _values(props: MeasureProperties, geom: BaseGeometry) -> dict[str, Any]:

@@ -41,6 +41,8 @@ from quarters.vocabulary import (
     DEFAULT_STATUS,
     IDEA_STATES,
     IDEA_TEXT,
+    INDICATOR_AGGREGATIONS,
+    INDICATOR_KINDS,
     LOCATION_PRECISIONS,
     MEASURE_GEOMETRY_TYPES,
     MEASURE_STATUSES,
@@ -124,38 +126,68 @@ class Source(Base):
     loaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
-class Municipality(Base):
+class Outline:
+    """Columns of a boundary from a source: its area in the storage CRS and the stored CRS84
+    copy (the table names ``valid_geom`` and ``wgs84_index`` in its ``__table_args__``)."""
+
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
+    geom = mapped_column(multipolygon(), nullable=False)
+    geom_wgs84 = wgs84_outline()
+
+
+class AdminArea(Outline):
+    """Columns of an administrative area of the official boundaries (ARS, name, kind)."""
+
+    ars: Mapped[str | None] = mapped_column(String(12))
+    name: Mapped[str] = mapped_column(Text)
+    bez: Mapped[str | None] = mapped_column(Text)
+    attributes: Mapped[dict] = mapped_column(JSONB, server_default="{}")
+
+
+class DrawnArea(Outline):
+    """Columns of an area drawn for the project (pilot quarter, site): names, how it was drawn
+    and its stated area."""
+
+    name: Mapped[str] = mapped_column(Text)
+    name_en: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    approximate: Mapped[bool] = mapped_column(Boolean, server_default="true")
+    method: Mapped[str | None] = mapped_column(Text)
+    stated_area_ha: Mapped[float | None] = mapped_column(Float)
+    area_source: Mapped[str | None] = mapped_column(Text)
+    sources: Mapped[list] = mapped_column(JSONB, server_default="[]")
+
+
+class CityUnit:
+    """Columns of a statistical unit of a city's level, known by code and name."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    city_ags: Mapped[str] = mapped_column(ForeignKey("municipalities.ags"))
+    level: Mapped[str] = mapped_column(String(40))
+    code: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(Text)
+    parent_name: Mapped[str | None] = mapped_column(Text)
+    attributes: Mapped[dict] = mapped_column(JSONB, server_default="{}")
+
+
+class Municipality(AdminArea, Base):
     """A German municipality (Gemeinde) keyed by its AGS."""
 
     __tablename__ = "municipalities"
     __table_args__ = (valid_geom("municipalities"), wgs84_index("municipalities"))
     ags: Mapped[str] = mapped_column(String(8), primary_key=True)
-    ars: Mapped[str | None] = mapped_column(String(12))
-    name: Mapped[str] = mapped_column(Text)
-    bez: Mapped[str | None] = mapped_column(Text)
     project_city: Mapped[bool] = mapped_column(Boolean, server_default="false")
-    attributes: Mapped[dict] = mapped_column(JSONB, server_default="{}")
-    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
-    geom = mapped_column(multipolygon(), nullable=False)
-    geom_wgs84 = wgs84_outline()
 
 
-class County(Base):
+class County(AdminArea, Base):
     """A Kreis or kreisfreie Stadt keyed by its 5-digit AGS."""
 
     __tablename__ = "counties"
     __table_args__ = (valid_geom("counties"), wgs84_index("counties"))
     ags: Mapped[str] = mapped_column(String(5), primary_key=True)
-    ars: Mapped[str | None] = mapped_column(String(12))
-    name: Mapped[str] = mapped_column(Text)
-    bez: Mapped[str | None] = mapped_column(Text)
-    attributes: Mapped[dict] = mapped_column(JSONB, server_default="{}")
-    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
-    geom = mapped_column(multipolygon(), nullable=False)
-    geom_wgs84 = wgs84_outline()
 
 
-class District(Base):
+class District(CityUnit, Outline, Base):
     """A statistical district of a city (e.g. Halle's Stadtviertel)."""
 
     __tablename__ = "districts"
@@ -164,45 +196,24 @@ class District(Base):
         valid_geom("districts"),
         wgs84_index("districts"),
     )
-    id: Mapped[int] = mapped_column(primary_key=True)
-    city_ags: Mapped[str] = mapped_column(ForeignKey("municipalities.ags"))
-    level: Mapped[str] = mapped_column(String(40))
-    code: Mapped[str] = mapped_column(String(40))
-    name: Mapped[str] = mapped_column(Text)
-    parent_name: Mapped[str | None] = mapped_column(Text)
     approximate: Mapped[bool] = mapped_column(Boolean, server_default="false")
     area_ha_official: Mapped[float | None] = mapped_column(Float)
     population: Mapped[int | None] = mapped_column(Integer)
     population_date: Mapped[str | None] = mapped_column(String(10))  # as stated: YYYY or YYYY-MM-DD
-    attributes: Mapped[dict] = mapped_column(JSONB, server_default="{}")
-    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
-    geom = mapped_column(multipolygon(), nullable=False)
-    geom_wgs84 = wgs84_outline()
 
 
-class Quarter(Base):
+class Quarter(DrawnArea, Base):
     """A pilot quarter (Beispielquartier)."""
 
     __tablename__ = "quarters"
     __table_args__ = (valid_geom("quarters"), wgs84_index("quarters"))
     id: Mapped[int] = mapped_column(primary_key=True)
     slug: Mapped[str] = mapped_column(String(80), unique=True)
-    name: Mapped[str] = mapped_column(Text)
-    name_en: Mapped[str | None] = mapped_column(Text)
     city_ags: Mapped[str] = mapped_column(ForeignKey("municipalities.ags"))
     theme: Mapped[str | None] = mapped_column(Text)
-    description: Mapped[str | None] = mapped_column(Text)
-    approximate: Mapped[bool] = mapped_column(Boolean, server_default="true")
-    method: Mapped[str | None] = mapped_column(Text)
-    stated_area_ha: Mapped[float | None] = mapped_column(Float)
-    area_source: Mapped[str | None] = mapped_column(Text)
-    sources: Mapped[list] = mapped_column(JSONB, server_default="[]")
-    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
-    geom = mapped_column(multipolygon(), nullable=False)
-    geom_wgs84 = wgs84_outline()
 
 
-class Site(Base):
+class Site(DrawnArea, Base):
     """A site inside a pilot quarter (RAW-Gelände, Star Park)."""
 
     __tablename__ = "sites"
@@ -210,17 +221,6 @@ class Site(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     slug: Mapped[str] = mapped_column(String(80), unique=True)
     quarter_id: Mapped[int] = mapped_column(ForeignKey("quarters.id", ondelete="CASCADE"))
-    name: Mapped[str] = mapped_column(Text)
-    name_en: Mapped[str | None] = mapped_column(Text)
-    description: Mapped[str | None] = mapped_column(Text)
-    approximate: Mapped[bool] = mapped_column(Boolean, server_default="true")
-    method: Mapped[str | None] = mapped_column(Text)
-    stated_area_ha: Mapped[float | None] = mapped_column(Float)
-    area_source: Mapped[str | None] = mapped_column(Text)
-    sources: Mapped[list] = mapped_column(JSONB, server_default="[]")
-    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
-    geom = mapped_column(multipolygon(), nullable=False)
-    geom_wgs84 = wgs84_outline()
 
 
 class Indicator(Base):
@@ -228,9 +228,8 @@ class Indicator(Base):
 
     __tablename__ = "indicators"
     __table_args__ = (
-        CheckConstraint("kind IN ('count', 'rate', 'share', 'amount', 'class')",
-                        name="indicators_kind"),
-        CheckConstraint("aggregation IN ('sum', 'ratio', 'mean', 'none')",
+        CheckConstraint(f"kind IN {sql_in(INDICATOR_KINDS)}", name="indicators_kind"),
+        CheckConstraint(f"aggregation IN {sql_in(INDICATOR_AGGREGATIONS)}",
                         name="indicators_aggregation"),
         CheckConstraint(
             "aggregation <> 'ratio' OR (numerator IS NOT NULL AND denominator IS NOT NULL)",
@@ -274,20 +273,13 @@ class IndicatorValue(Base):
     loaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
-class StatisticalUnit(Base):
+class StatisticalUnit(CityUnit, Base):
     """A unit of a level known by code and name only, without an outline (migration 0011)."""
 
     __tablename__ = "statistical_units"
     __table_args__ = (
         UniqueConstraint("city_ags", "level", "code", name="statistical_units_city_level_code"),
     )
-    id: Mapped[int] = mapped_column(primary_key=True)
-    city_ags: Mapped[str] = mapped_column(ForeignKey("municipalities.ags"))
-    level: Mapped[str] = mapped_column(String(40))
-    code: Mapped[str] = mapped_column(String(40))
-    name: Mapped[str] = mapped_column(Text)
-    parent_name: Mapped[str | None] = mapped_column(Text)
-    attributes: Mapped[dict] = mapped_column(JSONB, server_default="{}")
     outline_note: Mapped[str | None] = mapped_column(Text)
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
 

@@ -84,20 +84,16 @@ def _check(conn: Connection, f: Filters) -> None:
     """Unknown edition or quarter (or one of another city) → 400."""
     if f.city is not None and f.city not in PROJECT_CITIES:
         raise InvalidParameter(f"city must be one of {', '.join(PROJECT_CITIES)}")
-    if f.edition is not None:
-        row = conn.execute(text("SELECT city_ags FROM editions WHERE key = :k"),
-                           {"k": f.edition}).first()
+    for name, value, sql in (
+            ("edition", f.edition, "SELECT city_ags FROM editions WHERE key = :k"),
+            ("quarter", f.quarter, "SELECT city_ags FROM quarters WHERE slug = :k")):
+        if value is None:
+            continue
+        row = conn.execute(text(sql), {"k": value}).first()
         if row is None:
-            raise InvalidParameter(f"edition '{f.edition}' does not exist")
+            raise InvalidParameter(f"{name} '{value}' does not exist")
         if f.city and row.city_ags != f.city:
-            raise InvalidParameter(f"edition '{f.edition}' belongs to another city")
-    if f.quarter is not None:
-        row = conn.execute(text("SELECT city_ags FROM quarters WHERE slug = :q"),
-                           {"q": f.quarter}).first()
-        if row is None:
-            raise InvalidParameter(f"quarter '{f.quarter}' does not exist")
-        if f.city and row.city_ags != f.city:
-            raise InvalidParameter(f"quarter '{f.quarter}' belongs to another city")
+            raise InvalidParameter(f"{name} '{value}' belongs to another city")
 
 
 def _scope(f: Filters, public: bool) -> tuple[str, dict[str, Any]]:

@@ -1,16 +1,18 @@
-"""Transfer profile of a measure: checks on write, preconditions in a ranking, one-step transfer.
+"""Transfer profile of a measure: preconditions in a ranking, one-step transfer.
 
 A measure's ``transfer`` property (:class:`quarters.schemas.TransferProfile`) says what a place
 needs for the measure to work there (``preconditions`` over analysis indicators), what it costs
 afterwards, and where it was checked, judged suitable or unsuitable, or transferred (``districts``,
 keyed by district code of the measure's city).
 
-* :func:`check_profile` – the database checks of a profile (known indicators, known districts).
 * :func:`apply` – the hook of :func:`quarters.transfer.run_transfer` for ``reference=measure:<id>``:
   every candidate gets ``meets_preconditions`` and the failed conditions; the candidates that
   meet them are ranked first (the reference unit stays first), similarity order within each group.
 * :func:`transfer_to_district` – a new draft in a district, linked to its origin by
   ``origin_id``; the origin's status for that district becomes ``übertragen``.
+
+The database checks of a profile on write (known indicators, known districts) are
+:func:`quarters.measures.check_transfer`, beside the other checks of a measure's links.
 """
 
 from __future__ import annotations
@@ -25,39 +27,13 @@ import pandas as pd
 import shapely
 from sqlalchemy import Connection, text
 
+from quarters import measures
 from quarters.errors import InvalidInput, item
-from quarters.schemas import MeasureProperties, TransferProfile
+from quarters.schemas import MeasureProperties
 
 OPERATORS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
              "=": operator.eq, "!=": operator.ne}
 TITLE_MAX = 200
-POINTER = "/properties/transfer"
-
-
-# -- checks on write ---------------------------------------------------------------------------
-def check_profile(conn: Connection, city_ags: str, profile: TransferProfile) -> None:
-    """InvalidInput (422) naming the pointer of an unknown indicator or district code."""
-    from quarters.indicators.definitions import definitions
-
-    if profile.preconditions:
-        known = definitions(conn)
-        for i, cond in enumerate(profile.preconditions):
-            if cond.indicator not in known:
-                raise InvalidInput(
-                    f"{POINTER}/preconditions/{i}/indicator: '{cond.indicator}' is not an "
-                    "analysis indicator (see /api/analysis/indicators)",
-                    errors=[{"pointer": f"{POINTER}/preconditions/{i}/indicator",
-                             "problem": "unknown indicator"}])
-    if profile.districts:
-        codes = set(conn.execute(text(
-            "SELECT code FROM districts WHERE city_ags = :c AND code = ANY(:codes)"),
-            {"c": city_ags, "codes": list(profile.districts)}).scalars())
-        for code in profile.districts:
-            if code not in codes:
-                raise InvalidInput(
-                    f"{POINTER}/districts/{code}: no district with this code in the measure's "
-                    "city", errors=[{"pointer": f"{POINTER}/districts/{code}",
-                                     "problem": "unknown district"}])
 
 
 # -- preconditions in a ranking ----------------------------------------------------------------
@@ -150,8 +126,6 @@ def transfer_to_district(conn: Connection, origin_id: int, version: int, distric
     """Create a draft of the measure in ``district_code`` (its representative point as a
     stand-in location) linked to the origin, and mark the origin's district ``übertragen``;
     both changes in history. Returns (new draft, origin) as records."""
-    from quarters import measures
-
     measures._check_version(conn, origin_id, version, measures.STAFF)  # 404 / 412 first
     origin = measures.get(conn, origin_id, measures.STAFF)
     district = _district(conn, origin["city_ags"], district_code)

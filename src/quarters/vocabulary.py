@@ -36,22 +36,14 @@ ACTION_FIELDS: dict[str, tuple[str, ...]] = {
 MEASURE_GEOMETRY_TYPES = ("ST_Point", "ST_LineString", "ST_Polygon", "ST_MultiPoint",
                           "ST_MultiLineString", "ST_MultiPolygon")
 
+# -- indicators (quarters.indicators.definitions) ---------------------------------------------
+INDICATOR_KINDS = ("count", "rate", "share", "amount", "class")
+INDICATOR_AGGREGATIONS = ("sum", "ratio", "mean", "none")
+
 # -- people and ideas -------------------------------------------------------------------------
 ROLES = ("admin", "planner", "moderator")
 IDEA_STATES = ("eingereicht", "angenommen", "abgelehnt", "verknuepft", "verborgen")
 IDEA_DECISIONS = ("accept", "reject", "link", "hide")
-
-
-@dataclass(frozen=True)
-class Length:
-    """Bounds of a text's length in characters (after stripping)."""
-
-    min: int
-    max: int
-
-    def doc(self) -> dict[str, int]:
-        """As served by /api/config (``maxlength`` of the pages)."""
-        return {"min": self.min, "max": self.max}
 
 
 @dataclass(frozen=True)
@@ -62,8 +54,16 @@ class Range:
     max: float
 
     def doc(self) -> dict[str, float]:
-        """As served by /api/config."""
+        """As served by /api/config (for a Length: ``maxlength`` of the pages)."""
         return {"min": self.min, "max": self.max}
+
+
+@dataclass(frozen=True)
+class Length(Range):
+    """Bounds of a text's length in characters (after stripping)."""
+
+    min: int
+    max: int
 
 
 MEASURE_TEXT = {

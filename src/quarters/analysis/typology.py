@@ -154,12 +154,9 @@ def typology(
 ) -> TypologyResult:
     """Cluster the units of ``values`` into types (k-means or Ward); choose k by silhouette.
 
-    Parameters
-    ----------
-    values
-        Indexed by unit id, one float column per indicator, NaN = missing.
-    weights
-        Indicator -> weight ≥ 0 (default equal); weight-0 indicators are ignored.
+    ``values`` and ``weights`` are those of :func:`similarity` (weight-0 indicators are
+    ignored). Further parameters:
+
     k
         Number of types; None = best silhouette over ``k_range``.
     method

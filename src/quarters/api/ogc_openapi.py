@@ -15,6 +15,12 @@ from typing import Any
 
 from quarters import __version__
 from quarters.collections import COLLECTIONS, Collection
+from quarters.settings import STORAGE_SRID
+
+# The one list of the CRS the OGC API offers (URI -> SRID).
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+STORAGE_CRS = f"http://www.opengis.net/def/crs/EPSG/0/{STORAGE_SRID}"
+CRS_SRIDS = {CRS84: 4326, STORAGE_CRS: STORAGE_SRID}
 
 PATH = "/api/ogc/openapi.json"
 JSON_TYPES: dict[str, dict[str, str]] = {
@@ -228,8 +234,6 @@ def _collection_paths(col: Collection) -> dict[str, Any]:
 
 def document(server: str) -> dict[str, Any]:
     """OpenAPI 3.0.3 of the OGC API whose landing page is ``server`` (…/api)."""
-    from quarters.api.routes.features import CRS_SRIDS  # the one list of offered CRS
-
     paths: dict[str, Any] = {
         "/": _get("landing-page", "Landing page", "application/json", "json"),
         "/conformance": _get("conformance", "Conformance classes", "application/json", "json"),

@@ -12,11 +12,6 @@ from sqlalchemy import Connection, text
 
 from quarters.errors import NotFound
 
-KINDS = ("count", "rate", "share", "amount", "class")
-
-
-AGGREGATIONS = ("sum", "ratio", "mean", "none")
-
 
 @dataclass(frozen=True)
 class IndicatorDef:
@@ -26,8 +21,8 @@ class IndicatorDef:
     name_de: str
     name_en: str
     unit: str
-    kind: str
-    aggregation: str
+    kind: str  # one of quarters.vocabulary.INDICATOR_KINDS
+    aggregation: str  # one of quarters.vocabulary.INDICATOR_AGGREGATIONS
     numerator: str | None = None
     denominator: str | None = None
     scale: float = 1.0

@@ -42,6 +42,21 @@ STADTVIERTEL_FACTS = Path("facts/halle_stadtviertel.csv")
 
 WIKIPEDIA_TABLE_YEAR = "2020"  # the Wikipedia table behind area_year 'wiki' is of 31.12.2020
 
+# The counts of the Destatis file, each with its reference date (stored per Gemeinde, summed per Kreis).
+DESTATIS_COUNTS = (("area_km2", DESTATIS_AREA_DATE), ("population", DESTATIS_POPULATION_DATE),
+                   ("population_male", DESTATIS_POPULATION_DATE),
+                   ("population_female", DESTATIS_POPULATION_DATE))
+
+
+def _density_and_share(counts: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Density (population / area_km2) and share of women (%) recomputed from the counts; NaN
+    where the area or the population is 0 or missing."""
+    pop, area = counts["population"].to_numpy(float), counts["area_km2"].to_numpy(float)
+    fem = counts["population_female"].to_numpy(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (np.where(area > 0, pop / area, np.nan),
+                np.where(pop > 0, 100.0 * fem / pop, np.nan))
+
 
 def _destatis_number(raw: str) -> float | None:
     """' 238 762' → 238762.0; ' 53.02' → 53.02; '' → None."""
@@ -134,17 +149,11 @@ def load_destatis(conn: Connection, data_dir: Path) -> IndicatorReport:
     codes = frame.index.tolist()
     parts = []
     deriv_file = "Destatis GV-ISys, AuszugGV4QAktuell.csv, satzart 60"
-    for key, ref in (("area_km2", DESTATIS_AREA_DATE), ("population", DESTATIS_POPULATION_DATE),
-                     ("population_male", DESTATIS_POPULATION_DATE),
-                     ("population_female", DESTATIS_POPULATION_DATE)):
+    for key, ref in DESTATIS_COUNTS:
         v = frame[key].to_numpy(dtype=float)
         parts.append(_rows(key, "gemeinde", codes, v, ref, src,
                            reasons(v, "empty in the Destatis file"), deriv_file))
-    pop, area = frame["population"].to_numpy(float), frame["area_km2"].to_numpy(float)
-    fem = frame["population_female"].to_numpy(float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        dens = np.where(area > 0, pop / area, np.nan)
-        share = np.where(pop > 0, 100.0 * fem / pop, np.nan)
+    dens, share = _density_and_share(frame)
     parts.append(_rows("density", "gemeinde", codes, dens, DESTATIS_POPULATION_DATE, src,
                        reasons(dens, "area is 0 or missing"),
                        "population / area_km2 (Destatis), recomputed"))
@@ -182,16 +191,10 @@ def load_destatis(conn: Connection, data_dir: Path) -> IndicatorReport:
     k_absent = kf["population"].isna().to_numpy()
     k_reason = ["no Destatis Gemeinde rows for this Kreis" if a else None for a in k_absent]
     deriv_k = "sum over the Kreis's Gemeinden (Destatis GV-ISys, satzart 60)"
-    for key, ref in (("area_km2", DESTATIS_AREA_DATE), ("population", DESTATIS_POPULATION_DATE),
-                     ("population_male", DESTATIS_POPULATION_DATE),
-                     ("population_female", DESTATIS_POPULATION_DATE)):
+    for key, ref in DESTATIS_COUNTS:
         parts.append(_rows(key, "kreis", kcodes, kf[key].to_numpy(float), ref, src, k_reason,
                            deriv_k))
-    kp, ka = kf["population"].to_numpy(float), kf["area_km2"].to_numpy(float)
-    kfem = kf["population_female"].to_numpy(float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        kd = np.where(ka > 0, kp / ka, np.nan)
-        ks = np.where(kp > 0, 100.0 * kfem / kp, np.nan)
+    kd, ks = _density_and_share(kf)
     parts.append(_rows("density", "kreis", kcodes, kd, DESTATIS_POPULATION_DATE, src,
                        k_reason, "population / area_km2 of the Kreis (sums of Gemeinden)"))
     parts.append(_rows("female_share", "kreis", kcodes, ks, DESTATIS_POPULATION_DATE, src,

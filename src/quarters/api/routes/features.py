@@ -16,18 +16,15 @@ from fastapi.responses import Response
 from quarters import cql2, services
 from quarters.api import ogc_openapi
 from quarters.api.deps import ConnDep, RunnerDep, SettingsDep
+from quarters.api.ogc_openapi import CRS84, CRS_SRIDS, STORAGE_CRS
 from quarters.api.responses import GeoJSONResponse, RawJSONResponse
 from quarters.collections import COLLECTIONS, Collection
 from quarters.errors import InvalidParameter, NotAcceptable, NotFound
 from quarters.runner import Runner
 from quarters.services import ItemQuery, ascii_digits
-from quarters.settings import STORAGE_SRID
 
 router = APIRouter(prefix="/api", tags=["OGC API Features"])
 
-CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
-STORAGE_CRS = f"http://www.opengis.net/def/crs/EPSG/0/{STORAGE_SRID}"
-CRS_SRIDS = {CRS84: 4326, STORAGE_CRS: STORAGE_SRID}
 TRS = "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",

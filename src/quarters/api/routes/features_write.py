@@ -66,6 +66,16 @@ _PATCH_BODY = {
         for kind in ("application/merge-patch+json", "application/json")}}
 
 
+
+def _changed(done: str) -> dict[int | str, Any]:
+    """The responses of a replace or update: the stored feature (200) or, with ``Prefer:
+    return=minimal``, none (204), each with its ETag; the write and If-Match problems."""
+    return {200: {"description": f"{done}; the stored feature", "content": _FEATURE,
+                  "headers": _ETAG},
+            204: {"description": f"{done} (with Prefer: return=minimal)", "headers": _ETAG},
+            **_WRITE_ERRORS, **_IF_MATCH_ERRORS}
+
+
 def _version(measure_id: int, request: Request) -> int:
     """The version named by If-Match, which must be an ETag of this very measure."""
     version = if_match(request)
@@ -107,11 +117,7 @@ def create(request: Request, body: BodyDep, conn: ConnDep, user: PlannerDep) -> 
 
 @router.put("/{measure_id}", summary="Replace a measure (If-Match)", response_class=JSONResponse,
             openapi_extra={"requestBody": _FEATURE_BODY, **_IF_MATCH_HEADER},
-            responses={200: {"description": "Replaced; the stored feature", "content": _FEATURE,
-                             "headers": _ETAG},
-                       204: {"description": "Replaced (with Prefer: return=minimal)",
-                             "headers": _ETAG},
-                       **_WRITE_ERRORS, **_IF_MATCH_ERRORS})
+            responses=_changed("Replaced"))
 def replace(measure_id: int, request: Request, body: BodyDep, conn: ConnDep, user: PlannerDep,
             version: VersionDep) -> Response:
     """Replace record and geometry of a measure."""
@@ -121,11 +127,7 @@ def replace(measure_id: int, request: Request, body: BodyDep, conn: ConnDep, use
 @router.patch("/{measure_id}", summary="Update part of a measure (If-Match)",
               response_class=JSONResponse,
               openapi_extra={"requestBody": _PATCH_BODY, **_IF_MATCH_HEADER},
-              responses={200: {"description": "Updated; the stored feature", "content": _FEATURE,
-                               "headers": _ETAG},
-                         204: {"description": "Updated (with Prefer: return=minimal)",
-                               "headers": _ETAG},
-                         **_WRITE_ERRORS, **_IF_MATCH_ERRORS})
+              responses=_changed("Updated"))
 def update(measure_id: int, request: Request, body: BodyDep, conn: ConnDep, user: PlannerDep,
            version: VersionDep) -> Response:
     """Change some properties and/or the geometry of a measure."""
