@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     server_header_timeout_s: float = Field(
         10.0, description="a request's line and headers must arrive within this time")
     server_max_header_bytes: int = Field(64 * 1024, description="request line + headers")
+    page_cache_bytes: int = Field(32 * 1024 * 1024, ge=0, description="bodies of OGC API "
+                                  "reads kept in memory per worker for the current data "
+                                  "version (0 = off)")
     tile_cache_size: int = Field(4096, description="vector tiles kept in memory per worker "
                                                    "(LRU; 0: none)")
     tile_cache_dir: Path | None = Field(

@@ -17,6 +17,7 @@ from quarters import cql2, services
 from quarters.api import ogc_openapi
 from quarters.api.deps import ConnDep, RunnerDep, SettingsDep
 from quarters.api.ogc_openapi import CRS84, CRS_SRIDS, STORAGE_CRS
+from quarters.api.pagecache import PageCache
 from quarters.api.responses import GeoJSONResponse, RawJSONResponse
 from quarters.collections import COLLECTIONS, Collection
 from quarters.errors import InvalidParameter, NotAcceptable, NotFound
@@ -157,24 +158,34 @@ async def _cached_async(request: Request, runner: Runner, settings, build,  # no
                         extra: dict[str, str]) -> Response:
     """``_cached`` for the async read path: the same checks, headers and 304.
 
-    ``build()`` returns the body and the data version of the snapshot it was read in. A
-    request without If-None-Match/If-Modified-Since is answered in that one statement (one
-    round trip, tagged exactly with its data's version); a conditional one reads the version
-    first, so a 304 costs no page.
+    The data version is read first (one small statement): a conditional request of the current
+    version gets its 304, a body built before at this version and URL comes from the page
+    cache (``pagecache``), anything else is built by ``build()``, which returns the body and
+    the version of the snapshot it was read in.
     """
     _accepts(request, GEOJSON, JSON)
-    conditional = ("if-none-match" in request.headers
-                   or "if-modified-since" in request.headers)
-    if conditional:
-        version, changed = await runner.first((services.DATA_VERSION_SQL, {}))
-        headers = _tags(request, settings, version, changed)
-        headers.update(extra)
-        if (hit := _not_modified(request, headers)) is not None:
-            return hit
-    body, version, changed = await build()
+    version, changed = await runner.first((services.DATA_VERSION_SQL, {}))
     headers = _tags(request, settings, version, changed)
     headers.update(extra)
+    if (hit := _not_modified(request, headers)) is not None:
+        return hit
+    pages, url = _page_cache(request, settings), str(request.url)
+    body = pages.get((version, changed), url)
+    if body is None:
+        body, built, built_changed = await build()
+        if (built, built_changed) == (version, changed):
+            pages.put((version, changed), url, body)
+        else:  # a write came in between: tag the body with its own snapshot
+            headers = _tags(request, settings, built, built_changed)
+            headers.update(extra)
     return GeoJSONResponse(body, headers=headers)
+
+
+def _page_cache(request: Request, settings) -> PageCache:  # noqa: ANN001
+    state = request.app.state
+    if not hasattr(state, "page_cache"):
+        state.page_cache = PageCache(settings.page_cache_bytes)
+    return state.page_cache
 
 
 def _json(obj: Any) -> bytes:
