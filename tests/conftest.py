@@ -250,3 +250,26 @@ def inject_axe(page) -> None:  # noqa: ANN001
     page.route(f"**{AXE_URL}", lambda route: route.fulfill(
         path=str(AXE_SCRIPT), content_type="application/javascript"))
     page.add_script_tag(url=AXE_URL)
+
+
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+AXE_RUN = """
+async ([within, tags]) => {
+  const result = await axe.run(within || document, { runOnly: { type: "tag", values: tags } });
+  return {
+    passes: result.passes.length,
+    incomplete: result.incomplete.length,
+    violations: result.violations.map((v) => ({
+      id: v.id, impact: v.impact, help: v.help,
+      nodes: v.nodes.slice(0, 5).map((n) => n.target.join(" ") + " :: " + n.failureSummary),
+    })),
+  };
+}
+"""
+
+
+def axe_check(page, within: str | None = None) -> dict:  # noqa: ANN001
+    """axe-core's WCAG 2.1 A/AA check of the page (or of the element ``within`` selects):
+    ``{passes, incomplete, violations}``, each violation with id, impact, help and five nodes."""
+    inject_axe(page)
+    return page.evaluate(AXE_RUN, [within, AXE_TAGS])

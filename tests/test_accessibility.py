@@ -22,27 +22,13 @@ import uuid
 import pytest
 from sqlalchemy import text
 
-from conftest import inject_axe
+from conftest import axe_check
 from quarters import auth, ideas
 
-AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 TIMEOUT_MS = 30_000
 PASSWORD = "richtig-geheim-123"
 LANGS = ["de", "en"]
 
-RUN_AXE = """
-async (tags) => {
-  const result = await axe.run(document, { runOnly: { type: "tag", values: tags } });
-  return {
-    passes: result.passes.length,
-    incomplete: result.incomplete.length,
-    violations: result.violations.map((v) => ({
-      id: v.id, impact: v.impact, help: v.help,
-      nodes: v.nodes.slice(0, 5).map((n) => n.target.join(" ") + " :: " + n.failureSummary),
-    })),
-  };
-}
-"""
 
 FOCUS_STYLE = """
 () => {
@@ -143,8 +129,7 @@ def kind_of(name):
 
 def run_axe(page, label, capsys):
     """The violations; one line per page and language in the test output."""
-    inject_axe(page)
-    result = page.evaluate(RUN_AXE, AXE_TAGS)
+    result = axe_check(page)
     found = result["violations"]
     with capsys.disabled():
         print(f"\n  axe WCAG 2.1 AA {label:<24} {len(found)} violations, "

@@ -19,7 +19,7 @@ import urllib.request
 
 import pytest
 
-from conftest import inject_axe
+from conftest import axe_check
 
 pytestmark = pytest.mark.browser
 
@@ -29,16 +29,6 @@ expect = sync_api.expect
 TIMEOUT_MS = 60_000
 NEUSTADT = "bildungsquartier-neustadt"
 HALLE_AGS = "15002000"
-AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
-RUN_AXE = """
-async (tags) => {
-  const result = await axe.run(document, { runOnly: { type: "tag", values: tags } });
-  return result.violations.map((v) => ({
-    id: v.id, impact: v.impact, help: v.help,
-    nodes: v.nodes.slice(0, 5).map((n) => n.target.join(" ") + " :: " + n.failureSummary),
-  }));
-}
-"""
 FOCUS_STYLE = """
 () => {
   const el = document.activeElement;
@@ -276,8 +266,7 @@ def test_rank_stadtviertel_like_neustadt_then_municipalities_like_halle(page, li
     expect(page.locator("#notes-section")).to_be_visible()
 
     # no WCAG 2.1 A/AA violation with the results on screen
-    inject_axe(page)
-    violations = page.evaluate(RUN_AXE, AXE_TAGS)
+    violations = axe_check(page)["violations"]
     assert violations == [], json.dumps(violations, indent=1, ensure_ascii=False)
     if lang == "en":
         assert_no_german(page)

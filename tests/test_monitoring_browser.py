@@ -18,7 +18,7 @@ from datetime import date, timedelta
 import pytest
 import shapely
 
-from conftest import inject_axe, same_origin_only
+from conftest import axe_check, same_origin_only
 from factories import NEUSTADT_POINT, api_json
 from quarters import auth, measures
 from quarters.schemas import MeasureProperties
@@ -29,16 +29,6 @@ expect = sync_api.expect
 
 TIMEOUT_MS = 30_000
 PASSWORD = "richtig-geheim-123"
-AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
-RUN_AXE = """
-async (tags) => {
-  const result = await axe.run(document, { runOnly: { type: "tag", values: tags } });
-  return result.violations.map((v) => ({
-    id: v.id, impact: v.impact, help: v.help,
-    nodes: v.nodes.slice(0, 5).map((n) => n.target.join(" ") + " :: " + n.failureSummary),
-  }));
-}
-"""
 HEADINGS = {"de": ("Monitoring der Maßnahmen", "Maßnahmen nach Status"),
             "en": ("Monitoring of the measures", "Measures by status")}
 STATUS_WORDS = {"de": {"in_umsetzung": "In Umsetzung"}, "en": {"in_umsetzung": "In progress"}}
@@ -111,8 +101,7 @@ def check_status_chart_and_table(page, body, lang):
 
 
 def run_axe(page):
-    inject_axe(page)
-    return page.evaluate(RUN_AXE, AXE_TAGS)
+    return axe_check(page)["violations"]
 
 
 @pytest.mark.parametrize("lang", ["de", "en"])

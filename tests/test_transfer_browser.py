@@ -8,12 +8,11 @@ Real app in its own uvicorn process, Debian's Chromium; off-origin requests are 
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
-from conftest import same_origin_only, serve_app
+from conftest import axe_check, same_origin_only, serve_app
 from factories import HALLE_POLYGON, api_json, measure_feature
 from quarters import auth
 
@@ -23,14 +22,6 @@ sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
 
 PASSWORD = "richtig-geheim-123"
-AXE = Path(__file__).resolve().parent.parent / "web" / "node_modules" / "axe-core" / "axe.min.js"
-RUN_AXE = """
-async () => {
-  const result = await axe.run("#m-transfer-card",
-    { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] } });
-  return result.violations.map((v) => v.id + ": " + v.nodes.map((n) => n.target.join(" ")).join(", "));
-}
-"""
 
 
 @pytest.fixture(scope="module")
@@ -115,9 +106,7 @@ def test_public_page_shows_the_transfer_map(browser, server, planner, engine, ar
         expect(transfer_map.locator(".leaflet-control-attribution")).to_contain_text(
             "Stadtviertel:")
         expect(page.locator("#m-facts")).not_to_contain_text("noch offen")
-        if AXE.exists():
-            page.add_script_tag(path=str(AXE))
-            assert page.evaluate(RUN_AXE) == []
+        assert axe_check(page, "#m-transfer-card")["violations"] == []
         transfer_map.scroll_into_view_if_needed()
         page.screenshot(path=str(artifacts / "transfer-public-de.png"), full_page=True)
 
