@@ -6,10 +6,10 @@
 // edition, pilot quarter, days ahead for milestones; they live in the address (permalinks).
 // Texts from data only reach the DOM through textContent.
 
-import { login, logout, me } from "./api.js";
+import { login, me } from "./api.js";
 import { getJson } from "./core/http.js";
 import { formatNumber, label, lang, locale, t } from "./i18n.js";
-import { config, describeError, el, initPage } from "./public-common.js";
+import { config, describeError, el, endSession, initPage, keepSession, showSignInFailure } from "./public-common.js";
 
 let STATUSES = []; // the measure statuses in order, from /api/config
 const STAFF_ROLES = new Set(["planner", "admin"]);
@@ -368,28 +368,17 @@ async function onLogin(event) {
   const box = $("login-error");
   box.hidden = true;
   try {
-    const result = await login($("login-user").value.trim(), $("login-password").value);
-    state.user = result.user;
-    state.csrf = result.csrf_token;
-    $("login-password").value = "";
+    keepSession(state, await login($("login-user").value.trim(), $("login-password").value));
     if (!isStaff()) $("page-status").textContent = t("mon.view_line_not_staff");
     await load();
     $("view-heading").focus();
   } catch (err) {
-    box.textContent = err.status === 401 ? t("mon.login_failed") : describeError(err);
-    box.hidden = false;
-    $("login-user").focus();
+    showSignInFailure(err, "mon.login_failed");
   }
 }
 
 async function onLogout() {
-  try {
-    await logout(state.csrf);
-  } catch (err) {
-    console.error("logout:", err);
-  }
-  state.user = null;
-  state.csrf = null;
+  await endSession(state);
   $("f-view").value = "staff";
   await load();
   $("login-details").querySelector("summary").focus();

@@ -1,7 +1,7 @@
 // Shared by the public pages: catalogue start-up, header (language switch, navigation),
 // small DOM builders. Text from data only ever reaches the DOM through textContent.
 
-import { describeError as httpDescription, getConfig } from "./api.js";
+import { describeError as httpDescription, getConfig, logout } from "./api.js";
 import { cssToken as cssSafe, el } from "./core/dom.js";
 import { label, lang, startPage, t } from "./i18n.js";
 import { applyStatusColours } from "./map.js";
@@ -58,6 +58,35 @@ export function ideaBadge(state) {
 /** What an error means for a person (HTTP status or no connection). */
 export function describeError(err) {
   return err && err.status ? httpDescription(err) : t("error.offline");
+}
+
+// ---------------------------------------------------------------- the staff sign-in form
+// (templates/forms.html: #login-user, #login-password, #login-error) of moderation and monitoring
+
+/** Keep a signed-in session (user and CSRF token) in `session`; the password field is emptied. */
+export function keepSession(session, result) {
+  session.user = result.user;
+  session.csrf = result.csrf_token;
+  document.getElementById("login-password").value = "";
+}
+
+/** A failed sign-in under the form: `failedKey` for a wrong name or password, else the reason. */
+export function showSignInFailure(err, failedKey) {
+  const box = document.getElementById("login-error");
+  box.textContent = err.status === 401 ? t(failedKey) : describeError(err);
+  box.hidden = false;
+  document.getElementById("login-user").focus();
+}
+
+/** Sign out (a failure is only logged: the session is forgotten here either way). */
+export async function endSession(session) {
+  try {
+    await logout(session.csrf);
+  } catch (err) {
+    console.error("logout:", err);
+  }
+  session.user = null;
+  session.csrf = null;
 }
 
 let configPromise = null;

@@ -5,9 +5,11 @@
 // Workshop codes let many people on one address submit for a few hours. The CSRF token of
 // the session goes with every change. Texts people wrote are set as text.
 
-import { getIdeas, getMeasurePoints, getWorkshops, login, logout, me, moderateIdea, openWorkshop } from "./api.js";
+import { getIdeas, getMeasurePoints, getWorkshops, login, me, moderateIdea, openWorkshop } from "./api.js";
 import { formatDateTime, label, lang, t } from "./i18n.js";
-import { cityName, describeError, el, ideaBadge, initPageWithConfig } from "./public-common.js";
+import {
+  cityName, describeError, el, endSession, ideaBadge, initPageWithConfig, keepSession, showSignInFailure,
+} from "./public-common.js";
 import { applyLimits } from "./vocabulary.js";
 
 /** Longest reason the server takes (limits.idea of /api/config). */
@@ -338,26 +340,16 @@ async function onLogin(event) {
       errorBox.hidden = false;
       return;
     }
-    state.user = result.user;
-    state.csrf = result.csrf_token;
-    $("login-password").value = "";
+    keepSession(state, result);
     await showQueue();
     $("queue-heading").focus();
   } catch (err) {
-    errorBox.textContent = err.status === 401 ? t("mod.login_failed") : describeError(err);
-    errorBox.hidden = false;
-    $("login-user").focus();
+    showSignInFailure(err, "mod.login_failed");
   }
 }
 
 async function onLogout() {
-  try {
-    await logout(state.csrf);
-  } catch (err) {
-    console.error("logout:", err);
-  }
-  state.user = null;
-  state.csrf = null;
+  await endSession(state);
   $("page-status").textContent = t("mod.signed_out");
   showLogin();
   $("login-user").focus();
