@@ -206,6 +206,14 @@ async function loadMeasures() {
     setStatus(`Die Maßnahmen konnten nicht geladen werden (${describeFailure(err)}).`, "error");
     return false;
   }
+  redrawMeasures();
+  if (app.current?.id) selectOnMap(app.current.id);
+  document.body.dataset.measures = String(app.features.length);
+  return true;
+}
+
+/** Draw app.features: map, legend and the measure list. */
+function redrawMeasures() {
   renderMeasures(app.features);
   renderLegend({
     statuses: app.config?.statuses,
@@ -214,9 +222,6 @@ async function loadMeasures() {
     features: app.features,
   });
   fillMeasureSelect();
-  if (app.current?.id) selectOnMap(app.current.id);
-  document.body.dataset.measures = String(app.features.length);
-  return true;
 }
 
 /** Put a saved feature into the list and onto the map without reloading everything. */
@@ -224,14 +229,7 @@ function upsertFeature(feature) {
   const index = app.features.findIndex((f) => f.properties?.id === feature.properties.id);
   if (index >= 0) app.features[index] = feature;
   else app.features.push(feature);
-  renderMeasures(app.features);
-  renderLegend({
-    statuses: app.config?.statuses,
-    actionFields: app.config?.action_fields,
-    cities: [...app.cities.values()],
-    features: app.features,
-  });
-  fillMeasureSelect();
+  redrawMeasures();
 }
 
 function removeFeature(id) {
