@@ -10,6 +10,7 @@ import urllib.request
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from quarters import auth
 
@@ -82,3 +83,18 @@ def api_json(base_url: str, method: str, path: str, body=None, token: str | None
     except urllib.error.HTTPError as err:
         raw = err.read()
         return err.code, err.headers, json.loads(raw) if raw else None
+
+
+def remove_committed(owner, user_ids: list[int]) -> None:  # noqa: ANN001
+    """Remove what tests committed for real through accounts ``user_ids``: their measures, the
+    measures' history (the append-only trigger is off for that, inside the caller's transaction
+    only) and the ideas linked to them, their sessions and the accounts themselves."""
+    ids = list(owner.execute(text("SELECT id FROM measures WHERE created_by = ANY(:u)"),
+                             {"u": user_ids}).scalars())
+    owner.execute(text("DELETE FROM ideas WHERE measure_id = ANY(:i)"), {"i": ids})
+    owner.execute(text("ALTER TABLE measure_history DISABLE TRIGGER measure_history_no_change"))
+    owner.execute(text("DELETE FROM measure_history WHERE measure_id = ANY(:i)"), {"i": ids})
+    owner.execute(text("ALTER TABLE measure_history ENABLE TRIGGER measure_history_no_change"))
+    owner.execute(text("DELETE FROM measures WHERE id = ANY(:i)"), {"i": ids})
+    owner.execute(text("DELETE FROM sessions WHERE user_id = ANY(:u)"), {"u": user_ids})
+    owner.execute(text("DELETE FROM users WHERE id = ANY(:u)"), {"u": user_ids})

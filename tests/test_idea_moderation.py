@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from factories import bearer
+from factories import bearer, remove_committed
 
 SPAM = "Billige Uhren unter spam-beispiel.invalid, ruf 0170 1234567 an"
 
@@ -200,21 +200,12 @@ def published_measure(base_url: str, engine, title: str, made: list) -> int:
 @pytest.fixture()
 def committed(engine):
     """Planner ids whose measures the test committed through a live server; afterwards those
-    measures, their history and the ideas linked to them are removed again (the history's
-    append-only trigger is off for that, inside the removing transaction only), so later tests
-    count the seeded measures only."""
+    measures, their history and the ideas linked to them are removed again
+    (``factories.remove_committed``), so later tests count the seeded measures only."""
     made: list[int] = []
     yield made
     with engine.begin() as owner:
-        ids = list(owner.execute(text("SELECT id FROM measures WHERE created_by = ANY(:u)"),
-                                 {"u": made}).scalars())
-        owner.execute(text("DELETE FROM ideas WHERE measure_id = ANY(:i)"), {"i": ids})
-        owner.execute(text("ALTER TABLE measure_history DISABLE TRIGGER measure_history_no_change"))
-        owner.execute(text("DELETE FROM measure_history WHERE measure_id = ANY(:i)"), {"i": ids})
-        owner.execute(text("ALTER TABLE measure_history ENABLE TRIGGER measure_history_no_change"))
-        owner.execute(text("DELETE FROM measures WHERE id = ANY(:i)"), {"i": ids})
-        owner.execute(text("DELETE FROM sessions WHERE user_id = ANY(:u)"), {"u": made})
-        owner.execute(text("DELETE FROM users WHERE id = ANY(:u)"), {"u": made})
+        remove_committed(owner, made)
 
 
 @pytest.mark.browser

@@ -20,7 +20,7 @@ from fastapi import APIRouter
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from factories import make_user
+from factories import make_user, remove_committed
 from quarters import auth
 from quarters.api import create_app
 from quarters.api.deps import ConnDep
@@ -195,13 +195,7 @@ def committed_planner(engine: Engine) -> Iterator[tuple[dict[str, str], int]]:
         session = auth.open_session(owner, user)
     yield {"Authorization": f"Bearer {session.token}"}, user.id
     with engine.begin() as owner:
-        ids = list(owner.execute(text("SELECT id FROM measures WHERE created_by = :u"),
-                                 {"u": user.id}).scalars())
-        owner.execute(text("ALTER TABLE measure_history DISABLE TRIGGER measure_history_no_change"))
-        owner.execute(text("DELETE FROM measure_history WHERE measure_id = ANY(:i)"), {"i": ids})
-        owner.execute(text("ALTER TABLE measure_history ENABLE TRIGGER measure_history_no_change"))
-        owner.execute(text("DELETE FROM measures WHERE id = ANY(:i)"), {"i": ids})
-        owner.execute(text("DELETE FROM users WHERE id = :u"), {"u": user.id})
+        remove_committed(owner, [user.id])
 
 
 def _import_csv(titles: list[str], broken: bool = False) -> bytes:
