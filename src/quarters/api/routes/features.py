@@ -167,7 +167,8 @@ async def _cached_async(request: Request, runner: Runner, settings, build,  # no
     version, changed = await runner.first((services.DATA_VERSION_SQL, {}))
     headers = _tags(request, settings, version, changed)
     headers.update(extra)
-    if (hit := _not_modified(request, headers)) is not None:
+    conditional = "if-none-match" in request.headers or "if-modified-since" in request.headers
+    if conditional and (hit := _not_modified(request, headers)) is not None:
         return hit
     pages, url = _page_cache(request, settings), str(request.url)
     body = pages.get((version, changed), url)
