@@ -113,10 +113,10 @@ def read_file(path: Path, layer: str | None = None, limits: Limits | None = None
     if kind == "zip":
         with scratch_dir(limits) as folder:
             shp = unpack_shapefile(path, name, folder, limits)
-            return read_frame(shp, name, "shp", limits, layer)
+            return read_frame(shp, name, "shp", limits, layer, arrow=True)
     if kind == "shp":
         _check_sidecars(path, name, limits)
-    return read_frame(path, name, kind, limits, layer)
+    return read_frame(path, name, kind, limits, layer, arrow=True)
 
 
 def _check_sidecars(path: Path, name: str, limits: Limits) -> None:
