@@ -7,9 +7,10 @@ districts: read within caps, checked, reprojected, stored with their source in o
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import stat
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,9 @@ import geopandas as gpd
 import numpy as np
 import orjson
 import pandas as pd
+import pyproj
 import shapely
+from geopandas.array import transform as gpd_transform
 from sqlalchemy import Connection, Engine, text
 
 from quarters.errors import ImportRefused
@@ -167,21 +170,35 @@ def _feature_error(name: str, idx: Any, code: Any, problem: str) -> dict[str, An
 def prepare(gdf: gpd.GeoDataFrame, spec: BoundarySpec, summary: ImportSummary) -> gpd.GeoDataFrame:
     """Reproject to the storage CRS, repair when asked, promote to MultiPolygon (on the whole
     geometry array; only the invalid ones are handled one by one)."""
-    code_field, name_field = spec.fields()
     summary.source_crs = gdf.crs.to_string()
-    out = gdf.to_crs(STORAGE_SRID)
-    geoms = np.array(out.geometry.array, dtype=object)
-    for i in np.flatnonzero(~shapely.is_valid(geoms)):
-        idx, geom = out.index[i], geoms[i]
-        if not spec.repair:
-            raise ImportRefused(
-                f"feature {idx} ({out.at[idx, code_field]}) became invalid after "
-                f"reprojection: {shapely.is_valid_reason(geom)}"
-            )
-        summary.repaired.append(f"{out.at[idx, code_field]} {out.at[idx, name_field]}: "
-                                f"{shapely.is_valid_reason(geom)}")
-        geoms[i] = repair(geom)
-    return out.set_geometry(gpd.GeoSeries(multi(geoms), index=out.index, crs=STORAGE_SRID))
+    cols = Columns.of(gdf, spec)
+    geoms = cols.stored_geoms(0, len(gdf), spec, summary)
+    return gdf.set_geometry(gpd.GeoSeries(geoms, index=gdf.index, crs=STORAGE_SRID))
+
+
+@functools.lru_cache(maxsize=16)
+def _transformer(crs: pyproj.CRS) -> pyproj.Transformer:
+    """pyproj's transformer from ``crs`` into the storage CRS (kept: building one costs
+    30–100 ms; geopandas keeps its own the same way)."""
+    return pyproj.Transformer.from_crs(crs, STORAGE_SRID, always_xy=True)
+
+
+def reprojector(crs: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """Geometries from ``crs`` into the storage CRS, as MultiPolygons: the coordinates that
+    ``GeoDataFrame.to_crs`` gives (same pyproj transformer), moved through shapely's ragged
+    arrays (one pass, no per-geometry copies) when all are 2-D areas."""
+    transformer = _transformer(crs)
+
+    def project(geoms: np.ndarray) -> np.ndarray:
+        types = shapely.get_type_id(geoms)
+        if len(geoms) and (((types == 3) | (types == 6)).all() and not shapely.has_z(geoms).any()
+                           and not shapely.is_empty(geoms).any()):
+            kind, coords, offsets = shapely.to_ragged_array(geoms)
+            x, y = transformer.transform(coords[:, 0], coords[:, 1])
+            return shapely.from_ragged_array(kind, np.column_stack([x, y]), offsets)
+        return multi(gpd_transform(geoms, transformer.transform))
+
+    return project
 
 
 def multi(geoms: np.ndarray) -> np.ndarray:
@@ -248,16 +265,12 @@ def write_boundaries(
         raise ImportRefused("--replace and --add exclude each other")
     params = {"source": source_id, "city": spec.city, "level": spec.level,
               "approximate": spec.approximate, "srid": STORAGE_SRID}
-    codes = gdf[spec.fields()[0]].astype(str).str.strip().tolist()
-
-    def chunks() -> Iterator[gpd.GeoDataFrame]:
-        for start in range(0, len(gdf), CHUNK):
-            part = gdf.iloc[start:start + CHUNK]
-            yield prepare(part, spec, summary) if reproject else part
+    cols = Columns.of(gdf, spec, project=reprojector(gdf.crs) if reproject else multi)
+    spans = [(start, min(start + CHUNK, len(gdf))) for start in range(0, len(gdf), CHUNK)]
 
     conn.execute(text(f"LOCK TABLE {spec.table} IN SHARE ROW EXCLUSIVE MODE"))
-    if conn.execute(text(FIRST_LOAD[spec.table]), {**params, "codes": codes}).scalar_one():
-        lines = (CopyRows.of(part, spec).lines(spec, params) for part in chunks())
+    if conn.execute(text(FIRST_LOAD[spec.table]), {**params, "codes": cols.codes}).scalar_one():
+        lines = (cols.lines(a, b, spec, params, summary) for a, b in spans)
         summary.inserted = _copy(conn, COPY_INTO[spec.table], lines, len(gdf), progress)
         return summary
     conn.execute(text("DROP TABLE IF EXISTS _stage"))
@@ -266,7 +279,7 @@ def write_boundaries(
         " ON COMMIT DROP"
     ))
     _copy(conn, "COPY _stage (code, name, parent, attrs, wkb) FROM STDIN",
-          (CopyRows.of(part, spec).stage_lines() for part in chunks()), len(gdf), progress)
+          (cols.stage_lines(a, b, spec, summary) for a, b in spans), len(gdf), progress)
     if spec.table == "districts":
         _one_layer(conn, spec, summary, params)
     sql = UPSERTS[spec.table]
@@ -297,62 +310,109 @@ def _field(value: str | None) -> str:
     return value
 
 
-@dataclass
-class CopyRows:
-    """The columns of a boundary file as COPY wants them, built column-wise."""
+def _fields(values: list[str | None]) -> list[str]:
+    """:func:`_field` over a column (one scan of the whole column when nothing needs escaping)."""
+    joined = "".join(v for v in values if v is not None)
+    if "\\" in joined or "\t" in joined or "\n" in joined or "\r" in joined:
+        return [_field(v) for v in values]
+    return [NULL if v is None else v for v in values]
 
+
+@dataclass
+class Columns:
+    """The columns of a boundary frame as COPY wants them, taken out of pandas once; the rows
+    of a chunk are cut from these lists (no frame per chunk)."""
+
+    index: list[Any]
     codes: list[str]
     names: list[str]
     parents: list[str | None]
-    attrs: pd.DataFrame
-    geoms: np.ndarray
+    keys: list[str]  # attribute names
+    values: list[list[Any]]  # attribute columns, JSON-ready
+    geoms: np.ndarray  # in the file's CRS
+    project: Callable[[np.ndarray], np.ndarray]
 
     @classmethod
-    def of(cls, gdf: gpd.GeoDataFrame, spec: BoundarySpec) -> CopyRows:
-        """Codes, names, parents, attributes and MultiPolygons of a prepared frame."""
+    def of(cls, gdf: gpd.GeoDataFrame, spec: BoundarySpec,
+           project: Callable[[np.ndarray], np.ndarray] | None = None) -> Columns:
+        """The columns of a checked frame; ``project`` (default: from the frame's CRS into
+        the storage CRS) turns its geometries into the stored MultiPolygons."""
         code_field, name_field = spec.fields()
-        skip = {code_field, name_field, "geometry"}
+        skip = {code_field, name_field, gdf.geometry.name}
         parents = ([None if pd.isna(v) else str(v) for v in gdf[spec.parent_field]]
                    if spec.parent_field else [None] * len(gdf))
-        return cls(codes=gdf[code_field].astype(str).str.strip().tolist(),
+        keys = [c for c in gdf.columns if c not in skip]
+        return cls(index=gdf.index.tolist(),
+                   codes=gdf[code_field].astype(str).str.strip().tolist(),
                    names=gdf[name_field].astype(str).str.strip().tolist(), parents=parents,
-                   attrs=pd.DataFrame(gdf.drop(columns=[c for c in gdf.columns if c in skip])),
-                   geoms=multi(np.asarray(gdf.geometry.array, dtype=object)))
+                   keys=keys, values=[_json_ready(gdf[c]) for c in keys],
+                   geoms=np.asarray(gdf.geometry.array, dtype=object),
+                   project=project or reprojector(gdf.crs))
 
-    @property
-    def total(self) -> int:
-        """Number of rows."""
-        return len(self.codes)
+    def stored_geoms(self, start: int, stop: int, spec: BoundarySpec,
+                     summary: ImportSummary) -> np.ndarray:
+        """MultiPolygons of rows start…stop in the storage CRS; those that reprojection made
+        invalid are repaired (``spec.repair``) or refused."""
+        geoms = self.project(self.geoms[start:stop])
+        for i in np.flatnonzero(~shapely.is_valid(geoms)):
+            row, geom = start + i, geoms[i]
+            if not spec.repair:
+                raise ImportRefused(
+                    f"feature {self.index[row]} ({self.codes[row]}) became invalid after "
+                    f"reprojection: {shapely.is_valid_reason(geom)}"
+                )
+            summary.repaired.append(f"{self.codes[row]} {self.names[row]}: "
+                                    f"{shapely.is_valid_reason(geom)}")
+            geoms[i] = to_multi(repair(geom))
+        return geoms
 
-    def lines(self, spec: BoundarySpec, params: dict[str, Any]) -> list[str]:
-        """Rows of the target table's COPY (see :data:`COPY_INTO`), text format."""
+    def lines(self, start: int, stop: int, spec: BoundarySpec, params: dict[str, Any],
+              summary: ImportSummary) -> list[str]:
+        """Rows start…stop of the target table's COPY (see :data:`COPY_INTO`), text format."""
         srid = f"SRID={STORAGE_SRID};"
-        ewkb = [srid + g for g in shapely.to_wkb(self.geoms, hex=True)]
-        attrs = attribute_json(self.attrs)
+        ewkb = [srid + w.hex() for w in
+                shapely.to_wkb(self.stored_geoms(start, stop, spec, summary))]
+        attrs = _fields(self._json(start, stop))
+        codes, names = _fields(self.codes[start:stop]), _fields(self.names[start:stop])
         source = str(params["source"])
         if spec.table == "districts":
             head = f"{_field(spec.city)}\t{_field(spec.level)}"
             flag = "t" if spec.approximate else "f"
-            return [f"{head}\t{_field(c)}\t{_field(n)}\t{_field(p)}\t{flag}\t{_field(a)}"
-                    f"\t{source}\t{g}" for c, n, p, a, g in
-                    zip(self.codes, self.names, self.parents, attrs, ewkb, strict=True)]
-        ars, bez = (self._text_of(key) for key in ("ARS", "BEZ"))
-        return [f"{_field(c)}\t{_field(r)}\t{_field(n)}\t{_field(b)}\t{_field(a)}\t{source}\t{g}"
-                for c, r, n, b, a, g in
-                zip(self.codes, ars, self.names, bez, attrs, ewkb, strict=True)]
+            return [f"{head}\t{c}\t{n}\t{p}\t{flag}\t{a}\t{source}\t{g}" for c, n, p, a, g in
+                    zip(codes, names, _fields(self.parents[start:stop]), attrs, ewkb,
+                        strict=True)]
+        ars, bez = (_fields(self._text_of(key, start, stop)) for key in ("ARS", "BEZ"))
+        return [f"{c}\t{r}\t{n}\t{b}\t{a}\t{source}\t{g}"
+                for c, r, n, b, a, g in zip(codes, ars, names, bez, attrs, ewkb, strict=True)]
 
-    def stage_lines(self) -> list[str]:
-        """Rows of the staging table ``_stage`` (code, name, parent, attrs, wkb)."""
-        wkb = shapely.to_wkb(self.geoms, hex=True)
-        return [f"{_field(c)}\t{_field(n)}\t{_field(p)}\t{_field(a)}\t\\\\x{g}" for c, n, p, a, g in
-                zip(self.codes, self.names, self.parents, attribute_json(self.attrs), wkb,
-                    strict=True)]
+    def stage_lines(self, start: int, stop: int, spec: BoundarySpec,
+                    summary: ImportSummary) -> list[str]:
+        """Rows start…stop of the staging table ``_stage`` (code, name, parent, attrs, wkb)."""
+        wkb = shapely.to_wkb(self.stored_geoms(start, stop, spec, summary))
+        return [f"{_field(c)}\t{_field(n)}\t{_field(p)}\t{_field(a)}\t\\\\x{g.hex()}"
+                for c, n, p, a, g in
+                zip(self.codes[start:stop], self.names[start:stop], self.parents[start:stop],
+                    self._json(start, stop), wkb, strict=True)]
 
-    def _text_of(self, key: str) -> list[str | None]:
+    def _json(self, start: int, stop: int) -> list[str]:
+        """The attributes of rows start…stop, one JSON object each (missing values null)."""
+        if not self.keys:
+            return ["{}"] * (stop - start)
+        keys, dumps, option = self.keys, orjson.dumps, orjson.OPT_SERIALIZE_NUMPY
+        return [dumps(dict(zip(keys, row, strict=True)), option=option, default=_json_default)
+                .decode() for row in zip(*(v[start:stop] for v in self.values), strict=True)]
+
+    def _text_of(self, key: str, start: int, stop: int) -> list[str | None]:
         """An attribute as ``attributes->>key`` gives it (NULL when absent)."""
-        if key not in self.attrs.columns:
-            return [None] * self.total
-        return [_json_text(v) for v in self.attrs[key].tolist()]
+        if key not in self.keys:
+            return [None] * (stop - start)
+        return [v if type(v) is str else _json_text(v)
+                for v in self.values[self.keys.index(key)][start:stop]]
+
+
+def _json_ready(column: pd.Series) -> list[Any]:
+    """A column's values as :func:`attribute_json` writes them (timestamps ISO 8601)."""
+    return _iso(column) if str(column.dtype).startswith("datetime") else column.tolist()
 
 
 def _json_text(value: Any) -> str | None:
@@ -369,8 +429,7 @@ def attribute_json(attrs: pd.DataFrame) -> list[str]:
     if len(attrs.columns) == 0:
         return ["{}"] * len(attrs)
     keys = list(attrs.columns)
-    columns = [_iso(attrs[c]) if str(attrs[c].dtype).startswith("datetime")
-               else attrs[c].tolist() for c in keys]
+    columns = [_json_ready(attrs[c]) for c in keys]
     dumps, option = orjson.dumps, orjson.OPT_SERIALIZE_NUMPY
     return [dumps(dict(zip(keys, row, strict=True)), option=option, default=_json_default)
             .decode() for row in zip(*columns, strict=True)]
