@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import stat
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,8 +134,11 @@ def _check_sidecars(path: Path, name: str, limits: Limits) -> None:
         raise ImportRefused(f"{name}: {total} bytes with its parts; at most {limits.max_bytes}")
 
 
-def check_frame(gdf: gpd.GeoDataFrame, name: str, spec: BoundarySpec) -> list[dict[str, Any]]:
-    """Check CRS, fields, keys and geometries; return the problems found (empty when fine)."""
+def check_frame(gdf: gpd.GeoDataFrame, name: str, spec: BoundarySpec, *,
+                geometries: bool = True) -> list[dict[str, Any]]:
+    """Check CRS, fields, keys and geometries; return the problems found (empty when fine).
+    ``geometries=False`` leaves the geometries to :func:`write_boundaries` (chunk by chunk,
+    while the database takes the rows), unless the file is refused anyway."""
     code_field, name_field = spec.fields()
     if gdf.crs is None:
         return [{"file": name, "problem": "no coordinate reference system (add a .prj / crs)"}]
@@ -151,14 +154,24 @@ def check_frame(gdf: gpd.GeoDataFrame, name: str, spec: BoundarySpec) -> list[di
         errors.append(_feature_error(name, idx, None, f"empty {code_field}"))
     for code in codes[codes.duplicated(keep=False)].dropna().unique():
         errors.append({"file": name, "code": code, "problem": f"duplicate {code_field} '{code}'"})
-    geoms = gdf.geometry.values
-    suspicious = ~(shapely.is_valid(geoms) & (shapely.get_type_id(geoms) >= 3)
-                   & (shapely.get_type_id(geoms) != 4) & (shapely.get_type_id(geoms) <= 6)
+    if geometries or errors:
+        errors += geometry_problems(np.asarray(gdf.geometry.array, dtype=object),
+                                    gdf.index.tolist(), codes.tolist(), name, spec)
+    return errors
+
+
+def geometry_problems(geoms: np.ndarray, index: list[Any], codes: list[Any], name: str,
+                      spec: BoundarySpec) -> list[dict[str, Any]]:
+    """Features whose geometry cannot be stored (missing, empty, not an area, invalid unless
+    ``spec.repair``), checked in the file's CRS; all at once, only suspects one by one."""
+    types = shapely.get_type_id(geoms)
+    suspicious = ~(shapely.is_valid(geoms) & (types >= 3) & (types != 4) & (types <= 6)
                    & ~shapely.is_empty(geoms))
-    for idx in gdf.index[suspicious]:
-        problem = problem_of(gdf.geometry[idx])
+    errors = []
+    for i in np.flatnonzero(suspicious):
+        problem = problem_of(geoms[i])
         if problem and not (spec.repair and problem.startswith("invalid")):
-            errors.append(_feature_error(name, idx, codes.get(idx), problem))
+            errors.append(_feature_error(name, index[i], codes[i], problem))
     return errors
 
 
@@ -195,7 +208,8 @@ def reprojector(crs: Any) -> Callable[[np.ndarray], np.ndarray]:
                            and not shapely.is_empty(geoms).any()):
             kind, coords, offsets = shapely.to_ragged_array(geoms)
             x, y = transformer.transform(coords[:, 0], coords[:, 1])
-            return shapely.from_ragged_array(kind, np.column_stack([x, y]), offsets)
+            geoms = shapely.from_ragged_array(kind, np.column_stack([x, y]), offsets)
+            return geoms if kind == shapely.GeometryType.MULTIPOLYGON else multi(geoms)
         return multi(gpd_transform(geoms, transformer.transform))
 
     return project
@@ -232,10 +246,11 @@ def load_boundaries(path: Path, spec: BoundarySpec, limits: Limits | None = None
                     reproject: bool = True) -> tuple[gpd.GeoDataFrame, ImportSummary]:
     """Read and check a boundary file; raise ImportRefused naming every problem. With
     ``reproject=False`` the frame stays in the file's CRS and :func:`write_boundaries`
-    (``reproject=True``) prepares it chunk by chunk while the database takes the rows."""
+    (``reproject=True``) checks its geometries and prepares them chunk by chunk while the
+    database takes the rows (a problem found there refuses the import all the same)."""
     summary = ImportSummary(path=str(path), table=spec.table)
     gdf = read_file(path, spec.layer, limits)
-    errors = check_frame(gdf, path.name, spec)
+    errors = check_frame(gdf, path.name, spec, geometries=reproject)
     if errors:
         raise refuse(errors, path.name)
     summary.read = len(gdf)
@@ -265,12 +280,20 @@ def write_boundaries(
         raise ImportRefused("--replace and --add exclude each other")
     params = {"source": source_id, "city": spec.city, "level": spec.level,
               "approximate": spec.approximate, "srid": STORAGE_SRID}
-    cols = Columns.of(gdf, spec, project=reprojector(gdf.crs) if reproject else multi)
+    cols = Columns.of(gdf, spec, project=reprojector(gdf.crs) if reproject else multi,
+                      name=Path(summary.path).name, check=reproject)
     spans = [(start, min(start + CHUNK, len(gdf))) for start in range(0, len(gdf), CHUNK)]
+
+    def batches(build: Callable[[int, int], list[str]]) -> Iterator[list[str]]:
+        for a, b in spans:
+            if rows := build(a, b):
+                yield rows
+        if cols.errors:  # raised inside the COPY: it is cancelled, nothing stored
+            raise refuse(cols.errors, cols.name)
 
     conn.execute(text(f"LOCK TABLE {spec.table} IN SHARE ROW EXCLUSIVE MODE"))
     if conn.execute(text(FIRST_LOAD[spec.table]), {**params, "codes": cols.codes}).scalar_one():
-        lines = (cols.lines(a, b, spec, params, summary) for a, b in spans)
+        lines = batches(lambda a, b: cols.lines(a, b, spec, params, summary))
         summary.inserted = _copy(conn, COPY_INTO[spec.table], lines, len(gdf), progress)
         return summary
     conn.execute(text("DROP TABLE IF EXISTS _stage"))
@@ -279,7 +302,7 @@ def write_boundaries(
         " ON COMMIT DROP"
     ))
     _copy(conn, "COPY _stage (code, name, parent, attrs, wkb) FROM STDIN",
-          (cols.stage_lines(a, b, spec, summary) for a, b in spans), len(gdf), progress)
+          batches(lambda a, b: cols.stage_lines(a, b, spec, summary)), len(gdf), progress)
     if spec.table == "districts":
         _one_layer(conn, spec, summary, params)
     sql = UPSERTS[spec.table]
@@ -331,12 +354,17 @@ class Columns:
     values: list[list[Any]]  # attribute columns, JSON-ready
     geoms: np.ndarray  # in the file's CRS
     project: Callable[[np.ndarray], np.ndarray]
+    name: str = ""  # the file, for problems found while the rows are written
+    check: bool = False  # check the geometries (in the file's CRS) chunk by chunk
+    errors: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def of(cls, gdf: gpd.GeoDataFrame, spec: BoundarySpec,
-           project: Callable[[np.ndarray], np.ndarray] | None = None) -> Columns:
-        """The columns of a checked frame; ``project`` (default: from the frame's CRS into
-        the storage CRS) turns its geometries into the stored MultiPolygons."""
+           project: Callable[[np.ndarray], np.ndarray] | None = None, *, name: str = "",
+           check: bool = False) -> Columns:
+        """The columns of a frame whose fields and keys are checked; ``project`` (default:
+        from the frame's CRS into the storage CRS) turns its geometries into the stored
+        MultiPolygons; ``check``: :func:`geometry_problems` chunk by chunk first."""
         code_field, name_field = spec.fields()
         skip = {code_field, name_field, gdf.geometry.name}
         parents = ([None if pd.isna(v) else str(v) for v in gdf[spec.parent_field]]
@@ -347,12 +375,18 @@ class Columns:
                    names=gdf[name_field].astype(str).str.strip().tolist(), parents=parents,
                    keys=keys, values=[_json_ready(gdf[c]) for c in keys],
                    geoms=np.asarray(gdf.geometry.array, dtype=object),
-                   project=project or reprojector(gdf.crs))
+                   project=project or reprojector(gdf.crs), name=name, check=check)
 
     def stored_geoms(self, start: int, stop: int, spec: BoundarySpec,
                      summary: ImportSummary) -> np.ndarray:
         """MultiPolygons of rows start…stop in the storage CRS; those that reprojection made
-        invalid are repaired (``spec.repair``) or refused."""
+        invalid are repaired (``spec.repair``) or refused. None once a problem was found
+        (the rest is only checked, so that the refusal names every problem)."""
+        if self.check:
+            self.errors += geometry_problems(self.geoms[start:stop], self.index[start:stop],
+                                             self.codes[start:stop], self.name, spec)
+        if self.errors:
+            return None
         geoms = self.project(self.geoms[start:stop])
         for i in np.flatnonzero(~shapely.is_valid(geoms)):
             row, geom = start + i, geoms[i]
@@ -369,9 +403,11 @@ class Columns:
     def lines(self, start: int, stop: int, spec: BoundarySpec, params: dict[str, Any],
               summary: ImportSummary) -> list[str]:
         """Rows start…stop of the target table's COPY (see :data:`COPY_INTO`), text format."""
+        geoms = self.stored_geoms(start, stop, spec, summary)
+        if geoms is None:
+            return []
         srid = f"SRID={STORAGE_SRID};"
-        ewkb = [srid + w.hex() for w in
-                shapely.to_wkb(self.stored_geoms(start, stop, spec, summary))]
+        ewkb = [srid + w.hex() for w in shapely.to_wkb(geoms)]
         attrs = _fields(self._json(start, stop))
         codes, names = _fields(self.codes[start:stop]), _fields(self.names[start:stop])
         source = str(params["source"])
@@ -388,7 +424,10 @@ class Columns:
     def stage_lines(self, start: int, stop: int, spec: BoundarySpec,
                     summary: ImportSummary) -> list[str]:
         """Rows start…stop of the staging table ``_stage`` (code, name, parent, attrs, wkb)."""
-        wkb = shapely.to_wkb(self.stored_geoms(start, stop, spec, summary))
+        geoms = self.stored_geoms(start, stop, spec, summary)
+        if geoms is None:
+            return []
+        wkb = shapely.to_wkb(geoms)
         return [f"{_field(c)}\t{_field(n)}\t{_field(p)}\t{_field(a)}\t\\\\x{g.hex()}"
                 for c, n, p, a, g in
                 zip(self.codes[start:stop], self.names[start:stop], self.parents[start:stop],
@@ -569,10 +608,13 @@ def import_into(
     ).first():
         raise ImportRefused(f"{path.name}: city {spec.city} is not loaded "
                             "(run 'quarters data load' first or check the AGS)")
-    src = upsert_source(
-        conn, f"import:{spec.table}:{spec.level}:{path.name}"[:80],
-        name=source_name or path.name, licence=licence,
-        attribution=attribution or source_name or path.name, checksum=file_checksum(path),
-        note=f"imported from {path.name} ({summary.read} features)",
-    )
-    return write_boundaries(conn, gdf, spec, src, summary, progress, reproject=True)
+    # A problem found while the rows are written (geometries are checked chunk by chunk)
+    # rolls back to here: the caller's transaction holds nothing of this file.
+    with conn.begin_nested():
+        src = upsert_source(
+            conn, f"import:{spec.table}:{spec.level}:{path.name}"[:80],
+            name=source_name or path.name, licence=licence,
+            attribution=attribution or source_name or path.name, checksum=file_checksum(path),
+            note=f"imported from {path.name} ({summary.read} features)",
+        )
+        return write_boundaries(conn, gdf, spec, src, summary, progress, reproject=True)
