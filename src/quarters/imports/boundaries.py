@@ -11,6 +11,7 @@ import functools
 import hashlib
 import stat
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import pandas as pd
 import pyproj
 import shapely
 from geopandas.array import transform as gpd_transform
+from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import Connection, Engine, text
 
 from quarters.errors import ImportRefused
@@ -489,7 +491,8 @@ def _copy(conn: Connection, sql: str, chunks: Iterable[list[str]], total: int,
     raw = conn.connection.driver_connection
     done = 0
     with raw.cursor() as cur:
-        with cur.copy(sql) as copy:
+        # a worker thread sends the rows: the next chunk is built while the socket waits
+        with cur.copy(sql, writer=QueuedLibpqWriter(cur)) as copy:
             for lines in chunks:
                 copy.write("\n".join(lines) + "\n")
                 done += len(lines)
@@ -602,7 +605,9 @@ def import_into(
     """Check the file, then store it with its source inside the caller's transaction."""
     if spec.table == "districts" and not spec.city:
         raise ImportRefused(f"{path.name}: level '{spec.level}' needs --city (AGS of the city)")
-    gdf, summary = load_boundaries(path, spec, reproject=False)
+    with ThreadPoolExecutor(1) as pool:  # sha256 releases the GIL: beside the read
+        checksum = pool.submit(file_checksum, path)
+        gdf, summary = load_boundaries(path, spec, reproject=False)
     if spec.city and not conn.execute(
         text("SELECT 1 FROM municipalities WHERE ags = :a"), {"a": spec.city}
     ).first():
@@ -614,7 +619,7 @@ def import_into(
         src = upsert_source(
             conn, f"import:{spec.table}:{spec.level}:{path.name}"[:80],
             name=source_name or path.name, licence=licence,
-            attribution=attribution or source_name or path.name, checksum=file_checksum(path),
+            attribution=attribution or source_name or path.name, checksum=checksum.result(),
             note=f"imported from {path.name} ({summary.read} features)",
         )
         return write_boundaries(conn, gdf, spec, src, summary, progress, reproject=True)
