@@ -294,7 +294,8 @@ def write_boundaries(
             raise refuse(cols.errors, cols.name)
 
     conn.execute(text(f"LOCK TABLE {spec.table} IN SHARE ROW EXCLUSIVE MODE"))
-    if conn.execute(text(FIRST_LOAD[spec.table]), {**params, "codes": cols.codes}).scalar_one():
+    codes = orjson.dumps(cols.codes).decode()
+    if conn.execute(text(FIRST_LOAD[spec.table]), {**params, "codes": codes}).scalar_one():
         lines = batches(lambda a, b: cols.lines(a, b, spec, params, summary))
         summary.inserted = _copy(conn, COPY_INTO[spec.table], lines, len(gdf), progress)
         return summary
@@ -337,7 +338,7 @@ def _field(value: str | None) -> str:
 
 def _fields(values: list[str | None]) -> list[str]:
     """:func:`_field` over a column (one scan of the whole column when nothing needs escaping)."""
-    joined = "".join(v for v in values if v is not None)
+    joined = "".join(filter(None, values))
     if "\\" in joined or "\t" in joined or "\n" in joined or "\r" in joined:
         return [_field(v) for v in values]
     return [NULL if v is None else v for v in values]
@@ -577,10 +578,13 @@ COPY_INTO = {
     "districts": "COPY districts (city_ags, level, code, name, parent_name, approximate,"
                  " attributes, source_id, geom) FROM STDIN",
 }
-# True when no stored row shares a key with the file (then COPY straight into the table).
+# True when no stored row shares a key with the file (then COPY straight into the table);
+# the codes go as one JSON array (binding 11,000 array elements costs psycopg ~70 ms).
 FIRST_LOAD = {
-    "municipalities": "SELECT NOT EXISTS (SELECT 1 FROM municipalities WHERE ags = ANY(:codes))",
-    "counties": "SELECT NOT EXISTS (SELECT 1 FROM counties WHERE ags = ANY(:codes))",
+    "municipalities": "SELECT NOT EXISTS (SELECT 1 FROM municipalities WHERE ags IN"
+                      " (SELECT jsonb_array_elements_text(CAST(:codes AS jsonb))))",
+    "counties": "SELECT NOT EXISTS (SELECT 1 FROM counties WHERE ags IN"
+                " (SELECT jsonb_array_elements_text(CAST(:codes AS jsonb))))",
     "districts": "SELECT NOT EXISTS (SELECT 1 FROM districts WHERE city_ags = :city"
                  " AND level = :level)",
 }
