@@ -453,7 +453,7 @@ class Columns:
 
 
 def _json_ready(column: pd.Series) -> list[Any]:
-    """A column's values as :func:`attribute_json` writes them (timestamps ISO 8601)."""
+    """A column's values as the attribute JSON holds them (timestamps ISO 8601)."""
     return _iso(column) if str(column.dtype).startswith("datetime") else column.tolist()
 
 
@@ -464,17 +464,6 @@ def _json_text(value: Any) -> str | None:
     if isinstance(value, str):
         return value
     return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY, default=_json_default).decode()
-
-
-def attribute_json(attrs: pd.DataFrame) -> list[str]:
-    """One JSON object per row (missing values null, timestamps ISO 8601), column-wise."""
-    if len(attrs.columns) == 0:
-        return ["{}"] * len(attrs)
-    keys = list(attrs.columns)
-    columns = [_json_ready(attrs[c]) for c in keys]
-    dumps, option = orjson.dumps, orjson.OPT_SERIALIZE_NUMPY
-    return [dumps(dict(zip(keys, row, strict=True)), option=option, default=_json_default)
-            .decode() for row in zip(*columns, strict=True)]
 
 
 def _iso(column: pd.Series) -> list[str | None]:
