@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -52,6 +53,9 @@ class ImportFigures:
     quarters: list[float] = field(default_factory=list)
     quarters_cli: list[float] = field(default_factory=list)
     ogr: list[float] = field(default_factory=list)
+    quarters_cpu: list[tuple[float, float]] = field(default_factory=list)  # (client, server) s
+    ogr_cpu: list[tuple[float, float]] = field(default_factory=list)
+    load: list[float] = field(default_factory=list)  # 1-minute load average before each round
     checks: list[str] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
 
@@ -95,18 +99,40 @@ def fresh_database(cluster: Cluster) -> Target:
     return target
 
 
-def time_quarters(target: Target) -> float:
-    """One in-process import into the fresh database; returns seconds."""
+def server_cpu(cluster: Cluster) -> float:
+    """CPU seconds of the cluster's ended backends (the postmaster's reaped children); read
+    after the connections of a run are closed, the difference is what that run's backends
+    used (load-independent, unlike wall time)."""
+    time.sleep(0.3)  # let the postmaster reap the backends that just closed
+    pid = (cluster.pgdata / "postmaster.pid").read_text().split()[0]
+    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(stat[13]) + int(stat[14])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu(who: int = resource.RUSAGE_SELF) -> float:
+    """User + system CPU seconds of this process (all threads) or of its ended children."""
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+def time_quarters(target: Target) -> tuple[float, tuple[float, float]]:
+    """One in-process import into the fresh database; returns seconds and (client, server)
+    CPU seconds."""
+    target.engine.dispose()  # the migration's backend is not part of the import
+    server0, client0 = server_cpu(target.cluster), own_cpu()
     start = time.perf_counter()
     summary = import_boundaries(target.engine, SHAPEFILE,
                                 BoundarySpec(level="gemeinde", repair=True),
                                 source_name="BKG VG5000 (bench)")
     seconds = time.perf_counter() - start
+    client = own_cpu() - client0
+    target.engine.dispose()
+    server = server_cpu(target.cluster) - server0
     if summary.inserted != EXPECTED:
         raise RuntimeError(f"quarters inserted {summary.inserted}, expected {EXPECTED}")
     log(f"quarters import: {seconds:.2f} s ({summary.inserted} rows, "
-        f"{len(summary.repaired)} repaired)")
-    return seconds
+        f"{len(summary.repaired)} repaired; CPU client {client:.2f} s, server {server:.2f} s)")
+    return seconds, (client, server)
 
 
 def cli_command() -> list[str]:
@@ -135,22 +161,28 @@ def ogr_command(conninfo: str) -> list[str]:
             "-lco", "GEOMETRY_NAME=geom", "--config", "PG_USE_COPY", "YES"]
 
 
-def time_ogr(target: Target) -> float:
-    """One ogr2ogr run into a table of its own (dropped first); returns seconds."""
+def time_ogr(target: Target) -> tuple[float, tuple[float, float]]:
+    """One ogr2ogr run into a table of its own (dropped first); returns seconds and (client,
+    server) CPU seconds."""
     with target.engine.begin() as conn:
         conn.execute(text(f"DROP TABLE IF EXISTS public.{OGR_TABLE} CASCADE"))
+    target.engine.dispose()
+    server0, client0 = server_cpu(target.cluster), own_cpu(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(ogr_command(target.conninfo), capture_output=True, text=True,
                           timeout=600, check=False)
     seconds = time.perf_counter() - start
+    client = own_cpu(resource.RUSAGE_CHILDREN) - client0
+    server = server_cpu(target.cluster) - server0
     if done.returncode != 0:
         raise RuntimeError(f"ogr2ogr failed: {done.stderr}{done.stdout}")
     with target.engine.connect() as conn:
         n = conn.execute(text(f"SELECT count(*) FROM {OGR_TABLE}")).scalar_one()
     if n != EXPECTED:
         raise RuntimeError(f"ogr2ogr loaded {n} rows, expected {EXPECTED}")
-    log(f"ogr2ogr import: {seconds:.2f} s ({n} rows)")
-    return seconds
+    log(f"ogr2ogr import: {seconds:.2f} s ({n} rows; CPU client {client:.2f} s, "
+        f"server {server:.2f} s)")
+    return seconds, (client, server)
 
 
 def compare_tables(engine: Engine) -> list[str]:
@@ -189,15 +221,20 @@ def run(runs: int = 3, with_cli: bool = True) -> str:
         target = None
         try:
             for n in range(runs):
-                log(f"run {n + 1}/{runs}")
+                figures.load.append(os.getloadavg()[0])
+                log(f"run {n + 1}/{runs} (load average {figures.load[-1]:.2f})")
                 target = fresh_database(cluster)
-                figures.quarters.append(time_quarters(target))
+                seconds, cpu = time_quarters(target)
+                figures.quarters.append(seconds)
+                figures.quarters_cpu.append(cpu)
                 if with_cli:
                     target.engine.dispose()
                     target = fresh_database(cluster)
                     figures.quarters_cli.append(time_quarters_cli(target))
                 # ogr2ogr into the same database as the last quarters import
-                figures.ogr.append(time_ogr(target))
+                seconds, cpu = time_ogr(target)
+                figures.ogr.append(seconds)
+                figures.ogr_cpu.append(cpu)
                 if n == runs - 1:
                     figures.checks = compare_tables(target.engine)
                 target.engine.dispose()
@@ -234,6 +271,16 @@ def report(f: ImportFigures, versions: dict[str, str], runs: int, with_cli: bool
                      ", ".join(f"{x:.2f}" for x in f.quarters_cli), f"{c / o:.2f}×"])
     rows.append(["ogr2ogr (GDAL, COPY, -makevalid)", f"{o:.2f}",
                  ", ".join(f"{x:.2f}" for x in f.ogr), "1.00×"])
+    cpu_rows = []
+    for label, cpu in (("quarters `import_boundaries`", f.quarters_cpu),
+                       ("ogr2ogr", f.ogr_cpu)):
+        client = common.median([c for c, _ in cpu])
+        server = common.median([s for _, s in cpu])
+        total = common.median([c + s for c, s in cpu])
+        cpu_rows.append([label, f"{client:.2f}", f"{server:.2f}", f"{total:.2f}"])
+    q_cpu = common.median([c + s for c, s in f.quarters_cpu])
+    o_cpu = common.median([c + s for c, s in f.ogr_cpu])
+    loads = ", ".join(f"{x:.2f}" for x in f.load)
     verdict = ("meets the goal (no slower than ogr2ogr)" if q <= o else
                f"misses the goal: {q / o:.2f}× the time of ogr2ogr")
     lines = [
@@ -252,6 +299,15 @@ def report(f: ImportFigures, versions: dict[str, str], runs: int, with_cli: bool
         common.md_table(["importer", "median s", "runs s", "time vs ogr2ogr"], rows),
         "",
         f"quarters in-process: **{verdict}**.",
+        "",
+        f"Load average (1 min) before each round: {loads} (2 cores shared with other work: "
+        "wall times are indications when it is above ~0.5). CPU seconds per import, median "
+        "(client: the importing process with its threads; server: its PostgreSQL backend, "
+        "from the postmaster's reaped children):",
+        "",
+        common.md_table(["importer", "client CPU s", "server CPU s", "total CPU s"], cpu_rows),
+        "",
+        f"Total CPU: quarters {q_cpu / o_cpu:.2f}× ogr2ogr's.",
         "",
         "Checks after the last runs:",
         *[f"- {c}" for c in f.checks],

@@ -98,6 +98,64 @@ def test_broken_feature_refuses_the_whole_file_and_names_it(conn, tmp_path):
     assert count(conn, "districts") == before
 
 
+def test_problems_found_while_copying_refuse_all_and_name_each(conn, tmp_path):
+    """Geometries are checked chunk by chunk while the first chunks are already in the COPY:
+    a bow tie in the second chunk and a point in the third refuse the whole file, both are
+    named with their feature number and code, and nothing of the file (rows, source) stays;
+    the caller's transaction is still usable."""
+    import shapely
+
+    from quarters.imports.boundaries import CHUNK
+
+    n = 2 * CHUNK + 5
+    bad = {CHUNK + 1: BOW_TIE, 2 * CHUNK + 2: shapely.Point(12.06, 50.86)}
+    cell = shapely.affinity.scale(shapely.box(0, 0, 1, 1), 0.001, 0.001, origin=(0, 0))
+    features = [{"type": "Feature", "properties": {"code": f"C{i:04d}", "name": f"Zelle {i}"},
+                 "geometry": mapping(bad.get(i) or shapely.affinity.translate(
+                     cell, 12.0 + (i % 40) * 0.001, 50.8 + (i // 40) * 0.001))}
+                for i in range(n)]
+    path = write_geojson_raw(tmp_path / "spaet_kaputt.geojson", features)
+    spec = BoundarySpec(level="chunkviertel", city=GERA, code_field="code", name_field="name")
+    sources = count(conn, "sources")
+    with pytest.raises(ImportRefused) as err:
+        import_into(conn, path, spec)
+    message = err.value.detail
+    assert f"feature {CHUNK + 1} (C{CHUNK + 1:04d}): invalid geometry: Self-intersection" in message
+    assert f"feature {2 * CHUNK + 2} (C{2 * CHUNK + 2:04d}): geometry type Point" in message
+    assert "nothing stored" in message
+    assert [e["feature"] for e in err.value.errors] == [CHUNK + 1, 2 * CHUNK + 2]
+    assert count(conn, "districts", "level = 'chunkviertel'") == 0
+    assert count(conn, "sources") == sources
+    # with --repair the bow tie is repaired (the point still refuses the file)
+    with pytest.raises(ImportRefused) as err:
+        import_into(conn, path, BoundarySpec(level="chunkviertel", city=GERA, code_field="code",
+                                             name_field="name", repair=True))
+    assert [e["feature"] for e in err.value.errors] == [2 * CHUNK + 2]
+    assert count(conn, "districts", "level = 'chunkviertel'") == 0
+
+
+def test_reprojection_matches_geopandas_to_crs(tmp_path):
+    """The importer's reprojection (ragged arrays; geopandas' path for 3-D input) gives the
+    coordinates of GeoDataFrame.to_crs, as MultiPolygons."""
+    import geopandas as gpd
+    import numpy as np
+    import shapely
+
+    from quarters.imports.boundaries import reprojector
+    from quarters.settings import STORAGE_SRID
+
+    polys = [GERA_A, GERA_B, BOW_TIE]
+    cases = {"polygons": polys,
+             "mixed": [GERA_A, shapely.MultiPolygon([GERA_B, BOW_TIE])],
+             "3-D": [shapely.force_3d(GERA_A), GERA_B]}
+    for label, geoms in cases.items():
+        source = gpd.GeoSeries(geoms, crs=4326)
+        got = reprojector(source.crs)(np.asarray(source.values, dtype=object))
+        want = source.to_crs(STORAGE_SRID).values
+        assert set(shapely.get_type_id(got)) == {6}, label
+        assert np.array_equal(shapely.get_coordinates(got), shapely.get_coordinates(want)), label
+
+
 def test_file_without_crs_is_refused(conn, tmp_path):
     shp = tmp_path / "nocrs.shp"
     frame([{"code": "A", "name": "A", "geometry": GERA_A}], crs=None).to_file(shp)

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import pyogrio
+import pyogrio.errors
 import shapely
 
 from quarters.errors import ImportRefused
@@ -224,9 +225,11 @@ def count_vertices(geoms) -> int:  # noqa: ANN001
     return int(shapely.get_num_coordinates(geoms).sum()) if len(geoms) else 0
 
 
-def read_frame(path: Path, name: str, kind: str, limits: Limits, layer: str | None = None):  # noqa: ANN201
+def read_frame(path: Path, name: str, kind: str, limits: Limits, layer: str | None = None,  # noqa: ANN201
+               *, arrow: bool = False):
     """Read a GeoPackage, GeoJSON or (unpacked) Shapefile with the driver pinned, offline,
-    within the caps; return a GeoDataFrame. ``path`` is checked by :func:`check_file`."""
+    within the caps; return a GeoDataFrame. ``path`` is checked by :func:`check_file`.
+    ``arrow``: through GDAL's Arrow stream (pyarrow; about half the time of the row reader)."""
     source = gdal_source(path, kind)
     if kind == "shp":  # GDAL has no prefix for shapefiles: the header is the pin
         with path.open("rb") as fh:
@@ -255,7 +258,7 @@ def read_frame(path: Path, name: str, kind: str, limits: Limits, layer: str | No
                 raise ImportRefused(code="file.too_many_features",
                                     params={"name": name, "count": info["features"],
                                                                        "max": limits.max_features})
-            gdf = pyogrio.read_dataframe(source, layer=layer)
+            gdf = _read_dataframe(source, layer, arrow)
     except ImportRefused:
         raise
     except Exception as exc:  # GDAL's message names server paths: log it, answer plainly
@@ -266,6 +269,19 @@ def read_frame(path: Path, name: str, kind: str, limits: Limits, layer: str | No
         raise ImportRefused(code="file.no_geometry", params={"name": name})
     check_counts(name, len(gdf), count_vertices(gdf.geometry.values), limits)
     return gdf
+
+
+def _read_dataframe(source: str, layer: str | None, arrow: bool):  # noqa: ANN202
+    """pyogrio's reader; with ``arrow`` its Arrow path (dates as datetime64, as the row reader
+    gives them), and the row reader for what Arrow cannot take (text not in UTF-8)."""
+    if arrow:
+        try:
+            return pyogrio.read_dataframe(source, layer=layer, use_arrow=True,
+                                          arrow_to_pandas_kwargs={"date_as_object": False})
+        except pyogrio.errors.DataSourceError as exc:
+            if "UTF-8" not in str(exc):
+                raise
+    return pyogrio.read_dataframe(source, layer=layer)
 
 
 def _short(text: str, n: int = 80) -> str:
