@@ -15,7 +15,7 @@ from fastapi.responses import Response
 
 from quarters import cql2, services
 from quarters.api import ogc_openapi
-from quarters.api.deps import ConnDep, RunnerDep, SettingsDep
+from quarters.api.deps import ConnDep, RunnerDep, SettingsDep, version_watch
 from quarters.api.ogc_openapi import CRS84, CRS_SRIDS, STORAGE_CRS
 from quarters.api.pagecache import PageCache
 from quarters.api.responses import GeoJSONResponse, RawJSONResponse
@@ -158,13 +158,16 @@ async def _cached_async(request: Request, runner: Runner, settings, build,  # no
                         extra: dict[str, str]) -> Response:
     """``_cached`` for the async read path: the same checks, headers and 304.
 
-    The data version is read first (one small statement): a conditional request of the current
-    version gets its 304, a body built before at this version and URL comes from the page
-    cache (``pagecache``), anything else is built by ``build()``, which returns the body and
-    the version of the snapshot it was read in.
+    The data version comes first (known in memory, quarters.api.dataversion, else read with
+    one small statement): a conditional request of the current version gets its 304, a body
+    built before at this version and URL comes from the page cache (``pagecache``), anything
+    else is built by ``build()``, which returns the body and the version of the snapshot it
+    was read in.
     """
     _accepts(request, GEOJSON, JSON)
-    version, changed = await runner.first((services.DATA_VERSION_SQL, {}))
+    watch = version_watch(request.app)
+    version, changed = await (watch.current(runner) if watch is not None
+                              else runner.first((services.DATA_VERSION_SQL, {})))
     headers = _tags(request, settings, version, changed)
     headers.update(extra)
     conditional = "if-none-match" in request.headers or "if-modified-since" in request.headers
@@ -177,6 +180,8 @@ async def _cached_async(request: Request, runner: Runner, settings, build,  # no
         if (built, built_changed) == (version, changed):
             pages.put((version, changed), url, body)
         else:  # a write came in between: tag the body with its own snapshot
+            if watch is not None:
+                watch.learn(built, built_changed)
             headers = _tags(request, settings, built, built_changed)
             headers.update(extra)
     return GeoJSONResponse(body, headers=headers)
@@ -614,17 +619,24 @@ async def feature(collection_id: str, item_id: str, request: Request, runner: Ru
                   settings: SettingsDep, crs: TextQ = None) -> Response:
     """One feature as GeoJSON."""
     col = collection_or_404(collection_id)
+    unknown = sorted(set(request.query_params) - {"crs", "f", "lang"})
+    if unknown:
+        raise InvalidParameter(code="ogc.unknown_parameters",
+                               params={"names": ", ".join(unknown), "allowed": "crs, f"})
+    return await feature_response(request, runner, settings, col, item_id,
+                                  _srid(request.query_params, "crs"))
+
+
+async def feature_response(request: Request, runner: Runner, settings, col: Collection,  # noqa: ANN001
+                           item_id: str, srid: int) -> Response:
+    """The answer of one feature (200, 304; NotFound, NotAcceptable raised): the route's, and
+    the lean path's in front of the routes (quarters.api.fastread)."""
     base = base_url(request)
     links = [
         {"href": f"{base}/api/collections/{col.id}/items/{item_id}", "rel": "self",
          "type": GEOJSON},
         {"href": f"{base}/api/collections/{col.id}", "rel": "collection", "type": JSON},
     ]
-    unknown = sorted(set(request.query_params) - {"crs", "f", "lang"})
-    if unknown:
-        raise InvalidParameter(code="ogc.unknown_parameters",
-                               params={"names": ", ".join(unknown), "allowed": "crs, f"})
-    srid = _srid(request.query_params, "crs")
 
     async def build() -> tuple[bytes, int, datetime]:
         row = await runner.first(services.item_sql(col, item_id, srid))
