@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Annotated, Any
@@ -23,6 +24,8 @@ from quarters.errors import (
 )
 from quarters.runner import LazyPoolRunner, Runner
 from quarters.settings import Settings
+
+log = logging.getLogger("quarters")
 
 
 def get_settings(request: Request) -> Settings:
@@ -86,8 +89,13 @@ def learn_version(app, conn: Connection) -> None:  # noqa: ANN001
     """After a write's commit, before its answer: every worker of this host reads the new data
     version on its next request (quarters.api.dataversion)."""
     watch = getattr(app.state, "version_watch", None)
-    if watch is not None and watch.enabled:
+    if watch is None or not watch.enabled:
+        return
+    try:
         watch.learn(*services.data_version(conn))
+    except OperationalError:  # committed, but the version cannot be read now: forget it,
+        watch.known = None    # this worker reads the version until it learns one again
+        log.warning("data version not readable after a commit; read per request for now")
 
 
 def version_watch(app):  # noqa: ANN001, ANN201
