@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, date, datetime
 from email.utils import format_datetime, parsedate_to_datetime
+from functools import lru_cache
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -101,13 +102,21 @@ def _validators(request: Request, conn, settings) -> dict[str, str]:  # noqa: AN
 
 
 def _tags(request: Request, settings, version: int, changed: datetime) -> dict[str, str]:  # noqa: ANN001
-    query = sorted(request.query_params.multi_items())
-    key = hashlib.sha256(orjson.dumps([version, base_url(request), request.url.path, query])
-                         ).hexdigest()[:24]
-    cache = (f"public, max-age={settings.cache_max_age}" if settings.cache_max_age
-             else "public, no-cache")
-    return {"ETag": f'W/"{key}"', "Last-Modified": format_datetime(changed.astimezone(UTC), usegmt=True),
-            "Cache-Control": cache}
+    query = tuple(sorted(request.query_params.multi_items()))
+    return dict(_tag_values(version, changed, base_url(request), request.url.path, query,
+                            settings.cache_max_age))
+
+
+@lru_cache(maxsize=4096)
+def _tag_values(version: int, changed: datetime, base: str, path: str,
+                query: tuple[tuple[str, str], ...], max_age: int) -> tuple[tuple[str, str], ...]:
+    """ETag, Last-Modified and Cache-Control of one URL at one version (kept: a repeated
+    read computes no hash or date again)."""
+    key = hashlib.sha256(orjson.dumps([version, base, path, list(query)])).hexdigest()[:24]
+    cache = f"public, max-age={max_age}" if max_age else "public, no-cache"
+    return (("ETag", f'W/"{key}"'),
+            ("Last-Modified", format_datetime(changed.astimezone(UTC), usegmt=True)),
+            ("Cache-Control", cache))
 
 
 def _not_modified(request: Request, headers: dict[str, str]) -> Response | None:
