@@ -157,8 +157,8 @@ def test_a_write_raises_the_counter_every_worker_of_the_host_reads(settings, eng
 
 
 def test_a_write_from_elsewhere_arrives_by_notification(settings, engine):
-    """A write outside the API (as the CLI's): the listener raises the counter; meanwhile a
-    rolled-back write notifies nobody."""
+    """A write outside the API (as the CLI's, after one that was rolled back): the listener
+    raises the counter to the committed version, so the known one is no longer used."""
     from quarters.api.dataversion import LocalCounter, listen_conninfo
 
     watch = VersionWatch(LocalCounter(), enabled=True)
