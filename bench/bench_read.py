@@ -17,7 +17,7 @@
    CPU per request of server and database and the load of other processes are recorded too.
 
 Usage: .venv/bin/python bench/bench_read.py [--seconds 15] [--rounds 1] [--no-pgbench] [--workers 2]
-       [--cases a,b,f]
+       [--cases a,b,f] [--no-page-cache]
 Writes bench/results/read-<date>.md and prints it.
 """
 
@@ -236,18 +236,21 @@ class Server:
     command: str
 
 
-def start_quarters(cluster: Cluster, workdir: Path, workers: int = 1) -> Server:
-    """``quarters serve --workers N`` against the cluster (one worker unless asked)."""
+def start_quarters(cluster: Cluster, workdir: Path, workers: int = 1,
+                   env_extra: dict[str, str] | None = None) -> Server:
+    """``quarters serve --workers N`` against the cluster (one worker unless asked);
+    ``env_extra``: further QUARTERS_* settings (``--no-page-cache``)."""
     port = common.free_port()
     cmd = [str(common.QUARTERS_BIN), "serve", "--host", "127.0.0.1", "--port", str(port),
            "--workers", str(workers)]
-    env = {**os.environ, "QUARTERS_DATABASE_URL": cluster.url("admin")}
+    env = {**os.environ, "QUARTERS_DATABASE_URL": cluster.url("admin"), **(env_extra or {})}
     proc = common.start_process(cmd, logfile=workdir / f"quarters-{workers}w.log", env=env,
                                 cwd=common.PROJECT_ROOT)
     base = f"http://127.0.0.1:{port}"
     common.wait_ready(f"{base}/api/health", proc)
+    extra = "".join(f"{k}={v} " for k, v in (env_extra or {}).items())
     shown = f"QUARTERS_DATABASE_URL=postgresql+psycopg://quarters:***@127.0.0.1:PORT/quarters " \
-            f"quarters serve --host 127.0.0.1 --port {port} --workers {workers}"
+            f"{extra}quarters serve --host 127.0.0.1 --port {port} --workers {workers}"
     name = "quarters" if workers == 1 else f"quarters --workers {workers}"
     return Server(name, base, proc, shown)
 
@@ -406,7 +409,7 @@ def build_requests(district_qid: int, measures: str, measures_note: str) -> list
 
 
 def run(seconds: int = 15, rounds: int = 1, pgbench: bool = True, workers: int = 1,
-        cases: frozenset[str] | None = None) -> str:
+        cases: frozenset[str] | None = None, page_cache: bool = True) -> str:
     """Run the read benchmark; returns the Markdown report."""
     ensure_tipg()
     workdir = Path(tempfile.mkdtemp(prefix="quarters-bench-read-"))
@@ -417,7 +420,8 @@ def run(seconds: int = 15, rounds: int = 1, pgbench: bool = True, workers: int =
             load_dataset(cluster, engine)
             upgrade(engine)
             ids = copy_districts(engine)
-            servers["quarters"] = start_quarters(cluster, workdir)
+            env_extra = {} if page_cache else {"QUARTERS_PAGE_CACHE_BYTES": "0"}
+            servers["quarters"] = start_quarters(cluster, workdir, env_extra=env_extra)
             names = [c["id"] for c in common.get_json(
                 servers["quarters"].base + "/api/collections")["collections"]]
             with_measures, note = "measures" in names, ""
@@ -430,7 +434,7 @@ def run(seconds: int = 15, rounds: int = 1, pgbench: bool = True, workers: int =
             vacuum(cluster)
             servers["tipg"] = start_tipg(cluster, workdir)
             if workers > 1:
-                servers["multi"] = start_quarters(cluster, workdir, workers)
+                servers["multi"] = start_quarters(cluster, workdir, workers, env_extra)
             measures = ""
             if with_measures:
                 tipg_ids = [c["id"] for c in common.get_json(
@@ -625,6 +629,8 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--no-pgbench", action="store_true", help="skip the database floor")
     parser.add_argument("--workers", type=int, default=1,
                         help="also measure `quarters serve --workers N` (N > 1)")
+    parser.add_argument("--no-page-cache", action="store_true",
+                        help="quarters with QUARTERS_PAGE_CACHE_BYTES=0 (every read builds its body)")
     parser.add_argument("--cases", default="",
                         help="only these requests, comma-separated keys (a,b,d,d2,f); default all")
     args = parser.parse_args(argv)
@@ -632,7 +638,8 @@ def main(argv: list[str] | None = None) -> str:
     unknown = (cases or set()) - set(GOALS)
     if unknown:
         parser.error(f"--cases: unknown {', '.join(sorted(unknown))}; known: {', '.join(GOALS)}")
-    text_ = run(args.seconds, args.rounds, not args.no_pgbench, args.workers, cases)
+    text_ = run(args.seconds, args.rounds, not args.no_pgbench, args.workers, cases,
+                not args.no_page_cache)
     path = common.write_result("read", text_)
     print(text_)
     log(f"written to {path}")

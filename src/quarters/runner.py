@@ -45,6 +45,29 @@ class PoolRunner:
         return await cursor.fetchone()
 
 
+class LazyPoolRunner:
+    """A PoolRunner that takes its connection from ``pool`` only when a statement runs (a read
+    answered from memory never checks one out); ``close`` returns it."""
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+        self.conn: Any = None
+
+    async def first(self, statement: Statement) -> tuple[Any, ...] | None:
+        """Execute and fetch the first row (on a connection checked out at the first call)."""
+        if self.conn is None:
+            self.conn = await self.pool.getconn()
+        sql, params = statement
+        cursor = await self.conn.execute(pyformat(sql), params)
+        return await cursor.fetchone()
+
+    async def close(self) -> None:
+        """Give the connection back to the pool (if one was taken)."""
+        if self.conn is not None:
+            conn, self.conn = self.conn, None
+            await self.pool.putconn(conn)
+
+
 class ThreadRunner:
     """On a sync SQLAlchemy connection, in a worker thread (tests share their transaction)."""
 

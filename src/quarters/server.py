@@ -113,8 +113,27 @@ def protocol_for(settings: Settings) -> type[BoundedHttpProtocol]:
 def run(app: object, settings: Settings, host: str, port: int, workers: int = 1) -> None:
     """Serve ``app`` (an app, or the import string of an app factory: each worker builds its
     own from the environment) with the limits of the settings until interrupted."""
+    import os
+
     import uvicorn
 
+    from quarters.api.dataversion import new_version_file
+
+    shared = None
+    if workers > 1 and settings.version_file is None:
+        # the workers share the data version they know through one file (dataversion)
+        shared = new_version_file()
+        os.environ["QUARTERS_VERSION_FILE"] = str(shared)
+    try:
+        _serve(uvicorn, app, settings, host, port, workers)
+    finally:
+        if shared is not None:
+            shared.unlink(missing_ok=True)
+            os.environ.pop("QUARTERS_VERSION_FILE", None)
+
+
+def _serve(uvicorn, app: object, settings: Settings, host: str, port: int,  # noqa: ANN001
+           workers: int) -> None:
     # proxy_headers off: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1;
     # the app reads it itself, only from QUARTERS_TRUSTED_PROXIES (quarters.clients).
     uvicorn.run(app, factory=isinstance(app, str), workers=workers, host=host, port=port,

@@ -8,6 +8,7 @@ import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
@@ -117,6 +118,16 @@ class Settings(BaseSettings):
     page_cache_bytes: int = Field(32 * 1024 * 1024, ge=0, description="bodies of OGC API "
                                   "reads kept in memory per worker for the current data "
                                   "version (0 = off)")
+    data_version_check: Literal["auto", "request"] = Field(
+        "auto", description="how a read learns the data version: auto = kept in memory (shared "
+        "by the workers of one `quarters serve`, told of other writers by NOTIFY; see README, "
+        "Scaling out), request = read from the database on every request (always so with a "
+        "read replica)")
+    version_file: Path | None = Field(
+        None, description="internal: the file through which the workers of one `quarters serve` "
+                          "share the data version (set by `quarters serve --workers N`)")
+    fast_reads: bool = Field(True, description="answer anonymous GETs of one OGC feature on a "
+                             "lean path in front of the routes (same answers; off: the routes)")
     tile_cache_size: int = Field(4096, description="vector tiles kept in memory per worker "
                                                    "(LRU; 0: none)")
     tile_cache_dir: Path | None = Field(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
+import asyncio
+from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
@@ -10,7 +11,9 @@ from sqlalchemy import Engine
 
 from quarters import __version__
 from quarters.api import ogc_openapi
+from quarters.api.dataversion import FileCounter, listen_conninfo, make_watch
 from quarters.api.errors import CatchAll, add_exception_handlers
+from quarters.api.fastread import FastFeatureReads
 from quarters.api.guard import RequestGuard
 from quarters.api.limits import add_body_limits
 from quarters.api.methods import Methods
@@ -58,9 +61,19 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
                            "read": make_async_pool(settings, replica) if replica else primary}
         for pool in {id(p): p for p in app.state.pools.values()}.values():
             await pool.open()
+        # the data version in memory (quarters.api.dataversion), told of bumps by NOTIFY
+        app.state.version_watch = watch = make_watch(settings)
+        listener = (asyncio.create_task(watch.listen(listen_conninfo(settings)))
+                    if watch.enabled else None)
         try:
             yield
         finally:
+            if listener is not None:
+                listener.cancel()
+                with suppress(asyncio.CancelledError):
+                    await listener
+            if isinstance(watch.counter, FileCounter):
+                watch.counter.close()
             for pool in {id(p): p for p in app.state.pools.values()}.values():
                 await pool.close()
             if replica:
@@ -90,6 +103,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     for module in routers:
         app.include_router(module.router, responses=PROBLEM_RESPONSES)
     install_openapi(app)
+    if settings.fast_reads:  # innermost: every other layer still applies to its answers
+        app.add_middleware(FastFeatureReads)
     # innermost first: the limits', the guard's and the catch-all's answers get the security
     # headers too
     add_body_limits(app, settings.max_body_bytes, settings.max_upload_bytes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Annotated, Any
@@ -10,7 +11,7 @@ from fastapi import Depends, Request
 from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
 
-from quarters import validation
+from quarters import services, validation
 from quarters.auth import Session, User, csrf_matches, session_for
 from quarters.errors import (
     DatabaseUnavailable,
@@ -21,8 +22,10 @@ from quarters.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
-from quarters.runner import PoolRunner, Runner
+from quarters.runner import LazyPoolRunner, Runner
 from quarters.settings import Settings
+
+log = logging.getLogger("quarters")
 
 
 def get_settings(request: Request) -> Settings:
@@ -79,6 +82,29 @@ def get_conn(request: Request,
         return
     with conn.begin():  # commit on return, rollback on an exception
         yield conn
+    learn_version(request.app, conn)
+
+
+def learn_version(app, conn: Connection) -> None:  # noqa: ANN001
+    """After a write's commit, before its answer: every worker of this host reads the new data
+    version on its next request (quarters.api.dataversion)."""
+    watch = getattr(app.state, "version_watch", None)
+    if watch is None or not watch.enabled:
+        return
+    try:
+        watch.learn(*services.data_version(conn))
+    except OperationalError:  # committed, but the version cannot be read now: forget it,
+        watch.known = None    # this worker reads the version until it learns one again
+        log.warning("data version not readable after a commit; read per request for now")
+
+
+def version_watch(app):  # noqa: ANN001, ANN201
+    """The worker's VersionWatch, or None: read the version per request (also when the test
+    harness hands in a runner on its own transaction: uncommitted writes notify nobody)."""
+    watch = getattr(app.state, "version_watch", None)
+    if watch is None or not watch.enabled or get_runner in app.dependency_overrides:
+        return None
+    return watch
 
 
 @contextmanager
@@ -106,13 +132,15 @@ def get_connect(request: Request) -> Connect:
 
 async def get_runner(request: Request) -> AsyncIterator[Runner]:
     """For the async read path: a runner on a pooled async connection (the replica's pool for
-    anonymous reads). A full pool raises PoolTimeout, an unreachable database
-    psycopg.OperationalError: both answer 503 (quarters.api.errors). Tests override this with
-    a ThreadRunner on their own transaction."""
+    anonymous reads), checked out at its first statement. A full pool raises PoolTimeout, an
+    unreachable database psycopg.OperationalError: both answer 503 (quarters.api.errors).
+    Tests override this with a ThreadRunner on their own transaction."""
     pools = request.app.state.pools
-    pool = pools["read"] if anonymous_read(request) else pools["primary"]
-    async with pool.connection() as conn:
-        yield PoolRunner(conn)
+    runner = LazyPoolRunner(pools["read"] if anonymous_read(request) else pools["primary"])
+    try:
+        yield runner
+    finally:
+        await runner.close()
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

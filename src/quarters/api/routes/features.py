@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, date, datetime
 from email.utils import format_datetime, parsedate_to_datetime
+from functools import lru_cache
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -15,7 +16,7 @@ from fastapi.responses import Response
 
 from quarters import cql2, services
 from quarters.api import ogc_openapi
-from quarters.api.deps import ConnDep, RunnerDep, SettingsDep
+from quarters.api.deps import ConnDep, RunnerDep, SettingsDep, version_watch
 from quarters.api.ogc_openapi import CRS84, CRS_SRIDS, STORAGE_CRS
 from quarters.api.pagecache import PageCache
 from quarters.api.responses import GeoJSONResponse, RawJSONResponse
@@ -101,13 +102,21 @@ def _validators(request: Request, conn, settings) -> dict[str, str]:  # noqa: AN
 
 
 def _tags(request: Request, settings, version: int, changed: datetime) -> dict[str, str]:  # noqa: ANN001
-    query = sorted(request.query_params.multi_items())
-    key = hashlib.sha256(orjson.dumps([version, base_url(request), request.url.path, query])
-                         ).hexdigest()[:24]
-    cache = (f"public, max-age={settings.cache_max_age}" if settings.cache_max_age
-             else "public, no-cache")
-    return {"ETag": f'W/"{key}"', "Last-Modified": format_datetime(changed.astimezone(UTC), usegmt=True),
-            "Cache-Control": cache}
+    query = tuple(sorted(request.query_params.multi_items()))
+    return dict(_tag_values(version, changed, base_url(request), request.url.path, query,
+                            settings.cache_max_age))
+
+
+@lru_cache(maxsize=4096)
+def _tag_values(version: int, changed: datetime, base: str, path: str,
+                query: tuple[tuple[str, str], ...], max_age: int) -> tuple[tuple[str, str], ...]:
+    """ETag, Last-Modified and Cache-Control of one URL at one version (kept: a repeated
+    read computes no hash or date again)."""
+    key = hashlib.sha256(orjson.dumps([version, base, path, list(query)])).hexdigest()[:24]
+    cache = f"public, max-age={max_age}" if max_age else "public, no-cache"
+    return (("ETag", f'W/"{key}"'),
+            ("Last-Modified", format_datetime(changed.astimezone(UTC), usegmt=True)),
+            ("Cache-Control", cache))
 
 
 def _not_modified(request: Request, headers: dict[str, str]) -> Response | None:
@@ -158,13 +167,16 @@ async def _cached_async(request: Request, runner: Runner, settings, build,  # no
                         extra: dict[str, str]) -> Response:
     """``_cached`` for the async read path: the same checks, headers and 304.
 
-    The data version is read first (one small statement): a conditional request of the current
-    version gets its 304, a body built before at this version and URL comes from the page
-    cache (``pagecache``), anything else is built by ``build()``, which returns the body and
-    the version of the snapshot it was read in.
+    The data version comes first (known in memory, quarters.api.dataversion, else read with
+    one small statement): a conditional request of the current version gets its 304, a body
+    built before at this version and URL comes from the page cache (``pagecache``), anything
+    else is built by ``build()``, which returns the body and the version of the snapshot it
+    was read in.
     """
     _accepts(request, GEOJSON, JSON)
-    version, changed = await runner.first((services.DATA_VERSION_SQL, {}))
+    watch = version_watch(request.app)
+    version, changed = await (watch.current(runner) if watch is not None
+                              else runner.first((services.DATA_VERSION_SQL, {})))
     headers = _tags(request, settings, version, changed)
     headers.update(extra)
     conditional = "if-none-match" in request.headers or "if-modified-since" in request.headers
@@ -177,6 +189,8 @@ async def _cached_async(request: Request, runner: Runner, settings, build,  # no
         if (built, built_changed) == (version, changed):
             pages.put((version, changed), url, body)
         else:  # a write came in between: tag the body with its own snapshot
+            if watch is not None:
+                watch.learn(built, built_changed)
             headers = _tags(request, settings, built, built_changed)
             headers.update(extra)
     return GeoJSONResponse(body, headers=headers)
@@ -614,17 +628,24 @@ async def feature(collection_id: str, item_id: str, request: Request, runner: Ru
                   settings: SettingsDep, crs: TextQ = None) -> Response:
     """One feature as GeoJSON."""
     col = collection_or_404(collection_id)
+    unknown = sorted(set(request.query_params) - {"crs", "f", "lang"})
+    if unknown:
+        raise InvalidParameter(code="ogc.unknown_parameters",
+                               params={"names": ", ".join(unknown), "allowed": "crs, f"})
+    return await feature_response(request, runner, settings, col, item_id,
+                                  _srid(request.query_params, "crs"))
+
+
+async def feature_response(request: Request, runner: Runner, settings, col: Collection,  # noqa: ANN001
+                           item_id: str, srid: int) -> Response:
+    """The answer of one feature (200, 304; NotFound, NotAcceptable raised): the route's, and
+    the lean path's in front of the routes (quarters.api.fastread)."""
     base = base_url(request)
     links = [
         {"href": f"{base}/api/collections/{col.id}/items/{item_id}", "rel": "self",
          "type": GEOJSON},
         {"href": f"{base}/api/collections/{col.id}", "rel": "collection", "type": JSON},
     ]
-    unknown = sorted(set(request.query_params) - {"crs", "f", "lang"})
-    if unknown:
-        raise InvalidParameter(code="ogc.unknown_parameters",
-                               params={"names": ", ".join(unknown), "allowed": "crs, f"})
-    srid = _srid(request.query_params, "crs")
 
     async def build() -> tuple[bytes, int, datetime]:
         row = await runner.first(services.item_sql(col, item_id, srid))
