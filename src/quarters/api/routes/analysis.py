@@ -370,4 +370,4 @@ def cross_city(
                                             transfer.parse_weights(weights, "weights") or None,
                                             top, method, limits=limits), request_language(request))
     except ValueError as exc:  # pragma: no cover - the core's checks surface as InvalidInput
-        raise InvalidInput(str(exc)) from exc
+        raise transfer.refusal(exc, "cross_city") from exc
