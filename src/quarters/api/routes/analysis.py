@@ -17,7 +17,7 @@ from quarters import transfer
 from quarters.api.bounds import AnalysisConnDep
 from quarters.api.deps import ConnDep, SettingsDep
 from quarters.api.responses import GeoJSONResponse, RawJSONResponse
-from quarters.errors import InvalidInput, InvalidParameter, NotFound
+from quarters.errors import InvalidParameter, NotFound
 from quarters.indicators.definitions import DEFAULT_RULE, get_definition
 from quarters.indicators.levels import available_levels, get_level, level_sizes, units
 from quarters.indicators.reading import catalogue, default_indicators, definition_dict, values_table
