@@ -82,8 +82,9 @@ def test_profile_api(client):
     keys = [v["indicator"] for v in body["values"]]
     assert "density" in keys and "population" in keys  # ratio parts come along
     assert [v["requested"] for v in body["values"] if v["indicator"] == "density"] == [True]
-    missing = client.get("/api/analysis/profiles/nirgendwo")
+    missing = client.get("/api/analysis/profiles/nirgendwo?lang=en")
     assert missing.status_code == 404
+    assert missing.json()["code"] == "profiles.unknown_quarter"
     assert "quarter: no pilot quarter 'nirgendwo'" in missing.json()["detail"]
     bad = client.get(f"/api/analysis/profiles/{SLUG}", params={"indicators": "nope"})
     assert bad.status_code == 400

@@ -60,6 +60,8 @@ def _value(value: Any, lang: str) -> str:
         return format_number(value, lang)
     if isinstance(value, dict) and "code" in value:  # a problem inside a message: its text
         return t(f"problem.{value['code']}", lang, **(value.get("params") or {}))
+    if isinstance(value, list):  # several problems inside a message
+        return "; ".join(_value(v, lang) for v in value)
     return "" if value is None else str(value)
 
 
