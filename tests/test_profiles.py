@@ -86,6 +86,7 @@ def test_profile_api(client):
     assert missing.status_code == 404
     assert missing.json()["code"] == "profiles.unknown_quarter"
     assert "quarter: no pilot quarter 'nirgendwo'" in missing.json()["detail"]
-    bad = client.get(f"/api/analysis/profiles/{SLUG}", params={"indicators": "nope"})
-    assert bad.status_code == 400
+    bad = client.get(f"/api/analysis/profiles/{SLUG}", params={"indicators": "nope",
+                                                                "lang": "en"})
+    assert bad.status_code == 400 and bad.json()["pointer"] == "indicators"
     assert "indicators: unknown indicator(s) nope" in bad.json()["detail"]
