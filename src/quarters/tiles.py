@@ -92,8 +92,8 @@ def tile_bounds(tms: morecantile.TileMatrixSet, z: int, x: int, y: int) -> TileB
             "tms": tms.id, "z": z, "min": tms.minzoom, "max": tms.maxzoom})
     matrix = tms.matrix(z)
     if not (0 <= x < matrix.matrixWidth and 0 <= y < matrix.matrixHeight):
-        raise NotFound(code="tiles.column_row", pointer="tileCol" if x >= 0 and
-                       x < matrix.matrixWidth else "tileRow", params={
+        raise NotFound(code="tiles.column_row", pointer="tileRow" if 0 <= x <
+                       matrix.matrixWidth else "tileCol", params={
                            "tms": tms.id, "x": x, "y": y, "z": z,
                            "max_x": matrix.matrixWidth - 1, "max_y": matrix.matrixHeight - 1})
     b = tms.xy_bounds(morecantile.Tile(x, y, z))
