@@ -488,6 +488,8 @@ def run_transfer(conn: Connection, params: TransferParams, progress: Progress | 
     try:
         sim = run_similarity(values, ref_arg, weights, method=params.method,
                              metric=params.metric, missing=params.missing)
+    except QuartersError:
+        raise  # the core's own coded refusal (InvalidValue)
     except ValueError as exc:
         raise refusal(exc, "ranking") from exc
     timings["ranking_s"] = time.perf_counter() - t1
@@ -802,6 +804,8 @@ def typology_for(conn: Connection, level_name: str, indicators: list[str] | None
     (limits or Limits()).check_units(len(values), level.name, method)
     try:
         t, hit = cached_typology(values, w, _k_for(k, len(values)), method, scaling)
+    except QuartersError:
+        raise  # the core's own coded refusal (InvalidValue)
     except ValueError as exc:
         raise refusal(exc, "typology") from exc
     names = units(conn, level)["name"]
