@@ -130,7 +130,9 @@ def test_cli_writes_report_csv_and_geopackage(settings, tmp_path, monkeypatch):
                                                           "QUARTERS_DATABASE_URL":
                                                           settings.database_url})
     assert bad.returncode == 2
-    assert "level: unknown level 'bezirk'" in bad.stderr and "Traceback" not in bad.stderr
+    # the CLI speaks German unless asked otherwise (the coded problem indicator.unknown_level)
+    assert "level: eine Ebene „bezirk“ gibt es nicht" in bad.stderr
+    assert "Traceback" not in bad.stderr
 
 
 def test_cli_imports_indicators(settings, tmp_path, monkeypatch, engine):
