@@ -15,6 +15,7 @@ from quarters.imports.boundaries import BoundarySpec, import_into
 from quarters.indicators.levels import get_level
 from quarters.indicators.reading import values_table
 from quarters.layers import read_code_map
+from quarters.messages import t
 from test_cli import cli_env, run  # noqa: F401  (fixture and runner of the real command)
 
 HALLE = "15002000"
@@ -66,7 +67,9 @@ def test_second_layer_is_refused_naming_the_units_and_nothing_is_stored(conn, tm
     assert len(named) == 5  # a few named, the rest counted
     assert all(new[1:] == old and name == old_name and int(p) > 50
                for new, name, p, old, old_name in named), named
-    by_code = {e["code"]: e["problem"] for e in err.value.errors}
+    by_code = {e["unit"]: t(f"problem.{e['code']}", "en", **e["params"])
+               for e in err.value.errors}
+    assert {e["code"] for e in err.value.errors} == {"layers.overlaps_unit"}
     assert "71 Nördliche Neustadt" in by_code["571"]
     assert "… and 38 more" in msg and "--replace" in msg and "--add" in msg
     assert len(err.value.errors) == 43
@@ -152,8 +155,8 @@ def test_code_map_file_problems_are_named(tmp_path):
 def test_cli_refuses_the_second_layer_and_stores_nothing(cli_env, engine, tmp_path):  # noqa: F811
     with engine.connect() as c:
         path = city_layer(c, tmp_path)
-    result = run("import", "boundaries", str(path), "--level", "stadtviertel", "--city", HALLE,
-                 "--code-field", "VIERTEL_NR", "--name-field", "NAME")
+    result = run("--lang", "en", "import", "boundaries", str(path), "--level", "stadtviertel",
+                 "--city", HALLE, "--code-field", "VIERTEL_NR", "--name-field", "NAME")
     assert result.returncode == 2
     said = " ".join(result.stderr.split())
     assert "43 of 43 units overlap" in said and re.search(r"\d{3} [^;]+ lies \d+ % in \d{2} ", said)

@@ -82,9 +82,11 @@ def test_profile_api(client):
     keys = [v["indicator"] for v in body["values"]]
     assert "density" in keys and "population" in keys  # ratio parts come along
     assert [v["requested"] for v in body["values"] if v["indicator"] == "density"] == [True]
-    missing = client.get("/api/analysis/profiles/nirgendwo")
+    missing = client.get("/api/analysis/profiles/nirgendwo?lang=en")
     assert missing.status_code == 404
+    assert missing.json()["code"] == "profiles.unknown_quarter"
     assert "quarter: no pilot quarter 'nirgendwo'" in missing.json()["detail"]
-    bad = client.get(f"/api/analysis/profiles/{SLUG}", params={"indicators": "nope"})
-    assert bad.status_code == 400
+    bad = client.get(f"/api/analysis/profiles/{SLUG}", params={"indicators": "nope",
+                                                                "lang": "en"})
+    assert bad.status_code == 400 and bad.json()["pointer"] == "indicators"
     assert "indicators: unknown indicator(s) nope" in bad.json()["detail"]

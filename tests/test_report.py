@@ -128,9 +128,12 @@ def test_cli_writes_report_csv_and_geopackage(settings, tmp_path, monkeypatch):
          "--reference", "stadtviertel:71", "--level", "bezirk", "--out", str(out)],
         capture_output=True, text=True, timeout=180, env={**__import__("os").environ,
                                                           "QUARTERS_DATABASE_URL":
-                                                          settings.database_url})
+                                                          settings.database_url,
+                                                          "QUARTERS_LANG": "de"})
     assert bad.returncode == 2
-    assert "level: unknown level 'bezirk'" in bad.stderr and "Traceback" not in bad.stderr
+    # the CLI speaks German unless asked otherwise (the coded problem indicator.unknown_level)
+    assert "level: eine Ebene „bezirk“ gibt es nicht" in bad.stderr
+    assert "Traceback" not in bad.stderr
 
 
 def test_cli_imports_indicators(settings, tmp_path, monkeypatch, engine):
@@ -139,7 +142,7 @@ def test_cli_imports_indicators(settings, tmp_path, monkeypatch, engine):
     path = tmp_path / "kaputt.csv"
     path.write_text("ags,indicator,value,ref_date\n99999999,population,1,2020\n")
     env = {**__import__("os").environ, "QUARTERS_DATABASE_URL": settings.database_url,
-           "QUARTERS_DATA_DIR": str(settings.data_dir)}
+           "QUARTERS_DATA_DIR": str(settings.data_dir), "QUARTERS_LANG": "en"}
     result = subprocess.run(
         [sys.executable, "-c", "from quarters.cli import main; main()", "import", "indicators",
          str(path), "--level", "gemeinde"], capture_output=True, text=True, timeout=120, env=env)

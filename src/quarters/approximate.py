@@ -37,6 +37,8 @@ import shapely
 from shapely import affinity, ops
 from shapely.geometry import MultiPolygon, Polygon
 
+from quarters.errors import InvalidValue
+
 __all__ = ["ESTIMATED_CENTRES", "COPIED_COORDINATE_MARKER", "approximate_districts"]
 
 #: Hand-placed centres (lat, lon, reason) for rows whose facts lack a usable centre.
@@ -104,9 +106,9 @@ def approximate_districts(
         to :data:`ESTIMATED_CENTRES`.
     """
     if len(facts) == 0:
-        raise ValueError("facts table is empty")
+        raise InvalidValue(code="approximate.no_facts")
     if boundary.is_empty or boundary.area <= 0:
-        raise ValueError("boundary is empty")
+        raise InvalidValue(code="approximate.empty_boundary")
     facts = facts.reset_index(drop=True)
     estimates = ESTIMATED_CENTRES if estimated_centres is None else estimated_centres
     lat, lon, methods = _resolve_centres(facts, estimates)
@@ -201,7 +203,7 @@ def _fallback_centre(
             reason = f"estimated: mean of {int(mask.sum())} known centre(s) of the same {column}"
             return float(lat[mask].mean()), float(lon[mask].mean()), reason
     if not known.any():
-        raise ValueError("no row has a usable centre coordinate")
+        raise InvalidValue(code="approximate.no_centres")
     return float(lat[known].mean()), float(lon[known].mean()), "estimated: mean of all centres"
 
 

@@ -30,7 +30,8 @@ from pydantic import (
 from rich.table import Table
 from rich.text import Text
 
-from quarters.errors import QuartersError
+from quarters.errors import QuartersError, item, render_items
+from quarters.validation import custom_error, pydantic_items
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CATALOGUE = REPO_ROOT / "data" / "sources.toml"
@@ -43,22 +44,23 @@ class CatalogueError(QuartersError):
 
     title = "Quellenkatalog fehlerhaft"
 
+    def __str__(self) -> str:  # the head and one line per problem (logs, the CLI)
+        return self.text("en") + "".join(f"\n- {e['problem']}"
+                                         for e in render_items(self.errors, "en", self.code))
+
 
 def _relative_path(value: str) -> str:
     """Accept only a relative POSIX path that stays inside its base directory."""
     path = PurePosixPath(value)
     if not value or "\\" in value or path.is_absolute() or ".." in path.parts:
-        raise ValueError(
-            f"'{value}' must be a relative path with '/' separators that stays inside "
-            "the data directory (no leading '/', no '..')"
-        )
+        raise custom_error("catalogue.relative_path", {"value": value[:200]})
     return value
 
 
 def _web_address(value: str) -> str:
     """Accept only http(s) addresses."""
     if not value.startswith(("https://", "http://")):
-        raise ValueError(f"'{value}' must be a web address starting with https:// or http://")
+        raise custom_error("catalogue.web_address", {"value": value[:200]})
     return value
 
 
@@ -114,34 +116,31 @@ class Dataset(BaseModel):
         """Check the rules that involve more than one key."""
         all_files = set(self.files) | set(self.derived_files)
         if not (self.landing_page or self.obtain):
-            raise ValueError("give a landing_page or an obtain text, so users know where to get it")
+            raise custom_error("catalogue.no_landing_page")
         if unknown := sorted(set(self.files_sha256) - all_files):
-            raise ValueError(f"files_sha256 names files not in files/derived_files: {unknown}")
+            raise custom_error("catalogue.sha256_unknown_files", {"files": ", ".join(unknown)})
         if unknown := sorted(set(self.archive_members) - set(self.files)):
-            raise ValueError(f"archive_members names files not in files: {unknown}")
+            raise custom_error("catalogue.members_unknown_files", {"files": ", ".join(unknown)})
         if self.archive_members and self.unpack is None:
-            raise ValueError('archive_members needs unpack = "zip"')
+            raise custom_error("catalogue.members_need_zip")
         if self.download_url:
             self._check_downloadable()
         if self.sha256 and not self.unpack and len(self.files) == 1:
             listed = self.files_sha256.get(self.files[0])
             if listed and listed != self.sha256:
-                raise ValueError("sha256 and files_sha256 disagree about the only file")
+                raise custom_error("catalogue.sha256_disagree")
         return self
 
     def _check_downloadable(self) -> None:
         """Check that fetch knows where to put what download_url delivers."""
         if self.base == "repository":
-            raise ValueError("a dataset kept in the repository cannot have a download_url")
+            raise custom_error("catalogue.repository_download")
         if self.unpack is None and len(self.files) != 1:
-            raise ValueError(
-                "a download_url without unpack must deliver exactly one file, "
-                f"but files lists {len(self.files)}"
-            )
+            raise custom_error("catalogue.download_one_file", {"count": len(self.files)})
         if self.unpack == "zip" and (
             missing := sorted(set(self.files) - set(self.archive_members))
         ):
-            raise ValueError(f"archive_members does not say where in the zip to find {missing}")
+            raise custom_error("catalogue.members_missing", {"files": ", ".join(missing)})
 
     @property
     def all_files(self) -> tuple[str, ...]:
@@ -182,9 +181,9 @@ class Catalogue:
         try:
             return self.datasets[dataset_id]
         except KeyError:
-            raise CatalogueError(
-                f"No dataset '{dataset_id}' in the catalogue. Known ids: {', '.join(self.ids)}"
-            ) from None
+            raise CatalogueError(code="catalogue.unknown_dataset", pointer=str(dataset_id)[:80],
+                                 params={"id": str(dataset_id)[:80],
+                                         "known": ", ".join(self.ids)}) from None
 
     @property
     def ids(self) -> list[str]:
@@ -205,9 +204,10 @@ def load_catalogue(path: Path | str | None = None) -> Catalogue:
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise CatalogueError(f"Sources catalogue not found: {path}") from None
+        raise CatalogueError(code="catalogue.not_found", params={"path": str(path)}) from None
     except tomllib.TOMLDecodeError as exc:
-        raise CatalogueError(f"{path} is not valid TOML: {exc}") from None
+        raise CatalogueError(code="catalogue.not_toml",
+                             params={"path": str(path), "reason": str(exc)}) from None
     return parse_catalogue(raw, source=str(path), path=path)
 
 
@@ -216,44 +216,46 @@ def parse_catalogue(
 ) -> Catalogue:
     """Validate already-parsed TOML data; every problem is reported in one error."""
     datasets: dict[str, Dataset] = {}
-    problems: list[str] = []
+    problems: list[dict[str, Any]] = []
     for dataset_id, table in raw.items():
         if not isinstance(table, dict):
-            problems.append(
-                f"'{dataset_id}' must be a table ([{dataset_id}]) describing one dataset, "
-                f"not a {type(table).__name__}"
-            )
+            problems.append(item(f"/{dataset_id}", "catalogue.not_a_table", dataset=dataset_id,
+                                 type=type(table).__name__))
             continue
         if "id" in table:
-            problems.append(f"dataset '{dataset_id}': unknown key 'id' (the id is the table name)")
+            problems.append(item(f"/{dataset_id}/id", "catalogue.id_key", dataset=dataset_id))
             continue
         try:
             datasets[dataset_id] = Dataset.model_validate({"id": dataset_id, **table})
         except ValidationError as exc:
             problems.extend(_describe(dataset_id, exc))
     if problems:
-        raise CatalogueError(
-            f"{source} has {len(problems)} problem(s):\n" + "\n".join(f"- {p}" for p in problems)
-        )
+        raise CatalogueError(code="catalogue.problems", errors=problems,
+                             params={"source": source, "count": len(problems)})
     return Catalogue(datasets=datasets, path=path)
 
 
-def _describe(dataset_id: str, exc: ValidationError) -> list[str]:
-    """Turn pydantic's errors into sentences naming the dataset and the key."""
+def _describe(dataset_id: str, exc: ValidationError) -> list[dict[str, Any]]:
+    """pydantic's errors as coded problems naming the dataset and the key."""
     allowed = ", ".join(name for name in Dataset.model_fields if name != "id")
-    lines = []
+    out = []
     for error in exc.errors():
         key = ".".join(str(part) for part in error["loc"])
-        message = error["msg"].removeprefix("Value error, ")
+        pointer = "/" + "/".join([dataset_id, *(str(p) for p in error["loc"])])
+        coded = pydantic_items([error])[0]
+        why = {"code": coded["code"], "params": coded["params"]}
         if error["type"] == "extra_forbidden":
-            lines.append(f"dataset '{dataset_id}': unknown key '{key}' (allowed keys: {allowed})")
+            out.append(item(pointer, "catalogue.unknown_key", dataset=dataset_id, key=key,
+                            allowed=allowed))
         elif error["type"] == "missing":
-            lines.append(f"dataset '{dataset_id}': required key '{key}' is missing")
+            out.append(item(pointer, "catalogue.missing_key", dataset=dataset_id, key=key))
         elif key:
-            lines.append(f"dataset '{dataset_id}', key '{key}': {message}")
+            out.append(item(pointer, "catalogue.key_problem", dataset=dataset_id, key=key,
+                            problem=why))
         else:
-            lines.append(f"dataset '{dataset_id}': {message}")
-    return lines
+            out.append(item(pointer, "catalogue.dataset_problem", dataset=dataset_id,
+                            problem=why))
+    return out
 
 
 def attribution_texts(

@@ -6,6 +6,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
+from quarters.errors import InvalidValue
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -16,7 +18,8 @@ def parse_networks(value: str) -> tuple[Network, ...]:
         try:
             networks.append(ipaddress.ip_network(item, strict=False))
         except ValueError:
-            raise ValueError(f"trusted_proxies: {item!r} is not an IP address or CIDR") from None
+            raise InvalidValue(code="settings.trusted_proxies", pointer="trusted_proxies",
+                               params={"value": item[:80]}) from None
     return tuple(networks)
 
 

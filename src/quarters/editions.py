@@ -60,7 +60,7 @@ def list_editions(conn: Connection, public: bool) -> list[dict[str, Any]]:
 
 def _require(conn: Connection, key: str) -> None:
     if not conn.execute(text("SELECT 1 FROM editions WHERE key = :k"), {"k": key}).first():
-        raise NotFound(f"no edition '{key}'")
+        raise NotFound(code="edition.unknown", params={"key": key[:80]})
 
 
 def edition_map(conn: Connection, key: str, public: bool) -> str:
@@ -81,7 +81,7 @@ def edition_map(conn: Connection, key: str, public: bool) -> str:
 def diff(conn: Connection, old: str, new: str, public: bool) -> dict[str, Any]:
     """Measures added, removed and changed between two editions (field by field)."""
     if old == new:
-        raise InvalidParameter("choose two different editions")
+        raise InvalidParameter(code="edition.same", pointer="new", params={"key": old[:80]})
     _require(conn, old)
     _require(conn, new)
     only = f"AND {_visible(public)}"

@@ -49,10 +49,7 @@ def find_bindir() -> Path:
         version = pg_ctl.parent.parent.name
         if Path(f"/usr/share/postgresql/{version}/extension/postgis.control").exists():
             return pg_ctl.parent
-    raise SetupError(
-        "PostgreSQL with PostGIS is not installed. Install the Debian packages: "
-        f"apt-get install {DEBIAN_PACKAGES} (make run does this when run as root)."
-    )
+    raise SetupError(code="setup.no_postgis", params={"packages": DEBIAN_PACKAGES})
 
 
 @dataclass(frozen=True)
@@ -150,10 +147,8 @@ class Cluster:
             )
             if result.returncode != 0:
                 tail = self.logfile.read_text()[-1500:]
-                raise DatabaseUnavailable(
-                    f"the embedded PostgreSQL did not start on port {self.port}: "
-                    f"{result.stderr.strip()} {tail}"
-                )
+                raise DatabaseUnavailable(code="setup.embedded_start", params={
+                    "port": self.port, "reason": f"{result.stderr.strip()} {tail}"})
         self._ensure_database()
 
     def stop(self) -> None:
@@ -207,7 +202,8 @@ class Cluster:
             cmd = ["runuser", "-u", _server_user(), "--", *cmd]
         result = subprocess.run(cmd, capture_output=True, text=True, cwd="/")
         if check and result.returncode != 0:
-            raise SetupError(f"{tool} failed: {result.stderr.strip() or result.stdout.strip()}")
+            raise SetupError(code="setup.tool_failed", params={
+                "tool": tool, "reason": result.stderr.strip() or result.stdout.strip()})
         return result
 
 
@@ -269,9 +265,8 @@ def _server_user() -> str:
     try:
         pwd.getpwnam("postgres")
     except KeyError as exc:
-        raise SetupError(
-            f"running as root needs the 'postgres' account; install {DEBIAN_PACKAGES}"
-        ) from exc
+        raise SetupError(code="setup.no_postgres_account",
+                         params={"packages": DEBIAN_PACKAGES}) from exc
     return "postgres"
 
 

@@ -125,6 +125,11 @@ class InvalidInput(QuartersError):
     kind = "invalid_input"
 
 
+class InvalidValue(InvalidInput, ValueError):
+    """A value the analysis core refuses (a weight, an option, a table); a ValueError, so
+    callers that skip a step on bad data still catch it, sent as 422 where it reaches a request."""
+
+
 class ImportRefused(InvalidInput):
     """A file import was refused; nothing was stored."""
 

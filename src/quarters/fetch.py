@@ -165,14 +165,12 @@ def _check_members(dataset: Dataset, unpacked: Path) -> None:
     for target, member in dataset.archive_members.items():
         source = unpacked / member
         if not source.is_file():
-            raise FetchError(
-                f"Dataset '{dataset.id}': the downloaded archive has no member '{member}' "
-                f"(needed for {target}). The archive may be another edition; nothing was kept."
-            )
+            raise FetchError(code="fetch.no_member", params={
+                "dataset": dataset.id, "member": member, "target": target})
         expected = dataset.files_sha256.get(target)
         received = file_sha256(source)
         if expected and received != expected:
-            raise FetchError(_mismatch_message(dataset, expected, received, what=member))
+            raise _mismatch(dataset, expected, received, what=member)
 
 
 def _retrieve(dataset: Dataset, *, fname: str, path: Path, progress: bool, **kwargs: Any) -> Any:
@@ -191,33 +189,25 @@ def _retrieve(dataset: Dataset, *, fname: str, path: Path, progress: bool, **kwa
     except ValueError as exc:
         received = downloader.received_sha256
         if expected and received and received != expected:
-            raise FetchError(_mismatch_message(dataset, expected, received)) from None
-        raise FetchError(f"Dataset '{dataset.id}': download failed: {exc}") from exc
+            raise _mismatch(dataset, expected, received) from None
+        raise FetchError(code="fetch.failed", params={
+            "dataset": dataset.id, "reason": str(exc)[:300]}) from exc
     except zipfile.BadZipFile as exc:
-        raise FetchError(
-            f"Dataset '{dataset.id}': {dataset.download_url} did not deliver a zip archive "
-            f"({exc}); check the address on the landing page."
-        ) from exc
+        raise FetchError(code="fetch.not_zip", params={
+            "dataset": dataset.id, "url": dataset.download_url, "reason": str(exc)[:300]}) from exc
     except requests.RequestException as exc:
-        raise FetchError(
-            f"Dataset '{dataset.id}': could not download {dataset.download_url}: {exc}"
-        ) from exc
+        raise FetchError(code="fetch.unreachable", params={
+            "dataset": dataset.id, "url": dataset.download_url, "reason": str(exc)[:300]}) from exc
     finally:
         downloader.close()
 
 
-def _mismatch_message(dataset: Dataset, expected: str, received: str, *, what: str = "") -> str:
-    """Explain a checksum mismatch to someone who has never seen one."""
-    item = f" (archive member {what})" if what else ""
-    return (
-        f"Dataset '{dataset.id}': the downloaded file{item} is not the catalogued one, "
-        "so it was refused and deleted.\n"
-        f"  expected sha256: {expected}\n"
-        f"  received sha256: {received}\n"
-        f"  from: {dataset.download_url}\n"
-        "The file on the server may have changed or the download was damaged. "
-        "Check the landing page; update data/sources.toml only if the new file is right."
-    )
+def _mismatch(dataset: Dataset, expected: str, received: str, *, what: str = "") -> FetchError:
+    """A checksum mismatch, explained to someone who has never seen one."""
+    member = {"code": "fetch.member", "params": {"member": what}} if what else ""
+    return FetchError(code="fetch.mismatch", params={
+        "dataset": dataset.id, "member": member, "expected": expected, "received": received,
+        "url": dataset.download_url})
 
 
 @contextmanager

@@ -21,7 +21,7 @@ from typing import Any
 import geopandas as gpd
 from sqlalchemy import Connection, text
 
-from quarters.errors import ImportRefused
+from quarters.errors import ImportRefused, item
 from quarters.safefiles import Limits, check_counts, check_file
 
 OVERLAP_SHARE = 0.5  # more than half of the new unit's area inside existing units
@@ -36,12 +36,12 @@ def read_code_map(path: Path, limits: Limits | None = None) -> dict[str, str]:
     limits = limits or Limits.of()
     name = path.name
     if path.suffix.lower() != ".csv":
-        raise ImportRefused(f"{name}: code map must be a CSV file (old,new)")
+        raise ImportRefused(code="layers.code_map_csv", params={"file": name})
     check_file(path, name, "csv", limits)
     try:
         content = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
-        raise ImportRefused(f"{name}: code map is not UTF-8 text") from None
+        raise ImportRefused(code="layers.code_map_utf8", params={"file": name}) from None
     sep = ";" if content.count(";") > content.count(",") else ","
     rows = list(csv.reader(io.StringIO(content), delimiter=sep))
     if rows and [c.strip().lower() for c in rows[0][:2]] == ["old", "new"]:
@@ -54,22 +54,26 @@ def read_code_map(path: Path, limits: Limits | None = None) -> dict[str, str]:
         if not any(cells):
             continue
         if len(cells) < 2 or not cells[0] or not cells[1]:
-            errors.append(f"row {n}: needs two values old,new")
+            errors.append({**item(None, "layers.code_map_two_values", row=n), "row": n})
         elif cells[0] in mapping:
-            errors.append(f"row {n}: old code '{cells[0][:40]}' mapped twice")
+            errors.append({**item(None, "layers.code_map_twice", row=n, old=cells[0][:40]),
+                           "row": n})
         else:
             mapping[cells[0]] = cells[1]
     if errors:
-        raise ImportRefused(f"{name}: code map refused: " + "; ".join(errors[:20]))
+        raise ImportRefused(code="layers.code_map_refused", errors=errors, params={
+            "file": name, "problems": [{"code": e["code"], "params": e["params"]}
+                                       for e in errors[:20]]})
     if not mapping:
-        raise ImportRefused(f"{name}: code map has no rows (old,new)")
+        raise ImportRefused(code="layers.code_map_empty", params={"file": name})
     return mapping
 
 
 def check_rule(rule: str) -> str:
     """The rule if it is known, else ImportRefused naming the rules."""
     if not RULE.match(rule):
-        raise ImportRefused(f"code rule '{rule[:40]}' is unknown; rules: {RULES_HELP}")
+        raise ImportRefused(code="layers.unknown_rule", pointer="code_rule",
+                            params={"rule": rule[:40]})
     return rule
 
 
@@ -89,8 +93,8 @@ def map_codes(gdf: gpd.GeoDataFrame, code_field: str, name: str,
     clash = new[new.duplicated(keep=False)]
     if len(clash):
         pairs = sorted({f"{o} → {c}" for o, c in zip(codes[clash.index], clash, strict=True)})
-        raise ImportRefused(f"{name}: code mapping gives several units one code: "
-                            + ", ".join(pairs[:10]) + "; nothing stored")
+        raise ImportRefused(code="layers.code_clash",
+                            params={"file": name, "pairs": ", ".join(pairs[:10])})
     out = gdf.copy()
     out[code_field] = new
     return out, int((new != codes).sum())
@@ -123,15 +127,14 @@ def overlaps(conn: Connection, params: dict[str, Any]) -> list[dict[str, Any]]:
 def refuse_overlaps(found: list[dict[str, Any]], name: str, level: str, city: str,
                     read: int, existing: int) -> ImportRefused:
     """The refusal naming a few overlapping units, their count and the way out."""
-    shown = "; ".join(f"{f['code']} {f['name']} lies {round(100 * f['share'])} % in "
-                      f"{', '.join(f['existing'][:3])}" for f in found[:SHOWN])
-    more = f" … and {len(found) - SHOWN} more" if len(found) > SHOWN else ""
-    return ImportRefused(
-        f"{name}: import refused, nothing stored: {len(found)} of {read} units overlap the "
-        f"{existing} existing units of level '{level}' in {city} by more than half of their "
-        f"area ({shown}{more}). One layer per level: use --replace to replace the existing "
-        "units (with --code-map FILE or --code-rule so the codes meet the stored ones and "
-        "indicator values stay attached), or --add to keep both layers on purpose.",
-        errors=[{"file": name, "code": f["code"], "problem": f"overlaps existing units "
-                 f"{', '.join(f['existing'])} ({round(100 * f['share'])} % of its area)"}
-                for f in found])
+    shown = [{"code": "layers.overlap_shown", "params": {
+        "unit": f["code"], "name": f["name"], "percent": round(100 * f["share"]),
+        "existing": ", ".join(f["existing"][:3])}} for f in found[:SHOWN]]
+    more = {"code": "layers.more", "params": {"count": len(found) - SHOWN}} \
+        if len(found) > SHOWN else ""
+    return ImportRefused(code="layers.overlap", params={
+        "file": name, "count": len(found), "read": read, "existing": existing, "level": level,
+        "city": city, "shown": shown, "more": more},
+        errors=[{**item(None, "layers.overlaps_unit", unit=f["code"],
+                        existing=", ".join(f["existing"]), percent=round(100 * f["share"])),
+                 "file": name, "unit": f["code"]} for f in found])

@@ -167,21 +167,21 @@ def check_transfer(conn: Connection, city_ags: str, profile: TransferProfile) ->
         known = definitions(conn)
         for i, cond in enumerate(profile.preconditions):
             if cond.indicator not in known:
-                raise InvalidInput(
-                    f"{TRANSFER}/preconditions/{i}/indicator: '{cond.indicator}' is not an "
-                    "analysis indicator (see /api/analysis/indicators)",
-                    errors=[{"pointer": f"{TRANSFER}/preconditions/{i}/indicator",
-                             "problem": "unknown indicator"}])
+                pointer = f"{TRANSFER}/preconditions/{i}/indicator"
+                raise InvalidInput(code="measure.transfer_indicator", pointer=pointer,
+                                   params={"key": cond.indicator},
+                                   errors=[item(pointer, "measure.transfer_indicator",
+                                                key=cond.indicator)])
     if profile.districts:
         codes = set(conn.execute(text(
             "SELECT code FROM districts WHERE city_ags = :c AND code = ANY(:codes)"),
             {"c": city_ags, "codes": list(profile.districts)}).scalars())
         for code in profile.districts:
             if code not in codes:
-                raise InvalidInput(
-                    f"{TRANSFER}/districts/{code}: no district with this code in the measure's "
-                    "city", errors=[{"pointer": f"{TRANSFER}/districts/{code}",
-                                     "problem": "unknown district"}])
+                pointer = f"{TRANSFER}/districts/{code}"
+                raise InvalidInput(code="measure.transfer_district", pointer=pointer,
+                                   params={"code": code},
+                                   errors=[item(pointer, "measure.transfer_district", code=code)])
 
 
 def _values(props: MeasureProperties, geom: BaseGeometry) -> dict[str, Any]:

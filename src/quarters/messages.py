@@ -2,7 +2,8 @@
 
 Python uses the keys ``problem.<code>`` (errors), ``warning.<code>`` (notes and warnings of
 analyses and imports) and ``server.<name>`` (feed titles, confirmations, the CLI) with the
-placeholder syntax of ``web/js/i18n.js`` ``t()``: ``{name}``; a message may be an object of
+placeholder syntax of ``web/js/i18n.js`` ``t()``: ``{name}`` (a value ``{"code", "params"}`` is
+the problem ``code`` written out); a message may be an object of
 plural forms (``{"one": …, "other": …}``) chosen by the value ``count``. Numbers are written
 as the pages' ``Intl.NumberFormat`` writes them (``1.234,5`` in German, ``1,234.5`` in English).
 """
@@ -57,6 +58,10 @@ def format_number(value: float | int, lang: str = DEFAULT_LANGUAGE) -> str:
 def _value(value: Any, lang: str) -> str:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return format_number(value, lang)
+    if isinstance(value, dict) and "code" in value:  # a problem inside a message: its text
+        return t(f"problem.{value['code']}", lang, **(value.get("params") or {}))
+    if isinstance(value, list):  # several problems inside a message
+        return "; ".join(_value(v, lang) for v in value)
     return "" if value is None else str(value)
 
 

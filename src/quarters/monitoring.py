@@ -83,7 +83,8 @@ def _money(value: Any) -> float:
 def _check(conn: Connection, f: Filters) -> None:
     """Unknown edition or quarter (or one of another city) → 400."""
     if f.city is not None and f.city not in PROJECT_CITIES:
-        raise InvalidParameter(f"city must be one of {', '.join(PROJECT_CITIES)}")
+        raise InvalidParameter(code="monitoring.city", pointer="city", params={
+            "value": str(f.city)[:80], "allowed": ", ".join(PROJECT_CITIES)})
     for name, value, sql in (
             ("edition", f.edition, "SELECT city_ags FROM editions WHERE key = :k"),
             ("quarter", f.quarter, "SELECT city_ags FROM quarters WHERE slug = :k")):
@@ -91,9 +92,11 @@ def _check(conn: Connection, f: Filters) -> None:
             continue
         row = conn.execute(text(sql), {"k": value}).first()
         if row is None:
-            raise InvalidParameter(f"{name} '{value}' does not exist")
+            raise InvalidParameter(code="monitoring.unknown", pointer=name,
+                                   params={"name": name, "value": value[:80]})
         if f.city and row.city_ags != f.city:
-            raise InvalidParameter(f"{name} '{value}' belongs to another city")
+            raise InvalidParameter(code="monitoring.other_city", pointer=name,
+                                   params={"name": name, "value": value[:80]})
 
 
 def _scope(f: Filters, public: bool) -> tuple[str, dict[str, Any]]:
@@ -302,7 +305,8 @@ def overview(conn: Connection, f: Filters, public: bool) -> dict[str, Any]:
 def table(conn: Connection, name: str, f: Filters, public: bool) -> list[dict[str, Any]]:
     """One table of the overview."""
     if name not in TABLES:
-        raise InvalidParameter(f"table must be one of {', '.join(TABLES)}")
+        raise InvalidParameter(code="monitoring.table", pointer="table",
+                               params={"value": name[:80], "allowed": ", ".join(TABLES)})
     return overview(conn, f, public)["tables"][name]
 
 

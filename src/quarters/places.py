@@ -19,7 +19,7 @@ def centre_of_district(conn: Connection, district_id: int) -> tuple[float, float
             SELECT ST_Transform(ST_PointOnSurface(geom), 4326) p, name FROM districts
             WHERE id = :id) x"""), {"id": district_id}).first()
     if row is None:
-        raise NotFound(f"no district with id {district_id}")
+        raise NotFound(code="places.unknown_district", params={"id": district_id})
     return row[0], row[1], row[2]
 
 
@@ -27,7 +27,8 @@ def near(conn: Connection, lon: float, lat: float, radius_m: float,
          limit: int = 500) -> dict[str, Any]:
     """Measures within ``radius_m`` metres (geodesic) of a point; the district and its quarters."""
     if not (-180 <= lon <= 180 and -90 <= lat <= 90):
-        raise InvalidParameter("lon/lat out of range")
+        raise InvalidParameter(code="places.lon_lat", pointer="lon" if not -180 <= lon <= 180
+                               else "lat", params={"lon": lon, "lat": lat})
     params = {"lon": lon, "lat": lat, "r": radius_m, "limit": limit}
     rows = conn.execute(text(f"""
         SELECT id, title, status, action_field, location_precision, city_ags, dist FROM (

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from quarters.errors import InvalidParameter
+from quarters.errors import item as error_item
 
 log = logging.getLogger(__name__)
 
@@ -88,17 +89,19 @@ def search(conn: Connection, q: str | None, *, kinds: list[str] | None = None,
     wanted = tuple(dict.fromkeys(kinds or KINDS))
     unknown = [k for k in wanted if k not in KINDS]
     if unknown:
-        raise InvalidParameter(f"kind: unknown {', '.join(unknown)}; offered: {', '.join(KINDS)}",
-                               errors=[{"pointer": "kind", "code": "unknown_kind"}])
+        params = {"kinds": ", ".join(k[:40] for k in unknown[:10]), "offered": ", ".join(KINDS)}
+        raise InvalidParameter(code="places.unknown_kind", pointer="kind", params=params,
+                               errors=[error_item("kind", "places.unknown_kind", **params)])
     query = (q or "").strip()
     if not query:
         if not kinds or any(k not in LISTABLE for k in wanted):
-            raise InvalidParameter(f"q: give at least {MIN_QUERY} characters (without q only "
-                                   f"kind={', '.join(LISTABLE)} may be listed)")
+            raise InvalidParameter(code="places.query_needed", pointer="q", params={
+                "min": MIN_QUERY, "listable": ", ".join(LISTABLE)})
         limit = min(max(limit, 1), LIST_LIMIT)
     else:
         if len(query) < MIN_QUERY or len(query) > MAX_QUERY:
-            raise InvalidParameter(f"q: {MIN_QUERY} to {MAX_QUERY} characters")
+            raise InvalidParameter(code="places.query_length", pointer="q",
+                                   params={"min": MIN_QUERY, "max": MAX_QUERY})
         limit = min(max(limit, 1), MAX_LIMIT)
     sql = _sql(wanted, bool(query), bool(city_ags))
     params: dict[str, Any] = {"limit": limit}

@@ -50,7 +50,8 @@ def _quarter(conn: Connection, quarter_slug: str) -> dict[str, Any]:
         {"s": quarter_slug}).mappings().first()
     if row is None:
         known = ", ".join(conn.execute(text("SELECT slug FROM quarters ORDER BY slug")).scalars())
-        raise NotFound(f"quarter: no pilot quarter '{quarter_slug}'; available: {known}")
+        raise NotFound(code="profiles.unknown_quarter", pointer="quarter",
+                       params={"slug": quarter_slug[:80], "known": known})
     return {**row, "geom": shapely.from_wkb(bytes(row["wkb"]))}
 
 
@@ -111,7 +112,8 @@ def quarter_profile(conn: Connection, quarter_slug: str,
         indicators = [k for k in defs if k in have or k in DIRECT]
     unknown = [k for k in indicators if k not in defs]
     if unknown:
-        raise InvalidParameter(f"indicators: unknown indicator(s) {', '.join(unknown)}")
+        raise InvalidParameter(code="profiles.unknown_indicators", pointer="indicators",
+                               params={"keys": ", ".join(k[:80] for k in unknown[:20])})
     keys = _needed(defs, indicators)
 
     district_rows: list[dict[str, Any]] = []

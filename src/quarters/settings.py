@@ -158,7 +158,9 @@ class Settings(BaseSettings):
     def _http_url(cls, value: str | None) -> str | None:
         """A geocoder is an http(s) URL (or unset)."""
         if value and not value.startswith(("http://", "https://")):
-            raise ValueError("geocoder_url must start with http:// or https://")
+            from quarters.validation import custom_error
+
+            raise custom_error("settings.geocoder_url", {"value": value[:200]})
         return value or None
 
     @field_validator("trusted_proxies")
@@ -166,8 +168,13 @@ class Settings(BaseSettings):
     def _networks(cls, value: str) -> str:
         """Refuse a setting that is not a list of IPs/CIDRs (at start, not per request)."""
         from quarters.clients import parse_networks
+        from quarters.errors import InvalidValue
+        from quarters.validation import custom_error
 
-        parse_networks(value)
+        try:
+            parse_networks(value)
+        except InvalidValue as exc:
+            raise custom_error(exc.code, exc.params) from None
         return value
 
     @property

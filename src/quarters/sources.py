@@ -30,7 +30,7 @@ def source_id(conn: Connection, key: str) -> int:
     """Id of a loaded source, or a clear error."""
     found = conn.execute(text("SELECT id FROM sources WHERE key = :k"), {"k": key}).scalar()
     if found is None:
-        raise SetupError(f"source '{key}' is not loaded; run 'quarters data load'")
+        raise SetupError(code="data.source_not_loaded", params={"key": key})
     return found
 
 

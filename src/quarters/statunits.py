@@ -54,19 +54,22 @@ def read_gera_bezirke(data_dir: Path) -> pd.DataFrame:
     """The facts table, checked: 12 codes, population and date per row, provenance kept."""
     path = data_dir / GERA_BEZIRK_FACTS
     if not path.exists():
-        raise SetupError(f"{path} is missing: set QUARTERS_DATA_DIR (see data/sources.toml, "
-                         f"dataset {GERA_BEZIRK_KEY})")
+        raise SetupError(code="data.file_missing",
+                         params={"path": str(path), "dataset": GERA_BEZIRK_KEY})
     facts = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     missing = COLUMNS - set(facts.columns)
     if missing:
-        raise ImportRefused(f"{path.name}: missing column(s) {', '.join(sorted(missing))}")
+        raise ImportRefused(code="data.missing_columns", params={
+            "file": path.name, "columns": ", ".join(sorted(missing))})
     facts = facts.apply(lambda c: c.str.strip())
     bad = facts.loc[~facts["code"].str.fullmatch(r"\d{2}"), "code"].tolist()
     if bad:
-        raise ImportRefused(f"{path.name}: malformed district code(s) {bad[:5]}")
+        raise ImportRefused(code="data.malformed_codes", params={
+            "file": path.name, "codes": ", ".join(map(repr, bad[:5]))})
     dup = facts[facts.duplicated(["code", "population_date"], keep=False)]
     if len(dup):
-        raise ImportRefused(f"{path.name}: duplicate rows for {dup['code'].tolist()[:5]}")
+        raise ImportRefused(code="data.duplicate_rows", params={
+            "file": path.name, "codes": ", ".join(map(repr, dup["code"].tolist()[:5]))})
     return facts
 
 

@@ -61,8 +61,8 @@ def tile_matrix_set(tms_id: str) -> morecantile.TileMatrixSet:
     try:
         return TILE_MATRIX_SETS[tms_id]
     except KeyError:
-        raise NotFound(f"no tile matrix set '{tms_id}'; offered: "
-                       f"{', '.join(TILE_MATRIX_SETS)}") from None
+        raise NotFound(code="tiles.unknown_tms", pointer="tileMatrixSetId", params={
+            "id": tms_id[:80], "offered": ", ".join(TILE_MATRIX_SETS)}) from None
 
 
 def srid_of(tms: morecantile.TileMatrixSet) -> int:
@@ -88,11 +88,14 @@ class TileBounds:
 def tile_bounds(tms: morecantile.TileMatrixSet, z: int, x: int, y: int) -> TileBounds:
     """Bounds of tile z/x/y; NotFound when the grid has no such tile."""
     if not tms.minzoom <= z <= tms.maxzoom:
-        raise NotFound(f"{tms.id}: zoom {z} is outside {tms.minzoom}–{tms.maxzoom}")
+        raise NotFound(code="tiles.zoom", pointer="tileMatrix", params={
+            "tms": tms.id, "z": z, "min": tms.minzoom, "max": tms.maxzoom})
     matrix = tms.matrix(z)
     if not (0 <= x < matrix.matrixWidth and 0 <= y < matrix.matrixHeight):
-        raise NotFound(f"{tms.id}: no tile column {x} / row {y} at zoom {z} "
-                       f"(0–{matrix.matrixWidth - 1} / 0–{matrix.matrixHeight - 1})")
+        raise NotFound(code="tiles.column_row", pointer="tileRow" if 0 <= x <
+                       matrix.matrixWidth else "tileCol", params={
+                           "tms": tms.id, "x": x, "y": y, "z": z,
+                           "max_x": matrix.matrixWidth - 1, "max_y": matrix.matrixHeight - 1})
     b = tms.xy_bounds(morecantile.Tile(x, y, z))
     srid = srid_of(tms)
     margin = (b.right - b.left) * BUFFER / EXTENT

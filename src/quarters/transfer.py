@@ -38,7 +38,7 @@ from quarters import candidates, transfer_profile
 from quarters.analysis.similarity import SensitivityResult, SimilarityResult, explain
 from quarters.analysis.similarity import sensitivity as run_sensitivity
 from quarters.analysis.similarity import similarity as run_similarity
-from quarters.errors import InvalidInput, InvalidParameter, NotFound
+from quarters.errors import InvalidInput, InvalidParameter, InvalidValue, NotFound, QuartersError
 from quarters.indicators.definitions import DEFAULT_RULE, IndicatorDef, definitions
 from quarters.indicators.levels import Level, get_level, units
 from quarters.indicators.reading import measures_view_exists, values_table
@@ -488,8 +488,10 @@ def run_transfer(conn: Connection, params: TransferParams, progress: Progress | 
     try:
         sim = run_similarity(values, ref_arg, weights, method=params.method,
                              metric=params.metric, missing=params.missing)
+    except QuartersError:
+        raise  # the core's own coded refusal (InvalidValue)
     except ValueError as exc:
-        raise InvalidInput(f"ranking: {exc}") from exc
+        raise refusal(exc, "ranking") from exc
     timings["ranking_s"] = time.perf_counter() - t1
     step("Rangfolge", 2, total)
     warnings = list(sim.warnings)
@@ -513,7 +515,7 @@ def run_transfer(conn: Connection, params: TransferParams, progress: Progress | 
                                    top=params.top, seed=params.seed, method=params.method,
                                    metric=params.metric, missing=params.missing)
         except ValueError as exc:
-            warnings.append(Note("sensitivity_skipped", reason=str(exc)))
+            warnings.append(Note("sensitivity_skipped", **_why(exc)))
         timings["sensitivity_s"] = time.perf_counter() - t2
         if sens is not None:
             for col in ("share_in_top", "rank_min", "rank_median", "rank_max"):
@@ -532,7 +534,7 @@ def run_transfer(conn: Connection, params: TransferParams, progress: Progress | 
                                            params.cluster_method, params.method, params.seed)
             cache_info["typology"] = "hit" if typ_hit else "miss"
         except ValueError as exc:
-            warnings.append(Note("typology_skipped", reason=str(exc)))
+            warnings.append(Note("typology_skipped", **_why(exc)))
         if typ is not None:
             labels = typ.labels.reindex(ranking.index)
             ranking["cluster"] = labels.to_numpy()
@@ -597,6 +599,22 @@ def _k_for(k: int | None, n_units: int) -> int | None:
     return None if n_units <= AUTO_K_MAX_UNITS else LARGE_LEVEL_K
 
 
+def refusal(exc: ValueError, step: str) -> QuartersError:
+    """The error a request gets for a step the analysis core refused: the core's own coded
+    error, or (a check of a library) its text under ``analysis.step_failed``."""
+    if isinstance(exc, QuartersError):
+        return exc
+    return InvalidInput(code="analysis.step_failed", params={"step": step,
+                                                             "reason": str(exc)[:200]})
+
+
+def _why(exc: ValueError) -> dict[str, Any]:
+    """Why a step was skipped, as a warning's params: the problem code and its params."""
+    if isinstance(exc, QuartersError):
+        return {"reason": exc.code, "reason_params": exc.params}
+    return {"reason": "analysis.step_failed", "reason_params": {"reason": str(exc)[:200]}}
+
+
 def _reference_type(typ: Any, reference: Reference, warnings: list[str]) -> int | None:
     from quarters.analysis.typology import assign
 
@@ -604,11 +622,11 @@ def _reference_type(typ: Any, reference: Reference, warnings: list[str]) -> int 
         if reference.unit_id is not None:
             value = typ.labels.get(reference.unit_id)
             if value is None or pd.isna(value):
-                raise ValueError("the reference unit was not clustered (missing values)")
+                raise InvalidValue(code="analysis.reference_not_clustered")
             return int(value)
         return assign(typ, reference.profile.reindex(typ.indicators))
     except ValueError as exc:
-        warnings.append(Note("reference_type_unknown", reason=str(exc)))
+        warnings.append(Note("reference_type_unknown", **_why(exc)))
         return None
 
 
@@ -786,8 +804,10 @@ def typology_for(conn: Connection, level_name: str, indicators: list[str] | None
     (limits or Limits()).check_units(len(values), level.name, method)
     try:
         t, hit = cached_typology(values, w, _k_for(k, len(values)), method, scaling)
+    except QuartersError:
+        raise  # the core's own coded refusal (InvalidValue)
     except ValueError as exc:
-        raise InvalidInput(f"typology: {exc}") from exc
+        raise refusal(exc, "typology") from exc
     names = units(conn, level)["name"]
     return _clean({
         "level": level.name, "indicators": keys, "weights": w, "weights_asked": weights,

@@ -27,7 +27,10 @@ import mapclassify
 import numpy as np
 import pandas as pd
 
+from quarters.errors import InvalidValue
 from quarters.messages import Note
+
+from .similarity import _check_option
 
 __all__ = ["THIN_SPACE", "classify", "format_number"]
 
@@ -39,8 +42,7 @@ _LOCALES = ("de", "en")
 
 def format_number(x: float, digits: int = 1, locale: str = "de") -> str:
     """Format ``x`` with ``digits`` decimals and the locale's separators (``"de"`` or ``"en"``)."""
-    if locale not in _LOCALES:
-        raise ValueError(f"locale must be one of {list(_LOCALES)}, got {locale!r}")
+    _check_option("locale", locale, _LOCALES)
     s = f"{x:,.{digits}f}"
     if s in ("-0", "-0." + "0" * digits):  # avoid "-0,0" for tiny negatives
         s = s[1:]
@@ -99,19 +101,19 @@ def classify(
         ``counts`` (list of int per class), ``n_missing``, ``labels`` (legend strings),
         ``digits`` and ``warnings``.
     """
-    if scheme not in _SCHEMES:
-        raise ValueError(f"scheme must be one of {list(_SCHEMES)}, got {scheme!r}")
-    if locale not in _LOCALES:
-        raise ValueError(f"locale must be one of {list(_LOCALES)}, got {locale!r}")
+    _check_option("scheme", scheme, _SCHEMES)
+    _check_option("locale", locale, _LOCALES)
     if not isinstance(k, int | np.integer) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
+        raise InvalidValue(code="analysis.at_least", pointer="k",
+                           params={"name": "k", "min": 1, "value": str(k)[:40]})
     s = pd.Series(series)
     try:
         vals = pd.to_numeric(s, errors="raise").astype(float).to_numpy()
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"series must be numeric: {exc}") from exc
+        raise InvalidValue(code="analysis.columns_not_numeric",
+                           params={"reason": str(exc)[:120]}) from exc
     if np.isinf(vals).any():
-        raise ValueError("series contains infinite values")
+        raise InvalidValue(code="analysis.series_infinite")
     ok = ~np.isnan(vals)
     x = vals[ok]
     notes: list[str] = []

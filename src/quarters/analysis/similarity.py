@@ -63,6 +63,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from quarters.errors import InvalidValue
 from quarters.messages import Note
 
 __all__ = [
@@ -189,20 +190,22 @@ class _Prepared:
 # building blocks
 # ----------------------------------------------------------------------------------------------
 def _check_option(name: str, value: str, allowed: tuple[str, ...]) -> None:
-    """Raise ValueError if ``value`` is not one of ``allowed``."""
+    """Raise InvalidValue (a ValueError) if ``value`` is not one of ``allowed``."""
     if value not in allowed:
-        raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
+        raise InvalidValue(code="analysis.option", pointer=name, params={
+            "name": name, "allowed": ", ".join(allowed), "value": str(value)[:80]})
 
 
 def _check_values(values: pd.DataFrame) -> None:
     """Validate the indicator table (type, non-empty, unique index)."""
     if not isinstance(values, pd.DataFrame):
-        raise ValueError(f"values must be a pandas DataFrame, got {type(values).__name__}")
+        raise InvalidValue(code="analysis.values_type", params={"type": type(values).__name__})
     if values.shape[1] == 0:
-        raise ValueError("values has no indicator columns")
+        raise InvalidValue(code="analysis.values_no_columns")
     if not values.index.is_unique:
         dup = values.index[values.index.duplicated()].unique()[:5].tolist()
-        raise ValueError(f"values index (unit ids) must be unique; duplicated: {dup}")
+        raise InvalidValue(code="analysis.values_duplicate_ids",
+                           params={"ids": ", ".join(map(str, dup))})
 
 
 def resolve_weights(values: pd.DataFrame, weights: Mapping[str, float] | None) -> pd.Series:
@@ -216,29 +219,31 @@ def resolve_weights(values: pd.DataFrame, weights: Mapping[str, float] | None) -
         if isinstance(weights, pd.Series):
             weights = weights.to_dict()
         if not isinstance(weights, Mapping) or len(weights) == 0:
-            raise ValueError(
-                f"weights must be a non-empty mapping indicator -> weight, got {weights!r}"
-            )
+            raise InvalidValue(code="analysis.weights_mapping", pointer="weights",
+                               params={"value": repr(weights)[:80]})
         unknown = [k for k in weights if k not in values.columns]
         if unknown:
-            raise ValueError(
-                f"unknown indicator(s) in weights: {unknown}; available: {list(values.columns)}"
-            )
+            raise InvalidValue(code="analysis.weights_unknown", pointer="weights", params={
+                "keys": ", ".join(repr(k) for k in unknown),
+                "available": ", ".join(map(str, values.columns))})
         try:
             w = pd.Series({k: float(v) for k, v in weights.items()}, dtype=float)
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"weights must be numbers, got {dict(weights)!r}") from exc
+            raise InvalidValue(code="analysis.weights_not_numbers", pointer="weights",
+                               params={"value": repr(dict(weights))[:120]}) from exc
         bad = w[~np.isfinite(w.to_numpy())]
         if len(bad):
-            raise ValueError(f"weights must be finite, got {bad.to_dict()}")
+            raise InvalidValue(code="analysis.weights_not_finite", pointer="weights",
+                               params={"value": repr(bad.to_dict())[:120]})
         neg = w[w < 0]
         if len(neg):
-            raise ValueError(f"weights must be >= 0, got negative weight(s) {neg.to_dict()}")
+            raise InvalidValue(code="analysis.weights_negative", pointer="weights",
+                               params={"value": repr(neg.to_dict())[:120]})
         # keep the column order of ``values`` for reproducible output
         w = w.reindex([c for c in values.columns if c in w.index])
     w = w[w > 0]
     if w.empty:
-        raise ValueError("all weights are 0: at least one indicator needs a positive weight")
+        raise InvalidValue(code="analysis.weights_zero", pointer="weights")
     return w / w.sum()
 
 
@@ -247,10 +252,11 @@ def _numeric(values: pd.DataFrame, indicators: list[str]) -> pd.DataFrame:
     try:
         raw = values[indicators].astype(float)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"indicator columns must be numeric: {exc}") from exc
+        raise InvalidValue(code="analysis.columns_not_numeric",
+                           params={"reason": str(exc)[:120]}) from exc
     inf = [c for c in indicators if np.isinf(raw[c].to_numpy()).any()]
     if inf:
-        raise ValueError(f"indicator(s) contain infinite values: {inf}")
+        raise InvalidValue(code="analysis.columns_infinite", params={"keys": ", ".join(inf)})
     return raw
 
 
@@ -295,7 +301,8 @@ def _resolve_reference(
         try:
             ref_raw = pd.to_numeric(ref.reindex(raw.columns), errors="raise").astype(float)
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"reference profile values must be numeric: {exc}") from exc
+            raise InvalidValue(code="analysis.reference_not_numeric", pointer="reference",
+                               params={"reason": str(exc)[:120]}) from exc
         return ref_raw, None
     try:
         found = reference in values.index
@@ -303,10 +310,9 @@ def _resolve_reference(
         found = False
     if not found:
         sample = values.index[:3].tolist()
-        raise ValueError(
-            f"reference {reference!r} not found among the {len(values)} unit ids of values "
-            f"(e.g. {sample}); pass a unit id or a pandas Series of indicator values"
-        )
+        raise InvalidValue(code="analysis.reference_not_found", pointer="reference", params={
+            "value": repr(reference)[:80], "count": len(values),
+            "sample": ", ".join(map(repr, sample))})
     return raw.loc[reference], reference
 
 
@@ -327,9 +333,7 @@ def _prepare(
     _check_option("metric", metric, _METRICS)
     _check_option("missing", missing, _MISSING)
     if missing == "skip_pairwise" and metric == "mahalanobis":
-        raise ValueError(
-            "missing='skip_pairwise' is only defined for metric='euclidean', got 'mahalanobis'"
-        )
+        raise InvalidValue(code="analysis.skip_pairwise_metric", pointer="missing")
     w = resolve_weights(values, weights)
     raw = _numeric(values, list(w.index))
     ref_raw, reference_id = _resolve_reference(values, raw, reference)
@@ -340,9 +344,8 @@ def _prepare(
     for c in dropped:
         notes.append(Note("reference_missing_indicator", indicator=str(c)))
     if len(dropped) == len(raw.columns):
-        raise ValueError(
-            f"the reference has none of the indicators {list(raw.columns)}: nothing to compare"
-        )
+        raise InvalidValue(code="analysis.reference_no_indicators", pointer="reference",
+                           params={"keys": ", ".join(map(str, raw.columns))})
     keep = [c for c in raw.columns if c not in dropped]
     raw, ref_raw, w = raw[keep], ref_raw[keep], w[keep] / w[keep].sum()
 
@@ -360,10 +363,8 @@ def _prepare(
         notes.append(Note("units_fewer_indicators", count=partial))
     raw = raw[~drop_rows] if drop_rows.any() else raw
     if len(raw) < 2:
-        raise ValueError(
-            f"fewer than 2 candidates left to rank (got {len(raw)} of {len(values)} units "
-            f"after excluding {len(excluded)} with missing values)"
-        )
+        raise InvalidValue(code="analysis.too_few_candidates", params={
+            "left": len(raw), "count": len(values), "excluded": len(excluded)})
 
     # 3. standardise over the candidates
     zdf, center, scale, zero = standardise(raw, method)
@@ -548,13 +549,13 @@ def explain(result: SimilarityResult, unit_id: Hashable, top: int = 3) -> dict[s
     fewer than ``2·top`` indicators the two lists overlap.
     """
     if top < 1:
-        raise ValueError(f"top must be >= 1, got {top}")
+        raise InvalidValue(code="analysis.at_least", pointer="top",
+                           params={"name": "top", "min": 1, "value": top})
     if unit_id in result.excluded:
-        raise ValueError(
-            f"unit {unit_id!r} was excluded from the ranking; missing: {result.excluded[unit_id]}"
-        )
+        raise InvalidValue(code="analysis.unit_excluded", params={
+            "unit": repr(unit_id), "keys": ", ".join(map(repr, result.excluded[unit_id]))})
     if unit_id not in result.ranking.index:
-        raise ValueError(f"unit {unit_id!r} not found in the ranking")
+        raise InvalidValue(code="analysis.unit_not_ranked", params={"unit": repr(unit_id)})
     row = result.ranking.loc[unit_id]
     contrib = pd.Series({c: row[f"contrib_{c}"] for c in result.indicators}, dtype=float).dropna()
     asc = contrib.sort_values(kind="stable")
@@ -615,11 +616,13 @@ def sensitivity(
     Fully vectorised: one matrix product per batch of runs.
     """
     if not isinstance(n, int | np.integer) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
+        raise InvalidValue(code="analysis.at_least", pointer="runs",
+                           params={"name": "n", "min": 1, "value": str(n)[:40]})
     if not 0 <= spread < 1:
-        raise ValueError(f"spread must be in [0, 1), got {spread!r}")
+        raise InvalidValue(code="analysis.spread", pointer="spread", params={"value": spread})
     if top < 1:
-        raise ValueError(f"top must be >= 1, got {top!r}")
+        raise InvalidValue(code="analysis.at_least", pointer="top",
+                           params={"name": "top", "min": 1, "value": top})
     p = _prepare(values, reference, weights, method, metric, missing)
     notes = list(p.warnings)
     feats, present = _features(p)

@@ -33,6 +33,7 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 
+from quarters.errors import InvalidValue
 from quarters.messages import Note
 
 from .similarity import _check_option, _check_values, _numeric, resolve_weights, standardise
@@ -180,15 +181,15 @@ def typology(
     data = raw[~bad]
     n = len(data)
     if method == "agglomerative" and max_ward_units is not None and n > max_ward_units:
-        raise ValueError(f"agglomerative (Ward) clustering of {n} units needs memory growing "
-                         f"with the square of the units; at most {max_ward_units}, use kmeans")
+        raise InvalidValue(code="analysis.ward_units", pointer="cluster_method",
+                           params={"count": n, "max": max_ward_units})
     ks = [k] if k is not None else sorted({int(x) for x in k_range if 2 <= x < n})
     if k is not None and not (isinstance(k, int | np.integer) and 2 <= k < n):
-        raise ValueError(f"k must be an integer with 2 <= k < number of units ({n}), got {k!r}")
+        raise InvalidValue(code="analysis.k_range", pointer="k",
+                           params={"count": n, "value": str(k)[:40]})
     if not ks:
-        raise ValueError(
-            f"no usable k in k_range={list(k_range)} for {n} complete units (need 2 <= k < n)"
-        )
+        raise InvalidValue(code="analysis.no_usable_k", pointer="k", params={
+            "range": ", ".join(map(str, k_range)), "count": n})
     zdf, center, scale, zero = standardise(data, scaling)
     notes += [Note("zero_spread_types", indicator=str(c)) for c in zero]
     x = zdf.to_numpy() * np.sqrt(w.to_numpy())
@@ -235,10 +236,12 @@ def assign(result: TypologyResult, profile: pd.Series | Mapping[str, float]) -> 
     try:
         ref = pd.to_numeric(prof.reindex(result.indicators), errors="raise").astype(float)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"profile values must be numeric: {exc}") from exc
+        raise InvalidValue(code="analysis.reference_not_numeric", pointer="reference",
+                           params={"reason": str(exc)[:120]}) from exc
     missing = ref.index[ref.isna()].tolist()
     if missing:
-        raise ValueError(f"profile lacks indicator(s) {missing} used by the typology")
+        raise InvalidValue(code="analysis.profile_lacks", pointer="reference",
+                           params={"keys": ", ".join(map(str, missing))})
     scale = result.scale.where(result.scale > 0, np.inf)  # zero spread -> z = 0
     z = ((ref - result.center) / scale).to_numpy()
     sw = np.sqrt(result.weights.to_numpy())
@@ -271,9 +274,9 @@ def _lookup(result: TypologyResult, reference: Hashable) -> int:
     if in_index:
         value = result.labels.loc[reference]
         if pd.isna(value):
-            raise ValueError(
-                f"unit {reference!r} was not clustered (missing: {result.excluded.get(reference)})"
-            )
+            raise InvalidValue(code="analysis.unit_not_clustered", pointer="reference", params={
+                "unit": repr(reference),
+                "keys": ", ".join(map(str, result.excluded.get(reference) or []))})
         return int(value)
     if isinstance(reference, int | np.integer) and 0 <= reference < result.k:
         return int(reference)
@@ -281,7 +284,6 @@ def _lookup(result: TypologyResult, reference: Hashable) -> int:
     hit = prof.index[(prof["label_de"] == reference) | (prof["label_en"] == reference)]
     if len(hit):
         return int(hit[0])
-    raise ValueError(
-        f"reference {reference!r} is neither a unit id, a cluster number 0..{result.k - 1} "
-        f"nor a type name {prof['label_de'].tolist()}"
-    )
+    raise InvalidValue(code="analysis.type_reference", pointer="reference", params={
+        "value": repr(reference)[:80], "max": result.k - 1,
+        "names": ", ".join(prof["label_de"].tolist())})

@@ -49,10 +49,7 @@ def load_bkg(conn: Connection, data_dir: Path, progress: Step | None = None) -> 
     for level, name in (("gemeinde", "VG5000_GEM.shp"), ("kreis", "VG5000_KRS.shp")):
         path = data_dir / BKG_DIR / name
         if not path.exists():
-            raise SetupError(
-                f"{path} is missing: set QUARTERS_DATA_DIR to the data directory or run "
-                "'quarters data fetch' (see data/sources.toml)"
-            )
+            raise SetupError(code="data.file_missing_fetch", params={"path": str(path)})
         # BKG's own file has 3 self-touching rings; repairing is explicit and reported.
         spec = BoundarySpec(level=level, repair=True)
         gdf, summary = load_boundaries(path, spec, reproject=False)
@@ -67,7 +64,7 @@ def _city_boundary(conn: Connection, ags: str) -> shapely.Geometry:
     wkb = conn.execute(text("SELECT ST_AsBinary(geom) FROM municipalities WHERE ags = :a"),
                        {"a": ags}).scalar()
     if wkb is None:
-        raise SetupError(f"municipality {ags} is not loaded; load the BKG boundaries first")
+        raise SetupError(code="data.municipality_not_loaded", params={"ags": ags})
     return shapely.from_wkb(bytes(wkb))
 
 
@@ -94,12 +91,14 @@ def load_stadtviertel(conn: Connection, data_dir: Path) -> ImportSummary:
 def _read_authored(path: Path) -> gpd.GeoDataFrame:
     gdf = gpd.read_file(path)
     if gdf.crs is None:
-        raise ImportRefused(f"{path.name}: no CRS")
+        raise ImportRefused(code="data.no_crs", params={"file": path.name})
     gdf = gdf.to_crs(STORAGE_SRID)
     for idx, geom in gdf.geometry.items():
         problem = problem_of(geom)
         if problem:
-            raise ImportRefused(f"{path.name}, feature {idx} ({gdf.at[idx, 'slug']}): {problem}")
+            raise ImportRefused(code="data.feature_geometry", params={
+                "file": path.name, "index": int(idx), "slug": str(gdf.at[idx, "slug"]),
+                "reason": problem})
     return gdf
 
 
@@ -143,8 +142,8 @@ def load_pilot_quarters(conn: Connection, geo_dir: Path) -> int:
         quarter = conn.execute(text("SELECT id FROM quarters WHERE slug = :s"),
                                {"s": row["quarter_slug"]}).scalar()
         if quarter is None:
-            raise ImportRefused(f"sites.geojson: site {row['slug']} names unknown quarter "
-                                f"'{row['quarter_slug']}'")
+            raise ImportRefused(code="data.site_unknown_quarter", params={
+                "slug": str(row["slug"]), "quarter": str(row["quarter_slug"])})
         conn.execute(text(f"""
             INSERT INTO sites ({cols}, quarter_id, sources, source_id, geom)
             VALUES ({binds}, :quarter, CAST(:sources AS jsonb), :src, ST_GeomFromWKB(:wkb, :srid))

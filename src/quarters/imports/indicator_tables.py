@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Connection
 
-from quarters.errors import ImportRefused, InvalidParameter
+from quarters.errors import ImportRefused, InvalidParameter, item
 from quarters.indicators.definitions import IndicatorDef, definitions, ensure_indicators, kind_of_unit
 from quarters.indicators.levels import Level, get_level, units
 from quarters.indicators.values import REF_DATE, write_values
@@ -144,11 +144,14 @@ def import_indicators(
 
     name = path.name
     if decimal not in (".", ","):
-        raise InvalidParameter(f"decimal: must be '.' or ',', got '{decimal[:10]}'")
+        raise InvalidParameter(code="indicators.decimal", pointer="decimal",
+                               params={"value": decimal[:10]})
     if ref_date is not None and not REF_DATE.match(ref_date):
-        raise InvalidParameter(f"ref_date: '{ref_date[:40]}' is not YYYY, YYYY-MM or YYYY-MM-DD")
+        raise InvalidParameter(code="indicators.ref_date", pointer="ref_date",
+                               params={"value": ref_date[:40]})
     if path.suffix.lower() not in (".csv", ".tsv", ".txt"):
-        raise ImportRefused(f"{name}: unsupported file type '{path.suffix}' (use CSV)")
+        raise ImportRefused(code="file.unsupported_type", params={
+            "name": name, "suffix": path.suffix[:20], "allowed": "CSV"})
     limits = Limits.of()
     check_file(path, name, "csv", limits)
     lvl = get_level(conn, level)
@@ -157,19 +160,21 @@ def import_indicators(
                             sep=_sniff_sep(path), quoting=csv.QUOTE_MINIMAL)
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-        raise ImportRefused(f"{name}: cannot be read as CSV ({reason})") from exc
+        raise ImportRefused(code="indicators.not_csv",
+                            params={"file": name, "reason": reason}) from exc
     check_counts(name, len(frame), 0, limits)
     frame.columns = [c.strip() for c in frame.columns]
     lower = {c.lower(): c for c in frame.columns}
     key_col = key_column or next((lower[k] for k in KEY_COLUMNS if k in lower), None)
     if key_col is None or key_col not in frame.columns:
-        raise ImportRefused(f"{name}: no key column; expected one of {', '.join(KEY_COLUMNS)} "
-                            f"(or --key-column); has: {', '.join(frame.columns)}")
+        raise ImportRefused(code="indicators.no_key_column", params={
+            "file": name, "expected": ", ".join(KEY_COLUMNS),
+            "columns": ", ".join(frame.columns)[:300]})
     if frame.empty:
-        raise ImportRefused(f"{name}: no data rows")
+        raise ImportRefused(code="indicators.no_rows", params={"file": name})
     long = "indicator" in lower and "value" in lower
     records: list[dict[str, Any]] = []
-    errors: list[str] = []
+    errors: list[dict[str, Any]] = []
 
     def get(row: pd.Series, col: str) -> str:
         c = lower.get(col)
@@ -188,8 +193,7 @@ def import_indicators(
                       if c != key_col and c.lower() not in META_COLUMNS and c.lower()
                       not in KEY_COLUMNS]
         if not value_cols:
-            raise ImportRefused(f"{name}: no indicator columns (long layout needs columns "
-                                "'indicator' and 'value'; wide layout one column per indicator)")
+            raise ImportRefused(code="indicators.no_indicator_columns", params={"file": name})
         heads = {}
         for c in value_cols:
             m = re.fullmatch(r"(.+?)\s*\[(.+)\]", c)
@@ -209,56 +213,59 @@ def import_indicators(
     seen: dict[tuple[str, str, str], int] = {}
     new: dict[str, str] = {}
     for r in records:
-        where = f"{name}, row {r['row']}"
         ind = r["indicator"]
+
+        def problem(pointer: str, code: str, /, **params: Any) -> None:
+            errors.append({**item(pointer, code, **params), "row": r["row"]})  # noqa: B023
+
         if not INDICATOR_KEY.match(ind):
-            errors.append(f"{where}: indicator '{ind}' is not a valid key (lower-case letters, "
-                          "digits and _; starting with a letter)")
+            problem("/indicator", "indicators.bad_key", indicator=ind[:80])
             continue
         code = norm(r["raw_key"])
         if code is None:
-            errors.append(f"{where}: unknown {key_col} '{r['raw_key'].strip()}' (no "
-                          f"{lvl.label_en} unit of level '{lvl.name}' has this key)")
+            problem(f"/{key_col}", "indicators.unknown_unit", column=key_col,
+                    key=r["raw_key"].strip()[:80], label=lvl.label_en, level=lvl.name)
         r["code"] = code
         unit = r["unit"]
         if ind in defs:
             if unit and _norm_unit(unit) != _norm_unit(defs[ind].unit):
-                errors.append(f"{where}: unit '{unit}' of indicator '{ind}' clashes with its "
-                              f"unit '{defs[ind].unit}'")
+                problem("/unit", "indicators.unit_clash", unit=unit[:40], indicator=ind,
+                        known=defs[ind].unit)
         elif unit:
             first = file_units.setdefault(ind, (unit, r["row"]))
             if _norm_unit(first[0]) != _norm_unit(unit):
-                errors.append(f"{where}: unit '{unit}' of new indicator '{ind}' clashes with "
-                              f"unit '{first[0]}' in row {first[1]}")
+                problem("/unit", "indicators.new_unit_clash", unit=unit[:40], indicator=ind,
+                        first=first[0], first_row=first[1])
             new.setdefault(ind, unit)
         else:
-            errors.append(f"{where}: unknown indicator '{ind}' and no unit given (give a unit "
-                          f"column or a header '{ind} [unit]' to create it)")
+            problem("/indicator", "indicators.unknown_indicator", indicator=ind)
         try:
             r["value"] = _parse_value(r["raw"], decimal)
         except ValueError:
-            errors.append(f"{where}: value '{r['raw'].strip()}' of indicator '{ind}' is not a "
-                          f"number" + (" (use --decimal , for decimal commas)"
-                                       if decimal == "." and "," in r["raw"] else ""))
+            comma = decimal == "." and "," in r["raw"]
+            problem("/value", "indicators.not_a_number", value=r["raw"].strip()[:40],
+                    indicator=ind, hint={"code": "indicators.decimal_hint"} if comma else "")
             r["value"] = None
         ref = r["ref_date"] or ref_date
         if not ref:
-            errors.append(f"{where}: no reference date (add a ref_date column or --ref-date)")
+            problem("/ref_date", "indicators.no_ref_date")
         elif not REF_DATE.match(ref):
-            errors.append(f"{where}: ref_date '{ref}' is not YYYY, YYYY-MM or YYYY-MM-DD")
+            problem("/ref_date", "indicators.row_ref_date", value=ref[:40])
         r["ref"] = ref
         if code is not None and ref:
             k = (ind, code, ref)
             if k in seen:
-                errors.append(f"{where}: duplicate row for indicator '{ind}', unit '{code}', "
-                              f"date {ref} (first in row {seen[k]})")
+                problem("/", "indicators.duplicate_row", indicator=ind, unit=code, date=ref,
+                        first_row=seen[k])
             else:
                 seen[k] = r["row"]
     if errors:
-        shown = errors[:MAX_ERRORS_SHOWN]
-        more = f" … and {len(errors) - len(shown)} more" if len(errors) > len(shown) else ""
-        raise ImportRefused(f"{name}: import refused, nothing stored. " + "; ".join(shown) + more,
-                            errors=[{"file": name, "problem": e} for e in errors])
+        shown = [{"code": "indicators.row", "params": {"file": name, "row": e["row"], "problem": {
+            "code": e["code"], "params": e["params"]}}} for e in errors[:MAX_ERRORS_SHOWN]]
+        rest = len(errors) - len(shown)
+        raise ImportRefused(code="indicators.refused", errors=errors, params={
+            "file": name, "problems": shown,
+            "more": {"code": "indicators.more", "params": {"count": rest}} if rest else ""})
 
     checksum = file_checksum(path)
     sources: dict[tuple[str, str, str], int] = {}

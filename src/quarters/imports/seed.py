@@ -71,19 +71,30 @@ def load_measures(conn: Connection, path: Path) -> dict[str, int]:
             record = _properties(props, parent if parent in live else None)
             if feature.get("geometry") is None:
                 if props.get("location_precision") not in STAND_IN:
-                    raise ImportRefused(f"{path.name}: {slug} has no geometry but location_precision "
-                                        f"{props.get('location_precision')!r}")
+                    raise ImportRefused(code="seed.no_geometry", params={
+                        "file": path.name, "slug": slug,
+                        "precision": str(props.get("location_precision"))})
                 geom = _city_geometry(conn, record.city_ags)
             else:
                 geom = parse_geojson(feature["geometry"])
         except (ValueError, GeometryProblem) as exc:
-            raise ImportRefused(f"{path.name}: measure {slug}: {exc}") from None
+            raise ImportRefused(code="seed.measure", params={
+                "file": path.name, "slug": slug, "reason": _why(exc)}) from None
         created = measures.create(conn, record, geom, SEED_ACTOR, slug=slug, published=True)
         ids[slug] = created["id"]
         live.add(created["id"])
         mark_seeded(conn, "measure", slug)
         counts["created"] += 1
     return counts
+
+
+def _why(exc: ValueError) -> dict[str, object] | str:
+    """A refused record's reason: its problem code (a geometry or a coded check), else its
+    text."""
+    code = getattr(exc, "code", None)
+    if isinstance(code, str) and "." in code:
+        return {"code": code, "params": dict(getattr(exc, "params", None) or {})}
+    return str(exc)[:300]
 
 
 def _parents_first(by_slug: dict[str, dict]) -> list[str]:
@@ -94,11 +105,12 @@ def _parents_first(by_slug: dict[str, dict]) -> list[str]:
         if slug in seen:
             return
         if slug in trail:
-            raise ImportRefused(f"measures: parent cycle through {slug}")
+            raise ImportRefused(code="seed.parent_cycle", params={"slug": slug})
         parent = by_slug[slug]["properties"].get("parent_slug")
         if parent:
             if parent not in by_slug:
-                raise ImportRefused(f"measures: {slug} names unknown parent_slug {parent!r}")
+                raise ImportRefused(code="seed.unknown_parent",
+                                    params={"slug": slug, "parent": str(parent)})
             visit(parent, (*trail, slug))
         seen.add(slug)
         order.append(slug)

@@ -176,5 +176,6 @@ def get_definition(conn: Connection, key: str) -> IndicatorDef:
     """One indicator definition or NotFound."""
     defs = definitions(conn)
     if key not in defs:
-        raise NotFound(f"indicator: no indicator '{key}'; available: {', '.join(defs) or 'none'}")
+        raise NotFound(code="indicator.unknown", pointer="indicator",
+                       params={"key": key[:80], "known": ", ".join(defs) or "–"})
     return defs[key]

@@ -82,7 +82,8 @@ def get_level(conn: Connection, name: str, field_name: str = "level") -> Level:
     if name in bare:
         return _outline_less_level(name)
     choices = ", ".join([*FIXED_LEVELS, *levels, *bare])
-    raise InvalidParameter(f"{field_name}: unknown level '{name[:80]}'; available: {choices}")
+    raise InvalidParameter(code="indicator.unknown_level", pointer=field_name,
+                           params={"name": field_name, "value": name[:80], "known": choices})
 
 
 def units(conn: Connection, level: Level) -> pd.DataFrame:

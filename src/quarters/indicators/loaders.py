@@ -74,20 +74,22 @@ def parse_destatis(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     ``urbanisation`` (1..3 or NaN). Kreise (satzart 40) give AGS (land + rb + kreis) and name.
     """
     if not path.exists():
-        raise SetupError(f"{path} is missing: set QUARTERS_DATA_DIR (see data/sources.toml, "
-                         f"dataset {DESTATIS_KEY})")
+        raise SetupError(code="data.file_missing",
+                         params={"path": str(path), "dataset": DESTATIS_KEY})
     frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     need = {"satzart", "land", "rb", "kreis", "gemeinde", "gemeindename", "flaeche",
             "bevoelkerung", "maennlich", "weiblich", "jekm2", "verstaedterungschluessel"}
     missing = need - set(frame.columns)
     if missing:
-        raise ImportRefused(f"{path.name}: missing column(s) {', '.join(sorted(missing))}")
+        raise ImportRefused(code="data.missing_columns", params={
+            "file": path.name, "columns": ", ".join(sorted(missing))})
     frame = frame.apply(lambda c: c.str.strip())
     gem = frame[frame["satzart"] == "60"].copy()
     gem["ags"] = gem["land"] + gem["rb"] + gem["kreis"] + gem["gemeinde"]
     bad = gem.loc[~gem["ags"].str.fullmatch(r"\d{8}"), "ags"]
     if len(bad):
-        raise ImportRefused(f"{path.name}: malformed AGS {bad.iloc[:5].tolist()}")
+        raise ImportRefused(code="data.malformed_codes", params={
+            "file": path.name, "codes": ", ".join(map(repr, bad.iloc[:5].tolist()))})
     out = pd.DataFrame(index=pd.Index(gem["ags"], name="ags"))
     out["name"] = gem["gemeindename"].to_numpy()
     for target, col in (("area_km2", "flaeche"), ("population", "bevoelkerung"),
@@ -96,12 +98,14 @@ def parse_destatis(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         try:
             out[target] = [_destatis_number(v) for v in gem[col]]
         except ValueError as exc:
-            raise ImportRefused(f"{path.name}: column {col}: {exc}") from exc
+            raise ImportRefused(code="data.column_problem", params={
+                "file": path.name, "column": col, "reason": str(exc)[:200]}) from exc
     urb = pd.to_numeric(gem["verstaedterungschluessel"], errors="coerce").to_numpy()
     out["urbanisation"] = np.where(np.isin(urb, [1, 2, 3]), urb, np.nan)
     dup = out.index[out.index.duplicated()].unique().tolist()
     if dup:
-        raise ImportRefused(f"{path.name}: duplicate AGS {dup[:5]}")
+        raise ImportRefused(code="data.duplicate_rows", params={
+            "file": path.name, "codes": ", ".join(map(repr, dup[:5]))})
     krs = frame[frame["satzart"] == "40"]
     kreise = pd.DataFrame({"name": krs["gemeindename"].to_numpy()},
                           index=pd.Index(krs["land"] + krs["rb"] + krs["kreis"], name="ags"))

@@ -17,7 +17,7 @@ from quarters import transfer
 from quarters.api.bounds import AnalysisConnDep
 from quarters.api.deps import ConnDep, SettingsDep
 from quarters.api.responses import GeoJSONResponse, RawJSONResponse
-from quarters.errors import InvalidInput, InvalidParameter, NotFound
+from quarters.errors import InvalidParameter, NotFound, QuartersError
 from quarters.indicators.definitions import DEFAULT_RULE, get_definition
 from quarters.indicators.levels import available_levels, get_level, level_sizes, units
 from quarters.indicators.reading import catalogue, default_indicators, definition_dict, values_table
@@ -369,5 +369,7 @@ def cross_city(
         return localise(transfer.cross_city(conn, level, _list(indicators),
                                             transfer.parse_weights(weights, "weights") or None,
                                             top, method, limits=limits), request_language(request))
-    except ValueError as exc:  # pragma: no cover - the core's checks surface as InvalidInput
-        raise InvalidInput(str(exc)) from exc
+    except QuartersError:
+        raise  # the core's own coded refusal (InvalidValue)
+    except ValueError as exc:  # pragma: no cover - a library's check
+        raise transfer.refusal(exc, "cross_city") from exc

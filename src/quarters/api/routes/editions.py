@@ -49,5 +49,5 @@ def freeze(key: Annotated[str, Path(max_length=40)], conn: ConnDep, user: AdminD
     done = conn.execute(text("UPDATE editions SET frozen = true WHERE key = :k RETURNING key"),
                         {"k": key}).first()
     if done is None:
-        raise NotFound(f"no edition '{key}'")
+        raise NotFound(code="edition.unknown", params={"key": key[:80]})
     return {"key": key, "frozen": True}

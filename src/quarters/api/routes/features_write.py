@@ -81,8 +81,8 @@ def _version(measure_id: int, request: Request) -> int:
     version = if_match(request)
     tag = request.headers["if-match"].strip().strip('"')
     if tag.split("-v", 1)[0] != f"m{measure_id}":
-        raise PreconditionFailed(f"If-Match {tag!r} is the ETag of another measure, "
-                                 f"not of {measure_id}")
+        raise PreconditionFailed(code="write.etag_other_measure", pointer="If-Match",
+                                 params={"tag": tag[:80], "id": measure_id})
     return version
 
 

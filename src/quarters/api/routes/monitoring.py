@@ -40,7 +40,8 @@ def filters(
 ) -> monitoring.Filters:
     """The filters of every monitoring request (a malformed value is a 400 problem)."""
     if as_of is not None and not 1900 <= as_of.year <= 2100:
-        raise InvalidParameter("as_of: year must be between 1900 and 2100")
+        raise InvalidParameter(code="monitoring.as_of", pointer="as_of",
+                               params={"min": 1900, "max": 2100, "value": as_of.year})
     return monitoring.Filters(city=city, edition=edition, quarter=quarter,
                               due_days=due_days or settings.monitoring_due_days,
                               months=months or settings.monitoring_months, as_of=as_of)

@@ -184,7 +184,8 @@ def tilejson(collection_id: str, tms_id: str, request: Request, conn: ConnDep,
     col = collection_or_404(collection_id)
     tms = tiles.tile_matrix_set(tms_id)
     if tms.id != tiles.WEB_MERCATOR:
-        raise NotFound(f"TileJSON describes {tiles.WEB_MERCATOR} tiles only, not {tms.id}")
+        raise NotFound(code="tiles.tilejson_tms", pointer="tileMatrixSetId",
+                       params={"offered": tiles.WEB_MERCATOR, "id": tms.id})
     base = base_url(request)
 
     def build() -> dict:
