@@ -87,16 +87,18 @@ def load_dataset(cluster) -> None:  # noqa: ANN001
 
 
 def start_quarters(cluster, workdir: Path, name: str, **env_extra: str) -> bench_read.Server:  # noqa: ANN001
-    """``quarters serve`` with extra settings (e.g. no tile cache)."""
+    """``quarters serve`` with one worker and extra settings (e.g. no tile cache)."""
     port = common.free_port()
-    cmd = [str(common.QUARTERS_BIN), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [str(common.QUARTERS_BIN), "serve", "--host", "127.0.0.1", "--port", str(port),
+           "--workers", "1"]  # the default is one per core; tipg runs one
     env = {**os.environ, "QUARTERS_DATABASE_URL": cluster.url(), **env_extra}
     proc = common.start_process(cmd, logfile=workdir / f"{name}.log", env=env,
                                 cwd=common.PROJECT_ROOT)
     base = f"http://127.0.0.1:{port}"
     common.wait_ready(f"{base}/api/health", proc)
     shown = " ".join(f"{k}={v}" for k, v in env_extra.items())
-    return bench_read.Server(name, base, proc, f"{shown} quarters serve --port {port}".strip())
+    return bench_read.Server(name, base, proc,
+                             f"{shown} quarters serve --port {port} --workers 1".strip())
 
 
 def tile_path(server: str, collection: str, z: int, x: int, y: int) -> str:
