@@ -423,7 +423,7 @@ def table(steps: list[Step]) -> str:
                 rows.append([
                     label if step is first and name == "quarters" else "",
                     f"{step.size:,}", name,
-                    f"{f.ms:,.1f}" + (f" ⚠ {f.error[:40]}" if f.error else ""), _x(f.ms, f0.ms),
+                    f"{f.ms:,.1f}" + (f" ⚠ {f.error.split(':')[0]}" if f.error else ""), _x(f.ms, f0.ms),
                     f"{f.server_cpu_ms:,.1f} / {f.db_cpu_ms:,.1f}",
                     f"{f.explain_ms:,.1f}" if f.explain_ms is not None else "–",
                     _x(f.explain_ms, f0.explain_ms),
