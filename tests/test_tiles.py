@@ -13,7 +13,8 @@ from openapi_spec_validator import validate
 from sqlalchemy import text
 
 from factories import bearer, measure_feature
-from quarters.tiles import BUFFER, EXTENT, TILE_MATRIX_SETS
+from quarters.collections import COLLECTIONS
+from quarters.tiles import BUFFER, EXTENT, TILE_MATRIX_SETS, tile_bounds, tile_sql
 
 HALLE = (11.97, 51.48)
 MEASURE_CENTRE = (11.9975, 51.4795)  # inside factories.HALLE_POLYGON
@@ -173,6 +174,24 @@ def test_polygons_are_simplified_per_zoom_and_points_stay_exact(client, conn):
     points = layer_features(get_tile(client, "measures-points", t).content, "measures-points")
     expected = expected_ids(conn, "measures_public", "id", t, where="ST_Dimension(t.geom) = 0")
     assert {f["id"] for f in points} == expected
+
+
+@pytest.mark.parametrize("collection", ["municipalities", "measures"])
+def test_each_row_is_encoded_once(conn, collection):
+    """ST_AsMVTGeom (clipping, snapping, validating) runs once per row: a filter on its
+    result in the flattened subquery made PostgreSQL compute it twice (half of a z8 tile of
+    the municipalities); ST_AsMVT leaves the rows outside the buffered tile (NULL) out."""
+    tms = TILE_MATRIX_SETS[WM]
+    t = tile_of(*HALLE, 8)
+    b = tile_bounds(tms, t.z, t.x, t.y)
+    params = dict(zip(("x0", "y0", "x1", "y1"), b.box, strict=True))
+    params.update(zip(("sx0", "sy0", "sx1", "sy1"), b.storage_box, strict=True))
+    params.update(layer=collection, tol=b.tolerance)
+    plan = [row[0] for row in conn.execute(
+        text("EXPLAIN (VERBOSE) " + tile_sql(COLLECTIONS[collection], 3857)), params)]
+    calls = [line for line in plan if "st_asmvtgeom" in line.lower()]
+    assert len(calls) == 1 and "Output:" in calls[0], plan
+    assert sum(line.lower().count("st_asmvtgeom(") for line in plan) == 1, plan
 
 
 def test_a_draft_is_never_in_a_tile_and_a_publish_shows_on_the_next_request(client, conn):
