@@ -16,8 +16,6 @@ ROOTS = {"QuartersError", "HTTPException"}
 # Files whose remaining old-form errors belong to another owner; the number is a ceiling (a new
 # code-less error there fails too). Remove an entry once its file is converted.
 ALLOWED_FILES = {
-    "imports/boundaries.py": (8, "owned by helper 'import' (issue 10 item 6) in session 4; "
-                                 "convert after its speed work is merged"),
     "cli.py": (1, "owned by helper 'report-cli' (issue 11 item 2) in session 4"),
     "report.py": (1, "owned by helper 'report-cli' (issue 11 item 2) in session 4"),
 }

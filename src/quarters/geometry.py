@@ -10,16 +10,17 @@ from shapely.geometry.base import BaseGeometry
 POLYGONAL = ("Polygon", "MultiPolygon")
 
 
-def problem_of(geom: BaseGeometry | None) -> str | None:
-    """Say what is wrong with an area geometry, or None when it can be stored."""
+def problem_code(geom: BaseGeometry | None) -> tuple[str, dict[str, str]] | None:
+    """What is wrong with an area geometry as a catalogue code and its params, or None when
+    it can be stored."""
     if geom is None:
-        return "geometry missing"
+        return "boundaries.geometry_missing", {}
     if geom.is_empty:
-        return "geometry empty"
+        return "boundaries.geometry_empty", {}
     if geom.geom_type not in POLYGONAL:
-        return f"geometry type {geom.geom_type} (expected Polygon or MultiPolygon)"
+        return "boundaries.not_an_area", {"type": geom.geom_type}
     if not shapely.is_valid(geom):
-        return f"invalid geometry: {shapely.is_valid_reason(geom)}"
+        return "boundaries.invalid", {"reason": shapely.is_valid_reason(geom)}
     return None
 
 

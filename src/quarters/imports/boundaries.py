@@ -26,8 +26,8 @@ from geopandas.array import transform as gpd_transform
 from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import Connection, Engine, text
 
-from quarters.errors import ImportRefused
-from quarters.geometry import problem_of, repair, to_multi
+from quarters.errors import ImportRefused, item
+from quarters.geometry import problem_code, repair, to_multi
 from quarters.layers import map_codes, overlaps, refuse_overlaps
 from quarters.safefiles import (
     Limits,
@@ -76,7 +76,7 @@ class BoundarySpec:
         code, name = DEFAULT_FIELDS.get(self.level, (None, None))
         code, name = self.code_field or code, self.name_field or name
         if not code or not name:
-            raise ImportRefused(f"level '{self.level}' needs --code-field and --name-field")
+            raise ImportRefused(code="boundaries.needs_fields", params={"level": self.level})
         return code, name
 
 
@@ -130,10 +130,12 @@ def _check_sidecars(path: Path, name: str, limits: Limits) -> None:
     for part in path.parent.glob(path.stem + ".*"):
         info = part.lstat()
         if not stat.S_ISREG(info.st_mode):
-            raise ImportRefused(f"{name}: {part.suffix} beside it is not a regular file")
+            raise ImportRefused(code="boundaries.part_not_regular",
+                                params={"name": name, "part": part.suffix})
         total += info.st_size
     if total > limits.max_bytes:
-        raise ImportRefused(f"{name}: {total} bytes with its parts; at most {limits.max_bytes}")
+        raise ImportRefused(code="boundaries.parts_too_large",
+                            params={"name": name, "size": total, "max": limits.max_bytes})
 
 
 def check_frame(gdf: gpd.GeoDataFrame, name: str, spec: BoundarySpec, *,
@@ -143,19 +145,20 @@ def check_frame(gdf: gpd.GeoDataFrame, name: str, spec: BoundarySpec, *,
     while the database takes the rows), unless the file is refused anyway."""
     code_field, name_field = spec.fields()
     if gdf.crs is None:
-        return [{"file": name, "problem": "no coordinate reference system (add a .prj / crs)"}]
+        return [_file_error(name, "boundaries.no_crs")]
     missing = [f for f in (code_field, name_field, spec.parent_field) if f and f not in gdf.columns]
     if missing:
         have = ", ".join(c for c in gdf.columns if c != "geometry")
-        return [{"file": name, "problem": f"missing field(s) {', '.join(missing)}; has: {have}"}]
+        return [_file_error(name, "boundaries.missing_fields", missing=", ".join(missing), have=have)]
     if len(gdf) == 0:
-        return [{"file": name, "problem": "no features"}]
+        return [_file_error(name, "boundaries.no_features")]
     errors: list[dict[str, Any]] = []
     codes = gdf[code_field].astype("string")
     for idx in gdf.index[codes.isna() | (codes.str.strip() == "")]:
-        errors.append(_feature_error(name, idx, None, f"empty {code_field}"))
+        errors.append(_feature_error(name, idx, None, "boundaries.empty_code", field=code_field))
     for code in codes[codes.duplicated(keep=False)].dropna().unique():
-        errors.append({"file": name, "code": code, "problem": f"duplicate {code_field} '{code}'"})
+        errors.append({**_file_error(name, "boundaries.duplicate_code", field=code_field, value=code),
+                       "unit": code})
     if geometries or errors:
         errors += geometry_problems(np.asarray(gdf.geometry.array, dtype=object),
                                     gdf.index.tolist(), codes.tolist(), name, spec)
@@ -171,15 +174,19 @@ def geometry_problems(geoms: np.ndarray, index: list[Any], codes: list[Any], nam
                    & ~shapely.is_empty(geoms))
     errors = []
     for i in np.flatnonzero(suspicious):
-        problem = problem_of(geoms[i])
-        if problem and not (spec.repair and problem.startswith("invalid")):
-            errors.append(_feature_error(name, index[i], codes[i], problem))
+        found = problem_code(geoms[i])
+        if found and not (spec.repair and found[0] == "boundaries.invalid"):
+            errors.append(_feature_error(name, index[i], codes[i], found[0], **found[1]))
     return errors
 
 
-def _feature_error(name: str, idx: Any, code: Any, problem: str) -> dict[str, Any]:
-    return {"file": name, "feature": int(idx), "code": None if pd.isna(code) else str(code),
-            "problem": problem}
+def _file_error(name: str, code: str, **params: Any) -> dict[str, Any]:
+    return {**item(None, code, file=name, **params), "file": name}
+
+
+def _feature_error(name: str, idx: Any, unit: Any, code: str, **params: Any) -> dict[str, Any]:
+    unit = None if pd.isna(unit) else str(unit)
+    return {**item(None, code, **params), "file": name, "feature": int(idx), "unit": unit}
 
 
 def prepare(gdf: gpd.GeoDataFrame, spec: BoundarySpec, summary: ImportSummary) -> gpd.GeoDataFrame:
@@ -230,18 +237,22 @@ def multi(geoms: np.ndarray) -> np.ndarray:
 
 def refuse(errors: list[dict[str, Any]], name: str) -> ImportRefused:
     """Build the refusal that names file, feature and problem."""
-    shown = errors[:MAX_ERRORS_SHOWN]
-    lines = [
-        f"{e.get('file', name)}"
-        + (f", feature {e['feature']}" if "feature" in e else "")
-        + (f" ({e['code']})" if e.get("code") else "")
-        + f": {e['problem']}"
-        for e in shown
-    ]
-    more = f" … and {len(errors) - len(shown)} more" if len(errors) > len(shown) else ""
-    return ImportRefused(
-        f"{name}: import refused, nothing stored. " + "; ".join(lines) + more, errors=errors
-    )
+    shown = [_where(e, name) for e in errors[:MAX_ERRORS_SHOWN]]
+    rest = len(errors) - len(shown)
+    return ImportRefused(code="boundaries.refused", errors=errors, params={
+        "file": name, "problems": shown,
+        "more": {"code": "boundaries.more", "params": {"count": rest}} if rest else ""})
+
+
+def _where(e: dict[str, Any], name: str) -> dict[str, Any]:
+    """One problem of the refusal's line: file, feature (unit), problem."""
+    problem = {"code": e["code"], "params": e["params"]}
+    if "feature" not in e:
+        return {"code": "boundaries.in_file", "params": {"file": e.get("file", name),
+                                                         "problem": problem}}
+    return {"code": "boundaries.at_feature", "params": {
+        "file": e.get("file", name), "feature": str(e["feature"]),
+        "unit": f" ({e['unit']})" if e.get("unit") else "", "problem": problem}}
 
 
 def load_boundaries(path: Path, spec: BoundarySpec, limits: Limits | None = None, *,
@@ -279,7 +290,7 @@ def write_boundaries(
     table; otherwise the rows are COPYed into a staging table and upserted from there.
     Writers of the table wait meanwhile (readers do not)."""
     if spec.table == "districts" and spec.replace and spec.add:
-        raise ImportRefused("--replace and --add exclude each other")
+        raise ImportRefused(code="boundaries.replace_and_add")
     params = {"source": source_id, "city": spec.city, "level": spec.level,
               "approximate": spec.approximate, "srid": STORAGE_SRID}
     cols = Columns.of(gdf, spec, project=reprojector(gdf.crs) if reproject else multi,
@@ -394,10 +405,9 @@ class Columns:
         for i in np.flatnonzero(~shapely.is_valid(geoms)):
             row, geom = start + i, geoms[i]
             if not spec.repair:
-                raise ImportRefused(
-                    f"feature {self.index[row]} ({self.codes[row]}) became invalid after "
-                    f"reprojection: {shapely.is_valid_reason(geom)}"
-                )
+                raise ImportRefused(code="boundaries.invalid_after_reprojection", params={
+                    "feature": str(self.index[row]), "unit": self.codes[row],
+                    "reason": shapely.is_valid_reason(geom)})
             summary.repaired.append(f"{self.codes[row]} {self.names[row]}: "
                                     f"{shapely.is_valid_reason(geom)}")
             geoms[i] = to_multi(repair(geom))
@@ -597,15 +607,16 @@ def import_into(
 ) -> ImportSummary:
     """Check the file, then store it with its source inside the caller's transaction."""
     if spec.table == "districts" and not spec.city:
-        raise ImportRefused(f"{path.name}: level '{spec.level}' needs --city (AGS of the city)")
+        raise ImportRefused(code="boundaries.needs_city",
+                            params={"name": path.name, "level": spec.level})
     with ThreadPoolExecutor(1) as pool:  # sha256 releases the GIL: beside the read
         checksum = pool.submit(file_checksum, path)
         gdf, summary = load_boundaries(path, spec, reproject=False)
     if spec.city and not conn.execute(
         text("SELECT 1 FROM municipalities WHERE ags = :a"), {"a": spec.city}
     ).first():
-        raise ImportRefused(f"{path.name}: city {spec.city} is not loaded "
-                            "(run 'quarters data load' first or check the AGS)")
+        raise ImportRefused(code="boundaries.city_not_loaded",
+                            params={"name": path.name, "city": spec.city})
     # A problem found while the rows are written (geometries are checked chunk by chunk)
     # rolls back to here: the caller's transaction holds nothing of this file.
     with conn.begin_nested():

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Engine, text
 
 from quarters.approximate import approximate_districts
 from quarters.errors import ImportRefused, SetupError
-from quarters.geometry import problem_of, to_multi
+from quarters.geometry import problem_code, to_multi
 from quarters.imports.boundaries import (
     BoundarySpec,
     ImportSummary,
@@ -94,11 +94,11 @@ def _read_authored(path: Path) -> gpd.GeoDataFrame:
         raise ImportRefused(code="data.no_crs", params={"file": path.name})
     gdf = gdf.to_crs(STORAGE_SRID)
     for idx, geom in gdf.geometry.items():
-        problem = problem_of(geom)
-        if problem:
+        found = problem_code(geom)
+        if found:
             raise ImportRefused(code="data.feature_geometry", params={
                 "file": path.name, "index": int(idx), "slug": str(gdf.at[idx, "slug"]),
-                "reason": problem})
+                "reason": {"code": found[0], "params": found[1]}})
     return gdf
 
 
