@@ -17,9 +17,9 @@ What it does (everything it starts is stopped again, see bench/common.py):
    colours of the scores (pixels of the palette, not only the grey of "no value"). The bench
    waits until that state has held for 1.5 s and nothing was requested meanwhile, and takes
    the last time it was reached (a later refit or redraw counts, not an earlier partial one);
-5. median of ``--runs`` after one unrecorded warm-up (which also fills the server's caches of
-   the ranking and the tiles as a second visitor would find them – the first run is reported
-   separately as "first request after start").
+5. each run asks a new question (Top N = 10, 11, 12, …: the server's ranking cache cannot
+   answer, the X-Analysis-Cache header is reported); the first run after the server's start
+   (typology and tiles not yet cached) is reported separately; median of ``--runs`` after it.
 
 Writes a section between ``<!-- ranking-page:begin -->`` and ``<!-- ranking-page:end -->``
 of bench/RANKING.md.
@@ -59,14 +59,19 @@ BEGIN, END = "<!-- ranking-page:begin -->", "<!-- ranking-page:end -->"
 TIMEOUT_MS = 120_000
 GOAL_MS = 2000
 STABLE_MS = 1500
+HEADERS = ["run", "ms", "tiles fetched", "requests after the click", "X-Analysis-Cache"]
 
 # Installed before the page's scripts run: notes the click on the run button and, every frame,
 # whether the choropleth is complete; window.__rank = {click, met, changes, requests, last}.
 WATCH = """
 (() => {
-  const palette = new Set(["#ffffd9", "#edf8b1", "#c7e9b4", "#7fcdbb", "#41b6c4", "#1d91c0",
-    "#225ea8", "#253494", "#081d58", "#ffffcc", "#a1dab4", "#2c7fb8", "#0c2c84"]);
-  const hex = (r, g, b) => "#" + [r, g, b].map((v) => v.toString(16).padStart(2, "0")).join("");
+  // the palettes of analysis-map.js (ColorBrewer YlGnBu); fills are drawn with an opacity,
+  // so a colour read back may differ by a unit or two per channel
+  const palette = ["#ffffd9", "#edf8b1", "#c7e9b4", "#7fcdbb", "#41b6c4", "#1d91c0", "#225ea8",
+    "#253494", "#081d58", "#ffffcc", "#a1dab4", "#2c7fb8", "#0c2c84"]
+    .map((c) => [1, 3, 5].map((i) => parseInt(c.slice(i, i + 2), 16)));
+  const inPalette = (r, g, b) => palette.some(([pr, pg, pb]) =>
+    Math.abs(r - pr) <= 3 && Math.abs(g - pg) <= 3 && Math.abs(b - pb) <= 3);
   const state = { click: null, met: null, complete: false, requests: 0, lastRequest: 0, frames: 0 };
   window.__rank = state;
   new PerformanceObserver((list) => {
@@ -84,7 +89,7 @@ WATCH = """
       const w = canvas.width * 4;
       for (let row = 0; row < canvas.height; row += 4) {
         for (let i = row * w; i < (row + 1) * w; i += 16) {
-          if (data[i + 3] > 200 && palette.has(hex(data[i], data[i + 1], data[i + 2]))) coloured += 1;
+          if (data[i + 3] > 128 && inPalette(data[i], data[i + 1], data[i + 2])) coloured += 1;
         }
       }
     }
@@ -104,6 +109,24 @@ WATCH = """
     requestAnimationFrame(check);
   }
   requestAnimationFrame(check);
+  // for BENCH_DEBUG: when the map's and the page's state attributes changed
+  state.log = [];
+  const watchAttributes = () => {
+    const map = document.getElementById("map");
+    if (!map) { requestAnimationFrame(watchAttributes); return; }
+    const note = (records) => {
+      for (const r of records) {
+        if (state.click === null) continue;
+        const value = r.target.getAttribute(r.attributeName);
+        state.log.push([Math.round(performance.now() - state.click), r.attributeName, value]);
+      }
+    };
+    new MutationObserver(note).observe(map, { attributes: true,
+      attributeFilter: ["data-map-state", "data-tiles", "data-variable", "data-level"] });
+    new MutationObserver(note).observe(document.body, { attributes: true,
+      attributeFilter: ["data-analysis-state"] });
+  };
+  requestAnimationFrame(watchAttributes);
 })();
 """
 
@@ -127,8 +150,9 @@ def load_data(settings) -> None:  # noqa: ANN001
         engine.dispose()
 
 
-def one_run(browser, base: str) -> dict:  # noqa: ANN001
-    """One fresh context: open the page, start the ranking, wait for the complete choropleth."""
+def one_run(browser, base: str, top: int) -> dict:  # noqa: ANN001
+    """One fresh context: open the page, start the ranking (Top ``top``), wait for the
+    complete choropleth."""
     context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="de-DE")
     context.route("**/tile.openstreetmap.org/**", lambda route: route.abort())
     context.add_init_script(WATCH)
@@ -143,6 +167,10 @@ def one_run(browser, base: str) -> dict:  # noqa: ANN001
             "() => document.getElementById('reference-current').textContent.includes('Halle')",
             timeout=TIMEOUT_MS)
         page.locator("#level").select_option("gemeinde")
+        page.locator("#top").fill(str(top))
+        cache: list[str] = []
+        page.on("response", lambda r: cache.append(r.headers.get("x-analysis-cache", "?"))
+                if r.url.endswith("/api/analysis/transfer") else None)
         # let a map of the level that the choice may start settle first: it is not the ranking
         page.wait_for_load_state("networkidle")
         page.locator("#run-button").click()
@@ -163,9 +191,13 @@ def one_run(browser, base: str) -> dict:  # noqa: ANN001
         if os.environ.get("BENCH_DEBUG"):
             for name, start, end in timings:
                 log(f"  {start:>5}–{end:>5} ms  {name.split('/', 3)[-1][:90]}")
+            for at, name, value in s["log"]:
+                log(f"  {at:>5} ms  {name}={value}")
+            log(f"  {s['met'] - s['click']:>5.0f} ms  complete")
         tiles = sum(1 for name, _, _ in timings if "/tiles/WebMercatorQuad/" in name
                     and name.rstrip("/").split("/")[-1].isdigit())
-        return {"ms": s["met"] - s["click"], "tiles": tiles, "requests": len(timings)}
+        return {"ms": s["met"] - s["click"], "tiles": tiles, "requests": len(timings),
+                "cache": ",".join(cache) or "–"}
     finally:
         context.close()
 
@@ -179,7 +211,10 @@ def write_report(rows: list[list[str]], meta: dict[str, str]) -> None:
         f"`bench/bench_ranking_page.py`, {meta['when']}: headless Chromium ({meta['browser']}), "
         "1280×900, background tiles blocked, a fresh browser context per run; /analysis.html, "
         "reference Halle (Saale), candidates all municipalities (default indicators and "
-        "settings), a click on *Berechnen*. Time in the page from the click to the last frame "
+        "settings), a click on *Berechnen*; each run asks a new question (Top N = 11, 12, …, "
+        "so the server's ranking cache cannot answer; the typology of the same values and "
+        "weights is cached after the first request, whose row is given separately). Time in "
+        "the page from the click to the last frame "
         "in which the choropleth is complete: ranking done, the map showing the similarity of "
         "the municipalities (`#map[data-map-state=ready][data-variable=score]`), every vector "
         "tile in view loaded and the canvases painted in the class colours of the scores; "
@@ -188,7 +223,7 @@ def write_report(rows: list[list[str]], meta: dict[str, str]) -> None:
         f"{meta['machine']}; load average {meta['load']} (the machine is shared: an "
         "indication, re-run on a quiet machine).",
         "",
-        md_table(["run", "ms", "tiles fetched", "requests after the click"], rows),
+        md_table(HEADERS, rows),
         "",
         f"**Median {meta['median']} ms** (goal: under {GOAL_MS:,} ms).",
         END,
@@ -234,26 +269,27 @@ def main() -> None:
                 browser = p.chromium.launch(executable_path=executable,
                                             args=["--no-sandbox", "--disable-gpu"])
                 version = browser.version
-                first = one_run(browser, base)
+                first = one_run(browser, base, 10)
                 log(f"first run after start: {first['ms']:.0f} ms")
                 for run in range(args.runs):
-                    result = one_run(browser, base)
+                    result = one_run(browser, base, 11 + run)
                     results.append(result)
                     log(f"run {run + 1}: {result['ms']:.0f} ms, {result['tiles']} tiles, "
-                        f"{result['requests']} requests")
+                        f"{result['requests']} requests, ranking cache {result['cache']}")
                 browser.close()
             median = statistics.median(r["ms"] for r in results)
             load = f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after the runs"
-            rows = [["first request after start (not in the median)", f"{first['ms']:,.0f}",
-                     str(first["tiles"]), str(first["requests"])]]
-            rows += [[str(i + 1), f"{r['ms']:,.0f}", str(r["tiles"]), str(r["requests"])]
-                     for i, r in enumerate(results)]
+            rows = [["first request after start, Top 10 (not in the median)",
+                     f"{first['ms']:,.0f}", str(first["tiles"]), str(first["requests"]),
+                     first["cache"]]]
+            rows += [[f"{i + 1}, Top {11 + i}", f"{r['ms']:,.0f}", str(r["tiles"]),
+                      str(r["requests"]), r["cache"]] for i, r in enumerate(results)]
             info = machine_info()
             write_report(rows, {"when": now_stamp()[1], "browser": f"Chromium {version}",
                                 "runs": str(args.runs), "median": f"{median:,.0f}",
                                 "machine": f"{info['nproc']} cores, {info['memory']}",
                                 "load": load})
-            print(md_table(["run", "ms", "tiles fetched", "requests after the click"], rows))
+            print(md_table(HEADERS, rows))
             print(f"median {median:.0f} ms, load average {load}")
     finally:
         if server is not None:
