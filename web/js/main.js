@@ -40,7 +40,7 @@ import {
   safeHttpUrl,
   statusBadge,
 } from "./public-common.js";
-import { MeasureLayer, clusterIndex, statusLegendItems } from "./public-measures.js";
+import { MeasureLayer, clusterIndex, loadSupercluster, statusLegendItems } from "./public-measures.js";
 
 const L = globalThis.L;
 const FALLBACK_VIEW = { center: [51.18, 12.02], zoom: 9 };
@@ -412,7 +412,7 @@ function fetchPage() {
 }
 
 function fetchPoints() {
-  return getMeasurePoints(apiFilters()).then(clusterIndex);
+  return Promise.all([getMeasurePoints(apiFilters()), loadSupercluster()]).then(([data]) => clusterIndex(data));
 }
 
 async function loadResults(pending = null) {
@@ -864,7 +864,7 @@ loadConfig().catch(() => {}); // cached; awaited in main()
 async function main() {
   await initPage();
   const params = startParams;
-  if (!globalThis.L || !globalThis.Supercluster) {
+  if (!globalThis.L) {
     setStatus(t("map.library_failed"), "error");
     return;
   }

@@ -111,8 +111,30 @@ export function locatedPoints(data) {
   return points;
 }
 
+const SUPERCLUSTER_SRC = "/vendor/supercluster/dist/supercluster.min.js";
+let superclusterLoading = null;
+
 /**
- * The located points of an answer and their cluster index. Needs no map, so the page can
+ * supercluster, loaded on first use: the first view is drawn from the server's clusters, so
+ * the library is not among the scripts the page waits for before its first paint.
+ */
+export function loadSupercluster() {
+  if (globalThis.Supercluster) return Promise.resolve(globalThis.Supercluster);
+  superclusterLoading ||= new Promise((resolve, reject) => {
+    const script = document.createElement("script");
+    script.src = SUPERCLUSTER_SRC;
+    script.onload = () => (globalThis.Supercluster ? resolve(globalThis.Supercluster) : reject(new Error("supercluster missing")));
+    script.onerror = () => {
+      superclusterLoading = null;
+      reject(new Error("supercluster could not be loaded"));
+    };
+    document.head.append(script);
+  });
+  return superclusterLoading;
+}
+
+/**
+ * The located points of an answer and their cluster index (needs loadSupercluster() first). Needs no map, so the page can
  * build it as soon as the answer is in, while it still waits for the rest of its start-up.
  */
 export function clusterIndex(data) {
