@@ -27,6 +27,7 @@ import argparse
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -139,13 +140,22 @@ def insert_measures(settings, count: int) -> int:  # noqa: ANN001
         engine.dispose()
 
 
-def web_copy(tmp: Path) -> Path:
-    """A copy of web/ plus the baseline page (served by quarters from the same origin).
+def web_copy(tmp: Path, rev: str | None = None) -> Path:
+    """A copy of web/ (or of web/ at git revision ``rev``) plus the baseline page (served by
+    quarters from the same origin).
 
     Files are copied (the static file server does not follow symlinks out of its directory);
     node_modules is linked as a whole, it is a mount of its own (/vendor)."""
-    web = tmp / "web"
-    shutil.copytree(PROJECT_ROOT / "web", web, ignore=shutil.ignore_patterns("node_modules"))
+    web = tmp / (f"web-{rev}" if rev else "web")
+    if rev:
+        web.mkdir()
+        archive = subprocess.run(["git", "archive", rev, "web"], cwd=PROJECT_ROOT, check=True,
+                                 capture_output=True).stdout
+        subprocess.run(["tar", "-x", "--strip-components=1", "-C", str(web)], input=archive,
+                       check=True)
+        shutil.rmtree(web / "node_modules", ignore_errors=True)
+    else:
+        shutil.copytree(PROJECT_ROOT / "web", web, ignore=shutil.ignore_patterns("node_modules"))
     (web / "node_modules").symlink_to(PROJECT_ROOT / "web" / "node_modules")
     (web / "baseline.html").write_text(BASELINE_HTML)
     (web / "baseline.css").write_text(BASELINE_CSS)
@@ -222,6 +232,7 @@ def write_report(rows: list[list[str]], ratio: float, meta: dict[str, str]) -> N
         "",
         f"**Ratio: the public map draws {ratio:.1f}× faster than the plain GeoJSON layer** "
         f"(goal: at least 5×).",
+        *(["", meta["also"]] if meta.get("also") else []),
         END,
     ])
     old = REPORT.read_text() if REPORT.exists() else "# First paint of the public map\n"
@@ -237,6 +248,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--count", type=int, default=10_000)
+    parser.add_argument("--also", metavar="REV", default=None,
+                        help="also measure the public map of web/ at this git revision (a "
+                             "second server process on the same database), side by side")
     args = parser.parse_args()
 
     from playwright.sync_api import sync_playwright
@@ -245,6 +259,7 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="quarters-first-paint-"))
     server = None
+    other = None
     try:
         with throwaway_cluster() as cluster:
             settings = Settings(database_url=cluster.url(), data_dir=DATA_DIR, home=cluster.home)
@@ -264,6 +279,16 @@ def main() -> None:
             base = f"http://127.0.0.1:{port}"
             wait_ready(f"{base}/api/health", server)
             pages = {"public map": f"{base}/", "baseline (plain L.geoJSON)": f"{base}/baseline.html"}
+            if args.also:
+                other_port = free_port()
+                other = start_process(
+                    [sys.executable, "-m", "uvicorn", "--factory", "quarters.api:create_app",
+                     "--host", "127.0.0.1", "--port", str(other_port), "--log-level", "warning"],
+                    logfile=tmp / "server-other.log",
+                    env={**env, "QUARTERS_WEB_DIR": str(web_copy(tmp, args.also))},
+                    cwd=PROJECT_ROOT)
+                wait_ready(f"http://127.0.0.1:{other_port}/api/health", other)
+                pages[f"public map at {args.also}"] = f"http://127.0.0.1:{other_port}/"
             times: dict[str, list[float]] = {name: [] for name in pages}
             load_before = os.getloadavg()[0]
             executable = shutil.which("chromium") or "/usr/bin/chromium"
@@ -293,15 +318,25 @@ def main() -> None:
                                 ", ".join(f"{v:.0f}" for v in indexed)])
             info = machine_info()
             load = f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after the runs"
+            also = ""
+            if args.also:
+                old_ms = medians[f"public map at {args.also}"]
+                also = (f"Side by side in the same run, the public map of web/ at `{args.also}` "
+                        f"(second server process, same database): {old_ms:.0f} ms, "
+                        f"{medians['baseline (plain L.geoJSON)'] / old_ms:.1f}× the plain "
+                        f"layer; the current page draws {old_ms / medians['public map']:.2f}× "
+                        f"as fast as it.")
+                print(also)
             write_report(rows, ratio, {
                 "count": f"{total:,}", "runs": str(args.runs), "browser": f"Chromium {version}",
                 "when": now_stamp()[1], "machine": f"{info['nproc']} cores, {info['memory']}",
-                "load": load})
+                "load": load, "also": also})
             print(md_table(["page", "median ms", "runs ms"], rows))
             print(f"ratio {ratio:.1f}x, load average {load}")
     finally:
-        if server is not None:
-            stop_process(server)
+        for process in (server, other):
+            if process is not None:
+                stop_process(process)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
