@@ -11,9 +11,11 @@ What it does (everything it starts is stopped again, see bench/common.py):
    /api/collections/measures/items?limit=10000 and draws it as one plain ``L.geoJSON`` layer
    of default Leaflet markers;
 4. headless Chromium (Debian's /usr/bin/chromium through Playwright), a fresh browser context
-   per run, tiles blocked: time from navigation start to the ``measures-drawn`` performance
-   mark, which each page sets in the animation frame after all measures are on the map
-   (the public page also sets #map[data-measures-drawn]);
+   per run, tiles blocked: time from navigation start to the first ``measures-drawn``
+   performance mark, which each page sets in the animation frame after all measures are on
+   the map (the public page: the clusters and markers in view that represent all of them,
+   with #map[data-measures-drawn] = their number); for the public page also the time until
+   its own index of all points is built (``measures-indexed``), for comparison;
 5. 5 runs of each page, alternating; the medians and their ratio go into bench/FIRST_PAINT.md.
 
     .venv/bin/python bench/bench_first_paint.py [--runs 5] [--count 10000]
@@ -25,6 +27,7 @@ import argparse
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -137,13 +140,22 @@ def insert_measures(settings, count: int) -> int:  # noqa: ANN001
         engine.dispose()
 
 
-def web_copy(tmp: Path) -> Path:
-    """A copy of web/ plus the baseline page (served by quarters from the same origin).
+def web_copy(tmp: Path, rev: str | None = None) -> Path:
+    """A copy of web/ (or of web/ at git revision ``rev``) plus the baseline page (served by
+    quarters from the same origin).
 
     Files are copied (the static file server does not follow symlinks out of its directory);
     node_modules is linked as a whole, it is a mount of its own (/vendor)."""
-    web = tmp / "web"
-    shutil.copytree(PROJECT_ROOT / "web", web, ignore=shutil.ignore_patterns("node_modules"))
+    web = tmp / (f"web-{rev}" if rev else "web")
+    if rev:
+        web.mkdir()
+        archive = subprocess.run(["git", "archive", rev, "web"], cwd=PROJECT_ROOT, check=True,
+                                 capture_output=True).stdout
+        subprocess.run(["tar", "-x", "--strip-components=1", "-C", str(web)], input=archive,
+                       check=True)
+        shutil.rmtree(web / "node_modules", ignore_errors=True)
+    else:
+        shutil.copytree(PROJECT_ROOT / "web", web, ignore=shutil.ignore_patterns("node_modules"))
     (web / "node_modules").symlink_to(PROJECT_ROOT / "web" / "node_modules")
     (web / "baseline.html").write_text(BASELINE_HTML)
     (web / "baseline.css").write_text(BASELINE_CSS)
@@ -151,8 +163,10 @@ def web_copy(tmp: Path) -> Path:
     return web
 
 
-def first_paint(browser, url: str, expected: int) -> float:  # noqa: ANN001
-    """ms from navigation start to the 'measures-drawn' mark (fresh context, tiles blocked)."""
+def first_paint(browser, url: str, expected: int,  # noqa: ANN001
+                own_index: bool = False) -> tuple[float, float | None]:
+    """ms from navigation start to the first 'measures-drawn' mark (fresh context, tiles
+    blocked), and for the public map to its own index of all points ('measures-indexed')."""
     context = browser.new_context(viewport={"width": 1280, "height": 860})
     context.route("**/tile.openstreetmap.org/**", lambda route: route.abort())
     try:
@@ -170,8 +184,18 @@ def first_paint(browser, url: str, expected: int) -> float:  # noqa: ANN001
                     "() => performance.getEntriesByType('mark').map("
                     "(e) => [e.name, Math.round(e.startTime)])"):
                 log(f"  {start:>5} ms  mark {name}")
-        return page.evaluate(
-            "() => performance.getEntriesByName('measures-drawn', 'mark').at(-1).startTime")
+        # The first time all measures were on screen (the public page: its clusters from the
+        # server, or from its own index when it has none; both represent every measure).
+        drawn = page.evaluate(
+            "() => performance.getEntriesByName('measures-drawn', 'mark')[0].startTime")
+        indexed = None
+        if own_index:
+            page.wait_for_selector(f'#map[data-measures-indexed="{expected}"]',
+                                   state="attached", timeout=TIMEOUT_MS)
+            indexed = page.evaluate(
+                "() => (performance.getEntriesByName('measures-indexed', 'mark')[0]"
+                " || performance.getEntriesByName('measures-drawn', 'mark')[0]).startTime")
+        return drawn, indexed
     finally:
         context.close()
 
@@ -189,10 +213,17 @@ def write_report(rows: list[list[str]], ratio: float, meta: dict[str, str]) -> N
         f"average {meta['load']} (the machine is shared: the plain layer suffers far more from "
         f"a busy CPU than the public map, so compare ratios at a similar load).",
         "",
-        "- **public map** (`/`, web/index.html): `/api/measures/points?format=compact` (light "
-        "points as parallel arrays, preloaded by the page) into a supercluster index; "
-        "only the clusters and markers in view are drawn; the page also "
-        "loads its base layers, the first page of the result list and the sources.",
+        "- **public map** (`/`, web/index.html): the first view is drawn from "
+        "`/api/measures/points?format=clusters` (the clusters of all located measures for "
+        "the zoom levels of a first view, computed on the server with supercluster's "
+        "algorithm and options, per data version, preloaded by the page); then "
+        "`/api/measures/points?format=compact` (also preloaded) goes into the page's own "
+        "supercluster index, which takes over the same markers. Criterion (unchanged): the "
+        "first `measures-drawn` mark, set in the animation frame after the clusters and "
+        "markers in view that together represent all located measures are on the map "
+        "(`#map[data-measures-drawn]` = their number); the row below it gives the time until "
+        "the page's own index is built as well. The page also loads its base layers, the "
+        "first page of the result list and the sources.",
         "- **baseline**: a page the script serves from a temporary directory that loads "
         "`/api/collections/measures/items?limit=10000` (full GeoJSON) into one plain "
         "`L.geoJSON` layer of default markers.",
@@ -201,6 +232,7 @@ def write_report(rows: list[list[str]], ratio: float, meta: dict[str, str]) -> N
         "",
         f"**Ratio: the public map draws {ratio:.1f}× faster than the plain GeoJSON layer** "
         f"(goal: at least 5×).",
+        *(["", meta["also"]] if meta.get("also") else []),
         END,
     ])
     old = REPORT.read_text() if REPORT.exists() else "# First paint of the public map\n"
@@ -216,6 +248,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--count", type=int, default=10_000)
+    parser.add_argument("--also", metavar="REV", default=None,
+                        help="also measure the public map of web/ at this git revision (a "
+                             "second server process on the same database), side by side")
     args = parser.parse_args()
 
     from playwright.sync_api import sync_playwright
@@ -224,6 +259,7 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="quarters-first-paint-"))
     server = None
+    other = None
     try:
         with throwaway_cluster() as cluster:
             settings = Settings(database_url=cluster.url(), data_dir=DATA_DIR, home=cluster.home)
@@ -243,6 +279,16 @@ def main() -> None:
             base = f"http://127.0.0.1:{port}"
             wait_ready(f"{base}/api/health", server)
             pages = {"public map": f"{base}/", "baseline (plain L.geoJSON)": f"{base}/baseline.html"}
+            if args.also:
+                other_port = free_port()
+                other = start_process(
+                    [sys.executable, "-m", "uvicorn", "--factory", "quarters.api:create_app",
+                     "--host", "127.0.0.1", "--port", str(other_port), "--log-level", "warning"],
+                    logfile=tmp / "server-other.log",
+                    env={**env, "QUARTERS_WEB_DIR": str(web_copy(tmp, args.also))},
+                    cwd=PROJECT_ROOT)
+                wait_ready(f"http://127.0.0.1:{other_port}/api/health", other)
+                pages[f"public map at {args.also}"] = f"http://127.0.0.1:{other_port}/"
             times: dict[str, list[float]] = {name: [] for name in pages}
             load_before = os.getloadavg()[0]
             executable = shutil.which("chromium") or "/usr/bin/chromium"
@@ -252,27 +298,45 @@ def main() -> None:
                 version = browser.version
                 for url in pages.values():  # one unrecorded warm-up each
                     first_paint(browser, url, total)
+                indexed: list[float] = []
                 for run in range(args.runs):
                     for name, url in pages.items():
-                        ms = first_paint(browser, url, total)
+                        ms, ready = first_paint(browser, url, total, url == pages["public map"])
                         times[name].append(ms)
-                        log(f"run {run + 1}: {name}: {ms:.0f} ms")
+                        if ready is not None:
+                            indexed.append(ready)
+                        log(f"run {run + 1}: {name}: {ms:.0f} ms"
+                            + (f" (own index ready {ready:.0f} ms)" if ready is not None else ""))
                 browser.close()
             medians = {name: statistics.median(values) for name, values in times.items()}
             ratio = medians["baseline (plain L.geoJSON)"] / medians["public map"]
             rows = [[name, f"{medians[name]:.0f}", ", ".join(f"{v:.0f}" for v in times[name])]
                     for name in pages]
+            if indexed:
+                rows.insert(1, ["public map, its own index of all points built (not the "
+                                "criterion, for comparison)", f"{statistics.median(indexed):.0f}",
+                                ", ".join(f"{v:.0f}" for v in indexed)])
             info = machine_info()
             load = f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after the runs"
+            also = ""
+            if args.also:
+                old_ms = medians[f"public map at {args.also}"]
+                also = (f"Side by side in the same run, the public map of web/ at `{args.also}` "
+                        f"(second server process, same database): {old_ms:.0f} ms, "
+                        f"{medians['baseline (plain L.geoJSON)'] / old_ms:.1f}× the plain "
+                        f"layer; the current page draws {old_ms / medians['public map']:.2f}× "
+                        f"as fast as it.")
+                print(also)
             write_report(rows, ratio, {
                 "count": f"{total:,}", "runs": str(args.runs), "browser": f"Chromium {version}",
                 "when": now_stamp()[1], "machine": f"{info['nproc']} cores, {info['memory']}",
-                "load": load})
+                "load": load, "also": also})
             print(md_table(["page", "median ms", "runs ms"], rows))
             print(f"ratio {ratio:.1f}x, load average {load}")
     finally:
-        if server is not None:
-            stop_process(server)
+        for process in (server, other):
+            if process is not None:
+                stop_process(process)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

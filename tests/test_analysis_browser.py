@@ -14,6 +14,7 @@ Content-Security-Policy applies (no 'unsafe-inline'), and a violation fails the 
 from __future__ import annotations
 
 import json
+import re
 import urllib.parse
 import urllib.request
 
@@ -519,3 +520,60 @@ def test_measure_reference_marks_who_meets_the_preconditions(page, live_server, 
         _, headers, _ = api_json(live_server, "GET", f"/api/measures/{mid}", token=token)
         api_json(live_server, "DELETE", f"/api/measures/{mid}", token=token,
                  etag=headers["ETag"])
+
+
+# Pixels of the choropleth canvases per colour of `palette` (every 4th pixel; the fills are
+# drawn with an opacity, so a colour read back may differ by a unit or two per channel).
+CANVAS_COLOURS = """
+(palette) => {
+  const rgb = palette.map((c) => [1, 3, 5].map((i) => parseInt(c.slice(i, i + 2), 16)));
+  const counts = palette.map(() => 0);
+  for (const canvas of document.querySelectorAll("#map .leaflet-choropleth-pane canvas")) {
+    if (!canvas.width || !canvas.height) continue;
+    const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+    for (let i = 0; i < data.length; i += 16) {
+      if (data[i + 3] < 128) continue;
+      const k = rgb.findIndex(([r, g, b]) => Math.abs(data[i] - r) <= 3
+        && Math.abs(data[i + 1] - g) <= 3 && Math.abs(data[i + 2] - b) <= 3);
+      if (k >= 0) counts[k] += 1;
+    }
+  }
+  return counts;
+}
+"""
+TILE_REQUEST = re.compile(r"/tiles/WebMercatorQuad/\d+/\d+/\d+$")
+
+
+def test_germany_wide_ranking_recolours_the_drawn_tiles_in_place(page):
+    """The municipalities' tiles are drawn once for the level; the ranking's scores (and any
+    other classification) recolour those canvases without asking for the tiles again."""
+    the_map = page.locator("#map")
+    page.locator("#shortcut-halle").click()
+    expect(page.locator("#reference-current")).to_contain_text("Halle (Saale)")
+    page.locator("#level").select_option("gemeinde")
+    expect(the_map).to_have_attribute("data-level", "gemeinde")
+    expect(the_map).to_have_attribute("data-map-state", "ready")
+    expect(the_map).to_have_attribute("data-tiles", "loaded")
+    palette = page.evaluate("() => import('/js/analysis-map.js').then((m) => m.palette(5))")
+    page.wait_for_function(f"(p) => ({CANVAS_COLOURS.strip()})(p).filter(Boolean).length >= 3",
+                           arg=palette)
+    before = page.evaluate(CANVAS_COLOURS, palette)
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url))
+    calculate(page)
+    expect(the_map).to_have_attribute("data-level", "gemeinde")
+    expect(the_map).to_have_attribute("data-tiles", "loaded")
+    after = page.evaluate(CANVAS_COLOURS, palette)
+    # the canvases now show the five score classes, not the indicator's picture
+    assert sum(after) > 1000 and all(after), after
+    assert after != before, (before, after)
+    assert not [u for u in asked if TILE_REQUEST.search(u)], "tiles asked for again"
+    # another classification of the scores: recoloured in place as well
+    page.get_by_label(WORDS["de"]["classification"]).select_option("equal_interval")
+    expect(page.locator("#map-legend .legend-title")).to_contain_text(WORDS["de"]["equal"])
+    expect(the_map).to_have_attribute("data-tiles", "loaded")
+    page.wait_for_function(f"""([palette, before]) => {{
+        const now = ({CANVAS_COLOURS.strip()})(palette);
+        return now.some((n, i) => n !== before[i]);
+    }}""", arg=[palette, after])
+    assert not [u for u in asked if TILE_REQUEST.search(u)], "tiles asked for again"

@@ -153,6 +153,102 @@ def check_sync(page, base_url, query):
 
 # ------------------------------------------------------------------ map and list
 
+# Before the page's scripts: at the first frame with #map[data-measures-drawn], remember the
+# marker elements on screen (the first view, drawn from the server's clusters).
+FIRST_VIEW_WATCH = """
+(() => {
+  const seen = { markers: null };
+  window.__firstView = seen;
+  const look = () => {
+    const map = document.getElementById("map");
+    const pane = document.querySelector(".leaflet-measureMarkers-pane");
+    if (map && pane && map.dataset.measuresDrawn && !map.dataset.measuresIndexed) {
+      seen.markers = [...pane.children];
+      seen.labels = seen.markers.map((m) => m.getAttribute("aria-label"));
+      return;
+    }
+    if (!map || !map.dataset.measuresIndexed) requestAnimationFrame(look);
+  };
+  requestAnimationFrame(look);
+})();
+"""
+
+# In the page: the clusters of the server against a supercluster index of the compact points
+# built here with the page's options; the differences (empty: the same clusters).
+COMPARE_CLUSTERS = """
+async () => {
+  const get = async (format) => (await fetch(`/api/measures/points?limit=10000&format=${format}`)).json();
+  const [body, points] = await Promise.all([get("clusters"), get("compact")]);
+  const features = [];
+  points.id.forEach((id, i) => {
+    if (typeof points.lon[i] !== "number" || typeof points.lat[i] !== "number") return;
+    if (!["exact", "approximate"].includes(points.location_precision[i])) return;
+    features.push({ type: "Feature", geometry: { type: "Point", coordinates: [points.lon[i], points.lat[i]] },
+      properties: { id } });
+  });
+  const index = new Supercluster({ radius: 56, maxZoom: 16 }).load(features);
+  const problems = [];
+  for (const [zoom, items] of Object.entries(body.levels)) {
+    const own = new Map(index.getClusters([-180, -85, 180, 85], Number(zoom)).map((f) => [
+      f.properties.cluster ? `c${f.properties.cluster_id}` : `m${f.properties.id}`, f]));
+    if (own.size !== items.length) problems.push(`zoom ${zoom}: ${own.size} vs ${items.length}`);
+    for (const [lon, lat, count, ref, expansion] of items) {
+      const key = count > 1 ? `c${ref}` : `m${body.points.id[ref]}`;
+      const f = own.get(key);
+      if (!f) { problems.push(`zoom ${zoom}: ${key} missing`); continue; }
+      const [x, y] = f.geometry.coordinates;
+      if (Math.abs(x - lon) > 1e-9 || Math.abs(y - lat) > 1e-9) problems.push(`zoom ${zoom}: ${key} moved`);
+      if (count > 1 && (f.properties.point_count !== count
+          || index.getClusterExpansionZoom(ref) !== expansion)) problems.push(`zoom ${zoom}: ${key} differs`);
+    }
+  }
+  return { problems, levels: Object.keys(body.levels).length, count: body.count, own: features.length };
+}
+"""
+
+
+def test_first_view_is_drawn_from_the_servers_clusters(browser, public_server):
+    """The unfiltered first view comes from /api/measures/points?format=clusters before the
+    page has indexed the points; its own index then takes over the very same markers."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="de-DE")
+    context.route("**/*", same_origin_only(public_server))
+    context.add_init_script(FIRST_VIEW_WATCH)
+    errors: list[str] = []
+    try:
+        page = context.new_page()
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        page.goto(public_server + "/")
+        wait_results(page)
+        mapped = located_count(public_server, "")
+        the_map = page.locator("#map")
+        expect(the_map).to_have_attribute("data-measures-indexed", str(mapped))
+        expect(the_map).to_have_attribute("data-measures-drawn", str(mapped))
+        marks = page.evaluate("""() => ['measures-drawn', 'measures-indexed'].map(
+            (name) => performance.getEntriesByName(name, 'mark').map((m) => m.startTime))""")
+        assert len(marks[0]) == 1 and len(marks[1]) == 1 and marks[0][0] < marks[1][0], marks
+        # the markers of the first view are still the ones on the map, with their labels
+        kept = page.evaluate("""() => ({
+            n: window.__firstView.markers?.length ?? -1,
+            connected: (window.__firstView.markers || []).every((m) => m.isConnected),
+            now: document.querySelector('.leaflet-measureMarkers-pane').children.length,
+            labelled: (window.__firstView.labels || []).every(Boolean)})""")
+        assert kept["n"] > 0 and kept["connected"] and kept["now"] == kept["n"], kept
+        assert kept["labelled"], kept
+        # a cluster drawn from the server's answer zooms in on a click, as the index's do
+        zoom = map_zoom(page)
+        cluster = page.locator(".leaflet-measureMarkers-pane .mk-cluster").first
+        cluster.click()
+        page.wait_for_function(f"() => !document.getElementById('map').dataset.view"
+                               f".startsWith('{zoom}/')")
+        # and the server's clusters are the ones supercluster makes of the same points
+        result = page.evaluate(COMPARE_CLUSTERS)
+        assert result["problems"] == [] and result["levels"] >= 10, result
+        assert result["count"] == result["own"] == mapped
+    finally:
+        context.close()
+    assert errors == []
+
+
 def test_filters_and_list_stay_in_sync(open_page, public_server, artifacts):
     page = open_page("/")
     wait_results(page)

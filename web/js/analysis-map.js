@@ -183,6 +183,8 @@ function showTiles(level, collection) {
     pane: "choropleth",
     interactive: false, // clicks are answered by onTileClick (the plugin's canvas hit test fails on Leaflet ≥ 1.8)
     vectorTileLayerStyles: { [name]: tileStyle },
+    // features kept per tile by their code: new classes restyle the drawn tiles in place
+    getFeatureId: (feature) => String(feature.properties?.[state.tiles.codeProperty]),
     fetchOptions: { credentials: "same-origin" },
   });
   layer.on("loading", () => { container.dataset.tiles = "loading"; });
@@ -265,20 +267,46 @@ export function featureOf(code) {
  * Returns the palette used.
  */
 export function paint(classes, k) {
+  const before = { classes: state.classes, colours: state.colours };
   state.classes = classes;
   state.colours = palette(k);
   if (!state.layer) return state.colours;
   if (state.tiles) {
-    // tiles are styled as they are drawn: draw them again (the browser has them cached).
-    // Removed and added rather than redraw(): GridLayer.redraw does not round a fractional
-    // zoom (zoomSnap 0.25) to a tile zoom.
-    if (state.map.hasLayer(state.layer)) state.layer.remove();
+    if (state.map.hasLayer(state.layer)) {
+      restyleTiles(before);
+      return state.colours;
+    }
+    // the first paint of the level: tiles are styled as they are drawn
     state.map.getContainer().dataset.tiles = "loading";
     state.layer.addTo(state.map);
     return state.colours;
   }
   for (const [code, layer] of state.byCode) layer.setStyle(styleFor(code));
   return state.colours;
+}
+
+/**
+ * New classes on the tiles already drawn: only the units whose colour changed get their new
+ * style (VectorGrid.setFeatureStyle; the canvases redraw in the next frame), without asking
+ * for and decoding the tiles again – the ranking's choropleth over the 11,000 municipalities
+ * shown right after the answer. Tiles drawn later take their style from tileStyle.
+ * data-tiles is "loaded" again once the restyled canvases are on screen.
+ */
+function restyleTiles(before) {
+  const layer = state.layer;
+  const container = state.map.getContainer();
+  const samePalette = before.colours.length === state.colours.length
+    && before.colours.every((c, i) => c === state.colours[i]);
+  const codes = new Set([...before.classes.keys(), ...state.classes.keys()]);
+  for (const code of codes) {
+    if (samePalette && before.classes.get(code) === state.classes.get(code)) continue;
+    layer.setFeatureStyle(code, tileStyle);
+  }
+  container.dataset.tiles = "loading";
+  requestAnimationFrame(() => requestAnimationFrame(() => {
+    // tiles still on their way (a pan or zoom meanwhile) report themselves by "load"
+    if (state.layer === layer && !layer.isLoading()) container.dataset.tiles = "loaded";
+  }));
 }
 
 // ---------------------------------------------------------------- highlight

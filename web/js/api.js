@@ -59,6 +59,20 @@ export async function getMeasurePoints(params) {
   return data;
 }
 
+/**
+ * GET /api/measures/points?format=clusters: the map's clusters of the same set for the zoom
+ * levels of a first view (computed on the server like the page's own index; see
+ * MeasureLayer.setPreview). Preloaded by index.html for the unfiltered page, like the points.
+ */
+export async function getMeasureClusters(params) {
+  const url = apiUrl("measures/points", { ...params, limit: 10000, format: "clusters" });
+  const data = await getJson(url, { plain: true });
+  if (!data || data.format !== "clusters" || typeof data.levels !== "object") {
+    throw new HttpError("not the clusters format", { status: 200, url });
+  }
+  return data;
+}
+
 /** GET /api/places: places whose name contains `q` (or every place of one `kind`). */
 export function searchPlaces(params) {
   return fetchJson(apiUrl("places", params));

@@ -1,7 +1,7 @@
 // The public map page: filters, the result list and the clustered measures on the map always
 // show the same set; filter state, page, map view and the near-me place live in the URL.
 
-import { getItems, getMeasurePoints, getMeasures, getSources, searchPlaces } from "./api.js";
+import { getItems, getMeasureClusters, getMeasurePoints, getMeasures, getSources, searchPlaces } from "./api.js";
 import { formatNumber, label, t } from "./i18n.js";
 import {
   approximateText,
@@ -40,7 +40,7 @@ import {
   safeHttpUrl,
   statusBadge,
 } from "./public-common.js";
-import { MeasureLayer, clusterIndex, statusLegendItems } from "./public-measures.js";
+import { MeasureLayer, clusterIndex, loadSupercluster, statusLegendItems } from "./public-measures.js";
 
 const L = globalThis.L;
 const FALLBACK_VIEW = { center: [51.18, 12.02], zoom: 9 };
@@ -403,12 +403,16 @@ function renderSummary(total, mapped) {
  * [page promise, points promise]; the points' cluster index is built as soon as they are in.
  */
 function fetchResults() {
-  const filters = apiFilters();
+  return [fetchPage(), fetchPoints()];
+}
+
+function fetchPage() {
   const offset = (state.page - 1) * PAGE_SIZE;
-  return [
-    getMeasures({ ...filters, limit: PAGE_SIZE, offset }),
-    getMeasurePoints(filters).then(clusterIndex),
-  ];
+  return getMeasures({ ...apiFilters(), limit: PAGE_SIZE, offset });
+}
+
+function fetchPoints() {
+  return Promise.all([getMeasurePoints(apiFilters()), loadSupercluster()]).then(([data]) => clusterIndex(data));
 }
 
 async function loadResults(pending = null) {
@@ -843,15 +847,24 @@ function afterNextFrame() {
 
 // The measures are what people come for: ask for them before anything else (catalogue,
 // configuration and base layers follow), so the map draws them as early as possible.
+// The usual first view (no filters, no map view in the address) is drawn from the server's
+// clusters (small, preloaded by index.html); the 10,000 points (also preloaded) are parsed
+// and indexed only after that frame, and the page's own index then takes over the markers.
 const startParams = readUrl();
-const earlyResults = fetchResults();
-for (const pending of earlyResults) pending.catch(() => {}); // handled where it is awaited
+const earlyClusters = Object.keys(apiFilters()).length || startParams.get("map")
+  ? null
+  : getMeasureClusters({}).catch((err) => {
+    console.error("clusters:", err);
+    return null;
+  });
+const earlyResults = earlyClusters ? [fetchPage(), null] : fetchResults();
+for (const pending of earlyResults) pending?.catch(() => {}); // handled where it is awaited
 loadConfig().catch(() => {}); // cached; awaited in main()
 
 async function main() {
   await initPage();
   const params = startParams;
-  if (!globalThis.L || !globalThis.Supercluster) {
+  if (!globalThis.L) {
     setStatus(t("map.library_failed"), "error");
     return;
   }
@@ -891,6 +904,11 @@ async function main() {
   // The measures first: usually they are in already (index.html preloads them, their cluster
   // index is built), so they reach the screen in the next frame; the background tiles, the
   // filter options and the near-me search follow right after that frame.
+  if (earlyClusters) {
+    const clusters = await earlyClusters;
+    if (clusters && state.measures.setPreview(clusters)) await afterNextFrame();
+    earlyResults[1] = fetchPoints();
+  }
   const results = loadResults(earlyResults);
   await afterNextFrame();
   // Background tiles now; the sources' attributions once /api/sources is in (loadSources).

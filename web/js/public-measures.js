@@ -111,8 +111,30 @@ export function locatedPoints(data) {
   return points;
 }
 
+const SUPERCLUSTER_SRC = "/vendor/supercluster/dist/supercluster.min.js";
+let superclusterLoading = null;
+
 /**
- * The located points of an answer and their cluster index. Needs no map, so the page can
+ * supercluster, loaded on first use: the first view is drawn from the server's clusters, so
+ * the library is not among the scripts the page waits for before its first paint.
+ */
+export function loadSupercluster() {
+  if (globalThis.Supercluster) return Promise.resolve(globalThis.Supercluster);
+  superclusterLoading ||= new Promise((resolve, reject) => {
+    const script = document.createElement("script");
+    script.src = SUPERCLUSTER_SRC;
+    script.onload = () => (globalThis.Supercluster ? resolve(globalThis.Supercluster) : reject(new Error("supercluster missing")));
+    script.onerror = () => {
+      superclusterLoading = null;
+      reject(new Error("supercluster could not be loaded"));
+    };
+    document.head.append(script);
+  });
+  return superclusterLoading;
+}
+
+/**
+ * The located points of an answer and their cluster index (needs loadSupercluster() first). Needs no map, so the page can
  * build it as soon as the answer is in, while it still waits for the rest of its start-up.
  */
 export function clusterIndex(data) {
@@ -120,6 +142,54 @@ export function clusterIndex(data) {
   const index = new globalThis.Supercluster({ radius: CLUSTER_RADIUS, maxZoom: MAX_CLUSTER_ZOOM });
   index.load(points);
   return { points, index };
+}
+
+/**
+ * The clusters of /api/measures/points?format=clusters in the shape of a supercluster index,
+ * for the zoom levels the server sent: the first view is drawn from them while the page's own
+ * index of all points is still being loaded and built. The server computes them with
+ * supercluster's algorithm and options, so cluster ids, counts, positions and expansion zooms
+ * are the ones the page's index gives and no marker moves when it takes over.
+ */
+class LevelIndex {
+  constructor(body) {
+    this.preview = true;
+    this.levels = body.levels || {};
+    this.points = body.points || {};
+    this.expansion = new Map();
+    for (const items of Object.values(this.levels)) {
+      for (const item of items) if (item[2] > 1) this.expansion.set(item[3], item[4]);
+    }
+  }
+
+  has(zoom) {
+    return Object.hasOwn(this.levels, String(zoom));
+  }
+
+  getClusters([west, south, east, north], zoom) {
+    const p = this.points;
+    const out = [];
+    for (const [lon, lat, count, ref] of this.levels[String(zoom)] || []) {
+      if (lon < west || lon > east || lat < south || lat > north) continue;
+      const geometry = { type: "Point", coordinates: [lon, lat] };
+      const properties = count > 1
+        ? { cluster: true, cluster_id: ref, point_count: count }
+        : {
+          id: p.id[ref],
+          title: p.title[ref],
+          status: p.status[ref],
+          action_field: p.action_field[ref],
+          city_ags: p.city_ags[ref],
+          location_precision: p.location_precision[ref],
+        };
+      out.push({ type: "Feature", geometry, properties });
+    }
+    return out;
+  }
+
+  getClusterExpansionZoom(clusterId) {
+    return this.expansion.get(clusterId) ?? MAX_CLUSTER_ZOOM + 1;
+  }
 }
 
 /**
@@ -146,11 +216,17 @@ export class MeasureLayer {
     return this.byId.size;
   }
 
-  /** Draw new data: an answer of /api/measures/points or what clusterIndex made of one. */
-  setData(data) {
-    const { points, index } = data?.index ? data : clusterIndex(data);
-    this.byId = new Map(points.map((f) => [String(f.properties.id), f]));
-    this.index = index;
+  /**
+   * Draw the first view from the server's clusters (getMeasureClusters) before the points
+   * are in: only if they hold the map's zoom. Sets data-measures-drawn (the number of located
+   * measures the clusters represent) and the 'measures-drawn' mark in the frame after; the
+   * next setData (the page's own index) keeps the markers that are the same.
+   */
+  setPreview(body) {
+    const preview = new LevelIndex(body);
+    if (!preview.has(Math.round(this.map.getZoom()))) return false;
+    this.index = preview;
+    this.byId = new Map();
     this.group.clearLayers();
     this.markers.clear();
     this.generation += 1;
@@ -160,8 +236,37 @@ export class MeasureLayer {
     this.render();
     requestAnimationFrame(() => {
       if (generation !== this.generation) return;
-      container.dataset.measuresDrawn = String(points.length);
+      this.previewDrawn = true;
+      container.dataset.measuresDrawn = String(body.count);
       performance.mark("measures-drawn");
+    });
+    return true;
+  }
+
+  /** Draw new data: an answer of /api/measures/points or what clusterIndex made of one. */
+  setData(data) {
+    const { points, index } = data?.index ? data : clusterIndex(data);
+    this.byId = new Map(points.map((f) => [String(f.properties.id), f]));
+    // After a preview of the same clusters, render() keeps the markers that are already right.
+    const afterPreview = Boolean(this.index?.preview && this.previewDrawn);
+    this.previewDrawn = false;
+    this.index = index;
+    if (!afterPreview) {
+      this.group.clearLayers();
+      this.markers.clear();
+    }
+    this.generation += 1;
+    const generation = this.generation;
+    const container = this.map.getContainer();
+    if (!afterPreview || container.dataset.measuresDrawn !== String(points.length)) {
+      delete container.dataset.measuresDrawn;
+    }
+    this.render();
+    requestAnimationFrame(() => {
+      if (generation !== this.generation) return;
+      container.dataset.measuresDrawn = String(points.length);
+      container.dataset.measuresIndexed = String(points.length);
+      performance.mark(afterPreview ? "measures-indexed" : "measures-drawn");
     });
     return points.length;
   }
@@ -174,9 +279,10 @@ export class MeasureLayer {
 
   render() {
     if (!this.index) return;
+    const zoom = Math.round(this.map.getZoom());
+    if (this.index.preview && !this.index.has(zoom)) return; // keep the preview until the index
     const bounds = this.map.getBounds().pad(0.25);
     const bbox = [bounds.getWest(), bounds.getSouth(), bounds.getEast(), bounds.getNorth()];
-    const zoom = Math.round(this.map.getZoom());
     const items = this.index.getClusters(bbox, zoom);
     const wanted = new Map();
     for (const item of items) {
@@ -220,6 +326,7 @@ export class MeasureLayer {
   }
 
   leavesPopup(clusterId) {
+    if (this.index.preview) return el("p", { className: "popup", text: t("common.loading") });
     const leaves = this.index.getLeaves(clusterId, 200);
     return el("div", { className: "popup popup--measure" }, [
       el("h3", { className: "popup__title", text: t("map.same_place", { count: leaves.length }) }),

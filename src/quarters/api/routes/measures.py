@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy import text
 from starlette.datastructures import QueryParams
 
-from quarters import measures, transfer_profile
+from quarters import clusters, measures, transfer_profile
 from quarters.api.deps import (
     AdminDep,
     BodyDep,
@@ -129,13 +129,18 @@ def list_measures(request: Request, conn: ConnDep, user: UserDep,
             response_class=GeoJSONResponse, dependencies=[FiltersDep], response_model=None,
             responses={**GEOJSON_OK, 304: {"description": "unchanged (If-None-Match)"}})
 def measure_points(request: Request, conn: ConnDep, settings: SettingsDep,
-                   format: Literal["geojson", "compact"] = "geojson") -> Response:  # noqa: A002
+                   format: Literal["geojson", "compact", "clusters"] = "geojson",  # noqa: A002
+                   ) -> Response:
     """Same filters and the same set as the public list, one representative point each.
 
     ``?format=compact`` answers the same set as parallel arrays (JSON object with ``id``,
     ``title``, ``status``, ``action_field``, ``city_ags``, ``location_precision``, ``lon``,
     ``lat``; coordinates with 5 decimals) instead of a GeoJSON FeatureCollection, about a
     third of the size and much cheaper to parse for a map with thousands of points.
+
+    ``?format=clusters`` answers the map's clusters of the same set for the zoom levels a
+    first view needs (see quarters.clusters: supercluster's algorithm and options, so the
+    page can draw them before it has loaded and indexed the points itself).
 
     Answers carry an ETag derived from the published data; unchanged answers come from a
     small in-process cache (and 304 for a browser that has them).
@@ -181,12 +186,15 @@ def measure_points(request: Request, conn: ConnDep, settings: SettingsDep,
     if body is None:
         if fmt == "compact":
             body = compact_points(conn, MEASURES_POINTS, query)
+        elif fmt == "clusters":
+            points = orjson.loads(compact_points(conn, MEASURES_POINTS, query))
+            body = orjson.dumps(clusters.levels_body(points))
         else:
             body = page_body(request, conn, MEASURES_POINTS, query)
         cache[key] = body
         while len(cache) > 32:
             cache.popitem(last=False)
-    if fmt == "compact":
+    if fmt != "geojson":
         return RawJSONResponse(body, headers=headers)
     return GeoJSONResponse(body, headers=headers)
 
