@@ -76,3 +76,7 @@ def test_a_statement_over_the_timeout_answers_503(settings, engine):
         assert slow.status_code == 503, slow.text[:200]
         assert int(slow.headers["retry-after"]) > 0
         assert slow.headers["content-type"].startswith("application/problem+json")
+        # The database is there: the problem says the request took too long, not "unreachable".
+        assert slow.json()["code"] == "database.too_slow", slow.json()
+        en = http.get("/api/collections/municipalities/items?limit=9999&lang=en")
+        assert en.status_code == 503 and "took too long" in en.json()["detail"]

@@ -58,8 +58,11 @@ def add_exception_handlers(app: FastAPI) -> None:
     @app.exception_handler(psycopg.OperationalError)  # the async read path (timeouts too)
     async def _db_down(request: Request, exc: OperationalError) -> ProblemResponse:
         log.error("database error: %s", str(exc).split("\n")[0])
-        body = coded(503, "database.unreachable", request_language(request),
-                     kind="database_unavailable")
+        # A statement cut off by statement_timeout is an OperationalError too, but the
+        # database is there: say so (the request was too heavy), not "unreachable".
+        cancelled = isinstance(getattr(exc, "orig", exc), psycopg.errors.QueryCanceled)
+        body = coded(503, "database.too_slow" if cancelled else "database.unreachable",
+                     request_language(request), kind="database_unavailable")
         return ProblemResponse(body, status_code=503, headers={"Retry-After": "5"})
 
     @app.exception_handler(PoolTimeout)
