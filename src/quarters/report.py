@@ -31,7 +31,7 @@ import shapely
 from sqlalchemy import Connection, text
 
 from quarters.errors import SetupError
-from quarters.messages import DEFAULT_LANGUAGE, LANGUAGES, note_text, t
+from quarters.messages import DEFAULT_LANGUAGE, LANGUAGES, format_fixed, note_text, t
 from quarters.settings import Settings
 from quarters.transfer import (
     TransferResult,
@@ -104,12 +104,7 @@ class Words:
 
     def num(self, x: Any, digits: int = 1) -> str:
         """``1.234,5`` (de) or ``1,234.5`` (en) with ``digits`` decimals; – for no value."""
-        if x is None or (isinstance(x, float) and not np.isfinite(x)) or pd.isna(x):
-            return "–"
-        s = f"{float(x):,.{digits}f}"
-        if s.startswith("-") and not s.strip("-0.,"):  # no "-0,0" for tiny negatives
-            s = s[1:]
-        return s if self.lang == "en" else s.translate(str.maketrans(",.", ".,"))
+        return format_fixed(x, digits, self.lang)
 
     def when(self, moment: datetime) -> str:
         """A date and time as people of the language write it."""

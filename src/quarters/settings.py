@@ -8,6 +8,7 @@ import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
@@ -130,6 +131,18 @@ class Settings(BaseSettings):
         None, description="Nominatim-compatible search URL (e.g. https://nominatim.example/search) "
                           "the place search also asks when the database has few places; unset: "
                           "the search stays offline")
+
+    lang: Literal["de", "en"] | None = Field(
+        None, description="language of the CLI's messages and reports (de or en); unset: LANG "
+                          "of the environment when it is German or English, else German")
+
+    @field_validator("lang", mode="before")
+    @classmethod
+    def _language_code(cls, value: object) -> object:
+        """``en_GB.UTF-8`` and ``EN`` count as ``en``; empty as unset."""
+        if isinstance(value, str):
+            return value.strip().lower()[:2] or None
+        return value
 
     @field_validator("database_url", "app_database_url", "read_database_url")
     @classmethod
