@@ -128,7 +128,7 @@ def cli(settings, *args: str, **env: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300, env=environ)
 
 
-def test_cli_messages_in_german_and_english(settings):
+def test_cli_messages_in_german_and_english(settings, engine):  # engine: the loaded database
     from quarters.migrate import head_revision
 
     head = head_revision()
@@ -143,11 +143,15 @@ def test_cli_messages_in_german_and_english(settings):
         assert t("cli.schema_revision", lang, revision=head) in done.stderr, (name, done.stderr)
         other = "en" if lang == "de" else "de"
         assert t("cli.schema_revision", other, revision=head) not in done.stderr, name
-    bad = cli(settings, "db", "status", QUARTERS_LANG="fr")
-    assert bad.returncode != 0 and "lang" in bad.stderr
+    bad = cli(settings, "db", "status", QUARTERS_LANG="fr", LANG="en_US.UTF-8")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr, bad.stderr
+    assert f"{t('problem.settings.invalid', 'en')} QUARTERS_LANG:" in bad.stderr
+    nobody = cli(settings, "users", "deactivate", "gibt-es-nicht")  # German by default
+    assert nobody.returncode == 2
+    assert t("problem.auth.no_account", "de", user="gibt-es-nicht") in nobody.stderr
 
 
-def test_cli_report_command_in_english(settings, tmp_path):
+def test_cli_report_command_in_english(settings, engine, tmp_path):
     out = tmp_path / "report.html"
     done = cli(settings, "analyze", "transfer", "--reference", "stadtviertel:71", "--level",
                "stadtviertel", "--indicator", "density", "--indicator", "population", "--top",

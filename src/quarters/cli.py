@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from quarters.cli_text import choose_language, language, say
-from quarters.errors import NotFound, QuartersError
+from quarters.errors import NotFound, QuartersError, SetupError
 from quarters.messages import note_text, t
 from quarters.settings import Settings, get_settings
 
@@ -329,15 +329,31 @@ def serve(
     server.run("quarters.api:create_app", settings, host, port, workers=workers)
 
 
+def _settings() -> Settings:
+    """The settings, or a :class:`SetupError` naming each bad ``QUARTERS_*`` variable."""
+    from pydantic import ValidationError
+
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        from quarters.validation import pydantic_items
+
+        items = pydantic_items(exc.errors())
+        for entry, error in zip(items, exc.errors(), strict=True):
+            entry["pointer"] = "QUARTERS_" + "_".join(str(p) for p in error["loc"]).upper()
+        raise SetupError(code="settings.invalid", errors=items) from None
+
+
 def main() -> None:
     """Entry point of the console script: project errors become one clear line and exit 2."""
     import contextlib
 
     from quarters.safefiles import remove_stale
 
-    with contextlib.suppress(OSError):  # temp files a killed import left behind
-        remove_stale(get_settings().import_tmp)
     try:
+        settings = _settings()
+        with contextlib.suppress(OSError):  # temp files a killed import left behind
+            remove_stale(settings.import_tmp)
         app()
     except QuartersError as exc:
         from quarters.errors import error_text

@@ -29,8 +29,14 @@ def choose_language(option: str | None) -> None:
 
 
 def language() -> str:
-    """``de`` or ``en`` for this run of the CLI."""
-    return cli_language(get_settings().lang)
+    """``de`` or ``en`` for this run of the CLI (settings that do not load: ``LANG``)."""
+    from pydantic import ValidationError
+
+    try:
+        setting = get_settings().lang
+    except ValidationError:  # the CLI says so in its error line
+        setting = None
+    return cli_language(setting)
 
 
 def say(key: str, /, **values: Any) -> str:
