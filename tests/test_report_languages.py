@@ -146,6 +146,11 @@ def test_cli_messages_in_german_and_english(settings, engine):  # engine: the lo
     bad = cli(settings, "db", "status", QUARTERS_LANG="fr", LANG="en_US.UTF-8")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr, bad.stderr
     assert f"{t('problem.settings.invalid', 'en')} QUARTERS_LANG:" in bad.stderr
+    for lang in ("de", "en"):
+        status = cli(settings, "--lang", lang, "data", "status")
+        assert status.returncode == 0, status.stderr
+        assert t("cli.status_checksums", lang) in status.stderr, status.stderr
+        assert t("cli.data_dir", lang, path=str(settings.data_dir)) in status.stderr
     nobody = cli(settings, "users", "deactivate", "gibt-es-nicht")  # German by default
     assert nobody.returncode == 2
     assert t("problem.auth.no_account", "de", user="gibt-es-nicht") in nobody.stderr

@@ -38,6 +38,8 @@ export_app = typer.Typer(help="Export data")
 app.add_typer(users_app, name="users")
 app.add_typer(export_app, name="export")
 console = Console(stderr=True)
+FETCH_KEYS = {"downloaded": "cli.fetch_downloaded", "present": "cli.fetch_present",
+              "manual": "cli.fetch_manual", "skipped": "cli.fetch_skipped"}
 
 
 def _progress() -> Progress:
@@ -156,7 +158,8 @@ def data_fetch(only: Annotated[list[str] | None, typer.Option(help="dataset key"
     settings = get_settings()
     results = fetch(load_catalogue(settings.catalogue), settings.data_dir, only=only)
     for r in results:
-        console.print(f"{r.key}: {r.status}" + (f" – {r.message}" if r.message else ""))
+        console.print(f"{r.key}: {say(FETCH_KEYS[r.status])}"
+                      + (f" – {escape(r.message)}" if r.message else ""))
 
 
 @data_app.command("status")
@@ -167,7 +170,7 @@ def data_status() -> None:
     settings = get_settings()
     console.print(say("cli.data_dir", path=str(settings.data_dir)))
     console.print(format_status_table(check_local(load_catalogue(settings.catalogue),
-                                                  settings.data_dir)))
+                                                  settings.data_dir), language()))
 
 
 # -- import ---------------------------------------------------------------------------------
