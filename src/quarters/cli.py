@@ -95,9 +95,9 @@ def db_status() -> None:
         cluster = cluster_for(settings)
         running = cluster.running()
         state = (f"[green]{say('cli.db_state_running')}[/]" if running
-                 else f"[yellow]{say('cli.db_state_stopped')}[/]")
-        console.print(say("cli.db_cluster", pgdata=str(cluster.pgdata), state="{state}",
-                          address=f"127.0.0.1:{settings.db_port}").replace("{state}", state))
+                 else f"[yellow]{say('cli.db_state_stopped')}[/]")  # markup, not escaped
+        console.print(t("cli.db_cluster", language(), pgdata=escape(str(cluster.pgdata)),
+                        state=state, address=f"127.0.0.1:{settings.db_port}"))
         if not running:
             raise typer.Exit(3)
     from quarters.migrate import current
