@@ -19,6 +19,7 @@ HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
 def cli_env(settings, monkeypatch):
     monkeypatch.setenv("QUARTERS_DATABASE_URL", settings.database_url)
     monkeypatch.setenv("QUARTERS_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("QUARTERS_LANG", "en")  # these tests read the CLI's English texts
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()

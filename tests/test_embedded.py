@@ -32,6 +32,7 @@ def embedded_env(monkeypatch):
 
 def quarters(*args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "QUARTERS_DATABASE_URL"}
+    env["QUARTERS_LANG"] = "en"  # these tests read the CLI's English texts
     return subprocess.run([sys.executable, "-c", "from quarters.cli import main; main()", *args],
                           capture_output=True, text=True, timeout=180, env=env)
 

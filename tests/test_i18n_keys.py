@@ -6,16 +6,21 @@
   every script under web/js;
 - no catalogue key is unused (keys of a family read with a computed suffix, ``label("status",
   …)`` or ``t(`mod.decision_${…}`)``, count as used by their prefix). The ``problem.*`` and
-  ``warning.*`` and ``server.*`` keys belong to the server's catalogue and have a test of their own.
+  ``warning.*`` and ``server.*`` keys belong to the server's catalogue and have a test of their own;
+- the keys Python writes out itself (``report.*`` of the report, ``cli.*`` of the command line):
+  every such string in src/quarters names a key of both catalogues, and counts as a use.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from pathlib import Path
 
 WEB = Path(__file__).resolve().parent.parent / "web"
+SRC = WEB.parent / "src" / "quarters"
+FILE_SUFFIXES = {"html", "csv", "gpkg", "py"}  # "report.html" is a file name, not a key
 OWN_TEST = ("problem.", "warning.", "server.")  # the server's catalogue (tests/test_catalogue_codes.py)
 
 
@@ -55,6 +60,18 @@ def used(known: set[str]) -> tuple[set[str], set[str]]:
     return keys, prefixes
 
 
+def python_keys() -> set[str]:
+    """Every string literal of the Python sources that looks like a report./cli. key."""
+    found: set[str] = set()
+    for path in sorted(SRC.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Constant) and isinstance(node.value, str)
+                    and re.fullmatch(r"(?:report|cli)\.[a-z0-9_]+", node.value)
+                    and node.value.split(".")[1] not in FILE_SUFFIXES):
+                found.add(node.value)
+    return found
+
+
 def test_catalogues_have_the_same_keys_forms_and_placeholders():
     de, en = catalogue("de"), catalogue("en")
     assert sorted(set(de) ^ set(en)) == []
@@ -78,9 +95,19 @@ def test_every_key_a_page_uses_is_in_both_catalogues():
         assert f"status.{status}" in de and f"status.{status}" in en
 
 
+def test_every_key_python_names_is_in_both_catalogues():
+    de, en = catalogue("de"), catalogue("en")
+    keys = python_keys()
+    assert {k for k in keys if k.startswith("report.")} and {k for k in keys
+                                                            if k.startswith("cli.")}
+    assert sorted(k for k in keys if k not in de) == []
+    assert sorted(k for k in keys if k not in en) == []
+
+
 def test_no_catalogue_key_is_unused():
     de = catalogue("de")
     keys, prefixes = used(set(de))
+    keys |= python_keys()
     unused = sorted(k for k in de if k not in keys and not k.startswith(OWN_TEST)
                     and not any(k.startswith(p) for p in prefixes))
     assert unused == []

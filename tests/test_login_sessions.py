@@ -257,7 +257,8 @@ def test_deactivate_locks_the_account_and_ends_its_sessions(settings, engine):
     with engine.begin() as conn:
         user = auth.credentials(conn, username).user
         token = auth.open_session(conn, user).token
-    env = {**os.environ, "QUARTERS_DATABASE_URL": settings.database_url}
+    env = {**os.environ, "QUARTERS_DATABASE_URL": settings.database_url,
+           "QUARTERS_LANG": "en"}  # the CLI's English texts
 
     def cli(*args: str, **extra: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-c", "from quarters.cli import main; main()",

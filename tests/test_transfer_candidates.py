@@ -31,7 +31,8 @@ def post(client, **body):
 def _cli_indicators(settings, tmp_path: Path, level: str, reference: str) -> list[str]:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src"),
            "QUARTERS_DATABASE_URL": settings.database_url,
-           "QUARTERS_DATA_DIR": str(settings.data_dir), "COLUMNS": "200"}
+           "QUARTERS_DATA_DIR": str(settings.data_dir), "COLUMNS": "200",
+           "QUARTERS_LANG": "en"}  # the CLI's English texts
     done = subprocess.run(
         [sys.executable, "-c", "from quarters.cli import main; main()", "analyze", "transfer",
          "--reference", reference, "--level", level, "--top", "3", "--no-sensitivity", "--no-types",

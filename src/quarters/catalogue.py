@@ -416,6 +416,9 @@ def check_dataset(dataset: Dataset, data_dir: Path, *, repo_root: Path = REPO_RO
     )
 
 
+_STATE_KEYS = {"ok": "cli.state_ok", "unverified": "cli.state_unverified",
+               "nothing stored": "cli.state_nothing_stored", "incomplete": "cli.state_incomplete",
+               "missing": "cli.state_missing", "changed": "cli.state_changed"}
 _STATE_STYLE = {
     "ok": "green",
     "unverified": "cyan",
@@ -426,23 +429,27 @@ _STATE_STYLE = {
 }
 
 
-def format_status_table(statuses: Iterable[Status]) -> Table:
-    """A rich table with one row per dataset: files found, state and what it means."""
-    table = Table(title="Data sources", show_lines=False)
-    table.add_column("Dataset", style="bold", no_wrap=True)
-    table.add_column("Files", justify="right")
-    table.add_column("Checksums")
-    table.add_column("State")
-    table.add_column("Details", overflow="fold")
+def format_status_table(statuses: Iterable[Status], lang: str = "en") -> Table:
+    """A rich table with one row per dataset: files found, state and what it means (headings,
+    checksum verdicts and states in ``lang``, from the catalogue's ``cli.status_*`` keys)."""
+    from quarters.messages import t
+
+    table = Table(title=t("cli.status_title", lang), show_lines=False)
+    table.add_column(t("cli.status_dataset", lang), style="bold", no_wrap=True)
+    table.add_column(t("cli.status_files", lang), justify="right")
+    table.add_column(t("cli.status_checksums", lang))
+    table.add_column(t("cli.status_state", lang))
+    table.add_column(t("cli.status_details", lang), overflow="fold")
+    verdicts = {True: t("cli.status_match", lang), False: t("cli.status_differ", lang),
+                None: "–"}
     for status in statuses:
         found = len(status.checks) - len(status.missing)
-        checksum = {True: "match", False: "DIFFER", None: "–"}[status.checksums_match]
         style = _STATE_STYLE[status.state]
         table.add_row(
             Text(status.dataset_id),
             f"{found}/{len(status.checks)}",
-            checksum,
-            Text(status.state, style=style),
+            verdicts[status.checksums_match],
+            Text(t(_STATE_KEYS[status.state], lang), style=style),
             Text(status.summary),
         )
     return table

@@ -7,10 +7,13 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from quarters.errors import QuartersError
+from quarters.cli_text import choose_language, language, say
+from quarters.errors import NotFound, QuartersError, SetupError
+from quarters.messages import note_text, t
 from quarters.settings import Settings, get_settings
 
 app = typer.Typer(help="quarters – Quartiersplanung für Halle (Saale) und Gera", no_args_is_help=True)
@@ -25,12 +28,7 @@ def _options(lang: Annotated[str | None, typer.Option(
         "--lang", help="Sprache der Meldungen / language of messages: de or en (default: "
                        "QUARTERS_LANG, then LANG, then de)")] = None) -> None:
     """quarters – Quartiersplanung für Halle (Saale) und Gera."""
-    import os
-
-    if lang is not None:
-        if lang not in ("de", "en"):
-            raise typer.BadParameter("de or en", param_hint="--lang")
-        os.environ["QUARTERS_LANG"] = lang
+    choose_language(lang)
 
 
 app.add_typer(data_app, name="data")
@@ -40,6 +38,8 @@ export_app = typer.Typer(help="Export data")
 app.add_typer(users_app, name="users")
 app.add_typer(export_app, name="export")
 console = Console(stderr=True)
+FETCH_KEYS = {"downloaded": "cli.fetch_downloaded", "present": "cli.fetch_present",
+              "manual": "cli.fetch_manual", "skipped": "cli.fetch_skipped"}
 
 
 def _progress() -> Progress:
@@ -68,11 +68,12 @@ def db_start() -> None:
     """Start the embedded cluster (creating it on first use) and apply migrations."""
     settings = get_settings()
     if not settings.embedded:
-        console.print("QUARTERS_DATABASE_URL is set: using that server, nothing to start.")
+        console.print(say("cli.db_external"))
     engine = _engine(settings, full=True)
     engine.dispose()
-    console.print(f"[green]database ready[/] (port {settings.db_port})" if settings.embedded
-                  else "[green]database ready[/]")
+    console.print(f"[green]{say('cli.db_ready')}[/]"
+                  + (f" ({say('cli.db_port', port=str(settings.db_port))})"
+                     if settings.embedded else ""))
 
 
 @db_app.command("stop")
@@ -81,7 +82,7 @@ def db_stop() -> None:
     from quarters.db import cluster_for
 
     cluster_for(get_settings()).stop()
-    console.print("embedded database stopped")
+    console.print(say("cli.db_stopped"))
 
 
 @db_app.command("status")
@@ -93,15 +94,17 @@ def db_status() -> None:
     if settings.embedded:
         cluster = cluster_for(settings)
         running = cluster.running()
-        console.print(f"embedded cluster in {cluster.pgdata}: "
-                      + ("[green]running[/]" if running else "[yellow]stopped[/]")
-                      + f" on 127.0.0.1:{settings.db_port}")
+        state = (f"[green]{say('cli.db_state_running')}[/]" if running
+                 else f"[yellow]{say('cli.db_state_stopped')}[/]")  # markup, not escaped
+        console.print(t("cli.db_cluster", language(), pgdata=escape(str(cluster.pgdata)),
+                        state=state, address=f"127.0.0.1:{settings.db_port}"))
         if not running:
             raise typer.Exit(3)
     from quarters.migrate import current
 
     engine = _engine(settings, migrate=False)
-    console.print(f"schema revision: {current(engine) or 'none (run quarters db start)'}")
+    console.print(say("cli.schema_revision",
+                      revision=current(engine) or t("cli.schema_none", language())))
     engine.dispose()
 
 
@@ -109,7 +112,7 @@ def db_status() -> None:
 def db_upgrade() -> None:
     """Apply pending migrations (and set the runtime role's grants again)."""
     _engine(get_settings(), full=True).dispose()
-    console.print("[green]schema up to date[/]")
+    console.print(f"[green]{say('cli.schema_up_to_date')}[/]")
 
 
 # -- data -----------------------------------------------------------------------------------
@@ -131,18 +134,19 @@ def data_load() -> None:
 
         report = load_all(engine, settings, load_catalogue(settings.catalogue), step)
     engine.dispose()
-    table = Table(title="quarters data load")
-    for col in ("file", "table", "read", "new", "updated", "repaired"):
-        table.add_column(col)
+    table = Table(title=say("cli.load_title"))
+    for col in ("cli.col_file", "cli.col_table", "cli.col_read", "cli.col_new", "cli.col_updated",
+                "cli.col_repaired"):
+        table.add_column(say(col))
     for s in report.imports:
         table.add_row(Path(s.path).name, s.table, str(s.read), str(s.inserted), str(s.updated),
                       str(len(s.repaired)))
     console.print(table)
     for s in report.imports:
         for r in s.repaired:
-            console.print(f"  repaired (make_valid, structure): {r}")
+            console.print("  " + say("cli.repaired_structure", what=str(r)))
     for note in report.notes:
-        console.print(note)
+        console.print(escape(note_text(note, language())))
 
 
 @data_app.command("fetch")
@@ -154,7 +158,8 @@ def data_fetch(only: Annotated[list[str] | None, typer.Option(help="dataset key"
     settings = get_settings()
     results = fetch(load_catalogue(settings.catalogue), settings.data_dir, only=only)
     for r in results:
-        console.print(f"{r.key}: {r.status}" + (f" – {r.message}" if r.message else ""))
+        console.print(f"{r.key}: {say(FETCH_KEYS[r.status])}"
+                      + (f" – {escape(r.message)}" if r.message else ""))
 
 
 @data_app.command("status")
@@ -163,9 +168,9 @@ def data_status() -> None:
     from quarters.catalogue import check_local, format_status_table, load_catalogue
 
     settings = get_settings()
-    console.print(f"data directory: {settings.data_dir}")
+    console.print(say("cli.data_dir", path=str(settings.data_dir)))
     console.print(format_status_table(check_local(load_catalogue(settings.catalogue),
-                                                  settings.data_dir)))
+                                                  settings.data_dir), language()))
 
 
 # -- import ---------------------------------------------------------------------------------
@@ -209,15 +214,15 @@ def import_boundaries(
                       attribution=attribution,
                       progress=lambda d, t: progress.update(task, completed=d, total=t))
     engine.dispose()
-    console.print(f"[green]{path.name}[/]: {summary.read} read, {summary.inserted} new, "
-                  f"{summary.updated} updated, {summary.deleted} removed → {summary.table} "
-                  f"(from {summary.source_crs})")
+    console.print(f"[green]{escape(path.name)}[/]: " + say(
+        "cli.boundaries_done", read=summary.read, new=summary.inserted, updated=summary.updated,
+        removed=summary.deleted, table=summary.table, crs=str(summary.source_crs)))
     if summary.mapped:
-        console.print(f"  {summary.mapped} codes mapped to the stored ones")
+        console.print("  " + say("cli.codes_mapped", count=summary.mapped))
     for r in summary.repaired:
-        console.print(f"  repaired: {r}")
+        console.print("  " + say("cli.repaired", what=str(r)))
     for w in summary.warnings:
-        console.print(f"  [yellow]warning:[/] {w}")
+        console.print(f"  [yellow]{say('server.cli_note')}[/] {escape(note_text(w, language()))}")
 
 
 @import_app.command("measures")
@@ -237,15 +242,15 @@ def import_measures(
     finally:  # a refused import: main() prints the problems, row by row, in the CLI's language
         engine.dispose()
     from quarters.errors import render_items
-    from quarters.messages import cli_language, t
 
-    lang = cli_language()
+    lang = language()
     for p in render_items(report.problems, lang, "invalid_input"):
         console.print(f"  {t('server.row', lang, row=p['row'])}: {p['field']} {p['problem']}",
                       soft_wrap=True, markup=False)
-    verdict = "would import" if dry_run else "imported"
-    console.print(f"{path.name}: {report.rows} rows, {len(report.problems)} problems; "
-                  f"{verdict} {report.rows - len({p['row'] for p in report.problems})} as drafts")
+    good = report.rows - len({p["row"] for p in report.problems})
+    console.print(say("cli.measures_checked" if dry_run else "cli.measures_imported",
+                      file=path.name, count=report.rows, problems=len(report.problems),
+                      drafts=good))
     if report.problems:
         raise typer.Exit(1)
 
@@ -263,7 +268,7 @@ def export_measures(
     with engine.connect() as conn:
         out.write_bytes(export(conn, "measures_current" if all_ else "measures_public", fmt))
     engine.dispose()
-    console.print(f"wrote {out}")
+    console.print(say("cli.wrote", path=str(out)))
 
 
 @users_app.command("add")
@@ -278,12 +283,13 @@ def users_add(
     from quarters.auth import add_user
 
     if password is None:
-        password = typer.prompt("Passwort", hide_input=True, confirmation_prompt=True)
+        password = typer.prompt(t("cli.password", language()), hide_input=True,
+                                confirmation_prompt=True)
     engine = _engine(get_settings())
     with engine.begin() as conn:
         user = add_user(conn, username, password, role, display_name)
     engine.dispose()
-    console.print(f"account '{user.username}' ({user.role}) ready; earlier sessions ended")
+    console.print(say("cli.account_ready", user=user.username, role=user.role))
 
 
 @users_app.command("deactivate")
@@ -296,8 +302,8 @@ def users_deactivate(username: str) -> None:
         found = deactivate(conn, username)
     engine.dispose()
     if not found:
-        raise QuartersError(f"no account '{username}'")
-    console.print(f"account '{username}' deactivated; its sessions ended")
+        raise NotFound(code="auth.no_account", params={"user": username})
+    console.print(say("cli.account_deactivated", user=username))
 
 
 # -- serve ----------------------------------------------------------------------------------
@@ -321,9 +327,24 @@ def serve(
     client_secret(settings)  # made once here (embedded: kept in the home), the workers share it
     host, port = host or settings.host, port or settings.port
     workers = workers or os.cpu_count() or 1
-    console.print(f"quarters: http://{host}:{port}/  (API: http://{host}:{port}/api), "
-                  f"{workers} worker(s)")
+    console.print(say("cli.serving", url=f"http://{host}:{port}/",
+                      api=f"http://{host}:{port}/api", count=workers))
     server.run("quarters.api:create_app", settings, host, port, workers=workers)
+
+
+def _settings() -> Settings:
+    """The settings, or a :class:`SetupError` naming each bad ``QUARTERS_*`` variable."""
+    from pydantic import ValidationError
+
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        from quarters.validation import pydantic_items
+
+        items = pydantic_items(exc.errors())
+        for entry, error in zip(items, exc.errors(), strict=True):
+            entry["pointer"] = "QUARTERS_" + "_".join(str(p) for p in error["loc"]).upper()
+        raise SetupError(code="settings.invalid", errors=items) from None
 
 
 def main() -> None:
@@ -332,17 +353,15 @@ def main() -> None:
 
     from quarters.safefiles import remove_stale
 
-    with contextlib.suppress(OSError):  # temp files a killed import left behind
-        remove_stale(get_settings().import_tmp)
     try:
+        settings = _settings()
+        with contextlib.suppress(OSError):  # temp files a killed import left behind
+            remove_stale(settings.import_tmp)
         app()
     except QuartersError as exc:
         from quarters.errors import error_text
-        from quarters.messages import cli_language, t
 
-        lang = cli_language()
-        from rich.markup import escape
-
+        lang = language()
         console.print(f"[red]{t('server.cli_error', lang)}[/] {escape(error_text(exc, lang))}",
                       soft_wrap=True, markup=True, highlight=False)
         raise SystemExit(2) from None

@@ -11,7 +11,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from quarters.messages import cli_language, note_text, t
+from quarters.cli_text import choose_language, language, num, pick, say
+from quarters.messages import note_text, t
 from quarters.settings import get_settings
 
 analyze_app = typer.Typer(help="Indicators, quarter profiles, transferability rankings",
@@ -60,6 +61,9 @@ def transfer_command(
     filter: Annotated[str | None, typer.Option(  # noqa: A002
         "--filter", help="CQL2 text over the candidates' attributes, e.g. "
         "\"land IN ('12','13','14','15','16') AND population >= 90000\"")] = None,
+    lang: Annotated[str | None, typer.Option(
+        "--lang", help="language of the report and the messages: de or en (default: "
+                       "QUARTERS_LANG, then LANG, then de)")] = None,
 ) -> None:
     """Rank candidates by similarity to a reference and write report.html, .csv and .gpkg."""
     import pandas as pd
@@ -67,14 +71,16 @@ def transfer_command(
     from quarters.report import write_report
     from quarters.transfer import TransferParams, parse_weights, run_transfer
 
+    choose_language(lang)
     settings = get_settings()
     engine = _engine()
     params = TransferParams(reference=reference, level=level, indicators=indicator or None,
                             weights=parse_weights(weight) or None, method=method, metric=metric,
                             missing=missing, top=top, sensitivity=sensitivity, runs=runs,
                             types=types, k=k, filter=filter)
+    lang = language()
     with _progress() as progress, engine.connect() as conn:
-        task = progress.add_task("Analyse", total=100)
+        task = progress.add_task(t("cli.analysis", lang), total=100)
 
         def analysis_step(label: str, done: int, total: int) -> None:
             progress.update(task, description=label, completed=60 * done / max(total, 1))
@@ -84,36 +90,37 @@ def transfer_command(
 
         res = run_transfer(conn, params, analysis_step)
         paths = write_report(conn, res, out, settings, scheme=classes, k=k_classes, tiles=tiles,
-                             progress=report_step)
-        progress.update(task, description="fertig", completed=100)
+                             progress=report_step, lang=lang)
+        progress.update(task, description=t("cli.done", lang), completed=100)
     engine.dispose()
-    table = Table(title=f"{res.reference.name} – ähnlichste {res.level.label_de}")
-    for col in ("Rang", "Name", "Schlüssel", "Score", "Perzentil", "Einordnung",
-                "gleicher Typ"):
-        table.add_column(col)
+    table = Table(title=say("cli.transfer_title", name=res.reference.name,
+                            units=pick(res.level.label_de, res.level.label_en)))
+    for col in ("report.col_rank", "report.col_name", "report.col_code", "report.col_score",
+                "report.col_percentile", "report.col_band", "report.col_same_type"):
+        table.add_column(say(col))
     for code, r in res.top.iterrows():
         same = r.get("same_type")
-        pct = "" if pd.isna(r["percentile"]) else f"{r['percentile']:.1f}"
-        band = "" if pd.isna(r["band_de"]) else str(r["band_de"])
-        table.add_row(str(int(r["rank"])), str(r["name"]) + (" *" if r["approximate"] else ""),
-                      code, f"{r['score']:.1f}", pct, band,
-                      "" if same is None else ("ja" if same else "nein"))
+        pct = "" if pd.isna(r["percentile"]) else num(r["percentile"], 1)
+        band = "" if pd.isna(r["band_de"]) else str(pick(r["band_de"], r["band_en"]))
+        table.add_row(str(int(r["rank"])), escape(str(r["name"]))
+                      + (" *" if r["approximate"] else ""), code, num(r["score"], 1), pct, band,
+                      "" if same is None else say("report.yes" if same else "report.no"))
     console.print(table)
-    console.print("indicators: " + ", ".join(d.key for d in res.indicators))
+    console.print(say("cli.indicators", keys=", ".join(d.key for d in res.indicators)))
     if res.ranking["approximate"].any():
-        console.print("* genähert (Umriss oder Werte Näherungen/interpoliert)")
+        console.print(say("cli.approximate"))
     if res.params.filter:
-        console.print(f"filter: {res.params.filter} ({len(res.ranking)} candidates, "
-                      f"{res.n_filtered_out} filtered out)")
+        console.print(say("cli.filter", filter=res.params.filter, count=len(res.ranking),
+                          out=res.n_filtered_out))
     if res.part_of_reference:
-        console.print("part_of_reference (not ranked): " + ", ".join(
-            f"{p['name']} ({p['code']})" for p in res.part_of_reference))
-    lang = cli_language()
+        console.print(say("cli.part_of_reference", units=", ".join(
+            f"{p['name']} ({p['code']})" for p in res.part_of_reference)))
     for w in res.warnings:
-        console.print(f"[yellow]{t('server.cli_note', lang)}[/] {escape(note_text(w, lang))}",
+        console.print(f"[yellow]{say('server.cli_note')}[/] {escape(note_text(w, lang))}",
                       highlight=False)
     for kind, path in paths.items():
-        console.print(f"{kind}: {path}" if path else f"{kind}: none (level has no outlines)")
+        console.print(f"{kind}: {escape(str(path))}" if path
+                      else f"{kind}: {say('cli.no_gpkg')}")
 
 
 @analyze_app.command("cross-city")
@@ -131,22 +138,22 @@ def cross_city_command(
         result = cross_city(conn, level, indicator or None, parse_weights(weight) or None, top)
     engine.dispose()
     for city in result["cities"]:
-        table = Table(title=f"ähnlich wie {city['name']}")
-        for col in ("Rang", "Name", "Schlüssel", "Score"):
-            table.add_column(col)
+        table = Table(title=say("cli.similar_to", name=city["name"]))
+        for col in ("report.col_rank", "report.col_name", "report.col_code", "report.col_score"):
+            table.add_column(say(col))
         for row in city["rows"]:
-            table.add_row(str(row["rank"]), row["name"], row["code"], f"{row['score']:.1f}")
+            table.add_row(str(row["rank"]), escape(row["name"]), row["code"], num(row["score"], 1))
         console.print(table)
     for pair in result["pair"]:
-        console.print(f"{pair['city']} in the ranking of {pair['in_ranking_of']}: rank "
-                      f"{pair['rank']} of {result['n_candidates']}, score {pair['score']:.1f} – "
-                      f"{pair['explanation_de']}")
+        console.print(say("cli.pair", city=pair["city"], other=pair["in_ranking_of"],
+                          rank=pair["rank"], count=result["n_candidates"],
+                          score=num(pair["score"], 1),
+                          why=pick(pair["explanation_de"], pair.get("explanation_en"))))
 
 
 @analyze_app.command("indicators")
 def indicators_command() -> None:
     """List the indicators with their units and coverage per level."""
-    from quarters.indicators.definitions import DEFAULT_RULE
     from quarters.indicators.levels import available_levels
     from quarters.indicators.reading import catalogue, default_indicators
 
@@ -155,19 +162,20 @@ def indicators_command() -> None:
         items = catalogue(conn)
         defaults = {lv.name: default_indicators(conn, lv) for lv in available_levels(conn)}
     engine.dispose()
-    table = Table(title="Indikatoren")
-    for col in ("key", "name", "unit", "aggregation", "coverage (values / missing / absent)",
-                "default at", "source, date"):
-        table.add_column(col)
+    table = Table(title=say("cli.indicators_title"))
+    for col in ("cli.col_key", "report.col_name", "cli.col_unit", "cli.col_aggregation",
+                "cli.col_coverage", "cli.col_default_at", "cli.col_source"):
+        table.add_column(say(col))
     for it in items:
         cov = "; ".join(f"{lvl}: {c['values']}/{c['missing']}/{c['absent']}"
                         for lvl, c in it["coverage"].items())
         at = ", ".join(lvl for lvl, keys in defaults.items() if it["key"] in keys)
         src = "; ".join(f"{lvl}: {', '.join(c['sources'])} {' … '.join(c['ref_dates'])}"
                         for lvl, c in it["coverage"].items())
-        table.add_row(it["key"], it["name_de"], it["unit"], it["aggregation"], cov, at, src)
+        table.add_row(it["key"], escape(pick(it["name_de"], it.get("name_en"))), it["unit"],
+                      it["aggregation"], cov, at, escape(src))
     console.print(table)
-    console.print(f"defaults: {DEFAULT_RULE}")
+    console.print(say("cli.defaults", rule=t("report.m_defaults_text", language())))
 
 
 @analyze_app.command("refresh")
@@ -179,8 +187,14 @@ def refresh_command() -> None:
     with engine.begin() as conn:
         report = refresh_computed(conn)
     engine.dispose()
-    for line in report.lines():
-        console.print(line, markup=False)
+    lang = language()
+    for (ind, lvl), (values, missing) in sorted(report.written.items()):
+        console.print(say("cli.refresh_line", indicator=ind, level=lvl, count=values,
+                          missing=missing))
+    for note in report.notes:
+        console.print(note_text(note, lang), markup=False)
+    for w in report.warnings:
+        console.print(f"[yellow]{say('server.cli_note')}[/] {escape(note_text(w, lang))}")
 
 
 @analyze_app.command("profile")
@@ -193,13 +207,14 @@ def profile_command(quarter: Annotated[str, typer.Argument(help="slug of the pil
     with engine.connect() as conn:
         prof = quarter_profile(conn, quarter)
     engine.dispose()
-    table = Table(title=f"{prof['quarter']['name']} (Abdeckung durch {prof['source_level']}: "
-                        f"{100 * prof['coverage']:.0f} %)")
-    for col in ("indicator", "value", "unit", "derivation / missing reason"):
-        table.add_column(col)
+    table = Table(title=say("cli.profile_title", name=prof["quarter"]["name"],
+                            level=str(prof["source_level"]), share=num(100 * prof["coverage"], 0)))
+    for col in ("cli.col_indicator", "cli.col_value", "cli.col_unit", "cli.col_derivation"):
+        table.add_column(say(col))
     for v in prof["values"]:
-        value = "–" if v["value"] is None else f"{v['value']:,.2f}"
-        table.add_row(v["indicator"], value, v["unit"], v["derivation"] or v["missing_reason"])
+        value = "–" if v["value"] is None else num(v["value"], 2)
+        table.add_row(v["indicator"], value, v["unit"],
+                      escape(v["derivation"] or v["missing_reason"] or ""))
     console.print(table)
 
 
@@ -229,11 +244,11 @@ def import_indicators(
                       decimal=decimal, source_name=source_name, licence=licence,
                       attribution=attribution)
     engine.dispose()
-    console.print(f"[green]{path.name}[/]: {summary.rows} rows → {summary.values} values, "
-                  f"{summary.missing} explicitly missing ({summary.inserted} new, "
-                  f"{summary.updated} updated) for {', '.join(summary.indicators)} at level "
-                  f"{summary.level}")
+    console.print(f"[green]{escape(path.name)}[/]: " + say(
+        "cli.indicators_imported", rows=summary.rows, count=summary.values,
+        missing=summary.missing, new=summary.inserted, updated=summary.updated,
+        indicators=", ".join(summary.indicators), level=summary.level))
     if summary.new_indicators:
-        console.print(f"new indicators: {', '.join(summary.new_indicators)}")
+        console.print(say("cli.new_indicators", keys=", ".join(summary.new_indicators)))
     for note in summary.notes:
-        console.print(note)
+        console.print(escape(note_text(note, language())))

@@ -55,6 +55,21 @@ def format_number(value: float | int, lang: str = DEFAULT_LANGUAGE) -> str:
     return text
 
 
+def format_fixed(value: Any, digits: int = 1, lang: str = DEFAULT_LANGUAGE) -> str:
+    """A number with exactly ``digits`` decimals and grouping (``1.234,5`` / ``1,234.5``), – for
+    no value (the report's and the CLI's tables)."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return "–"
+    if x != x or x in (float("inf"), float("-inf")):
+        return "–"
+    text = f"{x:,.{digits}f}"
+    if text.startswith("-") and not text.strip("-0.,"):  # no "-0,0" for tiny negatives
+        text = text[1:]
+    return text if lang == "en" else text.translate(str.maketrans(",.", ".,"))
+
+
 def _value(value: Any, lang: str) -> str:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return format_number(value, lang)

@@ -1,10 +1,16 @@
 """Transferability report: one self-contained HTML file (folium map, ranked table, charts,
-method, sources and licences) plus CSV and GeoPackage of the result.
+method, sources and licences) plus CSV and GeoPackage of the result, in German or English.
 
 The HTML works offline: folium's CDN links are removed and Leaflet (CSS with its images as
 data URIs, and JS) is inlined from the npm package in ``web/node_modules/leaflet/dist``. No
 background tiles are used unless asked for (``tiles=True`` adds the configured tile server,
 which then needs the network). The contributions chart is an inline SVG.
+
+Every fixed text comes from the catalogue (``report.*`` in ``web/i18n/{de,en}.json``), numbers
+and dates through :class:`Words` (``1.234,5`` / ``1,234.5``); names, units and codes from the
+data stay as they are, except the few German unit abbreviations of the indicator definitions.
+The CSV and GeoPackage keep their column names (identifiers other programs read), their texts
+follow the language.
 """
 
 from __future__ import annotations
@@ -25,8 +31,7 @@ import shapely
 from sqlalchemy import Connection, text
 
 from quarters.errors import SetupError
-from quarters.indicators.definitions import DEFAULT_RULE
-from quarters.messages import note_text
+from quarters.messages import DEFAULT_LANGUAGE, LANGUAGES, format_fixed, note_text, t
 from quarters.settings import Settings
 from quarters.transfer import (
     TransferResult,
@@ -34,7 +39,6 @@ from quarters.transfer import (
     explanation,
     geometries,
     reference_geometry,
-    score_classes,
 )
 
 Progress = Callable[[str, int, int], None]
@@ -45,14 +49,13 @@ SEQ_IND = ["#fff5eb", "#fdd0a2", "#fdae6b", "#fd8d3c", "#f16913", "#d94801", "#8
 MISSING_COLOR = "#d9d9d9"
 IND_COLORS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d",
               "#666666", "#1f78b4", "#b2df8a", "#fb9a99", "#cab2d6"]
-METHOD_DE = {"zscore": "z-Standardisierung (Mittelwert, Standardabweichung der Kandidaten)",
-             "robust": "robuste Standardisierung (Median, 1,4826 · MAD der Kandidaten)"}
-METRIC_DE = {"euclidean": "gewichtete euklidische Distanz",
-             "mahalanobis": "Mahalanobis-Distanz (berücksichtigt Korrelationen der Indikatoren)"}
-MISSING_DE = {"drop_indicator": "Kandidaten mit fehlenden Werten werden ausgeschlossen "
-                                "(nichts wird ergänzt oder auf 0 gesetzt)",
-              "skip_pairwise": "Kandidaten werden auf den vorhandenen Indikatoren verglichen "
-                               "(Gewichte je Kandidat neu normiert)"}
+METHOD_KEYS = {"zscore": "report.method_zscore", "robust": "report.method_robust"}
+METRIC_KEYS = {"euclidean": "report.metric_euclidean", "mahalanobis": "report.metric_mahalanobis"}
+MISSING_KEYS = {"drop_indicator": "report.missing_drop_indicator",
+                "skip_pairwise": "report.missing_skip_pairwise"}
+# German unit abbreviations of the indicator definitions (others read the same in both)
+UNIT_KEYS = {"Einw.": "report.unit_inhabitants", "Einw./km²": "report.unit_inhabitants_km2",
+             "je km²": "report.unit_per_km2"}
 
 
 def _palette(colors: list[str], k: int) -> list[str]:
@@ -85,13 +88,45 @@ def _esc(value: Any) -> str:
     return html.escape("" if value is None else str(value))
 
 
-def _num(x: Any, digits: int = 1) -> str:
-    """German number format (narrow no-break space as thousands separator)."""
-    if x is None or (isinstance(x, float) and not np.isfinite(x)):
-        return "–"
-    from quarters.analysis.classify import format_number
+class Words:
+    """The report's fixed texts, numbers and dates in one language (``de`` or ``en``)."""
 
-    return format_number(float(x), digits, "de")
+    def __init__(self, lang: str = DEFAULT_LANGUAGE) -> None:
+        self.lang = lang if lang in LANGUAGES else DEFAULT_LANGUAGE
+
+    def text(self, key: str, /, **values: Any) -> str:
+        """The catalogue's ``key`` with its placeholders filled in (plain text)."""
+        return t(key, self.lang, **values)
+
+    def __call__(self, key: str, /, **values: Any) -> str:
+        """:meth:`text`, escaped for HTML (pass the values as plain text)."""
+        return _esc(self.text(key, **values))
+
+    def num(self, x: Any, digits: int = 1) -> str:
+        """``1.234,5`` (de) or ``1,234.5`` (en) with ``digits`` decimals; – for no value."""
+        return format_fixed(x, digits, self.lang)
+
+    def when(self, moment: datetime) -> str:
+        """A date and time as people of the language write it."""
+        if self.lang == "en":
+            return f"{moment.day} {moment.strftime('%b %Y, %H:%M')}"
+        return moment.strftime("%d.%m.%Y %H:%M")
+
+    def pick(self, de: Any, en: Any) -> Any:
+        """The German or the English one of a pair from the data (German when no English)."""
+        return en if self.lang == "en" and en is not None and not pd.isna(en) else de
+
+    def name(self, d: Any) -> str:
+        """An indicator's name."""
+        return self.pick(d.name_de, d.name_en)
+
+    def unit(self, unit: str) -> str:
+        """An indicator's unit (the German abbreviations of the definitions translated)."""
+        return self.text(UNIT_KEYS[unit]) if unit in UNIT_KEYS else unit
+
+    def units(self, level: Any) -> str:
+        """A level's units, plural (``Gemeinden`` / ``municipalities``)."""
+        return self.pick(level.label_de, level.label_en)
 
 
 def _digits(values: pd.Series) -> int:
@@ -110,29 +145,34 @@ def _script_json(obj: Any) -> str:
 # ----------------------------------------------------------------------------------------------
 # data for the map
 # ----------------------------------------------------------------------------------------------
-def _map_data(conn: Connection, res: TransferResult, scheme: str, k: int
+def _classes(values: pd.Series, scheme: str, k: int, w: Words) -> dict[str, Any]:
+    """classify() with the legend's numbers written as :meth:`Words.num` writes them."""
+    from quarters.analysis.classify import THIN_SPACE, classify
+
+    c = classify(values, scheme, k, locale=w.lang)
+    if w.lang == "de":  # classify groups with a thin space; the report with a dot
+        c["labels"] = [label.replace(THIN_SPACE, ".") for label in c["labels"]]
+    return c
+
+
+def _map_data(conn: Connection, res: TransferResult, scheme: str, k: int, w: Words
               ) -> tuple[str, list[dict[str, Any]], list[float]]:
     """GeoJSON text of all units with ranks/classes, the variables for the map, bounds."""
-    from quarters.analysis.classify import classify
-
     level = res.level
     geo = geometries(conn, level, simplify_m=SIMPLIFY_M.get(level.table, 0.0))
     rk = res.ranking
     variables = []
-    sc = score_classes(res, scheme, k)["classification"]
-    score_cls = classify(rk["score"], scheme, k)["classes"]
-    variables.append({"key": "score", "label": "Ähnlichkeit (Score 0–100)",
+    sc = _classes(rk["score"], scheme, k, w)
+    variables.append({"key": "score", "label": w.text("report.map_score"),
                       "colors": _palette(SEQ, sc["k"]), "labels": sc["labels"]})
-    classes = {"score": score_cls.reindex(geo.index).fillna(-1).astype(int).to_numpy()}
+    classes = {"score": sc["classes"].reindex(geo.index).fillna(-1).astype(int).to_numpy()}
     all_values = res.result.values.reindex(geo.index)
-    raw_all = res.ranking  # values of ranked units; excluded ones come from the core's input
     for d in res.indicators:
         if d.key not in res.result.values.columns:
             continue
-        series = all_values[d.key]
-        c = classify(series, scheme, k)
+        c = _classes(all_values[d.key], scheme, k, w)
         classes[d.key] = c["classes"].to_numpy()
-        variables.append({"key": d.key, "label": f"{d.name_de} ({d.unit})",
+        variables.append({"key": d.key, "label": f"{w.name(d)} ({w.unit(d.unit)})",
                           "colors": _palette(SEQ_IND, c["k"]), "labels": c["labels"]})
     ranks = rk["rank"].reindex(geo.index)
     scores = rk["score"].reindex(geo.index)
@@ -149,7 +189,6 @@ def _map_data(conn: Connection, res: TransferResult, scheme: str, k: int
                  "f": 1 if code == res.reference.unit_id else 0}
         feats.append('{"type":"Feature","properties":' + _script_json(props)
                      + ',"geometry":' + shapely.to_geojson(g) + "}")
-    del raw_all
     bounds = geo.total_bounds.tolist() if len(geo) else _city_bounds(conn, level)
     return '{"type":"FeatureCollection","features":[' + ",".join(feats) + "]}", variables, bounds
 
@@ -169,6 +208,8 @@ MAP_JS = """
   var data = %(data)s;
   var vars = %(vars)s;
   var ref = %(ref)s;
+  var words = %(words)s;
+  var score = new Intl.NumberFormat(%(lang)s, {minimumFractionDigits: 1, maximumFractionDigits: 1});
   var current = 0;
   function colour(p) {
     var c = p.k[current];
@@ -186,12 +227,12 @@ MAP_JS = """
       var b = document.createElement("strong"); b.textContent = p.n + " (" + p.c + ")";
       d.appendChild(b);
       var t = document.createElement("div");
-      t.textContent = p.x ? "ausgeschlossen (fehlende Werte)" :
-        ("Rang " + p.r + " · Score " + String(p.s).replace(".", ","));
+      t.textContent = p.x ? words.excluded :
+        words.rank.replace("{rank}", p.r).replace("{score}", score.format(p.s));
       d.appendChild(t);
       var c = p.k[current];
       var v = document.createElement("div");
-      v.textContent = vars[current].label + ": " + (c < 0 ? "kein Wert" : vars[current].labels[c]);
+      v.textContent = vars[current].label + ": " + (c < 0 ? words.no_value : vars[current].labels[c]);
       d.appendChild(v);
       return d;
     }, {sticky: true});
@@ -201,7 +242,7 @@ MAP_JS = """
     var hl = L.geoJSON(ref, {style: {color: "#d7191c", weight: 3, fill: false, dashArray: "6 4"},
       pointToLayer: function (f, ll) { return L.circleMarker(ll, {radius: 8, color: "#d7191c",
         weight: 3, fillOpacity: 0.6}); }}).addTo(map);
-    hl.bindTooltip("Referenz: " + %(refname)s);
+    hl.bindTooltip(words.reference);
   }
   var legend = L.control({position: "bottomright"});
   legend.onAdd = function () {
@@ -209,6 +250,7 @@ MAP_JS = """
     L.DomEvent.disableClickPropagation(div);
     var sel = document.createElement("select");
     sel.id = "q-variable";
+    sel.setAttribute("aria-label", words.variable);
     vars.forEach(function (v, i) {
       var o = document.createElement("option"); o.value = i; o.textContent = v.label;
       sel.appendChild(o);
@@ -226,7 +268,7 @@ MAP_JS = """
       var row = document.createElement("div");
       var sw = document.createElement("span"); sw.className = "q-swatch";
       sw.style.background = "%(missing)s";
-      row.appendChild(sw); row.appendChild(document.createTextNode("kein Wert / ausgeschlossen"));
+      row.appendChild(sw); row.appendChild(document.createTextNode(words.missing));
       list.appendChild(row);
     }
     sel.addEventListener("change", function () {
@@ -268,150 +310,157 @@ table.q-table tr.q-same td:first-child { border-left: 4px solid #2b8cbe; }
 h2 { font-size: 1.2rem; margin-top: 28px; border-bottom: 2px solid #225ea8; }
 """
 
-
 # ----------------------------------------------------------------------------------------------
 # page parts
 # ----------------------------------------------------------------------------------------------
-def _approx_note(res: TransferResult) -> str:
+def _approx_note(res: TransferResult, w: Words) -> str:
     """How many of the ranked units (and whether the reference) are approximations."""
     n = int(res.ranking["approximate"].sum())
     total = len(res.ranking)
     if not n and not res.reference.approximate:
         return ""
-    which = ("alle" if n == total else f"{n} von {total}") if n else "keine"
-    ref = (" Die Werte bzw. der Umriss der Referenz sind genähert oder interpoliert."
-           if res.reference.approximate else "")
-    return (f"<p id=\"q-approx\" class=\"q-small\"><strong>Näherungen (*):</strong> {which} "
-            f"der bewerteten {_esc(res.level.label_de)} haben genäherte Umrisse oder "
-            f"interpolierte Werte.{ref}</p>")
+    which = ((w.text("report.approx_all") if n == total
+              else w.text("report.approx_some", n=n, total=total)) if n
+             else w.text("report.approx_none"))
+    ref = " " + w("report.approx_reference") if res.reference.approximate else ""
+    return (f"<p id=\"q-approx\" class=\"q-small\"><strong>{w('report.approx_label')}</strong> "
+            f"{w('report.approx_text', which=which, units=w.units(res.level))}{ref}</p>")
 
 
 OP_TEXT = {"<": "<", "<=": "≤", ">": ">", ">=": "≥", "=": "=", "!=": "≠"}
 
 
-def _condition(res: TransferResult, cond: dict[str, Any], actual: bool = False) -> str:
-    """„SGB-II-Quote ≤ 12“ (with the candidate's value when ``actual``)."""
-    names = {d.key: d.name_de for d in res.indicators}
+def _condition(res: TransferResult, cond: dict[str, Any], w: Words, actual: bool = False
+               ) -> str:
+    """„SGB-II-Quote ≤ 12“ (with the candidate's value when ``actual``), plain text."""
+    names = {d.key: w.name(d) for d in res.indicators}
     text = (f"{names.get(cond['indicator'], cond['indicator'])} "
-            f"{OP_TEXT.get(cond['op'], cond['op'])} {_num(cond['value'], 2)}")
+            f"{OP_TEXT.get(cond['op'], cond['op'])} {w.num(cond['value'], 2)}")
     if actual:
         value = cond.get("actual")
-        text += f" (Wert: {'keiner' if value is None else _num(value, 2)})"
+        shown = w.text("report.no_value") if value is None else w.num(value, 2)
+        text += f" ({w.text('report.condition_value', value=shown)})"
     return text
 
 
-def _preconditions_note(res: TransferResult) -> str:
+def _preconditions_note(res: TransferResult, w: Words) -> str:
     """A measure's preconditions: which they are and how many candidates meet them."""
     pre = res.reference.preconditions
     if not pre:
         return ""
-    conds = "; ".join(_esc(_condition(res, c)) for c in pre["conditions"])
-    return (f"<p id=\"q-preconditions\"><strong>Vorbedingungen der Maßnahme "
-            f"{int(pre['measure_id'])}:</strong> {conds}. {pre['candidates_meeting']} "
-            f"Kandidaten erfüllen alle und stehen vorn (✔), {pre['candidates_failing']} nicht "
-            "(✗; innerhalb beider Gruppen nach Ähnlichkeit).</p>")
+    conds = "; ".join(_esc(_condition(res, c, w)) for c in pre["conditions"])
+    label = w("report.preconditions_label", id=str(int(pre["measure_id"])))
+    return (f"<p id=\"q-preconditions\"><strong>{label}</strong> {conds}. "
+            + w("report.preconditions_text", meeting=int(pre["candidates_meeting"]),
+                failing=int(pre["candidates_failing"])) + "</p>")
 
 
-def _header(res: TransferResult, lang: str = "de") -> str:
+def _header(res: TransferResult, w: Words) -> str:
     ref = res.reference
-    w = ", ".join(f"{_esc(d.name_de)} ({_num(res.result.weights.get(d.key, 0.0) * 100, 0)} %)"
-                  for d in res.indicators if d.key in res.result.indicators)
+    weights = ", ".join(
+        f"{_esc(w.name(d))} ({w.num(res.result.weights.get(d.key, 0.0) * 100, 0)} %)"
+        for d in res.indicators if d.key in res.result.indicators)
+    units = w.units(res.level)
     return (
         '<header class="q-head">'
-        f"<h1>Übertragbarkeit: Welche {_esc(res.level.label_de)} ähneln "
-        f"{_esc(ref.name)}?</h1>"
-        f"<p><strong>Referenz:</strong> {_esc(ref.name)} ({_esc(ref.spec)})"
-        + (f" – {_esc(note_text(ref.note, lang))}" if ref.note else "") + "</p>"
-        f"<p><strong>Kandidaten:</strong> {len(res.ranking)} {_esc(res.level.label_de)} "
-        f"(Ebene {_esc(res.level.name)}), {len(res.excluded)} ausgeschlossen</p>"
-        + (f"<p id=\"q-filter\"><strong>Filter (CQL2):</strong> <code>{_esc(res.params.filter)}"
-           f"</code> – {res.n_filtered_out} Einheiten nicht darunter</p>"
+        f"<h1>{w('report.heading', units=units, name=ref.name)}</h1>"
+        f"<p><strong>{w('report.reference')}</strong> {_esc(ref.name)} ({_esc(ref.spec)})"
+        + (f" – {_esc(note_text(ref.note, w.lang))}" if ref.note else "") + "</p>"
+        f"<p><strong>{w('report.candidates_label')}</strong> "
+        + w("report.candidates", count=len(res.ranking), units=units, level=res.level.name,
+            excluded=len(res.excluded)) + "</p>"
+        + (f"<p id=\"q-filter\"><strong>{w('report.filter_label')}</strong> "
+           f"<code>{_esc(res.params.filter)}</code> – "
+           f"{w('report.filter_out', count=res.n_filtered_out)}</p>"
            if res.params.filter else "")
-        + ("<p id=\"q-parts\"><strong>Teil der Referenz (nicht bewertet):</strong> "
+        + (f"<p id=\"q-parts\"><strong>{w('report.parts_label')}</strong> "
            + ", ".join(f"{_esc(p['name'])} ({_esc(p['code'])})" for p in res.part_of_reference)
            + "</p>" if res.part_of_reference else "")
-        + _approx_note(res) + _preconditions_note(res) +
-        f"<p><strong>Indikatoren (Gewicht):</strong> {w}</p>"
-        f"<p class=\"q-small\">Erstellt {datetime.now().strftime('%d.%m.%Y %H:%M')} mit "
-        "quarters. Karte: Farbe = Klasse der gewählten Größe (Auswahl unten rechts), rote "
-        "Umrandung = Referenz, schwarze Umrandung = beste Treffer.</p></header>")
+        + _approx_note(res, w) + _preconditions_note(res, w) +
+        f"<p><strong>{w('report.indicators_label')}</strong> {weights}</p>"
+        f"<p class=\"q-small\">{w('report.created', date=w.when(datetime.now()))}</p></header>")
 
 
-def _table(res: TransferResult) -> str:
+def _table(res: TransferResult, w: Words) -> str:
     inds = [d for d in res.indicators if d.key in res.result.indicators]
     digits = {d.key: _digits(res.ranking[f"value_{d.key}"]) for d in inds}
     has_types = "same_type" in res.ranking.columns
     has_sens = "share_in_top" in res.ranking.columns
     has_pre = "meets_preconditions" in res.ranking.columns
-    head = ["Rang", "Name", "Schlüssel", "Score", "Perzentil", "Einordnung", "Distanz"]
-    head += ["Vorbedingungen"] if has_pre else []
-    head += [f"{d.name_de} [{d.unit}]" for d in inds]
-    head += (["Typ", "gleicher Typ"] if has_types else []) + (["Stabilität"] if has_sens else [])
-    head.append("Begründung")
+    head = [w(k) for k in ("report.col_rank", "report.col_name", "report.col_code",
+                           "report.col_score", "report.col_percentile", "report.col_band",
+                           "report.col_distance")]
+    head += [w("report.col_preconditions")] if has_pre else []
+    head += [_esc(f"{w.name(d)} [{w.unit(d.unit)}]") for d in inds]
+    head += ([w("report.col_type"), w("report.col_same_type")] if has_types else [])
+    head += [w("report.col_stability")] if has_sens else []
+    head.append(w("report.col_reason"))
     rows = []
     ref_vals = res.result.reference_values
     if res.reference.unit_id is None:
         rows.append(
-            "<tr class=\"q-ref\"><td class=\"n\">Ref.</td><td>" + _esc(res.reference.name)
-            + (" *" if res.reference.approximate else "")
+            f"<tr class=\"q-ref\"><td class=\"n\">{w('report.ref_row')}</td><td>"
+            + _esc(res.reference.name) + (" *" if res.reference.approximate else "")
             + "</td><td>" + _esc(res.reference.code) + "</td><td class=\"n\">–</td>"
             "<td class=\"n\">–</td><td></td><td class=\"n\">–</td>"
             + ("<td></td>" if has_pre else "")
-            + "".join(f"<td class=\"n\">{_num(ref_vals.get(d.key), digits[d.key])}</td>"
+            + "".join(f"<td class=\"n\">{w.num(ref_vals.get(d.key), digits[d.key])}</td>"
                       for d in inds)
             + ("<td></td><td></td>" if has_types else "") + ("<td></td>" if has_sens else "")
-            + "<td>Referenzwerte (externes Profil)</td></tr>")
+            + f"<td>{w('report.ref_values')}</td></tr>")
+    text_key = "text_en" if w.lang == "en" else "text_de"
     for code, r in res.top.iterrows():
         cls = ["q-row"]
         if r["is_reference"]:
             cls.append("q-ref")
         if has_types and r["same_type"]:
             cls.append("q-same")
-        text_de = explanation(res, code)["text_de"]
+        reason = explanation(res, code)[text_key]
         if r["approximate"]:
             cls.append("q-approx")
-        star = ' <abbr title="genähert">*</abbr>' if r["approximate"] else ""
-        pct = "–" if pd.isna(r["percentile"]) else _num(r["percentile"], 1)
-        band = "" if pd.isna(r["band_de"]) else _esc(r["band_de"])
+        star = f' <abbr title="{w("report.approximate")}">*</abbr>' if r["approximate"] else ""
+        band = "" if pd.isna(r["band_de"]) else _esc(w.pick(r["band_de"], r["band_en"]))
         cells = [f"<td class=\"n\">{int(r['rank'])}</td>",
                  f"<td>{_esc(r['name'])}{star}</td>",
-                 f"<td>{_esc(code)}</td>", f"<td class=\"n\">{_num(r['score'], 1)}</td>",
-                 f"<td class=\"n\">{pct}</td>", f"<td>{band}</td>",
-                 f"<td class=\"n\">{_num(r['distance'], 3)}</td>"]
+                 f"<td>{_esc(code)}</td>", f"<td class=\"n\">{w.num(r['score'], 1)}</td>",
+                 f"<td class=\"n\">{w.num(r['percentile'], 1)}</td>", f"<td>{band}</td>",
+                 f"<td class=\"n\">{w.num(r['distance'], 3)}</td>"]
         if has_pre:
-            cells.append(_precondition_cell(res, r))
-        cells += [f"<td class=\"n\">{_num(r[f'value_{d.key}'], digits[d.key])}</td>"
+            cells.append(_precondition_cell(res, r, w))
+        cells += [f"<td class=\"n\">{w.num(r[f'value_{d.key}'], digits[d.key])}</td>"
                   for d in inds]
         if has_types:
-            cells.append(f"<td>{_esc(r['type_de'])}</td>")
-            cells.append(f"<td>{'ja' if r['same_type'] else 'nein'}</td>")
+            cells.append(f"<td>{_esc(w.pick(r['type_de'], r.get('type_en')))}</td>")
+            cells.append(f"<td>{w('report.yes') if r['same_type'] else w('report.no')}</td>")
         if has_sens:
             v = r["share_in_top"]
-            cells.append(f"<td class=\"n\">{'–' if pd.isna(v) else _num(100 * v, 0) + ' %'}</td>")
-        cells.append(f"<td>{_esc(text_de)}</td>")
+            cells.append(f"<td class=\"n\">{'–' if pd.isna(v) else w.num(100 * v, 0) + ' %'}</td>")
+        cells.append(f"<td>{_esc(reason)}</td>")
         rows.append(f"<tr class=\"{' '.join(cls)}\" data-code=\"{_esc(code)}\">"
                     + "".join(cells) + "</tr>")
     return ("<table class=\"q-table\" id=\"ranking\"><thead><tr>"
-            + "".join(f"<th>{_esc(h)}</th>" for h in head) + "</tr></thead><tbody>"
+            + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead><tbody>"
             + "".join(rows) + "</tbody></table>")
 
 
-def _precondition_cell(res: TransferResult, r: pd.Series) -> str:
+def _precondition_cell(res: TransferResult, r: pd.Series, w: Words) -> str:
     if r["is_reference"]:
         return "<td></td>"
     if r["meets_preconditions"]:
-        return "<td class=\"q-meets\" data-meets=\"true\">✔ erfüllt</td>"
-    failed = "; ".join(_esc(_condition(res, c, actual=True)) for c in r["failed_preconditions"])
-    return f"<td class=\"q-fails\" data-meets=\"false\">✗ nicht erfüllt: {failed}</td>"
+        return f"<td class=\"q-meets\" data-meets=\"true\">{w('report.meets')}</td>"
+    failed = "; ".join(_condition(res, c, w, actual=True) for c in r["failed_preconditions"])
+    return (f"<td class=\"q-fails\" data-meets=\"false\">"
+            f"{w('report.fails', conditions=failed)}</td>")
 
 
-def contributions_svg(res: TransferResult) -> str:
+def contributions_svg(res: TransferResult, w: Words | None = None) -> str:
     """Stacked horizontal bars: contribution of each indicator to distance² per candidate."""
+    w = w or Words()
     inds = res.result.indicators
-    names = {d.key: d.name_de for d in res.indicators}
+    names = {d.key: w.name(d) for d in res.indicators}
     top = res.top[~res.top["is_reference"]]
     if top.empty:
-        return "<p>Keine Kandidaten.</p>"
+        return f"<p>{w('report.no_candidates')}</p>"
     contrib = top[[f"contrib_{k}" for k in inds]].clip(lower=0).fillna(0.0).to_numpy()
     total = contrib.sum(axis=1)
     scale_max = float(total.max()) if total.max() > 0 else 1.0
@@ -422,8 +471,7 @@ def contributions_svg(res: TransferResult) -> str:
     colors = {k: IND_COLORS[i % len(IND_COLORS)] for i, k in enumerate(inds)}
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" id="contributions" width="{width}" '
              f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
-             'aria-label="Beiträge der Indikatoren zur Distanz je Kandidat" '
-             'style="font: 12px sans-serif">']
+             f'aria-label="{w("report.svg_label")}" style="font: 12px sans-serif">']
     for i, (_code, r) in enumerate(top.iterrows()):
         y = top_pad + i * row_h
         label = f"{int(r['rank'])}. {r['name']}"
@@ -431,18 +479,19 @@ def contributions_svg(res: TransferResult) -> str:
                      f"{_esc(label[:34])}</text>")
         x = float(left)
         for j, k in enumerate(inds):
-            w = bar_w * contrib[i, j] / scale_max
-            if w <= 0:
+            bar = bar_w * contrib[i, j] / scale_max
+            if bar <= 0:
                 continue
             share = contrib[i, j] / total[i] if total[i] > 0 else 0
-            parts.append(f'<rect x="{x:.1f}" y="{y + 3}" width="{w:.1f}" height="{row_h - 6}" '
-                         f'fill="{colors[k]}"><title>{_esc(names.get(k, k))}: '
-                         f"{_num(100 * share, 0)} % von Distanz²</title></rect>")
-            x += w
-        parts.append(f'<text x="{x + 4:.1f}" y="{y + 14}">{_num(r["score"], 1)}</text>')
+            parts.append(f'<rect x="{x:.1f}" y="{y + 3}" width="{bar:.1f}" '
+                         f'height="{row_h - 6}" fill="{colors[k]}"><title>'
+                         + w("report.svg_share", name=names.get(k, k),
+                             share=w.num(100 * share, 0)) + "</title></rect>")
+            x += bar
+        parts.append(f'<text x="{x + 4:.1f}" y="{y + 14}">{w.num(r["score"], 1)}</text>')
     y0 = top_pad + row_h * len(top) + 8
-    parts.append(f'<text x="{left}" y="{y0 + 8}" class="q-small">Balkenlänge = Distanz² '
-                 "(Summe der Beiträge); Zahl = Score</text>")
+    parts.append(f'<text x="{left}" y="{y0 + 8}" class="q-small">'
+                 f"{w('report.svg_caption')}</text>")
     for j, k in enumerate(inds):
         lx = 10 + (j % 3) * 300
         ly = y0 + 22 + (j // 3) * 18
@@ -452,64 +501,60 @@ def contributions_svg(res: TransferResult) -> str:
     return "".join(parts)
 
 
-def _method(res: TransferResult, lang: str = "de") -> str:
+def _item(w: Words, label_key: str, body: str) -> str:
+    return f"<li><strong>{w(label_key)}:</strong> {body}</li>"
+
+
+def _method(res: TransferResult, w: Words) -> str:
     p = res.params
     items = [
-        f"<li><strong>Standardisierung:</strong> {METHOD_DE[p.method]}; Indikatoren ohne "
-        "Streuung tragen 0 bei.</li>",
-        f"<li><strong>Distanz:</strong> {METRIC_DE[p.metric]}; Gewichte auf Summe 1 normiert. "
-        "Die Beiträge der Indikatoren summieren sich zur quadrierten Distanz.</li>",
-        "<li><strong>Score:</strong> 100 · (1 − Distanz / größte Distanz unter den Kandidaten): "
-        "100 = wie die Referenz, 0 = unähnlichster Kandidat. Nur innerhalb dieses Laufs "
-        "vergleichbar.</li>",
-        "<li><strong>Perzentil und Einordnung:</strong> Perzentil = Anteil der übrigen "
-        "Kandidaten, die weiter von der Referenz entfernt sind (Gleichstand zählt halb). "
-        "Einordnung nach der Lage der Distanz in der Verteilung aller Distanzen: unter den "
-        "nächsten 5 % „sehr ähnlich“, 20 % „ähnlich“, 50 % „eher ähnlich“, 80 % „wenig "
-        "ähnlich“, sonst „kaum ähnlich“.</li>",
-        f"<li><strong>Standard-Indikatoren:</strong> {_esc(DEFAULT_RULE)}.</li>",
-        f"<li><strong>Fehlende Werte:</strong> {MISSING_DE[p.missing]}. Indikatoren, die bei "
-        "der Referenz fehlen, werden weggelassen.</li>",
+        _item(w, "report.m_standardisation",
+              w("report.m_standardisation_text", method=w.text(METHOD_KEYS[p.method]))),
+        _item(w, "report.col_distance",
+              w("report.m_distance_text", metric=w.text(METRIC_KEYS[p.metric]))),
+        _item(w, "report.col_score", w("report.m_score_text")),
+        _item(w, "report.m_percentile", w("report.m_percentile_text")),
+        _item(w, "report.m_defaults", w("report.m_defaults_text") + "."),
+        _item(w, "report.m_missing",
+              w("report.m_missing_text", rule=w.text(MISSING_KEYS[p.missing]))),
     ]
     if res.sensitivity is not None:
         s = res.sensitivity
-        items.append(f"<li><strong>Sensitivität:</strong> {s.n} Läufe mit zufällig um ±"
-                     f"{_num(100 * s.spread, 0)} % veränderten Gewichten; Stabilität der Top "
-                     f"{s.top} (mittlerer Jaccard-Index) = {_num(s.stability, 2)}. Spalte "
-                     "„Stabilität“ = Anteil der Läufe, in denen der Kandidat in den Top "
-                     f"{s.top} blieb.</li>")
+        items.append(_item(w, "report.m_sensitivity", w(
+            "report.m_sensitivity_text", count=int(s.n), spread=w.num(100 * s.spread, 0),
+            top=str(s.top), stability=w.num(s.stability, 2))))
     if res.typology is not None:
-        t = res.typology
-        types = "; ".join(f"{int(c)}: {_esc(r['label_de'])} ({int(r['size'])})"
-                          for c, r in t.profiles.iterrows())
-        items.append(f"<li><strong>Typologie:</strong> {t.method}, k = {t.k} (Silhouette "
-                     f"{_num(t.silhouette, 2)}); Typen: {types}. Typ der Referenz: "
-                     f"{'–' if res.reference_type is None else res.reference_type}. "
-                     "Kandidaten gleichen Typs sind in der Tabelle blau markiert.</li>")
-    if res.reference.derivations:
-        der = "".join(f"<li>{_esc(k)}: {_esc(v)}</li>"
+        ty = res.typology
+        types = "; ".join(f"{int(c)}: {w.pick(r['label_de'], r.get('label_en'))} ({int(r['size'])})"
+                          for c, r in ty.profiles.iterrows())
+        items.append(_item(w, "report.m_typology", w(
+            "report.m_typology_text", method=ty.method, k=str(ty.k),
+            silhouette=w.num(ty.silhouette, 2), types=types,
+            ref_type="–" if res.reference_type is None else str(res.reference_type))))
+    if res.reference.derivations:  # the profile's technical derivations (English)
+        der = "".join(f"<li>{_esc(k)}: <span lang=\"en\">{_esc(v)}</span></li>"
                       for k, v in res.reference.derivations.items())
-        items.append(f"<li><strong>Werte der Referenz:</strong><ul>{der}</ul></li>")
+        items.append(f"<li><strong>{w('report.m_derivations')}:</strong><ul>{der}</ul></li>")
     dates = "".join(f"<li>{_esc(k)}: {_esc(' … '.join(dict.fromkeys(v)))}</li>"
                     for k, v in res.ref_dates.items())
-    items.append(f"<li><strong>Stichtage der Werte:</strong><ul>{dates}</ul></li>")
+    items.append(f"<li><strong>{w('report.m_dates')}:</strong><ul>{dates}</ul></li>")
     out = "<ul>" + "".join(items) + "</ul>"
     if res.warnings:
-        out += "<div class=\"q-warn\"><strong>Hinweise:</strong><ul>" + "".join(
-            f"<li>{_esc(note_text(w, lang))}</li>" for w in res.warnings) + "</ul></div>"
+        out += f"<div class=\"q-warn\"><strong>{w('report.notes')}:</strong><ul>" + "".join(
+            f"<li>{_esc(note_text(n, w.lang))}</li>" for n in res.warnings) + "</ul></div>"
     if len(res.excluded):
         reasons: dict[str, int] = {}
         for rs in res.excluded["reasons"]:
             for k, why in rs.items():
+                why = w.text("report.missing_value") if why == "missing" else why
                 reasons[f"{k}: {why}"] = reasons.get(f"{k}: {why}", 0) + 1
         common = sorted(reasons.items(), key=lambda kv: -kv[1])[:8]
-        out += (f"<p>{len(res.excluded)} Einheiten wurden wegen fehlender Werte nicht "
-                "gerankt (häufigste Gründe):</p><ul>" + "".join(
-                    f"<li>{n} × {_esc(k)}</li>" for k, n in common) + "</ul>")
+        out += (f"<p>{w('report.excluded_text', count=len(res.excluded))}</p><ul>" + "".join(
+            f"<li>{n} × {_esc(k)}</li>" for k, n in common) + "</ul>")
     return out
 
 
-def _sources(res: TransferResult, tiles: bool, settings: Settings) -> str:
+def _sources(res: TransferResult, tiles: bool, settings: Settings, w: Words) -> str:
     items = []
     for s in res.sources:
         lic = _esc(s["licence"])
@@ -517,11 +562,11 @@ def _sources(res: TransferResult, tiles: bool, settings: Settings) -> str:
             lic = f"<a href=\"{_esc(s['licence_url'])}\">{lic}</a>"
         items.append(f"<li><strong>{_esc(s['name'])}</strong>"
                      + (f", {_esc(s['publisher'])}" if s.get("publisher") else "")
-                     + f". Lizenz: {lic}. Namensnennung: {_esc(s['attribution'])}</li>")
-    items.append("<li>Kartenbibliothek: Leaflet 1.9.4 (© Vladimir Agafonkin, CloudMade; "
-                 "BSD-2-Clause), eingebettet; Karte erzeugt mit folium.</li>")
+                     + f". {w('report.licence')}: {lic}. {w('report.attribution')}: "
+                     f"{_esc(s['attribution'])}</li>")
+    items.append(f"<li>{w('report.map_library')}</li>")
     if tiles:
-        items.append(f"<li>Hintergrundkarte: {_esc(settings.tile_attribution)} "
+        items.append(f"<li>{w('report.background')}: {_esc(settings.tile_attribution)} "
                      "(<a href=\"https://www.openstreetmap.org/copyright\">ODbL</a>)</li>")
     return "<ul>" + "".join(items) + "</ul>"
 
@@ -529,24 +574,32 @@ def _sources(res: TransferResult, tiles: bool, settings: Settings) -> str:
 # ----------------------------------------------------------------------------------------------
 # assembling
 # ----------------------------------------------------------------------------------------------
+def _map_words(res: TransferResult, w: Words) -> dict[str, str]:
+    """The texts of the map's tooltips and legend (``{rank}``, ``{score}`` filled in there)."""
+    return {"excluded": w.text("report.map_excluded"), "rank": w.text("report.map_rank"),
+            "no_value": w.text("report.map_no_value"),
+            "missing": w.text("report.map_missing"), "variable": w.text("report.map_variable"),
+            "reference": w.text("report.map_reference", name=res.reference.name)}
+
+
 def render_report(conn: Connection, res: TransferResult, settings: Settings, *,
                   scheme: str = "quantiles", k: int = 5, tiles: bool = False,
-                  progress: Progress | None = None, lang: str = "de") -> str:
-    """The report as one HTML string (works offline unless ``tiles``); notes and warnings
-    in ``lang`` (the rest of the page is German)."""
+                  progress: Progress | None = None, lang: str = DEFAULT_LANGUAGE) -> str:
+    """The report as one HTML string in ``lang`` (works offline unless ``tiles``)."""
     import folium
     from branca.element import Element
 
+    w = Words(lang)
     step = progress or (lambda _l, _d, _t: None)
-    step("Karte vorbereiten", 0, 3)
-    data, variables, bounds = _map_data(conn, res, scheme, k)
+    step(w.text("report.step_map"), 0, 3)
+    data, variables, bounds = _map_data(conn, res, scheme, k, w)
     ref_geom = reference_geometry(conn, res.reference)
     ref_json = (None if ref_geom is None else
                 {"type": "Feature", "properties": {},
                  "geometry": json.loads(shapely.to_geojson(
                      shapely.set_precision(ref_geom, COORD_GRID)))})
     css, js = leaflet_assets(settings)
-    step("HTML erzeugen", 1, 3)
+    step(w.text("report.step_html"), 1, 3)
     fmap = folium.Map(location=[(bounds[1] + bounds[3]) / 2, (bounds[0] + bounds[2]) / 2],
                       zoom_start=6, tiles=None, width="100%", height="62vh",
                       control_scale=True, prefer_canvas=True)
@@ -559,33 +612,36 @@ def render_report(conn: Connection, res: TransferResult, settings: Settings, *,
     fig.header.add_child(Element(f"<style>{css}</style>"), name="leaflet_css")
     fig.header.add_child(Element(f"<script>{js}</script>"), name="leaflet_js")
     fig.header.add_child(Element(f"<style>{PAGE_CSS}</style>"), name="quarters_css")
-    fig.header.add_child(Element(f"<title>Übertragbarkeit – {_esc(res.reference.name)}</title>"),
+    fig.header.add_child(Element(f"<title>{w('report.title', name=res.reference.name)}</title>"),
                          name="title")
-    fig.html.add_child(Element(_header(res, lang)), name="quarters_header")
+    fig.html.add_child(Element(_header(res, w)), name="quarters_header")
     attributions = "".join(
         f"map.attributionControl.addAttribution({_script_json(s['attribution'])});"
         for s in res.sources)
     script = MAP_JS % {
         "map": fmap.get_name(), "data": data, "vars": _script_json(variables),
-        "ref": _script_json(ref_json), "refname": _script_json(res.reference.name),
-        "missing": MISSING_COLOR, "minx": bounds[0], "miny": bounds[1], "maxx": bounds[2],
-        "maxy": bounds[3], "attributions": attributions}
+        "ref": _script_json(ref_json), "words": _script_json(_map_words(res, w)),
+        "lang": _script_json(w.lang), "missing": MISSING_COLOR, "minx": bounds[0],
+        "miny": bounds[1], "maxx": bounds[2], "maxy": bounds[3], "attributions": attributions}
     page = fig.render()
     end = page.rindex("</script>")  # folium's map script: ours must run after L.map(...)
     page = page[:end] + script + page[end:]
+    page = re.sub(r"<html(?=[\s>])", f'<html lang="{w.lang}"', page, count=1)
     body = (
         '<main class="q-page">'
-        f"<h2>Rangliste (Top {res.params.top})</h2>{_table(res)}"
-        f"<h2>Beiträge der Indikatoren</h2>{contributions_svg(res)}"
-        f"<h2>Methode</h2>{_method(res, lang)}"
-        f"<h2>Quellen und Lizenzen</h2>{_sources(res, tiles, settings)}"
+        f"<h2>{w('report.h_ranking', top=str(res.params.top))}</h2>{_table(res, w)}"
+        f"<h2>{w('report.h_contributions')}</h2>{contributions_svg(res, w)}"
+        f"<h2>{w('report.h_method')}</h2>{_method(res, w)}"
+        f"<h2>{w('report.h_sources')}</h2>{_sources(res, tiles, settings, w)}"
         "</main>")
-    step("fertig", 3, 3)
+    step(w.text("report.step_done"), 3, 3)
     return page.replace("</body>", body + "\n</body>", 1)
 
 
-def result_frame(res: TransferResult) -> pd.DataFrame:
-    """All candidates (ranked, then excluded) as a flat table for CSV and GeoPackage."""
+def result_frame(res: TransferResult, lang: str = DEFAULT_LANGUAGE) -> pd.DataFrame:
+    """All candidates (ranked, then excluded) as a flat table for CSV and GeoPackage (column
+    names are identifiers; the texts in the cells follow ``lang``)."""
+    w = Words(lang)
     rk = res.ranking.copy()
     rk.index.name = "code"
     cols = ["name", "rank", "score", "percentile", "band_de", "band_en", "distance",
@@ -597,29 +653,31 @@ def result_frame(res: TransferResult) -> pd.DataFrame:
     out["excluded"] = False
     out["missing"] = ""
     if len(res.excluded):
+        missing = w.text("report.missing_value")
         ex = pd.DataFrame({
             "code": res.excluded["code"], "name": res.excluded["name"], "excluded": True,
-            "missing": ["; ".join(f"{k}: {v}" for k, v in r.items())
-                        for r in res.excluded["reasons"]]})
+            "missing": ["; ".join(f"{k}: {missing if v == 'missing' else v}"
+                                  for k, v in r.items()) for r in res.excluded["reasons"]]})
         out = pd.concat([out, ex], ignore_index=True)
     if res.part_of_reference:
         parts = pd.DataFrame({"code": [p["code"] for p in res.part_of_reference],
                               "name": [p["name"] for p in res.part_of_reference],
-                              "excluded": True, "missing": "part of the reference"})
+                              "excluded": True, "missing": w.text("report.part_of_reference")})
         out = pd.concat([out, parts], ignore_index=True)
     return out
 
 
 def write_report(conn: Connection, res: TransferResult, out: Path, settings: Settings, *,
                  scheme: str = "quantiles", k: int = 5, tiles: bool = False,
-                 progress: Progress | None = None) -> dict[str, Path]:
-    """Write ``out`` (HTML) and, beside it, ``<stem>.csv`` and ``<stem>.gpkg``."""
+                 progress: Progress | None = None, lang: str = DEFAULT_LANGUAGE
+                 ) -> dict[str, Path]:
+    """Write ``out`` (HTML) and, beside it, ``<stem>.csv`` and ``<stem>.gpkg``, in ``lang``."""
     out = out.with_suffix(".html") if out.suffix.lower() not in (".html", ".htm") else out
     out.parent.mkdir(parents=True, exist_ok=True)
     page = render_report(conn, res, settings, scheme=scheme, k=k, tiles=tiles,
-                         progress=progress)
+                         progress=progress, lang=lang)
     out.write_text(page, encoding="utf-8")
-    table = result_frame(res)
+    table = result_frame(res, lang)
     csv_path = out.with_suffix(".csv")
     table.to_csv(csv_path, index=False)
     if not res.level.outlines:  # no outlines, no GeoPackage (nothing is invented)

@@ -142,6 +142,18 @@ class Settings(BaseSettings):
                           "the place search also asks when the database has few places; unset: "
                           "the search stays offline")
 
+    lang: Literal["de", "en"] | None = Field(
+        None, description="language of the CLI's messages and reports (de or en); unset: LANG "
+                          "of the environment when it is German or English, else German")
+
+    @field_validator("lang", mode="before")
+    @classmethod
+    def _language_code(cls, value: object) -> object:
+        """``en_GB.UTF-8`` and ``EN`` count as ``en``; empty as unset."""
+        if isinstance(value, str):
+            return value.strip().lower()[:2] or None
+        return value
+
     @field_validator("database_url", "app_database_url", "read_database_url")
     @classmethod
     def _use_psycopg_driver(cls, value: str | None) -> str | None:
