@@ -70,7 +70,7 @@ def leaflet_assets(settings: Settings) -> tuple[str, str]:
     dist = settings.web_dir / "node_modules" / "leaflet" / "dist"
     css_path, js_path = dist / "leaflet.css", dist / "leaflet.js"
     if not css_path.exists() or not js_path.exists():
-        raise SetupError(f"Leaflet not found in {dist}: run 'make setup' (npm ci in web/)")
+        raise SetupError(code="setup.leaflet_missing", params={"dir": str(dist)})
     css = css_path.read_text(encoding="utf-8")
 
     def inline(match: re.Match) -> str:
