@@ -227,7 +227,7 @@ def test_planner_draws_saves_and_publishes_a_measure(open_planner, engine, brows
     expect(page.locator("#form-errors")).to_be_visible()
 
     title = f"Mobilitätsstation Hauptbahnhof {uuid.uuid4().hex[:6]}"
-    page.get_by_label(w["f_title"], exact=True).fill(title)
+    page.get_by_label(w["f_title"]).fill(title)
 
     # Server-side check (422 mapped by pointer): the drawing lies in Halle, not in Gera.
     page.locator("#f-city_ags").select_option("16052000")
@@ -340,7 +340,7 @@ def test_conflicting_edits_show_the_colleague_version_and_reapply(open_planner, 
 
     # A changes the title and saves.
     new_title = f"{title} (erweitert)"
-    page_a.get_by_label(w["f_title"], exact=True).fill(new_title)
+    page_a.get_by_label(w["f_title"]).fill(new_title)
     page_a.get_by_role("button", name=w["save"]).click()
     expect(page_a.locator("#status")).to_contain_text(w["draft_saved"])
 
