@@ -56,7 +56,7 @@ WORDS = {
            "geometry": "Geometrie", "delete": "Löschen", "cancel": "Abbrechen",
            "not_deleted": "Nicht gelöscht", "delete_ok": "Endgültig löschen", "deleted": "Gelöscht",
            "new_point": "Neue Maßnahme als Punkt in der Kartenmitte", "point": "Punkt",
-           "discard": "Verwerfen", "discarded": "verworfen"},
+           "discard": "Verwerfen", "discarded": "verworfen", "mobility": "Mobilität"},
     "en": {"title": "Planning – quarters", "in_progress": "In progress", "user": "User name",
            "password": "Password", "sign_in": "Sign in", "signed_in": "Signed in as {}",
            "draw_area": "New measure: draw an area", "new": "New measure",
@@ -76,7 +76,7 @@ WORDS = {
            "geometry": "Geometry", "delete": "Delete", "cancel": "Cancel",
            "not_deleted": "Not deleted", "delete_ok": "Delete for good", "deleted": "Deleted",
            "new_point": "New measure as a point in the centre of the map", "point": "Point",
-           "discard": "Discard", "discarded": "discarded"},
+           "discard": "Discard", "discarded": "discarded", "mobility": "Mobility"},
 }
 
 
@@ -356,6 +356,8 @@ def test_conflicting_edits_show_the_colleague_version_and_reapply(open_planner, 
     summary_row = page_b.locator('#conflict-rows tr[data-field="summary"]')
     expect(summary_row.locator(".conflict-mine")).to_have_text("Zweite Fassung von B.")
     expect(summary_row.locator(".conflict-theirs")).to_have_text("Erste Fassung.")
+    field_row = page_b.locator('#conflict-rows tr[data-field="action_field"]')
+    expect(field_row.locator(".conflict-mine")).to_have_text(w["mobility"])  # a label, not the key
     expect(page_b.locator("#status")).to_contain_text(w["conflict"])
     expect(page_b.get_by_role("button", name=w["save"])).to_be_disabled()
     panel.scroll_into_view_if_needed()

@@ -3,7 +3,7 @@
 
 import { $, element } from "./core/dom.js";
 import { apiUrl, getJson, GEOJSON } from "./core/http.js";
-import { formatDate, formatDateTime, has, label, locale, t } from "./i18n.js";
+import { formatDate, formatDateTime, has, label, lang, locale, t } from "./i18n.js";
 import { applyLimits } from "./vocabulary.js";
 
 /** Longest text of a measure field (limits.measure of /api/config; 200 until it is known). */
@@ -135,6 +135,8 @@ export function formatValue(field, value, context = {}) {
       return STATUS_LABELS[value] || String(value);
     case "location_precision":
       return PRECISION_LABELS[value] || String(value);
+    case "action_field":
+      return label("field", value);
     case "city_ags":
       return (context.cityName && context.cityName(value)) || String(value);
     case "start_date":
@@ -467,7 +469,7 @@ async function loadIndicatorKeys() {
   try {
     const data = await getJson(apiUrl("analysis/indicators"));
     const items = Array.isArray(data.indicators) ? data.indicators : [];
-    $("indicator-keys").replaceChildren(...items.map((i) => option(String(i.key), `${i.key} – ${i.name_de ?? ""}`)));
+    $("indicator-keys").replaceChildren(...items.map((i) => option(String(i.key), `${i.key} – ${(lang === "en" && i.name_en) || i.name_de || ""}`)));
   } catch (err) {
     console.error("indicators:", err);
   }
