@@ -510,26 +510,19 @@ export function setupForm(config, { onChange, onCityChange: cityChanged, onTrans
     : Object.keys(PRECISION_LABELS);
   $("f-location_precision").replaceChildren(...precisions.map((p) => option(p, PRECISION_LABELS[p] || p)));
   $("f-city_ags").addEventListener("change", onCityChange);
-  $("add-milestone").addEventListener("click", () => {
-    addMilestoneRow().querySelector("input")?.focus();
-    state.onChange();
-  });
-  $("add-link").addEventListener("click", () => {
-    addLinkRow().querySelector("input")?.focus();
-    state.onChange();
-  });
-  $("milestone-rows").addEventListener("click", onRowRemove);
-  $("link-rows").addEventListener("click", onRowRemove);
-  $("add-precondition").addEventListener("click", () => {
-    addPreconditionRow().querySelector("input")?.focus();
-    state.onChange();
-  });
-  $("add-transfer-district").addEventListener("click", () => {
-    addTransferDistrictRow().querySelector("input")?.focus();
-    state.onChange();
-  });
-  $("precondition-rows").addEventListener("click", onRowRemove);
-  $("transfer-district-rows").addEventListener("click", onRowRemove);
+  // the lists of rows: the add button appends one (focus in it), a row's remove button drops it
+  for (const [button, rows, addRow] of [
+    ["add-milestone", "milestone-rows", addMilestoneRow],
+    ["add-link", "link-rows", addLinkRow],
+    ["add-precondition", "precondition-rows", addPreconditionRow],
+    ["add-transfer-district", "transfer-district-rows", addTransferDistrictRow],
+  ]) {
+    $(button).addEventListener("click", () => {
+      addRow().querySelector("input")?.focus();
+      state.onChange();
+    });
+    $(rows).addEventListener("click", onRowRemove);
+  }
   $("transfer-district-rows").addEventListener("click", onTransferClick);
   $("f-city_ags").addEventListener("change", () => loadDistrictCodes($("f-city_ags").value));
   loadIndicatorKeys();
