@@ -307,6 +307,20 @@ function rowField(row, sub, labelText, control) {
   return control;
 }
 
+/** An input of a row: `type`, its value ('' when missing), a longest length for text; dates
+ * between 1900 and 2100 as in the form. */
+function input(type, value, maxLength = null) {
+  const el = element("input");
+  el.type = type;
+  if (type === "date") {
+    el.min = "1900-01-01";
+    el.max = "2100-12-31";
+  }
+  if (maxLength !== null) el.maxLength = maxLength;
+  el.value = value || "";
+  return el;
+}
+
 function newRow(listId, noun) {
   state.rowCounter += 1;
   const li = element("li", "repeat-row");
@@ -335,17 +349,8 @@ function finishRow({ li, fields, noun, listId }) {
 /** Add a milestone row (optionally filled). */
 export function addMilestoneRow(milestone = {}) {
   const row = newRow("milestone-rows", rowNoun("milestone-rows"));
-  const date = element("input");
-  date.type = "date";
-  date.min = "1900-01-01";
-  date.max = "2100-12-31";
-  date.value = milestone.date || "";
-  rowField(row.fields, "date", t("planner.row_date"), date);
-  const title = element("input");
-  title.type = "text";
-  title.maxLength = limit("milestone_title");
-  title.value = milestone.title || "";
-  rowField(row.fields, "title", t("planner.row_title"), title);
+  rowField(row.fields, "date", t("planner.row_date"), input("date", milestone.date));
+  rowField(row.fields, "title", t("planner.row_title"), input("text", milestone.title, limit("milestone_title")));
   const status = element("select");
   for (const [value, label] of Object.entries(MILESTONE_STATUS_LABELS)) {
     status.appendChild(option(value, label, value === (milestone.status || "offen")));
@@ -422,17 +427,9 @@ export function addTransferDistrictRow(code = "", entry = {}) {
     status.appendChild(option(value, t(key), value === (entry.status || "geprüft")));
   }
   rowField(row.fields, "status", t("planner.district_status"), status);
-  const date = element("input");
-  date.type = "date";
-  date.min = "1900-01-01";
-  date.max = "2100-12-31";
-  date.value = entry.date || new Date().toISOString().slice(0, 10);
+  const date = input("date", entry.date || new Date().toISOString().slice(0, 10));
   rowField(row.fields, "date", t("planner.district_date"), date);
-  const note = element("input");
-  note.type = "text";
-  note.maxLength = limit("district_note");
-  note.value = entry.note || "";
-  rowField(row.fields, "note", t("planner.district_note"), note);
+  rowField(row.fields, "note", t("planner.district_note"), input("text", entry.note, limit("district_note")));
   const transfer = element("button", "button button--small", t("planner.transfer_button"));
   transfer.type = "button";
   transfer.dataset.transfer = "";
