@@ -18,10 +18,8 @@ function labels(values, text) {
   return map;
 }
 
-export const STATUS_LABELS = labels(
-  ["idee", "geplant", "in_umsetzung", "abgeschlossen", "eingestellt"],
-  (value) => t(`status.${value}`),
-);
+// the statuses themselves come from /api/config: any status asked for is looked up
+export const STATUS_LABELS = new Proxy({}, { get: (_, status) => t(`status.${String(status)}`) });
 
 export const PRECISION_LABELS = labels(
   ["exact", "approximate", "city", "unknown"],
