@@ -47,6 +47,8 @@ def used(known: set[str]) -> tuple[set[str], set[str]]:
             keys |= {pair.split(":")[1].strip() for pair in attrs.split(";")}
         keys |= set(re.findall(r"""\bt\(\s*["']([^"']+)["']\s*\)""", html))
         keys |= set(re.findall(r'set page = \{"title": "([^"]+)"', html))
+        # keys handed to the macros of templates/forms.html (forms.field("id", "key", …))
+        keys |= set(re.findall(r'"([a-z_]+(?:\.[a-z0-9_]+)+)"', html)) & known
         prefixes |= set(re.findall(r"""\bt\(\s*["']([\w.]+)["']\s*~""", html))
     for path in scripts():
         js = path.read_text(encoding="utf-8")

@@ -89,6 +89,15 @@ class _MaxLengths(HTMLParser):
             self.found[values["id"]] = int(values["maxlength"])
 
 
+def rendered(page: str) -> str:
+    """web/<page> as the server sends it (the templates' macros expanded)."""
+    from starlette.requests import Request
+
+    from quarters.api.pages import render_page
+    scope = {"type": "http", "method": "GET", "path": f"/{page}", "query_string": b"", "headers": []}
+    return render_page(Request(scope), WEB, page).body.decode("utf-8")
+
+
 def test_the_pages_static_maxlengths_agree_with_the_limits():
     """The pages set maxlength from /api/config (js/vocabulary.js); what the HTML says before
     that must not contradict it."""
@@ -98,7 +107,7 @@ def test_the_pages_static_maxlengths_agree_with_the_limits():
     wrong, checked = [], 0
     for page in ("planner.html", "ideas.html", "moderation.html"):
         parser = _MaxLengths()
-        parser.feed((WEB / page).read_text(encoding="utf-8"))
+        parser.feed(rendered(page))
         for element, length in parser.found.items():
             if element in expected:
                 checked += 1

@@ -588,21 +588,27 @@ function showFormErrors(problems) {
 
 // ---------------------------------------------------------------- run
 
+/**
+ * The form read for a request (run, report): on a missing or bad entry the problems are shown
+ * next to their fields, the status line says so, and the answer is null.
+ */
+function checkedForm() {
+  clearFormErrors();
+  try {
+    return readForm();
+  } catch (err) {
+    if (!(err instanceof FormProblem)) throw err;
+    showFormErrors(err.problems);
+    setStatus(t("analysis.incomplete"), "error");
+    return null;
+  }
+}
+
 async function run(event) {
   event?.preventDefault();
   if (app.busy) return;
-  clearFormErrors();
-  let form;
-  try {
-    form = readForm();
-  } catch (err) {
-    if (err instanceof FormProblem) {
-      showFormErrors(err.problems);
-      setStatus(t("analysis.incomplete"), "error");
-      return;
-    }
-    throw err;
-  }
+  const form = checkedForm();
+  if (!form) return;
   const body = { ...form, sensitivity: true, types: true, scores: true };
   setBusy(true);
   setPageState("running");
@@ -1232,17 +1238,8 @@ function popupContent(code, name) {
 
 async function downloadReport() {
   if (app.busy) return;
-  clearFormErrors();
-  let form;
-  try {
-    form = readForm();
-  } catch (err) {
-    if (err instanceof FormProblem) {
-      showFormErrors(err.problems);
-      return;
-    }
-    throw err;
-  }
+  const form = checkedForm();
+  if (!form) return;
   setBusy(true);
   setStatus(t("analysis.report_running"));
   try {

@@ -1,9 +1,9 @@
-// The measure form: German labels, reading and writing the record, client-side checks and the
+// The measure form: labels from the catalogue, reading and writing the record, client-side checks and the
 // server's 422 errors placed next to the matching field. Data reaches the DOM via textContent.
 
 import { $, element } from "./core/dom.js";
 import { apiUrl, getJson, GEOJSON } from "./core/http.js";
-import { formatDate, formatDateTime, has, locale, t } from "./i18n.js";
+import { formatDate, formatDateTime, has, label, lang, locale, t } from "./i18n.js";
 import { applyLimits } from "./vocabulary.js";
 
 /** Longest text of a measure field (limits.measure of /api/config; 200 until it is known). */
@@ -11,33 +11,25 @@ const limit = (name) => state.config?.limits?.measure?.[name]?.max ?? 200;
 
 // ---------------------------------------------------------------- labels
 
-export const STATUS_LABELS = {
-  idee: "Idee",
-  geplant: "Geplant",
-  in_umsetzung: "In Umsetzung",
-  abgeschlossen: "Abgeschlossen",
-  eingestellt: "Eingestellt",
-};
+/** {value: text}: each text read from the catalogue when asked (the page's language). */
+function labels(values, text) {
+  const map = {};
+  for (const value of values) Object.defineProperty(map, value, { get: () => text(value), enumerable: true });
+  return map;
+}
 
-export const PRECISION_LABELS = {
-  exact: "genau verortet",
-  approximate: "ungefähr verortet",
-  city: "nur Stadt (ohne genauen Ort)",
-  unknown: "unbekannt",
-};
+// the statuses themselves come from /api/config: any status asked for is looked up
+export const STATUS_LABELS = new Proxy({}, { get: (_, status) => t(`status.${String(status)}`) });
 
-export const MILESTONE_STATUS_LABELS = {
-  offen: "offen",
-  erreicht: "erreicht",
-  verschoben: "verschoben",
-};
+export const PRECISION_LABELS = labels(
+  ["exact", "approximate", "city", "unknown"],
+  (value) => t(`planner.precision_${value}`),
+);
 
-export const DISTRICT_STATUS_LABELS = {
-  "geprüft": "geprüft",
-  geeignet: "geeignet",
-  ungeeignet: "ungeeignet",
-  "übertragen": "übertragen",
-};
+export const MILESTONE_STATUS_LABELS = labels(
+  ["offen", "erreicht", "verschoben"],
+  (value) => t(`planner.milestone_${value}`),
+);
 
 export const OPERATORS = ["<", "<=", ">", ">=", "=", "!="];
 // the transfer fieldset speaks the page's language (catalogue keys planner.*)
@@ -49,35 +41,15 @@ const DISTRICT_STATUS_KEYS = {
 };
 const OPERATOR_LABELS = { "<": "<", "<=": "≤", ">": ">", ">=": "≥", "=": "=", "!=": "≠" };
 
-export const FIELD_LABELS = {
-  title: "Titel",
-  summary: "Kurzbeschreibung",
-  description: "Beschreibung",
-  plain_summary: "Einfache Sprache",
-  city_ags: "Stadt",
-  action_field: "Handlungsfeld",
-  status: "Status",
-  start_date: "Beginn",
-  end_date: "Ende",
-  milestones: "Meilensteine",
-  budget_planned: "Geplantes Budget",
-  budget_spent: "Ausgegeben",
-  funding_line: "Förderlinie",
-  responsible_unit: "Verantwortliche Stelle",
-  partners: "Partner",
-  parent_id: "Übergeordnete Maßnahme",
-  links: "Links",
-  source: "Quelle",
-  licence: "Lizenz",
-  location_precision: "Genauigkeit der Verortung",
-  location_note: "Hinweis zur Verortung",
-  editions: "Strategie-Fortschreibungen",
-  transfer: "Übertragbarkeit",
-  origin_id: "Übertragen aus",
-  geometry: "Geometrie",
-  published: "Veröffentlicht",
-  deleted: "Gelöscht",
-};
+export const FIELD_LABELS = labels(
+  [
+    "title", "summary", "description", "plain_summary", "city_ags", "action_field", "status",
+    "start_date", "end_date", "milestones", "budget_planned", "budget_spent", "funding_line",
+    "responsible_unit", "partners", "parent_id", "links", "source", "licence", "location_precision",
+    "location_note", "editions", "transfer", "origin_id", "geometry", "published", "deleted",
+  ],
+  (field) => t(`planner.field_${field}`),
+);
 
 /** The fields of the record a planner sends (MeasureProperties on the server). */
 export const RECORD_FIELDS = [
@@ -98,7 +70,6 @@ const EDITION_PATTERN = /^[a-z0-9-]{1,40}$/;
 const URL_PATTERN = /^https?:\/\/\S+$/;
 
 const EURO = new Intl.NumberFormat(locale, { style: "currency", currency: "EUR" });
-const INTEGER_DE = new Intl.NumberFormat(locale);
 
 // ---------------------------------------------------------------- small DOM helpers
 
@@ -120,26 +91,26 @@ function countPositions(coords) {
   return coords.reduce((sum, child) => sum + countPositions(child), 0);
 }
 
-/** "Fläche mit 4 Eckpunkten" etc. for a GeoJSON geometry. */
+/** "Area with 4 corners" etc. for a GeoJSON geometry. */
 export function describeGeometry(geometry) {
-  if (!geometry || !geometry.type) return "keine Geometrie";
+  if (!geometry || !geometry.type) return t("planner.geom_none");
   const n = countPositions(geometry.coordinates);
   switch (geometry.type) {
     case "Point":
-      return "Punkt";
+      return t("planner.geom_point");
     case "MultiPoint":
-      return `${INTEGER_DE.format(n)} Punkte`;
+      return t("planner.geom_points", { n });
     case "LineString":
-      return `Linie mit ${INTEGER_DE.format(n)} Punkten`;
+      return t("planner.geom_line", { n });
     case "MultiLineString":
-      return `${geometry.coordinates.length} Linien mit zusammen ${INTEGER_DE.format(n)} Punkten`;
+      return t("planner.geom_lines", { lines: geometry.coordinates.length, n });
     case "Polygon": {
       // Closed rings repeat their first position.
       const corners = geometry.coordinates.reduce((s, ring) => s + Math.max(ring.length - 1, 0), 0);
-      return `Fläche mit ${INTEGER_DE.format(corners)} Eckpunkten`;
+      return t("planner.geom_polygon", { n: corners });
     }
     case "MultiPolygon":
-      return `${geometry.coordinates.length} Teilflächen`;
+      return t("planner.geom_polygons", { n: geometry.coordinates.length });
     default:
       return geometry.type;
   }
@@ -151,7 +122,7 @@ function shorten(text, max = 160) {
 }
 
 /**
- * A value of a record field as German text (conflict table and history).
+ * A value of a record field as text (conflict table and history).
  * `context` may carry `cityName(ags)` and `measureTitle(id)`.
  */
 export function formatValue(field, value, context = {}) {
@@ -162,6 +133,8 @@ export function formatValue(field, value, context = {}) {
       return STATUS_LABELS[value] || String(value);
     case "location_precision":
       return PRECISION_LABELS[value] || String(value);
+    case "action_field":
+      return label("field", value);
     case "city_ags":
       return (context.cityName && context.cityName(value)) || String(value);
     case "start_date":
@@ -181,38 +154,38 @@ export function formatValue(field, value, context = {}) {
       return value.join(", ");
     case "parent_id": {
       const title = context.measureTitle && context.measureTitle(value);
-      return title ? `Nr. ${value}: ${title}` : `Nr. ${value}`;
+      return title ? t("planner.no_title", { id: value, title }) : t("planner.no", { id: value });
     }
     case "geometry":
       return describeGeometry(value);
     case "transfer":
       return describeTransfer(value);
     case "origin_id":
-      return `Nr. ${value}`;
+      return t("planner.no", { id: value });
     case "published":
     case "deleted":
-      return value ? "ja" : "nein";
+      return value ? t("planner.yes") : t("planner.no_word");
     default:
       return shorten(typeof value === "object" ? JSON.stringify(value) : value);
   }
 }
 
-/** A transfer profile in one German line (history, conflict table). */
+/** A transfer profile in one line (history, conflict table). */
 export function describeTransfer(value) {
   if (!value || typeof value !== "object") return "–";
   const parts = [];
   const conditions = Array.isArray(value.preconditions) ? value.preconditions : [];
   if (conditions.length) {
-    parts.push(`Vorbedingungen: ${conditions.map((c) => `${c?.indicator} ${OPERATOR_LABELS[c?.op] || c?.op} ${c?.value}`).join(", ")}`);
+    parts.push(t("planner.tr_preconditions", { list: conditions.map((c) => `${c?.indicator} ${OPERATOR_LABELS[c?.op] || c?.op} ${c?.value}`).join(", ") }));
   }
   if (Number.isFinite(value.follow_up_costs_per_year)) {
-    parts.push(`Folgekosten ${EURO.format(value.follow_up_costs_per_year)}/Jahr`);
+    parts.push(t("planner.tr_costs", { amount: EURO.format(value.follow_up_costs_per_year) }));
   }
   const districts = Object.entries(value.districts || {});
   if (districts.length) {
-    parts.push(`Stadtviertel: ${districts.map(([code, d]) => `${code} ${d?.status ?? ""}`).join(", ")}`);
+    parts.push(t("planner.tr_districts", { list: districts.map(([code, d]) => `${code} ${DISTRICT_STATUS_KEYS[d?.status] ? t(DISTRICT_STATUS_KEYS[d.status]) : d?.status ?? ""}`).join(", ") }));
   }
-  if (value.notes) parts.push(`Hinweise: ${value.notes}`);
+  if (value.notes) parts.push(t("planner.tr_notes", { notes: value.notes }));
   return shorten(parts.join("; ") || "–", 240);
 }
 
@@ -294,10 +267,10 @@ function actionFieldsFor(ags) {
 function fillActionFields(ags, value) {
   const select = $("f-action_field");
   const fields = actionFieldsFor(ags);
-  const options = [option("", "– bitte wählen –", !value)];
-  for (const field of fields) options.push(option(field, field, field === value));
+  const options = [option("", t("planner.please_choose"), !value)];
+  for (const field of fields) options.push(option(field, label("field", field), field === value));
   if (value && !fields.includes(value)) {
-    options.push(option(value, `${value} (nicht in dieser Stadt)`, true));
+    options.push(option(value, t("planner.not_in_city", { value }), true));
   }
   select.replaceChildren(...options);
 }
@@ -332,6 +305,20 @@ function rowField(row, sub, labelText, control) {
   return control;
 }
 
+/** An input of a row: `type`, its value ('' when missing), a longest length for text; dates
+ * between 1900 and 2100 as in the form. */
+function input(type, value, maxLength = null) {
+  const el = element("input");
+  el.type = type;
+  if (type === "date") {
+    el.min = "1900-01-01";
+    el.max = "2100-12-31";
+  }
+  if (maxLength !== null) el.maxLength = maxLength;
+  el.value = value || "";
+  return el;
+}
+
 function newRow(listId, noun) {
   state.rowCounter += 1;
   const li = element("li", "repeat-row");
@@ -359,55 +346,44 @@ function finishRow({ li, fields, noun, listId }) {
 
 /** Add a milestone row (optionally filled). */
 export function addMilestoneRow(milestone = {}) {
-  const row = newRow("milestone-rows", "Meilenstein");
-  const date = element("input");
-  date.type = "date";
-  date.min = "1900-01-01";
-  date.max = "2100-12-31";
-  date.value = milestone.date || "";
-  rowField(row.fields, "date", "Datum", date);
-  const title = element("input");
-  title.type = "text";
-  title.maxLength = limit("milestone_title");
-  title.value = milestone.title || "";
-  rowField(row.fields, "title", "Bezeichnung", title);
+  const row = newRow("milestone-rows", rowNoun("milestone-rows"));
+  rowField(row.fields, "date", t("planner.row_date"), input("date", milestone.date));
+  rowField(row.fields, "title", t("planner.row_title"), input("text", milestone.title, limit("milestone_title")));
   const status = element("select");
   for (const [value, label] of Object.entries(MILESTONE_STATUS_LABELS)) {
     status.appendChild(option(value, label, value === (milestone.status || "offen")));
   }
-  rowField(row.fields, "status", "Stand", status);
+  rowField(row.fields, "status", t("planner.row_status"), status);
   return finishRow(row);
 }
 
 /** Add a link row (optionally filled). */
 export function addLinkRow(link = {}) {
-  const row = newRow("link-rows", "Link");
+  const row = newRow("link-rows", rowNoun("link-rows"));
   const title = element("input");
   title.type = "text";
   title.maxLength = limit("link_title");
   title.value = link.title || "";
-  rowField(row.fields, "title", "Bezeichnung", title);
+  rowField(row.fields, "title", t("planner.row_title"), title);
   const url = element("input");
   url.type = "url";
   url.maxLength = limit("link_url");
   url.placeholder = "https://…";
   url.spellcheck = false;
   url.value = link.url || "";
-  rowField(row.fields, "url", "Adresse", url);
+  rowField(row.fields, "url", t("planner.row_url"), url);
   return finishRow(row);
 }
 
-const ROW_NOUNS = {
-  "milestone-rows": "Meilenstein",
-  "link-rows": "Link",
-};
 const ROW_NOUN_KEYS = {
+  "milestone-rows": "planner.milestone",
+  "link-rows": "planner.link",
   "precondition-rows": "planner.precondition",
   "transfer-district-rows": "planner.district",
 };
 
 function rowNoun(listId) {
-  return ROW_NOUN_KEYS[listId] ? t(ROW_NOUN_KEYS[listId]) : ROW_NOUNS[listId] || "Eintrag";
+  return t(ROW_NOUN_KEYS[listId] || "planner.entry");
 }
 
 /** Add a precondition row: indicator (key, suggestions from the analysis), comparison, value. */
@@ -449,17 +425,9 @@ export function addTransferDistrictRow(code = "", entry = {}) {
     status.appendChild(option(value, t(key), value === (entry.status || "geprüft")));
   }
   rowField(row.fields, "status", t("planner.district_status"), status);
-  const date = element("input");
-  date.type = "date";
-  date.min = "1900-01-01";
-  date.max = "2100-12-31";
-  date.value = entry.date || new Date().toISOString().slice(0, 10);
+  const date = input("date", entry.date || new Date().toISOString().slice(0, 10));
   rowField(row.fields, "date", t("planner.district_date"), date);
-  const note = element("input");
-  note.type = "text";
-  note.maxLength = limit("district_note");
-  note.value = entry.note || "";
-  rowField(row.fields, "note", t("planner.district_note"), note);
+  rowField(row.fields, "note", t("planner.district_note"), input("text", entry.note, limit("district_note")));
   const transfer = element("button", "button button--small", t("planner.transfer_button"));
   transfer.type = "button";
   transfer.dataset.transfer = "";
@@ -496,7 +464,7 @@ async function loadIndicatorKeys() {
   try {
     const data = await getJson(apiUrl("analysis/indicators"));
     const items = Array.isArray(data.indicators) ? data.indicators : [];
-    $("indicator-keys").replaceChildren(...items.map((i) => option(String(i.key), `${i.key} – ${i.name_de ?? ""}`)));
+    $("indicator-keys").replaceChildren(...items.map((i) => option(String(i.key), `${i.key} – ${(lang === "en" && i.name_en) || i.name_de || ""}`)));
   } catch (err) {
     console.error("indicators:", err);
   }
@@ -537,26 +505,19 @@ export function setupForm(config, { onChange, onCityChange: cityChanged, onTrans
     : Object.keys(PRECISION_LABELS);
   $("f-location_precision").replaceChildren(...precisions.map((p) => option(p, PRECISION_LABELS[p] || p)));
   $("f-city_ags").addEventListener("change", onCityChange);
-  $("add-milestone").addEventListener("click", () => {
-    addMilestoneRow().querySelector("input")?.focus();
-    state.onChange();
-  });
-  $("add-link").addEventListener("click", () => {
-    addLinkRow().querySelector("input")?.focus();
-    state.onChange();
-  });
-  $("milestone-rows").addEventListener("click", onRowRemove);
-  $("link-rows").addEventListener("click", onRowRemove);
-  $("add-precondition").addEventListener("click", () => {
-    addPreconditionRow().querySelector("input")?.focus();
-    state.onChange();
-  });
-  $("add-transfer-district").addEventListener("click", () => {
-    addTransferDistrictRow().querySelector("input")?.focus();
-    state.onChange();
-  });
-  $("precondition-rows").addEventListener("click", onRowRemove);
-  $("transfer-district-rows").addEventListener("click", onRowRemove);
+  // the lists of rows: the add button appends one (focus in it), a row's remove button drops it
+  for (const [button, rows, addRow] of [
+    ["add-milestone", "milestone-rows", addMilestoneRow],
+    ["add-link", "link-rows", addLinkRow],
+    ["add-precondition", "precondition-rows", addPreconditionRow],
+    ["add-transfer-district", "transfer-district-rows", addTransferDistrictRow],
+  ]) {
+    $(button).addEventListener("click", () => {
+      addRow().querySelector("input")?.focus();
+      state.onChange();
+    });
+    $(rows).addEventListener("click", onRowRemove);
+  }
   $("transfer-district-rows").addEventListener("click", onTransferClick);
   $("f-city_ags").addEventListener("change", () => loadDistrictCodes($("f-city_ags").value));
   loadIndicatorKeys();
@@ -584,10 +545,10 @@ export function fillParentOptions(measures, ags, selfId, value) {
     .map((m) => m.properties || {})
     .filter((p) => p.city_ags === ags && !excluded.has(p.id))
     .sort((a, b) => String(a.title).localeCompare(String(b.title), "de"));
-  const options = [option("", "– keine –", value === null || value === undefined)];
-  for (const p of candidates) options.push(option(String(p.id), `${p.title} (Nr. ${p.id})`, p.id === value));
+  const options = [option("", t("planner.parent_none"), value === null || value === undefined)];
+  for (const p of candidates) options.push(option(String(p.id), t("planner.parent_option", { title: p.title, id: p.id }), p.id === value));
   if (value && !candidates.some((p) => p.id === value)) {
-    options.push(option(String(value), `Nr. ${value}`, true));
+    options.push(option(String(value), t("planner.no", { id: value }), true));
   }
   $("f-parent_id").replaceChildren(...options);
 }
@@ -707,32 +668,32 @@ export function toProperties(record, fields = RECORD_FIELDS) {
  */
 export function validateRecord(record, { geometry } = {}) {
   const errors = [];
-  if (!record.title) errors.push({ field: "title", message: "Bitte einen Titel angeben." });
-  if (!record.city_ags) errors.push({ field: "city_ags", message: "Bitte eine Stadt wählen." });
-  if (!record.action_field) errors.push({ field: "action_field", message: "Bitte ein Handlungsfeld wählen." });
+  if (!record.title) errors.push({ field: "title", message: t("planner.need_title") });
+  if (!record.city_ags) errors.push({ field: "city_ags", message: t("planner.need_city") });
+  if (!record.action_field) errors.push({ field: "action_field", message: t("planner.need_field") });
   if (record.start_date && record.end_date && record.end_date < record.start_date) {
-    errors.push({ field: "end_date", message: "Das Ende darf nicht vor dem Beginn liegen." });
+    errors.push({ field: "end_date", message: t("planner.end_before_start") });
   }
   for (const field of MONEY_FIELDS) {
     const value = record[field];
-    if (Number.isNaN(value)) errors.push({ field, message: "Bitte eine Zahl angeben (z. B. 12500,50)." });
-    else if (value !== null && value < 0) errors.push({ field, message: "Der Betrag darf nicht negativ sein." });
+    if (Number.isNaN(value)) errors.push({ field, message: t("planner.need_number") });
+    else if (value !== null && value < 0) errors.push({ field, message: t("planner.negative") });
   }
   record.milestones.forEach((m, i) => {
-    if (!m.date) errors.push({ field: "milestones", row: i, sub: "date", message: "Bitte ein Datum angeben." });
-    if (!m.title) errors.push({ field: "milestones", row: i, sub: "title", message: "Bitte eine Bezeichnung angeben." });
+    if (!m.date) errors.push({ field: "milestones", row: i, sub: "date", message: t("planner.need_date") });
+    if (!m.title) errors.push({ field: "milestones", row: i, sub: "title", message: t("planner.need_label") });
   });
   record.links.forEach((l, i) => {
-    if (!l.title) errors.push({ field: "links", row: i, sub: "title", message: "Bitte eine Bezeichnung angeben." });
+    if (!l.title) errors.push({ field: "links", row: i, sub: "title", message: t("planner.need_label") });
     if (!l.url || !URL_PATTERN.test(l.url)) {
-      errors.push({ field: "links", row: i, sub: "url", message: "Bitte eine Adresse mit http:// oder https:// angeben." });
+      errors.push({ field: "links", row: i, sub: "url", message: t("planner.need_url") });
     }
   });
   const badEdition = record.editions.find((e) => !EDITION_PATTERN.test(e));
   if (badEdition) {
     errors.push({
       field: "editions",
-      message: `„${badEdition}“: nur Kleinbuchstaben, Ziffern und Bindestrich (höchstens 40 Zeichen).`,
+      message: t("planner.bad_edition", { edition: badEdition }),
     });
   }
   const transfer = record.transfer;
@@ -751,7 +712,7 @@ export function validateRecord(record, { geometry } = {}) {
     }
   }
   if (geometry === null) {
-    errors.push({ field: "geometry", message: "Bitte die Maßnahme auf der Karte zeichnen." });
+    errors.push({ field: "geometry", message: t("planner.need_geometry") });
   }
   return errors;
 }
@@ -765,9 +726,9 @@ export function problemText(problem) {
   if (problem && typeof problem === "object") {
     const key = `problem.${problem.code}`;
     if (problem.code && has(key)) return t(key, problem.params || {});
-    return String(problem.problem ?? problem.detail ?? "").trim() || "Vom Server abgelehnt.";
+    return String(problem.problem ?? problem.detail ?? "").trim() || t("planner.rejected");
   }
-  return String(problem ?? "").trim() || "Vom Server abgelehnt.";
+  return String(problem ?? "").trim() || t("planner.rejected");
 }
 
 /** problem+json `errors` → [{field, message, row?, sub?}] for showErrors(). */
@@ -792,7 +753,7 @@ export function serverErrors(problem) {
       } else if ((field === "milestones" || field === "links") && index !== null) {
         errors.push({ field, row: index, sub: parts[3] || null, message });
       } else if ((field === "partners" || field === "editions") && index !== null) {
-        errors.push({ field, message: `Eintrag ${index + 1}: ${message}` });
+        errors.push({ field, message: t("planner.entry_n", { n: index + 1, message }) });
       } else {
         errors.push({ field, message });
       }

@@ -16,6 +16,7 @@ import {
   statusColour,
 } from "./map.js";
 import { STATUS_LABELS } from "./planner-form.js";
+import { label, lang, t } from "./i18n.js";
 
 const L = globalThis.L;
 
@@ -25,29 +26,31 @@ const DRAFT_DASH = "8 6";
 const NEW_COLOUR = "#c8102e";
 const GEOMETRY_PRECISION = 7;
 
-// Geoman in German, with the words this page uses.
-const GEOMAN_DE = {
-  tooltips: {
-    placeCircleMarker: "Klicken Sie, um den Punkt zu setzen",
-    firstVertex: "Klicken Sie, um den ersten Punkt zu setzen",
-    continueLine: "Klicken Sie für den nächsten Punkt",
-    finishLine: "Zum Abschließen den letzten Punkt erneut anklicken",
-    finishPoly: "Zum Abschließen den ersten Punkt anklicken",
-  },
-  actions: {
-    finish: "Fertig",
-    cancel: "Abbrechen",
-    removeLastVertex: "Letzten Punkt entfernen",
-  },
-  buttonTitles: {
-    drawCircleMarkerButton: "Neue Maßnahme: Punkt zeichnen",
-    drawLineButton: "Neue Maßnahme: Linie zeichnen",
-    drawPolyButton: "Neue Maßnahme: Fläche zeichnen",
-    editButton: "Ausgewählte Maßnahme umformen",
-    dragButton: "Ausgewählte Maßnahme verschieben",
-    deleteButton: "Ausgewählte Maßnahme löschen",
-  },
-};
+// Geoman's texts from the catalogue (keys planner.geoman_*), in the page's language.
+function geomanTexts() {
+  return {
+    tooltips: {
+      placeCircleMarker: t("planner.geoman_place_circle_marker"),
+      firstVertex: t("planner.geoman_first_vertex"),
+      continueLine: t("planner.geoman_continue_line"),
+      finishLine: t("planner.geoman_finish_line"),
+      finishPoly: t("planner.geoman_finish_poly"),
+    },
+    actions: {
+      finish: t("planner.geoman_finish"),
+      cancel: t("planner.geoman_cancel"),
+      removeLastVertex: t("planner.geoman_remove_last_vertex"),
+    },
+    buttonTitles: {
+      drawCircleMarkerButton: t("planner.geoman_draw_circle_marker_button"),
+      drawLineButton: t("planner.geoman_draw_line_button"),
+      drawPolyButton: t("planner.geoman_draw_poly_button"),
+      editButton: t("planner.geoman_edit_button"),
+      dragButton: t("planner.geoman_drag_button"),
+      deleteButton: t("planner.geoman_delete_button"),
+    },
+  };
+}
 
 const state = {
   map: null,
@@ -122,11 +125,11 @@ function tooltipContent(props) {
   const root = document.createElement("div");
   root.className = "measure-tip";
   const title = document.createElement("strong");
-  title.textContent = props.title || "(ohne Titel)";
+  title.textContent = props.title || t("planner.untitled");
   const meta = document.createElement("span");
   meta.className = "measure-tip__meta";
-  const parts = [STATUS_LABELS[props.status] || props.status, isPublished(props) ? "veröffentlicht" : "Entwurf"];
-  if (props.action_field) parts.push(props.action_field);
+  const parts = [STATUS_LABELS[props.status] || props.status, t(isPublished(props) ? "planner.tip_published" : "planner.draft")];
+  if (props.action_field) parts.push(label("field", props.action_field));
   meta.textContent = parts.filter(Boolean).join(" · ");
   root.append(title, meta);
   return root;
@@ -209,7 +212,7 @@ export function initMap(container, handlers) {
   state.map = map;
   state.group = L.featureGroup().addTo(map);
   if (map.pm) {
-    map.pm.setLang("de", GEOMAN_DE, "de");
+    map.pm.setLang(lang, geomanTexts(), lang);
     map.pm.setGlobalOptions({
       allowSelfIntersection: false,
       continueDrawing: false,
@@ -452,12 +455,12 @@ export function renderLegend({ statuses, actionFields, cities, features }) {
   };
   const neutral = { color: "#333333", fillColor: "#ffffff" };
   document.getElementById("legend-publish").replaceChildren(
-    lineItem(legendSwatch({ ...measureStyle({ published: true }), ...neutral }, "line"), "durchgezogen: veröffentlicht"),
-    lineItem(legendSwatch({ ...measureStyle({ published: false }), ...neutral }, "line"), "gestrichelt: Entwurf"),
-    lineItem(legendSwatch(newStyle(), "line"), "rot gepunktet: neu, nicht gespeichert"),
-    lineItem(legendSwatch({ ...measureStyle({ published: true, location_precision: "city" }), ...neutral }), "ohne Füllung: nur Stadt verortet"),
-    lineItem(legendSwatch(municipalityStyle({ properties: {} }), "line"), "Stadtgrenze"),
-    lineItem(legendSwatch(contextQuarterStyle({ properties: {} })), "Pilotquartier (beschriftet)"),
+    lineItem(legendSwatch({ ...measureStyle({ published: true }), ...neutral }, "line"), t("planner.legend_solid")),
+    lineItem(legendSwatch({ ...measureStyle({ published: false }), ...neutral }, "line"), t("planner.legend_dashed")),
+    lineItem(legendSwatch(newStyle(), "line"), t("planner.legend_new")),
+    lineItem(legendSwatch({ ...measureStyle({ published: true, location_precision: "city" }), ...neutral }), t("planner.legend_city")),
+    lineItem(legendSwatch(municipalityStyle({ properties: {} }), "line"), t("planner.legend_boundary")),
+    lineItem(legendSwatch(contextQuarterStyle({ properties: {} })), t("planner.legend_quarter")),
   );
 
   const counts = new Map();
@@ -474,12 +477,12 @@ export function renderLegend({ statuses, actionFields, cities, features }) {
     heading.textContent = `${city.name}:`;
     const list = document.createElement("ul");
     list.className = "planner-legend__fieldlist";
-    list.setAttribute("aria-label", `Handlungsfelder ${city.name}`);
+    list.setAttribute("aria-label", t("planner.legend_fields_of", { city: city.name }));
     for (const field of actionFields?.[city.ags] || []) {
       const li = document.createElement("li");
       const count = counts.get(`${city.ags}|${field}`) || 0;
-      li.textContent = `${field} (${count})`;
-      li.title = `${count} ${count === 1 ? "Maßnahme" : "Maßnahmen"}`;
+      li.textContent = `${label("field", field)} (${count})`;
+      li.title = t("planner.measures_count", { count });
       list.appendChild(li);
     }
     group.append(heading, list);

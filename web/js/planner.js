@@ -3,12 +3,11 @@
 
 import { getConfig, getItems, getSources } from "./api.js";
 import { $, element } from "./core/dom.js";
-import { startPage, t } from "./i18n.js";
+import { has, label, startPage, t } from "./i18n.js";
 import * as api from "./planner-api.js";
 import {
   FIELD_LABELS,
   RECORD_FIELDS,
-  STATUS_LABELS,
   changedFields,
   clearErrors,
   describeGeometry,
@@ -42,16 +41,7 @@ import {
 
 const HALLE_AGS = "15002000";
 const EDIT_ROLES = new Set(["planner", "admin"]);
-const ROLE_LABELS = { planner: "Planung", admin: "Administration", moderator: "Moderation" };
 const KEY_FIELDS = ["title", "summary", "status", "action_field", "start_date", "end_date"];
-const ACTION_LABELS = {
-  create: "Angelegt",
-  update: "Geändert",
-  publish: "Veröffentlicht",
-  unpublish: "Zurückgezogen",
-  delete: "Gelöscht",
-  restore: "Wiederhergestellt",
-};
 
 const app = {
   config: null,
@@ -78,12 +68,10 @@ function setStatus(text, kind = "info") {
 }
 
 function describeFailure(err) {
-  if (!err || err.status === undefined) return "unbekannter Fehler";
-  if (err.status === 0) return "keine Verbindung zum Server";
-  if (err.status === 401) return "nicht (mehr) angemeldet";
-  if (err.status === 403) return "keine Berechtigung";
-  if (err.status === 404) return "nicht gefunden – vielleicht inzwischen gelöscht";
-  if (err.status >= 500) return `Serverfehler (HTTP ${err.status})`;
+  if (!err || err.status === undefined) return t("planner.fail_unknown");
+  if (err.status === 0) return t("planner.fail_offline");
+  if ([401, 403, 404].includes(err.status)) return t(`planner.fail_${err.status}`);
+  if (err.status >= 500) return t("planner.fail_server", { status: err.status });
   return `HTTP ${err.status}`;
 }
 
@@ -112,11 +100,11 @@ function updateButtons() {
   const isNew = current && current.id === null;
   const published = Boolean(current?.published);
   $("save-button").disabled = locked || !current;
-  $("save-button").textContent = published ? "Änderungen speichern" : "Entwurf speichern";
+  $("save-button").textContent = t(published ? "planner.save_changes" : "planner.save_draft");
   $("publish-button").disabled = locked || !current;
-  $("publish-button").textContent = published ? "Zurückziehen" : "Veröffentlichen";
+  $("publish-button").textContent = t(published ? "planner.withdraw" : "planner.publish");
   $("delete-button").disabled = locked || !current;
-  $("delete-button").textContent = isNew ? "Verwerfen" : "Löschen";
+  $("delete-button").textContent = t(isNew ? "planner.discard" : "planner.delete");
   $("new-point-button").disabled = !app.canEdit || app.busy;
   $("conflict-reapply").disabled = app.busy;
   $("conflict-reload").disabled = app.busy;
@@ -165,22 +153,22 @@ function confirmAction({ title, text, confirmLabel, danger = true }) {
 async function confirmDiscard() {
   if (!app.dirty) return true;
   return confirmAction({
-    title: "Ungespeicherte Änderungen verwerfen?",
-    text: "Die Änderungen an der aktuellen Maßnahme sind noch nicht gespeichert und gehen verloren.",
-    confirmLabel: "Änderungen verwerfen",
+    title: t("planner.discard_title"),
+    text: t("planner.discard_text"),
+    confirmLabel: t("planner.discard_ok"),
   });
 }
 
 // ---------------------------------------------------------------- measures list
 
 function measureOptionText(p) {
-  const state = p.published ? "veröffentlicht" : "Entwurf";
-  return `${p.title || "(ohne Titel)"} – ${STATUS_LABELS[p.status] || p.status}, ${state} (Nr. ${p.id})`;
+  const state = p.published ? t("planner.published_lower") : t("planner.draft");
+  return t("planner.measure_option", { title: p.title || t("planner.untitled"), status: label("status", p.status), state, id: p.id });
 }
 
 function fillMeasureSelect() {
   const select = $("measure-select");
-  const options = [new Option("– keine ausgewählt –", "")];
+  const options = [new Option(t("planner.none_selected"), "")];
   const groups = new Map();
   for (const f of app.features) {
     const p = f.properties || {};
@@ -203,7 +191,7 @@ async function loadMeasures() {
     app.features = await api.listMeasures();
   } catch (err) {
     console.error("measures:", err);
-    setStatus(`Die Maßnahmen konnten nicht geladen werden (${describeFailure(err)}).`, "error");
+    setStatus(t("planner.measures_failed", { reason: describeFailure(err) }), "error");
     return false;
   }
   redrawMeasures();
@@ -248,27 +236,29 @@ function showForm(visible) {
 function renderHeader() {
   const current = app.current;
   const props = current.feature?.properties || {};
-  $("form-heading").textContent = current.id === null ? "Neue Maßnahme" : `Maßnahme Nr. ${current.id}`;
+  $("form-heading").textContent = current.id === null ? t("planner.new_measure") : t("planner.measure_no", { id: current.id });
   const badge = $("form-badge");
   badge.className = "badge";
   if (current.id === null) {
-    badge.textContent = "Neu – noch nicht gespeichert";
+    badge.textContent = t("planner.badge_new");
     badge.classList.add("badge--new");
   } else if (current.published) {
-    badge.textContent = "Veröffentlicht";
+    badge.textContent = t("planner.badge_published");
     badge.classList.add("badge--published");
   } else {
-    badge.textContent = "Entwurf";
+    badge.textContent = t("planner.draft");
     badge.classList.add("badge--draft");
   }
   $("form-version").textContent = current.id === null
     ? ""
-    : `Version ${props.version}${props.updated_at ? ` · zuletzt geändert ${formatDateTime(props.updated_at)}` : ""}`;
+    : props.updated_at
+      ? t("planner.version_changed", { version: props.version, at: formatDateTime(props.updated_at) })
+      : t("planner.version", { version: props.version });
   const places = [];
   const quarters = Array.isArray(props.quarters) ? props.quarters : [];
-  if (quarters.length) places.push(`Pilotquartier: ${quarters.map((s) => app.quarterNames.get(s) || s).join(", ")}`);
+  if (quarters.length) places.push(t("planner.places_quarter", { names: quarters.map((s) => app.quarterNames.get(s) || s).join(", ") }));
   const districts = Array.isArray(props.districts) ? props.districts : [];
-  if (districts.length) places.push(`Stadtviertel: ${districts.map((d) => d?.name).filter(Boolean).join(", ")}`);
+  if (districts.length) places.push(t("planner.places_district", { names: districts.map((d) => d?.name).filter(Boolean).join(", ") }));
   $("form-places").textContent = places.join(" · ");
   $("form-places").hidden = places.length === 0;
   $("measure-form").dataset.measureId = current.id === null ? "new" : String(current.id);
@@ -278,7 +268,7 @@ function renderHeader() {
 function renderGeometryInfo() {
   const current = app.current;
   let text = describeGeometry(current.geometry);
-  if (current.id !== null && current.geometryChanged) text += " – geändert, noch nicht gespeichert";
+  if (current.id !== null && current.geometryChanged) text = t("planner.geometry_unsaved", { geometry: text });
   $("f-geometry").textContent = text;
 }
 
@@ -336,7 +326,7 @@ function startNew(geometry) {
     app.current.geometry = geometry;
     renderGeometryInfo();
     refreshDirty();
-    setStatus("Die Zeichnung der neuen Maßnahme wurde ersetzt.");
+    setStatus(t("planner.drawing_replaced"));
     return;
   }
   const ags = cityForGeometry(geometry) || HALLE_AGS;
@@ -362,7 +352,7 @@ function startNew(geometry) {
   renderHistory(null);
   $("measure-select").value = "";
   selectOnMap(null);
-  setStatus(`Neue Maßnahme (${describeGeometry(geometry)}) in ${cityName(ags)}: bitte Titel, Handlungsfeld und Status ausfüllen und „Entwurf speichern“ wählen.`);
+  setStatus(t("planner.new_started", { geometry: describeGeometry(geometry), city: cityName(ags) }));
   $("f-title").focus();
 }
 
@@ -403,16 +393,16 @@ async function selectMeasure(id, { zoom = false } = {}) {
   resetEditedGeometry();
   hideConflict();
   setBusy(true);
-  setStatus("Maßnahme wird geladen …");
+  setStatus(t("planner.measure_loading"));
   try {
     const { feature, etag } = await api.getMeasure(id);
     loadIntoForm(feature, etag);
     selectOnMap(id, { zoom });
-    setStatus(`„${feature.properties.title}“ geladen.`);
+    setStatus(t("planner.measure_loaded", { title: feature.properties.title }));
     loadHistory(id);
   } catch (err) {
     console.error("measure:", err);
-    setStatus(`Die Maßnahme konnte nicht geladen werden (${describeFailure(err)}).`, "error");
+    setStatus(t("planner.measure_failed", { reason: describeFailure(err) }), "error");
     if (err.status === 404) await loadMeasures();
   } finally {
     setBusy(false);
@@ -433,19 +423,19 @@ async function handleWriteError(err, action) {
   }
   if (err.status === 422) {
     showErrors(serverErrors(err.problem));
-    setStatus("Nicht gespeichert: der Server hat Angaben zurückgewiesen – bitte die markierten Felder prüfen.", "error");
+    setStatus(t("planner.rejected_fields"), "error");
     return true;
   }
   if (err.status === 401) {
-    setStatus("Ihre Anmeldung ist abgelaufen. Bitte melden Sie sich erneut an – Ihre Eingaben bleiben erhalten.", "error");
+    setStatus(t("planner.session_expired"), "error");
     showLogin(true);
     return true;
   }
   if (err.status === 404) {
-    setStatus("Diese Maßnahme gibt es nicht mehr – vermutlich wurde sie inzwischen gelöscht.", "error");
+    setStatus(t("planner.gone"), "error");
     return true;
   }
-  setStatus(`Nicht gespeichert (${describeFailure(err)}${err.message && err.status ? `: ${err.message}` : ""}).`, "error");
+  setStatus(t("planner.not_saved", { reason: `${describeFailure(err)}${err.message && err.status ? `: ${err.message}` : ""}` }), "error");
   return true;
 }
 
@@ -457,12 +447,12 @@ async function save() {
   const errors = validateRecord(record, { geometry: current.geometry || null });
   if (errors.length) {
     showErrors(errors);
-    setStatus("Nicht gespeichert: bitte die markierten Angaben prüfen.", "error");
+    setStatus(t("planner.check_fields"), "error");
     return false;
   }
   clearErrors();
   setBusy(true);
-  setStatus("Wird gespeichert …");
+  setStatus(t("planner.saving"));
   try {
     if (current.id === null) {
       const { feature, etag } = await api.createMeasure({
@@ -473,13 +463,13 @@ async function save() {
       clearPending();
       upsertFeature(feature);
       loadIntoForm(feature, etag);
-      setStatus(`Entwurf gespeichert: „${feature.properties.title}“ (Nr. ${feature.properties.id}).`, "success");
+      setStatus(t("planner.draft_created", { title: feature.properties.title, id: feature.properties.id }), "success");
       loadHistory(feature.properties.id);
       return true;
     }
     const fields = changedFields(current.baseline, record);
     if (!fields.length && !current.geometryChanged) {
-      setStatus("Keine Änderungen zu speichern.");
+      setStatus(t("planner.nothing_to_save"));
       return true;
     }
     const patch = { properties: pick(record, fields) };
@@ -488,7 +478,7 @@ async function save() {
     upsertFeature(feature);
     loadIntoForm(feature, etag);
     setStatus(
-      `${feature.properties.published ? "Änderungen gespeichert" : "Entwurf gespeichert"}: „${feature.properties.title}“ (Version ${feature.properties.version}).`,
+      t(feature.properties.published ? "planner.changes_saved" : "planner.draft_saved", { title: feature.properties.title, version: feature.properties.version }),
       "success",
     );
     loadHistory(feature.properties.id);
@@ -507,11 +497,11 @@ async function transferTo(code) {
   const current = app.current;
   if (!current || app.busy) return;
   if (current.id === null) {
-    setStatus("Bitte die Maßnahme zuerst speichern, dann übertragen.", "error");
+    setStatus(t("planner.transfer_save_first"), "error");
     return;
   }
   if (!code) {
-    setStatus("Bitte zuerst die Nummer des Stadtviertels angeben.", "error");
+    setStatus(t("planner.transfer_need_code"), "error");
     return;
   }
   if (app.dirty) {
@@ -520,7 +510,7 @@ async function transferTo(code) {
   }
   const origin = app.current;
   setBusy(true);
-  setStatus(`Wird nach Stadtviertel ${code} übertragen …`);
+  setStatus(t("planner.transfer_running", { code }));
   try {
     const { feature } = await api.transferMeasure(origin.id, origin.etag, code);
     upsertFeature(feature);
@@ -529,7 +519,7 @@ async function transferTo(code) {
     loadIntoForm(reloaded.feature, reloaded.etag);
     loadHistory(origin.id);
     setStatus(
-      `Übertragen: neuer Entwurf „${feature.properties.title}“ (Nr. ${feature.properties.id}); der Stand für Stadtviertel ${code} ist jetzt „übertragen“.`,
+      t("planner.transfer_done", { title: feature.properties.title, id: feature.properties.id, code }),
       "success",
     );
   } catch (err) {
@@ -538,10 +528,10 @@ async function transferTo(code) {
       // Never through the conflict dialog (its "apply again" knows save/publish/delete only).
       const reloaded = await api.getMeasure(origin.id).catch(() => null);
       if (reloaded) loadIntoForm(reloaded.feature, reloaded.etag);
-      setStatus("Nicht übertragen: die Maßnahme wurde zwischenzeitlich geändert. Die aktuelle Fassung ist geladen – bitte erneut übertragen.", "error");
+      setStatus(t("planner.transfer_conflict"), "error");
     } else if (err.status === 422) {
-      showErrors([{ field: "transfer", message: `Übertragung nach ${code}: ${problemText(err.problem?.errors?.[0] || err.problem || err.message)}` }]);
-      setStatus("Nicht übertragen: der Server hat die Übertragung zurückgewiesen.", "error");
+      showErrors([{ field: "transfer", message: t("planner.transfer_error", { code, message: problemText(err.problem?.errors?.[0] || err.problem || err.message) }) }]);
+      setStatus(t("planner.transfer_rejected"), "error");
     } else {
       await handleWriteError(err, { kind: "transfer" });
     }
@@ -560,15 +550,15 @@ async function togglePublished() {
   }
   const target = app.current;
   setBusy(true);
-  setStatus(publish ? "Wird veröffentlicht …" : "Wird zurückgezogen …");
+  setStatus(t(publish ? "planner.publishing" : "planner.withdrawing"));
   try {
     const { feature, etag } = await api.setPublished(target.id, target.etag, publish);
     upsertFeature(feature);
     loadIntoForm(feature, etag);
     setStatus(
       publish
-        ? `Veröffentlicht: „${feature.properties.title}“ ist jetzt auf der öffentlichen Karte zu sehen.`
-        : `Zurückgezogen: „${feature.properties.title}“ ist wieder ein Entwurf und nicht mehr öffentlich.`,
+        ? t("planner.published_done", { title: feature.properties.title })
+        : t("planner.withdrawn_done", { title: feature.properties.title }),
       "success",
     );
     loadHistory(feature.properties.id);
@@ -588,28 +578,28 @@ async function removeCurrent({ fromMap = false } = {}) {
   }
   if (current.id === null) {
     closeForm();
-    setStatus("Die neue Zeichnung wurde verworfen.");
+    setStatus(t("planner.drawing_discarded"));
     return;
   }
-  const title = current.baseline.title || `Nr. ${current.id}`;
+  const title = current.baseline.title || t("planner.no", { id: current.id });
   const ok = await confirmAction({
-    title: "Maßnahme löschen?",
-    text: `„${title}“ wird aus der Planung${current.published ? " und von der öffentlichen Karte" : ""} entfernt. Eine Administratorin oder ein Administrator kann sie wiederherstellen.`,
-    confirmLabel: "Endgültig löschen",
+    title: t("planner.delete_title"),
+    text: t(current.published ? "planner.delete_text_public" : "planner.delete_text", { title }),
+    confirmLabel: t("planner.delete_ok"),
   });
   if (!ok) {
     if (fromMap) renderMeasures(app.features);
-    setStatus("Nicht gelöscht.");
+    setStatus(t("planner.not_deleted"));
     return;
   }
   setBusy(true);
-  setStatus("Wird gelöscht …");
+  setStatus(t("planner.deleting"));
   try {
     await api.deleteMeasure(current.id, current.etag);
     removeFeature(current.id);
     app.dirty = false;
     closeForm();
-    setStatus(`Gelöscht: „${title}“.`, "success");
+    setStatus(t("planner.deleted", { title }), "success");
   } catch (err) {
     console.error("delete:", err);
     if (fromMap) renderMeasures(app.features);
@@ -658,7 +648,7 @@ async function showConflict(err, action) {
   const version = theirsProps.version;
   const etag = err.etag || (Number.isInteger(version) ? `"m${current.id}-v${version}"` : null);
   const actor = await lastActor(current.id);
-  const who = actor ? `„${actor}“` : "einer Kollegin oder einem Kollegen";
+  const who = actor ? t("planner.who_quoted", { name: actor }) : t("planner.who_colleague");
 
   const mine = action.kind === "save" ? action.record : readForm();
   const theirs = normaliseRecord(theirsProps);
@@ -670,42 +660,38 @@ async function showConflict(err, action) {
     const mineChanged = myFields.includes(field);
     const theirsChanged = theirFields.includes(field);
     let tag = null;
-    if (mineChanged && theirsChanged) tag = { kind: "both", text: "von beiden geändert" };
-    else if (mineChanged) tag = { kind: "mine", text: "von Ihnen geändert" };
-    else if (theirsChanged) tag = { kind: "theirs", text: "inzwischen geändert" };
+    if (mineChanged && theirsChanged) tag = { kind: "both", text: t("planner.tag_both") };
+    else if (mineChanged) tag = { kind: "mine", text: t("planner.tag_mine") };
+    else if (theirsChanged) tag = { kind: "theirs", text: t("planner.tag_theirs") };
     return conflictRow(field, formatValue(field, mine[field], FORMAT_CONTEXT), formatValue(field, theirs[field], FORMAT_CONTEXT), tag);
   });
   const theirGeometryChanged = JSON.stringify(theirsFeature?.geometry) !== JSON.stringify(current.feature?.geometry);
   if (current.geometryChanged || theirGeometryChanged) {
     const tag = current.geometryChanged && theirGeometryChanged
-      ? { kind: "both", text: "von beiden geändert" }
+      ? { kind: "both", text: t("planner.tag_both") }
       : current.geometryChanged
-        ? { kind: "mine", text: "von Ihnen geändert" }
-        : { kind: "theirs", text: "inzwischen geändert" };
+        ? { kind: "mine", text: t("planner.tag_mine") }
+        : { kind: "theirs", text: t("planner.tag_theirs") };
     rows.push(conflictRow("geometry", formatValue("geometry", current.geometry), formatValue("geometry", theirsFeature?.geometry), tag));
   }
   if (Boolean(theirsProps.published) !== current.published) {
-    rows.push(conflictRow("published", formatValue("published", current.published), formatValue("published", theirsProps.published), { kind: "theirs", text: "inzwischen geändert" }));
+    rows.push(conflictRow("published", formatValue("published", current.published), formatValue("published", theirsProps.published), { kind: "theirs", text: t("planner.tag_theirs") }));
   }
   $("conflict-rows").replaceChildren(...rows);
-  $("conflict-current-heading").textContent = actor ? `Aktuelle Fassung (von ${actor})` : "Aktuelle Fassung";
+  $("conflict-current-heading").textContent = actor ? t("planner.current_by", { name: actor }) : t("planner.current_version");
 
-  $("conflict-message").textContent =
-    `Diese Maßnahme wurde inzwischen von ${who} geändert (jetzt Version ${version ?? "?"}). ` +
-    "Ihre Änderungen sind noch nicht gespeichert.";
+  $("conflict-message").textContent = t("planner.conflict_message", { who, version: version ?? "?" });
   const both = myFields.filter((f) => theirFields.includes(f)).map((f) => FIELD_LABELS[f] || f);
   let note;
   if (action.kind === "save") {
     const list = myFields.map((f) => FIELD_LABELS[f] || f);
     if (current.geometryChanged) list.push(FIELD_LABELS.geometry);
-    note = `„Meine Änderungen erneut anwenden“ überträgt nur die von Ihnen geänderten Angaben (${list.join(", ") || "keine"}) auf die aktuelle Fassung; alle übrigen Änderungen bleiben erhalten.`;
-    if (both.length) note += ` Achtung: ${both.join(", ")} wurde von beiden geändert – Ihre Fassung ersetzt dann die aktuelle.`;
-  } else if (action.kind === "publish") {
-    note = "„Meine Änderungen erneut anwenden“ veröffentlicht die aktuelle Fassung.";
-  } else if (action.kind === "unpublish") {
-    note = "„Meine Änderungen erneut anwenden“ zieht die aktuelle Fassung zurück.";
+    note = t("planner.note_save", { fields: list.join(", ") || t("planner.nothing") });
+    if (both.length) note += t("planner.note_both", { fields: both.join(", ") });
+  } else if (action.kind === "publish" || action.kind === "unpublish") {
+    note = t(`planner.note_${action.kind}`);
   } else {
-    note = "„Meine Änderungen erneut anwenden“ löscht die Maßnahme in der aktuellen Fassung.";
+    note = t("planner.note_delete");
   }
   $("conflict-note").textContent = note;
 
@@ -713,7 +699,7 @@ async function showConflict(err, action) {
   $("conflict-panel").hidden = false;
   document.body.dataset.conflict = "true";
   updateButtons();
-  setStatus(`Nicht gespeichert: Bearbeitungskonflikt – die Maßnahme wurde inzwischen von ${who} geändert.`, "error");
+  setStatus(t("planner.conflict_status", { who }), "error");
   $("conflict-panel").scrollIntoView({ block: "nearest" });
   $("conflict-panel").focus();
 }
@@ -728,7 +714,7 @@ async function conflictReload() {
     hideConflict();
     upsertFeature(feature);
     loadIntoForm(feature, etag);
-    setStatus("Aktuelle Fassung geladen – Ihre Änderungen wurden verworfen.", "success");
+    setStatus(t("planner.reloaded"), "success");
     loadHistory(feature.properties.id);
   } catch (err) {
     console.error("reload:", err);
@@ -736,9 +722,9 @@ async function conflictReload() {
       hideConflict();
       removeFeature(app.current.id);
       closeForm();
-      setStatus("Die Maßnahme wurde inzwischen gelöscht.", "error");
+      setStatus(t("planner.deleted_meanwhile"), "error");
     } else {
-      setStatus(`Neu laden fehlgeschlagen (${describeFailure(err)}).`, "error");
+      setStatus(t("planner.reload_failed", { reason: describeFailure(err) }), "error");
     }
   } finally {
     setBusy(false);
@@ -752,7 +738,7 @@ async function conflictReapply() {
   if (!conflict || !current) return;
   const { action, etag } = conflict;
   setBusy(true);
-  setStatus("Ihre Änderungen werden auf die aktuelle Fassung angewendet …");
+  setStatus(t("planner.reapplying"));
   try {
     let result;
     if (action.kind === "save") {
@@ -767,14 +753,14 @@ async function conflictReapply() {
       hideConflict();
       removeFeature(current.id);
       closeForm();
-      setStatus(`Gelöscht: „${title}“.`, "success");
+      setStatus(t("planner.deleted", { title }), "success");
       return;
     }
     hideConflict();
     upsertFeature(result.feature);
     loadIntoForm(result.feature, result.etag);
     setStatus(
-      `Ihre Änderungen wurden auf die aktuelle Fassung angewendet und gespeichert (Version ${result.feature.properties.version}).`,
+      t("planner.reapplied", { version: result.feature.properties.version }),
       "success",
     );
     loadHistory(current.id);
@@ -796,8 +782,8 @@ async function conflictReapply() {
 
 function actionLabel(action) {
   const revert = /^revert:(\d+)$/.exec(String(action));
-  if (revert) return `Auf Version ${revert[1]} zurückgesetzt`;
-  return ACTION_LABELS[action] || String(action);
+  if (revert) return t("planner.reverted", { version: revert[1] });
+  return has(`planner.action_${action}`) ? t(`planner.action_${action}`) : String(action);
 }
 
 function historyEntry(entry) {
@@ -807,10 +793,10 @@ function historyEntry(entry) {
   const head = element("p", "history__head");
   head.append(
     element("span", `history__action history__action--${String(entry.action).replace(/[^a-z]/g, "")}`, actionLabel(entry.action)),
-    element("span", "history__version", `Version ${entry.version}`),
+    element("span", "history__version", t("planner.version", { version: entry.version })),
   );
   const meta = element("p", "history__meta");
-  meta.append("von ", element("span", "history__actor", entry.actor || "unbekannt"), " · ");
+  meta.append(t("planner.history_by"), element("span", "history__actor", entry.actor || t("planner.unknown_actor")), " · ");
   const time = element("time", null, formatDateTime(entry.at));
   time.dateTime = String(entry.at);
   meta.appendChild(time);
@@ -822,9 +808,9 @@ function historyEntry(entry) {
   const implied = { publish: ["published"], unpublish: ["published"], delete: ["deleted"], restore: ["deleted"] };
   const fields = Object.keys(changes).filter((f) => !(implied[entry.action] || []).includes(f));
   if (entry.action !== "create" && fields.length) {
-    li.appendChild(element("p", "history__fields", `Geänderte Felder: ${fields.map((f) => FIELD_LABELS[f] || f).join(", ")}`));
+    li.appendChild(element("p", "history__fields", t("planner.changed_fields", { fields: fields.map((f) => FIELD_LABELS[f] || f).join(", ") })));
     const details = element("details", "history__details");
-    details.appendChild(element("summary", null, "Vorher und nachher"));
+    details.appendChild(element("summary", null, t("planner.before_after")));
     const dl = element("dl", "history__changes");
     for (const field of fields) {
       dl.appendChild(element("dt", null, FIELD_LABELS[field] || field));
@@ -924,7 +910,7 @@ async function loadHistory(id) {
     console.error("history:", err);
     if (app.current?.id === id) {
       renderHistory([]);
-      $("history-empty").textContent = `Verlauf nicht verfügbar (${describeFailure(err)}).`;
+      $("history-empty").textContent = t("planner.history_failed", { reason: describeFailure(err) });
     }
   }
 }
@@ -1042,7 +1028,7 @@ async function applyUser(user) {
   app.canEdit = Boolean(user && EDIT_ROLES.has(user.role));
   $("user-box").hidden = !user;
   $("user-name").textContent = user ? user.display_name || user.username : "";
-  $("user-role").textContent = user ? `(${ROLE_LABELS[user.role] || user.role})` : "";
+  $("user-role").textContent = user ? `(${has(`planner.role_${user.role}`) ? t(`planner.role_${user.role}`) : user.role})` : "";
   $("work-section").hidden = !user;
   $("login-section").hidden = Boolean(user);
   $("readonly-note").hidden = !user || app.canEdit;
@@ -1059,27 +1045,27 @@ async function onLogin(event) {
   const error = $("login-error");
   error.hidden = true;
   if (!username || !password) {
-    error.textContent = "Bitte Benutzername und Passwort eingeben.";
+    error.textContent = t("planner.login_missing");
     error.hidden = false;
     (username ? $("login-password") : $("login-username")).focus();
     return;
   }
   $("login-button").disabled = true;
-  setStatus("Anmeldung läuft …");
+  setStatus(t("planner.signing_in"));
   try {
     const { user } = await api.login(username, password);
     $("login-password").value = "";
     const wasSignedIn = Boolean(app.user);
     await applyUser(user);
-    setStatus(`Angemeldet als ${user.display_name || user.username}.`, "success");
+    setStatus(t("planner.signed_in", { name: user.display_name || user.username }), "success");
     if (!wasSignedIn && !app.current) await loadMeasures();
     (app.current ? $("f-title") : $("measure-select")).focus();
   } catch (err) {
     error.textContent = err.status === 401
-      ? "Benutzername oder Passwort falsch."
-      : `Anmeldung nicht möglich (${describeFailure(err)}).`;
+      ? t("planner.login_wrong")
+      : t("planner.login_failed", { reason: describeFailure(err) });
     error.hidden = false;
-    setStatus("Nicht angemeldet.", "error");
+    setStatus(t("planner.not_signed_in"), "error");
     $("login-password").focus();
   } finally {
     $("login-button").disabled = false;
@@ -1097,7 +1083,7 @@ async function onLogout() {
   closeForm();
   await applyUser(null);
   await loadMeasures();
-  setStatus("Abgemeldet. Zu sehen sind jetzt nur die veröffentlichten Maßnahmen.");
+  setStatus(t("planner.signed_out"));
 }
 
 // ---------------------------------------------------------------- map callbacks
@@ -1126,7 +1112,7 @@ function onGeometryEdited(id, geometry) {
   } else if (id === current.id) {
     current.geometry = geometry;
     current.geometryChanged = true;
-    setStatus("Geometrie geändert – mit „Entwurf speichern“ übernehmen.");
+    setStatus(t("planner.geometry_changed"));
   } else {
     return;
   }
@@ -1137,7 +1123,7 @@ function onGeometryEdited(id, geometry) {
 function onPendingRemoved() {
   if (app.current && app.current.id === null) {
     closeForm();
-    setStatus("Die neue Zeichnung wurde verworfen.");
+    setStatus(t("planner.drawing_discarded"));
   }
 }
 
@@ -1167,17 +1153,17 @@ function renderSources(sources, tileAttribution) {
   const items = sources.map((source) => {
     const li = document.createElement("li");
     const href = safeHttpUrl(source.url);
-    const name = element(href ? "a" : "span", "source__name", source.name || source.key || "Quelle");
+    const name = element(href ? "a" : "span", "source__name", source.name || source.key || t("planner.source"));
     if (href) {
       name.href = href;
       name.rel = "noopener";
     }
     li.appendChild(name);
-    if (source.licence) li.append(`, Lizenz: ${source.licence}`);
-    if (source.attribution) li.append(`. Namensnennung: ${source.attribution}`);
+    if (source.licence) li.append(t("footer.licence"), source.licence);
+    if (source.attribution) li.append(t("footer.attribution"), source.attribution);
     return li;
   });
-  if (tileAttribution) items.push(element("li", null, `Hintergrundkarte: ${tileAttribution}`));
+  if (tileAttribution) items.push(element("li", null, t("planner.background_map", { attribution: tileAttribution })));
   $("source-list").replaceChildren(...items);
 }
 
@@ -1189,7 +1175,7 @@ async function loadSources(tileAttribution) {
     renderSources(sources, tileAttribution);
   } catch (err) {
     console.error("sources:", err);
-    $("source-list").replaceChildren(element("li", null, `Quellenangaben nicht erreichbar (${describeFailure(err)}).`));
+    $("source-list").replaceChildren(element("li", null, t("planner.sources_failed", { reason: describeFailure(err) })));
   }
 }
 
@@ -1236,7 +1222,7 @@ function wireEvents() {
       if (await confirmDiscard()) {
         app.dirty = false;
         closeForm();
-        setStatus("Keine Maßnahme ausgewählt.");
+        setStatus(t("planner.nothing_selected"));
       } else {
         event.target.value = app.current.id ? String(app.current.id) : "";
       }
@@ -1249,7 +1235,7 @@ function wireEvents() {
 
 async function main() {
   if (!globalThis.L) {
-    setStatus("Die Kartenbibliothek (Leaflet) konnte nicht geladen werden.", "error");
+    setStatus(t("planner.no_leaflet"), "error");
     return;
   }
   await startPage();
@@ -1262,17 +1248,17 @@ async function main() {
   });
   // For tests and the browser console: the Leaflet map (read-only use).
   window.quartersPlanner = Object.freeze({ map });
-  if (!map.pm) setStatus("Das Zeichenwerkzeug (Leaflet-Geoman) konnte nicht geladen werden.", "error");
+  if (!map.pm) setStatus(t("planner.no_geoman"), "error");
   wireEvents();
 
-  setStatus("Konfiguration wird geladen …");
+  setStatus(t("planner.config_loading"));
   let config = null;
   let me = { user: null };
   try {
     [config, me] = await Promise.all([getConfig(), api.currentUser()]);
   } catch (err) {
     console.error("start:", err);
-    setStatus(`Die Planung konnte nicht starten (${describeFailure(err)}).`, "error");
+    setStatus(t("planner.start_failed", { reason: describeFailure(err) }), "error");
     document.body.dataset.plannerState = "failed";
     return;
   }
@@ -1295,11 +1281,11 @@ async function main() {
   ]);
   if (!measuresOk) return;
   const count = app.features.length;
-  const context = contextOk ? "" : " Stadtgrenzen oder Quartiere fehlen.";
+  const context = contextOk ? "" : t("planner.context_missing");
   if (me.user) {
-    setStatus(`Angemeldet als ${me.user.display_name || me.user.username}. ${count} Maßnahmen geladen.${context}`, contextOk ? "info" : "error");
+    setStatus(t("planner.ready_signed_in", { name: me.user.display_name || me.user.username, count, context }), contextOk ? "info" : "error");
   } else {
-    setStatus(`Bitte anmelden. ${count} veröffentlichte Maßnahmen geladen.${context}`, contextOk ? "info" : "error");
+    setStatus(t("planner.ready_signed_out", { count, context }), contextOk ? "info" : "error");
   }
   document.body.dataset.plannerReady = "true";
 }
