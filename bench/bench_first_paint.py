@@ -46,6 +46,7 @@ from common import (  # noqa: E402
     stop_process,
     throwaway_cluster,
     wait_ready,
+    write_between,
 )
 
 REPORT = PROJECT_ROOT / "bench" / "FIRST_PAINT.md"
@@ -235,12 +236,7 @@ def write_report(rows: list[list[str]], ratio: float, meta: dict[str, str]) -> N
         *(["", meta["also"]] if meta.get("also") else []),
         END,
     ])
-    old = REPORT.read_text() if REPORT.exists() else "# First paint of the public map\n"
-    if BEGIN in old and END in old:
-        new = old[:old.index(BEGIN)] + section + old[old.index(END) + len(END):]
-    else:
-        new = old.rstrip() + "\n\n" + section + "\n"
-    REPORT.write_text(new)
+    write_between(REPORT, BEGIN, END, section, first="# First paint of the public map\n")
 
 
 def main() -> None:

@@ -484,15 +484,8 @@ def report(steps: list[Step], servers: dict[str, bench_read.Server], versions: d
 
 def write_readme(part: str, command: str) -> None:
     """Put ``part`` between the growth markers of bench/README.md (appended when missing)."""
-    body = README.read_text()
     block = f"{MARKERS[0]}\n_Written by `{command}`._\n\n{part}\n{MARKERS[1]}"
-    if MARKERS[0] in body and MARKERS[1] in body:
-        before, rest = body.split(MARKERS[0], 1)
-        after = rest.split(MARKERS[1], 1)[1]
-        body = before + block + after
-    else:
-        body = body.rstrip("\n") + "\n\n## Cost growth (`bench_growth.py`)\n\n" + block + "\n"
-    README.write_text(body)
+    common.write_between(README, *MARKERS, block, heading="## Cost growth (`bench_growth.py`)")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -52,6 +52,7 @@ from common import (  # noqa: E402
     stop_process,
     throwaway_cluster,
     wait_ready,
+    write_between,
 )
 
 REPORT = PROJECT_ROOT / "bench" / "RANKING.md"
@@ -228,12 +229,7 @@ def write_report(rows: list[list[str]], meta: dict[str, str]) -> None:
         f"**Median {meta['median']} ms** (goal: under {GOAL_MS:,} ms).",
         END,
     ])
-    old = REPORT.read_text() if REPORT.exists() else "# Ranking\n"
-    if BEGIN in old and END in old:
-        new = old[:old.index(BEGIN)] + section + old[old.index(END) + len(END):]
-    else:
-        new = old.rstrip() + "\n\n" + section + "\n"
-    REPORT.write_text(new)
+    write_between(REPORT, BEGIN, END, section, first="# Ranking\n")
 
 
 def main() -> None:

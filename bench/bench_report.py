@@ -182,14 +182,7 @@ def main() -> None:
         f"{load_avg[0]:.2f} (other jobs share the machine, so treat ±30 % as noise).",
     ])
     print(text)
-    old = OUT.read_text(encoding="utf-8") if OUT.exists() else ""
-    block = f"{START}\n{text}\n{END}"
-    if START in old and END in old:
-        head, rest = old.split(START, 1)
-        new = head + block + rest.split(END, 1)[1]
-    else:
-        new = old.rstrip("\n") + "\n\n" + block + "\n"
-    OUT.write_text(new, encoding="utf-8")
+    common.write_between(OUT, START, END, f"{START}\n{text}\n{END}")
 
 
 if __name__ == "__main__":

@@ -138,12 +138,7 @@ def main() -> None:
         END,
     ])
     print(text)
-    old = OUT.read_text(encoding="utf-8") if OUT.exists() else ""
-    if START in old and END in old:
-        new = old[:old.index(START)] + text + old[old.index(END) + len(END):]
-    else:
-        new = old.rstrip("\n") + "\n\n" + text + "\n"
-    OUT.write_text(new, encoding="utf-8")
+    common.write_between(OUT, START, END, text)
 
 
 if __name__ == "__main__":

@@ -500,6 +500,20 @@ def write_result(name: str, text: str) -> Path:
     return path
 
 
+def write_between(path: Path, start: str, end: str, block: str, *, heading: str = "",
+                  first: str = "") -> None:
+    """Put ``block`` (which begins with ``start`` and ends with ``end``) in place of the text
+    between the markers of ``path``; append it (after ``heading``) when the markers are
+    missing; ``first``: the file's text when it does not exist yet."""
+    old = path.read_text(encoding="utf-8") if path.exists() else first
+    if start in old and end in old:
+        head, rest = old.split(start, 1)
+        new = head + block + rest.split(end, 1)[1]
+    else:
+        new = old.rstrip("\n") + "\n\n" + (heading + "\n\n" if heading else "") + block + "\n"
+    path.write_text(new, encoding="utf-8")
+
+
 def median(values: list[float]) -> float:
     """Median."""
     return statistics.median(values)

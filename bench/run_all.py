@@ -41,13 +41,7 @@ def write_readme(sections: list[str], command: str, note: str = "") -> None:
     """Replace the text between the markers (append the markers when missing)."""
     body = (f"{START}\n_Written by `{command}`{note}; full reports in `bench/results/`._\n\n"
             + "\n".join(readme_section(s).strip() + "\n" for s in sections) + END)
-    text = README.read_text() if README.exists() else "# Benchmarks\n"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + body + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n## Results\n\n" + body + "\n"
-    README.write_text(text)
+    common.write_between(README, START, END, body, heading="## Results", first="# Benchmarks\n")
 
 
 def main(argv: list[str] | None = None) -> None:
