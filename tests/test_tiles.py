@@ -186,7 +186,7 @@ def test_each_row_is_encoded_once(conn, collection):
     b = tile_bounds(tms, t.z, t.x, t.y)
     params = dict(zip(("x0", "y0", "x1", "y1"), b.box, strict=True))
     params.update(zip(("sx0", "sy0", "sx1", "sy1"), b.storage_box, strict=True))
-    params.update(layer=collection, tol=b.tolerance)
+    params.update(layer=collection, tol=b.tolerance, cell=b.cell)
     plan = [row[0] for row in conn.execute(
         text("EXPLAIN (VERBOSE) " + tile_sql(COLLECTIONS[collection], 3857)), params)]
     calls = [line for line in plan if "st_asmvtgeom" in line.lower()]
