@@ -166,7 +166,9 @@ def has_points(col: Collection) -> bool:
     return col.geometry_type in (*POINT_TYPES, "Geometry")
 
 
-def _build_sql(col: Collection, srid: int) -> str:
+def _build_sql(col: Collection, srid: int, group_points: bool = True) -> str:
+    """The tile statement (``group_points=False``: every point a feature of its own, the
+    statement before the grouping; bench/bench_dense_tile.py compares the two)."""
     # No "WHERE __geom IS NOT NULL" around the rows: PostgreSQL flattens the subquery and
     # would compute ST_AsMVTGeom twice per row (filter and output: half of a z8 tile's time);
     # ST_AsMVT itself skips the rows whose geometry left the buffered tile (NULL).
@@ -174,7 +176,7 @@ def _build_sql(col: Collection, srid: int) -> str:
     fid = f', t.{col.id_column} AS "__fid"' if col.id_kind == "integer" else ""
     fid_arg = ", '__fid'" if fid else ""
     in_tile = f"{col.base_where()} AND t.geom && {_STORAGE_BOX}"
-    if not has_points(col):
+    if not (group_points and has_points(col)):
         return (
             f"SELECT ST_AsMVT(m.*, :layer, {EXTENT}, '__geom'{fid_arg}) FROM ("
             f"SELECT {props}{fid}, {_geometry_sql(col, srid)} AS \"__geom\" "
