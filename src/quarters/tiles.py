@@ -24,12 +24,13 @@ number of published points in the cell (set-based: ``GROUP BY`` the cell, ``min(
 thus holds at most (256 + 2·4)² point features whatever the density (a z10 tile of 1 M
 measures held 427,000 and ran past the statement timeout), while nothing a screen can tell
 apart is merged: a cell with one point gives the same feature as without grouping plus
-``point_count`` = 1, and from z15 on a pixel (< 3 m in Germany) is finer than a measure's
+``point_count`` = 1, and from z15 on a pixel (about 3 m in Germany) is finer than a measure's
 location, so only measures placed on the same spot share a feature there (their items are at
 ``/items?bbox=``). Multi-points count 1 and pass as they are, lines and polygons are clipped and
 simplified as before and carry no ``point_count``. For WebMercatorQuad the cells are pixels
 of the storage CRS, which is turned by the meridian convergence (≈ 2° at Halle) against the
-screen: a cell still covers about one pixel.
+screen: a cell still covers about one pixel (and a cell at the edge of the buffer whose lowest
+id lies just outside the buffered tile is left out with it: never in the visible tile).
 """
 
 from __future__ import annotations
