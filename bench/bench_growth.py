@@ -206,6 +206,7 @@ def quarters_tile_sql(path: str) -> str:
     values = dict(zip(("x0", "y0", "x1", "y1"), b.box, strict=True))
     values.update(zip(("sx0", "sy0", "sx1", "sy1"), b.storage_box, strict=True))
     values["tol"] = b.tolerance
+    values["cell"] = b.cell
     sql = tiles.tile_sql(COLLECTIONS["measures"], b.srid).replace(":layer", "'measures'")
     for key in sorted(values, key=len, reverse=True):
         sql = sql.replace(f":{key}", repr(float(values[key])))

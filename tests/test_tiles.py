@@ -186,7 +186,7 @@ def test_each_row_is_encoded_once(conn, collection):
     b = tile_bounds(tms, t.z, t.x, t.y)
     params = dict(zip(("x0", "y0", "x1", "y1"), b.box, strict=True))
     params.update(zip(("sx0", "sy0", "sx1", "sy1"), b.storage_box, strict=True))
-    params.update(layer=collection, tol=b.tolerance)
+    params.update(layer=collection, tol=b.tolerance, cell=b.cell)
     plan = [row[0] for row in conn.execute(
         text("EXPLAIN (VERBOSE) " + tile_sql(COLLECTIONS[collection], 3857)), params)]
     calls = [line for line in plan if "st_asmvtgeom" in line.lower()]
@@ -221,6 +221,118 @@ def test_a_draft_is_never_in_a_tile_and_a_publish_shows_on_the_next_request(clie
     assert len(mine) == 1
     assert mine[0]["properties"]["title"] == "Kachel-Entwurf"
     assert mine[0]["properties"]["status"] == "geplant"
+
+
+# -- points grouped per screen pixel ----------------------------------------------------------
+def _add_points(conn, xy: list[tuple[float, float]], published: bool, title: str) -> list[int]:
+    """Measures at the given EPSG:25832 points (ids in the order given)."""
+    return [conn.execute(text(
+        "INSERT INTO measures (city_ags, title, action_field, status, geom, published, "
+        "location_precision) VALUES ('15002000', :title, 'Mobilität', 'geplant', "
+        "ST_SetSRID(ST_MakePoint(:x, :y), 25832), :published, 'exact') RETURNING id"),
+        {"title": f"{title} {i}", "x": x, "y": y, "published": published}).scalar_one()
+        for i, (x, y) in enumerate(xy)]
+
+
+def _pixel_cluster(conn, t: morecantile.Tile, tms: str, n: int, step: float):
+    """``n`` points ``step`` m apart along x around the centre of an empty pixel cell of tile
+    ``t`` (no published point there yet): (cell centre, points)."""
+    b = tile_bounds(TILE_MATRIX_SETS[tms], t.z, t.x, t.y)
+    sx0, sy0, sx1, sy1 = b.storage_box
+    col, row = int((sx1 - sx0) / b.cell * 0.4), int((sy1 - sy0) / b.cell * 0.45)
+    for _ in range(50):  # an empty cell near 40 %/45 % of the tile
+        cx, cy = sx0 + (col + 0.5) * b.cell, sy0 + (row + 0.5) * b.cell
+        taken = conn.execute(text(
+            "SELECT count(*) FROM measures WHERE geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, "
+            "25832)"), {"x0": cx - b.cell, "y0": cy - b.cell, "x1": cx + b.cell,
+                        "y1": cy + b.cell}).scalar_one()
+        if not taken:
+            break
+        col += 3
+    assert not taken
+    assert (n - 1) * step < b.cell  # all n fit in the cell
+    return (cx, cy), [(cx + (i - (n - 1) / 2) * step, cy) for i in range(n)]
+
+
+def _points(features: list[dict]) -> list[dict]:
+    return [f for f in features if f["geometry"]["type"] in ("Point", "MultiPoint")]
+
+
+def test_points_in_one_pixel_become_one_feature_with_point_count(client, conn):
+    """40 published points within one screen pixel of a z10 tile are ONE feature: the lowest
+    published id with its properties, point_count 40; drafts in the same pixel (lower ids)
+    are neither counted nor chosen. At z16 (pixel ≈ 1.5 m) the same points, 2 m apart, are
+    each a feature of their own with point_count 1."""
+    t = tile_of(*HALLE, 10)
+    _, xy = _pixel_cluster(conn, t, WM, 40, 2.0)
+    drafts = _add_points(conn, xy[:5], False, "Kachel-Entwurf")
+    ids = _add_points(conn, xy, True, "Kachel-Punkt")
+    assert min(drafts) < min(ids)
+    features = layer_features(get_tile(client, "measures", t).content, "measures")
+    mine = [f for f in features if f["id"] in set(ids) | set(drafts)]
+    assert len(mine) == 1, mine
+    assert mine[0]["id"] == min(ids) and mine[0]["geometry"]["type"] == "Point"
+    assert mine[0]["properties"]["point_count"] == 40
+    assert mine[0]["properties"]["title"] == "Kachel-Punkt 0"
+    assert mine[0]["properties"]["id"] == min(ids)
+    # the kind collection of points groups the same way
+    kind = layer_features(get_tile(client, "measures-points", t).content, "measures-points")
+    assert [(f["id"], f["properties"]["point_count"]) for f in kind
+            if f["id"] in set(ids)] == [(min(ids), 40)]
+
+    t16 = tile_of(*conn.execute(text(
+        "SELECT ST_X(g), ST_Y(g) FROM ST_Transform(ST_SetSRID(ST_MakePoint(:x, :y), 25832), "
+        "4326) g"), {"x": xy[20][0], "y": xy[20][1]}).one(), 16)
+    features = layer_features(get_tile(client, "measures", t16).content, "measures")
+    in_tile = expected_ids(conn, "measures_public", "id", t16,
+                           where=f"t.id = ANY(ARRAY{ids})")
+    assert len(in_tile) >= 20
+    separate = {f["id"]: f["properties"]["point_count"] for f in features
+                if f["id"] in set(ids)}
+    assert separate == dict.fromkeys(in_tile, 1)
+
+
+def test_sum_of_point_count_is_the_published_points_and_shapes_are_unchanged(client, conn):
+    """In an ETRS89UTM32Quad tile (cells = the grid's own pixels) the point_counts add up to
+    the published points of the buffered tile, drafts excluded, with fewer features than
+    points; lines and polygons are the features they were (the same as in the
+    measures-lines/-areas tiles, which never group), without point_count."""
+    t = tile_of(*HALLE, 6, UTM)  # a pixel is 76 m
+    _, xy = _pixel_cluster(conn, t, UTM, 30, 2.0)
+    _add_points(conn, xy, True, "Kachel-Punkt")
+    _add_points(conn, xy[:7], False, "Kachel-Entwurf")
+    features = layer_features(get_tile(client, "measures", t, UTM).content, "measures")
+    points = _points(features)
+    published = expected_ids(conn, "measures_public", "id", t, UTM,
+                             where="ST_GeometryType(t.geom) = 'ST_Point'")
+    assert sum(f["properties"]["point_count"] for f in points) == len(published) >= 30
+    assert len(points) < len(published) - 28
+    assert {f["id"] for f in points} <= published
+
+    shapes = [f for f in features if f not in points]
+    assert {f["id"] for f in shapes} == expected_ids(
+        conn, "measures_public", "id", t, UTM, where="ST_Dimension(t.geom) > 0")
+    assert shapes and all("point_count" not in f["properties"] for f in shapes)
+    by_kind = {}
+    for kind in ("measures-lines", "measures-areas"):
+        for f in layer_features(get_tile(client, kind, t, UTM).content, kind):
+            by_kind[f["id"]] = f["geometry"]["coordinates"]
+    for f in shapes:
+        coords = f["geometry"]["coordinates"]
+        assert by_kind[f["id"]] in (coords, [coords]), f["id"]
+
+
+def test_tileset_metadata_names_point_count_for_point_collections(client):
+    for collection in ("measures", "measures-points"):
+        meta = client.get(f"/api/collections/{collection}/tiles/{WM}").json()
+        schema = meta["layers"][0]["propertiesSchema"]["properties"]
+        assert schema["point_count"]["type"] == "integer"
+    for collection in ("measures-lines", "districts"):
+        meta = client.get(f"/api/collections/{collection}/tiles/{WM}").json()
+        assert "point_count" not in meta["layers"][0]["propertiesSchema"]["properties"]
+    doc = client.get("/api/ogc/openapi.json").json()
+    tile_path = "/collections/measures/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}"
+    assert "point_count" in doc["paths"][tile_path]["get"]["summary"]
 
 
 def test_304_and_memory_cache_hit_after_the_first_request(client):

@@ -16,6 +16,7 @@ from typing import Any
 from quarters import __version__
 from quarters.collections import COLLECTIONS, Collection
 from quarters.settings import STORAGE_SRID
+from quarters.tiles import has_points
 
 # The one list of the CRS the OGC API offers (URI -> SRID).
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
@@ -196,7 +197,9 @@ def _tile_paths(col: Collection) -> dict[str, Any]:
             f"tilejson-{col.id}", f"TileJSON 3.0 of {col.title} (WebMercatorQuad)",
             "application/json", "json", parameters=tms, codes=codes, tags=tag),
         f"{base}/{{tileMatrixSetId}}/{{tileMatrix}}/{{tileRow}}/{{tileCol}}": _get(
-            f"tile-{col.id}", f"Mapbox Vector Tile of {col.title} (published data only)",
+            f"tile-{col.id}", f"Mapbox Vector Tile of {col.title} (published data only"
+                              + ("; points grouped per screen pixel: one feature with "
+                                 "point_count" if has_points(col) else "") + ")",
             "application/vnd.mapbox-vector-tile", "mvt",
             parameters=tms + [{"$ref": f"{_REF}parameters/{n}"}
                               for n in ("tileMatrix", "tileRow", "tileCol")],

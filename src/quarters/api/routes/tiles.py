@@ -143,7 +143,13 @@ def tilesets(collection_id: str, request: Request, conn: ConnDep,
 
 def _fields(conn, col: Collection) -> dict[str, dict]:  # noqa: ANN001
     schemas = services.property_schemas(conn, col)
-    return {name: schemas[name] for name in col.tile_properties}
+    fields = {name: schemas[name] for name in col.tile_properties}
+    if tiles.has_points(col):
+        fields[tiles.POINT_COUNT] = {
+            "type": "integer", "minimum": 1,
+            "description": "Points: the published points in this screen pixel (one feature "
+                           "per pixel, the properties of the lowest id)"}
+    return fields
 
 
 @router.get("/collections/{collection_id}/tiles/{tms_id}", summary="Tileset metadata")
@@ -219,7 +225,8 @@ def tilejson(collection_id: str, tms_id: str, request: Request, conn: ConnDep,
 def vector_tile(collection_id: str, tms_id: str, z: int, y: int, x: int, request: Request,
                 conn: ConnDep, settings: SettingsDep) -> Response:
     """Tile z/y/x (OGC order: tileMatrix/tileRow/tileCol) of a collection as MVT, one layer
-    named after the collection, published data only."""
+    named after the collection, published data only; points are grouped per screen pixel
+    (one feature with point_count, see quarters.tiles)."""
     col = collection_or_404(collection_id)
     tms = tiles.tile_matrix_set(tms_id)
     tiles.tile_bounds(tms, z, x, y)  # 404 before touching the database
