@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from factories import PASSWORD, bearer, make_user, measure_feature, remove_committed
 from quarters import services
@@ -225,6 +225,63 @@ def test_two_workers_show_a_write_on_the_next_request(settings, engine, workers)
                 assert call(base, "GET", item)[0] == expected
                 answers = list(pool.map(lambda _: call(base, "GET", item)[0], range(40)))
                 assert set(answers) == {expected}, (action, answers)
+    finally:
+        with engine.begin() as owner:
+            remove_committed(owner, [user.id])
+
+
+def test_a_cached_tile_of_the_known_version_comes_from_memory(settings, engine):
+    """Real pools and listener: a tile asked again at the known version is answered from the
+    tile cache without the route (same body and ETag, 304 on If-None-Match); a publish shows
+    in the very next tile."""
+    import mapbox_vector_tile
+    import morecantile
+
+    tag = uuid.uuid4().hex[:6]
+    lon, lat = 11.9702, 51.4812
+    t = morecantile.tms.get("WebMercatorQuad").tile(lon, lat, 14)
+    path = f"/api/collections/measures/tiles/WebMercatorQuad/14/{t.y}/{t.x}"
+    with engine.begin() as c:
+        user = make_user(c, "planner", f"fast-tiles-{tag}")
+    try:
+        with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
+            watch = client.app.state.version_watch
+            deadline = time.monotonic() + 10
+            while not watch.listening:
+                assert time.monotonic() < deadline, "the version listener did not connect"
+                time.sleep(0.05)
+            first = client.get(path)
+            assert first.status_code == 200 and first.headers["x-tile-cache"] == "miss"
+            state = client.app.state
+            checkouts: list[int] = []
+            for eng in {state.engine, getattr(state, "read_engine", None) or state.engine}:
+                event.listen(eng, "checkout", lambda *_: checkouts.append(1))
+            again = client.get(path)
+            assert again.headers["x-tile-cache"] == "memory"
+            assert again.content == first.content
+            for name in ("etag", "cache-control", "content-type"):
+                assert again.headers[name] == first.headers[name], name
+            assert client.get(path, headers={"If-None-Match": first.headers["etag"]}
+                              ).status_code == 304
+            assert checkouts == []  # neither answer took a database connection
+
+            login = client.post("/api/auth/login", json={
+                "username": user.username, "password": PASSWORD, "token": True})
+            planner = {"Authorization": f"Bearer {login.json()['token']}"}
+            client.cookies.clear()
+            created = client.post("/api/measures", headers=planner, json=measure_feature(
+                {"type": "Point", "coordinates": [lon, lat]}, title=f"Kachel {tag}"))
+            mid = created.json()["properties"]["id"]
+            published = client.post(f"/api/measures/{mid}/publish", headers={
+                **planner, "If-Match": created.headers["ETag"]})
+            assert published.status_code == 200, published.text
+            after = client.get(path)  # the very next tile: a new version, built afresh
+            assert after.headers["etag"] != first.headers["etag"]
+            assert after.headers["x-tile-cache"] == "miss"
+            ids = {f["id"] for f in mapbox_vector_tile.decode(after.content)["measures"]["features"]}
+            assert mid in ids
+            client.post(f"/api/measures/{mid}/unpublish", headers={
+                **planner, "If-Match": published.headers["ETag"]})
     finally:
         with engine.begin() as owner:
             remove_committed(owner, [user.id])

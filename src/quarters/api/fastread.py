@@ -1,5 +1,6 @@
 """The lean path: anonymous ``GET /api/collections/{id}/items/{item}`` without FastAPI's routing
-and dependency machinery (pure ASGI, just inside the other middleware).
+and dependency machinery (pure ASGI, just inside the other middleware); and a vector tile
+already in the tile cache at the version known in memory (``routes.tiles.tile_from_memory``).
 
 It answers what the route answers, by the route's own code (``features.feature_response``:
 the same body, headers, ETag/304, page cache, published rows only) and the app's own exception
@@ -21,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from quarters.api.deps import SESSION_COOKIE, get_runner
 from quarters.api.routes.features import feature_response
+from quarters.api.routes.tiles import tile_from_memory
 from quarters.collections import COLLECTIONS
 from quarters.runner import LazyPoolRunner
 
@@ -28,21 +30,34 @@ PREFIX = "/api/collections/"
 STORAGE = 4326  # the default CRS (CRS84) of a request without ?crs=
 
 
-def _lean_target(scope: Scope) -> tuple[str, str] | None:
-    """(collection id, item id) when the lean path may answer this request, else None."""
+def _lean_parts(scope: Scope) -> list[str] | None:
+    """The path's parts after /api/collections/ when the lean path may answer (an anonymous
+    plain GET), else None."""
     if (scope["type"] != "http" or scope["method"] != "GET" or scope.get("query_string")
             or scope.get("root_path")):
         return None
     path: str = scope["path"]
     if not path.startswith(PREFIX):
         return None
-    parts = path[len(PREFIX):].split("/")
-    if len(parts) != 3 or parts[1] != "items" or not parts[2] or parts[0] not in COLLECTIONS:
-        return None
     for key, value in scope["headers"]:
         if key == b"authorization" or (key == b"cookie" and SESSION_COOKIE.encode() in value):
             return None  # signed in (or trying to be): the routes and the primary
+    return path[len(PREFIX):].split("/")
+
+
+def _lean_target(parts: list[str] | None) -> tuple[str, str] | None:
+    """(collection id, item id) when the lean path may answer this request, else None."""
+    if (parts is None or len(parts) != 3 or parts[1] != "items" or not parts[2]
+            or parts[0] not in COLLECTIONS):
+        return None
     return parts[0], parts[2]
+
+
+def _tile_target(parts: list[str] | None) -> list[str] | None:
+    """(collection, grid, z, y, x) of a plain tile request, else None."""
+    if parts is None or len(parts) != 6 or parts[1] != "tiles":
+        return None
+    return [parts[0], *parts[2:]]
 
 
 class FastFeatureReads:
@@ -53,7 +68,13 @@ class FastFeatureReads:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer a lean request, pass any other on."""
-        target = _lean_target(scope)
+        parts = _lean_parts(scope)
+        if (tile := _tile_target(parts)) is not None:
+            response = tile_from_memory(Request(scope, receive), *tile)
+            if response is not None:  # a tile of the known version from memory (or a 304)
+                await response(scope, receive, send)
+                return
+        target = _lean_target(parts)
         if target is None:
             await self.app(scope, receive, send)
             return

@@ -12,10 +12,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from quarters import services, tiles
-from quarters.api.deps import ConnDep, SettingsDep
+from quarters.api.deps import ConnDep, SettingsDep, version_watch
 from quarters.api.responses import RawJSONResponse
 from quarters.api.routes.features import base_url, cached_extent, collection_or_404
-from quarters.collections import Collection
+from quarters.collections import COLLECTIONS, Collection
 from quarters.errors import NotFound
 from quarters.tilecache import TileCache, TileKey
 
@@ -233,14 +233,43 @@ def vector_tile(collection_id: str, tms_id: str, z: int, y: int, x: int, request
     # read before the tile: a tile is never older than the version in its key
     version, _ = services.data_version(conn)
     key = TileKey(col.id, tms.id, z, x, y, version)
-    etag = _etag(*key)
-    headers = {"ETag": etag, "Cache-Control": _cache_control(settings)}
-    if _matches(request, etag):
+    headers = _tile_headers(settings, key)
+    if _matches(request, headers["ETag"]):
         return Response(status_code=304, headers=headers)
     cache = tile_cache(request)
     body, source = cache.get(key)
     if body is None:
         body = tiles.tile(conn, col, tms, z, x, y)
         cache.put(key, body)
+    headers["X-Tile-Cache"] = source
+    return MVTResponse(body, headers=headers)
+
+
+def _tile_headers(settings, key: TileKey) -> dict[str, str]:  # noqa: ANN001
+    return {"ETag": _etag(*key), "Cache-Control": _cache_control(settings)}
+
+
+def tile_from_memory(request: Request, collection_id: str, tms_id: str, z: str, y: str,
+                     x: str) -> Response | None:
+    """What :func:`vector_tile` answers, without the database: the data version known in
+    memory (quarters.api.dataversion) and the tile in the tile cache, or a 304. None when
+    either is not at hand (or the request is not a plain one): the route answers then."""
+    watch = version_watch(request.app)
+    known = watch.cached() if watch is not None else None
+    col = COLLECTIONS.get(collection_id)
+    if known is None or col is None or not (z.isdigit() and y.isdigit() and x.isdigit()):
+        return None
+    try:
+        tms = tiles.tile_matrix_set(tms_id)
+        tiles.tile_bounds(tms, int(z), int(x), int(y))
+    except NotFound:
+        return None  # the route says what is wrong
+    key = TileKey(col.id, tms.id, int(z), int(x), int(y), known[0])
+    headers = _tile_headers(request.app.state.settings, key)
+    if _matches(request, headers["ETag"]):
+        return Response(status_code=304, headers=headers)
+    body, source = tile_cache(request).get(key)
+    if body is None:
+        return None
     headers["X-Tile-Cache"] = source
     return MVTResponse(body, headers=headers)
