@@ -24,6 +24,22 @@ from quarters.api.deps import get_conn, get_connect, get_runner
 VOLATILE = {"x-request-id", "date"}
 
 
+def wait_listening(watch: VersionWatch, seconds: float = 10) -> None:
+    """Wait until the version listener is connected."""
+    deadline = time.monotonic() + seconds
+    while not watch.listening:
+        assert time.monotonic() < deadline, "the version listener did not connect"
+        time.sleep(0.05)
+
+
+def token_headers(client: TestClient, user) -> dict[str, str]:  # noqa: ANN001
+    """Sign ``user`` in through the API for a token; the Authorization header."""
+    login = client.post("/api/auth/login", json={
+        "username": user.username, "password": PASSWORD, "token": True})
+    assert login.status_code == 200, login.text
+    return {"Authorization": f"Bearer {login.json()['token']}"}
+
+
 def route_twin(app, settings):  # noqa: ANN001, ANN201
     """The same app without the lean path, with the harness's overrides (the same transaction)."""
     twin = create_app(settings.model_copy(update={"fast_reads": False}), engine=app.state.engine)
@@ -93,13 +109,8 @@ def test_a_known_version_is_answered_without_the_database(settings, engine):
     try:
         with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
             watch = client.app.state.version_watch
-            deadline = time.monotonic() + 10
-            while not watch.listening:
-                assert time.monotonic() < deadline, "the version listener did not connect"
-                time.sleep(0.05)
-            login = client.post("/api/auth/login", json={
-                "username": user.username, "password": PASSWORD, "token": True})
-            planner = {"Authorization": f"Bearer {login.json()['token']}"}
+            wait_listening(watch)
+            planner = token_headers(client, user)
             client.cookies.clear()  # the reads below are anonymous (the lean path)
             created = client.post("/api/measures", headers=planner,
                                   json=measure_feature(title=f"Schnell {tag}"))
@@ -167,10 +178,7 @@ def test_a_write_from_elsewhere_arrives_by_notification(settings, engine):
     runner = threading.Thread(target=loop.run_forever, daemon=True)
     runner.start()
     try:
-        deadline = time.monotonic() + 10
-        while not watch.listening:
-            assert time.monotonic() < deadline, "the version listener did not connect"
-            time.sleep(0.05)
+        wait_listening(watch)
         start = watch.counter.get()
         with engine.connect() as c, c.begin() as tx:
             c.execute(text("UPDATE sources SET note = note WHERE id = (SELECT min(id) FROM "
@@ -246,10 +254,7 @@ def test_a_cached_tile_of_the_known_version_comes_from_memory(settings, engine):
     try:
         with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
             watch = client.app.state.version_watch
-            deadline = time.monotonic() + 10
-            while not watch.listening:
-                assert time.monotonic() < deadline, "the version listener did not connect"
-                time.sleep(0.05)
+            wait_listening(watch)
             first = client.get(path)
             assert first.status_code == 200 and first.headers["x-tile-cache"] == "miss"
             state = client.app.state
@@ -265,9 +270,7 @@ def test_a_cached_tile_of_the_known_version_comes_from_memory(settings, engine):
                               ).status_code == 304
             assert checkouts == []  # neither answer took a database connection
 
-            login = client.post("/api/auth/login", json={
-                "username": user.username, "password": PASSWORD, "token": True})
-            planner = {"Authorization": f"Bearer {login.json()['token']}"}
+            planner = token_headers(client, user)
             client.cookies.clear()
             created = client.post("/api/measures", headers=planner, json=measure_feature(
                 {"type": "Point", "coordinates": [lon, lat]}, title=f"Kachel {tag}"))
