@@ -37,15 +37,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     DATA_DIR,
     PROJECT_ROOT,
-    free_port,
+    chromium,
     log,
     machine_info,
     md_table,
     now_stamp,
-    start_process,
+    start_app,
     stop_process,
     throwaway_cluster,
-    wait_ready,
     write_between,
 )
 
@@ -264,33 +263,20 @@ def main() -> None:
             total = insert_measures(settings, args.count)
             log(f"{total} published measures")
             web = web_copy(tmp)
-            port = free_port()
             env = {**os.environ, "QUARTERS_DATABASE_URL": cluster.url(),
                    "QUARTERS_DATA_DIR": str(DATA_DIR), "QUARTERS_WEB_DIR": str(web),
                    "QUARTERS_MAX_LIMIT": str(max(10_000, total))}
-            server = start_process(
-                [sys.executable, "-m", "uvicorn", "--factory", "quarters.api:create_app",
-                 "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-                logfile=tmp / "server.log", env=env, cwd=PROJECT_ROOT)
-            base = f"http://127.0.0.1:{port}"
-            wait_ready(f"{base}/api/health", server)
+            server, base = start_app(env, tmp / "server.log")
             pages = {"public map": f"{base}/", "baseline (plain L.geoJSON)": f"{base}/baseline.html"}
             if args.also:
-                other_port = free_port()
-                other = start_process(
-                    [sys.executable, "-m", "uvicorn", "--factory", "quarters.api:create_app",
-                     "--host", "127.0.0.1", "--port", str(other_port), "--log-level", "warning"],
-                    logfile=tmp / "server-other.log",
-                    env={**env, "QUARTERS_WEB_DIR": str(web_copy(tmp, args.also))},
-                    cwd=PROJECT_ROOT)
-                wait_ready(f"http://127.0.0.1:{other_port}/api/health", other)
-                pages[f"public map at {args.also}"] = f"http://127.0.0.1:{other_port}/"
+                other, other_base = start_app(
+                    {**env, "QUARTERS_WEB_DIR": str(web_copy(tmp, args.also))},
+                    tmp / "server-other.log")
+                pages[f"public map at {args.also}"] = f"{other_base}/"
             times: dict[str, list[float]] = {name: [] for name in pages}
             load_before = os.getloadavg()[0]
-            executable = shutil.which("chromium") or "/usr/bin/chromium"
             with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=executable,
-                                            args=["--no-sandbox", "--disable-gpu"])
+                browser = chromium(p)
                 version = browser.version
                 for url in pages.values():  # one unrecorded warm-up each
                     first_paint(browser, url, total)

@@ -43,15 +43,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     DATA_DIR,
     PROJECT_ROOT,
-    free_port,
+    chromium,
     log,
     machine_info,
     md_table,
     now_stamp,
-    start_process,
+    start_app,
     stop_process,
     throwaway_cluster,
-    wait_ready,
     write_between,
 )
 
@@ -249,21 +248,13 @@ def main() -> None:
             settings = Settings(database_url=cluster.url(), data_dir=DATA_DIR, home=cluster.home)
             log("migrations and all data")
             load_data(settings)
-            port = free_port()
             env = {**os.environ, "QUARTERS_DATABASE_URL": cluster.url(),
                    "QUARTERS_DATA_DIR": str(DATA_DIR)}
-            server = start_process(
-                [sys.executable, "-m", "uvicorn", "--factory", "quarters.api:create_app",
-                 "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-                logfile=tmp / "server.log", env=env, cwd=PROJECT_ROOT)
-            base = f"http://127.0.0.1:{port}"
-            wait_ready(f"{base}/api/health", server)
+            server, base = start_app(env, tmp / "server.log")
             load_before = os.getloadavg()[0]
-            executable = shutil.which("chromium") or "/usr/bin/chromium"
             results = []
             with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=executable,
-                                            args=["--no-sandbox", "--disable-gpu"])
+                browser = chromium(p)
                 version = browser.version
                 first = one_run(browser, base, 10)
                 log(f"first run after start: {first['ms']:.0f} ms")

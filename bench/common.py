@@ -175,6 +175,26 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
         time.sleep(0.3)
 
 
+def start_app(env: dict[str, str], logfile: Path) -> tuple[subprocess.Popen, str]:
+    """quarters' app in one uvicorn process on a free port of 127.0.0.1, answering its health
+    check; (process, base URL). The process is registered for cleanup."""
+    port = free_port()
+    proc = start_process(
+        [sys.executable, "-m", "uvicorn", "--factory", "quarters.api:create_app",
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        logfile=logfile, env=env, cwd=PROJECT_ROOT)
+    base = f"http://127.0.0.1:{port}"
+    wait_ready(f"{base}/api/health", proc)
+    return proc, base
+
+
+def chromium(playwright):  # noqa: ANN001, ANN201
+    """Debian's headless Chromium through Playwright (never a downloaded browser)."""
+    executable = shutil.which("chromium") or "/usr/bin/chromium"
+    return playwright.chromium.launch(executable_path=executable,
+                                      args=["--no-sandbox", "--disable-gpu"])
+
+
 def http_get(url: str, timeout: float = 30) -> tuple[int, bytes]:
     """(status, body) of a GET request (errors are returned, not raised)."""
     try:
