@@ -46,14 +46,17 @@ class TileCache:
         self._newest_dir = -1
         self.hits = {"memory": 0, "disk": 0, "miss": 0}
 
-    def get(self, key: TileKey) -> tuple[bytes | None, str]:
-        """(tile or None, where it came from: 'memory', 'disk' or 'miss')."""
+    def get(self, key: TileKey, *, disk: bool = True) -> tuple[bytes | None, str]:
+        """(tile or None, where it came from: 'memory', 'disk' or 'miss'). ``disk=False``:
+        memory only, and a miss is not counted (the caller asks again with the disk)."""
         with self._lock:
             tile = self._tiles.get(key)
             if tile is not None:
                 self._tiles.move_to_end(key)
                 self.hits["memory"] += 1
                 return tile, "memory"
+        if not disk:
+            return None, "miss"
         if self.directory is not None:
             try:
                 tile = (self._version_dir(key.version) / key.filename()).read_bytes()

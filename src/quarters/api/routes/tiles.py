@@ -252,7 +252,7 @@ def _tile_headers(settings, key: TileKey) -> dict[str, str]:  # noqa: ANN001
 def tile_from_memory(request: Request, collection_id: str, tms_id: str, z: str, y: str,
                      x: str) -> Response | None:
     """What :func:`vector_tile` answers, without the database: the data version known in
-    memory (quarters.api.dataversion) and the tile in the tile cache, or a 304. None when
+    memory (quarters.api.dataversion) and the tile in the tile cache's memory, or a 304. None when
     either is not at hand (or the request is not a plain one): the route answers then."""
     watch = version_watch(request.app)
     known = watch.cached() if watch is not None else None
@@ -268,7 +268,9 @@ def tile_from_memory(request: Request, collection_id: str, tms_id: str, z: str, 
     headers = _tile_headers(request.app.state.settings, key)
     if _matches(request, headers["ETag"]):
         return Response(status_code=304, headers=headers)
-    body, source = tile_cache(request).get(key)
+    # memory only: no file read in the event loop, and a miss is looked up (and counted) once,
+    # by the route
+    body, source = tile_cache(request).get(key, disk=False)
     if body is None:
         return None
     headers["X-Tile-Cache"] = source
