@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -127,10 +127,11 @@ def data_load() -> None:
     with _progress() as progress:
         tasks: dict[str, int] = {}
 
-        def step(label: str, done: int, total: int) -> None:
-            if label not in tasks:
-                tasks[label] = progress.add_task(label, total=total)
-            progress.update(tasks[label], completed=done)
+        def step(label: Any, done: int, total: int) -> None:  # a Note or a file name
+            text = escape(note_text(label, language()))
+            if text not in tasks:
+                tasks[text] = progress.add_task(text, total=total)
+            progress.update(tasks[text], completed=done)
 
         report = load_all(engine, settings, load_catalogue(settings.catalogue), step)
     engine.dispose()
@@ -147,6 +148,8 @@ def data_load() -> None:
             console.print("  " + say("cli.repaired_structure", what=str(r)))
     for note in report.notes:
         console.print(escape(note_text(note, language())))
+    for w in report.warnings:
+        console.print(f"[yellow]{say('server.cli_note')}[/] {escape(note_text(w, language()))}")
 
 
 @data_app.command("fetch")

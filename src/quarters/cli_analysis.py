@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -71,11 +71,13 @@ def transfer_command(
     with _progress() as progress, engine.connect() as conn:
         task = progress.add_task(t("cli.analysis", lang), total=100)
 
-        def analysis_step(label: str, done: int, total: int) -> None:
-            progress.update(task, description=label, completed=60 * done / max(total, 1))
+        def analysis_step(label: Any, done: int, total: int) -> None:  # a Note
+            progress.update(task, description=escape(note_text(label, lang)),
+                            completed=60 * done / max(total, 1))
 
-        def report_step(label: str, done: int, total: int) -> None:
-            progress.update(task, description=label, completed=60 + 35 * done / max(total, 1))
+        def report_step(label: str, done: int, total: int) -> None:  # in lang already
+            progress.update(task, description=escape(label),
+                            completed=60 + 35 * done / max(total, 1))
 
         res = run_transfer(conn, params, analysis_step)
         paths = write_report(conn, res, out, settings, scheme=classes, k=k_classes, tiles=tiles,
