@@ -62,3 +62,22 @@ def test_refresh_notes_in_german(settings, engine):
     assert f"Quartiersprofile für {quarters} Pilotquartiere gespeichert" in out
     for english in ("published measure", "quarter profiles stored", "explicitly missing"):
         assert english not in out
+
+
+def test_data_status_details_in_german_and_english(settings):
+    """The status table's details (a sentence per dataset) come from the catalogue too."""
+    de = " ".join(run(settings, "data", "status", lang="de").stderr.split())
+    assert "alle 18 Dateien in" in de and "Prüfsummen stimmen" in de
+    assert "für diese Quelle wird lokal nichts gespeichert" in de
+    assert "checksums match" not in de and "file(s)" not in de
+    en = " ".join(run(settings, "--lang", "en", "data", "status").stderr.split())
+    assert "all 18 files present in" in en and "nothing is stored locally" in en
+
+
+def test_data_fetch_notes_in_german(settings):
+    """Datasets fetch skips say why in the CLI's language (nothing is downloaded here)."""
+    result = run(settings, "data", "fetch", "--only", "quarters-pilot-quarters", lang="de")
+    assert result.returncode == 0, result.stderr
+    assert "quarters-pilot-quarters: übersprungen" in result.stderr
+    assert "Teil des Repositoriums" in result.stderr
+    assert "part of the repository" not in result.stderr

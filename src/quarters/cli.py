@@ -160,9 +160,11 @@ def data_fetch(only: Annotated[list[str] | None, typer.Option()] = None) -> None
 
     settings = get_settings()
     results = fetch(load_catalogue(settings.catalogue), settings.data_dir, only=only)
+    lang = language()
     for r in results:
-        console.print(f"{r.key}: {say(FETCH_KEYS[r.status])}"
-                      + (f" – {escape(r.message)}" if r.message else ""))
+        console.print(f"{r.key}: {say(FETCH_KEYS[r.status])}")
+        for note in r.notes:
+            console.print("  " + escape(note_text(note, lang)))
 
 
 @data_app.command("status")
