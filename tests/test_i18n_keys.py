@@ -8,7 +8,9 @@
   …)`` or ``t(`mod.decision_${…}`)``, count as used by their prefix). The ``problem.*`` and
   ``warning.*`` and ``server.*`` keys belong to the server's catalogue and have a test of their own;
 - the keys Python writes out itself (``report.*`` of the report, ``cli.*`` of the command line):
-  every such string in src/quarters names a key of both catalogues, and counts as a use.
+  every such string in src/quarters names a key of both catalogues, and counts as a use. The
+  ``cli.help.*`` keys of the CLI's ``--help`` are named by command path; tests/test_cli_help.py
+  checks them against the commands.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ WEB = Path(__file__).resolve().parent.parent / "web"
 SRC = WEB.parent / "src" / "quarters"
 FILE_SUFFIXES = {"html", "csv", "gpkg", "py"}  # "report.html" is a file name, not a key
 OWN_TEST = ("problem.", "warning.", "server.")  # the server's catalogue (tests/test_catalogue_codes.py)
+# the CLI's --help, keyed by command path (tests/test_cli_help.py walks the commands)
+OWN_TEST += ("cli.help.",)
 
 
 def catalogue(lang: str) -> dict:

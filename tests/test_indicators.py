@@ -14,6 +14,7 @@ from quarters.indicators.computed import refresh_computed
 from quarters.indicators.levels import get_level
 from quarters.indicators.loaders import parse_destatis
 from quarters.indicators.reading import values_table
+from quarters.messages import note_text
 from quarters.settings import GERA_AGS, HALLE_AGS
 
 
@@ -141,13 +142,13 @@ def test_measure_indicators_count_published_measures(conn):
     table, reasons, _ = values_table(conn, level, ["measures"])
     assert math.isnan(table.at["09162000", "measures"])
     assert "project cities" in reasons["measures"]["09162000"]
-    assert any("measures" in n for n in report.notes)
+    assert any(n.code == "measures_counted" for n in report.notes)
 
 
 def test_no_measures_view_is_reported_gracefully(conn, monkeypatch):
     monkeypatch.setattr(computed, "measures_view_exists", lambda _conn: False)
     report = refresh_computed(conn)
-    assert any("no measures yet" in n for n in report.notes)
+    assert any("no measures yet" in note_text(n, "en") for n in report.notes)
     assert value(conn, "area_geom_km2", "gemeinde", HALLE_AGS).value > 0
 
 

@@ -15,7 +15,7 @@ from quarters.imports.boundaries import BoundarySpec, import_into
 from quarters.indicators.levels import get_level
 from quarters.indicators.reading import values_table
 from quarters.layers import read_code_map
-from quarters.messages import t
+from quarters.messages import note_text, t
 from test_cli import cli_env, run  # noqa: F401  (fixture and runner of the real command)
 
 HALLE = "15002000"
@@ -107,7 +107,7 @@ def test_replace_without_mapping_orphans_the_values_and_warns(conn, tmp_path):
     path = city_layer(conn, tmp_path)
     summary = import_into(conn, path, spec(replace=True))
     assert (summary.inserted, summary.deleted) == (43, 43)
-    assert any("no longer join" in w for w in summary.warnings)
+    assert any("no longer join" in note_text(w, "en") for w in summary.warnings)
     assert population(conn).notna().sum() == 0
 
 
@@ -130,7 +130,7 @@ def test_add_keeps_both_layers_explicitly(conn, tmp_path):
     summary = import_into(conn, path, spec(add=True))
     assert summary.inserted == 43
     assert count(conn) == 86
-    assert any("both layers kept" in w for w in summary.warnings)
+    assert any("both layers kept" in note_text(w, "en") for w in summary.warnings)
 
 
 @pytest.mark.parametrize(("kw", "expected"), [

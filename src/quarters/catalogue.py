@@ -31,6 +31,7 @@ from rich.table import Table
 from rich.text import Text
 
 from quarters.errors import QuartersError, item, render_items
+from quarters.messages import Note
 from quarters.validation import custom_error, pydantic_items
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -349,37 +350,37 @@ class Status:
         return "ok"
 
     @property
-    def summary(self) -> str:
-        """A sentence telling a newcomer what the state means and what to do."""
-        where = self.root
+    def note(self) -> Note:
+        """What the state means and what to do, for a newcomer (``warning.status_*``)."""
+        where = str(self.root)
         match self.state:
             case "ok":
-                return f"all {len(self.checks)} file(s) present in {where}, checksums match"
+                return Note("status_ok", count=len(self.checks), where=where)
             case "nothing stored":
-                return "nothing is stored locally for this source"
+                return Note("status_nothing_stored")
             case "unverified":
-                return f"all files present; no checksum catalogued for {_few(self.unverified)}"
+                return Note("status_unverified", files=_few(self.unverified))
             case "changed":
-                return (
-                    f"checksum differs for {_few(self.mismatched)}: "
-                    "this copy is not the catalogued one"
-                )
+                return Note("status_changed", files=_few(self.mismatched))
+            case "missing" if self.in_repository:
+                return Note("status_missing_repository", count=len(self.checks), where=where)
+            case "missing" if self.downloadable:
+                return Note("status_missing_fetch", count=len(self.checks), where=where)
             case "missing":
-                if self.in_repository:
-                    hint = "they belong in the repository and have not been added yet"
-                elif self.downloadable:
-                    hint = "run fetch"
-                else:
-                    hint = "obtain it by hand (see obtain in data/sources.toml)"
-                return f"none of the {len(self.checks)} file(s) found in {where}; {hint}"
+                return Note("status_missing_by_hand", count=len(self.checks), where=where)
             case _:
-                return f"missing {_few(self.missing)} in {where}"
+                return Note("status_incomplete", files=_few(self.missing), where=where)
+
+    @property
+    def summary(self) -> str:
+        """:attr:`note` in English."""
+        return str(self.note)
 
 
 def _few(paths: list[str], limit: int = 3) -> str:
-    """Short list of file names for messages."""
+    """Short list of file names for messages (``a, b, c (+2)``)."""
     names = [PurePosixPath(p).name for p in paths[:limit]]
-    more = f" and {len(paths) - limit} more" if len(paths) > limit else ""
+    more = f" (+{len(paths) - limit})" if len(paths) > limit else ""
     return ", ".join(names) + more
 
 
@@ -432,7 +433,7 @@ _STATE_STYLE = {
 def format_status_table(statuses: Iterable[Status], lang: str = "en") -> Table:
     """A rich table with one row per dataset: files found, state and what it means (headings,
     checksum verdicts and states in ``lang``, from the catalogue's ``cli.status_*`` keys)."""
-    from quarters.messages import t
+    from quarters.messages import note_text, t
 
     table = Table(title=t("cli.status_title", lang), show_lines=False)
     table.add_column(t("cli.status_dataset", lang), style="bold", no_wrap=True)
@@ -450,6 +451,6 @@ def format_status_table(statuses: Iterable[Status], lang: str = "en") -> Table:
             f"{found}/{len(status.checks)}",
             verdicts[status.checksums_match],
             Text(t(_STATE_KEYS[status.state], lang), style=style),
-            Text(status.summary),
+            Text(note_text(status.note, lang)),
         )
     return table

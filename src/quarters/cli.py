@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -11,30 +11,30 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from quarters.cli_help import App
 from quarters.cli_text import choose_language, language, say
 from quarters.errors import NotFound, QuartersError, SetupError
 from quarters.messages import note_text, t
 from quarters.settings import Settings, get_settings
 
-app = typer.Typer(help="quarters – Quartiersplanung für Halle (Saale) und Gera", no_args_is_help=True)
-db_app = typer.Typer(help="The database (embedded PostGIS unless QUARTERS_DATABASE_URL is set)")
-data_app = typer.Typer(help="External data: fetch, check, load")
-import_app = typer.Typer(help="Import files into the database")
+# The help texts are the catalogue's cli.help.* keys (quarters.cli_help), in the CLI's language.
+app = App(no_args_is_help=True)
+db_app = App()
+data_app = App()
+import_app = App()
 app.add_typer(db_app, name="db")
 
 
 @app.callback()
-def _options(lang: Annotated[str | None, typer.Option(
-        "--lang", help="Sprache der Meldungen / language of messages: de or en (default: "
-                       "QUARTERS_LANG, then LANG, then de)")] = None) -> None:
+def _options(lang: Annotated[str | None, typer.Option("--lang")] = None) -> None:
     """quarters – Quartiersplanung für Halle (Saale) und Gera."""
     choose_language(lang)
 
 
 app.add_typer(data_app, name="data")
 app.add_typer(import_app, name="import")
-users_app = typer.Typer(help="Accounts of planners, moderators and admins")
-export_app = typer.Typer(help="Export data")
+users_app = App()
+export_app = App()
 app.add_typer(users_app, name="users")
 app.add_typer(export_app, name="export")
 console = Console(stderr=True)
@@ -127,10 +127,11 @@ def data_load() -> None:
     with _progress() as progress:
         tasks: dict[str, int] = {}
 
-        def step(label: str, done: int, total: int) -> None:
-            if label not in tasks:
-                tasks[label] = progress.add_task(label, total=total)
-            progress.update(tasks[label], completed=done)
+        def step(label: Any, done: int, total: int) -> None:  # a Note or a file name
+            text = escape(note_text(label, language()))
+            if text not in tasks:
+                tasks[text] = progress.add_task(text, total=total)
+            progress.update(tasks[text], completed=done)
 
         report = load_all(engine, settings, load_catalogue(settings.catalogue), step)
     engine.dispose()
@@ -147,19 +148,23 @@ def data_load() -> None:
             console.print("  " + say("cli.repaired_structure", what=str(r)))
     for note in report.notes:
         console.print(escape(note_text(note, language())))
+    for w in report.warnings:
+        console.print(f"[yellow]{say('server.cli_note')}[/] {escape(note_text(w, language()))}")
 
 
 @data_app.command("fetch")
-def data_fetch(only: Annotated[list[str] | None, typer.Option(help="dataset key")] = None) -> None:
+def data_fetch(only: Annotated[list[str] | None, typer.Option()] = None) -> None:
     """Download the catalogued datasets that have an official address; say where to get the rest."""
     from quarters.catalogue import load_catalogue
     from quarters.fetch import fetch
 
     settings = get_settings()
     results = fetch(load_catalogue(settings.catalogue), settings.data_dir, only=only)
+    lang = language()
     for r in results:
-        console.print(f"{r.key}: {say(FETCH_KEYS[r.status])}"
-                      + (f" – {escape(r.message)}" if r.message else ""))
+        console.print(f"{r.key}: {say(FETCH_KEYS[r.status])}")
+        for note in r.notes:
+            console.print("  " + escape(note_text(note, lang)))
 
 
 @data_app.command("status")
@@ -177,24 +182,20 @@ def data_status() -> None:
 @import_app.command("boundaries")
 def import_boundaries(
     path: Path,
-    level: Annotated[str, typer.Option(help="gemeinde, kreis, or a district level such as stadtviertel")],
-    city: Annotated[str | None, typer.Option(help="AGS of the city (district levels)")] = None,
-    code_field: Annotated[str | None, typer.Option(help="field with the key")] = None,
-    name_field: Annotated[str | None, typer.Option(help="field with the name")] = None,
-    parent_field: Annotated[str | None, typer.Option(help="field with the parent's name")] = None,
-    layer: Annotated[str | None, typer.Option(help="layer of a GeoPackage")] = None,
-    repair: Annotated[bool, typer.Option(help="repair invalid polygons (reported)")] = False,
-    replace: Annotated[bool, typer.Option(
-        help="delete districts of this city/level not in the file")] = False,
-    add: Annotated[bool, typer.Option(
-        help="keep existing units the new ones overlap (a second layer of the level)")] = False,
-    code_map: Annotated[Path | None, typer.Option(
-        help="CSV old,new: file codes → the stored codes")] = None,
-    code_rule: Annotated[str | None, typer.Option(
-        help="code rule, e.g. last2 (571 → 71)")] = None,
-    source_name: Annotated[str | None, typer.Option(help="name of the data source")] = None,
-    licence: Annotated[str, typer.Option(help="licence of the data")] = "nicht angegeben",
-    attribution: Annotated[str | None, typer.Option(help="attribution text for maps")] = None,
+    level: Annotated[str, typer.Option()],
+    city: Annotated[str | None, typer.Option()] = None,
+    code_field: Annotated[str | None, typer.Option()] = None,
+    name_field: Annotated[str | None, typer.Option()] = None,
+    parent_field: Annotated[str | None, typer.Option()] = None,
+    layer: Annotated[str | None, typer.Option()] = None,
+    repair: Annotated[bool, typer.Option()] = False,
+    replace: Annotated[bool, typer.Option()] = False,
+    add: Annotated[bool, typer.Option()] = False,
+    code_map: Annotated[Path | None, typer.Option()] = None,
+    code_rule: Annotated[str | None, typer.Option()] = None,
+    source_name: Annotated[str | None, typer.Option()] = None,
+    licence: Annotated[str, typer.Option()] = "nicht angegeben",
+    attribution: Annotated[str | None, typer.Option()] = None,
 ) -> None:
     """Import boundaries from GeoJSON, GeoPackage or (zipped) Shapefile in one transaction."""
     from quarters.imports.boundaries import import_boundaries as run
@@ -228,8 +229,8 @@ def import_boundaries(
 @import_app.command("measures")
 def import_measures(
     path: Path,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="check only; report every problem")] = False,
-    actor: Annotated[str, typer.Option(help="name recorded in the history")] = "cli-import",
+    dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
+    actor: Annotated[str, typer.Option()] = "cli-import",
 ) -> None:
     """Import measures (GeoJSON, GeoPackage, CSV with WKT or lon/lat) as drafts, all or nothing."""
     from quarters.imports.measure_files import import_measures as run
@@ -258,7 +259,7 @@ def import_measures(
 @export_app.command("measures")
 def export_measures(
     out: Path,
-    all_: Annotated[bool, typer.Option("--all", help="include drafts (staff export)")] = False,
+    all_: Annotated[bool, typer.Option("--all")] = False,
 ) -> None:
     """Export measures (published only unless --all) as .geojson, .gpkg or .csv by file suffix."""
     from quarters.imports.measure_files import export
@@ -274,10 +275,9 @@ def export_measures(
 @users_app.command("add")
 def users_add(
     username: str,
-    role: Annotated[str, typer.Option(help="admin, planner or moderator")],
-    display_name: Annotated[str | None, typer.Option(help="name shown in the history")] = None,
-    password: Annotated[str | None, typer.Option(
-        envvar="QUARTERS_NEW_PASSWORD", help="taken from QUARTERS_NEW_PASSWORD or asked")] = None,
+    role: Annotated[str, typer.Option()],
+    display_name: Annotated[str | None, typer.Option()] = None,
+    password: Annotated[str | None, typer.Option(envvar="QUARTERS_NEW_PASSWORD")] = None,
 ) -> None:
     """Create an account (argon2 hash) or reset its password and role (its sessions end)."""
     from quarters.auth import add_user
@@ -311,9 +311,7 @@ def users_deactivate(username: str) -> None:
 def serve(
     host: Annotated[str | None, typer.Option()] = None,
     port: Annotated[int | None, typer.Option()] = None,
-    workers: Annotated[int | None, typer.Option(
-        min=1, help="worker processes (default: the number of cores); caches, limits and "
-                    "sessions live in PostgreSQL or are keyed on the data version")] = None,
+    workers: Annotated[int | None, typer.Option(min=1)] = None,
 ) -> None:
     """Serve the map and the API (starts the embedded database on demand) with the limits of
     the QUARTERS_SERVER_* settings; in production put a TLS reverse proxy in front."""
@@ -357,7 +355,7 @@ def main() -> None:
         settings = _settings()
         with contextlib.suppress(OSError):  # temp files a killed import left behind
             remove_stale(settings.import_tmp)
-        app()
+        app(prog_name="quarters")
     except QuartersError as exc:
         from quarters.errors import error_text
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -11,12 +11,12 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from quarters.cli_help import App
 from quarters.cli_text import choose_language, language, num, pick, say
 from quarters.messages import note_text, t
 from quarters.settings import get_settings
 
-analyze_app = typer.Typer(help="Indicators, quarter profiles, transferability rankings",
-                          no_args_is_help=True)
+analyze_app = App(no_args_is_help=True)  # help: the catalogue's cli.help.analyze.*
 console = Console(stderr=True)
 
 
@@ -35,35 +35,24 @@ def _progress() -> Progress:
 
 @analyze_app.command("transfer")
 def transfer_command(
-    reference: Annotated[str, typer.Option(help="quarter:<slug>, gemeinde:<AGS>, kreis:<AGS>, "
-                                           "stadtviertel:<code> or measure:<id>")],
-    level: Annotated[str, typer.Option(help="candidates: gemeinde, kreis, stadtviertel, …")]
-    = "gemeinde",
-    indicator: Annotated[list[str] | None, typer.Option(
-        help="indicator key (repeat); default depends on the level")] = None,
-    weight: Annotated[list[str] | None, typer.Option(help="indicator=weight (repeat)")] = None,
-    top: Annotated[int, typer.Option(help="rows in the table")] = 10,
-    out: Annotated[Path, typer.Option(help="HTML report; CSV and GeoPackage are written "
-                                      "beside it")] = Path("report.html"),
-    method: Annotated[str, typer.Option(help="zscore or robust")] = "zscore",
-    metric: Annotated[str, typer.Option(help="euclidean or mahalanobis")] = "euclidean",
-    missing: Annotated[str, typer.Option(help="drop_indicator or skip_pairwise")]
-    = "drop_indicator",
-    sensitivity: Annotated[bool, typer.Option(help="weight sensitivity check")] = True,
-    runs: Annotated[int, typer.Option(help="sensitivity runs")] = 200,
-    types: Annotated[bool, typer.Option(help="typology and same-type marks")] = True,
-    k: Annotated[int | None, typer.Option(help="number of types")] = None,
-    classes: Annotated[str, typer.Option(help="quantiles, natural_breaks, equal_interval")]
-    = "quantiles",
-    k_classes: Annotated[int, typer.Option(help="number of map classes")] = 5,
-    tiles: Annotated[bool, typer.Option(help="OSM background (needs the network when "
-                                        "viewing)")] = False,
-    filter: Annotated[str | None, typer.Option(  # noqa: A002
-        "--filter", help="CQL2 text over the candidates' attributes, e.g. "
-        "\"land IN ('12','13','14','15','16') AND population >= 90000\"")] = None,
-    lang: Annotated[str | None, typer.Option(
-        "--lang", help="language of the report and the messages: de or en (default: "
-                       "QUARTERS_LANG, then LANG, then de)")] = None,
+    reference: Annotated[str, typer.Option()],
+    level: Annotated[str, typer.Option()] = "gemeinde",
+    indicator: Annotated[list[str] | None, typer.Option()] = None,
+    weight: Annotated[list[str] | None, typer.Option()] = None,
+    top: Annotated[int, typer.Option()] = 10,
+    out: Annotated[Path, typer.Option()] = Path("report.html"),
+    method: Annotated[str, typer.Option()] = "zscore",
+    metric: Annotated[str, typer.Option()] = "euclidean",
+    missing: Annotated[str, typer.Option()] = "drop_indicator",
+    sensitivity: Annotated[bool, typer.Option()] = True,
+    runs: Annotated[int, typer.Option()] = 200,
+    types: Annotated[bool, typer.Option()] = True,
+    k: Annotated[int | None, typer.Option()] = None,
+    classes: Annotated[str, typer.Option()] = "quantiles",
+    k_classes: Annotated[int, typer.Option()] = 5,
+    tiles: Annotated[bool, typer.Option()] = False,
+    filter: Annotated[str | None, typer.Option("--filter")] = None,  # noqa: A002
+    lang: Annotated[str | None, typer.Option("--lang")] = None,
 ) -> None:
     """Rank candidates by similarity to a reference and write report.html, .csv and .gpkg."""
     import pandas as pd
@@ -82,11 +71,13 @@ def transfer_command(
     with _progress() as progress, engine.connect() as conn:
         task = progress.add_task(t("cli.analysis", lang), total=100)
 
-        def analysis_step(label: str, done: int, total: int) -> None:
-            progress.update(task, description=label, completed=60 * done / max(total, 1))
+        def analysis_step(label: Any, done: int, total: int) -> None:  # a Note
+            progress.update(task, description=escape(note_text(label, lang)),
+                            completed=60 * done / max(total, 1))
 
-        def report_step(label: str, done: int, total: int) -> None:
-            progress.update(task, description=label, completed=60 + 35 * done / max(total, 1))
+        def report_step(label: str, done: int, total: int) -> None:  # in lang already
+            progress.update(task, description=escape(label),
+                            completed=60 + 35 * done / max(total, 1))
 
         res = run_transfer(conn, params, analysis_step)
         paths = write_report(conn, res, out, settings, scheme=classes, k=k_classes, tiles=tiles,
@@ -125,9 +116,9 @@ def transfer_command(
 
 @analyze_app.command("cross-city")
 def cross_city_command(
-    level: Annotated[str, typer.Option(help="gemeinde or kreis")] = "gemeinde",
-    indicator: Annotated[list[str] | None, typer.Option(help="indicator key (repeat)")] = None,
-    weight: Annotated[list[str] | None, typer.Option(help="indicator=weight (repeat)")] = None,
+    level: Annotated[str, typer.Option()] = "gemeinde",
+    indicator: Annotated[list[str] | None, typer.Option()] = None,
+    weight: Annotated[list[str] | None, typer.Option()] = None,
     top: int = 10,
 ) -> None:
     """Which municipalities (or Kreise) resemble Halle (Saale), which resemble Gera."""
@@ -198,8 +189,7 @@ def refresh_command() -> None:
 
 
 @analyze_app.command("profile")
-def profile_command(quarter: Annotated[str, typer.Argument(help="slug of the pilot quarter")]
-                    ) -> None:
+def profile_command(quarter: str) -> None:
     """Show a pilot quarter's indicator profile with the derivation of each value."""
     from quarters.profiles import quarter_profile
 
@@ -220,15 +210,13 @@ def profile_command(quarter: Annotated[str, typer.Argument(help="slug of the pil
 
 def import_indicators(
     path: Path,
-    level: Annotated[str, typer.Option(help="gemeinde, kreis, quarter or a district level")],
-    ref_date: Annotated[str | None, typer.Option(help="reference date YYYY[-MM[-DD]] for rows "
-                                                 "without a ref_date column")] = None,
-    key_column: Annotated[str | None, typer.Option(help="column with the unit key (default: "
-                                                   "unit_code, ags, ars or code)")] = None,
-    decimal: Annotated[str, typer.Option(help="decimal separator: . or ,")] = ".",
-    source_name: Annotated[str | None, typer.Option(help="name of the data source")] = None,
-    licence: Annotated[str, typer.Option(help="licence of the data")] = "nicht angegeben",
-    attribution: Annotated[str | None, typer.Option(help="attribution text")] = None,
+    level: Annotated[str, typer.Option()],
+    ref_date: Annotated[str | None, typer.Option()] = None,
+    key_column: Annotated[str | None, typer.Option()] = None,
+    decimal: Annotated[str, typer.Option()] = ".",
+    source_name: Annotated[str | None, typer.Option()] = None,
+    licence: Annotated[str, typer.Option()] = "nicht angegeben",
+    attribution: Annotated[str | None, typer.Option()] = None,
 ) -> None:
     """Import indicator values from CSV in one transaction (all or nothing).
 

@@ -34,6 +34,7 @@ from rich.progress import (
 
 from quarters.catalogue import Catalogue, Dataset, check_dataset, file_sha256
 from quarters.errors import QuartersError
+from quarters.messages import Note
 
 FetchStatus = Literal["downloaded", "present", "manual", "skipped"]
 DOWNLOADS_DIR = "downloads"
@@ -48,11 +49,11 @@ class FetchError(QuartersError):
 
 @dataclass(frozen=True)
 class FetchResult:
-    """What fetch did for one dataset, with a message for the user."""
+    """What fetch did for one dataset, with notes for the user (written out by the CLI)."""
 
     dataset_id: str
     status: FetchStatus
-    message: str
+    notes: tuple[Note, ...]
     paths: tuple[Path, ...] = ()
     landing_page: str | None = None
     obtain: str | None = None
@@ -61,6 +62,11 @@ class FetchResult:
     def key(self) -> str:
         """The dataset id (the catalogue's table name)."""
         return self.dataset_id
+
+    @property
+    def message(self) -> str:
+        """The notes in English, one a line."""
+        return "\n".join(str(note) for note in self.notes)
 
 
 def fetch(
@@ -79,23 +85,22 @@ def fetch(
 def fetch_dataset(dataset: Dataset, data_dir: Path, *, progress: bool = True) -> FetchResult:
     """Fetch one dataset; files already present with matching checksums are not downloaded."""
     if dataset.base == "repository":
-        return FetchResult(dataset.id, "skipped", f"{dataset.id}: part of the repository.")
+        return FetchResult(dataset.id, "skipped", (Note("fetch_in_repository", dataset=dataset.id),))
     if not dataset.files:
-        return FetchResult(
-            dataset.id, "skipped", f"{dataset.id}: nothing to store locally. {dataset.obtain or ''}"
-        )
+        return FetchResult(dataset.id, "skipped", (Note(
+            "fetch_nothing_local", dataset=dataset.id, obtain=dataset.obtain or ""),))
     if _published_files_ok(dataset, data_dir):
         paths = tuple(data_dir / f for f in dataset.files)
-        return FetchResult(dataset.id, "present", f"{dataset.id}: already present.", paths)
+        return FetchResult(dataset.id, "present", (Note("fetch_already_present",
+                                                        dataset=dataset.id),), paths)
     if dataset.download_url is None:
         return _manual(dataset, data_dir)
     if dataset.unpack == "zip":
         paths = _fetch_zip(dataset, data_dir, progress=progress)
     else:
         paths = (_fetch_file(dataset, data_dir, progress=progress),)
-    return FetchResult(
-        dataset.id, "downloaded", f"{dataset.id}: downloaded from {dataset.download_url}", paths
-    )
+    return FetchResult(dataset.id, "downloaded", (Note(
+        "fetch_downloaded_from", dataset=dataset.id, url=dataset.download_url),), paths)
 
 
 def _published_files_ok(dataset: Dataset, data_dir: Path) -> bool:
@@ -107,17 +112,16 @@ def _published_files_ok(dataset: Dataset, data_dir: Path) -> bool:
 
 def _manual(dataset: Dataset, data_dir: Path) -> FetchResult:
     """The result for a dataset that has to be obtained by hand."""
-    lines = [f"{dataset.id} ({dataset.name}) has no verified download address: get it by hand."]
+    notes = [Note("fetch_by_hand", dataset=dataset.id, name=dataset.name)]
     if dataset.landing_page:
-        lines.append(f"Where: {dataset.landing_page}")
+        notes.append(Note("fetch_where", url=dataset.landing_page))
     if dataset.obtain:
-        lines.append(f"How: {dataset.obtain}")
-    targets = ", ".join(dataset.files)
-    lines.append(f"Put the files at: {targets} (inside {data_dir}).")
+        notes.append(Note("fetch_how", obtain=dataset.obtain))
+    notes.append(Note("fetch_put_files", files=", ".join(dataset.files), dir=str(data_dir)))
     return FetchResult(
         dataset.id,
         "manual",
-        "\n".join(lines),
+        tuple(notes),
         landing_page=dataset.landing_page,
         obtain=dataset.obtain,
     )

@@ -36,6 +36,7 @@ from quarters.indicators.definitions import IndicatorDef, definitions, slug
 from quarters.indicators.levels import _district_level
 from quarters.indicators.reading import measures_view_exists, values_table
 from quarters.indicators.values import IndicatorReport, _rows, write_values
+from quarters.messages import Note
 from quarters.settings import STORAGE_SRID
 from quarters.sources import computed_source
 
@@ -287,5 +288,5 @@ def store_profiles(conn: Connection, today: str) -> IndicatorReport:
         frame = frame.drop_duplicates(["indicator", "unit_code", "ref_date"])
         ins, upd = write_values(conn, frame)
         report.add(frame, ins, upd)
-        report.notes.append(f"quarter profiles stored for {len(slugs)} pilot quarter(s)")
+        report.notes.append(Note("quarter_profiles_stored", count=len(slugs)))
     return report

@@ -15,6 +15,7 @@ import pandas as pd
 from sqlalchemy import Connection, text
 
 from quarters.errors import ImportRefused, SetupError
+from quarters.messages import Note
 from quarters.settings import GERA_AGS
 
 GERA_BEZIRK_KEY = "gera-statistische-bezirke-facts"
@@ -107,8 +108,8 @@ def load_gera_bezirke(conn: Connection, data_dir: Path):  # noqa: ANN201 - Indic
     ins, upd = write_values(conn, frame)
     report.add(frame, ins, upd)
     dates = sorted(set(facts["population_date"]))
-    report.notes.append(f"Gera statistische Bezirke: {len(names)} districts without outlines "
-                        f"(level {GERA_BEZIRK_LEVEL}), population at {', '.join(dates)}")
+    report.notes.append(Note("gera_bezirke_loaded", count=len(names), level=GERA_BEZIRK_LEVEL,
+                             dates=", ".join(dates)))
     return report
 
 

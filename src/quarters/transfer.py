@@ -46,7 +46,7 @@ from quarters.messages import Note
 from quarters.settings import GERA_AGS, HALLE_AGS, PROJECT_CITIES, STORAGE_SRID
 from quarters.validation import parse_int
 
-Progress = Callable[[str, int, int], None]
+Progress = Callable[[Note, int, int], None]  # (label: a Note, written out by the caller, done, total)
 METHODS = ("zscore", "robust")
 METRICS = ("euclidean", "mahalanobis")
 MISSING = ("drop_indicator", "skip_pairwise")
@@ -466,9 +466,9 @@ def run_transfer(conn: Connection, params: TransferParams, progress: Progress | 
     level = get_level(conn, params.level)
     defs, weights = resolve_indicators(conn, level, params.indicators, params.weights)
     keys = [d.key for d in defs]
-    step("Referenz auflösen", 0, total)
+    step(Note("step_reference"), 0, total)
     reference = resolve_reference(conn, params.reference, level, keys)
-    step("Werte laden", 1, total)
+    step(Note("step_values"), 1, total)
     values, reasons, meta = values_table(conn, level, keys)
     limits.check_units(len(values), level.name, params.cluster_method if params.types else None)
     n_units = len(values)
@@ -493,7 +493,7 @@ def run_transfer(conn: Connection, params: TransferParams, progress: Progress | 
     except ValueError as exc:
         raise refusal(exc, "ranking") from exc
     timings["ranking_s"] = time.perf_counter() - t1
-    step("Rangfolge", 2, total)
+    step(Note("step_ranking"), 2, total)
     warnings = list(sim.warnings)
     if not level.outlines:
         warnings.append(Note("level_without_outlines", level=level.name))
@@ -520,7 +520,7 @@ def run_transfer(conn: Connection, params: TransferParams, progress: Progress | 
         if sens is not None:
             for col in ("share_in_top", "rank_min", "rank_median", "rank_max"):
                 ranking[col] = sens.table[col].reindex(ranking.index).to_numpy()
-        step("Sensitivität", done, total)
+        step(Note("step_sensitivity"), done, total)
         done += 1
 
     typ, ref_type = None, None
@@ -547,7 +547,7 @@ def run_transfer(conn: Connection, params: TransferParams, progress: Progress | 
             ranking["same_type"] = (labels == ref_type).fillna(False).astype(bool).to_numpy() \
                 if ref_type is not None else False
         timings["typology_s"] = time.perf_counter() - t3
-        step("Typologie", done, total)
+        step(Note("step_typology"), done, total)
     excluded = pd.DataFrame(
         [{"code": c, "name": names.get(c), "missing": m,
           "reasons": {k: reasons.get(k, {}).get(c, "missing") for k in m}}
@@ -558,7 +558,7 @@ def run_transfer(conn: Connection, params: TransferParams, progress: Progress | 
     sources = _sources(conn, used_sources, level)
     ref_dates = {k: [meta.at[k, "first"], meta.at[k, "last"]] for k in keys if k in meta.index}
     timings["total_s"] = time.perf_counter() - t0
-    step("fertig", total, total)
+    step(Note("step_done"), total, total)
     res = TransferResult(params, level, reference, defs, weights, sim, ranking, excluded, sens,
                          typ, ref_type, warnings, sources, ref_dates, timings, n_units,
                          cache_info, [{"code": c, "name": names.get(c)} for c in parts],

@@ -29,6 +29,7 @@ from sqlalchemy import Connection, Engine, text
 from quarters.errors import ImportRefused, item
 from quarters.geometry import problem_code, repair, to_multi
 from quarters.layers import map_codes, overlaps, refuse_overlaps
+from quarters.messages import Note
 from quarters.safefiles import (
     Limits,
     check_file,
@@ -515,18 +516,14 @@ def _one_layer(conn: Connection, spec: BoundarySpec, summary: ImportSummary,
     if found and not (spec.replace or spec.add):
         raise refuse_overlaps(found, name, spec.level, spec.city or "", summary.read, existing)
     if found and spec.add:
-        summary.warnings.append(f"--add: {len(found)} new units overlap existing units of "
-                                f"level '{spec.level}' by more than half; both layers kept")
+        summary.warnings.append(Note("add_overlaps", count=len(found), level=spec.level))
     if spec.replace:
         orphaned = conn.execute(text(
             "SELECT count(DISTINCT unit_code) FROM indicator_values WHERE level = :level"
             " AND unit_code IN (SELECT code FROM districts WHERE city_ags = :city"
             " AND level = :level AND code NOT IN (SELECT code FROM _stage))"), params).scalar_one()
         if orphaned:
-            summary.warnings.append(
-                f"--replace removes {orphaned} units of level '{spec.level}' that carry "
-                "indicator values under their codes; those values no longer join a unit "
-                "(use --code-map FILE or --code-rule so the codes meet)")
+            summary.warnings.append(Note("replace_orphans", count=orphaned, level=spec.level))
 
 
 def _json_default(value: Any) -> Any:

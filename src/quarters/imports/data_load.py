@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import pandas as pd
@@ -22,10 +22,14 @@ from quarters.imports.boundaries import (
     load_boundaries,
     write_boundaries,
 )
+from quarters.messages import Note
 from quarters.settings import HALLE_AGS, PROJECT_CITIES, STORAGE_SRID, Settings
 from quarters.sources import load_catalogue_sources, source_id
 
-Step = Callable[[str, int, int], None]  # (label, done, total)
+if TYPE_CHECKING:
+    from quarters.indicators.values import IndicatorReport
+
+Step = Callable[[Note | str, int, int], None]  # (label: a Note or a file name, done, total)
 
 BKG_KEY = "bkg-vg5000-2021"
 STADTVIERTEL_KEY = "halle-stadtviertel-facts"
@@ -39,7 +43,8 @@ class LoadReport:
     """What a data load did, step by step."""
 
     imports: list[ImportSummary] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    notes: list[Note | str] = field(default_factory=list)  # written out by the CLI
+    warnings: list[Note | str] = field(default_factory=list)
 
 
 def load_bkg(conn: Connection, data_dir: Path, progress: Step | None = None) -> list[ImportSummary]:
@@ -161,27 +166,29 @@ def load_all(engine: Engine, settings: Settings, catalogue: Any,
         load_catalogue_sources(conn, catalogue)
         report.imports += load_bkg(conn, settings.data_dir, progress)
         if progress:
-            progress("Stadtviertel (Näherung)", 0, 1)
+            progress(Note("step_stadtviertel"), 0, 1)
         report.imports.append(load_stadtviertel(conn, settings.data_dir))
         if progress:
-            progress("Stadtviertel (Näherung)", 1, 1)
+            progress(Note("step_stadtviertel"), 1, 1)
         count = load_pilot_quarters(conn, settings.geo_dir)
-        report.notes.append(f"{count} pilot quarters and sites loaded")
+        report.notes.append(Note("pilot_quarters_loaded", count=count))
         from quarters.imports.seed import load_seed
 
         seeded = load_seed(conn, settings.geo_dir)
-        report.notes.append("editions and measures: " + ", ".join(
-            f"{k} {v}" for k, v in seeded.items()))
-        report.notes += load_indicators(conn, settings)
+        report.notes.append(Note("seed_loaded", editions=seeded.get("editions", 0),
+                                 created=seeded.get("created", 0), kept=seeded.get("kept", 0)))
+        indicators = load_indicators(conn, settings)
+        report.notes += indicators.notes
+        report.warnings += indicators.warnings
     # Fresh statistics, so the planner does not guess on the tables it has just filled.
     with engine.connect() as conn:
         conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
     return report
 
 
-def load_indicators(conn: Connection, settings: Settings) -> list[str]:
-    """Indicator values: Destatis, Halle's Stadtviertel, computed ones; returns report lines."""
+def load_indicators(conn: Connection, settings: Settings) -> IndicatorReport:
+    """Indicator values: Destatis, Halle's Stadtviertel, computed ones (notes and warnings as
+    :class:`~quarters.messages.Note`)."""
     from quarters.indicators.loaders import load_all_indicators
 
-    report = load_all_indicators(conn, settings.data_dir)
-    return report.notes + [f"warning: {w}" for w in report.warnings]
+    return load_all_indicators(conn, settings.data_dir)

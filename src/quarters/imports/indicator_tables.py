@@ -22,6 +22,7 @@ from quarters.errors import ImportRefused, InvalidParameter, item
 from quarters.indicators.definitions import IndicatorDef, definitions, ensure_indicators, kind_of_unit
 from quarters.indicators.levels import Level, get_level, units
 from quarters.indicators.values import REF_DATE, write_values
+from quarters.messages import Note
 
 MAX_ERRORS_SHOWN = 20
 
@@ -298,5 +299,5 @@ def import_indicators(
         missing=missing, inserted=ins, updated=upd, new_indicators=sorted(new),
         indicators=sorted(set(rows["indicator"])))
     if missing:
-        summary.notes.append(f"{missing} value(s) stored as explicitly missing")
+        summary.notes.append(Note("values_explicitly_missing", count=missing))
     return summary

@@ -15,6 +15,7 @@ from quarters.indicators.definitions import BUILTIN, definitions, ensure_indicat
 from quarters.indicators.levels import Level, available_levels, units
 from quarters.indicators.reading import MEASURES_OUTSIDE, measures_view_exists
 from quarters.indicators.values import IndicatorReport, _rows, batch_timeout, write_values
+from quarters.messages import Note
 from quarters.settings import PROJECT_CITIES
 from quarters.sources import computed_source
 
@@ -110,8 +111,7 @@ def refresh_computed(conn: Connection, today: str | None = None) -> IndicatorRep
             defs += measure_defs(f)
         ensure_indicators(conn, defs)
     else:
-        report.notes.append("no measures yet: view measures_public does not exist (migration "
-                            "0003 not applied); measure indicators skipped")
+        report.notes.append(Note("measures_view_missing"))
     computed = ["area_geom_km2", "compactness", "quarter_area_share"]
     measure_keys = [k for k in definitions(conn) if k.startswith("measures")]
     conn.execute(text("DELETE FROM indicator_values WHERE indicator = ANY(:k)"),
@@ -143,10 +143,8 @@ def refresh_computed(conn: Connection, today: str | None = None) -> IndicatorRep
         report.add(frame, ins, upd)
     if has_measures:
         total = conn.execute(text("SELECT count(*) FROM measures_public")).scalar_one()
-        report.notes.append(f"measures: {total} published measures in {len(fields)} action "
-                            "field(s) counted" if total else
-                            "no measures yet: measures_public is empty (counts are 0 inside "
-                            "the project cities, missing elsewhere)")
+        report.notes.append(Note("measures_counted", count=total, fields=len(fields)) if total
+                            else Note("measures_none"))
     if n_quarters:
         from quarters.profiles import store_profiles
 

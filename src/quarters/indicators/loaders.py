@@ -19,6 +19,7 @@ from quarters.errors import ImportRefused, SetupError
 from quarters.indicators.computed import refresh_computed
 from quarters.indicators.definitions import BUILTIN, ensure_indicators
 from quarters.indicators.values import REF_DATE, IndicatorReport, _rows, batch_timeout, write_values
+from quarters.messages import Note
 from quarters.settings import HALLE_AGS
 from quarters.sources import source_id
 
@@ -133,14 +134,14 @@ def load_destatis(conn: Connection, data_dir: Path) -> IndicatorReport:
     only_vg = sorted(vg - set(gem.index))
     if only_file:
         pop = gem.loc[only_file, "population"].fillna(0)
-        report.warnings.append(
-            f"Destatis: {len(only_file)} AGS without a VG5000 municipality (not stored; "
-            f"{int((pop == 0).sum())} of them uninhabited): {', '.join(only_file[:10])}"
-            + (" …" if len(only_file) > 10 else ""))
+        report.warnings.append(Note(
+            "destatis_ags_without_municipality", count=len(only_file),
+            uninhabited=int((pop == 0).sum()),
+            codes=", ".join(only_file[:10]) + (" …" if len(only_file) > 10 else "")))
     if only_vg:
-        report.warnings.append(
-            f"Destatis: {len(only_vg)} VG5000 municipalities without a Destatis row (values "
-            f"stored as missing): {', '.join(only_vg[:10])}" + (" …" if len(only_vg) > 10 else ""))
+        report.warnings.append(Note(
+            "destatis_municipalities_without_row", count=len(only_vg),
+            codes=", ".join(only_vg[:10]) + (" …" if len(only_vg) > 10 else "")))
     frame = gem.reindex(sorted(vg))
     no_row = ("no row for this AGS in the Destatis Gemeindeverzeichnis extract "
               "(Gebietsstand differs)")
@@ -174,8 +175,7 @@ def load_destatis(conn: Connection, data_dir: Path) -> IndicatorReport:
     off = np.abs(np.nan_to_num(dens) - np.nan_to_num(jek)) > 1.0
     off &= ~np.isnan(jek) & ~np.isnan(dens)
     if off.any():
-        report.warnings.append(f"Destatis: recomputed density differs from jekm2 by more than "
-                               f"rounding for {int(off.sum())} municipalities")
+        report.warnings.append(Note("destatis_density_differs", count=int(off.sum())))
 
     # Kreise: sums of their Gemeinden (the Kreis rows of the file carry no figures)
     counties = set(conn.execute(text("SELECT ags FROM counties")).scalars())
@@ -185,11 +185,11 @@ def load_destatis(conn: Connection, data_dir: Path) -> IndicatorReport:
     k_only_file = sorted(set(kreise.index) - counties)
     k_only_vg = sorted(counties - set(sums.index))
     if k_only_file:
-        report.warnings.append("Destatis: Kreise without a VG5000 county: "
-                               + ", ".join(k_only_file[:10]))
+        report.warnings.append(Note("destatis_kreise_without_county",
+                                    codes=", ".join(k_only_file[:10])))
     if k_only_vg:
-        report.warnings.append("Destatis: VG5000 counties without Destatis rows (stored as "
-                               "missing): " + ", ".join(k_only_vg[:10]))
+        report.warnings.append(Note("destatis_counties_without_rows",
+                                    codes=", ".join(k_only_vg[:10])))
     kf = sums.reindex(sorted(counties))
     kcodes = kf.index.tolist()
     k_absent = kf["population"].isna().to_numpy()
@@ -206,9 +206,8 @@ def load_destatis(conn: Connection, data_dir: Path) -> IndicatorReport:
     frame_all = pd.concat(parts, ignore_index=True)
     ins, upd = write_values(conn, frame_all)
     report.add(frame_all, ins, upd)
-    report.notes.append(f"Destatis: {len(gem)} Gemeinden read, {len(vg) - len(only_vg)} joined "
-                        f"to VG5000 by AGS; {len(kcodes)} Kreise as sums "
-                        "(urbanisation class is not aggregated to Kreise)")
+    report.notes.append(Note("destatis_loaded", gemeinden=len(gem),
+                             joined=len(vg) - len(only_vg), kreise=len(kcodes)))
     return report
 
 
@@ -229,8 +228,8 @@ def load_halle_stadtviertel(conn: Connection, data_dir: Path) -> IndicatorReport
     facts["unit"] = facts["code"].str.split().str[-1]
     unknown = sorted(set(facts["unit"]) - known)
     if unknown:
-        report.warnings.append("Stadtviertel facts: codes without a district geometry: "
-                               + ", ".join(unknown))
+        report.warnings.append(Note("stadtviertel_codes_without_geometry",
+                                    codes=", ".join(unknown)))
     facts = facts[facts["unit"].isin(known)]
     area = pd.to_numeric(facts["area_ha"], errors="coerce").to_numpy() / 100.0
     pop = pd.to_numeric(facts["population"], errors="coerce").to_numpy(dtype=float)
@@ -264,8 +263,8 @@ def load_halle_stadtviertel(conn: Connection, data_dir: Path) -> IndicatorReport
     ins, upd = write_values(conn, frame)
     report.add(frame, ins, upd)
     dates = sorted(set(pdate))
-    report.notes.append(f"Halle Stadtviertel: {len(codes)} rows; population dates "
-                        f"{dates[0]} … {dates[-1]} (each value keeps its own date)")
+    report.notes.append(Note("halle_stadtviertel_loaded", count=len(codes), first=dates[0],
+                             last=dates[-1]))
     return report
 
 
