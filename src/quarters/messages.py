@@ -73,6 +73,8 @@ def format_fixed(value: Any, digits: int = 1, lang: str = DEFAULT_LANGUAGE) -> s
 def _value(value: Any, lang: str) -> str:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return format_number(value, lang)
+    if isinstance(value, Note):  # a note inside a note (e.g. the reason of a missing value)
+        return value.text(lang)
     if isinstance(value, dict) and "code" in value:  # a problem inside a message: its text
         return t(f"problem.{value['code']}", lang, **(value.get("params") or {}))
     if isinstance(value, list):  # several problems inside a message
