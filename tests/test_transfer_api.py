@@ -110,7 +110,8 @@ def test_quarter_reference_is_an_external_profile(client):
     ref = body["reference"]
     assert not ref["is_candidate"] and ref["level"] == "quarter"
     assert ref["values"]["population"] > 0
-    assert "tobler" in ref["derivations"]["population"]
+    assert ref["derivations"]["population"]["code"] == "deriv.interpolated_sum"
+    assert "Bezirken der Ebene stadtviertel" in ref["derivations"]["population"]["detail"]
     # its four Stadtviertel are part of the reference, not candidates (issue 12)
     assert body["n_candidates"] == 43 - len(body["part_of_reference"]) == 39
     assert body["rows"][0]["rank"] == 1 and not body["rows"][0]["is_reference"]

@@ -209,7 +209,7 @@ def quarter_profile(conn: Connection, quarter_slug: str,
                 entry.update(value=d.scale * num["value"] / den["value"], derivation=derivation,
                              ref_date=num.get("ref_date") or den.get("ref_date"))
         else:
-            entry["missing_reason"] = Note("missing.not_derivable", indicator=k, kind=d.kind)
+            entry["missing_reason"] = Note("missing.not_derivable", indicator=k, value_kind=d.kind)
         values[k] = entry
 
     out_values = []
