@@ -56,7 +56,9 @@ def test_ranking_invariants(client):
     assert body["n_candidates"] + body["n_excluded"] == body["level"]["units"]
     # excluded units are listed with the reason, never ranked with a made-up value
     ex = body["excluded"][0]
-    assert ex["missing"] == ["female_share"] and "no inhabitants" in ex["reasons"]["female_share"]
+    assert ex["missing"] == ["female_share"]
+    assert ex["reasons"]["female_share"]["code"] == "missing.uninhabited_share"
+    assert "keine Einwohner" in ex["reasons"]["female_share"]["detail"]  # German by default
 
 
 def test_zero_weight_changes_nothing(client):
