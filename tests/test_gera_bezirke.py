@@ -39,8 +39,12 @@ def test_twelve_districts_times_two_dates_with_source_equal_the_csv(conn):
     assert {(r.unit_code, r.ref_date): r.value for r in rows} == \
         {k: v for k, (v, _) in expected.items()}
     for r in rows:  # the confidence of each row travels with the value
-        assert r.derivation["params"]["confidence"] == expected[(r.unit_code, r.ref_date)][1]
-        assert f"confidence {r.derivation['params']['confidence']}" in render(r.derivation, "en")
+        word = expected[(r.unit_code, r.ref_date)][1]
+        assert r.derivation["params"]["confidence"] == {"code": f"deriv.confidence_{word}",
+                                                        "params": {}}
+        assert f"confidence {word}" in render(r.derivation, "en")
+        assert "Verlässlichkeit " + {"high": "hoch", "medium": "mittel", "low": "niedrig"}[word] \
+            in render(r.derivation, "de")
     units = conn.execute(text(
         "SELECT code, name, outline_note FROM statistical_units WHERE level = :l "
         "AND city_ags = '16052000' ORDER BY code"), {"l": LEVEL}).all()

@@ -77,6 +77,7 @@ def read_gera_bezirke(data_dir: Path) -> pd.DataFrame:
 def load_gera_bezirke(conn: Connection, data_dir: Path):  # noqa: ANN201 - IndicatorReport
     """Store Gera's statistical districts (no outlines) and their population per date."""
     from quarters.indicators.definitions import BUILTIN, ensure_indicators
+    from quarters.indicators.provenance import confidence
     from quarters.indicators.values import IndicatorReport, _rows, write_values
     from quarters.sources import source_id
 
@@ -97,8 +98,8 @@ def load_gera_bezirke(conn: Connection, data_dir: Path):  # noqa: ANN201 - Indic
                "alt": row.get("name_city_list") or None, "note": GERA_OUTLINE_NOTE, "src": src})
     ensure_indicators(conn, [BUILTIN["population"], BUILTIN["population_change_pct"]])
     pop = pd.to_numeric(facts["population"], errors="coerce").to_numpy(dtype=float)
-    deriv = [Note("deriv.gera_population_note", confidence=c, note=n) if n else
-             Note("deriv.gera_population", confidence=c)
+    deriv = [Note("deriv.gera_population_note", confidence=confidence(c), note=n) if n else
+             Note("deriv.gera_population", confidence=confidence(c))
              for c, n in zip(facts["confidence"], facts.get("note", [""] * len(facts)),
                              strict=True)]
     frame = _rows("population", GERA_BEZIRK_LEVEL, facts["code"].tolist(), pop,

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, text
 from quarters.errors import ImportRefused, SetupError
 from quarters.indicators.computed import refresh_computed
 from quarters.indicators.definitions import BUILTIN, ensure_indicators
+from quarters.indicators.provenance import confidence
 from quarters.indicators.values import REF_DATE, IndicatorReport, _rows, batch_timeout, write_values
 from quarters.messages import Note
 from quarters.settings import HALLE_AGS
@@ -234,8 +235,8 @@ def load_halle_stadtviertel(conn: Connection, data_dir: Path) -> IndicatorReport
     area = pd.to_numeric(facts["area_ha"], errors="coerce").to_numpy() / 100.0
     pop = pd.to_numeric(facts["population"], errors="coerce").to_numpy(dtype=float)
     area_year = [WIKIPEDIA_TABLE_YEAR if y == "wiki" else y for y in facts["area_year"]]
-    area_deriv = [Note("deriv.facts_area", year=y, confidence=c) if y != "wiki" else
-                  Note("deriv.facts_area_wiki", year=WIKIPEDIA_TABLE_YEAR, confidence=c)
+    area_deriv = [Note("deriv.facts_area", year=y, confidence=confidence(c)) if y != "wiki" else
+                  Note("deriv.facts_area_wiki", year=WIKIPEDIA_TABLE_YEAR, confidence=confidence(c))
                   for y, c in zip(facts["area_year"], facts["confidence"], strict=True)]
     pdate = [d if REF_DATE.match(d) else "unknown" for d in facts["population_date"]]
     codes = facts["unit"].tolist()
@@ -246,7 +247,8 @@ def load_halle_stadtviertel(conn: Connection, data_dir: Path) -> IndicatorReport
               [Note("missing.facts_no_area")] * len(codes), area_deriv),
         _rows("population", "stadtviertel", codes, pop, pdate, src,
               [Note("missing.facts_no_population")] * len(codes),
-              [Note("deriv.facts_population", confidence=c) for c in facts["confidence"]]),
+              [Note("deriv.facts_population", confidence=confidence(c))
+               for c in facts["confidence"]]),
         _rows("density", "stadtviertel", codes, dens, pdate, src,
               [Note("missing.population_or_area")] * len(codes),
               [Note("deriv.facts_density", population_date=d, area_date=y)

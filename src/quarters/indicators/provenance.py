@@ -21,6 +21,14 @@ from quarters.messages import DEFAULT_LANGUAGE, Note, note_json, note_text
 
 NOT_GIVEN = Note("missing.not_given")  # a missing value nobody gave a reason for
 NOT_GIVEN_SQL = json.dumps({"code": "missing.not_given", "params": {}})
+# the confidence words of the facts tables (data/facts/*.csv), written out per language
+CONFIDENCE = {"high": Note("deriv.confidence_high"), "medium": Note("deriv.confidence_medium"),
+              "low": Note("deriv.confidence_low")}
+
+
+def confidence(word: str) -> Note | str:
+    """A facts table's confidence (high, medium, low) as a note; another word as it is."""
+    return CONFIDENCE.get(str(word).strip().lower(), word)
 
 
 def _plain(value: Any) -> Any:
