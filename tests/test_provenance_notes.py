@@ -108,6 +108,22 @@ def test_profile_over_http_in_german_and_english(client):
             f"warning.{v['derivation']['code']}"
 
 
+def test_the_reference_derivations_of_a_ranking_per_language(client):
+    """The ranking's JSON is cleaned to plain dicts: the notes inside notes (the districts of
+    an interpolation) are still written out, never shown as a catalogue key."""
+    body = {"reference": f"quarter:{SLUG}", "level": "stadtviertel", "top": 3,
+            "indicators": ["population", "density"], "sensitivity": False, "types": False}
+    derivs = {lang: client.post(f"/api/analysis/transfer?lang={lang}", json=body).json()[
+        "reference"]["derivations"] for lang in ("de", "en")}
+    de, en = derivs["de"]["population"], derivs["en"]["population"]
+    assert de["code"] == en["code"] == "deriv.interpolated_sum" and de["params"] == en["params"]
+    assert "71 Nördliche Neustadt (" in de["detail"] and "% seiner Fläche)" in de["detail"]
+    assert "71 Nördliche Neustadt (" in en["detail"] and "% of its area)" in en["detail"]
+    for note in (*derivs["de"].values(), *derivs["en"].values()):
+        assert not re.search(r"\b(problem|warning|deriv|missing)\.[a-z_]+", note["detail"]), note
+    assert english_in(" ".join(n["detail"] for n in derivs["de"].values())) == []
+
+
 def test_missing_reasons_of_the_values_table_per_language(client):
     path = "/api/analysis/indicators/female_share/values"
     rows = {lang: {r["code"]: r for r in client.get(path, params={
