@@ -216,6 +216,18 @@ def test_rank_stadtviertel_like_neustadt_then_municipalities_like_halle(page, li
     expect(first.locator(".reasons--different")).not_to_be_empty()
     assert first.locator(".type__text").text_content() in w["types"]
     expect(page.locator("#summary-facts")).to_contain_text(f"{w['density']} 67 %")
+    # how the quarter's values were derived: in the page's language, no English marked in German
+    derivations = page.locator("#summary-derivation-body td.derivation")
+    expect(derivations).to_have_count(2)
+    expect(page.locator("#summary-derivation-body [lang]")).to_have_count(0)
+    text = " ".join(derivations.all_text_contents())
+    if lang == "de":
+        assert "flächenanteilig übertragen" in text and "neu berechnet" in text, text
+        assert not [x for x in ("tobler", "recomputed", "allocate_total", "district") if x in text]
+    else:
+        assert "tobler area_interpolate (extensive, allocate_total=False)" in text, text
+        assert "recomputed: population / area_km2" in text, text
+        assert "flächenanteilig" not in text and "neu berechnet" not in text
 
     # contributions of the first candidate: an accessible SVG with one bar per indicator
     expect(first).to_have_class("is-selected")

@@ -9,6 +9,7 @@ from sqlalchemy import text
 
 from conftest import DATA_DIR
 from quarters.indicators.loaders import load_all_indicators
+from quarters.indicators.provenance import render
 from quarters.statunits import GERA_BEZIRK_FACTS, GERA_BEZIRK_KEY
 
 LEVEL = "gera_bezirk"
@@ -38,7 +39,12 @@ def test_twelve_districts_times_two_dates_with_source_equal_the_csv(conn):
     assert {(r.unit_code, r.ref_date): r.value for r in rows} == \
         {k: v for k, (v, _) in expected.items()}
     for r in rows:  # the confidence of each row travels with the value
-        assert f"confidence {expected[(r.unit_code, r.ref_date)][1]}" in r.derivation
+        word = expected[(r.unit_code, r.ref_date)][1]
+        assert r.derivation["params"]["confidence"] == {"code": f"deriv.confidence_{word}",
+                                                        "params": {}}
+        assert f"confidence {word}" in render(r.derivation, "en")
+        assert "Verlässlichkeit " + {"high": "hoch", "medium": "mittel", "low": "niedrig"}[word] \
+            in render(r.derivation, "de")
     units = conn.execute(text(
         "SELECT code, name, outline_note FROM statistical_units WHERE level = :l "
         "AND city_ags = '16052000' ORDER BY code"), {"l": LEVEL}).all()

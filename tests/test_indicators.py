@@ -13,6 +13,7 @@ from quarters.indicators import computed
 from quarters.indicators.computed import refresh_computed
 from quarters.indicators.levels import get_level
 from quarters.indicators.loaders import parse_destatis
+from quarters.indicators.provenance import render
 from quarters.indicators.reading import values_table
 from quarters.messages import note_text
 from quarters.settings import GERA_AGS, HALLE_AGS
@@ -78,7 +79,7 @@ def test_kreise_are_sums_of_their_gemeinden(conn):
 def test_missing_values_are_explicit_with_a_reason(conn):
     # no NaN anywhere and every NULL has a reason (also enforced by the table)
     bad = conn.execute(text("SELECT count(*) FROM indicator_values WHERE value = 'NaN' OR "
-                            "(value IS NULL AND coalesce(missing_reason, '') = '')")).scalar_one()
+                            "(value IS NULL AND missing_reason IS NULL)")).scalar_one()
     assert bad == 0
     # uninhabited areas: share of women undefined, not 0
     row = conn.execute(text(
@@ -86,11 +87,12 @@ def test_missing_values_are_explicit_with_a_reason(conn):
         "ON p.unit_code = v.unit_code AND p.level = 'gemeinde' AND p.indicator = 'population' "
         "WHERE v.indicator = 'female_share' AND v.level = 'gemeinde' AND p.value = 0 LIMIT 1")
     ).first()
-    assert row is not None and "no inhabitants" in row.missing_reason
+    assert row is not None and row.missing_reason == {"code": "missing.uninhabited_share",
+                                                      "params": {}}
     # a VG5000 municipality the Destatis extract lacks gets missing rows, not zeros
     no_row = conn.execute(text(
         "SELECT count(*) FROM indicator_values WHERE level = 'gemeinde' AND value IS NULL AND "
-        "missing_reason LIKE 'no row for this AGS%'")).scalar_one()
+        "missing_reason ->> 'code' = 'missing.no_destatis_row'")).scalar_one()
     assert no_row > 0
 
 
@@ -141,7 +143,8 @@ def test_measure_indicators_count_published_measures(conn):
     level = get_level(conn, "gemeinde")
     table, reasons, _ = values_table(conn, level, ["measures"])
     assert math.isnan(table.at["09162000", "measures"])
-    assert "project cities" in reasons["measures"]["09162000"]
+    assert "project cities" in render(reasons["measures"]["09162000"], "en")
+    assert "Projektstädte" in render(reasons["measures"]["09162000"], "de")
     assert any(n.code == "measures_counted" for n in report.notes)
 
 
@@ -165,7 +168,8 @@ def test_import_long_csv_and_update(conn, tmp_path):
     assert summary.new_indicators == ["unemployment_rate"]
     assert value(conn, "unemployment_rate", "gemeinde", HALLE_AGS).value == 7.9
     flens = value(conn, "unemployment_rate", "gemeinde", "01001000")
-    assert flens.value is None and "werte.csv" in flens.missing_reason
+    assert flens.value is None and flens.missing_reason == {
+        "code": "missing.not_given_in", "params": {"file": "werte.csv"}}
     src = conn.execute(text("SELECT s.licence FROM indicator_values v JOIN sources s ON "
                             "s.id = v.source_id WHERE v.indicator = 'unemployment_rate' LIMIT 1")
                        ).scalar_one()

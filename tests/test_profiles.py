@@ -8,6 +8,7 @@ import pytest
 from shapely.geometry import box
 from sqlalchemy import text
 
+from quarters.indicators.provenance import render
 from quarters.profiles import _interpolate, profile_series, quarter_profile
 
 SLUG = "bildungsquartier-neustadt"
@@ -36,12 +37,15 @@ def test_profile_sums_shares_of_the_covered_districts(conn):
     expected = sum(d["share_of_district"] * pops[d["code"]] for d in prof["districts"])
     vals = _by_key(prof)
     assert vals["population"]["value"] == pytest.approx(expected, rel=1e-4)
-    assert "allocate_total=False" in vals["population"]["derivation"]
-    assert "71 Nördliche Neustadt" in vals["population"]["derivation"]
+    assert vals["population"]["derivation"].code == "deriv.interpolated_sum"
+    assert "allocate_total=False" in render(vals["population"]["derivation"], "en")
+    assert "71 Nördliche Neustadt" in render(vals["population"]["derivation"], "de")
     # ratios are recomputed from the profile's own numerator and denominator
     assert vals["density"]["value"] == pytest.approx(
         vals["population"]["value"] / vals["area_km2"]["value"])
-    assert vals["density"]["derivation"].startswith("recomputed")
+    assert vals["density"]["derivation"] == {
+        "code": "deriv.ratio", "params": {"numerator": "population", "denominator": "area_km2"}}
+    assert render(vals["density"]["derivation"], "en").startswith("recomputed")
     # geometry-based values come directly from the quarter
     area = conn.execute(text("SELECT ST_Area(geom) / 1e6 FROM quarters WHERE slug = :s"),
                         {"s": SLUG}).scalar_one()
@@ -53,14 +57,15 @@ def test_profile_sums_shares_of_the_covered_districts(conn):
 
 
 def test_missing_district_value_makes_the_profile_value_missing(conn):
-    conn.execute(text("UPDATE indicator_values SET value = NULL, missing_reason = 'test gap' "
+    conn.execute(text("UPDATE indicator_values SET value = NULL, "
+                      "missing_reason = '{\"text\": \"test gap\"}' "
                       "WHERE indicator = 'population' AND level = 'stadtviertel' AND "
                       "unit_code = '72'"))
     vals = _by_key(quarter_profile(conn, SLUG, ["population", "density"]))
     assert vals["population"]["value"] is None
-    assert "72: test gap" in vals["population"]["missing_reason"]
+    assert "72: test gap" in render(vals["population"]["missing_reason"], "de")
     assert vals["density"]["value"] is None
-    assert "population" in vals["density"]["missing_reason"]
+    assert "population" in render(vals["density"]["missing_reason"], "en")
     series = profile_series(quarter_profile(conn, SLUG, ["population"]))
     assert np.isnan(series["population"])  # never silently 0
 
@@ -72,7 +77,8 @@ def test_profiles_are_stored_as_level_quarter(conn):
     stored = {r.indicator: r for r in rows}
     live = _by_key(quarter_profile(conn, SLUG))
     assert stored["population"].value == pytest.approx(live["population"]["value"])
-    assert "tobler" in stored["population"].derivation
+    assert stored["population"].derivation["code"] == "deriv.interpolated_sum"
+    assert "tobler" in render(stored["population"].derivation, "en")
 
 
 def test_profile_api(client):

@@ -41,7 +41,8 @@ def test_report_files(quarter_report):
     assert "Leaflet 1.9.4" in html and "url(data:image/png;base64," in html
     assert 'id="ranking"' in html and 'id="contributions"' in html
     assert "Daten: Wikipedia-Autoren (CC BY-SA 4.0)" in html  # attribution of the values
-    assert "allocate_total=False" in html  # the method says how the quarter profile was made
+    # the method says how the quarter profile was made, in the report's language (German)
+    assert "flächenanteilig übertragen" in html and "allocate_total=False" not in html
     table = pd.read_csv(paths["csv"], dtype={"code": str})
     assert len(table) == 43
     assert table["rank"].min() == 1

@@ -56,7 +56,9 @@ def test_ranking_invariants(client):
     assert body["n_candidates"] + body["n_excluded"] == body["level"]["units"]
     # excluded units are listed with the reason, never ranked with a made-up value
     ex = body["excluded"][0]
-    assert ex["missing"] == ["female_share"] and "no inhabitants" in ex["reasons"]["female_share"]
+    assert ex["missing"] == ["female_share"]
+    assert ex["reasons"]["female_share"]["code"] == "missing.uninhabited_share"
+    assert "keine Einwohner" in ex["reasons"]["female_share"]["detail"]  # German by default
 
 
 def test_zero_weight_changes_nothing(client):
@@ -110,7 +112,8 @@ def test_quarter_reference_is_an_external_profile(client):
     ref = body["reference"]
     assert not ref["is_candidate"] and ref["level"] == "quarter"
     assert ref["values"]["population"] > 0
-    assert "tobler" in ref["derivations"]["population"]
+    assert ref["derivations"]["population"]["code"] == "deriv.interpolated_sum"
+    assert "Bezirken der Ebene stadtviertel" in ref["derivations"]["population"]["detail"]
     # its four Stadtviertel are part of the reference, not candidates (issue 12)
     assert body["n_candidates"] == 43 - len(body["part_of_reference"]) == 39
     assert body["rows"][0]["rank"] == 1 and not body["rows"][0]["is_reference"]

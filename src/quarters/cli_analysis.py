@@ -201,10 +201,12 @@ def profile_command(quarter: str) -> None:
                             level=str(prof["source_level"]), share=num(100 * prof["coverage"], 0)))
     for col in ("cli.col_indicator", "cli.col_value", "cli.col_unit", "cli.col_derivation"):
         table.add_column(say(col))
+    from quarters.indicators.provenance import render
+
     for v in prof["values"]:
         value = "–" if v["value"] is None else num(v["value"], 2)
         table.add_row(v["indicator"], value, v["unit"],
-                      escape(v["derivation"] or v["missing_reason"] or ""))
+                      escape(render(v["derivation"] or v["missing_reason"], language())))
     console.print(table)
 
 

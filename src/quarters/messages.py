@@ -73,8 +73,13 @@ def format_fixed(value: Any, digits: int = 1, lang: str = DEFAULT_LANGUAGE) -> s
 def _value(value: Any, lang: str) -> str:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return format_number(value, lang)
-    if isinstance(value, dict) and "code" in value:  # a problem inside a message: its text
-        return t(f"problem.{value['code']}", lang, **(value.get("params") or {}))
+    if isinstance(value, Note):  # a note inside a note (e.g. the reason of a missing value)
+        return value.text(lang)
+    if isinstance(value, dict) and "code" in value:  # a problem (or a note) inside a message
+        key = f"problem.{value['code']}"
+        if not has(key) and has(f"warning.{value['code']}"):  # a note after a JSON round trip
+            key = f"warning.{value['code']}"
+        return t(key, lang, **(value.get("params") or {}))
     if isinstance(value, list):  # several problems inside a message
         return "; ".join(_value(v, lang) for v in value)
     return "" if value is None else str(value)

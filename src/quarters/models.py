@@ -267,8 +267,9 @@ class IndicatorValue(Base):
     unit_code: Mapped[str] = mapped_column(String(40))
     ref_date: Mapped[str] = mapped_column(String(10))
     value: Mapped[float | None] = mapped_column(Double)
-    missing_reason: Mapped[str | None] = mapped_column(Text)
-    derivation: Mapped[str | None] = mapped_column(Text)
+    # notes {"code", "params"} or free text {"text"} (quarters.indicators.provenance, 0015)
+    missing_reason: Mapped[dict | None] = mapped_column(JSONB)
+    derivation: Mapped[dict | None] = mapped_column(JSONB)
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
     loaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 

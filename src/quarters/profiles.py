@@ -16,7 +16,8 @@ Rules per indicator (from its ``aggregation`` in the ``indicators`` table):
 A district value that is missing makes the interpolated value missing (tobler would silently
 replace NaN by 0). The coverage (share of the quarter's area that lies in districts of the
 source level) is reported; where it is below 100 %, sums are underestimates and say so.
-Every value carries a ``derivation`` text.
+Every value carries a ``derivation``, every missing value a ``missing_reason``: notes
+(:mod:`quarters.indicators.provenance`) written out in the reader's language.
 """
 
 from __future__ import annotations
@@ -91,8 +92,11 @@ def _needed(defs: dict[str, IndicatorDef], keys: list[str]) -> list[str]:
     return out
 
 
-def _fmt_pct(x: float) -> str:
-    return f"{100 * x:.0f} %" if x >= 0.01 else "<1 %"
+def _district_part(code: str, name: str, share: float) -> Note:
+    """One covered district of a derivation: code, name and the share of its area inside."""
+    if share < 0.01:
+        return Note("deriv.district_part_small", code=code, name=name)
+    return Note("deriv.district_part", code=code, name=name, share=round(100 * share))
 
 
 def quarter_profile(conn: Connection, quarter_slug: str,
@@ -143,10 +147,8 @@ def quarter_profile(conn: Connection, quarter_slug: str,
 
     values: dict[str, dict[str, Any]] = {}
     cov_note = ("" if coverage >= COVERAGE_WARNING else
-                f"; only {_fmt_pct(coverage)} of the quarter lies in {level} districts, so the "
-                "value covers that part only")
-    parts_text = ", ".join(f"{r['code']} {r['name']} ({_fmt_pct(r['share_of_district'])})"
-                           for r in district_rows)
+                Note("deriv.coverage_partial", level=level, share=max(round(100 * coverage), 1)))
+    parts = [_district_part(r["code"], r["name"], r["share_of_district"]) for r in district_rows]
     counts = _measure_count(conn, q["id"]) if any(k.startswith("measures") for k in keys) \
         else None
 
@@ -155,42 +157,39 @@ def quarter_profile(conn: Connection, quarter_slug: str,
         entry: dict[str, Any] = {"indicator": k, "value": None, "missing_reason": None,
                                  "derivation": None, "ref_date": None}
         if k == "area_geom_km2":
-            entry.update(value=q_area_km2, derivation="direct: ST_Area of the quarter geometry "
-                         "(EPSG:25832) / 1e6")
+            entry.update(value=q_area_km2, derivation=Note("deriv.quarter_area"))
         elif k == "compactness":
             entry.update(value=4 * math.pi * q["area"] / q["perimeter"] ** 2,
-                         derivation="direct: Polsby-Popper 4·π·area / perimeter² of the quarter")
+                         derivation=Note("deriv.quarter_compactness"))
         elif k == "quarter_area_share":
-            entry.update(value=100.0, derivation="by definition: the quarter lies entirely "
-                         "inside a pilot quarter (itself)")
+            entry.update(value=100.0, derivation=Note("deriv.quarter_share_itself"))
         elif k.startswith("measures") and d.aggregation == "sum":
             if counts is None:
-                entry["missing_reason"] = "no measures yet (view measures_public missing)"
+                entry["missing_reason"] = Note("missing.no_measures_view")
             else:
                 field_key = k.split("__", 1)[1] if "__" in k else None
                 n = sum(c for f, c in counts.items() if field_key is None or slug(f) == field_key)
-                entry.update(value=float(n), derivation="direct: published, not cancelled "
-                             "measures located exactly or approximately whose ST_PointOnSurface "
-                             "lies in the quarter")
+                entry.update(value=float(n), derivation=Note("deriv.quarter_measures"))
         elif d.aggregation in ("sum", "mean"):
             if not level:
-                entry["missing_reason"] = (f"no district level with values for city "
-                                           f"{q['city_ags']}")
+                entry["missing_reason"] = Note("missing.no_district_level", city=q["city_ags"])
             elif not district_rows:
-                entry["missing_reason"] = f"the quarter covers no {level} district"
+                entry["missing_reason"] = Note("missing.no_covered_district", level=level)
             else:
                 col = src_values[k].reindex(gdf["code"]).to_numpy(dtype=float)
                 bad = [c for c, v in zip(gdf["code"], col, strict=True) if np.isnan(v)]
                 if bad:
-                    why = "; ".join(f"{c}: {reasons[k].get(c, 'missing')}" for c in bad)
-                    entry["missing_reason"] = (f"value missing for covered {level} district(s) "
-                                               f"{why}")
+                    why = [Note("missing.district_value", code=c,
+                                reason=reasons[k].get(c) or Note("missing.no_value_loaded"))
+                           for c in bad]
+                    entry["missing_reason"] = Note("missing.district_values", level=level,
+                                                   count=len(bad), districts=why)
                 else:
-                    kind = "extensive" if d.aggregation == "sum" else "intensive"
+                    code = "deriv.interpolated_sum" if d.aggregation == "sum" \
+                        else "deriv.interpolated_mean"
                     entry.update(value=_interpolate(gdf, col, q["geom"], d.aggregation),
-                                 derivation=(f"tobler area_interpolate ({kind}, "
-                                             f"allocate_total=False) over {len(gdf)} {level} "
-                                             f"district(s): {parts_text}{cov_note}"))
+                                 derivation=Note(code, count=len(gdf), level=level,
+                                                 districts=parts, coverage=cov_note))
                     if k in meta.index:
                         entry["ref_date"] = meta.at[k, "last"]
         elif d.aggregation == "ratio":
@@ -198,18 +197,19 @@ def quarter_profile(conn: Connection, quarter_slug: str,
             if num is None or den is None or num["value"] is None or den["value"] is None:
                 missing = [x for x, e in ((d.numerator, num), (d.denominator, den))
                            if e is None or e["value"] is None]
-                entry["missing_reason"] = ("ratio parts missing in the profile: "
-                                           + ", ".join(missing))
+                entry["missing_reason"] = Note("missing.ratio_parts", parts=", ".join(missing))
             elif den["value"] == 0:
-                entry["missing_reason"] = f"{d.denominator} is 0: ratio undefined"
+                entry["missing_reason"] = Note("missing.denominator_zero",
+                                               denominator=d.denominator)
             else:
-                entry.update(value=d.scale * num["value"] / den["value"],
-                             derivation=(f"recomputed: {_scale_text(d.scale)}{d.numerator} / "
-                                         f"{d.denominator} of this profile"),
+                derivation = Note("deriv.ratio", numerator=d.numerator,
+                                  denominator=d.denominator) if d.scale == 1 else \
+                    Note("deriv.ratio_scaled", scale=d.scale, numerator=d.numerator,
+                         denominator=d.denominator)
+                entry.update(value=d.scale * num["value"] / den["value"], derivation=derivation,
                              ref_date=num.get("ref_date") or den.get("ref_date"))
         else:
-            entry["missing_reason"] = (f"'{k}' has aggregation 'none' ({d.kind}): it cannot be "
-                                       "derived from districts")
+            entry["missing_reason"] = Note("missing.not_derivable", indicator=k, value_kind=d.kind)
         values[k] = entry
 
     out_values = []
@@ -227,10 +227,6 @@ def quarter_profile(conn: Connection, quarter_slug: str,
         "districts": district_rows,
         "values": out_values,
     }
-
-
-def _scale_text(scale: float) -> str:
-    return "" if scale == 1 else f"{scale:g} · "
 
 
 def _interpolate(gdf: gpd.GeoDataFrame, col: np.ndarray, geom: shapely.Geometry,
@@ -281,7 +277,7 @@ def store_profiles(conn: Connection, today: str) -> IndicatorReport:
         for v in prof["values"]:
             parts.append(_rows(v["indicator"], "quarter", [s], [v["value"]],
                                v["ref_date"] or today, comp, [v["missing_reason"]],
-                               v["derivation"] or "quarter profile"))
+                               v["derivation"] or Note("deriv.quarter_profile")))
     if parts:
         frame = pd.concat(parts, ignore_index=True)
         # geometry values of quarters were written by refresh_computed with today's date

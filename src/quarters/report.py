@@ -31,6 +31,7 @@ import shapely
 from sqlalchemy import Connection, text
 
 from quarters.errors import SetupError
+from quarters.indicators.provenance import render
 from quarters.messages import DEFAULT_LANGUAGE, LANGUAGES, format_fixed, note_text, t
 from quarters.settings import Settings
 from quarters.transfer import (
@@ -531,8 +532,8 @@ def _method(res: TransferResult, w: Words) -> str:
             "report.m_typology_text", method=ty.method, k=str(ty.k),
             silhouette=w.num(ty.silhouette, 2), types=types,
             ref_type="–" if res.reference_type is None else str(res.reference_type))))
-    if res.reference.derivations:  # the profile's technical derivations (English)
-        der = "".join(f"<li>{_esc(k)}: <span lang=\"en\">{_esc(v)}</span></li>"
+    if res.reference.derivations:  # how the reference's values were derived (notes)
+        der = "".join(f"<li>{_esc(k)}: {_esc(render(v, w.lang))}</li>"
                       for k, v in res.reference.derivations.items())
         items.append(f"<li><strong>{w('report.m_derivations')}:</strong><ul>{der}</ul></li>")
     dates = "".join(f"<li>{_esc(k)}: {_esc(' … '.join(dict.fromkeys(v)))}</li>"
@@ -546,7 +547,7 @@ def _method(res: TransferResult, w: Words) -> str:
         reasons: dict[str, int] = {}
         for rs in res.excluded["reasons"]:
             for k, why in rs.items():
-                why = w.text("report.missing_value") if why == "missing" else why
+                why = w.text("report.missing_value") if why == "missing" else render(why, w.lang)
                 reasons[f"{k}: {why}"] = reasons.get(f"{k}: {why}", 0) + 1
         common = sorted(reasons.items(), key=lambda kv: -kv[1])[:8]
         out += (f"<p>{w('report.excluded_text', count=len(res.excluded))}</p><ul>" + "".join(
@@ -656,7 +657,7 @@ def result_frame(res: TransferResult, lang: str = DEFAULT_LANGUAGE) -> pd.DataFr
         missing = w.text("report.missing_value")
         ex = pd.DataFrame({
             "code": res.excluded["code"], "name": res.excluded["name"], "excluded": True,
-            "missing": ["; ".join(f"{k}: {missing if v == 'missing' else v}"
+            "missing": ["; ".join(f"{k}: {missing if v == 'missing' else render(v, w.lang)}"
                                   for k, v in r.items()) for r in res.excluded["reasons"]]})
         out = pd.concat([out, ex], ignore_index=True)
     if res.part_of_reference:

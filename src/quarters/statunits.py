@@ -77,6 +77,7 @@ def read_gera_bezirke(data_dir: Path) -> pd.DataFrame:
 def load_gera_bezirke(conn: Connection, data_dir: Path):  # noqa: ANN201 - IndicatorReport
     """Store Gera's statistical districts (no outlines) and their population per date."""
     from quarters.indicators.definitions import BUILTIN, ensure_indicators
+    from quarters.indicators.provenance import confidence
     from quarters.indicators.values import IndicatorReport, _rows, write_values
     from quarters.sources import source_id
 
@@ -97,13 +98,13 @@ def load_gera_bezirke(conn: Connection, data_dir: Path):  # noqa: ANN201 - Indic
                "alt": row.get("name_city_list") or None, "note": GERA_OUTLINE_NOTE, "src": src})
     ensure_indicators(conn, [BUILTIN["population"], BUILTIN["population_change_pct"]])
     pop = pd.to_numeric(facts["population"], errors="coerce").to_numpy(dtype=float)
-    deriv = [f"TLUG Umwelt regional – Gera, Bevölkerung (confidence {c}"
-             + (f"; {n}" if n else "") + ")"
+    deriv = [Note("deriv.gera_population_note", confidence=confidence(c), note=n) if n else
+             Note("deriv.gera_population", confidence=confidence(c))
              for c, n in zip(facts["confidence"], facts.get("note", [""] * len(facts)),
                              strict=True)]
     frame = _rows("population", GERA_BEZIRK_LEVEL, facts["code"].tolist(), pop,
                   facts["population_date"].tolist(), src,
-                  ["no population in the facts table"] * len(facts), deriv)
+                  [Note("missing.facts_no_population")] * len(facts), deriv)
     frame = pd.concat([frame, _change_rows(facts, src)], ignore_index=True)
     ins, upd = write_values(conn, frame)
     report.add(frame, ins, upd)
@@ -123,5 +124,5 @@ def _change_rows(facts: pd.DataFrame, src: int) -> pd.DataFrame:
     change = 100.0 * (wide[last] / wide[first].where(wide[first] > 0) - 1.0)
     return _rows("population_change_pct", GERA_BEZIRK_LEVEL, wide.index.tolist(),
                  change.to_numpy(dtype=float), last, src,
-                 ["population missing at one of the two dates"] * len(wide),
-                 f"100 · (population {last} / population {first} − 1), facts table")
+                 [Note("missing.population_at_one_date")] * len(wide),
+                 Note("deriv.population_change", first=first, last=last))

@@ -238,7 +238,7 @@ class Reference:
     name: str
     unit_id: str | None = None
     profile: pd.Series | None = None
-    derivations: dict[str, str] = field(default_factory=dict)
+    derivations: dict[str, Any] = field(default_factory=dict)  # indicator → provenance note
     note: str = ""
     preconditions: dict[str, Any] | None = None  # a measure's, see quarters.transfer_profile
     approximate: bool = False  # outline or values approximated / interpolated
@@ -294,7 +294,8 @@ def resolve_reference(conn: Connection, spec: str, level: Level,
         from quarters.profiles import profile_series, quarter_profile
 
         prof = quarter_profile(conn, key, indicators)
-        derivs = {v["indicator"]: v["derivation"] or f"missing: {v['missing_reason']}"
+        derivs = {v["indicator"]: v["derivation"] or Note("deriv.missing",
+                                                           reason=v["missing_reason"])
                   for v in prof["values"] if v["indicator"] in indicators}
         return Reference(spec, kind, "quarter", key, name,
                          profile=profile_series(prof).reindex(indicators),
@@ -304,7 +305,8 @@ def resolve_reference(conn: Connection, spec: str, level: Level,
                                    coverage=round(100 * prof["coverage"])))
     vals, reasons, _ = values_table(conn, ref_level, indicators)
     row = vals.loc[key]
-    derivs = {k: f"missing: {reasons[k][key]}" for k in indicators if key in reasons[k]}
+    derivs = {k: Note("deriv.missing", reason=reasons[k][key]) for k in indicators
+              if key in reasons[k]}
     return Reference(spec, kind, ref_level.name, key, name, profile=row,
                      derivations=derivs, approximate=approx,
                      note=Note("reference_external", ref_level=ref_level.name, level=level.name))

@@ -71,12 +71,17 @@ const NAMED_PARAMS = ["indicator", "level", "ref_level"];
 
 /**
  * A note of the API in the page's language: `t("warning." + code, params)` (indicator and
- * level keys shown by their names), else the API's `detail` (already in the language the
- * page asked for). Plain strings are data (e.g. a stored reason) and are shown as they are.
+ * level keys shown by their names, a note inside a note written out too), else the API's
+ * `detail` (already in the language the page asked for). Plain strings are data (e.g. a
+ * stored reason) and are shown as they are.
  */
 export function noteText(note, names = new Map()) {
+  if (Array.isArray(note)) return note.map((n) => noteText(n, names)).join("; ");
   if (note && typeof note === "object") {
     const params = { ...(note.params || {}) };
+    for (const [name, value] of Object.entries(params)) {
+      if (value && typeof value === "object") params[name] = noteText(value, names);
+    }
     for (const name of NAMED_PARAMS) {
       if (name in params) params[name] = names.get(params[name]) || params[name];
     }

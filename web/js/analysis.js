@@ -716,7 +716,7 @@ function renderSummary(result) {
       el("tbody", {}, ...result.indicators.map((d) => el("tr", {},
         el("th", { text: indName(d), attrs: { scope: "row" } }),
         el("td", { className: "num", text: formatValue(ref.values[d.key], d.unit) }),
-        el("td", { className: "derivation", text: ref.derivations?.[d.key] || "–", attrs: { lang: "en" } })))));
+        el("td", { className: "derivation" }, ref.derivations?.[d.key] ? noteNode(ref.derivations[d.key], app.names) : "–")))));
     replaceChildren($("summary-derivation-body"), table);
     details.hidden = false;
   } else {
@@ -1005,7 +1005,7 @@ async function loadAllExcluded(result, button) {
         if (v.value !== null && v.value !== undefined) continue;
         const entry = byCode.get(v.code) || { code: v.code, name: v.name, missing: [], reasons: {} };
         entry.missing.push(used[i]);
-        entry.reasons[used[i]] = v.missing_reason || "no value loaded";
+        entry.reasons[used[i]] = v.missing_reason || t("analysis.no_value");
         byCode.set(v.code, entry);
       }
     });

@@ -284,13 +284,15 @@ def import_indicators(
         ensure_indicators(conn, [IndicatorDef(k, k, k, u, kind_of_unit(u), "none",
                                               description=f"imported from {name}")
                                  for k, u in new.items()])
+    not_given, imported = Note("missing.not_given_in", file=name), Note("deriv.imported", file=name)
     rows = pd.DataFrame({
         "indicator": [r["indicator"] for r in records], "level": lvl.name,
         "unit_code": [r["code"] for r in records], "ref_date": [r["ref"] for r in records],
         "value": [r["value"] for r in records],
+        # the file's own reasons are free text, kept as written
         "missing_reason": [None if r["value"] is not None else
-                           (r["reason"] or f"not given in {name}") for r in records],
-        "derivation": f"imported from {name}",
+                           (r["reason"] or not_given) for r in records],
+        "derivation": [imported] * len(records),
         "source_id": [r["source_id"] for r in records]})
     ins, upd = write_values(conn, rows)
     missing = int(rows["value"].isna().sum())

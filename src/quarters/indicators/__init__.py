@@ -8,6 +8,8 @@ their units: ``gemeinde`` – ``municipalities.ags`` (8 digits), ``kreis`` – `
 
 Open the module of what you need (imports only point down this list, never back):
 
+* :mod:`.provenance` – the notes on a value (derivation, missing reason): stored, read, written
+  out in a language;
 * :mod:`.definitions` – what an indicator is, the built-in ones, the rule for defaults;
 * :mod:`.values` – writing values (COPY + upsert), the load report;
 * :mod:`.levels` – spatial levels and their units;

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, text
 
 from quarters.indicators.definitions import BUILTIN, definitions, ensure_indicators, measure_defs, slug
 from quarters.indicators.levels import Level, available_levels, units
+from quarters.indicators.provenance import decode
 from quarters.indicators.reading import MEASURES_OUTSIDE, measures_view_exists
 from quarters.indicators.values import IndicatorReport, _rows, batch_timeout, write_values
 from quarters.messages import Note
@@ -80,8 +81,11 @@ def latest_values(conn: Connection, level: str, indicators: Sequence[str]) -> pd
         WHERE level = :level AND indicator = ANY(:inds)
         ORDER BY indicator, unit_code, ref_date DESC
     """), {"level": level, "inds": list(indicators)}).all()
-    return pd.DataFrame(rows, columns=["indicator", "unit_code", "value", "missing_reason",
-                                       "ref_date", "source_id", "derivation"])
+    frame = pd.DataFrame(rows, columns=["indicator", "unit_code", "value", "missing_reason",
+                                        "ref_date", "source_id", "derivation"])
+    for col in ("missing_reason", "derivation"):
+        frame[col] = [decode(x) for x in frame[col]]
+    return frame
 
 
 def refresh_computed(conn: Connection, today: str | None = None) -> IndicatorReport:
@@ -126,15 +130,15 @@ def refresh_computed(conn: Connection, today: str | None = None) -> IndicatorRep
             continue
         codes = geo["code"].tolist()
         parts.append(_rows("area_geom_km2", level.name, codes, geo["area"].to_numpy(float),
-                           today, geo["source_id"].tolist(), None,
-                           "ST_Area of the stored geometry (EPSG:25832) / 1e6"))
+                           today, geo["source_id"].tolist(), None, Note("deriv.geom_area")))
         parts.append(_rows("compactness", level.name, codes, geo["compact"].to_numpy(float),
-                           today, geo["source_id"].tolist(), ["perimeter is 0"] * len(codes),
-                           "Polsby-Popper 4·π·area / perimeter² of the stored geometry"))
+                           today, geo["source_id"].tolist(),
+                           [Note("missing.perimeter_zero")] * len(codes),
+                           Note("deriv.geom_compactness")))
         if level.table != "quarters" and n_quarters:
             parts.append(_rows("quarter_area_share", level.name, codes,
                                geo["share"].to_numpy(float), today, comp, None,
-                               "100 · area(unit ∩ union of pilot quarters) / area(unit)"))
+                               Note("deriv.quarter_area_share")))
         if has_measures and level.table != "quarters":
             parts += _measure_rows(conn, level, geo, fields, today, comp)
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
@@ -174,28 +178,30 @@ def _measure_rows(conn: Connection, level: Level, geo: pd.DataFrame, fields: lis
     area = dict(zip(geo["code"], geo["area"], strict=True))
     pop = latest_values(conn, level.name, ["population"]).set_index("unit_code")["value"]
     outside = MEASURES_OUTSIDE
+    no_population, no_inhabitants = Note("missing.no_population"), Note("missing.no_inhabitants")
     parts = []
     for field_name, suffix in [(None, ""), *[(f, f"__{slug(f)}") for f in fields]]:
         sel = counts if field_name is None else counts[counts["action_field"] == field_name]
         n_by = sel.groupby("code")["n"].sum()
         n = np.array([float(n_by.get(c, 0)) if c in covered else np.nan for c in codes])
         reasons = [None if c in covered else outside for c in codes]
-        label = "all action fields" if field_name is None else f"action field '{field_name}'"
-        deriv = (f"count of published, not cancelled measures ({label}) whose "
-                 f"ST_PointOnSurface lies in the unit"
-                 + ("; only measures located exactly or approximately" if district else ""))
+        label = Note("deriv.all_fields") if field_name is None else \
+            Note("deriv.action_field", name=field_name)
+        deriv = Note("deriv.measures_count", field=label,
+                     precise=Note("deriv.precise_only") if district else "")
         parts.append(_rows(f"measures{suffix}", level.name, codes, n, today, comp, reasons, deriv))
         a = np.array([area[c] for c in codes])
         with np.errstate(divide="ignore", invalid="ignore"):
             per_km2 = np.where(a > 0, n / a, np.nan)
         parts.append(_rows(f"measures_per_km2{suffix}", level.name, codes, per_km2, today, comp,
-                           reasons, f"measures{suffix} / area_geom_km2"))
+                           reasons, Note("deriv.measures_per_km2", measures=f"measures{suffix}")))
         p = np.array([pop.get(c, np.nan) for c in codes], dtype=float)
         with np.errstate(divide="ignore", invalid="ignore"):
             per_1000 = np.where(p > 0, 1000.0 * n / p, np.nan)
-        r1000 = [r if r else ("no population value" if np.isnan(pv) else
-                              "no inhabitants: rate undefined" if pv == 0 else None)
+        r1000 = [r if r else (no_population if np.isnan(pv) else
+                              no_inhabitants if pv == 0 else None)
                  for r, pv in zip(reasons, p, strict=True)]
         parts.append(_rows(f"measures_per_1000{suffix}", level.name, codes, per_1000, today,
-                           comp, r1000, f"1000 · measures{suffix} / population (latest)"))
+                           comp, r1000, Note("deriv.measures_per_1000",
+                                             measures=f"measures{suffix}")))
     return parts

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, text
 from quarters.errors import ImportRefused, SetupError
 from quarters.indicators.computed import refresh_computed
 from quarters.indicators.definitions import BUILTIN, ensure_indicators
+from quarters.indicators.provenance import confidence
 from quarters.indicators.values import REF_DATE, IndicatorReport, _rows, batch_timeout, write_values
 from quarters.messages import Note
 from quarters.settings import HALLE_AGS
@@ -143,33 +144,30 @@ def load_destatis(conn: Connection, data_dir: Path) -> IndicatorReport:
             "destatis_municipalities_without_row", count=len(only_vg),
             codes=", ".join(only_vg[:10]) + (" …" if len(only_vg) > 10 else "")))
     frame = gem.reindex(sorted(vg))
-    no_row = ("no row for this AGS in the Destatis Gemeindeverzeichnis extract "
-              "(Gebietsstand differs)")
+    no_row = Note("missing.no_destatis_row")
     absent = frame["name"].isna().to_numpy()
 
-    def reasons(values: np.ndarray, other: str) -> list[str | None]:
+    def reasons(values: np.ndarray, other: Note) -> list[Note | None]:
         return [no_row if a else (other if np.isnan(v) else None)
                 for a, v in zip(absent, values, strict=True)]
 
     codes = frame.index.tolist()
     parts = []
-    deriv_file = "Destatis GV-ISys, AuszugGV4QAktuell.csv, satzart 60"
+    deriv_file = Note("deriv.destatis_gemeinde", file=DESTATIS_FILE.name)
+    empty = Note("missing.destatis_empty")
     for key, ref in DESTATIS_COUNTS:
         v = frame[key].to_numpy(dtype=float)
-        parts.append(_rows(key, "gemeinde", codes, v, ref, src,
-                           reasons(v, "empty in the Destatis file"), deriv_file))
+        parts.append(_rows(key, "gemeinde", codes, v, ref, src, reasons(v, empty), deriv_file))
     dens, share = _density_and_share(frame)
     parts.append(_rows("density", "gemeinde", codes, dens, DESTATIS_POPULATION_DATE, src,
-                       reasons(dens, "area is 0 or missing"),
-                       "population / area_km2 (Destatis), recomputed"))
+                       reasons(dens, Note("missing.area_zero")), Note("deriv.destatis_density")))
     parts.append(_rows("female_share", "gemeinde", codes, share, DESTATIS_POPULATION_DATE, src,
-                       reasons(share, "no inhabitants (uninhabited area): share undefined"),
-                       "100 · population_female / population (Destatis)"))
+                       reasons(share, Note("missing.uninhabited_share")),
+                       Note("deriv.destatis_female_share")))
     urb = frame["urbanisation"].to_numpy(float)
     parts.append(_rows("urbanisation", "gemeinde", codes, urb, DESTATIS_AREA_DATE, src,
-                       reasons(urb, "no urbanisation class in the Destatis file "
-                                    "(uninhabited area)"),
-                       deriv_file + ", verstaedterungschluessel"))
+                       reasons(urb, Note("missing.no_urbanisation")),
+                       Note("deriv.destatis_urbanisation", file=DESTATIS_FILE.name)))
     # check our density against the file's rounded jekm2
     jek = frame["jekm2"].to_numpy(float)
     off = np.abs(np.nan_to_num(dens) - np.nan_to_num(jek)) > 1.0
@@ -193,16 +191,17 @@ def load_destatis(conn: Connection, data_dir: Path) -> IndicatorReport:
     kf = sums.reindex(sorted(counties))
     kcodes = kf.index.tolist()
     k_absent = kf["population"].isna().to_numpy()
-    k_reason = ["no Destatis Gemeinde rows for this Kreis" if a else None for a in k_absent]
-    deriv_k = "sum over the Kreis's Gemeinden (Destatis GV-ISys, satzart 60)"
+    no_rows = Note("missing.no_destatis_kreis")
+    k_reason = [no_rows if a else None for a in k_absent]
+    deriv_k = Note("deriv.destatis_kreis_sum")
     for key, ref in DESTATIS_COUNTS:
         parts.append(_rows(key, "kreis", kcodes, kf[key].to_numpy(float), ref, src, k_reason,
                            deriv_k))
     kd, ks = _density_and_share(kf)
     parts.append(_rows("density", "kreis", kcodes, kd, DESTATIS_POPULATION_DATE, src,
-                       k_reason, "population / area_km2 of the Kreis (sums of Gemeinden)"))
+                       k_reason, Note("deriv.kreis_density")))
     parts.append(_rows("female_share", "kreis", kcodes, ks, DESTATIS_POPULATION_DATE, src,
-                       k_reason, "100 · population_female / population (sums of Gemeinden)"))
+                       k_reason, Note("deriv.kreis_female_share")))
     frame_all = pd.concat(parts, ignore_index=True)
     ins, upd = write_values(conn, frame_all)
     report.add(frame_all, ins, upd)
@@ -234,9 +233,8 @@ def load_halle_stadtviertel(conn: Connection, data_dir: Path) -> IndicatorReport
     area = pd.to_numeric(facts["area_ha"], errors="coerce").to_numpy() / 100.0
     pop = pd.to_numeric(facts["population"], errors="coerce").to_numpy(dtype=float)
     area_year = [WIKIPEDIA_TABLE_YEAR if y == "wiki" else y for y in facts["area_year"]]
-    area_deriv = [f"facts table area_ha / 100 (year {y}; confidence {c})"
-                  if y != "wiki" else f"facts table area_ha / 100 (year not stated, taken as "
-                  f"{WIKIPEDIA_TABLE_YEAR} of the Wikipedia table; confidence {c})"
+    area_deriv = [Note("deriv.facts_area", year=y, confidence=confidence(c)) if y != "wiki" else
+                  Note("deriv.facts_area_wiki", year=WIKIPEDIA_TABLE_YEAR, confidence=confidence(c))
                   for y, c in zip(facts["area_year"], facts["confidence"], strict=True)]
     pdate = [d if REF_DATE.match(d) else "unknown" for d in facts["population_date"]]
     codes = facts["unit"].tolist()
@@ -244,21 +242,22 @@ def load_halle_stadtviertel(conn: Connection, data_dir: Path) -> IndicatorReport
         dens = np.where(area > 0, pop / area, np.nan)
     frame = pd.concat([
         _rows("area_km2", "stadtviertel", codes, area, area_year, src,
-              ["no area in the facts table"] * len(codes), area_deriv),
+              [Note("missing.facts_no_area")] * len(codes), area_deriv),
         _rows("population", "stadtviertel", codes, pop, pdate, src,
-              ["no population in the facts table"] * len(codes),
-              [f"facts table (confidence {c})" for c in facts["confidence"]]),
+              [Note("missing.facts_no_population")] * len(codes),
+              [Note("deriv.facts_population", confidence=confidence(c))
+               for c in facts["confidence"]]),
         _rows("density", "stadtviertel", codes, dens, pdate, src,
-              ["population or area missing"] * len(codes),
-              [f"population ({d}) / area_km2 ({y})" for d, y in zip(pdate, area_year,
-                                                                     strict=True)]),
+              [Note("missing.population_or_area")] * len(codes),
+              [Note("deriv.facts_density", population_date=d, area_date=y)
+               for d, y in zip(pdate, area_year, strict=True)]),
     ], ignore_index=True)
     missing_codes = sorted(known - set(codes))
     if missing_codes:
         for key in ("area_km2", "population", "density"):
             frame = pd.concat([frame, _rows(key, "stadtviertel", missing_codes,
                                             [None] * len(missing_codes), "unknown", src,
-                                            ["Stadtviertel not in the facts table"] *
+                                            [Note("missing.not_in_facts")] *
                                             len(missing_codes))], ignore_index=True)
     ins, upd = write_values(conn, frame)
     report.add(frame, ins, upd)

@@ -12,6 +12,8 @@ from sqlalchemy import Connection, text
 
 from quarters.indicators.definitions import DEFAULT_MIN_COVERAGE, IndicatorDef, default_eligible, definitions
 from quarters.indicators.levels import Level, level_sizes, units
+from quarters.indicators.provenance import decode
+from quarters.messages import Note
 
 
 def default_indicators(conn: Connection, level: Level) -> list[str]:
@@ -30,15 +32,14 @@ def measures_view_exists(conn: Connection) -> bool:
     return conn.execute(text("SELECT to_regclass('measures_public') IS NOT NULL")).scalar_one()
 
 
-MEASURES_OUTSIDE = ("measures are recorded only for the project cities Halle (Saale) and "
-                    "Gera; no count for this unit")
+MEASURES_OUTSIDE = Note("missing.measures_outside")  # measures of the project cities only
 
 
-def absent_reason(indicator: str) -> str:
+def absent_reason(indicator: str) -> Note:
     """Why a unit has no row at all for an indicator."""
     if indicator.startswith("measures"):
-        return MEASURES_OUTSIDE + " (or none loaded yet)"
-    return "no value loaded"
+        return Note("missing.measures_absent")
+    return Note("missing.no_value_loaded")
 
 
 def catalogue(conn: Connection) -> list[dict[str, Any]]:
@@ -86,9 +87,9 @@ def values_table(conn: Connection, level: Level, indicators: Sequence[str]
 
     Per unit and indicator the value of the latest reference date is used. Returns
     ``(values, reasons, meta)``: ``reasons[indicator][code]`` says why a value is missing (the
-    stored missing_reason, or "no value loaded"); ``meta`` has per indicator the first and last
-    reference date and the source ids used. One array per indicator comes from the database
-    (about 0.1 s for 11,000 municipalities × 10 indicators).
+    stored missing_reason, or "no value loaded": a note or free text); ``meta`` has per
+    indicator the first and last reference date and the source ids used. One array per
+    indicator comes from the database (about 0.1 s for 11,000 municipalities × 10 indicators).
     """
     unit_index = units(conn, level).index
     rows = conn.execute(text("""
@@ -116,7 +117,7 @@ def values_table(conn: Connection, level: Level, indicators: Sequence[str]
         SELECT indicator, unit_code, missing_reason FROM indicator_values
         WHERE level = :level AND indicator = ANY(:inds) AND value IS NULL ORDER BY ref_date
     """), {"level": level.name, "inds": list(indicators)}).all()
-    stored_reason = {(r[0], r[1]): r[2] for r in stored}  # latest date wins
+    stored_reason = {(r[0], r[1]): decode(r[2]) for r in stored}  # latest date wins
     reasons: dict[str, dict[str, str]] = {}
     for ind in indicators:
         miss = wide.index[wide[ind].isna()]

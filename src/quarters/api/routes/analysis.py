@@ -18,6 +18,7 @@ from quarters.api.bounds import AnalysisConnDep
 from quarters.api.deps import ConnDep, SettingsDep
 from quarters.api.responses import GeoJSONResponse, RawJSONResponse
 from quarters.errors import InvalidParameter, NotFound, QuartersError
+from quarters.indicators import provenance
 from quarters.indicators.definitions import DEFAULT_RULE, get_definition
 from quarters.indicators.levels import available_levels, get_level, level_sizes, units
 from quarters.indicators.reading import catalogue, default_indicators, definition_dict, values_table
@@ -136,9 +137,10 @@ def indicator_values(
     cls = classify(values[key], classes, k, locale=locale)
     classification = {c: cls[c] for c in ("scheme", "k", "bins", "lower", "counts", "labels",
                                           "n_missing", "warnings")}
+    reason = provenance.Renderer(request_language(request))  # code, params, detail
     rows = [{"code": code, "name": names.get(code),
              "value": None if v != v else v, "class": int(c),
-             "missing_reason": reasons[key].get(code)}
+             "missing_reason": reason(reasons[key].get(code))}
             for code, v, c in zip(values.index, values[key], cls["classes"], strict=True)]
     ref_dates = None if key not in meta.index else [meta.at[key, "first"], meta.at[key, "last"]]
     classification = localise(classification, request_language(request))
@@ -170,14 +172,20 @@ def indicator_values(
 # profiles
 # ----------------------------------------------------------------------------------------------
 @router.get("/profiles/{quarter_slug}", summary="Indicator profile of a pilot quarter")
-def profile(quarter_slug: str, conn: ConnDep,
+def profile(quarter_slug: str, conn: ConnDep, request: Request,
             indicators: Annotated[list[str] | None, Query(
                 description="indicator keys (repeat or comma-separate); default: all that "
                             "can be derived")] = None) -> dict:
     """The quarter's values derived from the districts it covers (tobler areal
     interpolation for counts, recomputed ratios), each with its derivation, plus the covered
-    districts with the shares of their area inside the quarter."""
-    return transfer._clean(quarter_profile(conn, quarter_slug, _list(indicators)))
+    districts with the shares of their area inside the quarter. ``derivation`` and
+    ``missing_reason`` are notes: ``code``, ``params`` and ``detail`` in the request's language
+    (``?lang``, Accept-Language)."""
+    prof = quarter_profile(conn, quarter_slug, _list(indicators))
+    note = provenance.Renderer(request_language(request))
+    prof["values"] = [{**v, "derivation": note(v["derivation"]),
+                       "missing_reason": note(v["missing_reason"])} for v in prof["values"]]
+    return transfer._clean(prof)
 
 
 # ----------------------------------------------------------------------------------------------
