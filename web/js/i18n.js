@@ -36,8 +36,30 @@ async function fetchCatalogue(code) {
   return response.json();
 }
 
+/**
+ * The catalogue the server embedded in the page (<script type="application/json"
+ * id="page-catalogue">, the page language's keys over the German ones), or null.
+ */
+function embeddedCatalogue() {
+  const node = document.getElementById("page-catalogue");
+  if (!node || node.dataset.lang !== lang) return null;
+  try {
+    return JSON.parse(node.textContent);
+  } catch (err) {
+    console.error("i18n: embedded catalogue:", err);
+    return null;
+  }
+}
+
 /** Load the catalogue of the current language (German as fallback for missing keys). */
 export async function loadMessages() {
+  const embedded = embeddedCatalogue();
+  if (embedded) {
+    messages = embedded;
+    fallback = embedded;
+    document.documentElement.lang = lang;
+    return;
+  }
   const [own, german] = await Promise.all([
     fetchCatalogue(lang),
     lang === "de" ? null : fetchCatalogue("de").catch(() => ({})),

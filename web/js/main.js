@@ -868,6 +868,17 @@ async function main() {
     setStatus(t("map.library_failed"), "error");
     return;
   }
+  // What the first view needs (configuration and clusters: embedded in the page or
+  // preloaded), awaited before the page is touched: map, view and markers then reach the
+  // screen in one frame, without a frame of a map that has no view yet in between.
+  setStatus(t("map.config_loading"));
+  const [config, clusters] = await Promise.all([
+    loadConfig().catch((err) => {
+      console.error("config:", err);
+      return null;
+    }),
+    earlyClusters,
+  ]);
   state.map = createMap($("map"));
   state.measures = new MeasureLayer(state.map, { cityName: (ags) => cityName(state.config, ags) });
   const view = viewFromParams(params);
@@ -889,13 +900,6 @@ async function main() {
   $("measure-list").addEventListener("click", onListClick);
   syncForm();
 
-  setStatus(t("map.config_loading"));
-  let config = null;
-  try {
-    config = await loadConfig();
-  } catch (err) {
-    console.error("config:", err);
-  }
   state.config = config;
   applyStatusColours(config);
   $("legend-measures").replaceChildren(...statusLegendItems(config?.statuses || []));
@@ -905,7 +909,6 @@ async function main() {
   // index is built), so they reach the screen in the next frame; the background tiles, the
   // filter options and the near-me search follow right after that frame.
   if (earlyClusters) {
-    const clusters = await earlyClusters;
     if (clusters && state.measures.setPreview(clusters)) await afterNextFrame();
     earlyResults[1] = fetchPoints();
   }

@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -63,6 +64,25 @@ def catalogue(web_dir: Path, lang: str) -> dict:
         return _catalogue(str(path), path.stat().st_mtime_ns)
     except (OSError, ValueError):
         return {}
+
+
+@lru_cache(maxsize=8)
+def _catalogue_json(own_path: str, own_mtime: int, german_path: str, german_mtime: int) -> str:
+    """The page language's catalogue over the German one (what web/js/i18n.js looks up: its
+    own key, else the German), as JSON that is safe inside a <script> element (no "<")."""
+    merged = {**_catalogue(german_path, german_mtime), **_catalogue(own_path, own_mtime)}
+    return json.dumps(merged, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
+
+
+def catalogue_json(web_dir: Path, lang: str) -> Markup:
+    """The catalogue a page embeds (``<script type="application/json">``, read by
+    web/js/i18n.js instead of fetching /i18n/<lang>.json); "{}" when it cannot be read."""
+    paths = [web_dir / "i18n" / f"{code}.json" for code in (lang, DEFAULT_LANGUAGE)]
+    try:
+        own, german = ((str(path), path.stat().st_mtime_ns) for path in paths)
+        return Markup(_catalogue_json(*own, *german))
+    except (OSError, ValueError):
+        return Markup("{}")
 
 
 @lru_cache(maxsize=4)
@@ -118,6 +138,7 @@ def render_page(request: Request, web_dir: Path, name: str) -> Response:
     body = localise(template.render(
         lang=lang, languages=LANGUAGES, t=t, navigation=NAVIGATION,
         lang_href=lambda code: language_href(request, code),
+        catalogue_json=lambda: catalogue_json(web_dir, lang),
     ), t).encode("utf-8")
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
     headers = {"ETag": etag, "Cache-Control": "no-cache", "Vary": "Cookie",
