@@ -36,6 +36,7 @@ import {
   config as loadConfig,
   describeError,
   el,
+  embeddedJson,
   initPage,
   safeHttpUrl,
   statusBadge,
@@ -845,6 +846,16 @@ function afterNextFrame() {
   });
 }
 
+/** The clusters of the first view: embedded in the page (#page-clusters), else asked for. */
+function firstViewClusters() {
+  const embedded = embeddedJson("page-clusters");
+  if (embedded?.format === "clusters" && typeof embedded.levels === "object") return Promise.resolve(embedded);
+  return getMeasureClusters({}).catch((err) => {
+    console.error("clusters:", err);
+    return null;
+  });
+}
+
 // The measures are what people come for: ask for them before anything else (catalogue,
 // configuration and base layers follow), so the map draws them as early as possible.
 // The usual first view (no filters, no map view in the address) is drawn from the server's
@@ -853,10 +864,7 @@ function afterNextFrame() {
 const startParams = readUrl();
 const earlyClusters = Object.keys(apiFilters()).length || startParams.get("map")
   ? null
-  : getMeasureClusters({}).catch((err) => {
-    console.error("clusters:", err);
-    return null;
-  });
+  : firstViewClusters();
 const earlyResults = earlyClusters ? [fetchPage(), null] : fetchResults();
 for (const pending of earlyResults) pending?.catch(() => {}); // handled where it is awaited
 loadConfig().catch(() => {}); // cached; awaited in main()

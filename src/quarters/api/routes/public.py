@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.responses import Response
+from sqlalchemy.exc import SQLAlchemyError
 
 from quarters import feeds, places
-from quarters.api.deps import ConnDep, SettingsDep
+from quarters.api.deps import ConnDep, ConnectDep, SettingsDep
 from quarters.api.pages import render_page
-from quarters.errors import InvalidParameter, NotFound
+from quarters.api.routes.measures import points_answer
+from quarters.api.routes.meta import config as map_config
+from quarters.errors import DatabaseUnavailable, InvalidParameter, NotFound
 from quarters.messages import request_language
 from quarters.validation import AsciiInt
 
+logger = logging.getLogger(__name__)
 router = APIRouter(tags=["public"])
 
 
@@ -49,10 +55,36 @@ def changes_feed(request: Request, conn: ConnDep,
     return Response(body, media_type="application/atom+xml; charset=utf-8")
 
 
-def _page(request: Request, settings, name: str) -> Response:  # noqa: ANN001
+def _page(request: Request, settings, name: str, data: dict | None = None) -> Response:  # noqa: ANN001
     if not (settings.web_dir / name).exists():
         raise NotFound(code="page.missing", params={"name": name})
-    return render_page(request, settings.web_dir, name)
+    return render_page(request, settings.web_dir, name, data)
+
+
+# The map page embeds what its first view needs, the same bodies as /api/config and
+# /api/measures/points?limit=10000&format=clusters (web/index.html, main.js): no request and
+# no wait for them before the first paint. The clusters only for the unfiltered view
+# without ?map= (the page draws the others from its own index, see main.js).
+FIRST_VIEW_CLUSTERS = (("limit", "10000"), ("format", "clusters"))
+OWN_VIEW_PARAMS = ("q", "city", "field", "status", "quarter", "district", "map")
+
+
+@router.get("/", include_in_schema=False)
+@router.get("/index.html", include_in_schema=False)
+def map_page(request: Request, settings: SettingsDep, connect: ConnectDep) -> Response:
+    """The public map with its configuration and first-view clusters embedded; without a
+    database the page is rendered without them (its scripts then ask and report)."""
+    data: dict = {}
+    try:
+        with connect() as conn:
+            data["config"] = jsonable_encoder(map_config(conn, settings))
+            if not any((request.query_params.get(name) or "").strip() for name in OWN_VIEW_PARAMS):
+                data["clusters"] = points_answer(request.app, conn, settings,
+                                                 list(FIRST_VIEW_CLUSTERS), "clusters")[1]
+    except (SQLAlchemyError, DatabaseUnavailable) as exc:
+        logger.warning("map page without embedded data: %s", type(exc).__name__)
+        data = {}
+    return _page(request, settings, "index.html", data)
 
 
 @router.get("/massnahmen/{measure_id}", include_in_schema=False)
