@@ -135,9 +135,11 @@ def embedded_json(value: bytes | str | dict | list) -> Markup:
 
 
 def render_page(request: Request, web_dir: Path, name: str,
-                data: dict[str, bytes | str | dict | list] | None = None) -> Response:
+                data: dict[str, bytes | str | dict | list] | None = None,
+                context: dict | None = None) -> Response:
     """Render web/<name> in the page's language; ETag over the body, 304 on a match.
-    ``data``: JSON answers the page embeds (``page_data`` in the template, by name)."""
+    ``data``: JSON answers the page embeds (``page_data`` in the template, by name);
+    ``context``: further template variables."""
     lang, chosen = page_language(request)
     own, german = catalogue(web_dir, lang), catalogue(web_dir, DEFAULT_LANGUAGE)
 
@@ -151,6 +153,7 @@ def render_page(request: Request, web_dir: Path, name: str,
         lang_href=lambda code: language_href(request, code),
         catalogue_json=lambda: catalogue_json(web_dir, lang),
         page_data={key: embedded_json(value) for key, value in (data or {}).items()},
+        **(context or {}),
     ), t).encode("utf-8")
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
     headers = {"ETag": etag, "Cache-Control": "no-cache", "Vary": "Cookie",

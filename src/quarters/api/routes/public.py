@@ -55,10 +55,11 @@ def changes_feed(request: Request, conn: ConnDep,
     return Response(body, media_type="application/atom+xml; charset=utf-8")
 
 
-def _page(request: Request, settings, name: str, data: dict | None = None) -> Response:  # noqa: ANN001
+def _page(request: Request, settings, name: str, data: dict | None = None,  # noqa: ANN001
+          context: dict | None = None) -> Response:
     if not (settings.web_dir / name).exists():
         raise NotFound(code="page.missing", params={"name": name})
-    return render_page(request, settings.web_dir, name, data)
+    return render_page(request, settings.web_dir, name, data, context)
 
 
 # The map page embeds what its first view needs, the same bodies as /api/config and
@@ -74,17 +75,18 @@ OWN_VIEW_PARAMS = ("q", "city", "field", "status", "quarter", "district", "map")
 def map_page(request: Request, settings: SettingsDep, connect: ConnectDep) -> Response:
     """The public map with its configuration and first-view clusters embedded; without a
     database the page is rendered without them (its scripts then ask and report)."""
+    own_view = any((request.query_params.get(name) or "").strip() for name in OWN_VIEW_PARAMS)
     data: dict = {}
     try:
         with connect() as conn:
             data["config"] = jsonable_encoder(map_config(conn, settings))
-            if not any((request.query_params.get(name) or "").strip() for name in OWN_VIEW_PARAMS):
+            if not own_view:
                 data["clusters"] = points_answer(request.app, conn, settings,
                                                  list(FIRST_VIEW_CLUSTERS), "clusters")[1]
     except (SQLAlchemyError, DatabaseUnavailable) as exc:
         logger.warning("map page without embedded data: %s", type(exc).__name__)
         data = {}
-    return _page(request, settings, "index.html", data)
+    return _page(request, settings, "index.html", data, {"own_view": own_view})
 
 
 @router.get("/massnahmen/{measure_id}", include_in_schema=False)
