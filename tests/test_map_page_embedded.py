@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import re
+import time
+import urllib.request
 
 from sqlalchemy import text
 
@@ -103,3 +105,28 @@ def test_without_a_database_the_map_page_is_still_rendered(settings):
     assert set(found) == {"page-catalogue"}
     # the scripts ask for what is missing, as before
     assert 'href="/api/config"' in response.text and "format=clusters" in response.text
+
+
+def test_a_real_server_keeps_the_data_per_version_and_shows_a_publish(live_server, engine):
+    """In a real server (the data version known from NOTIFY) the page's data is kept per
+    version; a publish by another connection shows on a page view right after it."""
+    def embedded_count() -> int:
+        with urllib.request.urlopen(f"{live_server}/", timeout=10) as response:
+            return blocks(response.read().decode())["page-clusters"][1]["count"]
+
+    before = embedded_count()
+    assert embedded_count() == before
+    with engine.begin() as conn:
+        mid = add_measure(conn, "Von anderswo veröffentlicht")
+    try:
+        deadline = time.monotonic() + 5
+        while embedded_count() == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert embedded_count() == before + 1
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM measures WHERE id = :id"), {"id": mid})
+    deadline = time.monotonic() + 5
+    while embedded_count() != before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert embedded_count() == before

@@ -10,8 +10,8 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import Response
 from sqlalchemy.exc import SQLAlchemyError
 
-from quarters import feeds, places
-from quarters.api.deps import ConnDep, ConnectDep, SettingsDep
+from quarters import feeds, places, services
+from quarters.api.deps import ConnDep, ConnectDep, SettingsDep, version_watch
 from quarters.api.pages import render_page
 from quarters.api.routes.measures import points_answer
 from quarters.api.routes.meta import config as map_config
@@ -76,17 +76,37 @@ def map_page(request: Request, settings: SettingsDep, connect: ConnectDep) -> Re
     """The public map with its configuration and first-view clusters embedded; without a
     database the page is rendered without them (its scripts then ask and report)."""
     own_view = any((request.query_params.get(name) or "").strip() for name in OWN_VIEW_PARAMS)
-    data: dict = {}
     try:
-        with connect() as conn:
-            data["config"] = jsonable_encoder(map_config(conn, settings))
-            if not own_view:
-                data["clusters"] = points_answer(request.app, conn, settings,
-                                                 list(FIRST_VIEW_CLUSTERS), "clusters")[1]
+        data = _first_view_data(request, settings, connect, own_view)
     except (SQLAlchemyError, DatabaseUnavailable) as exc:
         logger.warning("map page without embedded data: %s", type(exc).__name__)
         data = {}
     return _page(request, settings, "index.html", data, {"own_view": own_view})
+
+
+def _first_view_data(request: Request, settings, connect, own_view: bool) -> dict:  # noqa: ANN001
+    """Configuration (and clusters) for the map page; kept per data version when this worker
+    knows the version without asking (quarters.api.dataversion), so the page then needs no
+    database at all, and a publish shows on the next page view."""
+    watch = version_watch(request.app)
+    known = watch.cached() if watch is not None else None
+    cache = request.app.state.__dict__.setdefault("map_page_data", {})
+    if known is not None and (known[0], own_view) in cache:
+        return cache[(known[0], own_view)]
+    data: dict = {}
+    with connect() as conn:
+        # read before the data: a write in between only makes the entry's key older
+        version = services.data_version(conn) if watch is not None else None
+        data["config"] = jsonable_encoder(map_config(conn, settings))
+        if not own_view:
+            data["clusters"] = points_answer(request.app, conn, settings,
+                                             list(FIRST_VIEW_CLUSTERS), "clusters")[1]
+    if version is not None:
+        watch.learn(*version)
+        for key in [k for k in cache if k[0] != version[0]]:
+            del cache[key]
+        cache[(version[0], own_view)] = data
+    return data
 
 
 @router.get("/massnahmen/{measure_id}", include_in_schema=False)
