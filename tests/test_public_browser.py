@@ -249,6 +249,65 @@ def test_first_view_is_drawn_from_the_servers_clusters(browser, public_server):
     assert errors == []
 
 
+# Before the first paint: the Intl objects the page creates (each first one loads locale data)
+INTL_WATCH = """
+(() => {
+  const made = [];
+  window.__intlBeforePaint = made;
+  for (const name of ["NumberFormat", "PluralRules", "DateTimeFormat", "ListFormat"]) {
+    Intl[name] = new Proxy(Intl[name], { construct(target, args) {
+      if (!document.getElementById("map")?.dataset.measuresDrawn) made.push(name);
+      return Reflect.construct(target, args);
+    } });
+  }
+})();
+"""
+BEFORE_PAINT = """() => {
+  const drawn = performance.getEntriesByName('measures-drawn', 'mark')[0].startTime;
+  return performance.getEntriesByType('resource').filter((e) => e.startTime < drawn)
+    .map((e) => new URL(e.name)).map((u) => u.pathname + u.search);
+}"""
+
+
+@pytest.mark.parametrize("lang", ["de", "en"])
+def test_first_paint_waits_for_no_data_request_and_no_intl(browser, public_server, lang):
+    """Catalogue, configuration and first-view clusters come with the page: nothing is
+    fetched for them before the measures are drawn, and no Intl object is created before
+    (the cluster labels' numbers and plural forms are the ones Intl gives)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="de-DE")
+    context.route("**/*", same_origin_only(public_server))
+    context.add_init_script(INTL_WATCH)
+    errors: list[str] = []
+    try:
+        page = context.new_page()
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        page.goto(f"{public_server}/?lang={lang}")
+        mapped = located_count(public_server, "")
+        expect(page.locator("#map")).to_have_attribute("data-measures-drawn", str(mapped))
+        asked = page.evaluate(BEFORE_PAINT)
+        # (the list page and the points for the page's own index may be under way already)
+        data = [a for a in asked if a.startswith(("/api/config", "/i18n/")) or "clusters" in a]
+        assert data == [], data
+        assert page.evaluate("() => window.__intlBeforePaint") == []
+        # the labels are in the page language, their numbers as Intl writes them
+        check = page.evaluate("""() => {
+            const format = new Intl.NumberFormat(document.documentElement.lang === 'en' ? 'en-GB' : 'de-DE');
+            return [...document.querySelectorAll('.leaflet-measureMarkers-pane .mk-cluster')].map((m) => {
+              const count = Number(m.textContent);
+              return [m.getAttribute('aria-label'), format.format(count), count];
+            });
+        }""")
+        assert check, "the first view shows clusters"
+        word = {"de": " Maßnahmen – vergrößern", "en": " measures – zoom in"}[lang]
+        for label, formatted, count in check:
+            assert count > 1 and label == formatted + word, (label, formatted)
+        expect(page.locator("#filter-heading")).to_have_text(
+            {"de": "Suchen und filtern", "en": "Search and filter"}[lang])
+    finally:
+        context.close()
+    assert errors == []
+
+
 def test_filters_and_list_stay_in_sync(open_page, public_server, artifacts):
     page = open_page("/")
     wait_results(page)

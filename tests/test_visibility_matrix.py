@@ -238,6 +238,9 @@ def _matrix() -> dict[tuple[str, str], tuple]:
                                              ANY, DRAFT_NONE),
         ("GET", "/ideen/{idea_id}"): (lambda f: ("GET", f"/ideen/{f['idea']}", {}), ANY,
                                       DRAFT_NONE),
+        # the map page embeds the first view's clusters (titles of published measures only)
+        ("GET", "/"): (lambda f: ("GET", "/", {}), ANY, DRAFT_NONE),
+        ("GET", "/index.html"): (lambda f: ("GET", "/index.html", {}), ANY, DRAFT_NONE),
     }
 
 

@@ -36,6 +36,7 @@ import {
   config as loadConfig,
   describeError,
   el,
+  embeddedJson,
   initPage,
   safeHttpUrl,
   statusBadge,
@@ -845,6 +846,16 @@ function afterNextFrame() {
   });
 }
 
+/** The clusters of the first view: embedded in the page (#page-clusters), else asked for. */
+function firstViewClusters() {
+  const embedded = embeddedJson("page-clusters");
+  if (embedded?.format === "clusters" && typeof embedded.levels === "object") return Promise.resolve(embedded);
+  return getMeasureClusters({}).catch((err) => {
+    console.error("clusters:", err);
+    return null;
+  });
+}
+
 // The measures are what people come for: ask for them before anything else (catalogue,
 // configuration and base layers follow), so the map draws them as early as possible.
 // The usual first view (no filters, no map view in the address) is drawn from the server's
@@ -853,10 +864,7 @@ function afterNextFrame() {
 const startParams = readUrl();
 const earlyClusters = Object.keys(apiFilters()).length || startParams.get("map")
   ? null
-  : getMeasureClusters({}).catch((err) => {
-    console.error("clusters:", err);
-    return null;
-  });
+  : firstViewClusters();
 const earlyResults = earlyClusters ? [fetchPage(), null] : fetchResults();
 for (const pending of earlyResults) pending?.catch(() => {}); // handled where it is awaited
 loadConfig().catch(() => {}); // cached; awaited in main()
@@ -868,6 +876,17 @@ async function main() {
     setStatus(t("map.library_failed"), "error");
     return;
   }
+  // What the first view needs (configuration and clusters: embedded in the page or
+  // preloaded), awaited before the page is touched: map, view and markers then reach the
+  // screen in one frame, without a frame of a map that has no view yet in between.
+  setStatus(t("map.config_loading"));
+  const [config, clusters] = await Promise.all([
+    loadConfig().catch((err) => {
+      console.error("config:", err);
+      return null;
+    }),
+    earlyClusters,
+  ]);
   state.map = createMap($("map"));
   state.measures = new MeasureLayer(state.map, { cityName: (ags) => cityName(state.config, ags) });
   const view = viewFromParams(params);
@@ -889,13 +908,6 @@ async function main() {
   $("measure-list").addEventListener("click", onListClick);
   syncForm();
 
-  setStatus(t("map.config_loading"));
-  let config = null;
-  try {
-    config = await loadConfig();
-  } catch (err) {
-    console.error("config:", err);
-  }
   state.config = config;
   applyStatusColours(config);
   $("legend-measures").replaceChildren(...statusLegendItems(config?.statuses || []));
@@ -905,7 +917,6 @@ async function main() {
   // index is built), so they reach the screen in the next frame; the background tiles, the
   // filter options and the near-me search follow right after that frame.
   if (earlyClusters) {
-    const clusters = await earlyClusters;
     if (clusters && state.measures.setPreview(clusters)) await afterNextFrame();
     earlyResults[1] = fetchPoints();
   }

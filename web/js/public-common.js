@@ -89,10 +89,28 @@ export async function endSession(session) {
   session.csrf = null;
 }
 
+/**
+ * A JSON answer the server embedded in the page (<script type="application/json" id=…>), or
+ * null when there is none (or it cannot be read).
+ */
+export function embeddedJson(id) {
+  const node = document.getElementById(id);
+  if (!node) return null;
+  try {
+    return JSON.parse(node.textContent);
+  } catch (err) {
+    console.error(`${id}:`, err);
+    return null;
+  }
+}
+
 let configPromise = null;
-/** /api/config once per page. */
+/** /api/config once per page (the map page has it embedded: #page-config). */
 export function config() {
-  configPromise = configPromise || getConfig();
+  if (!configPromise) {
+    const embedded = embeddedJson("page-config");
+    configPromise = embedded ? Promise.resolve(embedded) : getConfig();
+  }
   return configPromise;
 }
 

@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -65,6 +66,25 @@ def catalogue(web_dir: Path, lang: str) -> dict:
         return {}
 
 
+@lru_cache(maxsize=8)
+def _catalogue_json(own_path: str, own_mtime: int, german_path: str, german_mtime: int) -> Markup:
+    """The page language's catalogue over the German one (what web/js/i18n.js looks up: its
+    own key, else the German), as JSON that is safe inside a <script> element (no "<")."""
+    merged = {**_catalogue(german_path, german_mtime), **_catalogue(own_path, own_mtime)}
+    return embedded_json(merged)
+
+
+def catalogue_json(web_dir: Path, lang: str) -> Markup:
+    """The catalogue a page embeds (``<script type="application/json">``, read by
+    web/js/i18n.js instead of fetching /i18n/<lang>.json); "{}" when it cannot be read."""
+    paths = [web_dir / "i18n" / f"{code}.json" for code in (lang, DEFAULT_LANGUAGE)]
+    try:
+        own, german = ((str(path), path.stat().st_mtime_ns) for path in paths)
+        return _catalogue_json(*own, *german)
+    except (OSError, ValueError):
+        return Markup("{}")
+
+
 @lru_cache(maxsize=4)
 def _environment(web_dir: str) -> Environment:
     return Environment(loader=FileSystemLoader(web_dir), autoescape=select_autoescape(["html"]),
@@ -105,8 +125,21 @@ def localise(page: str, t: Callable[[str], str]) -> str:
     return ATTR_KEYS.sub(attrs, TEXT_KEY.sub(text, page))
 
 
-def render_page(request: Request, web_dir: Path, name: str) -> Response:
-    """Render web/<name> in the page's language; ETag over the body, 304 on a match."""
+def embedded_json(value: bytes | str | dict | list) -> Markup:
+    """A JSON answer as the content of a ``<script type="application/json">`` element: no
+    "<" inside (so no "</script>"), nothing HTML-escaped (the element's text is raw)."""
+    text_ = value.decode("utf-8") if isinstance(value, bytes) else (
+        value if isinstance(value, str) else json.dumps(value, ensure_ascii=False,
+                                                        separators=(",", ":")))
+    return Markup(text_.replace("<", "\\u003c"))
+
+
+def render_page(request: Request, web_dir: Path, name: str,
+                data: dict[str, bytes | str | dict | list] | None = None,
+                context: dict | None = None) -> Response:
+    """Render web/<name> in the page's language; ETag over the body, 304 on a match.
+    ``data``: JSON answers the page embeds (``page_data`` in the template, by name);
+    ``context``: further template variables."""
     lang, chosen = page_language(request)
     own, german = catalogue(web_dir, lang), catalogue(web_dir, DEFAULT_LANGUAGE)
 
@@ -118,6 +151,9 @@ def render_page(request: Request, web_dir: Path, name: str) -> Response:
     body = localise(template.render(
         lang=lang, languages=LANGUAGES, t=t, navigation=NAVIGATION,
         lang_href=lambda code: language_href(request, code),
+        catalogue_json=lambda: catalogue_json(web_dir, lang),
+        page_data={key: embedded_json(value) for key, value in (data or {}).items()},
+        **(context or {}),
     ), t).encode("utf-8")
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
     headers = {"ETag": etag, "Cache-Control": "no-cache", "Vary": "Cookie",

@@ -6,6 +6,7 @@ import hashlib
 from collections import OrderedDict
 from types import SimpleNamespace
 from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -145,58 +146,71 @@ def measure_points(request: Request, conn: ConnDep, settings: SettingsDep,
     Answers carry an ETag derived from the published data; unchanged answers come from a
     small in-process cache (and 304 for a browser that has them).
     """
-    def compact_points(conn, col, query) -> bytes:  # noqa: ANN001
-        """The points page as parallel arrays (lon/lat rounded to 5 decimals, ~1 m)."""
-        where, params = _where(col, query)
-        params.update(limit=query.limit, offset=query.offset)
-        names = list(col.properties)
-        columns = ", ".join(f"{expr} AS {name}" for name, expr in col.properties.items())
-        rows = conn.execute(text(f"""
-            SELECT {columns}, ST_X(p.g) AS lon, ST_Y(p.g) AS lat
-            FROM {col.from_clause()}
-            CROSS JOIN LATERAL (SELECT ST_Transform({col.geometry}, 4326) AS g) p
-            WHERE {where} ORDER BY t.{col.id_column} LIMIT :limit OFFSET :offset"""),
-            params).all()
-        matched = conn.execute(
-            text(f"SELECT count(*) FROM {col.from_clause()} WHERE {where}"), params).scalar_one()
-        body: dict[str, Any] = {"format": "compact", "numberMatched": matched,
-                                "numberReturned": len(rows)}
-        for i, name in enumerate(names):
-            body[name] = [r[i] for r in rows]
-        n = len(names)
-        body["lon"] = [None if r[n] is None else round(r[n], 5) for r in rows]
-        body["lat"] = [None if r[n + 1] is None else round(r[n + 1], 5) for r in rows]
-        return orjson.dumps(body)
+    tag, body = points_answer(request.app, conn, settings, request.query_params.multi_items(),
+                              format, request, if_none_match=request.headers.get("if-none-match"))
+    headers = {"ETag": tag, "Cache-Control": "no-cache"}
+    if body is None:
+        return Response(status_code=304, headers=headers)
+    if format != "geojson":
+        return RawJSONResponse(body, headers=headers)
+    return GeoJSONResponse(body, headers=headers)
 
-    fmt = format
+
+def _compact_points(conn, col, query) -> bytes:  # noqa: ANN001
+    """The points page as parallel arrays (lon/lat rounded to 5 decimals, ~1 m)."""
+    where, params = _where(col, query)
+    params.update(limit=query.limit, offset=query.offset)
+    names = list(col.properties)
+    columns = ", ".join(f"{expr} AS {name}" for name, expr in col.properties.items())
+    rows = conn.execute(text(f"""
+        SELECT {columns}, ST_X(p.g) AS lon, ST_Y(p.g) AS lat
+        FROM {col.from_clause()}
+        CROSS JOIN LATERAL (SELECT ST_Transform({col.geometry}, 4326) AS g) p
+        WHERE {where} ORDER BY t.{col.id_column} LIMIT :limit OFFSET :offset"""),
+        params).all()
+    matched = conn.execute(
+        text(f"SELECT count(*) FROM {col.from_clause()} WHERE {where}"), params).scalar_one()
+    body: dict[str, Any] = {"format": "compact", "numberMatched": matched,
+                            "numberReturned": len(rows)}
+    for i, name in enumerate(names):
+        body[name] = [r[i] for r in rows]
+    n = len(names)
+    body["lon"] = [None if r[n] is None else round(r[n], 5) for r in rows]
+    body["lat"] = [None if r[n + 1] is None else round(r[n + 1], 5) for r in rows]
+    return orjson.dumps(body)
+
+
+def points_answer(app, conn, settings, params: list[tuple[str, str]],  # noqa: ANN001
+                  fmt: str, request: Request | None = None,
+                  if_none_match: str | None = None) -> tuple[str, bytes | None]:
+    """(ETag, body) of /api/measures/points with these query parameters (``format`` among
+    them or not) in the format ``fmt``, from the app's small cache per data version: the
+    route's answer, and what the map page embeds (the clusters of its first view). GeoJSON
+    needs the ``request`` (its paging links); the body is None when ``if_none_match`` is
+    the ETag."""
     # ?format is this route's own parameter, not a filter of the collection
-    filters = SimpleNamespace(query_params=QueryParams(
-        [(k, v) for k, v in request.query_params.multi_items() if k != "format"]))
+    filters = SimpleNamespace(query_params=QueryParams([(k, v) for k, v in params if k != "format"]))
     query = _item_query(MEASURES_POINTS, filters, settings)
     version = conn.execute(text(
         "SELECT count(*) || '-' || coalesce(sum(id::bigint * 7919 + version), 0) || '-' || "
         "coalesce(max(updated_at)::text, '') FROM measures_public")).scalar_one()
-    key = hashlib.sha256(f"{version}|{request.url.query}".encode()).hexdigest()[:32]
-    tag = f'"p-{key}"'
-    headers = {"ETag": tag, "Cache-Control": "no-cache"}
-    if request.headers.get("if-none-match") == tag:
-        return Response(status_code=304, headers=headers)
-    cache = request.app.state.__dict__.setdefault("points_cache", OrderedDict())
+    key = hashlib.sha256(f"{version}|{urlencode(params)}".encode()).hexdigest()[:32]
+    if if_none_match == f'"p-{key}"':
+        return if_none_match, None
+    cache = app.state.__dict__.setdefault("points_cache", OrderedDict())
     body = cache.get(key)
     if body is None:
         if fmt == "compact":
-            body = compact_points(conn, MEASURES_POINTS, query)
+            body = _compact_points(conn, MEASURES_POINTS, query)
         elif fmt == "clusters":
-            points = orjson.loads(compact_points(conn, MEASURES_POINTS, query))
+            points = orjson.loads(_compact_points(conn, MEASURES_POINTS, query))
             body = orjson.dumps(clusters.levels_body(points))
         else:
             body = page_body(request, conn, MEASURES_POINTS, query)
         cache[key] = body
         while len(cache) > 32:
             cache.popitem(last=False)
-    if fmt != "geojson":
-        return RawJSONResponse(body, headers=headers)
-    return GeoJSONResponse(body, headers=headers)
+    return f'"p-{key}"', body
 
 
 @router.get("/{measure_id}", summary="One measure with its ETag")

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.responses import Response
+from sqlalchemy.exc import SQLAlchemyError
 
-from quarters import feeds, places
-from quarters.api.deps import ConnDep, SettingsDep
+from quarters import feeds, places, services
+from quarters.api.deps import ConnDep, ConnectDep, SettingsDep, version_watch
 from quarters.api.pages import render_page
-from quarters.errors import InvalidParameter, NotFound
+from quarters.api.routes.measures import points_answer
+from quarters.api.routes.meta import config as map_config
+from quarters.errors import DatabaseUnavailable, InvalidParameter, NotFound
 from quarters.messages import request_language
 from quarters.validation import AsciiInt
 
+logger = logging.getLogger(__name__)
 router = APIRouter(tags=["public"])
 
 
@@ -49,10 +55,58 @@ def changes_feed(request: Request, conn: ConnDep,
     return Response(body, media_type="application/atom+xml; charset=utf-8")
 
 
-def _page(request: Request, settings, name: str) -> Response:  # noqa: ANN001
+def _page(request: Request, settings, name: str, data: dict | None = None,  # noqa: ANN001
+          context: dict | None = None) -> Response:
     if not (settings.web_dir / name).exists():
         raise NotFound(code="page.missing", params={"name": name})
-    return render_page(request, settings.web_dir, name)
+    return render_page(request, settings.web_dir, name, data, context)
+
+
+# The map page embeds what its first view needs, the same bodies as /api/config and
+# /api/measures/points?limit=10000&format=clusters (web/index.html, main.js): no request and
+# no wait for them before the first paint. The clusters only for the unfiltered view
+# without ?map= (the page draws the others from its own index, see main.js).
+FIRST_VIEW_CLUSTERS = (("limit", "10000"), ("format", "clusters"))
+OWN_VIEW_PARAMS = ("q", "city", "field", "status", "quarter", "district", "map")
+
+
+@router.get("/", include_in_schema=False)
+@router.get("/index.html", include_in_schema=False)
+def map_page(request: Request, settings: SettingsDep, connect: ConnectDep) -> Response:
+    """The public map with its configuration and first-view clusters embedded; without a
+    database the page is rendered without them (its scripts then ask and report)."""
+    own_view = any((request.query_params.get(name) or "").strip() for name in OWN_VIEW_PARAMS)
+    try:
+        data = _first_view_data(request, settings, connect, own_view)
+    except (SQLAlchemyError, DatabaseUnavailable) as exc:
+        logger.warning("map page without embedded data: %s", type(exc).__name__)
+        data = {}
+    return _page(request, settings, "index.html", data, {"own_view": own_view})
+
+
+def _first_view_data(request: Request, settings, connect, own_view: bool) -> dict:  # noqa: ANN001
+    """Configuration (and clusters) for the map page; kept per data version when this worker
+    knows the version without asking (quarters.api.dataversion), so the page then needs no
+    database at all, and a publish shows on the next page view."""
+    watch = version_watch(request.app)
+    known = watch.cached() if watch is not None else None
+    cache = request.app.state.__dict__.setdefault("map_page_data", {})
+    if known is not None and (known[0], own_view) in cache:
+        return cache[(known[0], own_view)]
+    data: dict = {}
+    with connect() as conn:
+        # read before the data: a write in between only makes the entry's key older
+        version = services.data_version(conn) if watch is not None else None
+        data["config"] = jsonable_encoder(map_config(conn, settings))
+        if not own_view:
+            data["clusters"] = points_answer(request.app, conn, settings,
+                                             list(FIRST_VIEW_CLUSTERS), "clusters")[1]
+    if version is not None:
+        watch.learn(*version)
+        for key in [k for k in cache if k[0] != version[0]]:
+            del cache[key]
+        cache[(version[0], own_view)] = data
+    return data
 
 
 @router.get("/massnahmen/{measure_id}", include_in_schema=False)
