@@ -26,10 +26,19 @@ def pyformat(sql: str) -> str:
     return str(text(sql).compile(dialect=_DIALECT))
 
 
+def _prepare(plan_each_time: bool) -> bool | None:
+    """psycopg's ``prepare``: None (prepared once it repeats) or False (never prepared). A page
+    whose cost depends on its values (a bbox over 200 of a million rows or over 200,000) is
+    planned with them each time: after five runs PostgreSQL may switch a prepared statement to
+    a generic plan, which for the bbox page at 1 M measures took twice the time (bench_growth)."""
+    return False if plan_each_time else None
+
+
 class Runner(Protocol):
     """Runs one statement and returns its first row (None: no row)."""
 
-    async def first(self, statement: Statement) -> tuple[Any, ...] | None: ...  # noqa: D102
+    async def first(self, statement: Statement, *,  # noqa: D102
+                    plan_each_time: bool = False) -> tuple[Any, ...] | None: ...
 
 
 class PoolRunner:
@@ -38,10 +47,11 @@ class PoolRunner:
     def __init__(self, conn: Any) -> None:
         self.conn = conn
 
-    async def first(self, statement: Statement) -> tuple[Any, ...] | None:
-        """Execute and fetch the first row."""
+    async def first(self, statement: Statement, *,
+                    plan_each_time: bool = False) -> tuple[Any, ...] | None:
+        """Execute and fetch the first row (``plan_each_time``: not prepared, see ``_prepare``)."""
         sql, params = statement
-        cursor = await self.conn.execute(pyformat(sql), params)
+        cursor = await self.conn.execute(pyformat(sql), params, prepare=_prepare(plan_each_time))
         return await cursor.fetchone()
 
 
@@ -53,12 +63,13 @@ class LazyPoolRunner:
         self.pool = pool
         self.conn: Any = None
 
-    async def first(self, statement: Statement) -> tuple[Any, ...] | None:
+    async def first(self, statement: Statement, *,
+                    plan_each_time: bool = False) -> tuple[Any, ...] | None:
         """Execute and fetch the first row (on a connection checked out at the first call)."""
         if self.conn is None:
             self.conn = await self.pool.getconn()
         sql, params = statement
-        cursor = await self.conn.execute(pyformat(sql), params)
+        cursor = await self.conn.execute(pyformat(sql), params, prepare=_prepare(plan_each_time))
         return await cursor.fetchone()
 
     async def close(self) -> None:
@@ -74,7 +85,8 @@ class ThreadRunner:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    async def first(self, statement: Statement) -> tuple[Any, ...] | None:
+    async def first(self, statement: Statement, *,
+                    plan_each_time: bool = False) -> tuple[Any, ...] | None:
         """Execute and fetch the first row."""
         sql, params = statement
         row = await run_in_threadpool(lambda: self.conn.execute(text(sql), params).first())

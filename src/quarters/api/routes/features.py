@@ -540,10 +540,10 @@ async def items(collection_id: str, request: Request, runner: RunnerDep, setting
         key = services.count_key(col, query)
         known = counts.get(key)
         row = await runner.first(services.items_page_sql(
-            col, query, None if known is None else known[2]))
+            col, query, None if known is None else known[2]), plan_each_time=True)
         if known is not None and (row[4], row[5]) != known[:2]:
             # the data changed since that count: this snapshot counts for itself
-            row = await runner.first(services.items_page_sql(col, query))
+            row = await runner.first(services.items_page_sql(col, query), plan_each_time=True)
         if known is None or (row[4], row[5]) != known[:2]:
             counts.put(key, (row[4], row[5], row[2]))
         return _page_doc(request, query, *row[:4]), row[4], row[5]
