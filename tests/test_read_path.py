@@ -30,8 +30,11 @@ def test_items_run_as_the_runtime_role(cluster, settings, engine):
         assert rows == [(APP_ROLE,)]
 
 
-def test_the_pool_prepares_lookups_plans_pages_each_time_and_sets_the_session(settings, engine):
-    col = COLLECTIONS["districts"]
+def test_the_pool_prepares_lookups_plans_selective_pages_each_time_and_sets_the_session(
+        settings, engine):
+    col = COLLECTIONS["municipalities"]
+    box = ItemQuery(limit=2, bbox=(11.8, 51.3, 12.2, 51.6))
+    assert services.selective(box) and not services.selective(ItemQuery(limit=2))
 
     async def run() -> tuple:
         pool = make_async_pool(settings)
@@ -40,25 +43,27 @@ def test_the_pool_prepares_lookups_plans_pages_each_time_and_sets_the_session(se
             async with pool.connection() as conn:
                 runner = PoolRunner(conn)
                 for limit in range(2, 9):  # past the five runs after which a plan may go generic
-                    row = await runner.first(services.items_page_sql(col, ItemQuery(limit=limit)),
-                                             plan_each_time=True)
-                one = await runner.first(services.item_sql(col, "01"))
+                    query = ItemQuery(limit=limit, bbox=box.bbox)
+                    row = await runner.first(services.items_page_sql(col, query),
+                                             plan_each_time=services.selective(query))
+                plain = await runner.first(services.items_page_sql(col, ItemQuery(limit=3)),
+                                           plan_each_time=False)
                 prepared = await (await conn.execute(
                     "SELECT statement FROM pg_prepared_statements")).fetchall()
                 session = await (await conn.execute(
                     "SELECT current_user, (SELECT setting FROM pg_settings "
                     "WHERE name = 'statement_timeout'), current_setting('jit')")).fetchone()
-            return row, one, prepared, session
+            return row, plain, prepared, session
         finally:
             await pool.close()
 
     # in a thread of its own: an earlier test (Playwright's sync API) may run a loop here
     with ThreadPoolExecutor(1) as one:
-        row, item, prepared, session = one.submit(asyncio.run, run()).result()
-    assert row[1] == 8 and item is not None
-    # a page (its cost depends on its values) is never a prepared statement; a lookup by id is
-    assert not any("string_agg(p.f, " in p[0] for p in prepared), prepared
-    assert any("$1" in p[0] and "string_agg(p.f, " not in p[0] for p in prepared), prepared
+        row, plain, prepared, session = one.submit(asyncio.run, run()).result()
+    assert row[1] == 8 and plain[1] == 3
+    # a page whose rows depend on its values is never prepared; a plain page is
+    pages = [p[0] for p in prepared if "string_agg(p.f, " in p[0]]
+    assert len(pages) == 1 and "ST_MakeEnvelope" not in pages[0], pages
     assert session == (APP_ROLE, str(settings.statement_timeout_ms), "off")
 
 

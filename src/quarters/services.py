@@ -145,6 +145,12 @@ Statement = tuple[str, dict[str, Any]]  # SQL with :name parameters, and their v
 DATA_VERSION_SQL = "SELECT version, changed_at FROM data_version"
 
 
+def selective(query: ItemQuery) -> bool:
+    """Whether the rows a page reads depend on its values (a bbox, filters, CQL2, a time
+    interval): such a page is planned with its values each time (``quarters.runner``)."""
+    return bool(query.bbox or query.filters or query.where or query.datetime)
+
+
 def items_page_sql(col: Collection, query: ItemQuery, matched: int | None = None) -> Statement:
     """The one statement of an items page; it returns one row (features JSON array text,
     numberReturned, numberMatched, id of the last one, and the data version and its time

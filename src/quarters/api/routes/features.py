@@ -539,11 +539,12 @@ async def items(collection_id: str, request: Request, runner: RunnerDep, setting
         counts = _count_cache(request)
         key = services.count_key(col, query)
         known = counts.get(key)
+        skewed = services.selective(query)
         row = await runner.first(services.items_page_sql(
-            col, query, None if known is None else known[2]), plan_each_time=True)
+            col, query, None if known is None else known[2]), plan_each_time=skewed)
         if known is not None and (row[4], row[5]) != known[:2]:
             # the data changed since that count: this snapshot counts for itself
-            row = await runner.first(services.items_page_sql(col, query), plan_each_time=True)
+            row = await runner.first(services.items_page_sql(col, query), plan_each_time=skewed)
         if known is None or (row[4], row[5]) != known[:2]:
             counts.put(key, (row[4], row[5], row[2]))
         return _page_doc(request, query, *row[:4]), row[4], row[5]
