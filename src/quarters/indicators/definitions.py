@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, text
 
 from quarters.errors import NotFound
+from quarters.messages import Note
 
 
 @dataclass(frozen=True)
@@ -96,10 +97,7 @@ NOT_DEFAULT_PREFIXES = ("measures",)
 DEFAULT_MIN_COVERAGE = 0.5
 
 
-DEFAULT_RULE = ("intensive indicators (kind rate, share or class: densities, shares, "
-                "per-inhabitant values) with values for at least half of the level's units; "
-                "not the measures-based ones nor quarter_area_share/compactness; absolute sizes "
-                "only when chosen")
+DEFAULT_RULE = Note("rule.default_indicators")  # the text: web/i18n, warning.rule.default_indicators
 
 
 def kind_of_unit(unit: str) -> str:

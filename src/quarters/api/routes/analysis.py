@@ -55,13 +55,14 @@ def _scheme(value: str, k: int) -> None:
 # levels and indicators
 # ----------------------------------------------------------------------------------------------
 @router.get("/levels", summary="Spatial levels that can be analysed")
-def levels(conn: ConnDep) -> dict:
+def levels(request: Request, conn: ConnDep) -> dict:
     """Levels (gemeinde, kreis, quarter and the district levels) with their unit counts and
     the OGC API collection that holds their geometries. A level with values but no outlines
     (e.g. Gera's statistical districts) has ``outlines: false``, no collection and a note on
-    where outlines would come from: it can be ranked on values, not mapped."""
+    where outlines would come from: it can be ranked on values, not mapped. The note and the
+    rules come as ``{code, params, detail}`` in the request's language."""
     from quarters import candidates
-    from quarters.statunits import NO_OUTLINES_EN, outline_notes
+    from quarters.statunits import no_outlines_note
 
     sizes = level_sizes(conn)
     collections = {"municipalities": "municipalities", "counties": "counties",
@@ -79,13 +80,12 @@ def levels(conn: ConnDep) -> dict:
             item["approximate_units"] = len(candidates.approximate_codes(conn, lv))
             item["filter_properties"] = sorted(candidates.filter_fields(lv))
         else:
-            item["note"] = f"{NO_OUTLINES_EN}: values only, not mapped. " + " ".join(
-                outline_notes(conn, lv.name))
+            item["note"] = no_outlines_note(conn, lv.name)
         out.append(item)
-    return {"levels": out, "default_rule": DEFAULT_RULE, "band_rule": candidates.BAND_RULE,
+    return localise({"levels": out, "default_rule": DEFAULT_RULE, "band_rule": candidates.BAND_RULE,
             "bands": [{"key": k, "de": de, "en": en, "up_to_percent": b}
                       for b, k, de, en in candidates.BANDS],
-            "urbanisation": candidates.URBANISATION_NOTE}
+            "urbanisation": candidates.URBANISATION_NOTE}, request_language(request))
 
 
 @router.get("/indicators", summary="Indicators with units and coverage per level")
