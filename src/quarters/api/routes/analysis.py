@@ -89,16 +89,17 @@ def levels(request: Request, conn: ConnDep) -> dict:
 
 
 @router.get("/indicators", summary="Indicators with units and coverage per level")
-def indicators(conn: ConnDep) -> dict:
+def indicators(request: Request, conn: ConnDep) -> dict:
     """Every indicator: unit, kind, profile aggregation rule, and per level the number of
-    units, of values, of explicitly missing values and of units without any value."""
-    return {"indicators": catalogue(conn)}
+    units, of values, of explicitly missing values and of units without any value; the
+    description in the request's language."""
+    return {"indicators": catalogue(conn, request_language(request))}
 
 
 @router.get("/indicators/{key}", summary="One indicator")
-def indicator(key: str, conn: ConnDep) -> dict:
+def indicator(key: str, request: Request, conn: ConnDep) -> dict:
     """Definition and coverage of one indicator."""
-    for item in catalogue(conn):
+    for item in catalogue(conn, request_language(request)):
         if item["key"] == key:
             return item
     raise NotFound(code="analysis.unknown_indicators", params={"keys": key[:80]})
@@ -144,7 +145,8 @@ def indicator_values(
             for code, v, c in zip(values.index, values[key], cls["classes"], strict=True)]
     ref_dates = None if key not in meta.index else [meta.at[key, "first"], meta.at[key, "last"]]
     classification = localise(classification, request_language(request))
-    head = {"indicator": definition_dict(d), "level": lvl.name, "outlines": lvl.outlines,
+    head = {"indicator": definition_dict(d, request_language(request)), "level": lvl.name,
+            "outlines": lvl.outlines,
             "classification": classification, "ref_dates": ref_dates,
             "n_units": len(rows), "n_missing": int(values[key].isna().sum())}
     if format == "json":
