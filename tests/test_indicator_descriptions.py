@@ -83,3 +83,19 @@ def test_the_import_source_note_in_the_request_language(client, conn, tmp_path):
              for lang in ("de", "en")}
     assert notes == {"de": ["Indikatorwerte importiert aus quelle.csv"],
                      "en": ["indicator values imported from quelle.csv"]}
+
+
+def test_the_boundary_import_source_note_in_the_request_language(client, conn, tmp_path):
+    from geofiles import GERA_A, GERA_B, frame
+    from quarters.imports.boundaries import BoundarySpec, import_into
+
+    path = tmp_path / "viertel_quelle.gpkg"
+    frame([{"code": "A", "name": "A", "geometry": GERA_A},
+           {"code": "B", "name": "B", "geometry": GERA_B}]).to_file(path)
+    import_into(conn, path, BoundarySpec(level="testviertel", city="16052000",
+                                         code_field="code", name_field="name"))
+    notes = {lang: [s["note"] for s in client.get("/api/sources", params={"lang": lang}).json()
+                    ["sources"] if s["key"].endswith(":viertel_quelle.gpkg")]
+             for lang in ("de", "en")}
+    assert notes == {"de": ["importiert aus viertel_quelle.gpkg (2 Objekte)"],
+                     "en": ["imported from viertel_quelle.gpkg (2 features)"]}
