@@ -67,8 +67,8 @@ def _bad_value(exc: Any, lang: str) -> str:
     if (choices := _choices(exc.param)) is not None:
         return t("cli.usage_invalid", lang, name=name,
                  reason=t("cli.usage_choose_from", lang, choices=_quoted(choices)))
-    reason = _reason(exc, lang)
-    if reason is None:
+    reason = _reason(exc, lang) or exc.message  # the project's own reason as it gave it
+    if not reason:
         return t("cli.usage_bad_value_of", lang, name=name)
     return t("cli.usage_invalid", lang, name=name, reason=reason)
 
