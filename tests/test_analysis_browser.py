@@ -128,7 +128,7 @@ PAGE_TEXT = """
   for (let n = walker.nextNode(); n; n = walker.nextNode()) {
     const el = n.parentElement;
     if (!el || el.closest(skip) || el.closest("[hidden]") || el.closest("noscript")) continue;
-    if (el.closest('[lang="de"]')) continue; // German data marked as German (descriptions)
+    // the indicators' descriptions come in the page's language: read like the rest
     if (n.textContent.trim()) out.push(n.textContent.trim());
   }
   return out.join(" | ");
@@ -377,6 +377,19 @@ def test_incomplete_form_is_explained_not_sent(page, live_server, lang):
     # an AGS typed into the search is a reference
     page.locator("#reference-search").fill("16052000")
     expect(page.locator("#reference-current")).to_contain_text("Gera")
+
+
+DENSITY_DESC = {"de": "Einwohner je km² amtlicher Fläche", "en": "Inhabitants per km² of official area"}
+
+
+@pytest.mark.parametrize("lang", ["de", "en"])
+def test_indicator_descriptions_in_the_page_language_without_a_german_mark(page, live_server,
+                                                                           lang):
+    open_in(page, live_server, lang)
+    desc = page.locator("#ind-density-desc")
+    expect(desc).to_contain_text(DENSITY_DESC[lang])
+    expect(desc).not_to_have_attribute("lang", "de")
+    assert page.locator('main [id^="ind-"][id$="-desc"][lang]').count() == 0
 
 
 def test_every_tab_stop_shows_its_focus(page):

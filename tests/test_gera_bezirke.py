@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import json
 
 from sqlalchemy import text
 
@@ -50,7 +51,8 @@ def test_twelve_districts_times_two_dates_with_source_equal_the_csv(conn):
         "AND city_ags = '16052000' ORDER BY code"), {"l": LEVEL}).all()
     assert [u.code for u in units] == [f"{n:02d}" for n in range(1, 13)]
     assert units[9].name == "Lusan-Laune"
-    assert all("Keine Umrisse" in u.outline_note for u in units)
+    assert all(json.loads(u.outline_note) == {"code": "levels.gera_outlines", "params": {}}
+               for u in units)  # a note, written out in the reader's language
     assert conn.execute(text("SELECT count(*) FROM districts WHERE level = :l"),
                         {"l": LEVEL}).scalar_one() == 0  # no invented outlines
 
@@ -74,10 +76,11 @@ def test_loading_twice_is_idempotent(conn):
 
 
 def test_the_level_is_listed_with_no_outlines(client):
-    levels = {lv["name"]: lv for lv in client.get("/api/analysis/levels").json()["levels"]}
+    levels = {lv["name"]: lv for lv in client.get("/api/analysis/levels?lang=en").json()["levels"]}
     lv = levels[LEVEL]
     assert lv["units"] == 12 and lv["outlines"] is False and lv["collection"] is None
-    assert "no outlines" in lv["note"] and "quarters import boundaries" in lv["note"]
+    assert lv["note"]["code"] == "levels.no_outlines"
+    assert "no outlines" in lv["note"]["detail"] and "quarters import boundaries" in lv["note"]["detail"]
     assert levels["stadtviertel"]["outlines"] is True
 
 

@@ -166,7 +166,7 @@ def test_percentile_and_band_follow_the_distance_distribution(client):
     keys = [order.index(r["band"]["key"]) for r in rows]
     assert keys == sorted(keys)  # bands never improve down the ranking
     assert rows[0]["band"]["de"] == "sehr ähnlich" and rows[-1]["band"]["de"] == "kaum ähnlich"
-    assert "5 %" in body["band_rule"]
+    assert body["band_rule"]["code"] == "rule.bands" and "5 %" in body["band_rule"]["detail"]
 
 
 def test_level_lists_filter_properties_and_default_rule(client, conn):
@@ -176,7 +176,7 @@ def test_level_lists_filter_properties_and_default_rule(client, conn):
             "name"} <= set(gem["filter_properties"])
     sv = next(lv for lv in body["levels"] if lv["name"] == "stadtviertel")
     assert "stadtbezirk" in sv["filter_properties"]
-    assert "intensive" in body["default_rule"]
+    assert "intensive" in body["default_rule"]["detail"]
     assert get_level(conn, "stadtviertel").district_level == "stadtviertel"
 
 

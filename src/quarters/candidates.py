@@ -24,6 +24,7 @@ from sqlalchemy import Connection, text
 from quarters import cql2
 from quarters.collections import COLLECTIONS
 from quarters.indicators.levels import Level, get_level
+from quarters.messages import Note
 
 PART_SHARE = 0.5  # a candidate is part of the reference when more than half of its area is in it
 
@@ -34,9 +35,7 @@ PART_SHARE = 0.5  # a candidate is part of the reference when more than half of 
 # grid-based EU rule, not an official figure.
 URBANISATION_FROM_DENSITY = ("CASE WHEN {d} IS NULL THEN NULL WHEN {d} >= 1500 THEN 1 "
                              "WHEN {d} >= 300 THEN 2 ELSE 3 END")
-URBANISATION_NOTE = ("urbanisation: Destatis DEGURBA class (1 dense, 2 intermediate, 3 thinly "
-                     "populated) for municipalities; elsewhere derived from the density "
-                     "(≥ 1,500 → 1, ≥ 300 → 2, else 3 inhabitants per km²)")
+URBANISATION_NOTE = Note("rule.urbanisation")  # the text: web/i18n, warning.rule.urbanisation
 
 BANDS = (  # (upper percentile bound of the distance, key, German, English)
     (5.0, "very_similar", "sehr ähnlich", "very similar"),
@@ -45,11 +44,7 @@ BANDS = (  # (upper percentile bound of the distance, key, German, English)
     (80.0, "little_similar", "wenig ähnlich", "little similar"),
     (100.0, "hardly_similar", "kaum ähnlich", "hardly similar"),
 )
-BAND_RULE = ("percentile = 100 · share of the other candidates that are farther from the "
-             "reference (ties count half); band from the position of the distance in the "
-             "distribution of all candidates' distances (mid-rank share of candidates at most "
-             "as far): up to 5 % → sehr ähnlich, 20 % → ähnlich, 50 % → eher ähnlich, "
-             "80 % → wenig ähnlich, beyond → kaum ähnlich")
+BAND_RULE = Note("rule.bands")  # the text (the BANDS above): web/i18n, warning.rule.bands
 
 
 def _no_sql(queryables: dict[str, Any]) -> dict[str, cql2.Field]:

@@ -3,7 +3,8 @@
 Keys: ``cli.help.<command path>`` for a command or group (``cli.help.app`` for ``quarters``
 itself, ``cli.help.import.boundaries``), ``cli.help.<command path>.<parameter>`` for its
 options and arguments (``cli.help.import.boundaries.code_field``) and ``cli.help.word.*`` for
-typer's own words (Usage, Options, Commands, ``[default: …]``, the ``--help`` option).
+typer's own words (Usage, Options, Commands, ``[default: …]``, the ``--help`` option); click's
+usage errors through :mod:`quarters.cli_usage` (``cli.usage_*``).
 
 The texts are set on the click objects when help is rendered (typer builds them anew on every
 run), so the language is the one of this run. ``--help`` is an eager option: click handles it
@@ -22,6 +23,7 @@ from typer import rich_utils
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from quarters.cli_text import choose_language, language
+from quarters.cli_usage import UsageError, localised
 from quarters.messages import LANGUAGES, t
 
 HELP = "cli.help."
@@ -103,7 +105,10 @@ class _FromCatalogue:
         lang = language()
         _typer_words(lang)
         localise(self, _path(ctx), lang)  # also the usage line of an error
-        return super().parse_args(ctx, args)
+        try:
+            return super().parse_args(ctx, args)
+        except UsageError as exc:  # typer's English text → the catalogue's
+            raise localised(exc, language(), ctx) from None
 
     def format_usage(self, ctx: typer.Context, formatter: Any) -> None:
         """The usage line with the catalogue's word for "Usage"."""
@@ -130,7 +135,21 @@ class _FromCatalogue:
 
 
 class HelpGroup(_FromCatalogue, TyperGroup):
-    """A typer group whose help comes from the catalogue."""
+    """A typer group whose help (and usage errors) come from the catalogue."""
+
+    def resolve_command(self, ctx: typer.Context, args: list[str]) -> Any:
+        """click's resolution of the subcommand, an unknown command named in the CLI's language."""
+        try:
+            return super().resolve_command(ctx, args)
+        except UsageError as exc:
+            raise localised(exc, language(), ctx) from None
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        """click's invocation, "Missing command." in the CLI's language."""
+        try:
+            return super().invoke(ctx)
+        except UsageError as exc:
+            raise localised(exc, language(), ctx) from None
 
 
 class HelpCommand(_FromCatalogue, TyperCommand):

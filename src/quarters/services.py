@@ -305,13 +305,18 @@ def health(conn: Connection) -> dict[str, Any]:
     return {"postgres": server, "postgis": postgis, "schema_revision": revision}
 
 
-def sources(conn: Connection) -> list[dict[str, Any]]:
-    """The data sources loaded into this database with their licences and attributions."""
+def sources(conn: Connection, lang: str = "de") -> list[dict[str, Any]]:
+    """The data sources loaded into this database with their licences and attributions; a
+    note stored as a catalogue note (e.g. of an indicator import) written out in ``lang``."""
+    from quarters.indicators.definitions import decode_description
+    from quarters.messages import note_text
+
     rows = conn.execute(text(
         "SELECT key, name, publisher, licence, licence_url, attribution, url, retrieved, note "
         "FROM sources ORDER BY id"
     )).mappings()
-    return [{**r, "retrieved": r["retrieved"].isoformat() if r["retrieved"] else None}
+    return [{**r, "retrieved": r["retrieved"].isoformat() if r["retrieved"] else None,
+             "note": note_text(decode_description(r["note"]), lang) if r["note"] else None}
             for r in rows]
 
 

@@ -418,8 +418,8 @@ function indicatorRow(d, level, refLevel) {
     text: notes.join(" · "),
     attrs: { id: `ind-${key}-cov` },
   });
-  // the catalogue's descriptions are German: marked as such on the English page
-  const desc = el("span", { className: "visually-hidden", text: d.description || "", attrs: { id: `ind-${key}-desc`, lang: lang === "en" ? "de" : null } });
+  // the description comes in the page's language (the API answers in Accept-Language)
+  const desc = el("span", { className: "visually-hidden", text: d.description || "", attrs: { id: `ind-${key}-desc` } });
   const range = el("input", {
     className: "weight__range",
     attrs: {

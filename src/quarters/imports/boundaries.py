@@ -28,6 +28,7 @@ from sqlalchemy import Connection, Engine, text
 
 from quarters.errors import ImportRefused, item
 from quarters.geometry import problem_code, repair, to_multi
+from quarters.indicators.definitions import encode_description
 from quarters.layers import map_codes, overlaps, refuse_overlaps
 from quarters.messages import Note
 from quarters.safefiles import (
@@ -621,6 +622,7 @@ def import_into(
             conn, f"import:{spec.table}:{spec.level}:{path.name}"[:80],
             name=source_name or path.name, licence=licence,
             attribution=attribution or source_name or path.name, checksum=checksum.result(),
-            note=f"imported from {path.name} ({summary.read} features)",
+            note=encode_description(Note("boundaries.source_imported", file=path.name,
+                                         count=summary.read)),
         )
         return write_boundaries(conn, gdf, spec, src, summary, progress, reproject=True)

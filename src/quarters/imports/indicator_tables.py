@@ -19,7 +19,13 @@ import pandas as pd
 from sqlalchemy import Connection
 
 from quarters.errors import ImportRefused, InvalidParameter, item
-from quarters.indicators.definitions import IndicatorDef, definitions, ensure_indicators, kind_of_unit
+from quarters.indicators.definitions import (
+    IndicatorDef,
+    definitions,
+    encode_description,
+    ensure_indicators,
+    kind_of_unit,
+)
 from quarters.indicators.levels import Level, get_level, units
 from quarters.indicators.values import REF_DATE, write_values
 from quarters.messages import Note
@@ -278,11 +284,12 @@ def import_indicators(
             sources[combo] = upsert_source(
                 conn, f"import:indicators:{lvl.name}:{name}:{digest}"[:80], name=combo[0],
                 licence=combo[1], attribution=combo[2], checksum=checksum,
-                note=f"indicator values imported from {name}")
+                note=encode_description(Note("indicator.source_imported", file=name)))
         r["source_id"] = sources[combo]
     if new:
         ensure_indicators(conn, [IndicatorDef(k, k, k, u, kind_of_unit(u), "none",
-                                              description=f"imported from {name}")
+                                              description=Note("indicator.imported",
+                                                               file=name))
                                  for k, u in new.items()])
     not_given, imported = Note("missing.not_given_in", file=name), Note("deriv.imported", file=name)
     rows = pd.DataFrame({

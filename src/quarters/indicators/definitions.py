@@ -3,6 +3,7 @@ indicators of an action field, and the ``indicators`` table (write and read)."""
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, text
 
 from quarters.errors import NotFound
+from quarters.messages import Note, note_text
 
 
 @dataclass(frozen=True)
@@ -26,51 +28,42 @@ class IndicatorDef:
     numerator: str | None = None
     denominator: str | None = None
     scale: float = 1.0
-    description: str | None = None
+    # a note of the catalogue (built-in and imported indicators: written out in the reader's
+    # language, stored as its JSON text) or free text (written by a user: kept as written)
+    description: Note | str | None = None
 
 
 BUILTIN: dict[str, IndicatorDef] = {d.key: d for d in (
     IndicatorDef("area_km2", "Fläche (amtlich)", "Area (official)", "km²", "amount", "sum",
-                 description="Amtliche bzw. angegebene Fläche: Destatis (Gemeinden, Kreise als "
-                 "Summe), Faktentabelle (Halles Stadtviertel, area_ha / 100)."),
+                 description=Note("indicator.area_km2")),
     IndicatorDef("population", "Einwohner", "Population", "Einw.", "count", "sum",
-                 description="Bevölkerung: Destatis 31.12.2019 (Gemeinden, Kreise als Summe), "
-                 "Faktentabelle mit Datum je Viertel (Halles Stadtviertel)."),
+                 description=Note("indicator.population")),
     IndicatorDef("population_change_pct", "Bevölkerungsentwicklung", "Population change",
                  "%", "rate", "none",
-                 description="100 · (Einwohner am späteren / am früheren Stichtag − 1), je "
-                 "Einheit aus zwei Stichtagen derselben Quelle (Geras statistische Bezirke: "
-                 "1997 → 2011)."),
+                 description=Note("indicator.population_change_pct")),
     IndicatorDef("population_male", "Einwohner männlich", "Population, male", "Einw.", "count",
-                 "sum", description="Destatis, 31.12.2019."),
+                 "sum", description=Note("indicator.destatis_2019")),
     IndicatorDef("population_female", "Einwohner weiblich", "Population, female", "Einw.",
-                 "count", "sum", description="Destatis, 31.12.2019."),
+                 "count", "sum", description=Note("indicator.destatis_2019")),
     IndicatorDef("density", "Einwohnerdichte", "Population density", "Einw./km²", "rate",
                  "ratio", "population", "area_km2", 1.0,
-                 "Einwohner je km² amtlicher Fläche, neu berechnet als population / area_km2 "
-                 "(nicht die gerundete Spalte jekm2 der Destatis-Datei)."),
+                 Note("indicator.density")),
     IndicatorDef("female_share", "Frauenanteil", "Share of women", "%", "share", "ratio",
                  "population_female", "population", 100.0,
-                 "100 · population_female / population; fehlt bei unbewohnten Gebieten."),
+                 Note("indicator.female_share")),
     IndicatorDef("urbanisation", "Verstädterungsgrad", "Degree of urbanisation",
                  "Klasse (1 dicht, 2 mittel, 3 gering besiedelt)", "class", "none",
-                 description="Destatis-Verstädterungsschlüssel (DEGURBA): 1 = dicht besiedelt, "
-                 "2 = mittlere Besiedlungsdichte, 3 = gering besiedelt. Ordinal; in "
-                 "Ähnlichkeitsrechnungen als Zahl behandelt."),
+                 description=Note("indicator.urbanisation")),
     IndicatorDef("area_geom_km2", "Fläche (Geometrie)", "Area (geometry)", "km²", "amount",
-                 "sum", description="Fläche der gespeicherten Geometrie in EPSG:25832 "
-                 "(VG5000 ist stark generalisiert, Stadtviertel sind Näherungen)."),
+                 "sum", description=Note("indicator.area_geom_km2")),
     IndicatorDef("compactness", "Kompaktheit", "Compactness", "Index 0–1", "amount", "none",
-                 description="Polsby-Popper-Index 4πA/U² der gespeicherten Geometrie "
-                 "(1 = Kreis); hängt von der Generalisierung ab."),
+                 description=Note("indicator.compactness")),
     IndicatorDef("quarter_area_share", "Flächenanteil in Pilotquartieren",
                  "Share of area inside pilot quarters", "%", "share", "none",
-                 description="100 · Fläche(Einheit ∩ Vereinigung aller Pilotquartiere) / "
-                 "Fläche(Einheit), aus den Geometrien."),
+                 description=Note("indicator.quarter_area_share")),
     IndicatorDef("measures", "Maßnahmen (alle Handlungsfelder)", "Measures (all action fields)",
                  "Anzahl", "count", "sum",
-                 description="Veröffentlichte, nicht eingestellte Maßnahmen (measures_public), "
-                 "einer Einheit über ST_PointOnSurface zugeordnet."),
+                 description=Note("indicator.measures")),
     IndicatorDef("measures_per_km2", "Maßnahmen je km²", "Measures per km²", "je km²", "rate",
                  "ratio", "measures", "area_geom_km2", 1.0),
     IndicatorDef("measures_per_1000", "Maßnahmen je 1.000 Einwohner",
@@ -96,10 +89,7 @@ NOT_DEFAULT_PREFIXES = ("measures",)
 DEFAULT_MIN_COVERAGE = 0.5
 
 
-DEFAULT_RULE = ("intensive indicators (kind rate, share or class: densities, shares, "
-                "per-inhabitant values) with values for at least half of the level's units; "
-                "not the measures-based ones nor quarter_area_share/compactness; absolute sizes "
-                "only when chosen")
+DEFAULT_RULE = Note("rule.default_indicators")  # the text: web/i18n, warning.rule.default_indicators
 
 
 def kind_of_unit(unit: str) -> str:
@@ -134,7 +124,7 @@ def measure_defs(action_field: str) -> list[IndicatorDef]:
     return [
         IndicatorDef(f"measures__{s}", f"Maßnahmen: {action_field}", f"Measures: {action_field}",
                      "Anzahl", "count", "sum",
-                     description=f"Veröffentlichte Maßnahmen im Handlungsfeld „{action_field}“."),
+                     description=Note("indicator.measures_field", field=action_field)),
         IndicatorDef(f"measures_per_km2__{s}", f"Maßnahmen je km²: {action_field}",
                      f"Measures per km²: {action_field}", "je km²", "rate", "ratio",
                      f"measures__{s}", "area_geom_km2", 1.0),
@@ -161,7 +151,8 @@ def ensure_indicators(conn: Connection, defs: Iterable[IndicatorDef],
                 denominator = EXCLUDED.denominator, scale = EXCLUDED.scale,
                 description = COALESCE(EXCLUDED.description, indicators.description),
                 source_id = COALESCE(EXCLUDED.source_id, indicators.source_id)
-        """), {**d.__dict__, "source_id": source_id})
+        """), {**d.__dict__, "description": encode_description(d.description),
+              "source_id": source_id})
 
 
 def definitions(conn: Connection) -> dict[str, IndicatorDef]:
@@ -169,7 +160,35 @@ def definitions(conn: Connection) -> dict[str, IndicatorDef]:
     rows = conn.execute(text(
         "SELECT key, name_de, name_en, unit, kind, aggregation, numerator, denominator, scale,"
         " description FROM indicators ORDER BY key")).mappings()
-    return {r["key"]: IndicatorDef(**r) for r in rows}
+    return {r["key"]: IndicatorDef(**{**r, "description": decode_description(r["description"])})
+            for r in rows}
+
+
+def encode_description(description: Note | str | None) -> str | None:
+    """The text stored for a description: a note as its JSON text, free text as it is."""
+    if isinstance(description, dict) and "code" in description:
+        return json.dumps({"code": description["code"], "params": description["params"]},
+                          ensure_ascii=False)
+    return description
+
+
+def decode_description(stored: str | None) -> Note | str | None:
+    """The stored description: a note (the JSON text of one) or free text as it is."""
+    if not stored or not stored.startswith("{"):
+        return stored
+    try:
+        value = json.loads(stored)
+    except ValueError:
+        return stored
+    from quarters.indicators.provenance import decode
+
+    note = decode(value) if isinstance(value, dict) and "code" in value else None
+    return note if isinstance(note, Note) else stored
+
+
+def describe(d: IndicatorDef, lang: str) -> str | None:
+    """The description of ``d`` in ``lang`` (free text as written)."""
+    return None if d.description is None else note_text(d.description, lang)
 
 
 def get_definition(conn: Connection, key: str) -> IndicatorDef:

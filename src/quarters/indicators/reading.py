@@ -10,10 +10,16 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, text
 
-from quarters.indicators.definitions import DEFAULT_MIN_COVERAGE, IndicatorDef, default_eligible, definitions
+from quarters.indicators.definitions import (
+    DEFAULT_MIN_COVERAGE,
+    IndicatorDef,
+    default_eligible,
+    definitions,
+    describe,
+)
 from quarters.indicators.levels import Level, level_sizes, units
 from quarters.indicators.provenance import decode
-from quarters.messages import Note
+from quarters.messages import DEFAULT_LANGUAGE, Note
 
 
 def default_indicators(conn: Connection, level: Level) -> list[str]:
@@ -42,8 +48,9 @@ def absent_reason(indicator: str) -> Note:
     return Note("missing.no_value_loaded")
 
 
-def catalogue(conn: Connection) -> list[dict[str, Any]]:
-    """All indicators with unit, source and coverage per level (values, missing, absent)."""
+def catalogue(conn: Connection, lang: str = DEFAULT_LANGUAGE) -> list[dict[str, Any]]:
+    """All indicators with unit, source and coverage per level (values, missing, absent), the
+    descriptions in ``lang``."""
     defs = definitions(conn)
     src = {r["key"]: dict(r) for r in conn.execute(text(
         "SELECT i.key, s.key AS source, s.licence, s.attribution FROM indicators i "
@@ -69,16 +76,16 @@ def catalogue(conn: Connection) -> list[dict[str, Any]]:
                 "ref_dates": [r["first"], r["last"]] if r["first"] != r["last"] else [r["first"]],
                 "sources": sorted(r["sources"]),
             }
-        out.append({**definition_dict(d), "source": src.get(key, {}).get("source"),
+        out.append({**definition_dict(d, lang), "source": src.get(key, {}).get("source"),
                     "default_eligible": default_eligible(d), "coverage": levels})
     return out
 
 
-def definition_dict(d: IndicatorDef) -> dict[str, Any]:
-    """JSON-ready definition."""
+def definition_dict(d: IndicatorDef, lang: str = DEFAULT_LANGUAGE) -> dict[str, Any]:
+    """JSON-ready definition, the description in ``lang`` (free text as written)."""
     return {"key": d.key, "name_de": d.name_de, "name_en": d.name_en, "unit": d.unit,
             "kind": d.kind, "aggregation": d.aggregation, "numerator": d.numerator,
-            "denominator": d.denominator, "scale": d.scale, "description": d.description}
+            "denominator": d.denominator, "scale": d.scale, "description": describe(d, lang)}
 
 
 def values_table(conn: Connection, level: Level, indicators: Sequence[str]

@@ -55,13 +55,14 @@ def _scheme(value: str, k: int) -> None:
 # levels and indicators
 # ----------------------------------------------------------------------------------------------
 @router.get("/levels", summary="Spatial levels that can be analysed")
-def levels(conn: ConnDep) -> dict:
+def levels(request: Request, conn: ConnDep) -> dict:
     """Levels (gemeinde, kreis, quarter and the district levels) with their unit counts and
     the OGC API collection that holds their geometries. A level with values but no outlines
     (e.g. Gera's statistical districts) has ``outlines: false``, no collection and a note on
-    where outlines would come from: it can be ranked on values, not mapped."""
+    where outlines would come from: it can be ranked on values, not mapped. The note and the
+    rules come as ``{code, params, detail}`` in the request's language."""
     from quarters import candidates
-    from quarters.statunits import NO_OUTLINES_EN, outline_notes
+    from quarters.statunits import no_outlines_note
 
     sizes = level_sizes(conn)
     collections = {"municipalities": "municipalities", "counties": "counties",
@@ -79,26 +80,26 @@ def levels(conn: ConnDep) -> dict:
             item["approximate_units"] = len(candidates.approximate_codes(conn, lv))
             item["filter_properties"] = sorted(candidates.filter_fields(lv))
         else:
-            item["note"] = f"{NO_OUTLINES_EN}: values only, not mapped. " + " ".join(
-                outline_notes(conn, lv.name))
+            item["note"] = no_outlines_note(conn, lv.name)
         out.append(item)
-    return {"levels": out, "default_rule": DEFAULT_RULE, "band_rule": candidates.BAND_RULE,
+    return localise({"levels": out, "default_rule": DEFAULT_RULE, "band_rule": candidates.BAND_RULE,
             "bands": [{"key": k, "de": de, "en": en, "up_to_percent": b}
                       for b, k, de, en in candidates.BANDS],
-            "urbanisation": candidates.URBANISATION_NOTE}
+            "urbanisation": candidates.URBANISATION_NOTE}, request_language(request))
 
 
 @router.get("/indicators", summary="Indicators with units and coverage per level")
-def indicators(conn: ConnDep) -> dict:
+def indicators(request: Request, conn: ConnDep) -> dict:
     """Every indicator: unit, kind, profile aggregation rule, and per level the number of
-    units, of values, of explicitly missing values and of units without any value."""
-    return {"indicators": catalogue(conn)}
+    units, of values, of explicitly missing values and of units without any value; the
+    description in the request's language."""
+    return {"indicators": catalogue(conn, request_language(request))}
 
 
 @router.get("/indicators/{key}", summary="One indicator")
-def indicator(key: str, conn: ConnDep) -> dict:
+def indicator(key: str, request: Request, conn: ConnDep) -> dict:
     """Definition and coverage of one indicator."""
-    for item in catalogue(conn):
+    for item in catalogue(conn, request_language(request)):
         if item["key"] == key:
             return item
     raise NotFound(code="analysis.unknown_indicators", params={"keys": key[:80]})
@@ -144,7 +145,8 @@ def indicator_values(
             for code, v, c in zip(values.index, values[key], cls["classes"], strict=True)]
     ref_dates = None if key not in meta.index else [meta.at[key, "first"], meta.at[key, "last"]]
     classification = localise(classification, request_language(request))
-    head = {"indicator": definition_dict(d), "level": lvl.name, "outlines": lvl.outlines,
+    head = {"indicator": definition_dict(d, request_language(request)), "level": lvl.name,
+            "outlines": lvl.outlines,
             "classification": classification, "ref_dates": ref_dates,
             "n_units": len(rows), "n_missing": int(values[key].isna().sum())}
     if format == "json":

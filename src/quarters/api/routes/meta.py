@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from quarters import services, vocabulary
 from quarters.api.deps import ConnDep, SettingsDep
+from quarters.messages import request_language
 
 router = APIRouter(prefix="/api", tags=["service"])
 
@@ -18,9 +19,10 @@ def health(conn: ConnDep) -> JSONResponse:
 
 
 @router.get("/sources", summary="Data sources, licences and attributions")
-def sources(conn: ConnDep) -> dict:
-    """Every data source loaded, with the attribution text a map must show."""
-    return {"sources": services.sources(conn)}
+def sources(request: Request, conn: ConnDep) -> dict:
+    """Every data source loaded, with the attribution text a map must show (notes of the
+    catalogue in the request's language)."""
+    return {"sources": services.sources(conn, request_language(request))}
 
 
 @router.get("/config", summary="Settings, vocabularies and limits the pages need")
