@@ -63,6 +63,8 @@ OFFLINE = {
     "PROJ_NETWORK": "OFF",
 }
 _gdal_lock = threading.Lock()
+_gdal_users = 0  # readers inside offline_gdal()
+_gdal_saved: dict = {}  # the configuration before the first of them
 
 
 @dataclass(frozen=True)
@@ -138,15 +140,22 @@ def gdal_source(path: Path, kind: str) -> str:
 
 @contextlib.contextmanager
 def offline_gdal() -> Iterator[None]:
-    """GDAL without network while an import reads a file (options restored afterwards)."""
+    """GDAL without network while an import reads a file (options restored when the last
+    reader is done: readers in several threads, e.g. an import's attributes and its
+    :class:`GeometryStream`, share the offline configuration)."""
+    global _gdal_users, _gdal_saved
     with _gdal_lock:
-        previous = pyogrio.get_gdal_config_option
-        saved = {k: previous(k) for k in OFFLINE}
-        pyogrio.set_gdal_config_options(OFFLINE)
-        try:
-            yield
-        finally:
-            pyogrio.set_gdal_config_options(saved)
+        if not _gdal_users:
+            _gdal_saved = {k: pyogrio.get_gdal_config_option(k) for k in OFFLINE}
+            pyogrio.set_gdal_config_options(OFFLINE)
+        _gdal_users += 1
+    try:
+        yield
+    finally:
+        with _gdal_lock:
+            _gdal_users -= 1
+            if not _gdal_users:
+                pyogrio.set_gdal_config_options(_gdal_saved)
 
 
 def unpack_shapefile(path: Path, name: str, dest: Path, limits: Limits) -> Path:
@@ -248,16 +257,19 @@ def read_frame(path: Path, name: str, kind: str, limits: Limits, layer: str | No
 
 
 def read_attributes(path: Path, name: str, kind: str, limits: Limits,  # noqa: ANN201
-                    layer: str | None = None):
+                    layer: str | None = None, stream: GeometryStream | None = None):
     """The attribute table of a file as :func:`read_frame` (``arrow=True``) gives it, without
     the geometries (those come from :class:`GeometryStream`), and the layer's CRS; the same
-    checks, except the vertex cap, which the stream applies."""
+    checks, except the vertex cap, which the stream applies. ``stream`` is started once the
+    layer and feature caps are passed, to read the geometries while the attributes are."""
     source = _pinned_source(path, name, kind)
     try:
         with offline_gdal():
             info = _layer_info(source, name, limits, layer)
             if info.get("geometry_type") is None:
                 raise ImportRefused(code="file.no_geometry", params={"name": name})
+            if stream is not None:
+                stream.start()
             frame = _read_dataframe(source, layer, True, read_geometry=False)
     except ImportRefused:
         raise
@@ -272,18 +284,23 @@ class GeometryStream:
     file order), read by a thread of its own from GDAL's Arrow stream while the caller works
     on the previous batch (GDAL, Arrow and shapely's WKB parser release the GIL). The vertex
     cap is applied as they come: the batch that passes it raises ``file.too_many_vertices``;
-    a layer that gives other than ``expected`` features (the attribute rows read before) is
-    refused as unreadable. Started at once; :meth:`close` stops the reader."""
+    a layer that gives other than ``expected`` features (the attribute rows, set before the
+    iteration) is refused as unreadable. :meth:`start` starts the reader (it does not wait
+    for the caller: the file is within the caps), :meth:`close` stops it."""
 
     def __init__(self, path: Path, name: str, kind: str, limits: Limits,
-                 layer: str | None = None, batch: int = 500, *, expected: int) -> None:
+                 layer: str | None = None, batch: int = 500) -> None:
         self.source, self.name, self.kind, self.limits = _pinned_source(path, name, kind), \
             name, kind, limits
-        self.layer, self.batch, self.expected = layer, batch, expected
-        self._queue: queue.Queue = queue.Queue(maxsize=8)
+        self.layer, self.batch, self.expected = layer, batch, 0
+        self._queue: queue.Queue = queue.Queue()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._read, name="quarters-read", daemon=True)
-        self._thread.start()
+
+    def start(self) -> None:
+        """Start reading (once)."""
+        if not self._thread.is_alive() and self._thread.ident is None:
+            self._thread.start()
 
     def _put(self, item: object) -> None:
         while not self._stop.is_set():
@@ -292,7 +309,7 @@ class GeometryStream:
                 return
 
     def _read(self) -> None:
-        vertices = features = 0
+        vertices = 0
         try:
             with offline_gdal(), pyogrio.open_arrow(
                     self.source, layer=self.layer, columns=[], batch_size=self.batch,
@@ -307,13 +324,8 @@ class GeometryStream:
                     geoms = shapely.from_wkb(wkb.to_numpy(zero_copy_only=False),
                                              on_invalid="raise")
                     vertices += count_vertices(geoms)
-                    features += len(geoms)
                     check_counts(self.name, 0, vertices, self.limits)
-                    if features > self.expected:
-                        raise RuntimeError(f"more than {self.expected} geometries")
                     self._put(geoms)
-            if features != self.expected:
-                raise RuntimeError(f"{features} geometries for {self.expected} features")
         except ImportRefused as exc:
             self._put(exc)
         except Exception as exc:  # noqa: BLE001 - refused as unreadable, logged
@@ -322,15 +334,23 @@ class GeometryStream:
             self._put(None)
 
     def __iter__(self) -> Iterator:
+        features = 0
         while (item := self._queue.get()) is not None:
             if isinstance(item, ImportRefused):
                 raise item
+            features += len(item)
+            if features > self.expected:
+                break
             yield item
+        if features != self.expected:
+            raise _unreadable(self.name, self.kind, RuntimeError(
+                f"{features} geometries or more for {self.expected} features"))
 
     def close(self) -> None:
         """Stop the reader (it ends after the batch it is reading) and wait for it."""
         self._stop.set()
-        self._thread.join()
+        if self._thread.ident is not None:
+            self._thread.join()
 
 
 def _pinned_source(path: Path, name: str, kind: str) -> str:

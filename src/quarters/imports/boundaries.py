@@ -719,7 +719,10 @@ def open_boundaries(path: Path, spec: BoundarySpec, stack: contextlib.ExitStack,
                                       limits), "shp"
     elif kind == "shp":
         _check_sidecars(path, name, limits)
-    attrs, crs = read_attributes(path, name, kind, limits, spec.layer)
+    # the geometries are read (by the stream's thread) while the attributes are
+    stream = GeometryStream(path, name, kind, limits, spec.layer, CHUNK)
+    stack.callback(stream.close)
+    attrs, crs = read_attributes(path, name, kind, limits, spec.layer, stream)
     gdf = gpd.GeoDataFrame(attrs, geometry=[None] * len(attrs), crs=crs)
     if check_frame(gdf, name, spec, geometries=False):
         return None
@@ -728,6 +731,5 @@ def open_boundaries(path: Path, spec: BoundarySpec, stack: contextlib.ExitStack,
         gdf, summary.mapped = map_codes(gdf, spec.fields()[0], name, spec.code_map,
                                         spec.code_rule)
     summary.source_crs = gdf.crs.to_string()
-    stream = GeometryStream(path, name, kind, limits, spec.layer, CHUNK, expected=len(gdf))
-    stack.callback(stream.close)
+    stream.expected = len(gdf)
     return gdf, summary, stream
