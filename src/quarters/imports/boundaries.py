@@ -725,6 +725,7 @@ def open_boundaries(path: Path, spec: BoundarySpec, stack: contextlib.ExitStack,
     attrs, crs = read_attributes(path, name, kind, limits, spec.layer, stream)
     gdf = gpd.GeoDataFrame(attrs, geometry=[None] * len(attrs), crs=crs)
     if check_frame(gdf, name, spec, geometries=False):
+        stream.close()
         return None
     summary = ImportSummary(path=str(original), table=spec.table, read=len(gdf))
     if spec.code_map or spec.code_rule:
