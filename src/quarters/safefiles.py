@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import queue
 import shutil
 import stat
 import tempfile
@@ -28,6 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+import pyarrow as pa
 import pyogrio
 import pyogrio.errors
 import shapely
@@ -61,6 +63,8 @@ OFFLINE = {
     "PROJ_NETWORK": "OFF",
 }
 _gdal_lock = threading.Lock()
+_gdal_users = 0  # readers inside offline_gdal()
+_gdal_saved: dict = {}  # the configuration before the first of them
 
 
 @dataclass(frozen=True)
@@ -136,15 +140,22 @@ def gdal_source(path: Path, kind: str) -> str:
 
 @contextlib.contextmanager
 def offline_gdal() -> Iterator[None]:
-    """GDAL without network while an import reads a file (options restored afterwards)."""
+    """GDAL without network while an import reads a file (options restored when the last
+    reader is done: readers in several threads, e.g. an import's attributes and its
+    :class:`GeometryStream`, share the offline configuration)."""
+    global _gdal_users, _gdal_saved
     with _gdal_lock:
-        previous = pyogrio.get_gdal_config_option
-        saved = {k: previous(k) for k in OFFLINE}
-        pyogrio.set_gdal_config_options(OFFLINE)
-        try:
-            yield
-        finally:
-            pyogrio.set_gdal_config_options(saved)
+        if not _gdal_users:
+            _gdal_saved = {k: pyogrio.get_gdal_config_option(k) for k in OFFLINE}
+            pyogrio.set_gdal_config_options(OFFLINE)
+        _gdal_users += 1
+    try:
+        yield
+    finally:
+        with _gdal_lock:
+            _gdal_users -= 1
+            if not _gdal_users:
+                pyogrio.set_gdal_config_options(_gdal_saved)
 
 
 def unpack_shapefile(path: Path, name: str, dest: Path, limits: Limits) -> Path:
@@ -230,58 +241,175 @@ def read_frame(path: Path, name: str, kind: str, limits: Limits, layer: str | No
     """Read a GeoPackage, GeoJSON or (unpacked) Shapefile with the driver pinned, offline,
     within the caps; return a GeoDataFrame. ``path`` is checked by :func:`check_file`.
     ``arrow``: through GDAL's Arrow stream (pyarrow; about half the time of the row reader)."""
-    source = gdal_source(path, kind)
-    if kind == "shp":  # GDAL has no prefix for shapefiles: the header is the pin
-        with path.open("rb") as fh:
-            if not magic_matches(fh.read(4), "shp"):
-                raise ImportRefused(code="file.wrong_content",
-                                    params={"name": name, "format": "Shapefile"})
+    source = _pinned_source(path, name, kind)
     try:
         with offline_gdal():
-            layers = pyogrio.list_layers(source)
-            if len(layers) > limits.max_layers:
-                raise ImportRefused(code="file.too_many_layers",
-                                    params={"name": name, "count": len(layers),
-                                                                         "max": limits.max_layers})
-            if len(layers) == 0:
-                raise ImportRefused(code="file.no_layer", params={"name": name})
-            names = [str(n) for n in layers[:, 0]]
-            if layer is None and len(names) > 1:
-                raise ImportRefused(code="file.several_layers",
-                                    params={"name": name, "layers": _short(", ".join(names), 200)})
-            if layer is not None and layer not in names:
-                raise ImportRefused(code="file.unknown_layer",
-                                    params={"name": name, "layer": _short(layer),
-                                                                     "layers": _short(", ".join(names), 200)})
-            info = pyogrio.read_info(source, layer=layer)
-            if info.get("features", -1) > limits.max_features:
-                raise ImportRefused(code="file.too_many_features",
-                                    params={"name": name, "count": info["features"],
-                                                                       "max": limits.max_features})
+            _layer_info(source, name, limits, layer)
             gdf = _read_dataframe(source, layer, arrow)
     except ImportRefused:
         raise
     except Exception as exc:  # GDAL's message names server paths: log it, answer plainly
-        log.info("import of %s refused: %s", name, str(exc).splitlines()[0] if str(exc) else exc)
-        raise ImportRefused(code="file.unreadable",
-                            params={"name": name, "format": LABELS[kind]}) from None
+        raise _unreadable(name, kind, exc) from None
     if "geometry" not in gdf.columns:
         raise ImportRefused(code="file.no_geometry", params={"name": name})
     check_counts(name, len(gdf), count_vertices(gdf.geometry.values), limits)
     return gdf
 
 
-def _read_dataframe(source: str, layer: str | None, arrow: bool):  # noqa: ANN202
+def read_attributes(path: Path, name: str, kind: str, limits: Limits,  # noqa: ANN201
+                    layer: str | None = None, stream: GeometryStream | None = None):
+    """The attribute table of a file as :func:`read_frame` (``arrow=True``) gives it, without
+    the geometries (those come from :class:`GeometryStream`), and the layer's CRS; the same
+    checks, except the vertex cap, which the stream applies. ``stream`` is started once the
+    layer and feature caps are passed, to read the geometries while the attributes are."""
+    source = _pinned_source(path, name, kind)
+    try:
+        with offline_gdal():
+            info = _layer_info(source, name, limits, layer)
+            if info.get("geometry_type") is None:
+                raise ImportRefused(code="file.no_geometry", params={"name": name})
+            if stream is not None:
+                stream.start()
+            frame = _read_dataframe(source, layer, True, read_geometry=False)
+    except ImportRefused:
+        raise
+    except Exception as exc:
+        raise _unreadable(name, kind, exc) from None
+    check_counts(name, len(frame), 0, limits)
+    return frame, info.get("crs")
+
+
+class GeometryStream:
+    """The geometries of a file's layer in batches of ``batch`` features (shapely arrays, in
+    file order), read by a thread of its own from GDAL's Arrow stream while the caller works
+    on the previous batch (GDAL, Arrow and shapely's WKB parser release the GIL). The vertex
+    cap is applied as they come: the batch that passes it raises ``file.too_many_vertices``;
+    a layer that gives other than ``expected`` features (the attribute rows, set before the
+    iteration) is refused as unreadable. :meth:`start` starts the reader (it does not wait
+    for the caller: the file is within the caps), :meth:`close` stops it."""
+
+    def __init__(self, path: Path, name: str, kind: str, limits: Limits,
+                 layer: str | None = None, batch: int = 500) -> None:
+        self.source, self.name, self.kind, self.limits = _pinned_source(path, name, kind), \
+            name, kind, limits
+        self.layer, self.batch, self.expected = layer, batch, 0
+        self._queue: queue.Queue = queue.Queue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, name="quarters-read", daemon=True)
+
+    def start(self) -> None:
+        """Start reading (once)."""
+        if not self._thread.is_alive() and self._thread.ident is None:
+            self._thread.start()
+
+    def _put(self, item: object) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(queue.Full):
+                self._queue.put(item, timeout=0.1)
+                return
+
+    def _read(self) -> None:
+        vertices = 0
+        try:
+            with offline_gdal(), pyogrio.open_arrow(
+                    self.source, layer=self.layer, columns=[], batch_size=self.batch,
+                    use_pyarrow=True) as (meta, reader):
+                column = meta["geometry_name"] or "wkb_geometry"
+                for batch in reader:
+                    if self._stop.is_set():
+                        return
+                    wkb = batch.column(batch.schema.get_field_index(column))
+                    if isinstance(wkb.type, pa.BaseExtensionType):
+                        wkb = wkb.storage
+                    geoms = shapely.from_wkb(wkb.to_numpy(zero_copy_only=False),
+                                             on_invalid="raise")
+                    vertices += count_vertices(geoms)
+                    check_counts(self.name, 0, vertices, self.limits)
+                    self._put(geoms)
+        except ImportRefused as exc:
+            self._put(exc)
+        except Exception as exc:  # noqa: BLE001 - refused as unreadable, logged
+            self._put(_unreadable(self.name, self.kind, exc))
+        else:
+            self._put(None)
+
+    def __iter__(self) -> Iterator:
+        features = 0
+        while (item := self._queue.get()) is not None:
+            if isinstance(item, ImportRefused):
+                raise item
+            features += len(item)
+            if features > self.expected:
+                break
+            yield item
+        if features != self.expected:
+            raise _unreadable(self.name, self.kind, RuntimeError(
+                f"{features} geometries or more for {self.expected} features"))
+
+    def close(self) -> None:
+        """Stop the reader (it ends after the batch it is reading) and wait for it."""
+        self._stop.set()
+        if self._thread.ident is not None:
+            self._thread.join()
+
+
+def _pinned_source(path: Path, name: str, kind: str) -> str:
+    """GDAL's name of the file with its driver pinned (a shapefile's header checked)."""
+    source = gdal_source(path, kind)
+    if kind == "shp":  # GDAL has no prefix for shapefiles: the header is the pin
+        with path.open("rb") as fh:
+            if not magic_matches(fh.read(4), "shp"):
+                raise ImportRefused(code="file.wrong_content",
+                                    params={"name": name, "format": "Shapefile"})
+    return source
+
+
+def _layer_info(source: str, name: str, limits: Limits, layer: str | None) -> dict:
+    """pyogrio's info of the layer to read: one layer (or the named one), within the layer
+    and feature caps."""
+    layers = pyogrio.list_layers(source)
+    if len(layers) > limits.max_layers:
+        raise ImportRefused(code="file.too_many_layers",
+                            params={"name": name, "count": len(layers),
+                                                                 "max": limits.max_layers})
+    if len(layers) == 0:
+        raise ImportRefused(code="file.no_layer", params={"name": name})
+    names = [str(n) for n in layers[:, 0]]
+    if layer is None and len(names) > 1:
+        raise ImportRefused(code="file.several_layers",
+                            params={"name": name, "layers": _short(", ".join(names), 200)})
+    if layer is not None and layer not in names:
+        raise ImportRefused(code="file.unknown_layer",
+                            params={"name": name, "layer": _short(layer),
+                                                             "layers": _short(", ".join(names), 200)})
+    info = pyogrio.read_info(source, layer=layer)
+    if info.get("features", -1) > limits.max_features:
+        raise ImportRefused(code="file.too_many_features",
+                            params={"name": name, "count": info["features"],
+                                                               "max": limits.max_features})
+    return info
+
+
+def _unreadable(name: str, kind: str, exc: Exception) -> ImportRefused:
+    """The refusal of a file GDAL could not read (its message, which names server paths,
+    goes to the log only)."""
+    log.info("import of %s refused: %s", name, str(exc).splitlines()[0] if str(exc) else exc)
+    return ImportRefused(code="file.unreadable", params={"name": name, "format": LABELS[kind]})
+
+
+def _read_dataframe(source: str, layer: str | None, arrow: bool, *,  # noqa: ANN202
+                    read_geometry: bool = True):
     """pyogrio's reader; with ``arrow`` its Arrow path (dates as datetime64, as the row reader
     gives them), and the row reader for what Arrow cannot take (text not in UTF-8)."""
     if arrow:
         try:
             return pyogrio.read_dataframe(source, layer=layer, use_arrow=True,
+                                          read_geometry=read_geometry,
                                           arrow_to_pandas_kwargs={"date_as_object": False})
         except pyogrio.errors.DataSourceError as exc:
             if "UTF-8" not in str(exc):
                 raise
-    return pyogrio.read_dataframe(source, layer=layer)
+    return pyogrio.read_dataframe(source, layer=layer, read_geometry=read_geometry)
 
 
 def _short(text: str, n: int = 80) -> str:

@@ -7,9 +7,14 @@ districts: read within caps, checked, reprojected, stored with their source in o
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import itertools
+import logging
 import stat
+import struct
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,9 +37,11 @@ from quarters.indicators.definitions import encode_description
 from quarters.layers import map_codes, overlaps, refuse_overlaps
 from quarters.messages import Note
 from quarters.safefiles import (
+    GeometryStream,
     Limits,
     check_file,
     kind_of,
+    read_attributes,
     read_frame,
     scratch_dir,
     unpack_shapefile,
@@ -42,6 +49,7 @@ from quarters.safefiles import (
 from quarters.settings import STORAGE_SRID
 from quarters.sources import upsert_source
 
+log = logging.getLogger("quarters.imports")
 Progress = Callable[[int, int], None]
 ALLOWED_SUFFIXES = (".geojson", ".json", ".gpkg", ".shp", ".zip")
 BOUNDARY_KINDS = ("geojson", "gpkg", "shp", "zip")
@@ -96,6 +104,13 @@ class ImportSummary:
     source_crs: str = ""
     mapped: int = 0  # codes changed by the code map / rule
     warnings: list[str] = field(default_factory=list)
+    # seconds since ``started`` at the end of each phase (see import_into)
+    phases: dict[str, float] = field(default_factory=dict)
+    started: float = field(default_factory=time.perf_counter, repr=False)
+
+    def mark(self, phase: str) -> None:
+        """Note the end of a phase (``phases``: a time-line of the import for profiling)."""
+        self.phases[phase] = time.perf_counter() - self.started
 
 
 def file_checksum(path: Path) -> str:
@@ -158,9 +173,10 @@ def check_frame(gdf: gpd.GeoDataFrame, name: str, spec: BoundarySpec, *,
     codes = gdf[code_field].astype("string")
     for idx in gdf.index[codes.isna() | (codes.str.strip() == "")]:
         errors.append(_feature_error(name, idx, None, "boundaries.empty_code", field=code_field))
-    for code in codes[codes.duplicated(keep=False)].dropna().unique():
+    doubles = codes[codes.duplicated(keep=False)].dropna()
+    for code, rows in doubles.groupby(doubles, sort=False).groups.items():
         errors.append({**_file_error(name, "boundaries.duplicate_code", field=code_field, value=code),
-                       "unit": code})
+                       "unit": code, "features": [int(i) for i in rows]})
     if geometries or errors:
         errors += geometry_problems(np.asarray(gdf.geometry.array, dtype=object),
                                     gdf.index.tolist(), codes.tolist(), name, spec)
@@ -285,9 +301,12 @@ def write_boundaries(
     progress: Progress | None = None,
     *,
     reproject: bool = False,
+    geometries: Iterable[np.ndarray] | None = None,
 ) -> ImportSummary:
     """Store the rows (same transaction); ``reproject``: the frame is still in its file's CRS
     and is prepared (:func:`prepare`) chunk by chunk while psycopg sends the previous chunk.
+    ``geometries``: the frame holds the attributes only and its geometries come in batches
+    (file order, :class:`quarters.safefiles.GeometryStream`), each COPYed as it arrives.
     A first load (no stored row shares a key with the file) is COPYed straight into the
     table; otherwise the rows are COPYed into a staging table and upserted from there.
     Writers of the table wait meanwhile (readers do not)."""
@@ -297,28 +316,38 @@ def write_boundaries(
               "approximate": spec.approximate, "srid": STORAGE_SRID}
     cols = Columns.of(gdf, spec, project=reprojector(gdf.crs) if reproject else multi,
                       name=Path(summary.path).name, check=reproject)
-    spans = [(start, min(start + CHUNK, len(gdf))) for start in range(0, len(gdf), CHUNK)]
+    if geometries is None:
+        spans: Iterable[tuple[int, int]] = [(start, min(start + CHUNK, len(gdf)))
+                                            for start in range(0, len(gdf), CHUNK)]
+    else:
+        cols.geoms = np.empty(len(gdf), dtype=object)
+        spans = cols.arriving(geometries)
 
-    def batches(build: Callable[[int, int], list[str]]) -> Iterator[list[str]]:
+    def batches(build: Callable[[int, int], bytes]) -> Iterator[tuple[int, bytes]]:
         for a, b in spans:
-            if rows := build(a, b):
-                yield rows
+            if data := build(a, b):
+                if not a:
+                    summary.mark("first_chunk")
+                yield b - a, data
+        summary.mark("last_chunk")
         if cols.errors:  # raised inside the COPY: it is cancelled, nothing stored
             raise refuse(cols.errors, cols.name)
 
     conn.execute(text(f"LOCK TABLE {spec.table} IN SHARE ROW EXCLUSIVE MODE"))
     codes = orjson.dumps(cols.codes).decode()
     if conn.execute(text(FIRST_LOAD[spec.table]), {**params, "codes": codes}).scalar_one():
-        lines = batches(lambda a, b: cols.lines(a, b, spec, params, summary))
-        summary.inserted = _copy(conn, COPY_INTO[spec.table], lines, len(gdf), progress)
+        rows = batches(lambda a, b: cols.rows(a, b, spec, params, summary))
+        summary.inserted = _copy(conn, COPY_INTO[spec.table], rows, len(gdf), progress)
+        summary.mark("copied")
         return summary
     conn.execute(text("DROP TABLE IF EXISTS _stage"))
     conn.execute(text(
         "CREATE TEMP TABLE _stage (code text, name text, parent text, attrs jsonb, wkb bytea)"
         " ON COMMIT DROP"
     ))
-    _copy(conn, "COPY _stage (code, name, parent, attrs, wkb) FROM STDIN",
-          batches(lambda a, b: cols.stage_lines(a, b, spec, summary)), len(gdf), progress)
+    _copy(conn, "COPY _stage (code, name, parent, attrs, wkb) FROM STDIN (FORMAT binary)",
+          batches(lambda a, b: cols.stage_rows(a, b, spec, summary)), len(gdf), progress)
+    summary.mark("copied")
     if spec.table == "districts":
         _one_layer(conn, spec, summary, params)
     sql = UPSERTS[spec.table]
@@ -334,27 +363,8 @@ def write_boundaries(
     return summary
 
 
-NULL = "\\N"  # COPY text format
 CHUNK = 500  # rows per COPY write (and per progress tick)
-
-
-def _field(value: str | None) -> str:
-    """One field of COPY's text format (backslash, tab, newline and CR escaped)."""
-    if value is None:
-        return NULL
-    if "\\" in value:
-        value = value.replace("\\", "\\\\")
-    if "\t" in value or "\n" in value or "\r" in value:
-        value = value.replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-    return value
-
-
-def _fields(values: list[str | None]) -> list[str]:
-    """:func:`_field` over a column (one scan of the whole column when nothing needs escaping)."""
-    joined = "".join(filter(None, values))
-    if "\\" in joined or "\t" in joined or "\n" in joined or "\r" in joined:
-        return [_field(v) for v in values]
-    return [NULL if v is None else v for v in values]
+_JSONB = b"\x01"  # jsonb's binary format: version 1, then the JSON text
 
 
 @dataclass
@@ -415,46 +425,55 @@ class Columns:
             geoms[i] = to_multi(repair(geom))
         return geoms
 
-    def lines(self, start: int, stop: int, spec: BoundarySpec, params: dict[str, Any],
-              summary: ImportSummary) -> list[str]:
-        """Rows start…stop of the target table's COPY (see :data:`COPY_INTO`), text format."""
+    def arriving(self, geometries: Iterable[np.ndarray]) -> Iterator[tuple[int, int]]:
+        """Spans start…stop of the batches of geometries as they arrive (file order, one
+        geometry per attribute row), each put in place first."""
+        start = 0
+        for batch in geometries:
+            stop = start + len(batch)
+            self.geoms[start:stop] = batch
+            yield start, stop
+            start = stop
+
+    def rows(self, start: int, stop: int, spec: BoundarySpec, params: dict[str, Any],
+             summary: ImportSummary) -> bytes:
+        """Rows start…stop of the target table's binary COPY (see :data:`COPY_INTO`); the
+        geometries as plain WKB (PostGIS gives them the column's SRID)."""
         geoms = self.stored_geoms(start, stop, spec, summary)
         if geoms is None:
-            return []
-        srid = f"SRID={STORAGE_SRID};"
-        ewkb = [srid + w.hex() for w in shapely.to_wkb(geoms)]
-        attrs = _fields(self._json(start, stop))
-        codes, names = _fields(self.codes[start:stop]), _fields(self.names[start:stop])
-        source = str(params["source"])
+            return b""
+        wkb = shapely.to_wkb(geoms).tolist()
+        codes, names = _utf8(self.codes[start:stop]), _utf8(self.names[start:stop])
+        attrs = self._attrs(start, stop)
+        source = int(params["source"]).to_bytes(4, "big", signed=True)
         if spec.table == "districts":
-            head = f"{_field(spec.city)}\t{_field(spec.level)}"
-            flag = "t" if spec.approximate else "f"
-            return [f"{head}\t{c}\t{n}\t{p}\t{flag}\t{a}\t{source}\t{g}" for c, n, p, a, g in
-                    zip(codes, names, _fields(self.parents[start:stop]), attrs, ewkb,
-                        strict=True)]
-        ars, bez = (_fields(self._text_of(key, start, stop)) for key in ("ARS", "BEZ"))
-        return [f"{c}\t{r}\t{n}\t{b}\t{a}\t{source}\t{g}"
-                for c, r, n, b, a, g in zip(codes, ars, names, bez, attrs, ewkb, strict=True)]
+            flag = b"\x01" if spec.approximate else b"\x00"
+            return _binary([_utf8([spec.city])[0], _utf8([spec.level])[0], codes, names,
+                            _utf8(self.parents[start:stop]), flag, attrs, source, wkb],
+                           stop - start)
+        ars, bez = (_utf8(self._text_of(key, start, stop)) for key in ("ARS", "BEZ"))
+        return _binary([codes, ars, names, bez, attrs, source, wkb], stop - start)
 
-    def stage_lines(self, start: int, stop: int, spec: BoundarySpec,
-                    summary: ImportSummary) -> list[str]:
-        """Rows start…stop of the staging table ``_stage`` (code, name, parent, attrs, wkb)."""
+    def stage_rows(self, start: int, stop: int, spec: BoundarySpec,
+                   summary: ImportSummary) -> bytes:
+        """Rows start…stop of the staging table ``_stage`` (code, name, parent, attrs, wkb),
+        binary COPY."""
         geoms = self.stored_geoms(start, stop, spec, summary)
         if geoms is None:
-            return []
-        wkb = shapely.to_wkb(geoms)
-        return [f"{_field(c)}\t{_field(n)}\t{_field(p)}\t{_field(a)}\t\\\\x{g.hex()}"
-                for c, n, p, a, g in
-                zip(self.codes[start:stop], self.names[start:stop], self.parents[start:stop],
-                    self._json(start, stop), wkb, strict=True)]
+            return b""
+        return _binary([_utf8(self.codes[start:stop]), _utf8(self.names[start:stop]),
+                        _utf8(self.parents[start:stop]), self._attrs(start, stop),
+                        shapely.to_wkb(geoms).tolist()], stop - start)
 
-    def _json(self, start: int, stop: int) -> list[str]:
-        """The attributes of rows start…stop, one JSON object each (missing values null)."""
+    def _attrs(self, start: int, stop: int) -> list[bytes] | bytes:
+        """The attributes of rows start…stop as jsonb's binary input: the version byte and
+        one JSON object each (missing values null)."""
         if not self.keys:
-            return ["{}"] * (stop - start)
+            return _JSONB + b"{}"
         keys, dumps, option = self.keys, orjson.dumps, orjson.OPT_SERIALIZE_NUMPY
-        return [dumps(dict(zip(keys, row, strict=True)), option=option, default=_json_default)
-                .decode() for row in zip(*(v[start:stop] for v in self.values), strict=True)]
+        return [_JSONB + dumps(dict(zip(keys, row, strict=True)), option=option,
+                               default=_json_default)
+                for row in zip(*(v[start:stop] for v in self.values), strict=True)]
 
     def _text_of(self, key: str, start: int, stop: int) -> list[str | None]:
         """An attribute as ``attributes->>key`` gives it (NULL when absent)."""
@@ -487,19 +506,55 @@ def _iso(column: pd.Series) -> list[str | None]:
     return [None if pd.isna(v) else v.isoformat() for v in column.tolist()]
 
 
-def _copy(conn: Connection, sql: str, chunks: Iterable[list[str]], total: int,
+_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # binary COPY header: no flags, no extension
+_TRAILER = b"\xff\xff"
+_NULL = b"\xff\xff\xff\xff"  # field length -1
+_length = struct.Struct(">i").pack
+
+
+def _utf8(values: list[str | None]) -> list[bytes | None]:
+    """Text values as binary COPY sends them (the connection speaks UTF-8, see _copy)."""
+    if None in values:
+        return [None if v is None else v.encode() for v in values]
+    return list(map(str.encode, values))
+
+
+def _binary(columns: list[list[bytes | None] | bytes | None], n: int) -> bytes:
+    """``n`` rows of binary COPY data from columns of field values (bytes in the column
+    type's binary format; None is NULL; a single bytes value: the same in every row). The
+    rows are interleaved by ``zip``/``chain`` and joined once: no Python code per field
+    (psycopg's ``write_row`` runs its dumpers per field)."""
+    streams: list[Iterable[bytes]] = [itertools.repeat(len(columns).to_bytes(2, "big"), n)]
+    for column in columns:
+        if column is None or isinstance(column, bytes):
+            streams += [itertools.repeat(_NULL if column is None else _length(len(column)), n),
+                        itertools.repeat(column or b"", n)]
+        elif None in column:
+            streams += [[_NULL if v is None else _length(len(v)) for v in column],
+                        [b"" if v is None else v for v in column]]
+        else:
+            streams += [list(map(_length, map(len, column))), column]
+    return b"".join(itertools.chain.from_iterable(zip(*streams, strict=True)))
+
+
+def _copy(conn: Connection, sql: str, chunks: Iterable[tuple[int, bytes]], total: int,
           progress: Progress | None) -> int:
-    """COPY the chunks of lines (psycopg sends one while the next is built); return rows."""
+    """Binary COPY of the chunks (rows, data) (psycopg sends one while the next is built);
+    return the number of rows."""
     raw = conn.connection.driver_connection
+    if raw.info.encoding != "utf-8":
+        raw.execute("SET LOCAL client_encoding = 'UTF8'")  # what _utf8 writes
     done = 0
     with raw.cursor() as cur:
         # a worker thread sends the rows: the next chunk is built while the socket waits
         with cur.copy(sql, writer=QueuedLibpqWriter(cur)) as copy:
-            for lines in chunks:
-                copy.write("\n".join(lines) + "\n")
-                done += len(lines)
+            copy.write(_SIGNATURE)
+            for rows, data in chunks:
+                copy.write(data)
+                done += rows
                 if progress:
                     progress(done, total)
+            copy.write(_TRAILER)
         return cur.rowcount
 
 
@@ -568,12 +623,12 @@ UPSERTS = {
 }
 
 
+_ADMIN = "(ags, ars, name, bez, attributes, source_id, geom) FROM STDIN (FORMAT binary)"
 COPY_INTO = {
-    "municipalities": "COPY municipalities (ags, ars, name, bez, attributes, source_id, geom)"
-                      " FROM STDIN",
-    "counties": "COPY counties (ags, ars, name, bez, attributes, source_id, geom) FROM STDIN",
+    "municipalities": f"COPY municipalities {_ADMIN}",
+    "counties": f"COPY counties {_ADMIN}",
     "districts": "COPY districts (city_ags, level, code, name, parent_name, approximate,"
-                 " attributes, source_id, geom) FROM STDIN",
+                 " attributes, source_id, geom) FROM STDIN (FORMAT binary)",
 }
 # True when no stored row shares a key with the file (then COPY straight into the table);
 # the codes go as one JSON array (binding 11,000 array elements costs psycopg ~70 ms).
@@ -590,7 +645,9 @@ FIRST_LOAD = {
 def import_boundaries(engine: Engine, path: Path, spec: BoundarySpec, **kwargs) -> ImportSummary:
     """Import a boundary file in its own transaction (all or nothing)."""
     with engine.begin() as conn:
-        return import_into(conn, path, spec, **kwargs)
+        summary = import_into(conn, path, spec, **kwargs)
+    summary.mark("committed")
+    return summary
 
 
 def import_into(
@@ -603,26 +660,79 @@ def import_into(
     attribution: str | None = None,
     progress: Progress | None = None,
 ) -> ImportSummary:
-    """Check the file, then store it with its source inside the caller's transaction."""
+    """Check the file, then store it with its source inside the caller's transaction.
+
+    The attributes are read and checked first (fields, keys, caps); the geometries follow in
+    batches from a reader thread (:class:`quarters.safefiles.GeometryStream`) and each batch
+    is checked, reprojected and COPYed while the next one is read and the database takes the
+    previous one. A file with a problem in its attributes is read whole instead, so that the
+    refusal names every problem (as before)."""
+    started = time.perf_counter()  # of the time-line in ImportSummary.phases
     if spec.table == "districts" and not spec.city:
         raise ImportRefused(code="boundaries.needs_city",
                             params={"name": path.name, "level": spec.level})
-    with ThreadPoolExecutor(1) as pool:  # sha256 releases the GIL: beside the read
-        checksum = pool.submit(file_checksum, path)
-        gdf, summary = load_boundaries(path, spec, reproject=False)
-    if spec.city and not conn.execute(
-        text("SELECT 1 FROM municipalities WHERE ags = :a"), {"a": spec.city}
-    ).first():
-        raise ImportRefused(code="boundaries.city_not_loaded",
-                            params={"name": path.name, "city": spec.city})
-    # A problem found while the rows are written (geometries are checked chunk by chunk)
-    # rolls back to here: the caller's transaction holds nothing of this file.
-    with conn.begin_nested():
-        src = upsert_source(
-            conn, f"import:{spec.table}:{spec.level}:{path.name}"[:80],
-            name=source_name or path.name, licence=licence,
-            attribution=attribution or source_name or path.name, checksum=checksum.result(),
-            note=encode_description(Note("boundaries.source_imported", file=path.name,
-                                         count=summary.read)),
-        )
-        return write_boundaries(conn, gdf, spec, src, summary, progress, reproject=True)
+    with ThreadPoolExecutor(1) as pool, contextlib.ExitStack() as stack:
+        checksum = pool.submit(file_checksum, path)  # sha256 releases the GIL: beside the read
+        opened = open_boundaries(path, spec, stack)
+        if opened is None:  # refused: read whole, so that every problem is named
+            gdf, summary = load_boundaries(path, spec, reproject=False)
+            geometries = None
+        else:
+            gdf, summary, geometries = opened
+        summary.started = started
+        summary.mark("attributes")
+        if spec.city and not conn.execute(
+            text("SELECT 1 FROM municipalities WHERE ags = :a"), {"a": spec.city}
+        ).first():
+            raise ImportRefused(code="boundaries.city_not_loaded",
+                                params={"name": path.name, "city": spec.city})
+        # A problem found while the rows are written (geometries are checked chunk by chunk)
+        # rolls back to here: the caller's transaction holds nothing of this file.
+        with conn.begin_nested():
+            src = upsert_source(
+                conn, f"import:{spec.table}:{spec.level}:{path.name}"[:80],
+                name=source_name or path.name, licence=licence,
+                attribution=attribution or source_name or path.name, checksum=checksum.result(),
+                note=encode_description(Note("boundaries.source_imported", file=path.name,
+                                             count=summary.read)),
+            )
+            summary.mark("source")
+            write_boundaries(conn, gdf, spec, src, summary, progress, reproject=True,
+                             geometries=geometries)
+            summary.mark("written")
+    summary.mark("released")
+    log.debug("import of %s: %s", path.name,
+              ", ".join(f"{k} {v:.3f} s" for k, v in summary.phases.items()))
+    return summary
+
+
+def open_boundaries(path: Path, spec: BoundarySpec, stack: contextlib.ExitStack,
+                    limits: Limits | None = None
+                    ) -> tuple[gpd.GeoDataFrame, ImportSummary, GeometryStream] | None:
+    """The checks of :func:`load_boundaries` on the file's attributes (read without the
+    geometries) and the stream of its geometries, already reading (closed with ``stack``);
+    None when the attributes have a problem (:func:`load_boundaries` then names them all)."""
+    limits = limits or Limits.of()
+    original, name = path, path.name
+    kind = kind_of(path, name, BOUNDARY_KINDS)
+    check_file(path, name, kind, limits)
+    if kind == "zip":
+        path, kind = unpack_shapefile(path, name, stack.enter_context(scratch_dir(limits)),
+                                      limits), "shp"
+    elif kind == "shp":
+        _check_sidecars(path, name, limits)
+    # the geometries are read (by the stream's thread) while the attributes are
+    stream = GeometryStream(path, name, kind, limits, spec.layer, CHUNK)
+    stack.callback(stream.close)
+    attrs, crs = read_attributes(path, name, kind, limits, spec.layer, stream)
+    gdf = gpd.GeoDataFrame(attrs, geometry=[None] * len(attrs), crs=crs)
+    if check_frame(gdf, name, spec, geometries=False):
+        stream.close()
+        return None
+    summary = ImportSummary(path=str(original), table=spec.table, read=len(gdf))
+    if spec.code_map or spec.code_rule:
+        gdf, summary.mapped = map_codes(gdf, spec.fields()[0], name, spec.code_map,
+                                        spec.code_rule)
+    summary.source_crs = gdf.crs.to_string()
+    stream.expected = len(gdf)
+    return gdf, summary, stream
