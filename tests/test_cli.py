@@ -16,7 +16,7 @@ from quarters.settings import get_settings
 HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 @pytest.fixture
-def cli_env(settings, monkeypatch):
+def cli_env(settings, engine, monkeypatch):  # engine: migrated, data loaded (Halle, Gera)
     monkeypatch.setenv("QUARTERS_DATABASE_URL", settings.database_url)
     monkeypatch.setenv("QUARTERS_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("QUARTERS_LANG", "en")  # these tests read the CLI's English texts
