@@ -42,11 +42,13 @@ class Runner(Protocol):
                     plan_each_time: bool = False) -> tuple[Any, ...] | None: ...
 
 
-class PoolRunner:
-    """On one async psycopg connection (autocommit; psycopg prepares repeated statements)."""
-
+class _OnConnection:
     def __init__(self, conn: Any) -> None:
         self.conn = conn
+
+
+class PoolRunner(_OnConnection):
+    """On one async psycopg connection (autocommit; psycopg prepares repeated statements)."""
 
     async def first(self, statement: Statement, *,
                     plan_each_time: bool = False) -> tuple[Any, ...] | None:
@@ -56,22 +58,20 @@ class PoolRunner:
         return await cursor.fetchone()
 
 
-class LazyPoolRunner:
+class LazyPoolRunner(PoolRunner):
     """A PoolRunner that takes its connection from ``pool`` only when a statement runs (a read
     answered from memory never checks one out); ``close`` returns it."""
 
     def __init__(self, pool: Any) -> None:
+        super().__init__(None)
         self.pool = pool
-        self.conn: Any = None
 
     async def first(self, statement: Statement, *,
                     plan_each_time: bool = False) -> tuple[Any, ...] | None:
         """Execute and fetch the first row (on a connection checked out at the first call)."""
         if self.conn is None:
             self.conn = await self.pool.getconn()
-        sql, params = statement
-        cursor = await self.conn.execute(pyformat(sql), params, prepare=_prepare(plan_each_time))
-        return await cursor.fetchone()
+        return await super().first(statement, plan_each_time=plan_each_time)
 
     async def close(self) -> None:
         """Give the connection back to the pool (if one was taken)."""
@@ -80,11 +80,10 @@ class LazyPoolRunner:
             await self.pool.putconn(conn)
 
 
-class ThreadRunner:
+class ThreadRunner(_OnConnection):
     """On a sync SQLAlchemy connection, in a worker thread (tests share their transaction)."""
 
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
+    conn: Connection
 
     async def first(self, statement: Statement, *,
                     plan_each_time: bool = False) -> tuple[Any, ...] | None:
