@@ -24,6 +24,7 @@ body[data-page-state], body[data-submit="sent"], #idea-success, #idea-errors,
 
 from __future__ import annotations
 
+import contextlib
 import re
 import urllib.error
 import urllib.parse
@@ -207,16 +208,27 @@ async () => {
 """
 
 
-def test_first_view_is_drawn_from_the_servers_clusters(browser, public_server):
-    """The unfiltered first view comes from /api/measures/points?format=clusters before the
-    page has indexed the points; its own index then takes over the very same markers."""
+@contextlib.contextmanager
+def watched_page(browser, server: str, init_script: str):  # noqa: ANN001, ANN201
+    """A page of a fresh same-origin context (1280×900, de-DE) with ``init_script`` run
+    before the page's own; afterwards the page must have raised no error."""
     context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="de-DE")
-    context.route("**/*", same_origin_only(public_server))
-    context.add_init_script(FIRST_VIEW_WATCH)
+    context.route("**/*", same_origin_only(server))
+    context.add_init_script(init_script)
     errors: list[str] = []
     try:
         page = context.new_page()
         page.on("pageerror", lambda err: errors.append(str(err)))
+        yield page
+    finally:
+        context.close()
+    assert errors == []
+
+
+def test_first_view_is_drawn_from_the_servers_clusters(browser, public_server):
+    """The unfiltered first view comes from /api/measures/points?format=clusters before the
+    page has indexed the points; its own index then takes over the very same markers."""
+    with watched_page(browser, public_server, FIRST_VIEW_WATCH) as page:
         page.goto(public_server + "/")
         wait_results(page)
         mapped = located_count(public_server, "")
@@ -244,9 +256,6 @@ def test_first_view_is_drawn_from_the_servers_clusters(browser, public_server):
         result = page.evaluate(COMPARE_CLUSTERS)
         assert result["problems"] == [] and result["levels"] >= 10, result
         assert result["count"] == result["own"] == mapped
-    finally:
-        context.close()
-    assert errors == []
 
 
 # Before the first paint: the Intl objects the page creates (each first one loads locale data)
@@ -274,13 +283,7 @@ def test_first_paint_waits_for_no_data_request_and_no_intl(browser, public_serve
     """Catalogue, configuration and first-view clusters come with the page: nothing is
     fetched for them before the measures are drawn, and no Intl object is created before
     (the cluster labels' numbers and plural forms are the ones Intl gives)."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="de-DE")
-    context.route("**/*", same_origin_only(public_server))
-    context.add_init_script(INTL_WATCH)
-    errors: list[str] = []
-    try:
-        page = context.new_page()
-        page.on("pageerror", lambda err: errors.append(str(err)))
+    with watched_page(browser, public_server, INTL_WATCH) as page:
         page.goto(f"{public_server}/?lang={lang}")
         mapped = located_count(public_server, "")
         expect(page.locator("#map")).to_have_attribute("data-measures-drawn", str(mapped))
@@ -303,9 +306,6 @@ def test_first_paint_waits_for_no_data_request_and_no_intl(browser, public_serve
             assert count > 1 and label == formatted + word, (label, formatted)
         expect(page.locator("#filter-heading")).to_have_text(
             {"de": "Suchen und filtern", "en": "Search and filter"}[lang])
-    finally:
-        context.close()
-    assert errors == []
 
 
 def test_filters_and_list_stay_in_sync(open_page, public_server, artifacts):
