@@ -1,8 +1,9 @@
-"""The boundary importer's streamed write path (issue 10 item 6, session 5): the attributes
-are read and checked first, the geometries arrive in batches from a reader thread and each
-is COPYed (binary, plain WKB, jsonb's binary input) while the next one is read. The stored
-rows are those of the previous write path (hex EWKB and JSON text in COPY's text format),
-byte for byte; problems in the last batch still refuse the whole file and store nothing."""
+"""The boundary importer's streamed write path (issue 10 item 6, sessions 5 and 6): the
+layer's CRS and fields are checked from its info, its features (attributes and geometries)
+arrive in batches from a reader thread and each is checked and COPYed (binary, plain WKB,
+jsonb's binary input) while the next one is read. The stored rows are those of the previous
+write path (hex EWKB and JSON text in COPY's text format), byte for byte; problems in the last
+batch still refuse the whole file, naming every problem, and store nothing."""
 
 from __future__ import annotations
 
@@ -102,13 +103,38 @@ def _spec(**kw) -> BoundarySpec:  # noqa: ANN003
                         parent_field="bezirk", **kw)
 
 
-def test_streamed_first_load_stores_the_rows_of_the_previous_write_path(conn, tmp_path):
-    """A first load of districts in three batches (straight COPY into the table): every row
-    equals, byte for byte, what the session-4 text COPY stored (geometry, generated outline,
-    attribute JSON, names, parent)."""
+@pytest.fixture(autouse=True)
+def batches_of_one_chunk(monkeypatch, request) -> None:  # noqa: ANN001
+    """The stream reads batches of one COPY chunk here (it reads several by default, as the
+    municipalities test does), so that a problem can sit in a later batch of the file."""
+    if "municipalities" not in request.node.name:
+        monkeypatch.setattr(boundaries, "STREAM_BATCH", CHUNK)
+
+
+@pytest.fixture
+def read_whole(monkeypatch):  # noqa: ANN201
+    """The files the importer read whole (``load_boundaries``) instead of streaming them."""
+    names: list[str] = []
+    load = boundaries.load_boundaries
+
+    def counted(path, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        names.append(path.name)
+        return load(path, *args, **kwargs)
+
+    monkeypatch.setattr(boundaries, "load_boundaries", counted)
+    return names
+
+
+def test_streamed_first_load_stores_the_rows_of_the_previous_write_path(conn, tmp_path,
+                                                                      read_whole):
+    """A first load of districts in three batches (straight COPY into the table), streamed:
+    every row equals, byte for byte, what the session-4 text COPY stored (geometry, generated
+    outline, attribute JSON, names, parent); an integer missing only in the last batch stays
+    an integer in every batch."""
     path = write_geojson_raw(tmp_path / "viertel.geojson", _cells(N))
     ticks: list[tuple[int, int]] = []
     summary = import_into(conn, path, _spec(), progress=lambda d, t: ticks.append((d, t)))
+    assert read_whole == []
     assert (summary.inserted, summary.updated) == (N, 0)
     assert ticks == [(CHUNK, N), (2 * CHUNK, N), (N, N)]
     assert _old_path(conn, path, _spec(), "districts") == N
@@ -117,9 +143,13 @@ def test_streamed_first_load_stores_the_rows_of_the_previous_write_path(conn, tm
         "SELECT attributes FROM districts WHERE level = 'streamviertel' AND code = :c"),
         {"c": f"C{N - 1:04d}"}).scalar_one()
     assert stored["note"] == ODD and stored["count"] is None
+    counts = conn.execute(text(
+        "SELECT jsonb_typeof(attributes->'count'), attributes->>'count' FROM districts"
+        " WHERE level = 'streamviertel' AND code IN ('C0005', 'C1005')")).all()
+    assert sorted(counts) == [("number", "1005"), ("number", "5")]
 
 
-def test_municipalities_stored_as_by_the_previous_write_path(conn, settings):
+def test_municipalities_stored_as_by_the_previous_write_path(conn, settings, read_whole):
     """The 10,997 municipalities: as loaded (whole file, binary COPY) and again after a
     streamed re-import (staging table + upsert), each row is what the session-4 write path
     stored, byte for byte."""
@@ -128,15 +158,19 @@ def test_municipalities_stored_as_by_the_previous_write_path(conn, settings):
     n = _old_path(conn, path, spec, "municipalities")
     assert n > 10_000
     assert _differing(conn, "municipalities", "ags") == (n, 0)
+    read_whole.clear()  # _old_path read it whole
     summary = import_into(conn, path, spec)
+    assert read_whole == []  # streamed
     assert (summary.inserted, summary.updated, summary.read) == (0, n, n)
     assert set(summary.phases) >= {"attributes", "first_chunk", "last_chunk", "written"}
     assert _differing(conn, "municipalities", "ags") == (n, 0)
 
 
-def test_duplicate_key_in_the_last_batch_names_both_rows_and_stores_nothing(conn, tmp_path):
-    """The keys are checked on the whole attribute table before the first row is sent: a code
-    of the last batch repeating one of the first names both features; nothing is stored."""
+def test_duplicate_key_in_the_last_batch_names_both_rows_and_stores_nothing(conn, tmp_path,
+                                                                          read_whole):
+    """A code of the last batch repeating one of the first stops the stream (the first
+    batches are already in the COPY); the file is read whole, the refusal names both
+    features, and nothing is stored."""
     last = N - 2
     path = write_geojson_raw(tmp_path / "doppelt_spaet.geojson", _cells(N, same={last: 3}))
     sources = count(conn, "sources")
@@ -145,6 +179,7 @@ def test_duplicate_key_in_the_last_batch_names_both_rows_and_stores_nothing(conn
     assert "duplicate code 'C0003'" in err.value.detail
     [problem] = err.value.errors
     assert problem["code"] == "boundaries.duplicate_code" and problem["features"] == [3, last]
+    assert read_whole == ["doppelt_spaet.geojson"]
     assert count(conn, "districts", "level = 'streamviertel'") == 0
     assert count(conn, "sources") == sources
 

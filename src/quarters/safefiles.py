@@ -142,7 +142,7 @@ def gdal_source(path: Path, kind: str) -> str:
 def offline_gdal() -> Iterator[None]:
     """GDAL without network while an import reads a file (options restored when the last
     reader is done: readers in several threads, e.g. an import's attributes and its
-    :class:`GeometryStream`, share the offline configuration)."""
+    :class:`FeatureStream`, share the offline configuration)."""
     global _gdal_users, _gdal_saved
     with _gdal_lock:
         if not _gdal_users:
@@ -256,37 +256,25 @@ def read_frame(path: Path, name: str, kind: str, limits: Limits, layer: str | No
     return gdf
 
 
-def read_attributes(path: Path, name: str, kind: str, limits: Limits,  # noqa: ANN201
-                    layer: str | None = None, stream: GeometryStream | None = None):
-    """The attribute table of a file as :func:`read_frame` (``arrow=True``) gives it, without
-    the geometries (those come from :class:`GeometryStream`), and the layer's CRS; the same
-    checks, except the vertex cap, which the stream applies. ``stream`` is started once the
-    layer and feature caps are passed, to read the geometries while the attributes are."""
-    source = _pinned_source(path, name, kind)
-    try:
-        with offline_gdal():
-            info = _layer_info(source, name, limits, layer)
-            if info.get("geometry_type") is None:
-                raise ImportRefused(code="file.no_geometry", params={"name": name})
-            if stream is not None:
-                stream.start()
-            frame = _read_dataframe(source, layer, True, read_geometry=False)
-    except ImportRefused:
-        raise
-    except Exception as exc:
-        raise _unreadable(name, kind, exc) from None
-    check_counts(name, len(frame), 0, limits)
-    return frame, info.get("crs")
+class StreamFailed(Exception):
+    """The stream could not give the layer as the whole-file reader would (GDAL's Arrow
+    stream failed, or the count differs): read the file whole instead, which decides."""
 
 
-class GeometryStream:
-    """The geometries of a file's layer in batches of ``batch`` features (shapely arrays, in
-    file order), read by a thread of its own from GDAL's Arrow stream while the caller works
-    on the previous batch (GDAL, Arrow and shapely's WKB parser release the GIL). The vertex
-    cap is applied as they come: the batch that passes it raises ``file.too_many_vertices``;
-    a layer that gives other than ``expected`` features (the attribute rows, set before the
-    iteration) is refused as unreadable. :meth:`start` starts the reader (it does not wait
-    for the caller: the file is within the caps), :meth:`close` stops it."""
+# GDAL's Arrow data as pandas, the same for a whole layer and for each batch of it: dates as
+# datetime64, integers with gaps as integers (not floats, which a batch without a gap is not)
+ARROW_TO_PANDAS = {"date_as_object": False, "integer_object_nulls": True}
+
+
+class FeatureStream:
+    """The features of a file's layer in batches of ``batch`` (attribute frame indexed by the
+    feature's position, shapely array), in file order, read and converted by a thread of its
+    own while the caller works on the previous batch (GDAL, Arrow and shapely's WKB parser
+    release the GIL). :meth:`open` applies the layer and feature caps, returns pyogrio's
+    layer info and starts the reader; the vertex cap is applied as the batches come (the
+    batch that passes it raises ``file.too_many_vertices``). Anything else the stream cannot
+    give as :func:`read_frame` would (a failing Arrow stream, another feature count than the
+    info's) raises :class:`StreamFailed`. :meth:`close` stops the reader."""
 
     def __init__(self, path: Path, name: str, kind: str, limits: Limits,
                  layer: str | None = None, batch: int = 500) -> None:
@@ -297,10 +285,20 @@ class GeometryStream:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._read, name="quarters-read", daemon=True)
 
-    def start(self) -> None:
-        """Start reading (once)."""
-        if not self._thread.is_alive() and self._thread.ident is None:
-            self._thread.start()
+    def open(self) -> dict:
+        """Check the layer (caps, a geometry column), start reading; return its info."""
+        try:
+            with offline_gdal():
+                info = _layer_info(self.source, self.name, self.limits, self.layer)
+        except ImportRefused:
+            raise
+        except Exception as exc:
+            raise _unreadable(self.name, self.kind, exc) from None
+        if info.get("geometry_type") is None:
+            raise ImportRefused(code="file.no_geometry", params={"name": self.name})
+        self.expected = int(info.get("features", -1))
+        self._thread.start()
+        return info
 
     def _put(self, item: object) -> None:
         while not self._stop.is_set():
@@ -309,10 +307,10 @@ class GeometryStream:
                 return
 
     def _read(self) -> None:
-        vertices = 0
+        vertices = offset = 0
         try:
             with offline_gdal(), pyogrio.open_arrow(
-                    self.source, layer=self.layer, columns=[], batch_size=self.batch,
+                    self.source, layer=self.layer, batch_size=self.batch,
                     use_pyarrow=True) as (meta, reader):
                 column = meta["geometry_name"] or "wkb_geometry"
                 for batch in reader:
@@ -325,26 +323,31 @@ class GeometryStream:
                                              on_invalid="raise")
                     vertices += count_vertices(geoms)
                     check_counts(self.name, 0, vertices, self.limits)
-                    self._put(geoms)
+                    frame = pa.Table.from_batches([batch.drop_columns([column])]).to_pandas(
+                        **ARROW_TO_PANDAS)
+                    frame.index = range(offset, offset + len(frame))
+                    offset += len(frame)
+                    self._put((frame, geoms))
         except ImportRefused as exc:
             self._put(exc)
-        except Exception as exc:  # noqa: BLE001 - refused as unreadable, logged
-            self._put(_unreadable(self.name, self.kind, exc))
+        except Exception as exc:  # noqa: BLE001 - the whole-file reader decides, logged
+            log.info("streamed read of %s failed: %s", self.name, str(exc).splitlines()[0]
+                     if str(exc) else exc)
+            self._put(StreamFailed(str(exc)))
         else:
             self._put(None)
 
     def __iter__(self) -> Iterator:
         features = 0
         while (item := self._queue.get()) is not None:
-            if isinstance(item, ImportRefused):
+            if isinstance(item, (ImportRefused, StreamFailed)):
                 raise item
-            features += len(item)
+            features += len(item[1])
             if features > self.expected:
                 break
             yield item
         if features != self.expected:
-            raise _unreadable(self.name, self.kind, RuntimeError(
-                f"{features} geometries or more for {self.expected} features"))
+            raise StreamFailed(f"{features} features or more for {self.expected}")
 
     def close(self) -> None:
         """Stop the reader (it ends after the batch it is reading) and wait for it."""
@@ -405,7 +408,7 @@ def _read_dataframe(source: str, layer: str | None, arrow: bool, *,  # noqa: ANN
         try:
             return pyogrio.read_dataframe(source, layer=layer, use_arrow=True,
                                           read_geometry=read_geometry,
-                                          arrow_to_pandas_kwargs={"date_as_object": False})
+                                          arrow_to_pandas_kwargs=ARROW_TO_PANDAS)
         except pyogrio.errors.DataSourceError as exc:
             if "UTF-8" not in str(exc):
                 raise

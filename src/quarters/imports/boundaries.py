@@ -37,11 +37,11 @@ from quarters.indicators.definitions import encode_description
 from quarters.layers import map_codes, overlaps, refuse_overlaps
 from quarters.messages import Note
 from quarters.safefiles import (
-    GeometryStream,
+    FeatureStream,
     Limits,
+    StreamFailed,
     check_file,
     kind_of,
-    read_attributes,
     read_frame,
     scratch_dir,
     unpack_shapefile,
@@ -211,7 +211,7 @@ def prepare(gdf: gpd.GeoDataFrame, spec: BoundarySpec, summary: ImportSummary) -
     """Reproject to the storage CRS, repair when asked, promote to MultiPolygon (on the whole
     geometry array; only the invalid ones are handled one by one)."""
     summary.source_crs = gdf.crs.to_string()
-    cols = Columns.of(gdf, spec)
+    cols = Columns.of(gdf, spec, reprojector(gdf.crs))
     geoms = cols.stored_geoms(0, len(gdf), spec, summary)
     return gdf.set_geometry(gpd.GeoSeries(geoms, index=gdf.index, crs=STORAGE_SRID))
 
@@ -294,50 +294,55 @@ def load_boundaries(path: Path, spec: BoundarySpec, limits: Limits | None = None
 
 def write_boundaries(
     conn: Connection,
-    gdf: gpd.GeoDataFrame,
+    gdf: gpd.GeoDataFrame | None,
     spec: BoundarySpec,
     source_id: int,
     summary: ImportSummary,
     progress: Progress | None = None,
     *,
     reproject: bool = False,
-    geometries: Iterable[np.ndarray] | None = None,
+    stream: FeatureStream | None = None,
 ) -> ImportSummary:
     """Store the rows (same transaction); ``reproject``: the frame is still in its file's CRS
     and is prepared (:func:`prepare`) chunk by chunk while psycopg sends the previous chunk.
-    ``geometries``: the frame holds the attributes only and its geometries come in batches
-    (file order, :class:`quarters.safefiles.GeometryStream`), each COPYed as it arrives.
-    A first load (no stored row shares a key with the file) is COPYed straight into the
-    table; otherwise the rows are COPYed into a staging table and upserted from there.
-    Writers of the table wait meanwhile (readers do not)."""
+    ``stream`` instead of a frame: the file's features come in batches (file order,
+    :class:`quarters.safefiles.FeatureStream`, in ``summary.source_crs``), each checked and
+    COPYed as it arrives; a batch whose keys are empty or repeat an earlier one raises
+    :class:`WholeFileNeeded` (the caller reads the file whole, so that the refusal names every
+    problem). A first load (no stored row of the table, or of the city and level) is COPYed
+    straight into the table; otherwise the rows are COPYed into a staging table and upserted
+    from there. Writers of the table wait meanwhile (readers do not)."""
     if spec.table == "districts" and spec.replace and spec.add:
         raise ImportRefused(code="boundaries.replace_and_add")
     params = {"source": source_id, "city": spec.city, "level": spec.level,
               "approximate": spec.approximate, "srid": STORAGE_SRID}
-    cols = Columns.of(gdf, spec, project=reprojector(gdf.crs) if reproject else multi,
-                      name=Path(summary.path).name, check=reproject)
-    if geometries is None:
-        spans: Iterable[tuple[int, int]] = [(start, min(start + CHUNK, len(gdf)))
-                                            for start in range(0, len(gdf), CHUNK)]
+    name = Path(summary.path).name
+    if stream is None:
+        crs, total = gdf.crs, len(gdf)
+        whole = Columns.of(gdf, spec, name=name)  # taken out of pandas once, cut in chunks
+        parts: Iterable[tuple[Columns, int, int]] = (
+            (whole, start, min(start + CHUNK, total)) for start in range(0, total, CHUNK))
     else:
-        cols.geoms = np.empty(len(gdf), dtype=object)
-        spans = cols.arriving(geometries)
+        crs, total = pyproj.CRS(summary.source_crs), stream.expected
+        parts = _checked_parts(stream, spec, name)
+    project = reprojector(crs) if reproject else multi
+    errors: list[dict[str, Any]] = []  # problems found in the geometries, chunk by chunk
 
-    def batches(build: Callable[[int, int], bytes]) -> Iterator[tuple[int, bytes]]:
-        for a, b in spans:
-            if data := build(a, b):
-                if not a:
+    def batches(build: Callable[[Columns, int, int], bytes]) -> Iterator[tuple[int, bytes]]:
+        for cols, a, b in parts:
+            cols.project, cols.check, cols.errors = project, reproject, errors
+            if data := build(cols, a, b):
+                if "first_chunk" not in summary.phases:
                     summary.mark("first_chunk")
                 yield b - a, data
         summary.mark("last_chunk")
-        if cols.errors:  # raised inside the COPY: it is cancelled, nothing stored
-            raise refuse(cols.errors, cols.name)
+        if errors:  # raised inside the COPY: it is cancelled, nothing stored
+            raise refuse(errors, name)
 
     conn.execute(text(f"LOCK TABLE {spec.table} IN SHARE ROW EXCLUSIVE MODE"))
-    codes = orjson.dumps(cols.codes).decode()
-    if conn.execute(text(FIRST_LOAD[spec.table]), {**params, "codes": codes}).scalar_one():
-        rows = batches(lambda a, b: cols.rows(a, b, spec, params, summary))
-        summary.inserted = _copy(conn, COPY_INTO[spec.table], rows, len(gdf), progress)
+    if conn.execute(text(FIRST_LOAD[spec.table]), params).scalar_one():
+        rows = batches(lambda cols, a, b: cols.rows(a, b, spec, params, summary))
+        summary.inserted = _copy(conn, COPY_INTO[spec.table], rows, total, progress)
         summary.mark("copied")
         return summary
     conn.execute(text("DROP TABLE IF EXISTS _stage"))
@@ -346,7 +351,7 @@ def write_boundaries(
         " ON COMMIT DROP"
     ))
     _copy(conn, "COPY _stage (code, name, parent, attrs, wkb) FROM STDIN (FORMAT binary)",
-          batches(lambda a, b: cols.stage_rows(a, b, spec, summary)), len(gdf), progress)
+          batches(lambda cols, a, b: cols.stage_rows(a, b, spec, summary)), total, progress)
     summary.mark("copied")
     if spec.table == "districts":
         _one_layer(conn, spec, summary, params)
@@ -363,7 +368,29 @@ def write_boundaries(
     return summary
 
 
+class WholeFileNeeded(Exception):
+    """A streamed batch has a key problem: read the file whole (the refusal names them all)."""
+
+
+def _checked_parts(stream: FeatureStream, spec: BoundarySpec, name: str
+                   ) -> Iterator[tuple[Columns, int, int]]:
+    """The stream's batches as columns in chunks, their keys checked as they come (none
+    empty, none repeating one seen before)."""
+    code_field = spec.fields()[0]
+    seen: set[str] = set()
+    for frame, geoms in stream:
+        codes = frame[code_field].astype("string")
+        if (codes.isna() | (codes.str.strip() == "")).any() or codes.duplicated().any() \
+                or not seen.isdisjoint(codes):
+            raise WholeFileNeeded
+        seen.update(codes)
+        cols = Columns.of(frame, spec, name=name, geoms=geoms)
+        for start in range(0, len(frame), CHUNK):
+            yield cols, start, min(start + CHUNK, len(frame))
+
+
 CHUNK = 500  # rows per COPY write (and per progress tick)
+STREAM_BATCH = 4 * CHUNK  # features per batch of the stream
 _JSONB = b"\x01"  # jsonb's binary format: version 1, then the JSON text
 
 
@@ -385,23 +412,25 @@ class Columns:
     errors: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def of(cls, gdf: gpd.GeoDataFrame, spec: BoundarySpec,
-           project: Callable[[np.ndarray], np.ndarray] | None = None, *, name: str = "",
-           check: bool = False) -> Columns:
-        """The columns of a frame whose fields and keys are checked; ``project`` (default:
-        from the frame's CRS into the storage CRS) turns its geometries into the stored
-        MultiPolygons; ``check``: :func:`geometry_problems` chunk by chunk first."""
+    def of(cls, gdf: pd.DataFrame, spec: BoundarySpec,
+           project: Callable[[np.ndarray], np.ndarray] = multi, *, name: str = "",
+           check: bool = False, geoms: np.ndarray | None = None) -> Columns:
+        """The columns of a frame whose fields and keys are checked; ``project`` turns its
+        geometries (the frame's, or ``geoms`` beside a frame of attributes only) into the
+        stored MultiPolygons; ``check``: :func:`geometry_problems` chunk by chunk first."""
         code_field, name_field = spec.fields()
-        skip = {code_field, name_field, gdf.geometry.name}
+        skip = {code_field, name_field}
+        if geoms is None:
+            skip.add(gdf.geometry.name)
+            geoms = np.asarray(gdf.geometry.array, dtype=object)
         parents = ([None if pd.isna(v) else str(v) for v in gdf[spec.parent_field]]
                    if spec.parent_field else [None] * len(gdf))
         keys = [c for c in gdf.columns if c not in skip]
         return cls(index=gdf.index.tolist(),
                    codes=gdf[code_field].astype(str).str.strip().tolist(),
                    names=gdf[name_field].astype(str).str.strip().tolist(), parents=parents,
-                   keys=keys, values=[_json_ready(gdf[c]) for c in keys],
-                   geoms=np.asarray(gdf.geometry.array, dtype=object),
-                   project=project or reprojector(gdf.crs), name=name, check=check)
+                   keys=keys, values=[_json_ready(gdf[c]) for c in keys], geoms=geoms,
+                   project=project, name=name, check=check)
 
     def stored_geoms(self, start: int, stop: int, spec: BoundarySpec,
                      summary: ImportSummary) -> np.ndarray:
@@ -424,16 +453,6 @@ class Columns:
                                     f"{shapely.is_valid_reason(geom)}")
             geoms[i] = to_multi(repair(geom))
         return geoms
-
-    def arriving(self, geometries: Iterable[np.ndarray]) -> Iterator[tuple[int, int]]:
-        """Spans start…stop of the batches of geometries as they arrive (file order, one
-        geometry per attribute row), each put in place first."""
-        start = 0
-        for batch in geometries:
-            stop = start + len(batch)
-            self.geoms[start:stop] = batch
-            yield start, stop
-            start = stop
 
     def rows(self, start: int, stop: int, spec: BoundarySpec, params: dict[str, Any],
              summary: ImportSummary) -> bytes:
@@ -630,13 +649,10 @@ COPY_INTO = {
     "districts": "COPY districts (city_ags, level, code, name, parent_name, approximate,"
                  " attributes, source_id, geom) FROM STDIN (FORMAT binary)",
 }
-# True when no stored row shares a key with the file (then COPY straight into the table);
-# the codes go as one JSON array (binding 11,000 array elements costs psycopg ~70 ms).
+# True when the table (of the city and level) holds no row yet: COPY straight into it
 FIRST_LOAD = {
-    "municipalities": "SELECT NOT EXISTS (SELECT 1 FROM municipalities WHERE ags IN"
-                      " (SELECT jsonb_array_elements_text(CAST(:codes AS jsonb))))",
-    "counties": "SELECT NOT EXISTS (SELECT 1 FROM counties WHERE ags IN"
-                " (SELECT jsonb_array_elements_text(CAST(:codes AS jsonb))))",
+    "municipalities": "SELECT NOT EXISTS (SELECT 1 FROM municipalities)",
+    "counties": "SELECT NOT EXISTS (SELECT 1 FROM counties)",
     "districts": "SELECT NOT EXISTS (SELECT 1 FROM districts WHERE city_ags = :city"
                  " AND level = :level)",
 }
@@ -662,11 +678,12 @@ def import_into(
 ) -> ImportSummary:
     """Check the file, then store it with its source inside the caller's transaction.
 
-    The attributes are read and checked first (fields, keys, caps); the geometries follow in
-    batches from a reader thread (:class:`quarters.safefiles.GeometryStream`) and each batch
-    is checked, reprojected and COPYed while the next one is read and the database takes the
-    previous one. A file with a problem in its attributes is read whole instead, so that the
-    refusal names every problem (as before)."""
+    The layer's CRS and fields are checked first; its features follow in batches from a
+    reader thread (:class:`quarters.safefiles.FeatureStream`) and each batch is checked
+    (keys, geometries), reprojected and COPYed while the next one is read and the database
+    takes the previous one. A file with a problem in its keys (or one the stream cannot give,
+    or one whose codes are mapped) is read whole instead, so that the refusal names every
+    problem."""
     started = time.perf_counter()  # of the time-line in ImportSummary.phases
     if spec.table == "districts" and not spec.city:
         raise ImportRefused(code="boundaries.needs_city",
@@ -674,44 +691,67 @@ def import_into(
     with ThreadPoolExecutor(1) as pool, contextlib.ExitStack() as stack:
         checksum = pool.submit(file_checksum, path)  # sha256 releases the GIL: beside the read
         opened = open_boundaries(path, spec, stack)
-        if opened is None:  # refused: read whole, so that every problem is named
-            gdf, summary = load_boundaries(path, spec, reproject=False)
-            geometries = None
-        else:
-            gdf, summary, geometries = opened
+        if opened is not None:
+            summary, stream = opened
+            summary.started = started
+            summary.mark("attributes")
+            try:
+                return _store(conn, path, spec, summary, checksum.result(), progress,
+                              source_name, licence, attribution, stream=stream)
+            except (WholeFileNeeded, StreamFailed):
+                stream.close()
+        gdf, summary = load_boundaries(path, spec, reproject=False)  # refuses, naming all
         summary.started = started
         summary.mark("attributes")
-        if spec.city and not conn.execute(
-            text("SELECT 1 FROM municipalities WHERE ags = :a"), {"a": spec.city}
-        ).first():
-            raise ImportRefused(code="boundaries.city_not_loaded",
-                                params={"name": path.name, "city": spec.city})
-        # A problem found while the rows are written (geometries are checked chunk by chunk)
-        # rolls back to here: the caller's transaction holds nothing of this file.
-        with conn.begin_nested():
-            src = upsert_source(
-                conn, f"import:{spec.table}:{spec.level}:{path.name}"[:80],
-                name=source_name or path.name, licence=licence,
-                attribution=attribution or source_name or path.name, checksum=checksum.result(),
-                note=encode_description(Note("boundaries.source_imported", file=path.name,
-                                             count=summary.read)),
-            )
-            summary.mark("source")
-            write_boundaries(conn, gdf, spec, src, summary, progress, reproject=True,
-                             geometries=geometries)
-            summary.mark("written")
+        return _store(conn, path, spec, summary, checksum.result(), progress, source_name,
+                      licence, attribution, gdf=gdf)
+
+
+def _store(conn: Connection, path: Path, spec: BoundarySpec, summary: ImportSummary,
+           checksum: str, progress: Progress | None, source_name: str | None, licence: str,
+           attribution: str | None, *, gdf: gpd.GeoDataFrame | None = None,
+           stream: FeatureStream | None = None) -> ImportSummary:
+    """The source and the rows of a checked file (a frame or a stream) in a savepoint."""
+    if spec.city and not conn.execute(
+        text("SELECT 1 FROM municipalities WHERE ags = :a"), {"a": spec.city}
+    ).first():
+        raise ImportRefused(code="boundaries.city_not_loaded",
+                            params={"name": path.name, "city": spec.city})
+    # A problem found while the rows are written (they are checked chunk by chunk) rolls
+    # back to here: the caller's transaction holds nothing of this file.
+    with conn.begin_nested():
+        src = upsert_source(
+            conn, f"import:{spec.table}:{spec.level}:{path.name}"[:80],
+            name=source_name or path.name, licence=licence,
+            attribution=attribution or source_name or path.name, checksum=checksum,
+            note=encode_description(Note("boundaries.source_imported", file=path.name,
+                                         count=summary.read)),
+        )
+        summary.mark("source")
+        write_boundaries(conn, gdf, spec, src, summary, progress, reproject=True,
+                         stream=stream)
+        summary.mark("written")
     summary.mark("released")
     log.debug("import of %s: %s", path.name,
               ", ".join(f"{k} {v:.3f} s" for k, v in summary.phases.items()))
     return summary
 
 
+# what the stream reads as the whole-file reader would (other fields: read whole)
+STREAMED_TYPES = {"OFTString", "OFTInteger", "OFTInteger64", "OFTReal", "OFTDate"}
+STREAMED_SUBTYPES = {"OFSTNone", "OFSTBoolean", "OFSTInt16", "OFSTFloat32"}
+
+
 def open_boundaries(path: Path, spec: BoundarySpec, stack: contextlib.ExitStack,
                     limits: Limits | None = None
-                    ) -> tuple[gpd.GeoDataFrame, ImportSummary, GeometryStream] | None:
-    """The checks of :func:`load_boundaries` on the file's attributes (read without the
-    geometries) and the stream of its geometries, already reading (closed with ``stack``);
-    None when the attributes have a problem (:func:`load_boundaries` then names them all)."""
+                    ) -> tuple[ImportSummary, FeatureStream] | None:
+    """The checks of :func:`load_boundaries` that the layer's info answers (CRS, fields, a
+    feature) and the stream of its features, already reading (closed with ``stack``); None
+    when these find a problem, the codes are mapped (a clash needs all codes) or a field is
+    of a kind the stream does not give as the whole-file reader (then
+    :func:`load_boundaries` reads it whole and names every problem)."""
+    if spec.code_map or spec.code_rule:
+        return None
     limits = limits or Limits.of()
     original, name = path, path.name
     kind = kind_of(path, name, BOUNDARY_KINDS)
@@ -721,18 +761,17 @@ def open_boundaries(path: Path, spec: BoundarySpec, stack: contextlib.ExitStack,
                                       limits), "shp"
     elif kind == "shp":
         _check_sidecars(path, name, limits)
-    # the geometries are read (by the stream's thread) while the attributes are
-    stream = GeometryStream(path, name, kind, limits, spec.layer, CHUNK)
+    # batches of several chunks: a batch's columns are taken out of pandas at once
+    stream = FeatureStream(path, name, kind, limits, spec.layer, STREAM_BATCH)
     stack.callback(stream.close)
-    attrs, crs = read_attributes(path, name, kind, limits, spec.layer, stream)
-    gdf = gpd.GeoDataFrame(attrs, geometry=[None] * len(attrs), crs=crs)
-    if check_frame(gdf, name, spec, geometries=False):
+    info = stream.open()
+    fields = set(info["fields"])
+    wanted = {f for f in (*spec.fields(), spec.parent_field) if f}
+    if (info.get("crs") is None or not wanted <= fields or stream.expected <= 0
+            or not set(info["ogr_types"]) <= STREAMED_TYPES
+            or not set(info["ogr_subtypes"]) <= STREAMED_SUBTYPES):
         stream.close()
         return None
-    summary = ImportSummary(path=str(original), table=spec.table, read=len(gdf))
-    if spec.code_map or spec.code_rule:
-        gdf, summary.mapped = map_codes(gdf, spec.fields()[0], name, spec.code_map,
-                                        spec.code_rule)
-    summary.source_crs = gdf.crs.to_string()
-    stream.expected = len(gdf)
-    return gdf, summary, stream
+    summary = ImportSummary(path=str(original), table=spec.table, read=stream.expected,
+                            source_crs=pyproj.CRS(info["crs"]).to_string())
+    return summary, stream
