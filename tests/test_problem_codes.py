@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import text
@@ -147,15 +148,17 @@ def run(*args: str, **env: str) -> subprocess.CompletedProcess:
 def test_the_cli_prints_the_catalogue_text_in_german_or_english(cli_env, tmp_path):
     path = tmp_path / "liste.txt"
     path.write_text("title\nx\n")
-    german = run("import", "measures", str(path))
-    english = run("--lang", "en", "import", "measures", str(path))
-    by_env = run("import", "measures", str(path), QUARTERS_LANG="en")
-    by_lang = run("import", "measures", str(path), LANG="en_GB.UTF-8")
+    calls = [(("import", "measures", str(path)), {}),
+             (("--lang", "en", "import", "measures", str(path)), {}),
+             (("import", "measures", str(path)), {"QUARTERS_LANG": "en"}),
+             (("import", "measures", str(path)), {"LANG": "en_GB.UTF-8"}),
+             (("--lang", "fr", "import", "measures", str(path)), {})]
+    with ThreadPoolExecutor(2) as pool:  # five CLI starts, two at a time
+        german, english, by_env, by_lang, bad = pool.map(lambda c: run(*c[0], **c[1]), calls)
     for result in (german, english, by_env, by_lang):
         assert result.returncode == 2, result.stderr
         assert "Traceback" not in result.stderr
     assert "Fehler:" in german.stderr and "wird nicht unterstützt" in german.stderr
     for result in (english, by_env, by_lang):
         assert "error:" in result.stderr and "unsupported file type" in result.stderr
-    bad = run("--lang", "fr", "import", "measures", str(path))
     assert bad.returncode != 0 and "de or en" in bad.stderr

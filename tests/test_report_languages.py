@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 import pytest
@@ -132,26 +133,35 @@ def test_cli_messages_in_german_and_english(settings, engine):  # engine: the lo
     from quarters.migrate import head_revision
 
     head = head_revision()
-    runs = {"default": ("de", cli(settings, "db", "status")),
-            "option": ("en", cli(settings, "--lang", "en", "db", "status")),
-            "setting": ("en", cli(settings, "db", "status", QUARTERS_LANG="en")),
-            "LANG": ("en", cli(settings, "db", "status", LANG="en_GB.UTF-8")),
-            "option over setting": ("de", cli(settings, "--lang", "de", "db", "status",
-                                              QUARTERS_LANG="en"))}
+    calls = {  # name: (language expected, arguments, environment); run two at a time
+        "default": ("de", ("db", "status"), {}),
+        "option": ("en", ("--lang", "en", "db", "status"), {}),
+        "setting": ("en", ("db", "status"), {"QUARTERS_LANG": "en"}),
+        "LANG": ("en", ("db", "status"), {"LANG": "en_GB.UTF-8"}),
+        "option over setting": ("de", ("--lang", "de", "db", "status"), {"QUARTERS_LANG": "en"}),
+        "bad": (None, ("db", "status"), {"QUARTERS_LANG": "fr", "LANG": "en_US.UTF-8"}),
+        "status de": ("de", ("--lang", "de", "data", "status"), {}),
+        "status en": ("en", ("--lang", "en", "data", "status"), {}),
+        "nobody": ("de", ("users", "deactivate", "gibt-es-nicht"), {}),
+    }
+    with ThreadPoolExecutor(2) as pool:
+        done_by = dict(zip(calls, pool.map(lambda c: cli(settings, *c[1], **c[2]),
+                                           calls.values()), strict=True))
+    runs = {name: (calls[name][0], done_by[name]) for name in list(calls)[:5]}
     for name, (lang, done) in runs.items():
         assert done.returncode == 0, (name, done.stderr)
         assert t("cli.schema_revision", lang, revision=head) in done.stderr, (name, done.stderr)
         other = "en" if lang == "de" else "de"
         assert t("cli.schema_revision", other, revision=head) not in done.stderr, name
-    bad = cli(settings, "db", "status", QUARTERS_LANG="fr", LANG="en_US.UTF-8")
+    bad = done_by["bad"]
     assert bad.returncode == 2 and "Traceback" not in bad.stderr, bad.stderr
     assert f"{t('problem.settings.invalid', 'en')} QUARTERS_LANG:" in bad.stderr
     for lang in ("de", "en"):
-        status = cli(settings, "--lang", lang, "data", "status")
+        status = done_by[f"status {lang}"]
         assert status.returncode == 0, status.stderr
         assert t("cli.status_checksums", lang) in status.stderr, status.stderr
         assert t("cli.data_dir", lang, path=str(settings.data_dir)) in status.stderr
-    nobody = cli(settings, "users", "deactivate", "gibt-es-nicht")  # German by default
+    nobody = done_by["nobody"]  # German by default
     assert nobody.returncode == 2
     assert t("problem.auth.no_account", "de", user="gibt-es-nicht") in nobody.stderr
 
