@@ -56,6 +56,31 @@ def dump(engine) -> dict[str, list[str]]:  # noqa: ANN001
                                   "ORDER BY row_to_json(x)::text")).scalars().all() for t in TABLES}
 
 
+def test_two_commands_started_at_once_on_a_new_database_both_work(fresh):
+    """Two CLI commands that each bring a new database to the newest schema (here `db upgrade`,
+    as any command does on start-up) run their upgrades one after the other: both exit 0
+    and the schema is there once (the second used to fail on alembic_version's key)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from quarters.migrate import at_head
+
+    env = {**os.environ, "QUARTERS_DATABASE_URL": fresh.database_url,
+           "QUARTERS_DATA_DIR": str(fresh.data_dir)}
+    command = [sys.executable, "-c", "from quarters.cli import main; main()", "db", "upgrade"]
+    with ThreadPoolExecutor(2) as pool:
+        done = list(pool.map(lambda _: subprocess.run(
+            command, env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300),
+            range(2)))
+    assert [d.returncode for d in done] == [0, 0], [d.stderr[-1500:] for d in done]
+    engine = make_engine(fresh)
+    try:
+        assert at_head(engine)
+        with engine.connect() as c:
+            assert c.execute(text("SELECT count(*) FROM alembic_version")).scalar_one() == 1
+    finally:
+        engine.dispose()
+
+
 def test_data_load_twice_keeps_edits_and_deletions(fresh):
     engine = make_engine(fresh)
     try:

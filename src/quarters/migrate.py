@@ -33,12 +33,18 @@ def alembic_config(url: str | None = None) -> Config:
     return cfg
 
 
+MIGRATION_LOCK = 0x71756172  # advisory lock key of schema upgrades ("quar")
+
+
 def upgrade(engine: Engine, revision: str = "head", app_role: str = APP_ROLE) -> None:
     """Upgrade the schema to ``revision`` in one transaction, then set the runtime role's
-    grants (when that role exists)."""
+    grants (when that role exists). Upgrades of one database run one after the other (an
+    advisory lock held to the commit): two commands started at once on a new database do
+    not both create the schema; the second finds it at ``revision``."""
     from alembic import command
 
     with engine.begin() as conn:
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         cfg = alembic_config()
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
