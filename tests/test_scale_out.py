@@ -264,6 +264,11 @@ def test_anonymous_reads_come_from_a_streaming_replica(settings, engine):
                 assert down.status_code == 503, down.text
                 assert int(down.headers["retry-after"]) > 0
             assert client.get(item, headers=planner).status_code == 200
+            # the map page embeds its first view from the replica too: without it the page
+            # comes without the data (its scripts then ask); signed in, from the primary
+            page = client.get("/")
+            assert page.status_code == 200 and 'id="page-config"' not in page.text
+            assert 'id="page-config"' in client.get("/", headers=planner).text
         owner.dispose()
     finally:
         if replica_started:

@@ -125,8 +125,12 @@ def get_connect(request: Request) -> Connect:
     in between): a function that takes a pooled connection for a ``with`` block. Each block is
     its own unit of work, committed when the block ends and rolled back if it raises, so a
     route can keep a record although it then answers with an error (a failed sign-in is
-    counted, then 401/429 is raised after the block)."""
-    engine = request.app.state.engine
+    counted, then 401/429 is raised after the block). Anonymous reads (the map page) take
+    it from the read replica when one is configured, as ``get_connection`` does."""
+    state = request.app.state
+    engine = state.engine
+    if anonymous_read(request):
+        engine = getattr(state, "read_engine", None) or engine
     return lambda: _pooled(engine)
 
 
