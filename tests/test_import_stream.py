@@ -125,8 +125,22 @@ def read_whole(monkeypatch):  # noqa: ANN201
     return names
 
 
+@pytest.fixture
+def copies(monkeypatch):  # noqa: ANN201
+    """The tables the importer COPYed into (the target itself on a first load, else _stage)."""
+    tables: list[str] = []
+    copy = boundaries._copy
+
+    def counted(conn, sql, *args):  # noqa: ANN001, ANN002, ANN202
+        tables.append(sql.split()[1])
+        return copy(conn, sql, *args)
+
+    monkeypatch.setattr(boundaries, "_copy", counted)
+    return tables
+
+
 def test_streamed_first_load_stores_the_rows_of_the_previous_write_path(conn, tmp_path,
-                                                                      read_whole):
+                                                                      read_whole, copies):
     """A first load of districts in three batches (straight COPY into the table), streamed:
     every row equals, byte for byte, what the session-4 text COPY stored (geometry, generated
     outline, attribute JSON, names, parent); an integer missing only in the last batch stays
@@ -134,7 +148,7 @@ def test_streamed_first_load_stores_the_rows_of_the_previous_write_path(conn, tm
     path = write_geojson_raw(tmp_path / "viertel.geojson", _cells(N))
     ticks: list[tuple[int, int]] = []
     summary = import_into(conn, path, _spec(), progress=lambda d, t: ticks.append((d, t)))
-    assert read_whole == []
+    assert read_whole == [] and copies == ["districts"]  # straight into the table
     assert (summary.inserted, summary.updated) == (N, 0)
     assert ticks == [(CHUNK, N), (2 * CHUNK, N), (N, N)]
     assert _old_path(conn, path, _spec(), "districts") == N
@@ -149,7 +163,8 @@ def test_streamed_first_load_stores_the_rows_of_the_previous_write_path(conn, tm
     assert sorted(counts) == [("number", "1005"), ("number", "5")]
 
 
-def test_municipalities_stored_as_by_the_previous_write_path(conn, settings, read_whole):
+def test_municipalities_stored_as_by_the_previous_write_path(conn, settings, read_whole,
+                                                            copies):
     """The 10,997 municipalities: as loaded (whole file, binary COPY) and again after a
     streamed re-import (staging table + upsert), each row is what the session-4 write path
     stored, byte for byte."""
@@ -160,7 +175,7 @@ def test_municipalities_stored_as_by_the_previous_write_path(conn, settings, rea
     assert _differing(conn, "municipalities", "ags") == (n, 0)
     read_whole.clear()  # _old_path read it whole
     summary = import_into(conn, path, spec)
-    assert read_whole == []  # streamed
+    assert read_whole == [] and copies == ["_stage"]  # streamed, then upserted
     assert (summary.inserted, summary.updated, summary.read) == (0, n, n)
     assert set(summary.phases) >= {"attributes", "first_chunk", "last_chunk", "written"}
     assert _differing(conn, "municipalities", "ags") == (n, 0)
@@ -184,7 +199,7 @@ def test_duplicate_key_in_the_last_batch_names_both_rows_and_stores_nothing(conn
     assert count(conn, "sources") == sources
 
 
-def test_problems_in_the_first_and_the_last_batch_are_both_named(conn, tmp_path):
+def test_problems_in_the_first_and_the_last_batch_are_both_named(conn, tmp_path, read_whole):
     """A bow tie in the first batch and a point in the last (short) one: the COPY of the
     first batches is cancelled, both are named, nothing of the file stays."""
     bad = {2: BOW_TIE, N - 1: shapely.Point(12.06, 50.86)}
@@ -193,6 +208,7 @@ def test_problems_in_the_first_and_the_last_batch_are_both_named(conn, tmp_path)
     with pytest.raises(ImportRefused) as err:
         import_into(conn, path, _spec())
     assert [e["feature"] for e in err.value.errors] == [2, N - 1]
+    assert read_whole == []  # named by the stream itself
     assert f"feature {N - 1} (C{N - 1:04d}): geometry type Point" in err.value.detail
     assert count(conn, "districts", "level = 'streamviertel'") == 0
     assert count(conn, "sources") == sources
@@ -202,7 +218,8 @@ def test_problems_in_the_first_and_the_last_batch_are_both_named(conn, tmp_path)
 
 
 def test_vertex_cap_passed_by_a_later_batch_refuses_and_stores_nothing(conn, tmp_path,
-                                                                      monkeypatch):
+                                                                      monkeypatch, read_whole,
+                                                                      copies):
     """The vertex cap is applied as the batches arrive: passed only by the second batch, it
     refuses the file after the first batch went into the COPY; nothing is stored."""
     capped = dataclasses.replace(Limits.of(), max_vertices=5 * CHUNK + 10)
@@ -212,11 +229,12 @@ def test_vertex_cap_passed_by_a_later_batch_refuses_and_stores_nothing(conn, tmp
     with pytest.raises(ImportRefused) as err:
         import_into(conn, path, _spec())
     assert err.value.code == "file.too_many_vertices"
+    assert read_whole == [] and copies == ["districts"]  # refused while the COPY ran
     assert count(conn, "districts", "level = 'streamviertel'") == 0
     assert count(conn, "sources") == sources
 
 
-def test_zipped_shapefile_streams_from_its_unpacked_copy(conn, tmp_path):
+def test_zipped_shapefile_streams_from_its_unpacked_copy(conn, tmp_path, read_whole):
     """A zipped shapefile is unpacked into the scratch folder, which stays until the last
     batch is read; the summary names the zip."""
     import geopandas as gpd
@@ -228,4 +246,108 @@ def test_zipped_shapefile_streams_from_its_unpacked_copy(conn, tmp_path):
     summary = import_into(conn, archive, BoundarySpec(level="streamviertel", city=GERA,
                                                       code_field="code", name_field="name"))
     assert summary.inserted == N and summary.path.endswith("gepackt.zip")
+    assert read_whole == []
     assert count(conn, "districts", "level = 'streamviertel'") == N
+
+
+# -- what the stream leaves to the whole-file reader ---------------------------------------------
+# Refused a little way into the stream, or not streamed at all, the file is read whole, so that
+# the answer is the one of the whole-file path (every problem named, in the file's order).
+SKEWED = shapely.Polygon([(10, 50), (14, 50), (14, 50.5), (10, 50.5)],
+                         [[(12, 50.0001), (12.1, 50.2), (11.9, 50.2)]])  # valid in 4326 only
+
+
+def test_a_reprojection_problem_first_does_not_hide_a_later_duplicate(conn, tmp_path,
+                                                                     read_whole):
+    """The first feature turns invalid once projected (raised at once while streaming), a
+    code of the last batch repeats another: the refusal is the whole file's, naming the
+    duplicate."""
+    assert SKEWED.is_valid and not boundaries.reprojector(4326)(np.array([SKEWED]))[0].is_valid
+    path = write_geojson_raw(tmp_path / "schief.geojson",
+                             _cells(N, bad={0: SKEWED}, same={N - 2: 3}))
+    with pytest.raises(ImportRefused) as err:
+        import_into(conn, path, _spec())
+    assert [e["code"] for e in err.value.errors] == ["boundaries.duplicate_code"]
+    assert read_whole == ["schief.geojson"]
+    assert count(conn, "districts", "level = 'streamviertel'") == 0
+
+
+def test_a_city_not_loaded_is_named_after_the_files_own_problems(conn, tmp_path):
+    path = write_geojson_raw(tmp_path / "fremd.geojson", _cells(N, same={N - 2: 3}))
+    with pytest.raises(ImportRefused) as err:
+        import_into(conn, path, dataclasses.replace(_spec(), city="99999999"))
+    assert err.value.code == "boundaries.refused"
+    with pytest.raises(ImportRefused) as err:  # a sound file: then the city
+        import_into(conn, write_geojson_raw(tmp_path / "heil.geojson", _cells(N)),
+                    dataclasses.replace(_spec(), city="99999999"))
+    assert err.value.code == "boundaries.city_not_loaded"
+
+
+def test_a_stream_that_ends_early_is_read_whole_and_stored(conn, tmp_path, read_whole,
+                                                           monkeypatch):
+    """A layer whose features differ from its stated count (here: the count says one more)
+    stops the stream; the whole-file read stores what the file holds."""
+    from quarters.safefiles import FeatureStream
+
+    opened = FeatureStream.open
+
+    def one_more(self):  # noqa: ANN001, ANN202
+        info = opened(self)
+        self.expected += 1
+        return info
+
+    monkeypatch.setattr(FeatureStream, "open", one_more)
+    path = write_geojson_raw(tmp_path / "kurz.geojson", _cells(N))
+    assert import_into(conn, path, _spec()).inserted == N
+    assert read_whole == ["kurz.geojson"]
+
+
+def test_a_datetime_field_is_read_whole(conn, tmp_path, read_whole):
+    """Date-times (and other fields the stream would not give exactly as the whole-file
+    reader) send the file the whole-file way from the start."""
+    cells = _cells(N)
+    for i, cell in enumerate(cells):
+        cell["properties"]["seit"] = f"2021-09-13T10:{i % 60:02d}:00"
+    path = write_geojson_raw(tmp_path / "zeiten.geojson", cells)
+    assert import_into(conn, path, _spec()).inserted == N
+    assert read_whole == ["zeiten.geojson"]
+
+
+def test_the_reader_stays_a_few_batches_ahead_and_close_drops_them(tmp_path):
+    """The reader waits for room after STREAM_AHEAD batches (a slow database does not pull the
+    whole file into memory); close stops it and drops what it had read."""
+    import time
+
+    from quarters.safefiles import STREAM_AHEAD, FeatureStream
+
+    path = write_geojson_raw(tmp_path / "viele.geojson", _cells(400))
+    stream = FeatureStream(path, path.name, "geojson", Limits.of(), batch=10)
+    stream.open()
+    deadline = time.monotonic() + 10
+    while stream._queue.qsize() < STREAM_AHEAD and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # time enough to read far more, were there room
+    assert stream._queue.qsize() == STREAM_AHEAD
+    stream.close()
+    assert not stream._thread.is_alive() and stream._queue.empty()
+
+
+def test_a_latin1_shapefile_without_cpg_is_read_by_the_row_reader(conn, tmp_path, read_whole):
+    """A shapefile in Latin-1 with neither a .cpg nor a code page byte: GDAL's Arrow stream
+    passes its bytes through (not UTF-8), so it is read whole by the row reader, which
+    decodes them; the umlauts are stored as written (it was a 500 or "unreadable")."""
+    import geopandas as gpd
+
+    names = ["Gera Süd", "Ölmühle", "Straße"]
+    gdf = gpd.GeoDataFrame({"code": ["L1", "L2", "L3"], "name": names}, crs=4326, geometry=[
+        shapely.box(12.0 + i * 0.01, 50.8, 12.005 + i * 0.01, 50.805) for i in range(3)])
+    gdf.to_file(tmp_path / "latin1.shp", encoding="ISO-8859-1")
+    (tmp_path / "latin1.cpg").unlink(missing_ok=True)
+    dbf = bytearray((tmp_path / "latin1.dbf").read_bytes())
+    dbf[29] = 0  # no code page (language driver id)
+    (tmp_path / "latin1.dbf").write_bytes(bytes(dbf))
+    spec = BoundarySpec(level="streamviertel", city=GERA, code_field="code", name_field="name")
+    assert import_into(conn, tmp_path / "latin1.shp", spec).inserted == 3
+    assert read_whole == ["latin1.shp"]
+    assert conn.execute(text("SELECT array_agg(name ORDER BY code) FROM districts"
+                             " WHERE level = 'streamviertel'")).scalar_one() == names

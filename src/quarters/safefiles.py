@@ -256,6 +256,9 @@ def read_frame(path: Path, name: str, kind: str, limits: Limits, layer: str | No
     return gdf
 
 
+STREAM_AHEAD = 3  # batches the reader of a FeatureStream may read ahead of its caller
+
+
 class StreamFailed(Exception):
     """The stream could not give the layer as the whole-file reader would (GDAL's Arrow
     stream failed, or the count differs): read the file whole instead, which decides."""
@@ -281,7 +284,8 @@ class FeatureStream:
         self.source, self.name, self.kind, self.limits = _pinned_source(path, name, kind), \
             name, kind, limits
         self.layer, self.batch, self.expected = layer, batch, 0
-        self._queue: queue.Queue = queue.Queue()
+        # a few batches ahead of the caller at most (the reader waits for room)
+        self._queue: queue.Queue = queue.Queue(maxsize=STREAM_AHEAD)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._read, name="quarters-read", daemon=True)
 
@@ -323,8 +327,9 @@ class FeatureStream:
                                              on_invalid="raise")
                     vertices += count_vertices(geoms)
                     check_counts(self.name, 0, vertices, self.limits)
-                    frame = pa.Table.from_batches([batch.drop_columns([column])]).to_pandas(
-                        **ARROW_TO_PANDAS)
+                    attributes = batch.drop_columns([column])
+                    attributes.validate(full=True)  # text in UTF-8 (else: read whole)
+                    frame = pa.Table.from_batches([attributes]).to_pandas(**ARROW_TO_PANDAS)
                     frame.index = range(offset, offset + len(frame))
                     offset += len(frame)
                     self._put((frame, geoms))
@@ -350,10 +355,14 @@ class FeatureStream:
             raise StreamFailed(f"{features} features or more for {self.expected}")
 
     def close(self) -> None:
-        """Stop the reader (it ends after the batch it is reading) and wait for it."""
+        """Stop the reader (it ends after the batch it is reading), wait for it and drop the
+        batches it had read ahead."""
         self._stop.set()
         if self._thread.ident is not None:
             self._thread.join()
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._queue.get_nowait()
 
 
 def _pinned_source(path: Path, name: str, kind: str) -> str:
@@ -403,12 +412,20 @@ def _unreadable(name: str, kind: str, exc: Exception) -> ImportRefused:
 def _read_dataframe(source: str, layer: str | None, arrow: bool, *,  # noqa: ANN202
                     read_geometry: bool = True):
     """pyogrio's reader; with ``arrow`` its Arrow path (dates as datetime64, as the row reader
-    gives them), and the row reader for what Arrow cannot take (text not in UTF-8)."""
+    gives them), and the row reader for what Arrow cannot take: text not in UTF-8 (a
+    shapefile in Latin-1 without a .cpg: GDAL's Arrow stream passes the bytes through, the
+    row reader decodes them with the layer's encoding)."""
     if arrow:
         try:
-            return pyogrio.read_dataframe(source, layer=layer, use_arrow=True,
-                                          read_geometry=read_geometry,
-                                          arrow_to_pandas_kwargs=ARROW_TO_PANDAS)
+            frame = pyogrio.read_dataframe(source, layer=layer, use_arrow=True,
+                                           read_geometry=read_geometry,
+                                           arrow_to_pandas_kwargs=ARROW_TO_PANDAS)
+            for column in frame.columns:
+                if frame[column].dtype == "string":
+                    frame[column].array.__arrow_array__().validate(full=True)
+            return frame
+        except (pa.ArrowException, UnicodeDecodeError) as exc:
+            log.info("Arrow read of a layer failed, row reader instead: %s", type(exc).__name__)
         except pyogrio.errors.DataSourceError as exc:
             if "UTF-8" not in str(exc):
                 raise

@@ -690,7 +690,8 @@ def import_into(
                             params={"name": path.name, "level": spec.level})
     with ThreadPoolExecutor(1) as pool, contextlib.ExitStack() as stack:
         checksum = pool.submit(file_checksum, path)  # sha256 releases the GIL: beside the read
-        opened = open_boundaries(path, spec, stack)
+        # a district file for a city not loaded: its own problems are named first (whole)
+        opened = open_boundaries(path, spec, stack) if _city_loaded(conn, spec) else None
         if opened is not None:
             summary, stream = opened
             summary.started = started
@@ -699,6 +700,10 @@ def import_into(
                 return _store(conn, path, spec, summary, checksum.result(), progress,
                               source_name, licence, attribution, stream=stream)
             except (WholeFileNeeded, StreamFailed):
+                stream.close()
+            except ImportRefused as exc:  # raised at once: a later batch may hold more
+                if exc.code != "boundaries.invalid_after_reprojection":
+                    raise
                 stream.close()
         gdf, summary = load_boundaries(path, spec, reproject=False)  # refuses, naming all
         summary.started = started
@@ -712,9 +717,7 @@ def _store(conn: Connection, path: Path, spec: BoundarySpec, summary: ImportSumm
            attribution: str | None, *, gdf: gpd.GeoDataFrame | None = None,
            stream: FeatureStream | None = None) -> ImportSummary:
     """The source and the rows of a checked file (a frame or a stream) in a savepoint."""
-    if spec.city and not conn.execute(
-        text("SELECT 1 FROM municipalities WHERE ags = :a"), {"a": spec.city}
-    ).first():
+    if not _city_loaded(conn, spec):
         raise ImportRefused(code="boundaries.city_not_loaded",
                             params={"name": path.name, "city": spec.city})
     # A problem found while the rows are written (they are checked chunk by chunk) rolls
@@ -735,6 +738,12 @@ def _store(conn: Connection, path: Path, spec: BoundarySpec, summary: ImportSumm
     log.debug("import of %s: %s", path.name,
               ", ".join(f"{k} {v:.3f} s" for k, v in summary.phases.items()))
     return summary
+
+
+def _city_loaded(conn: Connection, spec: BoundarySpec) -> bool:
+    """Whether the city of a district file (if any) is a stored municipality."""
+    return not spec.city or conn.execute(
+        text("SELECT 1 FROM municipalities WHERE ags = :a"), {"a": spec.city}).first() is not None
 
 
 # what the stream reads as the whole-file reader would (other fields: read whole)
