@@ -351,3 +351,16 @@ def test_a_latin1_shapefile_without_cpg_is_read_by_the_row_reader(conn, tmp_path
     assert read_whole == ["latin1.shp"]
     assert conn.execute(text("SELECT array_agg(name ORDER BY code) FROM districts"
                              " WHERE level = 'streamviertel'")).scalar_one() == names
+
+
+def test_codes_that_differ_only_by_spaces_are_one_code(conn, tmp_path):
+    """Codes are stored trimmed, so " C0003" repeats "C0003": refused as a duplicate naming
+    both features (it was the database's unique violation, a 500)."""
+    cells = _cells(N)
+    cells[N - 2]["properties"]["code"] = " C0003 "
+    path = write_geojson_raw(tmp_path / "leerzeichen.geojson", cells)
+    with pytest.raises(ImportRefused) as err:
+        import_into(conn, path, _spec())
+    [problem] = err.value.errors
+    assert problem["code"] == "boundaries.duplicate_code" and problem["features"] == [3, N - 2]
+    assert count(conn, "districts", "level = 'streamviertel'") == 0

@@ -170,8 +170,8 @@ def check_frame(gdf: gpd.GeoDataFrame, name: str, spec: BoundarySpec, *,
     if len(gdf) == 0:
         return [_file_error(name, "boundaries.no_features")]
     errors: list[dict[str, Any]] = []
-    codes = gdf[code_field].astype("string")
-    for idx in gdf.index[codes.isna() | (codes.str.strip() == "")]:
+    codes = gdf[code_field].astype("string").str.strip()  # as stored
+    for idx in gdf.index[codes.isna() | (codes == "")]:
         errors.append(_feature_error(name, idx, None, "boundaries.empty_code", field=code_field))
     doubles = codes[codes.duplicated(keep=False)].dropna()
     for code, rows in doubles.groupby(doubles, sort=False).groups.items():
@@ -379,8 +379,8 @@ def _checked_parts(stream: FeatureStream, spec: BoundarySpec, name: str
     code_field = spec.fields()[0]
     seen: set[str] = set()
     for frame, geoms in stream:
-        codes = frame[code_field].astype("string")
-        if (codes.isna() | (codes.str.strip() == "")).any() or codes.duplicated().any() \
+        codes = frame[code_field].astype("string").str.strip()  # as stored
+        if (codes.isna() | (codes == "")).any() or codes.duplicated().any() \
                 or not seen.isdisjoint(codes):
             raise WholeFileNeeded
         seen.update(codes)
