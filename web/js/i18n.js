@@ -1,6 +1,8 @@
 // Message catalogues (web/i18n/de.json, en.json), language choice and Intl formatting.
 // No user-visible string lives in code: every text comes from a catalogue key.
 
+import { embeddedJson } from "./core/dom.js";
+
 export const LANGUAGES = ["de", "en"];
 const COOKIE = "quarters_lang"; // the server reads it too (src/quarters/api/pages.py)
 const LOCALES = { de: "de-DE", en: "en-GB" };
@@ -42,13 +44,7 @@ async function fetchCatalogue(code) {
  */
 function embeddedCatalogue() {
   const node = document.getElementById("page-catalogue");
-  if (!node || node.dataset.lang !== lang) return null;
-  try {
-    return JSON.parse(node.textContent);
-  } catch (err) {
-    console.error("i18n: embedded catalogue:", err);
-    return null;
-  }
+  return node?.dataset.lang === lang ? embeddedJson("page-catalogue") : null;
 }
 
 /** Load the catalogue of the current language (German as fallback for missing keys). */

@@ -2,11 +2,11 @@
 // small DOM builders. Text from data only ever reaches the DOM through textContent.
 
 import { describeError as httpDescription, getConfig, logout } from "./api.js";
-import { cssToken as cssSafe, el } from "./core/dom.js";
+import { cssToken as cssSafe, el, embeddedJson } from "./core/dom.js";
 import { label, lang, startPage, t } from "./i18n.js";
 import { applyStatusColours } from "./map.js";
 
-export { cssSafe, el };
+export { cssSafe, el, embeddedJson };
 
 export const HALLE_AGS = "15002000";
 export const LOCATED = new Set(["exact", "approximate"]);
@@ -87,21 +87,6 @@ export async function endSession(session) {
   }
   session.user = null;
   session.csrf = null;
-}
-
-/**
- * A JSON answer the server embedded in the page (<script type="application/json" id=…>), or
- * null when there is none (or it cannot be read).
- */
-export function embeddedJson(id) {
-  const node = document.getElementById(id);
-  if (!node) return null;
-  try {
-    return JSON.parse(node.textContent);
-  } catch (err) {
-    console.error(`${id}:`, err);
-    return null;
-  }
 }
 
 let configPromise = null;

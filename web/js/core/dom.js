@@ -70,3 +70,18 @@ export function cssToken(value) {
     .replace(/[^a-z0-9_-]+/g, "-")
     .replace(/^-+|-+$/g, "");
 }
+
+/**
+ * A JSON answer the server embedded in the page (<script type="application/json" id=…>), or
+ * null when there is none (or it cannot be read).
+ */
+export function embeddedJson(id) {
+  const node = document.getElementById(id);
+  if (!node) return null;
+  try {
+    return JSON.parse(node.textContent);
+  } catch (err) {
+    console.error(`${id}:`, err);
+    return null;
+  }
+}
