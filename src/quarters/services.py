@@ -308,7 +308,7 @@ def health(conn: Connection) -> dict[str, Any]:
 def sources(conn: Connection, lang: str = "de") -> list[dict[str, Any]]:
     """The data sources loaded into this database with their licences and attributions; a
     note stored as a catalogue note (e.g. of an indicator import) written out in ``lang``."""
-    from quarters.indicators.definitions import decode_description
+    from quarters.indicators.provenance import decode_text
     from quarters.messages import note_text
 
     rows = conn.execute(text(
@@ -316,7 +316,7 @@ def sources(conn: Connection, lang: str = "de") -> list[dict[str, Any]]:
         "FROM sources ORDER BY id"
     )).mappings()
     return [{**r, "retrieved": r["retrieved"].isoformat() if r["retrieved"] else None,
-             "note": note_text(decode_description(r["note"]), lang) if r["note"] else None}
+             "note": note_text(decode_text(r["note"]), lang) if r["note"] else None}
             for r in rows]
 
 

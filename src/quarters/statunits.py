@@ -22,7 +22,7 @@ GERA_BEZIRK_KEY = "gera-statistische-bezirke-facts"
 GERA_BEZIRK_FACTS = Path("facts/gera_statistische_bezirke.csv")
 GERA_BEZIRK_LEVEL = "gera_bezirk"
 # where Gera's outlines would come from; stored in ``outline_note`` as a note (the JSON text of
-# quarters.indicators.provenance.encode), written out in the reader's language
+# quarters.indicators.provenance.encode_text), written out in the reader's language
 GERA_OUTLINE_NOTE = Note("levels.gera_outlines")
 NO_OUTLINES_DE = "keine Umrisse"
 NO_OUTLINES_EN = "no outlines"
@@ -45,20 +45,11 @@ def sizes(conn: Connection) -> dict[str, int]:
 def outline_notes(conn: Connection, level: str) -> list[Note | str]:
     """Where the outlines of a level would come from (one note per city): a :class:`Note`,
     or the stored text as it is (older rows, free text)."""
-    import json
+    from quarters.indicators.provenance import decode_text
 
-    from quarters.indicators.provenance import decode
-
-    out: list[Note | str] = []
-    for stored in conn.execute(text(
-            "SELECT DISTINCT outline_note FROM statistical_units WHERE level = :l "
-            "AND outline_note IS NOT NULL ORDER BY 1"), {"l": level}).scalars():
-        try:
-            value = json.loads(stored)
-        except ValueError:
-            value = stored
-        out.append(decode(value) if isinstance(value, dict) else stored)
-    return out
+    return [decode_text(stored) for stored in conn.execute(text(
+        "SELECT DISTINCT outline_note FROM statistical_units WHERE level = :l "
+        "AND outline_note IS NOT NULL ORDER BY 1"), {"l": level}).scalars()]
 
 
 def no_outlines_note(conn: Connection, level: str) -> Note:
@@ -93,7 +84,7 @@ def read_gera_bezirke(data_dir: Path) -> pd.DataFrame:
 def load_gera_bezirke(conn: Connection, data_dir: Path):  # noqa: ANN201 - IndicatorReport
     """Store Gera's statistical districts (no outlines) and their population per date."""
     from quarters.indicators.definitions import BUILTIN, ensure_indicators
-    from quarters.indicators.provenance import confidence, encode
+    from quarters.indicators.provenance import confidence, encode_text
     from quarters.indicators.values import IndicatorReport, _rows, write_values
     from quarters.sources import source_id
 
@@ -111,7 +102,7 @@ def load_gera_bezirke(conn: Connection, data_dir: Path):  # noqa: ANN201 - Indic
                 attributes = EXCLUDED.attributes, outline_note = EXCLUDED.outline_note,
                 source_id = EXCLUDED.source_id
         """), {"city": GERA_AGS, "level": GERA_BEZIRK_LEVEL, "code": code, "name": row["name"],
-               "alt": row.get("name_city_list") or None, "note": encode(GERA_OUTLINE_NOTE), "src": src})
+               "alt": row.get("name_city_list") or None, "note": encode_text(GERA_OUTLINE_NOTE), "src": src})
     ensure_indicators(conn, [BUILTIN["population"], BUILTIN["population_change_pct"]])
     pop = pd.to_numeric(facts["population"], errors="coerce").to_numpy(dtype=float)
     deriv = [Note("deriv.gera_population_note", confidence=confidence(c), note=n) if n else

@@ -33,7 +33,7 @@ from sqlalchemy import Connection, Engine, text
 
 from quarters.errors import ImportRefused, item
 from quarters.geometry import problem_code, repair, to_multi
-from quarters.indicators.definitions import encode_description
+from quarters.indicators.provenance import encode_text
 from quarters.layers import map_codes, overlaps, refuse_overlaps
 from quarters.messages import Note
 from quarters.safefiles import (
@@ -727,7 +727,7 @@ def _store(conn: Connection, path: Path, spec: BoundarySpec, summary: ImportSumm
             conn, f"import:{spec.table}:{spec.level}:{path.name}"[:80],
             name=source_name or path.name, licence=licence,
             attribution=attribution or source_name or path.name, checksum=checksum,
-            note=encode_description(Note("boundaries.source_imported", file=path.name,
+            note=encode_text(Note("boundaries.source_imported", file=path.name,
                                          count=summary.read)),
         )
         summary.mark("source")

@@ -22,11 +22,11 @@ from quarters.errors import ImportRefused, InvalidParameter, item
 from quarters.indicators.definitions import (
     IndicatorDef,
     definitions,
-    encode_description,
     ensure_indicators,
     kind_of_unit,
 )
 from quarters.indicators.levels import Level, get_level, units
+from quarters.indicators.provenance import encode_text
 from quarters.indicators.values import REF_DATE, write_values
 from quarters.messages import Note
 
@@ -284,7 +284,7 @@ def import_indicators(
             sources[combo] = upsert_source(
                 conn, f"import:indicators:{lvl.name}:{name}:{digest}"[:80], name=combo[0],
                 licence=combo[1], attribution=combo[2], checksum=checksum,
-                note=encode_description(Note("indicator.source_imported", file=name)))
+                note=encode_text(Note("indicator.source_imported", file=name)))
         r["source_id"] = sources[combo]
     if new:
         ensure_indicators(conn, [IndicatorDef(k, k, k, u, kind_of_unit(u), "none",

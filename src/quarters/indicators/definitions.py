@@ -3,7 +3,6 @@ indicators of an action field, and the ``indicators`` table (write and read)."""
 
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -12,6 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, text
 
 from quarters.errors import NotFound
+from quarters.indicators.provenance import decode_text, encode_text
 from quarters.messages import Note, note_text
 
 
@@ -151,7 +151,7 @@ def ensure_indicators(conn: Connection, defs: Iterable[IndicatorDef],
                 denominator = EXCLUDED.denominator, scale = EXCLUDED.scale,
                 description = COALESCE(EXCLUDED.description, indicators.description),
                 source_id = COALESCE(EXCLUDED.source_id, indicators.source_id)
-        """), {**d.__dict__, "description": encode_description(d.description),
+        """), {**d.__dict__, "description": encode_text(d.description),
               "source_id": source_id})
 
 
@@ -160,30 +160,8 @@ def definitions(conn: Connection) -> dict[str, IndicatorDef]:
     rows = conn.execute(text(
         "SELECT key, name_de, name_en, unit, kind, aggregation, numerator, denominator, scale,"
         " description FROM indicators ORDER BY key")).mappings()
-    return {r["key"]: IndicatorDef(**{**r, "description": decode_description(r["description"])})
+    return {r["key"]: IndicatorDef(**{**r, "description": decode_text(r["description"])})
             for r in rows}
-
-
-def encode_description(description: Note | str | None) -> str | None:
-    """The text stored for a description: a note as its JSON text, free text as it is."""
-    if isinstance(description, dict) and "code" in description:
-        return json.dumps({"code": description["code"], "params": description["params"]},
-                          ensure_ascii=False)
-    return description
-
-
-def decode_description(stored: str | None) -> Note | str | None:
-    """The stored description: a note (the JSON text of one) or free text as it is."""
-    if not stored or not stored.startswith("{"):
-        return stored
-    try:
-        value = json.loads(stored)
-    except ValueError:
-        return stored
-    from quarters.indicators.provenance import decode
-
-    note = decode(value) if isinstance(value, dict) and "code" in value else None
-    return note if isinstance(note, Note) else stored
 
 
 def describe(d: IndicatorDef, lang: str) -> str | None:

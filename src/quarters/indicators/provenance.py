@@ -9,7 +9,9 @@ of the districts behind a missing profile value); it is written out in the same 
 
 Stored in the jsonb columns (migration 0015): a note as ``{"code", "params"}``, free text as
 ``{"text": …}``. Rows of older databases (plain text, or any other JSON) read as free text.
-This module is the one place that encodes, decodes and renders a stored note.
+Text columns (an indicator's description, a source's note, a level's outline note) hold a note
+as that JSON text and free text as it is (:func:`encode_text`, :func:`decode_text`). This module
+is the one place that encodes, decodes and renders a stored note.
 """
 
 from __future__ import annotations
@@ -79,6 +81,28 @@ def decode(stored: Any) -> Note | str | None:
         note = _revive(stored)
         return note if isinstance(note, Note) else json.dumps(stored, ensure_ascii=False)
     return str(stored)
+
+
+def encode_text(value: Note | str | None) -> str | None:
+    """What a text column stores for a note or free text (an indicator's description, a
+    source's note, a level's outline note): a note as the JSON text of :func:`encode`, free
+    text as it is."""
+    if isinstance(value, dict) and "code" in value:
+        return encode(value)
+    return value
+
+
+def decode_text(stored: str | None) -> Note | str | None:
+    """What :func:`encode_text` stored: a :class:`Note` from the JSON text of one, any other
+    text (free text, older rows) as it is."""
+    if not stored or not stored.startswith("{"):
+        return stored
+    try:
+        value = json.loads(stored)
+    except ValueError:
+        return stored
+    note = decode(value) if isinstance(value, dict) and "code" in value else None
+    return note if isinstance(note, Note) else stored
 
 
 def render(note: Any, lang: str = DEFAULT_LANGUAGE) -> str:
