@@ -2,6 +2,7 @@
 // Everything that comes from data reaches the DOM through textContent (never innerHTML);
 // every label comes from the message catalogue.
 
+import { escapeHtml } from "./core/dom.js";
 import { formatDate, formatNumber, lang, t } from "./i18n.js";
 
 const L = globalThis.L;
@@ -38,10 +39,6 @@ export function cssToken(value) {
     .replace(/^-+|-+$/g, "");
 }
 
-/** Escape text for the few Leaflet APIs that only take HTML strings (attribution control). */
-export function escapeHtml(value) {
-  return String(value ?? "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
 
 // ---------------------------------------------------------------- status colours
 

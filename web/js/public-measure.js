@@ -2,8 +2,9 @@
 // plain-language summary and source. Everything from data is set as text.
 
 import { feedHref, getIdeas, getItems, getMeasure, getMeasures, getSources } from "./api.js";
+import { escapeHtml } from "./core/dom.js";
 import { formatDate, formatList, formatMoney, label, t } from "./i18n.js";
-import { addBaseMap, applyStatusColours, createMap, escapeHtml } from "./map.js";
+import { addBaseMap, applyStatusColours, createMap } from "./map.js";
 import {
   LOCATED,
   cityName,
