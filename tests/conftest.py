@@ -65,7 +65,7 @@ def cluster() -> Iterator[Cluster]:
 def settings(cluster: Cluster) -> Settings:
     """Settings pointing at the test cluster (owner and runtime role) and the shared data."""
     return Settings(database_url=cluster.url("owner"), app_database_url=cluster.url("app"),
-                    data_dir=DATA_DIR, home=cluster.home)
+                    data_dir=DATA_DIR, home=cluster.home, pool_min=0)
 
 
 @pytest.fixture(scope="session")
@@ -95,9 +95,8 @@ def app_engine(settings: Settings, engine: Engine) -> Iterator[Engine]:
     app_engine.dispose()
 
 
-@pytest.fixture
-def app(settings: Settings, app_engine: Engine, conn: Connection):
-    """The app, each request's unit of work in a savepoint of the test's transaction instead of
+def app_in(settings: Settings, app_engine: Engine, conn: Connection):  # noqa: ANN201
+    """The app, each request's unit of work in a savepoint of ``conn``'s transaction instead of
     a transaction of its own (released on success, rolled back on error, as ``get_conn`` and
     ``get_connect`` commit or roll back in production) and with the rights of the runtime role
     (SET LOCAL ROLE), as in production."""
@@ -130,6 +129,12 @@ def app(settings: Settings, app_engine: Engine, conn: Connection):
     app.dependency_overrides[get_runner] = request_runner
     app.dependency_overrides[get_connect] = lambda: as_app
     return app
+
+
+@pytest.fixture
+def app(settings: Settings, app_engine: Engine, conn: Connection):
+    """The app inside the test's rolled-back transaction (see :func:`app_in`)."""
+    return app_in(settings, app_engine, conn)
 
 
 @pytest.fixture

@@ -8,10 +8,15 @@ moderators and admins the pending idea.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+from sqlalchemy import Connection, Engine
 from starlette.routing import Route
 
+from conftest import app_in
 from factories import GERA_POINT, bearer, measure_feature
 from quarters.api import create_app
 from quarters.settings import Settings
@@ -253,8 +258,34 @@ def test_every_endpoint_has_a_row():
     assert set(MATRIX) - routes == set(), "rows for endpoints that no longer exist"
 
 
+@pytest.fixture(scope="module")
+def world(engine: Engine) -> Iterator[Connection]:
+    """One transaction for the module, rolled back at its end: the markers are written once
+    (not for each of the ~300 tests) and every test runs in a savepoint of it."""
+    with engine.connect() as connection:
+        transaction = connection.begin()
+        yield connection
+        transaction.rollback()
+
+
 @pytest.fixture
-def setup(client, conn) -> dict:
+def conn(world: Connection) -> Iterator[Connection]:
+    """The test's connection (conftest's ``app`` and ``client`` use it): a savepoint of the
+    module's transaction, rolled back after the test."""
+    savepoint = world.begin_nested()
+    yield world
+    savepoint.rollback()
+
+
+@pytest.fixture(scope="module")
+def setup(settings, app_engine: Engine, world: Connection) -> dict:  # noqa: ANN001
+    """Accounts of each role, a draft, a published-then-deleted measure and a pending idea,
+    written through the API once for the module."""
+    with TestClient(app_in(settings, app_engine, world), base_url="http://127.0.0.1") as client:
+        return _markers(client, world)
+
+
+def _markers(client: TestClient, conn: Connection) -> dict:
     tokens = {role: bearer(client, conn, role, f"matrix-{role}") for role in ROLES[1:]}
     tokens["anonymous"] = {}
     planner = tokens["planner"]
