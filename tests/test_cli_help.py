@@ -177,3 +177,21 @@ def test_a_usage_error_speaks_the_language_too():
     err = flat(result.stderr)
     assert "Aufruf: quarters import boundaries [OPTIONEN]" in err
     assert "Hilfe: 'quarters import boundaries --help'" in err and "Fehler" in err
+
+
+def test_the_help_starts_without_gdal_pandas_or_the_web_app(tmp_path):
+    """``quarters --help`` (and every command's start) tidies the import temp directory
+    without loading GDAL, pandas or FastAPI: a newcomer's first command answers at once."""
+    probe = ("import sys\nsys.argv = ['quarters', '--help']\nfrom quarters.cli import main\n"
+             "try:\n    main()\nexcept SystemExit:\n    pass\n"
+             "print('LOADED', sorted(m for m in ('pyogrio', 'pandas', 'geopandas', 'fastapi')"
+             " if m in sys.modules))")
+    stale = tmp_path / "tmp" / "p999999999"  # a dead process' folder
+    stale.mkdir(parents=True)
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "QUARTERS_HOME": str(tmp_path),
+                                            "QUARTERS_TMP_DIR": str(tmp_path / "tmp")})
+    assert done.returncode == 0, done.stderr
+    assert "LOADED []" in done.stdout, done.stdout[-300:]
+    assert "analyze" in done.stdout  # the help itself was printed
+    assert not stale.exists()  # and the dead process' folder was removed

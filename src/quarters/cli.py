@@ -349,7 +349,7 @@ def main() -> None:
     """Entry point of the console script: project errors become one clear line and exit 2."""
     import contextlib
 
-    from quarters.safefiles import remove_stale
+    from quarters.importtmp import remove_stale
 
     try:
         settings = _settings()

@@ -39,7 +39,7 @@ from quarters.api.security import SecurityHeaders
 from quarters.api.vendor import VendorFiles
 from quarters.auth import set_parallel_checks
 from quarters.db import make_async_pool, make_engine
-from quarters.safefiles import remove_stale
+from quarters.importtmp import remove_stale
 from quarters.settings import Settings, get_settings
 
 

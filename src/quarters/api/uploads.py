@@ -17,7 +17,7 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from quarters.errors import BadRequest, ImportRefused, PayloadTooLarge, UnsupportedMediaType
-from quarters.safefiles import process_tmp, remove_quietly
+from quarters.importtmp import process_tmp, remove_quietly
 
 MAX_NAME = 200
 

@@ -11,9 +11,10 @@ from quarters.api.deps import ConnDep, PlannerDep, SettingsDep, UserDep
 from quarters.api.routes.measures import _relation
 from quarters.api.uploads import receive_file, upload_body_schema
 from quarters.imports import measure_files
+from quarters.importtmp import remove_quietly
 from quarters.measures import Actor
 from quarters.messages import request_language
-from quarters.safefiles import Limits, remove_quietly
+from quarters.safefiles import Limits
 
 router = APIRouter(prefix="/api/measures", tags=["measures"])
 SUFFIXES = (".geojson", ".json", ".gpkg", ".csv")
