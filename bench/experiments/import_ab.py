@@ -34,12 +34,6 @@ from quarters.migrate import upgrade  # noqa: E402
 SHAPEFILE = common.DATA_DIR / "raw" / "bkg-vg5000-2021" / "VG5000_GEM.shp"
 
 
-def backend_cpu(pid: int) -> float:
-    """User + system CPU seconds of one PostgreSQL backend so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def main() -> None:
     """Run the imports and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -57,14 +51,14 @@ def main() -> None:
             engine.dispose()
             with engine.connect() as conn:
                 pid = conn.connection.driver_connection.info.backend_pid
-                server0, start, client0 = backend_cpu(pid), time.perf_counter(), time.process_time()
+                server0, start, client0 = common.backend_cpu(pid), time.perf_counter(), time.process_time()
                 with conn.begin():
                     summary = import_into(conn, SHAPEFILE,
                                           BoundarySpec(level="gemeinde", repair=True))
                 committed = time.perf_counter() - start
                 phases.append({**getattr(summary, "phases", {}), "committed": committed})
                 figures.append((time.perf_counter() - start, time.process_time() - client0,
-                                backend_cpu(pid) - server0))
+                                common.backend_cpu(pid) - server0))
         engine.dispose()
     figures, phases = figures[1:], phases[1:]  # the first run warms caches and PROJ
     load = os.getloadavg()[0]

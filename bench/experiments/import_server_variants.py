@@ -19,7 +19,6 @@ the table that each leave one guarantee out, measuring the CPU of the PostgreSQL
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -46,12 +45,6 @@ VARIANTS = {
               " source_id int, geom geometry(MultiPolygon, 25832));"
               " CREATE INDEX ON {n} USING gist (geom)"], False),
 }
-
-
-def backend_cpu(pid: int) -> float:
-    """User + system CPU seconds of one PostgreSQL backend so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -82,12 +75,12 @@ def main() -> None:
                     for sql in setup:
                         conn.execute(sql.format(n=f"v_{name}"))
                     conn.execute("CHECKPOINT")
-                    start, cpu0 = time.perf_counter(), backend_cpu(pid)
+                    start, cpu0 = time.perf_counter(), common.backend_cpu(pid)
                     with conn.transaction(), conn.cursor().copy(
                             f"COPY v_{name} ({cols}) FROM STDIN (FORMAT binary)") as copy:
                         copy.write(payload[with_outline])
                     wall.append(time.perf_counter() - start)
-                    cpu.append(backend_cpu(pid) - cpu0)
+                    cpu.append(common.backend_cpu(pid) - cpu0)
                 print(f"| {name} | {statistics.median(cpu) * 1000:.0f} |"
                       f" {statistics.median(wall) * 1000:.0f} |"
                       f" {', '.join(f'{c * 1000:.0f}' for c in cpu)} |")
