@@ -25,11 +25,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from conftest import DATA_DIR, free_port, wait_healthy
 from factories import measure_feature
 from quarters import auth
+from quarters.api import create_app, deps
 from quarters.catalogue import load_catalogue
 from quarters.db import make_engine
 from quarters.embedded import Cluster
@@ -219,6 +221,32 @@ def test_database_restart_under_load(own_db):
     assert not [t for t in stored if t not in acknowledged and t not in failed]
     _, problems = history_consistent(engine)
     assert not problems, problems[:10]  # a refused write left no half of itself
+
+
+def test_a_backend_lost_after_the_commit_still_gets_its_answer(own_db, monkeypatch):
+    """The connection dies between a write's commit and its return to the pool (what the
+    restart above hit now and then: the database stopped right after a commit). The client
+    still gets its 201 and the write is stored; the dead connection is only logged."""
+    _cluster, settings, engine, token = own_db
+    title = f"Commit then loss {uuid.uuid4().hex[:8]}"
+    learned = deps.learn_version
+
+    def learn_then_lose(app, conn) -> None:  # noqa: ANN001
+        learned(app, conn)  # reads the version: the connection is in a transaction again
+        pid = conn.connection.driver_connection.info.backend_pid
+        with engine.connect() as other:
+            assert other.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar()
+
+    monkeypatch.setattr(deps, "learn_version", learn_then_lose)
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
+        planner = {"Authorization": f"Bearer {token}"}
+        r = client.post("/api/measures", json=measure_feature(title=title), headers=planner)
+        assert r.status_code == 201, r.text
+        again = client.get(f"/api/measures/{r.json()['id']}", headers=planner)  # pool fine
+        assert again.status_code == 200 and again.json()["properties"]["title"] == title
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM measures WHERE title = :t"),
+                            {"t": title}).scalar_one() == 1
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import Connection
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from quarters import services, validation
 from quarters.auth import Session, User, csrf_matches, session_for
@@ -61,8 +61,23 @@ def get_connection(request: Request) -> Iterator[Connection]:
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")
     except OperationalError as exc:
         raise DatabaseUnavailable(code="database.unreachable") from exc
-    with conn:
+    try:
         yield conn
+    finally:
+        _give_back(conn)
+
+
+def _give_back(conn: Connection) -> None:
+    """Return the request's connection to the pool. By now the answer is decided and may be
+    on its way: a connection the database dropped meanwhile (stopped right after a commit) is
+    discarded and logged, never raised into the finished request."""
+    try:
+        conn.close()
+    except SQLAlchemyError as exc:
+        log.warning("connection lost after the answer, discarded: %s",
+                    getattr(exc, "orig", None) or exc)
+        with suppress(SQLAlchemyError):
+            conn.invalidate()
 
 
 def get_conn(request: Request,
