@@ -134,6 +134,30 @@ def test_problems_found_while_copying_refuse_all_and_name_each(conn, tmp_path):
     assert count(conn, "districts", "level = 'chunkviertel'") == 0
 
 
+@pytest.mark.parametrize("repair", [False, True])
+def test_lines_and_collections_are_no_areas_with_or_without_repair(conn, tmp_path, repair):
+    """A MultiLineString (valid or not) and a GeometryCollection are refused as not an area,
+    named with feature and code, also with ``--repair`` (which only repairs areas)."""
+    import shapely
+
+    lines = {1: shapely.MultiLineString([[(12.06, 50.86), (12.07, 50.87)]]),
+             2: shapely.from_wkt("MULTILINESTRING ((12.06 50.86, 12.06 50.86))"),  # invalid
+             3: shapely.GeometryCollection([shapely.Point(12.06, 50.86)])}
+    features = [{"type": "Feature", "properties": {"code": f"L{i}", "name": f"Linie {i}"},
+                 "geometry": mapping(lines.get(i, GERA_A if i % 2 else GERA_B))}
+                for i in range(5)]
+    path = write_geojson_raw(tmp_path / "linien.geojson", features)
+    spec = BoundarySpec(level="linienviertel", city=GERA, code_field="code", name_field="name",
+                        repair=repair)
+    with pytest.raises(ImportRefused) as err:
+        import_into(conn, path, spec)
+    assert [(e["feature"], e["code"]) for e in err.value.errors] == [
+        (1, "boundaries.not_an_area"), (2, "boundaries.not_an_area"),
+        (3, "boundaries.not_an_area")]
+    assert "feature 1 (L1): geometry type MultiLineString" in err.value.detail
+    assert count(conn, "districts", "level = 'linienviertel'") == 0
+
+
 def test_reprojection_matches_geopandas_to_crs(tmp_path):
     """The importer's reprojection (ragged arrays; geopandas' path for 3-D input) gives the
     coordinates of GeoDataFrame.to_crs, as MultiPolygons."""

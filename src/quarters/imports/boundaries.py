@@ -183,15 +183,18 @@ def check_frame(gdf: gpd.GeoDataFrame, name: str, spec: BoundarySpec, *,
     return errors
 
 
+AREA_TYPES = (shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON)
+
+
 def geometry_problems(geoms: np.ndarray, index: list[Any], codes: list[Any], name: str,
                       spec: BoundarySpec) -> list[dict[str, Any]]:
     """Features whose geometry cannot be stored (missing, empty, not an area, invalid unless
     ``spec.repair``), checked in the file's CRS; all at once, only suspects one by one.
     With ``spec.repair`` an invalid area is no problem here (it is repaired once stored in the
     storage CRS), so its validity is not tested twice."""
-    types = shapely.get_type_id(geoms)
+    areas = np.isin(shapely.get_type_id(geoms), AREA_TYPES)
     valid = True if spec.repair else shapely.is_valid(geoms)
-    suspicious = ~(valid & (types >= 3) & (types != 4) & (types <= 6) & ~shapely.is_empty(geoms))
+    suspicious = ~(valid & areas & ~shapely.is_empty(geoms))
     errors = []
     for i in np.flatnonzero(suspicious):
         found = problem_code(geoms[i])
