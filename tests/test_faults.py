@@ -9,6 +9,7 @@ PostgreSQL cluster of this module's own, so stopping that cluster harms no other
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -223,7 +224,8 @@ def test_database_restart_under_load(own_db):
     assert not problems, problems[:10]  # a refused write left no half of itself
 
 
-def test_a_backend_lost_after_the_commit_still_gets_its_answer(own_db, monkeypatch):
+def test_a_write_whose_connection_is_lost_after_the_commit_is_still_answered(
+        own_db, monkeypatch, caplog):
     """The connection dies between a write's commit and its return to the pool (what the
     restart above hit now and then: the database stopped right after a commit). The client
     still gets its 201 and the write is stored; the dead connection is only logged."""
@@ -232,18 +234,23 @@ def test_a_backend_lost_after_the_commit_still_gets_its_answer(own_db, monkeypat
     learned = deps.learn_version
 
     def learn_then_lose(app, conn) -> None:  # noqa: ANN001
-        learned(app, conn)  # reads the version: the connection is in a transaction again
+        learned(app, conn)
+        conn.execute(text("SELECT 1"))  # a transaction is open again: returning it rolls back
+        assert conn.in_transaction()
         pid = conn.connection.driver_connection.info.backend_pid
-        with engine.connect() as other:
-            assert other.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar()
+        with engine.connect() as other:  # ends that backend and waits until it is gone
+            assert other.execute(text("SELECT pg_terminate_backend(:p, 5000)"),
+                                 {"p": pid}).scalar()
 
     monkeypatch.setattr(deps, "learn_version", learn_then_lose)
-    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client, \
+            caplog.at_level(logging.WARNING, logger="quarters"):
         planner = {"Authorization": f"Bearer {token}"}
         r = client.post("/api/measures", json=measure_feature(title=title), headers=planner)
         assert r.status_code == 201, r.text
         again = client.get(f"/api/measures/{r.json()['id']}", headers=planner)  # pool fine
         assert again.status_code == 200 and again.json()["properties"]["title"] == title
+    assert "connection lost before it went back to the pool" in caplog.text
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM measures WHERE title = :t"),
                             {"t": title}).scalar_one() == 1

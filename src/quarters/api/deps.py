@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import Connection
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 from quarters import services, validation
 from quarters.auth import Session, User, csrf_matches, session_for
@@ -68,14 +68,14 @@ def get_connection(request: Request) -> Iterator[Connection]:
 
 
 def _give_back(conn: Connection) -> None:
-    """Return the request's connection to the pool. By now the answer is decided and may be
-    on its way: a connection the database dropped meanwhile (stopped right after a commit) is
-    discarded and logged, never raised into the finished request."""
+    """Return the request's connection to the pool. By now the answer is decided (sent, or
+    about to be sent for an error): a connection the database dropped meanwhile (stopped right
+    after a commit) is discarded and logged, never raised into the request."""
     try:
         conn.close()
-    except SQLAlchemyError as exc:
-        log.warning("connection lost after the answer, discarded: %s",
-                    getattr(exc, "orig", None) or exc)
+    except DBAPIError as exc:
+        log.warning("connection lost before it went back to the pool, discarded: %s", exc.orig)
+        # SQLAlchemy 2.1 has already invalidated it; 2.0 may leave it to us
         with suppress(SQLAlchemyError):
             conn.invalidate()
 
