@@ -47,8 +47,10 @@ def log(msg: str) -> None:
 
 
 def backend_cpu(pid: int) -> float:
-    """User + system CPU seconds of one process so far (a PostgreSQL backend: ``/proc``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    """User + system CPU seconds of one running process so far (a PostgreSQL backend)."""
+    fields = _stat_fields(pid)
+    if fields is None:
+        raise RuntimeError(f"process {pid} is gone")
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 

@@ -65,7 +65,7 @@ def main() -> None:
                                         " TO STDOUT (FORMAT binary)") as copy:
                     payload[with_outline] = b"".join(bytes(chunk) for chunk in copy)
             pid = conn.info.backend_pid
-            print(f"| variant | server CPU ms (median of {args.runs}) | wall ms | all CPU ms |")
+            print(f"| variant | server CPU ms (median of {args.runs}) | wall ms | CPU ms per run |")
             print("|---|---|---|---|")
             for name, (setup, with_outline) in VARIANTS.items():
                 cols = COLUMNS + (", geom_wgs84" if with_outline else "")
