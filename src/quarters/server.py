@@ -2,7 +2,8 @@
 needs. uvicorn bounds concurrency, the backlog and idle keep-alive connections itself; it has no
 deadline for a request's headers (a client sending one byte per second holds a connection
 forever) and no cap on their size. :class:`BoundedHttpProtocol` adds both: the request line and
-headers must arrive within ``server_header_timeout_s`` (else 408 and the connection is closed)
+headers must arrive within ``server_header_timeout_s`` (else 408 and the connection is closed
+after a short lingering close)
 and be at most ``server_max_header_bytes`` long (else 400 and closed). TLS, request rates and
 slow bodies are the reverse proxy's job (see the README).
 """
@@ -19,6 +20,8 @@ _TIMEOUT_TEXT = b"request headers did not arrive in time"
 REQUEST_TIMEOUT = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
                    b"content-length: " + str(len(_TIMEOUT_TEXT)).encode() + b"\r\n"
                    b"connection: close\r\n\r\n" + _TIMEOUT_TEXT)
+LINGER_S = 0.5  # after a 408: how long the client's late bytes are read and dropped (the
+# connection still counts against the concurrency limit meanwhile)
 
 
 class HeadersTooLarge(Exception):
@@ -35,6 +38,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._deadline: asyncio.TimerHandle | None = None
         self._header_bytes = 0
+        self._timed_out = False
 
     def _arm(self) -> None:
         if self._deadline is None:
@@ -50,8 +54,21 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         if not self.transport.is_closing():
             self.logger.info("closing a connection whose request headers did not arrive in "
                              "%.0f s", self.header_timeout_s)
+            self._timed_out = True
             self.transport.write(REQUEST_TIMEOUT)
-            self.transport.close()
+            if not self.transport.can_write_eof():
+                self.transport.close()
+                return
+            # a lingering close: the 408 and our FIN go out, what the client still sends is
+            # read and dropped for a moment; closing at once would answer those bytes with a
+            # reset, which can make the client's kernel discard the 408 unread
+            self.transport.write_eof()
+            self.loop.call_later(LINGER_S, self.transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        """Parse the request, unless its 408 was sent (then the late bytes are dropped)."""
+        if not self._timed_out:
+            super().data_received(data)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """A new connection has ``header_timeout_s`` to send its first request's headers."""
