@@ -2,10 +2,9 @@
 needs. uvicorn bounds concurrency, the backlog and idle keep-alive connections itself; it has no
 deadline for a request's headers (a client sending one byte per second holds a connection
 forever) and no cap on their size. :class:`BoundedHttpProtocol` adds both: the request line and
-headers must arrive within ``server_header_timeout_s`` (else 408 and the connection is closed
-after a short lingering close)
-and be at most ``server_max_header_bytes`` long (else 400 and closed). TLS, request rates and
-slow bodies are the reverse proxy's job (see the README).
+headers must arrive within ``server_header_timeout_s`` (else 408, and the connection is closed
+after a short linger) and be at most ``server_max_header_bytes`` long (else 400 and closed).
+TLS, request rates and slow bodies are the reverse proxy's job (see the README).
 """
 
 from __future__ import annotations

@@ -39,7 +39,6 @@ export function cssToken(value) {
     .replace(/^-+|-+$/g, "");
 }
 
-
 // ---------------------------------------------------------------- status colours
 
 // The statuses of a measure and their colours come from /api/config (`status_colours`, defined

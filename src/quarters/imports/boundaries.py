@@ -733,7 +733,7 @@ def _store(conn: Connection, path: Path, spec: BoundarySpec, summary: ImportSumm
             name=source_name or path.name, licence=licence,
             attribution=attribution or source_name or path.name, checksum=checksum,
             note=encode_text(Note("boundaries.source_imported", file=path.name,
-                                         count=summary.read)),
+                                  count=summary.read)),
         )
         summary.mark("source")
         write_boundaries(conn, gdf, spec, src, summary, progress, reproject=True,
